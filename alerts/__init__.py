@@ -1,0 +1,1 @@
+"""Alerts: the vectorised alarm engine, alarm lifecycle, journal and notifications."""

@@ -1,0 +1,1 @@
+"""hazmon: composition root, configuration, command line and development servers."""

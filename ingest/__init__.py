@@ -1,0 +1,1 @@
+"""Ingest: MQTT collection, payload decoding into column batches, and the InfluxDB adapter."""

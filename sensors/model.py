@@ -1,0 +1,121 @@
+"""Typed, immutable registry model: sites, sensors, limits (CONTRACTS.md §2).
+
+Pure data: no I/O, so the engine, the backtest and the simulators share it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from types import MappingProxyType
+from typing import Literal
+
+SiteKind = Literal["chemical", "tailings"]
+
+#: Sensor kinds and the units each accepts (CONTRACTS.md §2). The first unit is the usual one.
+UNITS_BY_KIND: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "gas_lel": ("%LEL",),
+        "gas_toxic": ("ppm", "mg/m3", "mg/m³"),
+        "oxygen": ("%VOL",),
+        "pressure": ("MPa", "kPa", "bar"),
+        "level": ("m", "mm", "%"),
+        "temperature": ("°C",),
+        "flow": ("m3/h", "m³/h", "t/h", "L/s", "kg/h"),
+        "pond_level": ("m",),
+        "phreatic_depth": ("m",),
+        "dry_beach": ("m",),
+        "displacement": ("mm",),
+        "rainfall": ("mm", "mm/h"),
+        "seepage": ("L/s", "m3/h", "m³/h"),
+    }
+)
+SENSOR_KINDS: frozenset[str] = frozenset(UNITS_BY_KIND)
+LIMIT_KEYS: tuple[str, ...] = ("ll", "l", "h", "hh")
+
+
+class Quality(IntEnum):
+    """Reading quality as stored in InfluxDB's integer `quality` field (CONTRACTS.md §5)."""
+
+    GOOD = 0
+    UNCERTAIN = 1
+    BAD = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Alarm limits in the sensor's unit; any subset may be set (None = not configured)."""
+
+    ll: float | None = None
+    l: float | None = None  # noqa: E741 - ISA-18.2 calls it L
+    h: float | None = None
+    hh: float | None = None
+
+    def configured(self) -> dict[str, float]:
+        """Return the limits that are set, lowest first."""
+        return {k: v for k in LIMIT_KEYS if (v := getattr(self, k)) is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class Sensor:
+    """One measuring point of a site."""
+
+    id: str
+    site: str
+    name: str
+    kind: str
+    unit: str
+    range: tuple[float, float]
+    interval_s: float
+    limits: Limits = field(default_factory=Limits)
+    deadband: float = 0.0
+    on_delay_s: float = 0.0
+    off_delay_s: float = 0.0
+    forecast: bool = False
+    group: str | None = None
+    device: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(site, sensor): sensor ids are unique only within their site."""
+        return (self.site, self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """A major hazard source: a chemical site or a tailings dam."""
+
+    id: str
+    name: str
+    kind: SiteKind
+    grade: int
+    sensors: tuple[Sensor, ...]
+    timezone: str = "Asia/Shanghai"
+    location: Location | None = None
+    roster: str | None = None
+    district: str | None = None
+    city: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    """All sites; the unit the service loads at start."""
+
+    sites: tuple[Site, ...]
+    sources: tuple[str, ...] = ()
+
+    def sensors(self) -> tuple[Sensor, ...]:
+        """Every sensor of every site, in registry order."""
+        return tuple(s for site in self.sites for s in site.sensors)
+
+    def site(self, site_id: str) -> Site:
+        for site in self.sites:
+            if site.id == site_id:
+                return site
+        raise KeyError(site_id)

@@ -1,0 +1,310 @@
+"""Load and validate registry files (CONTRACTS.md §2) into the immutable model.
+
+Every mistake is collected (not just the first) and named by file, site, sensor and key, so a
+site engineer fixing a registry of a thousand sensors sees all problems in one run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from sensors.model import (
+    LIMIT_KEYS,
+    SENSOR_KINDS,
+    UNITS_BY_KIND,
+    Limits,
+    Location,
+    Registry,
+    Sensor,
+    Site,
+)
+
+SITE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # also the MQTT topic level (CONTRACTS §1)
+DEVICE_ID_RE = SITE_ID_RE
+SENSOR_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+SITE_KEYS = frozenset(
+    {"id", "name", "kind", "grade", "timezone", "location", "roster", "sensors", "district", "city"}
+)
+SENSOR_KEYS = frozenset(
+    {
+        "id", "name", "kind", "unit", "range", "interval_s", "limits", "deadband", "on_delay_s",
+        "off_delay_s", "forecast", "group", "device",
+    }
+)
+GRADE_RANGE = {"chemical": (1, 4), "tailings": (1, 5)}
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryIssue:
+    """One problem in a registry file, located as precisely as we can."""
+
+    file: str
+    site: str | None
+    sensor: str | None
+    key: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = [self.file]
+        if self.site is not None:
+            where.append(f"site {self.site}")
+        if self.sensor is not None:
+            where.append(f"sensor {self.sensor}")
+        if self.key is not None:
+            where.append(f"key {self.key!r}")
+        return f"{': '.join(where)}: {self.message}"
+
+
+class RegistryError(ValueError):
+    """The registry has one or more problems; `issues` lists them all."""
+
+    def __init__(self, issues: list[RegistryIssue]):
+        self.issues = issues
+        super().__init__("invalid registry:\n  " + "\n  ".join(str(i) for i in issues))
+
+
+class _Collector:
+    """Accumulates issues while parsing one file."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.issues: list[RegistryIssue] = []
+
+    def add(self, message: str, site: str | None = None, sensor: str | None = None,
+            key: str | None = None) -> None:
+        self.issues.append(RegistryIssue(self.file, site, sensor, key, message))
+
+
+def _number(value: Any) -> float | None:
+    """Return a finite float for ints/floats (not bools), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    f = float(value)
+    return f if math.isfinite(f) else None
+
+
+def registry_files(path: str | Path) -> list[Path]:
+    """A registry is one YAML file or a folder of them (read in name order)."""
+    p = Path(path)
+    if p.is_dir():
+        files = sorted([*p.glob("*.yaml"), *p.glob("*.yml")])
+        if not files:
+            raise RegistryError([RegistryIssue(str(p), None, None, None, "no *.yaml files in folder")])
+        return files
+    if not p.exists():
+        raise RegistryError([RegistryIssue(str(p), None, None, None, "file not found")])
+    return [p]
+
+
+def load_registry(path: str | Path) -> Registry:
+    """Load a registry file or folder; raise RegistryError naming every problem."""
+    files = registry_files(path)
+    sites: list[Site] = []
+    issues: list[RegistryIssue] = []
+    for f in files:
+        try:
+            text = f.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            issues.append(RegistryIssue(str(f), None, None, None, f"cannot read: {e}"))
+            continue
+        file_sites, file_issues = parse_registry_text(text, str(f))
+        sites.extend(file_sites)
+        issues.extend(file_issues)
+    seen: dict[str, str] = {}
+    for site in sites:
+        if site.id in seen:
+            issues.append(RegistryIssue(str(files[0]) if len(files) == 1 else "registry", site.id, None,
+                                        "id", f"duplicate site id (also in {seen[site.id]})"))
+        seen.setdefault(site.id, site.name)
+    if issues:
+        raise RegistryError(issues)
+    return Registry(sites=tuple(sites), sources=tuple(str(f) for f in files))
+
+
+def parse_registry_text(text: str, file: str = "<string>") -> tuple[list[Site], list[RegistryIssue]]:
+    """Parse one registry document; return the valid sites and every issue found."""
+    c = _Collector(file)
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        c.add(f"not valid YAML: {e}")
+        return [], c.issues
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("sites"), list):
+        c.add("the document must be a mapping with a 'sites' list", key="sites")
+        return [], c.issues
+    for k in doc:
+        if k != "sites":
+            c.add("unknown key", key=str(k))
+    sites = [s for raw in doc["sites"] if (s := _parse_site(raw, c)) is not None]
+    return sites, c.issues
+
+
+def _parse_site(raw: Any, c: _Collector) -> Site | None:
+    if not isinstance(raw, Mapping):
+        c.add("each site must be a mapping")
+        return None
+    sid = raw.get("id")
+    label = str(sid) if sid is not None else "<no id>"
+    before = len(c.issues)
+    for k in raw:
+        if k not in SITE_KEYS:
+            c.add("unknown key", site=label, key=str(k))
+    if not isinstance(sid, str) or not SITE_ID_RE.match(sid):
+        c.add("site id must match [a-z0-9][a-z0-9_-]{0,63}", site=label, key="id")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        c.add("name is required", site=label, key="name")
+    kind = raw.get("kind")
+    if kind not in GRADE_RANGE:
+        c.add("kind must be 'chemical' or 'tailings'", site=label, key="kind")
+    grade = raw.get("grade")
+    if isinstance(grade, bool) or not isinstance(grade, int):
+        c.add("grade must be an integer", site=label, key="grade")
+    elif kind in GRADE_RANGE:
+        lo, hi = GRADE_RANGE[kind]
+        if not lo <= grade <= hi:
+            c.add(f"grade of a {kind} site must be {lo}..{hi}", site=label, key="grade")
+    tz = raw.get("timezone", "Asia/Shanghai")
+    try:
+        ZoneInfo(str(tz))
+    except (ZoneInfoNotFoundError, ValueError):
+        c.add(f"unknown time zone {tz!r}", site=label, key="timezone")
+    location = None
+    loc = raw.get("location")
+    if loc is not None:
+        lat = _number(loc.get("lat")) if isinstance(loc, Mapping) else None
+        lon = _number(loc.get("lon")) if isinstance(loc, Mapping) else None
+        if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            c.add("location needs lat in [-90, 90] and lon in [-180, 180]", site=label, key="location")
+        else:
+            location = Location(lat, lon)
+    for key in ("roster", "district", "city"):
+        if raw.get(key) is not None and not isinstance(raw.get(key), str):
+            c.add("must be a string", site=label, key=key)
+    raw_sensors = raw.get("sensors")
+    sensors: list[Sensor] = []
+    if not isinstance(raw_sensors, list) or not raw_sensors:
+        c.add("sensors must be a non-empty list", site=label, key="sensors")
+    else:
+        ids: set[str] = set()
+        for rs in raw_sensors:
+            s = _parse_sensor(rs, label, c)
+            if s is None:
+                continue
+            if s.id in ids:
+                c.add("duplicate sensor id", site=label, sensor=s.id, key="id")
+            ids.add(s.id)
+            sensors.append(s)
+    if len(c.issues) > before:
+        return None
+    return Site(
+        id=sid, name=name, kind=kind, grade=grade, sensors=tuple(sensors), timezone=str(tz),
+        location=location, roster=raw.get("roster"), district=raw.get("district"), city=raw.get("city"),
+    )
+
+
+def _parse_sensor(raw: Any, site: str, c: _Collector) -> Sensor | None:
+    if not isinstance(raw, Mapping):
+        c.add("each sensor must be a mapping", site=site)
+        return None
+    sid = raw.get("id")
+    label = str(sid) if sid is not None else "<no id>"
+    before = len(c.issues)
+
+    def bad(message: str, key: str) -> None:
+        c.add(message, site=site, sensor=label, key=key)
+
+    for k in raw:
+        if k not in SENSOR_KEYS:
+            bad("unknown key", str(k))
+    if not isinstance(sid, str) or not SENSOR_ID_RE.match(sid):
+        bad("sensor id must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}", "id")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        bad("name is required", "name")
+    kind = raw.get("kind")
+    if kind not in SENSOR_KINDS:
+        bad(f"unknown kind {kind!r} (one of {', '.join(sorted(SENSOR_KINDS))})", "kind")
+    unit = raw.get("unit")
+    if kind in SENSOR_KINDS and unit not in UNITS_BY_KIND[kind]:
+        bad(f"unit {unit!r} is not valid for {kind} (one of {', '.join(UNITS_BY_KIND[kind])})", "unit")
+    rng = raw.get("range")
+    lo = hi = None
+    if not (isinstance(rng, list) and len(rng) == 2 and all(_number(x) is not None for x in rng)):
+        bad("range must be [min, max] with finite numbers", "range")
+    else:
+        lo, hi = float(rng[0]), float(rng[1])
+        if not lo < hi:
+            bad("range min must be below max", "range")
+    interval = _number(raw.get("interval_s"))
+    if interval is None or interval <= 0:
+        bad("interval_s must be a positive number", "interval_s")
+    limits = _parse_limits(raw.get("limits"), lo, hi, bad)
+    numbers: dict[str, float] = {}
+    for key in ("deadband", "on_delay_s", "off_delay_s"):
+        val = raw.get(key, 0)
+        num = _number(val)
+        if num is None or num < 0:
+            bad(f"{key} must be a non-negative number", key)
+        else:
+            numbers[key] = num
+    if lo is not None and hi is not None and numbers.get("deadband", 0) >= hi - lo:
+        bad("deadband must be smaller than the instrument range", "deadband")
+    forecast = raw.get("forecast", False)
+    if not isinstance(forecast, bool):
+        bad("forecast must be true or false", "forecast")
+    group = raw.get("group")
+    if group is not None and (not isinstance(group, str) or not SENSOR_ID_RE.match(group)):
+        bad("group must be an id like [A-Za-z0-9][A-Za-z0-9_.-]*", "group")
+    device = raw.get("device")
+    if device is not None and (not isinstance(device, str) or not DEVICE_ID_RE.match(device)):
+        bad("device must match [a-z0-9][a-z0-9_-]{0,63}", "device")
+    if len(c.issues) > before:
+        return None
+    return Sensor(
+        id=sid, site=site, name=name, kind=kind, unit=unit, range=(lo, hi), interval_s=interval,
+        limits=limits, deadband=numbers["deadband"], on_delay_s=numbers["on_delay_s"],
+        off_delay_s=numbers["off_delay_s"], forecast=forecast, group=group, device=device,
+    )
+
+
+def _parse_limits(raw: Any, lo: float | None, hi: float | None, bad: Any) -> Limits:
+    if raw is None:
+        return Limits()
+    if not isinstance(raw, Mapping):
+        bad("limits must be a mapping of ll/l/h/hh", "limits")
+        return Limits()
+    values: dict[str, float] = {}
+    for k, v in raw.items():
+        if k not in LIMIT_KEYS:
+            bad("unknown limit (use ll, l, h, hh)", f"limits.{k}")
+            continue
+        num = _number(v)
+        if num is None:
+            bad("limit must be a finite number", f"limits.{k}")
+            continue
+        if lo is not None and hi is not None and not lo <= num <= hi:
+            bad(f"limit {num} is outside the instrument range [{lo}, {hi}]", f"limits.{k}")
+        values[k] = num
+    _check_order(values, bad)
+    return Limits(**values)
+
+
+def _check_order(values: dict[str, float], bad: Any) -> None:
+    """Enforce ll <= l < h <= hh over whichever limits are set."""
+    ordered = [(k, values[k]) for k in LIMIT_KEYS if k in values]
+    for (k1, v1), (k2, v2) in itertools.pairwise(ordered):
+        strict = k1 in ("ll", "l") and k2 in ("h", "hh")
+        if v1 > v2 or (strict and v1 == v2):
+            bad(f"limits out of order: {k1}={v1} must be {'<' if strict else '<='} {k2}={v2}",
+                f"limits.{k2}")

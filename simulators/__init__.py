@@ -1,0 +1,1 @@
+"""Simulated sensor fleets that publish over MQTT like a real field."""
