@@ -5,6 +5,13 @@ from sensors.model import Limits, Quality, Registry, Sensor, Site
 from sensors.registry import RegistryError, RegistryIssue, load_registry
 
 __all__ = [
-    "Limits", "Quality", "Registry", "RegistryError", "RegistryIssue", "Sensor", "SensorIndex", "Site",
+    "Limits",
+    "Quality",
+    "Registry",
+    "RegistryError",
+    "RegistryIssue",
+    "Sensor",
+    "SensorIndex",
+    "Site",
     "load_registry",
 ]

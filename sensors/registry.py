@@ -37,8 +37,19 @@ SITE_KEYS = frozenset(
 )
 SENSOR_KEYS = frozenset(
     {
-        "id", "name", "kind", "unit", "range", "interval_s", "limits", "deadband", "on_delay_s",
-        "off_delay_s", "forecast", "group", "device",
+        "id",
+        "name",
+        "kind",
+        "unit",
+        "range",
+        "interval_s",
+        "limits",
+        "deadband",
+        "on_delay_s",
+        "off_delay_s",
+        "forecast",
+        "group",
+        "device",
     }
 )
 GRADE_RANGE = {"chemical": (1, 4), "tailings": (1, 5)}
@@ -80,8 +91,9 @@ class _Collector:
         self.file = file
         self.issues: list[RegistryIssue] = []
 
-    def add(self, message: str, site: str | None = None, sensor: str | None = None,
-            key: str | None = None) -> None:
+    def add(
+        self, message: str, site: str | None = None, sensor: str | None = None, key: str | None = None
+    ) -> None:
         self.issues.append(RegistryIssue(self.file, site, sensor, key, message))
 
 
@@ -110,6 +122,7 @@ def load_registry(path: str | Path) -> Registry:
     """Load a registry file or folder; raise RegistryError naming every problem."""
     files = registry_files(path)
     sites: list[Site] = []
+    site_files: list[str] = []  # the file each site came from, parallel to `sites`
     issues: list[RegistryIssue] = []
     for f in files:
         try:
@@ -119,13 +132,16 @@ def load_registry(path: str | Path) -> Registry:
             continue
         file_sites, file_issues = parse_registry_text(text, str(f))
         sites.extend(file_sites)
+        site_files.extend([str(f)] * len(file_sites))
         issues.extend(file_issues)
-    seen: dict[str, str] = {}
-    for site in sites:
+    seen: dict[str, str] = {}  # site id -> file of its first definition
+    for site, file in zip(sites, site_files, strict=True):
         if site.id in seen:
-            issues.append(RegistryIssue(str(files[0]) if len(files) == 1 else "registry", site.id, None,
-                                        "id", f"duplicate site id (also in {seen[site.id]})"))
-        seen.setdefault(site.id, site.name)
+            issues.append(
+                RegistryIssue(file, site.id, None, "id", f"duplicate site id (also in {seen[site.id]})")
+            )
+        else:
+            seen[site.id] = file
     if issues:
         raise RegistryError(issues)
     return Registry(sites=tuple(sites), sources=tuple(str(f) for f in files))
@@ -208,8 +224,16 @@ def _parse_site(raw: Any, c: _Collector) -> Site | None:
     if len(c.issues) > before:
         return None
     return Site(
-        id=sid, name=name, kind=kind, grade=grade, sensors=tuple(sensors), timezone=str(tz),
-        location=location, roster=raw.get("roster"), district=raw.get("district"), city=raw.get("city"),
+        id=sid,
+        name=name,
+        kind=kind,
+        grade=grade,
+        sensors=tuple(sensors),
+        timezone=str(tz),
+        location=location,
+        roster=raw.get("roster"),
+        district=raw.get("district"),
+        city=raw.get("city"),
     )
 
 
@@ -272,9 +296,20 @@ def _parse_sensor(raw: Any, site: str, c: _Collector) -> Sensor | None:
     if len(c.issues) > before:
         return None
     return Sensor(
-        id=sid, site=site, name=name, kind=kind, unit=unit, range=(lo, hi), interval_s=interval,
-        limits=limits, deadband=numbers["deadband"], on_delay_s=numbers["on_delay_s"],
-        off_delay_s=numbers["off_delay_s"], forecast=forecast, group=group, device=device,
+        id=sid,
+        site=site,
+        name=name,
+        kind=kind,
+        unit=unit,
+        range=(lo, hi),
+        interval_s=interval,
+        limits=limits,
+        deadband=numbers["deadband"],
+        on_delay_s=numbers["on_delay_s"],
+        off_delay_s=numbers["off_delay_s"],
+        forecast=forecast,
+        group=group,
+        device=device,
     )
 
 
@@ -306,5 +341,4 @@ def _check_order(values: dict[str, float], bad: Any) -> None:
     for (k1, v1), (k2, v2) in itertools.pairwise(ordered):
         strict = k1 in ("ll", "l") and k2 in ("h", "hh")
         if v1 > v2 or (strict and v1 == v2):
-            bad(f"limits out of order: {k1}={v1} must be {'<' if strict else '<='} {k2}={v2}",
-                f"limits.{k2}")
+            bad(f"limits out of order: {k1}={v1} must be {'<' if strict else '<='} {k2}={v2}", f"limits.{k2}")

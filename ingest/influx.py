@@ -1,0 +1,240 @@
+"""InfluxDB adapter over the v1 HTTP API: schema, line-protocol writes, InfluxQL reads.
+
+The v1 API (`/write`, `/query`) is served by InfluxDB 1.x natively, by 2.x through its v1
+compatibility layer and by 3.x (DESIGN.md decision 1), so this one adapter covers all three.
+
+Errors (ours, so callers never see httpx's):
+    StorageError
+    ├── InfluxUnavailable   network failure, timeout or 5xx: retry later, spool meanwhile
+    └── InfluxRejected      4xx: the request itself is wrong; retrying will not help
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+RAW_RP = "raw"
+ROLLUP_RP = "year"
+ROLLUP_MEASUREMENT = "readings_1m"
+CQ_NAME = "cq_readings_1m"
+
+
+class StorageError(Exception):
+    """Something went wrong talking to InfluxDB."""
+
+
+class InfluxUnavailable(StorageError):
+    """InfluxDB could not be reached or failed on its side (5xx); worth retrying."""
+
+
+class InfluxRejected(StorageError):
+    """InfluxDB refused the request (4xx); retrying the same request will not help."""
+
+    def __init__(self, status: int, message: str):
+        self.status = status
+        super().__init__(f"InfluxDB refused the request ({status}): {message}")
+
+
+@contextmanager
+def _map_errors() -> Iterator[None]:
+    try:
+        yield
+    except httpx.TransportError as e:
+        raise InfluxUnavailable(f"InfluxDB unreachable: {e.__class__.__name__}: {e}") from None
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _quote_str(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """Points of one sensor: columns of equal length."""
+
+    site: str
+    sensor: str
+    ts_ms: np.ndarray  # (n,) int64
+    values: dict[str, np.ndarray]  # field name -> (n,) float64 (NaN where null)
+
+
+class InfluxClient:
+    """Talks to one InfluxDB database through the v1 HTTP API."""
+
+    def __init__(
+        self,
+        base_url: str,
+        database: str = "hazmon",
+        username: str | None = None,
+        password: str | None = None,
+        timeout_s: float = 10.0,
+    ):
+        self.database = database
+        auth = (username, password or "") if username else None
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), auth=auth, timeout=timeout_s)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # ---- health and schema
+
+    def ping(self) -> bool:
+        """True if the server answers /ping (it does even before the database exists)."""
+        try:
+            return self._http.get("/ping", timeout=2.0).status_code == 204
+        except httpx.TransportError:
+            return False
+
+    def ensure_schema(self, raw_days: int = 30, rollup_days: int = 365) -> None:
+        """Create the database, retention policies and the 1-minute continuous query if missing."""
+        db = _quote_ident(self.database)
+        self.execute(f"CREATE DATABASE {db}")
+        existing = {row[0]: row for row in self._rows(f"SHOW RETENTION POLICIES ON {db}")}
+        for rp, days, default in ((RAW_RP, raw_days, True), (ROLLUP_RP, rollup_days, False)):
+            verb = "ALTER" if rp in existing else "CREATE"
+            self.execute(
+                f"{verb} RETENTION POLICY {_quote_ident(rp)} ON {db} DURATION {days}d REPLICATION 1"
+                + (" DEFAULT" if default else "")
+            )
+        into = f"{db}.{_quote_ident(ROLLUP_RP)}.{_quote_ident(ROLLUP_MEASUREMENT)}"
+        cq = (
+            f"CREATE CONTINUOUS QUERY {_quote_ident(CQ_NAME)} ON {db} RESAMPLE EVERY 1m FOR 10m BEGIN "
+            f'SELECT min("value") AS "min", mean("value") AS "mean", max("value") AS "max", '
+            f'count("value") AS "count" INTO {into} '
+            f'FROM {db}.{_quote_ident(RAW_RP)}."readings" GROUP BY time(1m), * END'
+        )
+        if not any(row[0] == CQ_NAME for row in self._cq_rows()):
+            self.execute(cq)
+        logger.info(
+            "InfluxDB schema ready: db=%s rp %s=%dd %s=%dd, cq %s",
+            self.database,
+            RAW_RP,
+            raw_days,
+            ROLLUP_RP,
+            rollup_days,
+            CQ_NAME,
+        )
+
+    def _cq_rows(self) -> list[list]:
+        data = self._query_raw("SHOW CONTINUOUS QUERIES", db=None)
+        for result in data.get("results", []):
+            for series in result.get("series", []):
+                if series.get("name") == self.database:
+                    return series.get("values", [])
+        return []
+
+    # ---- writes
+
+    def write_lines(self, body: bytes, rp: str = RAW_RP) -> None:
+        """Write a line-protocol body with millisecond timestamps; raise on failure."""
+        if not body:
+            return
+        with _map_errors():
+            r = self._http.post(
+                "/write", params={"db": self.database, "rp": rp, "precision": "ms"}, content=body
+            )
+        if r.status_code == 204:
+            return
+        if r.status_code >= 500 or r.status_code in (401, 403, 404, 408, 429):
+            # auth and missing-database errors are configuration faults that an operator can fix,
+            # so the data is kept (spooled) rather than dropped
+            raise InfluxUnavailable(f"InfluxDB write failed ({r.status_code}): {r.text[:300]}")
+        raise InfluxRejected(r.status_code, r.text[:300])
+
+    # ---- queries
+
+    def execute(self, statement: str) -> dict:
+        """Run a statement (POST, as InfluxDB requires for CREATE/ALTER/DROP) and check for errors."""
+        return self._query_raw(statement, db=self.database, method="POST")
+
+    def _query_raw(self, q: str, db: str | None = None, method: str = "GET") -> dict:
+        params = {"q": q, "epoch": "ms"}
+        if db:
+            params["db"] = db
+        with _map_errors():
+            r = self._http.request(method, "/query", params=params)
+        if r.status_code >= 500:
+            raise InfluxUnavailable(f"InfluxDB query failed ({r.status_code}): {r.text[:300]}")
+        if r.status_code != 200:
+            raise InfluxRejected(r.status_code, r.text[:300])
+        data = r.json()
+        for result in data.get("results", []):
+            if "error" in result:
+                raise InfluxRejected(400, f"{result['error']} (query: {q[:200]})")
+        return data
+
+    def _rows(self, q: str) -> list[list]:
+        data = self._query_raw(q, db=self.database)
+        rows: list[list] = []
+        for result in data.get("results", []):
+            for series in result.get("series", []):
+                rows.extend(series.get("values", []))
+        return rows
+
+    def query(self, q: str) -> dict:
+        """Run a read-only InfluxQL query against the database; epoch ms timestamps."""
+        return self._query_raw(q, db=self.database)
+
+    def count_points(self, site: str | None = None, sensor: str | None = None) -> int:
+        """Count raw points (all sensors, or one site/sensor)."""
+        where = self._where(site, [sensor] if sensor else None, None, None)
+        rows = self._rows(f'SELECT count("value") FROM {_quote_ident(RAW_RP)}."readings"{where}')
+        return int(sum(r[1] for r in rows if r[1] is not None))
+
+    def read(
+        self,
+        site: str,
+        sensors: list[str],
+        start_ms: int,
+        end_ms: int,
+        downsampled: bool = False,
+        limit: int = 100_000,
+    ) -> list[Series]:
+        """Read one or many sensors of a site over [start, end): raw values or 1-minute min/mean/max."""
+        if downsampled:
+            fields, source = (
+                ("min", "mean", "max", "count"),
+                f"{_quote_ident(ROLLUP_RP)}.{ROLLUP_MEASUREMENT}",
+            )
+        else:
+            fields, source = ("value", "quality"), f'{_quote_ident(RAW_RP)}."readings"'
+        where = self._where(site, sensors, start_ms, end_ms)
+        select = ", ".join(_quote_ident(f) for f in fields)
+        data = self.query(
+            f'SELECT {select} FROM {source}{where} GROUP BY "sensor" ORDER BY time ASC LIMIT {int(limit)}'
+        )
+        out: list[Series] = []
+        for result in data.get("results", []):
+            for s in result.get("series", []):
+                rows = s.get("values", [])
+                ts = np.array([r[0] for r in rows], dtype=np.int64)
+                cols = {
+                    f: np.array([np.nan if r[i + 1] is None else r[i + 1] for r in rows], dtype=np.float64)
+                    for i, f in enumerate(fields)
+                }
+                out.append(Series(site=site, sensor=s["tags"]["sensor"], ts_ms=ts, values=cols))
+        return out
+
+    @staticmethod
+    def _where(site: str | None, sensors: list[str] | None, start_ms: int | None, end_ms: int | None) -> str:
+        terms = []
+        if site:
+            terms.append(f'"site" = {_quote_str(site)}')
+        if sensors:
+            terms.append("(" + " OR ".join(f'"sensor" = {_quote_str(s)}' for s in sensors) + ")")
+        if start_ms is not None:
+            terms.append(f"time >= {int(start_ms)}ms")
+        if end_ms is not None:
+            terms.append(f"time < {int(end_ms)}ms")
+        return (" WHERE " + " AND ".join(terms)) if terms else ""

@@ -1,0 +1,429 @@
+"""Decode MQTT readings payloads (CONTRACTS.md §1) into column batches, rejecting bad items.
+
+Pure: no MQTT, no clock of its own. Many messages are decoded together: the JSON parsing and
+field extraction are per message and per item (list comprehensions over what orjson built),
+while every check (types, finiteness, time window, sensor membership) runs as numpy operations
+over the whole batch. A bad item never takes its neighbours with it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum
+
+import numpy as np
+import orjson
+
+from sensors.index import SensorIndex
+
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_ITEMS = 10_000
+MAX_FUTURE_MS = 5 * 60 * 1000
+SAMPLE_BYTES = 256
+TOPIC_PREFIX = "hazmon/v1/"
+
+QUALITY_CODES = {None: 0, "good": 0, "uncertain": 1, "bad": 2}
+
+
+class RejectReason(IntEnum):
+    """Why an item or a whole message was refused; the name is the metrics label."""
+
+    OK = 0
+    bad_topic = 1
+    unknown_site = 2
+    oversize = 3
+    invalid_utf8 = 4
+    invalid_json = 5
+    bad_structure = 6
+    too_many_items = 7
+    missing_sensor = 8
+    unknown_sensor = 9
+    wrong_site = 10
+    bad_value = 11
+    bad_quality = 12
+    bad_timestamp = 13
+    future_timestamp = 14
+    too_late = 15
+    bad_status = 16
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """One MQTT message as received; `received_ms` is the collector's wall clock."""
+
+    topic: str
+    payload: bytes
+    received_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingBatch:
+    """Accepted readings as columns, all of length n."""
+
+    slot: np.ndarray  # (n,) int32: sensor slot in the SensorIndex
+    ts_ms: np.ndarray  # (n,) int64: event time, ms since the epoch (UTC)
+    value: np.ndarray  # (n,) float64: finite, in the sensor's unit
+    quality: np.ndarray  # (n,) int8: 0 good, 1 uncertain, 2 bad
+
+    @classmethod
+    def empty(cls) -> ReadingBatch:
+        return cls(
+            np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.int8)
+        )
+
+    @classmethod
+    def concat(cls, batches: list[ReadingBatch]) -> ReadingBatch:
+        if not batches:
+            return cls.empty()
+        if len(batches) == 1:
+            return batches[0]
+        return cls(
+            np.concatenate([b.slot for b in batches]),
+            np.concatenate([b.ts_ms for b in batches]),
+            np.concatenate([b.value for b in batches]),
+            np.concatenate([b.quality for b in batches]),
+        )
+
+    def __len__(self) -> int:
+        return int(self.slot.shape[0])
+
+    def take(self, index: slice | np.ndarray) -> ReadingBatch:
+        """Rows selected by a slice or a boolean/integer index."""
+        return ReadingBatch(self.slot[index], self.ts_ms[index], self.value[index], self.quality[index])
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A refused message or item, kept for the API's 'rejected readings' view."""
+
+    received_ms: int
+    topic: str
+    reason: str
+    detail: str
+    sample: str
+
+
+@dataclass(slots=True)
+class DecodeResult:
+    batch: ReadingBatch
+    messages: int = 0
+    items: int = 0
+    ts_from_receipt: int = 0
+    reject_counts: dict[str, int] = field(default_factory=dict)
+    rejects: list[Reject] = field(default_factory=list)
+
+
+def parse_timestamp_ms(value: object) -> int | None:
+    """Parse an ISO 8601 string with an offset or integer ms since the epoch; None if invalid."""
+    if type(value) is int:
+        return value
+    if type(value) is float:
+        return int(value) if math.isfinite(value) and value.is_integer() else None
+    if type(value) is str and 10 <= len(value) <= 40:
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if dt.tzinfo is None:
+            return None  # a time without an offset is ambiguous for a plant in another zone
+        return int(dt.timestamp() * 1000)
+    return None
+
+
+def split_topic(topic: str) -> tuple[str, str, str] | None:
+    """Return (site, device, leaf) of `hazmon/v1/{site}/{device}/{leaf}`, or None."""
+    if not topic.startswith(TOPIC_PREFIX):
+        return None
+    parts = topic[len(TOPIC_PREFIX) :].split("/")
+    if len(parts) != 3:
+        return None
+    return parts[0], parts[1], parts[2]
+
+
+def _sample(payload: bytes) -> str:
+    return payload[:SAMPLE_BYTES].decode("utf-8", errors="replace")
+
+
+class PayloadDecoder:
+    """Turns lists of RawMessage into a ReadingBatch plus counted, explained rejects."""
+
+    def __init__(
+        self,
+        index: SensorIndex,
+        max_lateness_ms: int,
+        max_future_ms: int = MAX_FUTURE_MS,
+        keep_rejects: int = 50,
+    ):
+        self.index = index
+        self.max_lateness_ms = max_lateness_ms
+        self.max_future_ms = max_future_ms
+        self.keep_rejects = keep_rejects
+        # sensor id -> the sites that have it, to tell "wrong site" from "unknown" (rejects only)
+        self._sites_of_sensor: dict[str, list[str]] = {}
+        for s in index.sensors:
+            self._sites_of_sensor.setdefault(s.id, []).append(s.site)
+
+    # ---- whole batch
+
+    def decode(self, messages: list[RawMessage], now_ms: int) -> DecodeResult:
+        """Decode many messages at once; never raises on hostile input."""
+        result = DecodeResult(batch=ReadingBatch.empty(), messages=len(messages))
+        items: list[object] = []
+        item_slots: list[int] = []  # -1 unknown sensor, -2 missing/non-string sensor
+        msg_item_counts: list[int] = []
+        msg_top_ts: list[int] = []  # per message: ms, or -1 receipt time, or -2 invalid top-level ts
+        msg_received: list[int] = []
+        msg_index: list[int] = []  # which input message each accepted-structure message was
+        for i, msg in enumerate(messages):
+            parsed = self._parse_message(msg, result)
+            if parsed is None:
+                continue
+            site_sensors, doc_items, top_ts = parsed
+            items.extend(doc_items)
+            get = site_sensors.get
+            item_slots.extend(
+                [
+                    get(s, -1) if type(s) is str else -2
+                    for s in [it.get("sensor") if type(it) is dict else None for it in doc_items]
+                ]
+            )
+            msg_item_counts.append(len(doc_items))
+            msg_top_ts.append(top_ts)
+            msg_received.append(msg.received_ms)
+            msg_index.append(i)
+        result.items += len(items)
+        if items:
+            self._decode_items(
+                items,
+                item_slots,
+                msg_item_counts,
+                msg_top_ts,
+                msg_received,
+                msg_index,
+                messages,
+                now_ms,
+                result,
+            )
+        return result
+
+    # ---- per message: size, topic, UTF-8, JSON, structure
+
+    def _parse_message(
+        self, msg: RawMessage, result: DecodeResult
+    ) -> tuple[dict[str, int], list[object], int] | None:
+        def reject(reason: RejectReason, detail: str) -> None:
+            self._count(result, reason, 1)
+            self._keep(result, Reject(msg.received_ms, msg.topic, reason.name, detail, _sample(msg.payload)))
+
+        if len(msg.payload) > MAX_PAYLOAD_BYTES:
+            reject(RejectReason.oversize, f"{len(msg.payload)} bytes > {MAX_PAYLOAD_BYTES}")
+            return None
+        parts = split_topic(msg.topic)
+        if parts is None or parts[2] != "readings":
+            reject(RejectReason.bad_topic, "expected hazmon/v1/{site}/{device}/readings")
+            return None
+        site_sensors = self.index.by_site.get(parts[0])
+        if site_sensors is None:
+            reject(RejectReason.unknown_site, f"site {parts[0]!r} is not in the registry")
+            return None
+        try:
+            doc = orjson.loads(msg.payload)
+        except orjson.JSONDecodeError as e:
+            try:
+                msg.payload.decode("utf-8")
+            except UnicodeDecodeError as ue:
+                reject(RejectReason.invalid_utf8, str(ue)[:200])
+                return None
+            reject(RejectReason.invalid_json, str(e)[:200])
+            return None
+        if type(doc) is not dict:
+            reject(RejectReason.bad_structure, "payload must be a JSON object")
+            return None
+        doc_items = doc.get("readings")
+        if doc_items is None and "sensor" in doc:
+            doc_items = [doc]
+            top = None
+        elif type(doc_items) is list:
+            top = doc.get("ts")
+        else:
+            reject(RejectReason.bad_structure, "expected 'readings' list or a single item with 'sensor'")
+            return None
+        if len(doc_items) > MAX_ITEMS:
+            reject(RejectReason.too_many_items, f"{len(doc_items)} items > {MAX_ITEMS}")
+            return None
+        if top is None:
+            top_ts = -1
+        else:
+            parsed_top = parse_timestamp_ms(top)
+            top_ts = parsed_top if parsed_top is not None and parsed_top >= 0 else -2
+        return site_sensors, doc_items, top_ts
+
+    # ---- per item, vectorised checks
+
+    def _decode_items(
+        self,
+        items: list[object],
+        item_slots: list[int],
+        msg_item_counts: list[int],
+        msg_top_ts: list[int],
+        msg_received: list[int],
+        msg_index: list[int],
+        messages: list[RawMessage],
+        now_ms: int,
+        result: DecodeResult,
+    ) -> None:
+        n = len(items)
+        counts = np.asarray(msg_item_counts, dtype=np.int64)
+        slot = np.asarray(item_slots, dtype=np.int64)
+        reason = np.zeros(n, dtype=np.int8)
+        R = RejectReason
+
+        is_dict = [type(it) is dict for it in items]
+        dicts: list[dict] = [it if d else {} for it, d in zip(items, is_dict, strict=True)]  # type: ignore[misc]
+        raw_v = [d.get("v") for d in dicts]
+        raw_ts = [d.get("ts") for d in dicts]
+        raw_q = [d.get("q") for d in dicts]
+
+        value = _values_to_float(raw_v)
+        quality = np.fromiter(
+            (QUALITY_CODES.get(q, -1) if type(q) is str or q is None else -1 for q in raw_q),
+            dtype=np.int8,
+            count=n,
+        )
+
+        # Event time: the item's own ts, else the message's, else the time of receipt.
+        top_ts = np.repeat(np.asarray(msg_top_ts, dtype=np.int64), counts)
+        received = np.repeat(np.asarray(msg_received, dtype=np.int64), counts)
+        own_ts = _timestamps_to_ms(raw_ts)  # -1 absent, -2 invalid
+        ts = np.where(own_ts >= 0, own_ts, np.where(top_ts >= 0, top_ts, received))
+        bad_ts = (own_ts == -2) | ((own_ts == -1) & (top_ts == -2))
+        from_receipt = (own_ts == -1) & (top_ts == -1)
+
+        # Checks in order of precedence: the first failing one names the reject.
+        checks = [
+            (R.bad_structure, ~np.asarray(is_dict, dtype=bool)),
+            (R.missing_sensor, slot == -2),
+            (R.unknown_sensor, slot == -1),
+            (R.bad_value, ~np.isfinite(value)),
+            (R.bad_quality, quality < 0),
+            (R.bad_timestamp, bad_ts),
+            (R.future_timestamp, ts > now_ms + self.max_future_ms),
+            (R.too_late, ts < now_ms - self.max_lateness_ms),
+        ]
+        for code, mask in reversed(checks):
+            reason[mask] = code
+        ok = reason == 0
+        result.ts_from_receipt += int(np.count_nonzero(from_receipt & ok))
+        result.batch = ReadingBatch(
+            slot=slot[ok].astype(np.int32),
+            ts_ms=ts[ok],
+            value=value[ok],
+            quality=quality[ok],
+        )
+        if ok.all():
+            return
+        bad_idx = np.flatnonzero(~ok)
+        # Unknown sensors that exist on another site are a distinct, more alarming reject.
+        msg_of_item = np.repeat(np.asarray(msg_index, dtype=np.int64), counts)
+        for i in bad_idx[reason[bad_idx] == R.unknown_sensor]:
+            site = split_topic(messages[msg_of_item[i]].topic)[0]  # type: ignore[index]
+            others = self._sites_of_sensor.get(dicts[i].get("sensor"), [])
+            if others and site not in others:
+                reason[i] = R.wrong_site
+        tallies = np.bincount(reason[bad_idx], minlength=len(R))
+        for code in np.flatnonzero(tallies):
+            self._count(result, R(int(code)), int(tallies[code]))
+        for i in bad_idx[-self.keep_rejects :]:
+            msg = messages[msg_of_item[i]]
+            code = R(int(reason[i]))
+            self._keep(
+                result,
+                Reject(
+                    msg.received_ms,
+                    msg.topic,
+                    code.name,
+                    _item_detail(code, items[i], int(ts[i]), now_ms),
+                    _item_sample(items[i]),
+                ),
+            )
+
+    # ---- bookkeeping
+
+    @staticmethod
+    def _count(result: DecodeResult, reason: RejectReason, n: int) -> None:
+        result.reject_counts[reason.name] = result.reject_counts.get(reason.name, 0) + n
+
+    def _keep(self, result: DecodeResult, reject: Reject) -> None:
+        result.rejects.append(reject)
+        if len(result.rejects) > self.keep_rejects:
+            del result.rejects[0]
+
+
+def _values_to_float(raw: list[object]) -> np.ndarray:
+    """Numbers to float64; anything else (bool, str, None, huge int) becomes NaN."""
+    nan = math.nan
+    cleaned = [v if (type(v) is float or type(v) is int) else nan for v in raw]
+    try:
+        return np.asarray(cleaned, dtype=np.float64)
+    except OverflowError:  # an integer too large for a double: rare, go slow and safe
+        return np.asarray([_safe_float(v) for v in cleaned], dtype=np.float64)
+
+
+def _safe_float(v: float | int) -> float:
+    try:
+        return float(v)
+    except OverflowError:
+        return math.nan
+
+
+def _timestamps_to_ms(raw: list[object]) -> np.ndarray:
+    """Item timestamps to int64 ms; -1 where absent, -2 where invalid."""
+    out = np.full(len(raw), -1, dtype=np.int64)
+    present = [i for i, t in enumerate(raw) if t is not None]
+    if not present:
+        return out
+    cache: dict[object, int] = {}
+    for i in present:
+        t = raw[i]
+        key = (type(t), t)
+        ms = cache.get(key)
+        if ms is None:
+            parsed = parse_timestamp_ms(t)
+            ms = parsed if parsed is not None and 0 <= parsed < 2**62 else -2
+            cache[key] = ms
+        out[i] = ms
+    return out
+
+
+def _item_sample(item: object) -> str:
+    try:
+        return orjson.dumps(item)[:SAMPLE_BYTES].decode("utf-8", errors="replace")
+    except TypeError:
+        return repr(item)[:SAMPLE_BYTES]
+
+
+def _item_detail(code: RejectReason, item: object, ts_ms: int, now_ms: int) -> str:
+    d = item if isinstance(item, dict) else {}
+    sensor = d.get("sensor")
+    R = RejectReason
+    if code == R.bad_structure:
+        return "item must be a JSON object"
+    if code == R.missing_sensor:
+        return "item has no string 'sensor'"
+    if code == R.unknown_sensor:
+        return f"sensor {sensor!r} is not registered for this site"
+    if code == R.wrong_site:
+        return f"sensor {sensor!r} belongs to another site"
+    if code == R.bad_value:
+        return f"sensor {sensor!r}: 'v' must be a finite number, got {d.get('v')!r:.60}"
+    if code == R.bad_quality:
+        return f"sensor {sensor!r}: 'q' must be good, uncertain or bad"
+    if code == R.bad_timestamp:
+        return f"sensor {sensor!r}: timestamp is not ISO 8601 with an offset nor integer ms"
+    if code == R.future_timestamp:
+        return f"sensor {sensor!r}: timestamp {(ts_ms - now_ms) / 1000:.0f} s in the future"
+    if code == R.too_late:
+        return f"sensor {sensor!r}: timestamp {(now_ms - ts_ms) / 1000:.0f} s old, beyond accepted lateness"
+    return code.name

@@ -1,0 +1,232 @@
+"""Batch accepted readings into InfluxDB writes, spooling to disk while InfluxDB is away.
+
+Durability contract with the collector: `submit(batch, on_durable)` calls `on_durable` only
+once the batch is either in InfluxDB or fsynced in the spool. The collector acknowledges the
+MQTT messages then, so anything not yet durable is still owned by the broker and is redelivered
+after a crash. Order is kept: while the spool is not empty new batches go behind it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from ingest.influx import InfluxRejected, InfluxUnavailable
+from ingest.lineproto import batch_to_line_protocol
+from ingest.payloads import ReadingBatch
+from ingest.spool import Spool, SpoolFull
+from ingest.stats import IngestStats
+
+logger = logging.getLogger(__name__)
+
+
+class LineWriter(Protocol):
+    def write_lines(self, body: bytes) -> None: ...
+
+
+class BatchWriter:
+    """One background thread owns all writes, so batches reach InfluxDB in arrival order."""
+
+    def __init__(
+        self,
+        store: LineWriter,
+        spool: Spool,
+        prefixes: np.ndarray,
+        stats: IngestStats,
+        max_points: int = 10_000,
+        max_age_s: float = 0.5,
+        max_pending_points: int = 2_000_000,
+        retry_min_s: float = 0.5,
+        retry_max_s: float = 15.0,
+    ):
+        self.store = store
+        self.spool = spool
+        self.prefixes = prefixes
+        self.stats = stats
+        self.max_points = max_points
+        self.max_age_s = max_age_s
+        self.max_pending_points = max_pending_points
+        self.retry_min_s = retry_min_s
+        self.retry_max_s = retry_max_s
+        self._cond = threading.Condition()
+        self._pending: list[tuple[ReadingBatch, Callable[[], None] | None]] = []
+        self._pending_points = 0
+        self._oldest = 0.0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._backoff = retry_min_s
+        self._next_try = 0.0  # monotonic time of the next InfluxDB attempt while it is down
+        self._down = False
+        self.stats.spool_bytes, self.stats.spool_segments = spool.bytes, spool.segments
+
+    # ---- producer side
+
+    def submit(self, batch: ReadingBatch, on_durable: Callable[[], None] | None = None) -> None:
+        """Queue a batch; blocks while too many points wait (backpressure towards the broker)."""
+        with self._cond:
+            while self._pending_points >= self.max_pending_points and not self._stopping:
+                self._cond.wait(0.5)
+            if not self._pending:
+                self._oldest = time.monotonic()
+            self._pending.append((batch, on_durable))
+            self._pending_points += len(batch)
+            self.stats.pending_points = self._pending_points
+            if self._pending_points >= self.max_points:
+                self._cond.notify_all()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Flush what is pending (to InfluxDB or the spool) and stop."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread:
+            self._thread.join(timeout_s)
+
+    def idle(self) -> bool:
+        """True when nothing is pending and the spool is empty (tests and benchmarks wait on it)."""
+        with self._cond:
+            return not self._pending and self.spool.segments == 0
+
+    # ---- writer thread
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopping and not self._due():
+                    self._cond.wait(self._wait_time())
+                taken, self._pending = self._pending, []
+                self._pending_points = 0
+                self.stats.pending_points = 0
+                stopping = self._stopping
+                self._cond.notify_all()
+            try:
+                if taken:
+                    self._flush(taken)
+                self._replay()
+            except Exception:  # the writer must outlive any bug in one batch
+                logger.exception("writer loop error")
+                time.sleep(0.5)
+            if stopping:
+                with self._cond:
+                    if not self._pending:
+                        return
+
+    def _due(self) -> bool:
+        if self._pending and (
+            self._pending_points >= self.max_points or time.monotonic() - self._oldest >= self.max_age_s
+        ):
+            return True
+        return self.spool.segments > 0 and time.monotonic() >= self._next_try
+
+    def _wait_time(self) -> float:
+        waits = [1.0]
+        if self._pending:
+            waits.append(self.max_age_s - (time.monotonic() - self._oldest))
+        if self.spool.segments:
+            waits.append(self._next_try - time.monotonic())
+        return max(0.005, min(waits))
+
+    def _flush(self, taken: list[tuple[ReadingBatch, Callable[[], None] | None]]) -> None:
+        batch = ReadingBatch.concat([b for b, _ in taken])
+        # Split into write-sized chunks: one InfluxDB request per max_points.
+        for start in range(0, len(batch), self.max_points):
+            part = batch.take(slice(start, start + self.max_points))
+            self._store_durably(batch_to_line_protocol(self.prefixes, part), len(part))
+        for _, callback in taken:
+            if callback is not None:
+                try:
+                    callback()
+                except Exception:
+                    self.stats.add(callback_errors=1)
+                    logger.exception("on_durable callback failed")
+
+    def _store_durably(self, body: bytes, n_points: int) -> None:
+        """Write to InfluxDB, or spool; return only once the body is durable somewhere."""
+        if self.spool.segments == 0 and not self._down and self._try_write(body, n_points):
+            self.stats.add(points_written=n_points)
+            return
+        while True:
+            try:
+                self.spool.append(body)
+                self.stats.add(points_spooled=n_points)
+                self._sync_spool_stats()
+                return
+            except SpoolFull:
+                # Hold the batch (it stays unacknowledged, so the broker keeps the rest) until
+                # InfluxDB takes the spool back or this body directly.
+                logger.error(
+                    "spool full (%d bytes); holding readings until InfluxDB returns", self.spool.bytes
+                )
+                self._replay(force=True)
+                if self.spool.segments == 0 and self._try_write(body, n_points):
+                    self.stats.add(points_written=n_points)
+                    return
+                time.sleep(min(self._backoff, 1.0))
+
+    def _try_write(self, body: bytes, n_points: int) -> bool:
+        """One write attempt; True if InfluxDB has the data (or refused it for good)."""
+        t0 = time.perf_counter()
+        try:
+            self.store.write_lines(body)
+        except InfluxUnavailable as e:
+            self.stats.add(write_failures=1)
+            self._mark_down(str(e))
+            return False
+        except InfluxRejected as e:
+            # 4xx: retrying the same body cannot help, so count and log rather than block the
+            # stream. (On a 400 "partial write" InfluxDB 1.x has stored the valid points; the
+            # counter then overstates the loss, which errs on the side of attention.)
+            self.stats.add(points_refused=n_points, write_failures=1)
+            logger.error("InfluxDB refused a batch of %d points: %s", n_points, e)
+            self._mark_up()
+            return True
+        self.stats.observe_write(time.perf_counter() - t0)
+        self._mark_up()
+        return True
+
+    def _replay(self, force: bool = False) -> None:
+        """Send spooled segments oldest first while InfluxDB accepts them."""
+        while self.spool.segments and (force or time.monotonic() >= self._next_try):
+            head = self.spool.peek()
+            if head is None:
+                return
+            seq, body = head
+            n_points = body.count(b"\n") + 1
+            if not self._try_write(body, n_points):
+                return
+            self.spool.remove(seq)
+            self.stats.add(points_written=n_points, points_replayed=n_points)
+            self._sync_spool_stats()
+            if self.spool.segments == 0:
+                logger.info("spool drained")
+            with self._cond:
+                if self._pending_points >= self.max_points:
+                    return  # let fresh data go behind the spool without waiting for the whole replay
+
+    def _mark_down(self, reason: str) -> None:
+        if not self._down:
+            logger.warning("InfluxDB unavailable, spooling to disk: %s", reason)
+        self._down = True
+        self.stats.influx_up = False
+        self._next_try = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, self.retry_max_s)
+
+    def _mark_up(self) -> None:
+        if self._down:
+            logger.info("InfluxDB reachable again")
+        self._down = False
+        self.stats.influx_up = True
+        self._backoff = self.retry_min_s
+        self._next_try = 0.0
+
+    def _sync_spool_stats(self) -> None:
+        self.stats.spool_bytes, self.stats.spool_segments = self.spool.bytes, self.spool.segments
