@@ -1,0 +1,42 @@
+# hazmon: `make run` (demo) and `make test` are the two commands a newcomer needs.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test unit integration lint format bench bench-ingest deps venv clean
+
+deps:            ## Debian packages: Mosquitto and InfluxDB (only when missing)
+	bash scripts/install-system-deps.sh
+
+$(STAMP): pyproject.toml
+	bash scripts/make-venv.sh "$(PYTHON)" "$(VENV)"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: deps venv   ## the demo: Mosquitto, InfluxDB, hazmon and a simulated fleet; Ctrl-C stops all
+	$(VENV)/bin/hazmon demo
+
+test: deps venv lint  ## the whole suite: unit tests, then integration tests against real servers
+	$(PY) -m pytest -q
+
+unit: venv
+	$(PY) -m pytest -q tests/unit
+
+integration: deps venv
+	$(PY) -m pytest -q tests/integration
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+
+bench: bench-ingest
+
+bench-ingest: deps venv  ## simulator -> Mosquitto -> hazmon -> InfluxDB vs a one-write-per-reading bridge
+	$(PY) bench/ingest.py
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache

@@ -1,0 +1,35 @@
+"""Liveness/readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from api.deps import ServiceDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz(service: ServiceDep) -> JSONResponse:
+    """Report whether the broker and InfluxDB are reachable and how much is spooled."""
+    snap = service.stats.snapshot()
+    ok = snap["mqtt_connected"]
+    body = {
+        "status": "ok" if ok and snap["influx_up"] else ("degraded" if ok else "down"),
+        "mqtt_connected": snap["mqtt_connected"],
+        "influx_up": snap["influx_up"],
+        "spool_bytes": snap["spool_bytes"],
+        "spool_segments": snap["spool_segments"],
+        "pending_points": snap["pending_points"],
+        "sites": len(service.registry.sites),
+        "sensors": len(service.index),
+    }
+    # Degraded (InfluxDB away, spooling) is still serving: only a lost broker is a 503.
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(service: ServiceDep) -> PlainTextResponse:
+    """Prometheus text exposition of the ingest counters."""
+    return PlainTextResponse(service.stats.render_prometheus(), media_type="text/plain; version=0.0.4")

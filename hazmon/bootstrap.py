@@ -1,0 +1,102 @@
+"""The composition root: the only place that builds adapters and wires them together."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from hazmon.config import Settings
+from hazmon.mqtt_url import parse_mqtt_url
+from ingest.collector import MqttCollector
+from ingest.devices import DeviceRegistry
+from ingest.influx import InfluxClient, StorageError
+from ingest.lineproto import series_prefixes
+from ingest.payloads import PayloadDecoder
+from ingest.spool import Spool
+from ingest.stats import IngestStats
+from ingest.writer import BatchWriter
+from sensors.index import SensorIndex
+from sensors.model import Registry
+from sensors.registry import load_registry
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Service:
+    """Everything `hazmon run` keeps alive; start() and stop() are the lifecycle."""
+
+    settings: Settings
+    registry: Registry
+    index: SensorIndex
+    stats: IngestStats
+    devices: DeviceRegistry
+    influx: InfluxClient
+    writer: BatchWriter
+    collector: MqttCollector
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _schema_thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._schema_thread = threading.Thread(target=self._ensure_schema, name="influx-schema", daemon=True)
+        self._schema_thread.start()
+        self.writer.start()
+        self.collector.start()
+        logger.info(
+            "hazmon started: %d sites, %d sensors, broker %s, InfluxDB %s/%s",
+            len(self.registry.sites),
+            len(self.index),
+            self.collector.target,
+            self.settings.influx_url,
+            self.settings.influx_db,
+        )
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.collector.stop()  # flushes the writer too
+        self.influx.close()
+        logger.info("hazmon stopped")
+
+    def _ensure_schema(self) -> None:
+        """Create the database and policies, retrying while InfluxDB is not up yet (writes spool)."""
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                self.influx.ensure_schema(
+                    self.settings.raw_retention_days, self.settings.rollup_retention_days
+                )
+                return
+            except StorageError as e:
+                logger.warning("InfluxDB schema not ready (%s); retrying in %.0f s", e, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+
+
+def bootstrap(settings: Settings, registry: Registry | None = None) -> Service:
+    """Build the service from settings; opens no connection until start()."""
+    registry = registry or load_registry(settings.registry)
+    index = SensorIndex.build(registry)
+    stats = IngestStats()
+    devices = DeviceRegistry()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    influx = InfluxClient(
+        settings.influx_url,
+        settings.influx_db,
+        settings.influx_username,
+        settings.influx_password.get_secret_value() if settings.influx_password else None,
+    )
+    spool = Spool(settings.data_dir / "spool", settings.spool_max_bytes)
+    writer = BatchWriter(
+        influx,
+        spool,
+        series_prefixes(index),
+        stats,
+        max_points=settings.write_batch_points,
+        max_age_s=settings.write_max_age_s,
+    )
+    decoder = PayloadDecoder(index, max_lateness_ms=int(settings.max_lateness_s * 1000))
+    collector = MqttCollector(
+        parse_mqtt_url(settings.mqtt_url), settings.mqtt_client_id, decoder, writer, stats, devices
+    )
+    return Service(settings, registry, index, stats, devices, influx, writer, collector)

@@ -1,0 +1,96 @@
+"""The `hazmon` command: run the service, simulate a fleet, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pydantic import ValidationError
+
+from sensors.registry import RegistryError
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.main import create_app
+    from hazmon.bootstrap import bootstrap
+    from hazmon.config import Settings
+    from sensors.registry import load_registry
+
+    try:
+        settings = Settings()
+        registry = load_registry(settings.registry)  # fail fast, before binding any port
+    except ValidationError as e:
+        print(f"hazmon: bad configuration:\n{e}", file=sys.stderr)
+        return 2
+    except RegistryError as e:
+        print(f"hazmon: {e}", file=sys.stderr)
+        return 2
+    app = create_app(lambda: bootstrap(settings, registry))
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level=args.log_level.lower(),
+        log_config=None,
+    )
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from simulators.cli import run
+
+    try:
+        return run(args)
+    except RegistryError as e:
+        print(f"hazmon simulate: {e}", file=sys.stderr)
+        return 2
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from hazmon.demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from simulators.cli import add_arguments as add_simulate_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="hazmon", description="Monitoring of major hazard sources (重大危险源)."
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_run = sub.add_parser("run", help="run the service (configured by HAZMON_* environment variables)")
+    p_run.set_defaults(func=_cmd_run)
+
+    p_sim = sub.add_parser("simulate", help="publish a simulated sensor fleet over MQTT")
+    add_simulate_arguments(p_sim)
+    p_sim.set_defaults(func=_cmd_simulate)
+
+    p_demo = sub.add_parser("demo", help="start Mosquitto, InfluxDB, hazmon and a simulated fleet (make run)")
+    p_demo.add_argument("--data-dir", default="var/demo", help="where the demo keeps its servers' data")
+    p_demo.add_argument("--http-port", type=int, default=8000)
+    p_demo.add_argument("--speed", default="1", help="simulation speed passed to the simulator")
+    p_demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.log_level)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
