@@ -8,6 +8,7 @@ over the whole batch. A bad item never takes its neighbours with it.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -115,21 +116,25 @@ class DecodeResult:
     rejects: list[Reject] = field(default_factory=list)
 
 
+MAX_TS_MS = 2**53  # far beyond any real time; keeps every timestamp exact in int64 and float64
+
+
 def parse_timestamp_ms(value: object) -> int | None:
     """Parse an ISO 8601 string with an offset or integer ms since the epoch; None if invalid."""
+    ms: int | None = None
     if type(value) is int:
-        return value
-    if type(value) is float:
-        return int(value) if math.isfinite(value) and value.is_integer() else None
-    if type(value) is str and 10 <= len(value) <= 40:
+        ms = value
+    elif type(value) is float:
+        ms = int(value) if math.isfinite(value) and value.is_integer() and abs(value) < 2**63 else None
+    elif type(value) is str and 10 <= len(value) <= 40:
         try:
             dt = datetime.fromisoformat(value)
         except ValueError:
             return None
         if dt.tzinfo is None:
             return None  # a time without an offset is ambiguous for a plant in another zone
-        return int(dt.timestamp() * 1000)
-    return None
+        ms = int(dt.timestamp() * 1000)
+    return ms if ms is not None and 0 <= ms < MAX_TS_MS else None
 
 
 def split_topic(topic: str) -> tuple[str, str, str] | None:
@@ -230,14 +235,19 @@ class PayloadDecoder:
             return None
         try:
             doc = orjson.loads(msg.payload)
-        except orjson.JSONDecodeError as e:
+        except orjson.JSONDecodeError:
+            # orjson refuses NaN, Infinity and 1e999, which many gateways write for a failed
+            # sensor: the stdlib parser reads them, so only that item is refused, not the message.
             try:
-                msg.payload.decode("utf-8")
+                text = msg.payload.decode("utf-8")
             except UnicodeDecodeError as ue:
                 reject(RejectReason.invalid_utf8, str(ue)[:200])
                 return None
-            reject(RejectReason.invalid_json, str(e)[:200])
-            return None
+            try:
+                doc = json.loads(text)
+            except (ValueError, RecursionError) as e:
+                reject(RejectReason.invalid_json, str(e)[:200])
+                return None
         if type(doc) is not dict:
             reject(RejectReason.bad_structure, "payload must be a JSON object")
             return None
@@ -257,7 +267,7 @@ class PayloadDecoder:
             top_ts = -1
         else:
             parsed_top = parse_timestamp_ms(top)
-            top_ts = parsed_top if parsed_top is not None and parsed_top >= 0 else -2
+            top_ts = parsed_top if parsed_top is not None else -2
         return site_sensors, doc_items, top_ts
 
     # ---- per item, vectorised checks
@@ -391,7 +401,7 @@ def _timestamps_to_ms(raw: list[object]) -> np.ndarray:
         ms = cache.get(key)
         if ms is None:
             parsed = parse_timestamp_ms(t)
-            ms = parsed if parsed is not None and 0 <= parsed < 2**62 else -2
+            ms = parsed if parsed is not None else -2
             cache[key] = ms
         out[i] = ms
     return out

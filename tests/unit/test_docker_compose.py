@@ -1,0 +1,473 @@
+"""The container deployment (docker-compose.yml, Dockerfile, deploy/mosquitto) is consistent.
+
+No Docker engine is needed: the files are parsed and cross-checked against each other, the repo
+and the configuration contract (CONTRACTS.md §6), so a broken path, a missing variable or a
+broker setting that drops readings fails here rather than on a user's `docker compose up`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import shlex
+import tomllib
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO / "docker-compose.yml"
+COMPOSE_DIR = COMPOSE_FILE.parent
+DOCKERFILE = REPO / "Dockerfile"
+DOCKERIGNORE = REPO / ".dockerignore"
+MOSQUITTO_CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
+# CI checks the repo out with shared/ beside it; a plain clone may not have it.
+CONTRACTS = REPO.parent / "shared" / "CONTRACTS.md"
+
+SERVICES = {"mosquitto", "influxdb", "hazmon", "simulator"}
+# CONTRACTS.md §6, v1. Extended below with whatever the current CONTRACTS.md lists.
+CONTRACT_ENV_VARS = {
+    "HAZMON_REGISTRY",
+    "HAZMON_MQTT_URL",
+    "HAZMON_INFLUX_URL",
+    "HAZMON_INFLUX_DB",
+    "HAZMON_DATA_DIR",
+    "HAZMON_HTTP_HOST",
+    "HAZMON_HTTP_PORT",
+}
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict) -> dict:
+    return compose["services"]
+
+
+def env_of(service: dict) -> dict[str, str]:
+    """`environment:` as a dict, from either the mapping or the `KEY=VALUE` list form."""
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, None) for item in env)
+    return {k: (None if v is None else str(v)) for k, v in env.items()}
+
+
+def port_mappings(service: dict) -> list[tuple[int, int]]:
+    """(published host port, container port) pairs, short or long syntax."""
+    out = []
+    for p in service.get("ports", []):
+        if isinstance(p, dict):
+            out.append((int(p["published"]), int(p["target"])))
+            continue
+        spec = str(p).split("/", 1)[0]
+        parts = spec.rsplit(":", 2)
+        if len(parts) == 1:  # container port only: the host port is random
+            continue
+        out.append((int(parts[-2]), int(parts[-1])))
+    return out
+
+
+def volume_mounts(service: dict) -> list[dict]:
+    """Each mount as {type, source, target, read_only}, short or long syntax."""
+    out = []
+    for v in service.get("volumes", []):
+        if isinstance(v, dict):
+            out.append(
+                {
+                    "type": v.get("type", "volume"),
+                    "source": v.get("source"),
+                    "target": v["target"],
+                    "read_only": bool(v.get("read_only", False)),
+                }
+            )
+            continue
+        parts = v.split(":")
+        if len(parts) == 1:  # anonymous volume
+            out.append({"type": "volume", "source": None, "target": parts[0], "read_only": False})
+            continue
+        source, target = parts[0], parts[1]
+        mode = parts[2] if len(parts) > 2 else ""
+        kind = "bind" if source.startswith((".", "/", "~")) else "volume"
+        out.append({"type": kind, "source": source, "target": target, "read_only": "ro" in mode.split(",")})
+    return out
+
+
+def depends_on(service: dict) -> dict[str, str]:
+    """{dependency: condition}; the list form means service_started."""
+    deps = service.get("depends_on") or {}
+    if isinstance(deps, list):
+        return dict.fromkeys(deps, "service_started")
+    return {name: spec.get("condition", "service_started") for name, spec in deps.items()}
+
+
+def build_of(service: dict) -> tuple[Path, Path] | None:
+    """(context dir, Dockerfile) of a service's build, resolved against the compose file."""
+    build = service.get("build")
+    if build is None:
+        return None
+    if isinstance(build, str):
+        build = {"context": build}
+    context = (COMPOSE_DIR / build.get("context", ".")).resolve()
+    return context, (context / build.get("dockerfile", "Dockerfile")).resolve()
+
+
+def is_inside_repo(path: Path) -> bool:
+    return path.resolve().is_relative_to(REPO)
+
+
+def mosquitto_settings() -> dict[str, list[str]]:
+    """mosquitto.conf as {option: [values in file order]}, comments dropped."""
+    settings: dict[str, list[str]] = {}
+    for line in MOSQUITTO_CONF.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition(" ")
+        settings.setdefault(key, []).append(value.strip())
+    return settings
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for raw in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        stripped = raw.strip()
+        if stripped.startswith("#") or (not stripped and not pending):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        line = pending + stripped
+        pending = ""
+        if line:
+            word, _, args = line.partition(" ")
+            instructions.append((word.upper(), args.strip()))
+    return instructions
+
+
+def copy_instructions() -> list[tuple[list[str], str]]:
+    """(sources, destination) of every COPY/ADD that reads the build context (not --from=)."""
+    out = []
+    for word, args in dockerfile_instructions():
+        if word not in ("COPY", "ADD"):
+            continue
+        parts = json.loads(args) if args.startswith("[") else shlex.split(args)
+        flags = [p for p in parts if p.startswith("--")]
+        if any(f.startswith("--from=") for f in flags):
+            continue
+        paths = [p for p in parts if not p.startswith("--")]
+        out.append((paths[:-1], paths[-1]))
+    return out
+
+
+def dockerfile_workdir_of_last_stage() -> PurePosixPath:
+    workdir = PurePosixPath("/")
+    for word, args in dockerfile_instructions():
+        if word == "FROM":
+            workdir = PurePosixPath("/")
+        elif word == "WORKDIR":
+            workdir = workdir / args
+    return workdir
+
+
+def last_stage_copies() -> list[tuple[list[str], PurePosixPath]]:
+    """COPY sources and absolute destinations in the final image (the last FROM stage)."""
+    copies: list[tuple[list[str], PurePosixPath]] = []
+    workdir = PurePosixPath("/")
+    for word, args in dockerfile_instructions():
+        if word == "FROM":
+            copies, workdir = [], PurePosixPath("/")
+        elif word == "WORKDIR":
+            workdir = workdir / args
+        elif word in ("COPY", "ADD"):
+            parts = json.loads(args) if args.startswith("[") else shlex.split(args)
+            if any(p.startswith("--from=") for p in parts):
+                continue
+            paths = [p for p in parts if not p.startswith("--")]
+            copies.append((paths[:-1], workdir / paths[-1]))
+    return copies
+
+
+def dockerignore_patterns() -> list[str]:
+    lines = DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+
+
+def is_dockerignored(rel_path: str, patterns: list[str]) -> bool:
+    """Approximate .dockerignore matching: a path is out if it or a parent folder matches the
+    last matching pattern and that pattern is not a `!` exception."""
+    candidates = [
+        str(PurePosixPath(*PurePosixPath(rel_path).parts[: i + 1]))
+        for i in range(len(PurePosixPath(rel_path).parts))
+    ]
+    ignored = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        pat = pattern.lstrip("!").strip("/")
+        pats = {pat, pat.removeprefix("**/")} if pat.startswith("**/") else {pat}
+        if any(fnmatch.fnmatchcase(c, p) for c in candidates for p in pats):
+            ignored = not negate
+    return ignored
+
+
+def path_in_image_from_repo(container_path: str) -> Path | None:
+    """The repo path that a final-stage COPY puts at `container_path`, if any."""
+    target = PurePosixPath(container_path)
+    for sources, dest in last_stage_copies():
+        for src in sources:
+            # `COPY dir ./dir` and `COPY file ./dir/` both land at dest (or dest/name)
+            for landed in (dest, dest / PurePosixPath(src).name):
+                if target == landed:
+                    return REPO / src
+                if target.is_relative_to(landed) and (REPO / src).is_dir():
+                    return REPO / src / target.relative_to(landed)
+    return None
+
+
+def contract_env_vars() -> set[str]:
+    names = set(CONTRACT_ENV_VARS)
+    if CONTRACTS.is_file():
+        text = CONTRACTS.read_text(encoding="utf-8")
+        section = re.search(r"^## 6\..*?(?=^## |\Z)", text, flags=re.M | re.S)
+        if section:
+            names |= set(re.findall(r"`(HAZMON_[A-Z0-9_]+)`", section.group(0)))
+    return names
+
+
+# ---------------------------------------------------------------------------------- compose
+
+
+def test_compose_file_uses_the_compose_spec_without_a_version_key(compose):
+    assert "version" not in compose
+    top_level = {k for k in compose if not k.startswith("x-")}  # x-* are extension fields
+    assert top_level <= {"services", "volumes", "networks", "configs", "secrets", "name", "include"}
+
+
+def test_compose_defines_broker_influxdb_service_and_simulator(services):
+    assert set(services) == SERVICES
+    assert services["mosquitto"]["image"].startswith("eclipse-mosquitto:2")
+    assert services["influxdb"]["image"].startswith("influxdb:1.8")
+
+
+def test_simulator_starts_only_with_the_simulator_profile(services):
+    assert services["simulator"].get("profiles") == ["simulator"]
+    for name in SERVICES - {"simulator"}:
+        assert not services[name].get("profiles"), f"{name} would not start with plain `up`"
+
+
+@pytest.mark.parametrize(("service", "port"), [("mosquitto", 1883), ("influxdb", 8086), ("hazmon", 8000)])
+def test_service_port_is_published_on_the_same_host_port(services, service, port):
+    assert (port, port) in port_mappings(services[service])
+
+
+def test_every_named_volume_used_is_declared_at_top_level(compose, services):
+    declared = set(compose.get("volumes") or {})
+    used = {
+        m["source"]
+        for svc in services.values()
+        for m in volume_mounts(svc)
+        if m["type"] == "volume" and m["source"]
+    }
+    assert used, "expected named volumes for broker, database and hazmon state"
+    assert used <= declared, f"undeclared named volumes: {sorted(used - declared)}"
+
+
+def test_state_of_every_server_lives_on_a_named_volume(services):
+    targets = {
+        name: {m["target"] for m in volume_mounts(svc) if m["type"] == "volume"}
+        for name, svc in services.items()
+    }
+    assert "/mosquitto/data" in targets["mosquitto"]
+    assert "/var/lib/influxdb" in targets["influxdb"]
+    assert env_of(services["hazmon"])["HAZMON_DATA_DIR"] in targets["hazmon"]
+
+
+def test_every_bind_mounted_host_path_exists_in_the_repo(services):
+    binds = [(name, m) for name, svc in services.items() for m in volume_mounts(svc) if m["type"] == "bind"]
+    assert binds, "expected at least the mosquitto.conf bind mount"
+    for name, mount in binds:
+        host = (COMPOSE_DIR / mount["source"]).resolve()
+        assert is_inside_repo(host), f"{name}: {mount['source']} is outside the repo"
+        assert host.exists(), f"{name}: bind source {mount['source']} does not exist"
+
+
+def test_broker_runs_the_repo_mosquitto_conf_read_only(services):
+    mounts = {m["target"]: m for m in volume_mounts(services["mosquitto"])}
+    conf = mounts["/mosquitto/config/mosquitto.conf"]
+    assert (COMPOSE_DIR / conf["source"]).resolve() == MOSQUITTO_CONF
+    assert conf["read_only"]
+
+
+def test_every_build_context_and_dockerfile_exists_in_the_repo(services):
+    builds = {name: build_of(svc) for name, svc in services.items() if build_of(svc)}
+    assert {"hazmon", "simulator"} <= set(builds)
+    for name, (context, dockerfile) in builds.items():
+        assert context.is_dir() and is_inside_repo(context), f"{name}: build context {context}"
+        assert dockerfile.is_file() and is_inside_repo(dockerfile), f"{name}: Dockerfile {dockerfile}"
+
+
+def test_simulator_runs_the_same_image_as_the_service(services):
+    assert services["simulator"].get("image") == services["hazmon"].get("image")
+    assert build_of(services["simulator"]) == build_of(services["hazmon"])
+
+
+def test_hazmon_environment_sets_every_contract_variable(services):
+    env = env_of(services["hazmon"])
+    missing = sorted(v for v in contract_env_vars() if not env.get(v))
+    assert not missing, f"hazmon's environment lacks {missing}"
+
+
+def test_hazmon_reaches_the_broker_by_its_service_name_and_listener_port(services):
+    url = urlsplit(env_of(services["hazmon"])["HAZMON_MQTT_URL"])
+    listeners = [int(v.split()[0]) for v in mosquitto_settings()["listener"]]
+    assert url.scheme == "mqtt"
+    assert url.hostname == "mosquitto"
+    assert (url.port or 1883) in listeners
+
+
+def test_hazmon_writes_to_the_database_that_influxdb_creates(services):
+    env = env_of(services["hazmon"])
+    url = urlsplit(env["HAZMON_INFLUX_URL"])
+    assert (url.scheme, url.hostname, url.port) == ("http", "influxdb", 8086)
+    assert env["HAZMON_INFLUX_DB"] == env_of(services["influxdb"])["INFLUXDB_DB"]
+
+
+def test_hazmon_listens_on_all_interfaces_at_the_published_container_port(services):
+    env = env_of(services["hazmon"])
+    assert env["HAZMON_HTTP_HOST"] == "0.0.0.0"
+    assert int(env["HAZMON_HTTP_PORT"]) in {target for _, target in port_mappings(services["hazmon"])}
+
+
+def test_registry_paths_in_compose_are_example_folders_baked_into_the_image(services):
+    simulator_cmd = services["simulator"]["command"]
+    if isinstance(simulator_cmd, str):
+        simulator_cmd = shlex.split(simulator_cmd)
+    paths = {
+        "hazmon": env_of(services["hazmon"])["HAZMON_REGISTRY"],
+        "simulator": simulator_cmd[simulator_cmd.index("--registry") + 1],
+    }
+    for name, container_path in paths.items():
+        repo_path = path_in_image_from_repo(container_path)
+        assert repo_path is not None, f"{name}: no Dockerfile COPY puts anything at {container_path}"
+        assert repo_path.is_dir(), f"{name}: {repo_path} missing"
+        registry_files = [*repo_path.glob("*.yaml"), *repo_path.glob("*.yml")]
+        assert registry_files, f"{name}: no registry files in {repo_path}"
+
+
+def test_simulator_publishes_to_the_compose_broker(services):
+    cmd = services["simulator"]["command"]
+    if isinstance(cmd, str):
+        cmd = shlex.split(cmd)
+    assert cmd[:2] == ["hazmon", "simulate"]
+    url = urlsplit(cmd[cmd.index("--mqtt-url") + 1])
+    assert (url.scheme, url.hostname) == ("mqtt", "mosquitto")
+
+
+def test_dependencies_wait_for_healthy_servers_that_have_a_healthcheck(services):
+    expected = {"hazmon": {"mosquitto", "influxdb"}, "simulator": {"mosquitto"}}
+    for name, deps in expected.items():
+        conditions = depends_on(services[name])
+        assert set(conditions) == deps
+        assert set(conditions.values()) == {"service_healthy"}
+    for dep in ("mosquitto", "influxdb"):
+        check = services[dep].get("healthcheck") or {}
+        assert check.get("test") and not check.get("disable"), f"{dep} never becomes healthy without one"
+
+
+def test_hazmon_restarts_unless_stopped(services):
+    assert services["hazmon"].get("restart") == "unless-stopped"
+
+
+def test_influxdb_has_reporting_off_and_no_auth_for_the_demo(services):
+    env = env_of(services["influxdb"])
+    assert env["INFLUXDB_REPORTING_DISABLED"] == "true"
+    assert env["INFLUXDB_HTTP_AUTH_ENABLED"] == "false"
+
+
+# ---------------------------------------------------------------------------------- mosquitto
+
+
+def test_broker_persists_queues_on_its_data_volume(services):
+    settings = mosquitto_settings()
+    assert settings["persistence"] == ["true"]
+    location = PurePosixPath(settings["persistence_location"][-1])
+    volume_targets = {
+        PurePosixPath(m["target"]) for m in volume_mounts(services["mosquitto"]) if m["type"] == "volume"
+    }
+    assert location in volume_targets, "queued readings would be lost when the container is recreated"
+
+
+def test_broker_queue_is_large_enough_to_keep_readings_while_hazmon_restarts():
+    settings = mosquitto_settings()
+    queued = int(settings["max_queued_messages"][-1])  # default 1000 drops readings in seconds
+    assert queued == 0 or queued >= 100_000
+    assert int(settings.get("max_queued_bytes", ["0"])[-1]) == 0
+
+
+def test_broker_saves_its_database_at_least_every_few_seconds():
+    assert int(mosquitto_settings()["autosave_interval"][-1]) <= 5
+
+
+# ---------------------------------------------------------------------------------- Dockerfile
+
+
+def test_every_dockerfile_copy_source_exists_in_the_build_context():
+    copies = copy_instructions()
+    assert copies
+    for sources, _dest in copies:
+        matched = []
+        for src in sources:
+            if any(ch in src for ch in "*?["):
+                matched += list(REPO.glob(src))  # a wildcard may match nothing, but not every source
+            else:
+                assert (REPO / src).exists(), f"COPY source {src} does not exist"
+                matched.append(REPO / src)
+        assert matched, f"COPY {sources}: nothing to copy"
+
+
+def test_no_dockerfile_copy_source_is_excluded_by_dockerignore():
+    patterns = dockerignore_patterns()
+    for sources, _dest in copy_instructions():
+        for src in sources:
+            for path in REPO.glob(src) if any(ch in src for ch in "*?[") else [REPO / src]:
+                rel = path.relative_to(REPO).as_posix()
+                assert not is_dockerignored(rel, patterns), f"{rel} is in .dockerignore"
+
+
+def test_dockerignore_keeps_venv_git_and_local_state_out_of_the_build_context():
+    patterns = dockerignore_patterns()
+    for path in (".venv", ".git", "var", ".pytest_cache", "hazmon/__pycache__", ".env"):
+        assert is_dockerignored(path, patterns), path
+
+
+def test_dockerfile_copies_every_package_that_pyproject_installs():
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
+    copied = {PurePosixPath(src).parts[0] for sources, _ in copy_instructions() for src in sources}
+    assert packages <= copied, f"pip install would miss {sorted(packages - copied)}"
+
+
+def test_image_runs_hazmon_as_non_root_with_a_healthcheck_and_port_8000():
+    instructions = dockerfile_instructions()
+    froms = [args for w, args in instructions if w == "FROM"]
+    assert all(f.split()[0] == "python:3.11-slim" for f in froms)
+    users = [args for w, args in instructions if w == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    assert ("EXPOSE", "8000") in instructions
+    healthcheck = next(args for w, args in instructions if w == "HEALTHCHECK")
+    assert "urllib" in healthcheck and "/healthz" in healthcheck
+    cmd = [args for w, args in instructions if w == "CMD"][-1]
+    assert json.loads(cmd) == ["hazmon", "run"]
+    assert dockerfile_workdir_of_last_stage() == PurePosixPath("/app")
+    env = " ".join(args for w, args in instructions if w == "ENV")
+    assert "HAZMON_HTTP_HOST=0.0.0.0" in env and "HAZMON_DATA_DIR=/var/lib/hazmon" in env
