@@ -33,7 +33,9 @@ def stream(pub: TestPublisher, rounds: int, pace_s: float, faults: dict[int, Cal
             faults[r]()
         t0 = time.monotonic()
         for site in SITES:
-            pub.publish_readings(site, "gw-01", base_ts + r * 10, {s: round(rng.uniform(0, 90), 3) for s in SENSORS})
+            pub.publish_readings(
+                site, "gw-01", base_ts + r * 10, {s: round(rng.uniform(0, 90), 3) for s in SENSORS}
+            )
             sent += len(SENSORS)
         time.sleep(max(0.0, pace_s - (time.monotonic() - t0)))
     return sent
@@ -76,7 +78,7 @@ def test_every_published_reading_is_stored_exactly_once(setup, influx_client):
 
 
 def test_broker_killed_and_restarted_mid_stream_loses_nothing(setup, mosquitto, influx_client):
-    service, pub = setup
+    _service, pub = setup
 
     def crash_broker() -> None:
         mosquitto.kill()
@@ -96,15 +98,20 @@ def test_influxdb_down_for_30s_spools_and_replays_in_full(setup, influx, influx_
         influx.stop()
 
     def during_outage() -> None:
-        observed.update(service.wait_healthy(lambda h: h["spool_bytes"] > 0 and not h["influx_up"], timeout_s=20))
+        observed.update(
+            service.wait_healthy(lambda h: h["spool_bytes"] > 0 and not h["influx_up"], timeout_s=20)
+        )
 
     def start_influx() -> None:
         influx.start()
 
     # 0.1 s per round: InfluxDB is away from round 50 to round 360, i.e. at least 31 s.
     t = {}
-    faults = {50: lambda: (stop_influx(), t.setdefault("down", time.monotonic())), 80: during_outage,
-              360: lambda: (t.setdefault("up", time.monotonic()), start_influx())}
+    faults = {
+        50: lambda: (stop_influx(), t.setdefault("down", time.monotonic())),
+        80: during_outage,
+        360: lambda: (t.setdefault("up", time.monotonic()), start_influx()),
+    }
     sent = stream(pub, rounds=420, pace_s=0.1, faults=faults)
     pub.wait_all_acked()
     assert t["up"] - t["down"] >= 30
@@ -141,6 +148,8 @@ def test_hazmon_killed_while_spooling_replays_the_spool_after_restart(setup, inf
         service.start()
         influx.start()
 
-    sent = stream(pub, rounds=200, pace_s=0.02, faults={40: stop_influx_then_crash, 120: crash_with_full_spool})
+    sent = stream(
+        pub, rounds=200, pace_s=0.02, faults={40: stop_influx_then_crash, 120: crash_with_full_spool}
+    )
     pub.wait_all_acked()
     assert wait_for_count(influx_client, sent) == sent

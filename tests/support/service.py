@@ -41,8 +41,13 @@ class HazmonProcess:
     def start(self, wait_connected: bool = True) -> None:
         self.starts += 1
         log = open(self.workdir / f"hazmon-{self.starts}.log", "wb")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen([sys.executable, "-m", "hazmon.cli", "run"], env=self.env, stdout=log,
-                                     stderr=subprocess.STDOUT, cwd=self.workdir)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hazmon.cli", "run"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+        )
         if wait_connected:
             self.wait_healthy(lambda h: h.get("mqtt_connected"))
 

@@ -46,7 +46,10 @@ def decode(*messages: RawMessage):
 def test_contract_example_payload_is_accepted_with_item_timestamp_and_quality():
     payload = {
         "ts": "2026-11-23T08:00:00+08:00",
-        "readings": [{"sensor": "S1", "v": 12.31}, {"sensor": "S2", "v": 3.2, "ts": NOW + 123, "q": "uncertain"}],
+        "readings": [
+            {"sensor": "S1", "v": 12.31},
+            {"sensor": "S2", "v": 3.2, "ts": NOW + 123, "q": "uncertain"},
+        ],
     }
     r = decode(msg(payload))
     assert len(r.batch) == 2 and not r.reject_counts
@@ -128,8 +131,10 @@ def test_bad_message_is_rejected_under_its_reason_and_other_messages_are_kept(me
 
 
 def test_literal_nan_and_infinity_reject_only_their_item():
-    raw = b'{"ts": %d, "readings": [{"sensor": "S0", "v": NaN}, {"sensor": "S1", "v": 1e999},' \
-          b' {"sensor": "S2", "v": -Infinity}, {"sensor": "S3", "v": 4.5}]}' % NOW
+    raw = (
+        b'{"ts": %d, "readings": [{"sensor": "S0", "v": NaN}, {"sensor": "S1", "v": 1e999},'
+        b' {"sensor": "S2", "v": -Infinity}, {"sensor": "S3", "v": 4.5}]}' % NOW
+    )
     r = decode(RawMessage(TOPIC, raw, NOW))
     assert r.reject_counts == {"bad_value": 3} and r.batch.value.tolist() == [4.5]
 
@@ -145,28 +150,42 @@ def test_more_than_max_items_is_rejected_as_a_whole():
 def test_reading_of_another_site_cannot_be_injected_through_this_sites_topic():
     r = decode(msg({"ts": NOW, "readings": [{"sensor": "ONLY-B", "v": 0.5}]}, topic=TOPIC))
     assert len(r.batch) == 0 and r.reject_counts == {"wrong_site": 1}
-    ok = decode(msg({"ts": NOW, "readings": [{"sensor": "ONLY-B", "v": 0.5}]},
-                    topic="hazmon/v1/site-1/gw-01/readings"))
+    ok = decode(
+        msg(
+            {"ts": NOW, "readings": [{"sensor": "ONLY-B", "v": 0.5}]}, topic="hazmon/v1/site-1/gw-01/readings"
+        )
+    )
     assert ok.batch.slot.tolist() == [INDEX.slot("site-1", "ONLY-B")]
 
 
 # ---- hostile input, generated
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
 )
-json_values = st.recursive(json_scalars, lambda kids: st.lists(kids, max_size=4)
-                           | st.dictionaries(st.text(max_size=8), kids, max_size=4), max_leaves=12)
+json_values = st.recursive(
+    json_scalars,
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+    max_leaves=12,
+)
 sensor_names = st.sampled_from(["S0", "S1", "S2", "S3", "S4", "ONLY-B", "NOPE", ""]) | st.text(max_size=6)
 timestamps = st.one_of(
-    st.none(), st.integers(min_value=NOW - 7_200_000, max_value=NOW + 600_000),
-    st.integers(), st.floats(allow_nan=False), st.text(max_size=30),
+    st.none(),
+    st.integers(min_value=NOW - 7_200_000, max_value=NOW + 600_000),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=30),
     st.sampled_from(["2026-11-23T08:00:00+08:00", "2026-11-23T07:59:00Z", "not-a-date"]),
 )
 items = st.one_of(
-    st.fixed_dictionaries({"sensor": sensor_names, "v": json_values},
-                          optional={"ts": timestamps, "q": st.sampled_from(["good", "uncertain", "bad", "x", 3])}),
+    st.fixed_dictionaries(
+        {"sensor": sensor_names, "v": json_values},
+        optional={"ts": timestamps, "q": st.sampled_from(["good", "uncertain", "bad", "x", 3])},
+    ),
     json_values,
 )
 payload_docs = st.one_of(
@@ -224,8 +243,10 @@ def test_generated_payloads_never_crash_and_every_item_is_either_stored_or_count
     assert set(r.batch.quality.tolist()) <= {0, 1, 2}
     rejected_items = r.items - len(r.batch)
     message_rejects = r.messages - sum(
-        1 for d in docs if isinstance(d, dict) and (isinstance(d.get("readings"), list)
-                                                    or ("sensor" in d and d.get("readings") is None))
+        1
+        for d in docs
+        if isinstance(d, dict)
+        and (isinstance(d.get("readings"), list) or ("sensor" in d and d.get("readings") is None))
     )
     assert sum(r.reject_counts.values()) == rejected_items + message_rejects
     assert set(r.reject_counts) <= {x.name for x in RejectReason}
