@@ -1,0 +1,174 @@
+"""Line protocol rendering, the disk spool and the batching writer, without servers."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from ingest.influx import InfluxRejected, InfluxUnavailable
+from ingest.lineproto import batch_to_line_protocol, escape_tag, series_prefixes
+from ingest.payloads import ReadingBatch
+from ingest.spool import Spool, SpoolFull
+from ingest.stats import IngestStats
+from ingest.writer import BatchWriter
+
+
+def batch(n: int, start_ts: int = 1_795_392_000_000, slot: int = 0) -> ReadingBatch:
+    return ReadingBatch(
+        slot=np.full(n, slot, np.int32),
+        ts_ms=np.arange(start_ts, start_ts + n, dtype=np.int64),
+        value=np.linspace(0.0, 1.0, n),
+        quality=np.zeros(n, np.int8),
+    )
+
+
+# ---- line protocol
+
+
+def test_line_protocol_matches_the_documented_layout(index):
+    b = ReadingBatch(
+        np.array([1, 0], np.int32),
+        np.array([1795392000123, 1795392000456], np.int64),
+        np.array([12.31, -0.5]),
+        np.array([1, 0], np.int8),
+    )
+    body = batch_to_line_protocol(series_prefixes(index), b).decode()
+    assert body.splitlines() == [
+        "readings,kind=level,sensor=S1,site=site-0 value=12.31,quality=1i 1795392000123",
+        "readings,kind=level,sensor=S0,site=site-0 value=-0.5,quality=0i 1795392000456",
+    ]
+
+
+def test_line_protocol_values_round_trip_exactly(index):
+    values = np.array([0.1, 1e-300, 123456789.123456789, -2.5e17, 5e-324])
+    b = ReadingBatch(np.zeros(5, np.int32), np.arange(5, dtype=np.int64), values, np.zeros(5, np.int8))
+    lines = batch_to_line_protocol(series_prefixes(index), b).decode().splitlines()
+    parsed = [float(line.split("value=")[1].split(",")[0]) for line in lines]
+    assert parsed == values.tolist()
+
+
+def test_tag_values_are_escaped():
+    assert escape_tag("a b,c=d") == "a\\ b\\,c\\=d"
+
+
+# ---- spool
+
+
+def test_spool_replays_segments_in_order_and_survives_a_restart(tmp_path):
+    spool = Spool(tmp_path, max_bytes=1_000)
+    for body in (b"one", b"two", b"three"):
+        spool.append(body)
+    (tmp_path / "000000000009.tmp").write_bytes(b"half-written")  # a crash mid-append
+    reopened = Spool(tmp_path, max_bytes=1_000)
+    assert reopened.segments == 3 and reopened.bytes == 11
+    got = []
+    while (head := reopened.peek()) is not None:
+        got.append(head[1])
+        reopened.remove(head[0])
+    assert got == [b"one", b"two", b"three"]
+    assert not list(tmp_path.iterdir())
+
+
+def test_spool_refuses_beyond_its_byte_limit(tmp_path):
+    spool = Spool(tmp_path, max_bytes=10)
+    spool.append(b"12345678")
+    with pytest.raises(SpoolFull):
+        spool.append(b"123")
+
+
+# ---- writer
+
+
+class FakeInflux:
+    """Records bodies; can be switched down to raise InfluxUnavailable."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.down = False
+        self.refuse = False
+
+    def write_lines(self, body: bytes) -> None:
+        if self.down:
+            raise InfluxUnavailable("connection refused")
+        if self.refuse:
+            raise InfluxRejected(400, "field type conflict")
+        self.bodies.append(body)
+
+    def points(self) -> list[int]:
+        return [int(line.rsplit(b" ", 1)[1]) for body in self.bodies for line in body.splitlines()]
+
+
+def make_writer(tmp_path, store, **kw) -> tuple[BatchWriter, IngestStats]:
+    stats = IngestStats()
+    prefixes = np.array(["readings,kind=level,sensor=S0,site=a value="], dtype=np.dtypes.StringDType())
+    w = BatchWriter(
+        store,
+        Spool(tmp_path / "spool", 10**8),
+        prefixes,
+        stats,
+        max_age_s=0.05,
+        retry_min_s=0.05,
+        retry_max_s=0.2,
+        **kw,
+    )
+    w.start()
+    return w, stats
+
+
+def wait_until(predicate, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def test_writer_batches_by_size_and_acks_only_after_the_write(tmp_path):
+    store = FakeInflux()
+    w, stats = make_writer(tmp_path, store, max_points=100)
+    acked = threading.Event()
+    w.submit(batch(250), acked.set)
+    wait_until(acked.is_set)
+    assert [body.count(b"\n") + 1 for body in store.bodies] == [100, 100, 50]
+    assert stats.points_written == 250
+    w.stop()
+
+
+def test_writer_spools_while_influx_is_down_acks_anyway_and_replays_in_order(tmp_path):
+    store = FakeInflux()
+    w, stats = make_writer(tmp_path, store, max_points=50)
+    store.down = True
+    acks = []
+    for i in range(4):
+        w.submit(batch(50, start_ts=1_000_000 + i * 50), lambda i=i: acks.append(i))
+    wait_until(lambda: len(acks) == 4)  # durable in the spool, so acknowledged
+    assert stats.points_spooled == 200 and stats.spool_segments >= 1 and not store.bodies
+    store.down = False
+    w.submit(batch(10, start_ts=2_000_000), lambda: acks.append(4))
+    wait_until(lambda: w.idle() and len(acks) == 5)
+    assert store.points() == list(range(1_000_000, 1_000_200)) + list(range(2_000_000, 2_000_010))
+    # fresh data queues behind the spool while it drains, so it may be replayed too
+    assert stats.points_replayed == stats.points_spooled >= 200 and stats.spool_bytes == 0
+    w.stop()
+
+
+def test_writer_refused_batch_is_counted_and_does_not_block_the_stream(tmp_path):
+    store = FakeInflux()
+    w, stats = make_writer(tmp_path, store, max_points=10)
+    store.refuse = True
+    done = threading.Event()
+    w.submit(batch(10), done.set)
+    wait_until(done.is_set)
+    assert stats.points_refused == 10 and stats.spool_segments == 0
+    w.stop()
+
+
+def test_writer_stop_flushes_pending_points(tmp_path):
+    store = FakeInflux()
+    w, _ = make_writer(tmp_path, store, max_points=10_000)
+    w.max_age_s = 60
+    w.submit(batch(7))
+    w.stop()
+    assert len(store.points()) == 7
