@@ -25,12 +25,21 @@ class TestPublisher:
         self.connected = threading.Event()
         self.client.on_connect = lambda c, u, f, rc, p: self.connected.set() if not rc.is_failure else None
         self.client.on_disconnect = lambda *a: self.connected.clear()
+        # paho flags a message queued while disconnected with rc=NO_CONN although it sends it
+        # after reconnecting, so acknowledgements are tracked from PUBACKs, not from the infos
+        self._acked: set[int] = set()
+        self._acked_lock = threading.Lock()
+        self.client.on_publish = self._on_publish
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600
         self.client.connect_async("127.0.0.1", port, keepalive=10, clean_start=False, properties=props)
         self.client.loop_start()
         assert self.connected.wait(10), "publisher could not connect"
         self.infos: list[mqtt.MQTTMessageInfo] = []
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._acked_lock:
+            self._acked.add(mid)
 
     def publish(self, topic: str, payload: bytes | str, retain: bool = False) -> None:
         self.infos.append(self.client.publish(topic, payload, qos=1, retain=retain))
@@ -40,13 +49,17 @@ class TestPublisher:
         self.publish(f"hazmon/v1/{site}/{device}/readings", orjson.dumps(body))
 
     def wait_all_acked(self, timeout_s: float = 60) -> None:
+        assert len(self.infos) < 65535, "message ids would wrap; publish fewer messages per publisher"
+        wanted = {info.mid for info in self.infos}
         deadline = time.monotonic() + timeout_s
-        for info in self.infos:
-            while not info.is_published():
-                if time.monotonic() > deadline:
-                    pending = sum(not i.is_published() for i in self.infos)
-                    raise AssertionError(f"{pending} messages still unacknowledged after {timeout_s} s")
-                time.sleep(0.01)
+        while True:
+            with self._acked_lock:
+                pending = wanted - self._acked
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(pending)} messages still unacknowledged after {timeout_s} s")
+            time.sleep(0.01)
 
     def close(self) -> None:
         self.client.disconnect()
