@@ -8,6 +8,7 @@ JSON: readings_per_s, lost, baseline_readings_per_s, ratio, msgs_per_s, readings
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -23,6 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from hazmon.devservers import InfluxServer, MosquittoServer, ensure_installed, free_port  # noqa: E402
 from ingest.influx import InfluxClient  # noqa: E402
+from sensors.registry import registry_to_json  # noqa: E402
+from simulators.generate import generate_registry  # noqa: E402
 
 
 def log(msg: str) -> None:
@@ -34,33 +37,78 @@ def hazmon_cmd(*args: str) -> list[str]:
 
 
 def simulate(mqtt_url: str, registry: Path, client_id: str, *extra: str) -> dict:
-    out = subprocess.run(
-        hazmon_cmd("simulate", "--registry", str(registry), "--mqtt-url", mqtt_url, "--client-id", client_id,
-                    "--quiet", "--json-summary", *extra),
-        check=True, capture_output=True, text=True, cwd=ROOT,
+    """Run the simulator to completion; its summary plus the CPU seconds it used."""
+    proc = subprocess.Popen(
+        hazmon_cmd(
+            "simulate",
+            "--registry",
+            str(registry),
+            "--mqtt-url",
+            mqtt_url,
+            "--client-id",
+            client_id,
+            "--quiet",
+            "--json-summary",
+            *extra,
+        ),
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    cpu = 0.0
+    while proc.poll() is None:
+        with contextlib.suppress(OSError, IndexError):  # it may exit between poll() and the read
+            cpu = _cpu_seconds(proc.pid)
+        time.sleep(0.2)
+    out = proc.stdout.read() if proc.stdout else ""
+    if proc.returncode:
+        raise RuntimeError(f"simulator failed with {proc.returncode}")
+    return {**json.loads(out.strip().splitlines()[-1]), "cpu_s": cpu}
 
 
-def run_baseline(work: Path, mqtt: MosquittoServer, influx: InfluxServer, registry: Path, messages: int,
-                 run_s: float) -> dict:
+def run_baseline(
+    work: Path, mqtt: MosquittoServer, influx: InfluxServer, registry: Path, messages: int, run_s: float
+) -> dict:
     """The tutorial bridge drains a backlog for run_s seconds; its own write rate is the baseline."""
     bridge = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "tutorial_bridge.py"), str(mqtt.port), influx.url, "tutorial",
-         str(run_s)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        [
+            sys.executable,
+            str(ROOT / "bench" / "tutorial_bridge.py"),
+            str(mqtt.port),
+            influx.url,
+            "tutorial",
+            str(run_s),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     time.sleep(1.0)  # let it subscribe before the backlog is published
     simulate(mqtt.url, registry, "bench-baseline-pub", "--count", str(messages), "--speed", "max")
     out, _ = bridge.communicate(timeout=run_s + 60)
     return json.loads(out.strip().splitlines()[-1])
 
 
-def run_hazmon(work: Path, mqtt: MosquittoServer, influx: InfluxServer, registry: Path, duration_s: float,
-               rate: int) -> dict:
+def run_hazmon(
+    work: Path, mqtt: MosquittoServer, influx: InfluxServer, registry: Path, duration_s: float, rate: int
+) -> dict:
     port = free_port()
-    env = dict(os.environ, HAZMON_REGISTRY=str(registry), HAZMON_MQTT_URL=mqtt.url, HAZMON_INFLUX_URL=influx.url,
-               HAZMON_INFLUX_DB="hazmon", HAZMON_DATA_DIR=str(work / "hazmon"), HAZMON_HTTP_PORT=str(port))
-    service = subprocess.Popen(hazmon_cmd("run"), env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=open(work / "hazmon.log", "wb"))  # noqa: SIM115
+    env = dict(
+        os.environ,
+        HAZMON_REGISTRY=str(registry),
+        HAZMON_MQTT_URL=mqtt.url,
+        HAZMON_INFLUX_URL=influx.url,
+        HAZMON_INFLUX_DB="hazmon",
+        HAZMON_DATA_DIR=str(work / "hazmon"),
+        HAZMON_HTTP_PORT=str(port),
+    )
+    service = subprocess.Popen(
+        hazmon_cmd("run"),
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=open(work / "hazmon.log", "wb"),
+    )  # noqa: SIM115
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -73,13 +121,31 @@ def run_hazmon(work: Path, mqtt: MosquittoServer, influx: InfluxServer, registry
             if time.monotonic() > deadline:
                 raise RuntimeError("hazmon did not start; see " + str(work / "hazmon.log"))
             time.sleep(0.1)
-        cpu0 = _cpu_seconds(service.pid)
+        cpu0 = {
+            name: _cpu_seconds(pid)
+            for name, pid in (
+                ("hazmon", service.pid),
+                ("mosquitto", mqtt.proc.pid),
+                ("influxd", influx.proc.pid),
+            )
+        }
         t0 = time.monotonic()
-        summary = simulate(mqtt.url, registry, "bench-fleet", "--duration", f"{duration_s}s", "--rate", str(rate),
-                           "--speed", "max")
+        summary = simulate(
+            mqtt.url,
+            registry,
+            "bench-fleet",
+            "--duration",
+            f"{duration_s}s",
+            "--rate",
+            str(rate),
+            "--speed",
+            "max",
+        )
         published = summary["readings"]
-        log(f"simulator published {published} readings in {summary['messages']} messages "
-            f"over {time.monotonic() - t0:.1f} s")
+        log(
+            f"simulator published {published} readings in {summary['messages']} messages "
+            f"over {time.monotonic() - t0:.1f} s"
+        )
         # Wait until hazmon has written everything (or stalls for 30 s).
         last_change, last_written = time.monotonic(), -1
         while True:
@@ -94,9 +160,22 @@ def run_hazmon(work: Path, mqtt: MosquittoServer, influx: InfluxServer, registry
                 break
             time.sleep(0.05)
         elapsed = time.monotonic() - t0
-        cpu = _cpu_seconds(service.pid) - cpu0
-        return {"published": published, "messages": summary["messages"], "elapsed_s": elapsed, "stats": stats,
-                "hazmon_cpu_s": cpu}
+        cpu = {
+            name: round(_cpu_seconds(pid) - cpu0[name], 1)
+            for name, pid in (
+                ("hazmon", service.pid),
+                ("mosquitto", mqtt.proc.pid),
+                ("influxd", influx.proc.pid),
+            )
+        }
+        cpu["simulator"] = round(summary["cpu_s"], 1)
+        return {
+            "published": published,
+            "messages": summary["messages"],
+            "elapsed_s": elapsed,
+            "stats": stats,
+            "cpu_s": cpu,
+        }
     finally:
         service.terminate()
         service.wait(30)
@@ -118,17 +197,19 @@ def main() -> int:
 
     ensure_installed()
     work = Path(tempfile.mkdtemp(prefix="hazmon-bench-"))
-    registry = work / "fleet.yaml"
-    subprocess.run(hazmon_cmd("simulate", "--generate", str(args.sites), str(args.sensors),
-                              "--write-registry", str(registry)), check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    registry = work / "fleet.json"  # JSON is YAML too, and loads ~50x faster at this size
+    registry.write_bytes(
+        registry_to_json(generate_registry(args.sites, args.sensors, sensors_per_device=args.sensors))
+    )
     mqtt = MosquittoServer(work / "mosquitto")
     influx = InfluxServer(work / "influxdb")
     mqtt.start()
     influx.start()
     try:
         log(f"fleet: {args.sites} sites x {args.sensors} sensors; data in {work}")
-        baseline = run_baseline(work, mqtt, influx, registry, messages=int(args.baseline_s * 100),
-                                run_s=args.baseline_s)
+        baseline = run_baseline(
+            work, mqtt, influx, registry, messages=int(args.baseline_s * 100), run_s=args.baseline_s
+        )
         log(f"baseline (tutorial bridge): {baseline['readings_per_s']:.0f} readings/s")
         result = run_hazmon(work, mqtt, influx, registry, args.duration, args.rate)
         client = InfluxClient(influx.url, "hazmon", timeout_s=120)
@@ -149,7 +230,8 @@ def main() -> int:
         "msgs_per_s": round(result["messages"] / result["elapsed_s"]),
         "readings_per_msg": round(published / result["messages"], 1),
         "elapsed_s": round(result["elapsed_s"], 2),
-        "hazmon_cpu_s_per_100k_readings": round(result["hazmon_cpu_s"] / published * 1e5, 3),
+        "cpu_s": result["cpu_s"],
+        "hazmon_cpu_s_per_100k_readings": round(result["cpu_s"]["hazmon"] / published * 1e5, 3),
         "rejected": result["stats"]["readings_rejected"],
         "spooled": result["stats"]["points_spooled"],
     }

@@ -45,7 +45,9 @@ def main(mqtt_port: int, influx_url: str, database: str, run_s: float) -> None:
         time.sleep(0.1)
     client.loop_stop()
     rate = written / (last - first) if last > first else 0.0
-    sys.stdout.write(json.dumps({"written": written, "active_s": last - first, "readings_per_s": rate}) + "\n")
+    sys.stdout.write(
+        json.dumps({"written": written, "active_s": last - first, "readings_per_s": rate}) + "\n"
+    )
 
 
 if __name__ == "__main__":

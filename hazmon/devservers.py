@@ -179,7 +179,8 @@ class InfluxServer(_ChildServer):
 
     name = "influxd"
 
-    def __init__(self, root: Path, http_port: int | None = None, cq_run_interval: str = "1s"):
+    def __init__(self, root: Path, http_port: int | None = None, cq_run_interval: str = "1s",
+                 wal_fsync_delay: str = "0s"):
         super().__init__(root)
         self.http_port = http_port or free_port()
         self.rpc_port = free_port()
@@ -193,7 +194,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 [data]
   dir = "{self.root}/data"
   wal-dir = "{self.root}/wal"
-  wal-fsync-delay = "0s"
+  wal-fsync-delay = "{wal_fsync_delay}"
   query-log-enabled = false
   index-version = "inmem"
   cache-max-memory-size = "1g"

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 import numpy as np
@@ -43,6 +44,7 @@ class BatchWriter:
         max_pending_points: int = 2_000_000,
         retry_min_s: float = 0.5,
         retry_max_s: float = 15.0,
+        max_in_flight: int = 2,
     ):
         self.store = store
         self.spool = spool
@@ -62,6 +64,12 @@ class BatchWriter:
         self._backoff = retry_min_s
         self._next_try = 0.0  # monotonic time of the next InfluxDB attempt while it is down
         self._down = False
+        # Writes are pipelined: while InfluxDB ingests one request the next is built and sent,
+        # so both cores work. Acks still wait until every chunk of their flush is durable.
+        self._senders = ThreadPoolExecutor(max_in_flight, thread_name_prefix="influx-send")
+        self._slots = threading.BoundedSemaphore(max_in_flight)
+        self._in_flight = 0
+        self._state_lock = threading.Lock()
         self.stats.spool_bytes, self.stats.spool_segments = spool.bytes, spool.segments
 
     # ---- producer side
@@ -90,11 +98,12 @@ class BatchWriter:
             self._cond.notify_all()
         if self._thread:
             self._thread.join(timeout_s)
+        self._senders.shutdown(wait=True)  # the last writes in flight, and their acks
 
     def idle(self) -> bool:
-        """True when nothing is pending and the spool is empty (tests and benchmarks wait on it)."""
+        """True when nothing is pending or in flight and the spool is empty."""
         with self._cond:
-            return not self._pending and self.spool.segments == 0
+            return not self._pending and self._in_flight == 0 and self.spool.segments == 0
 
     # ---- writer thread
 
@@ -136,18 +145,41 @@ class BatchWriter:
         return max(0.005, min(waits))
 
     def _flush(self, taken: list[tuple[ReadingBatch, Callable[[], None] | None]]) -> None:
+        """Send the taken batches as write-sized requests; run their callbacks once all are durable."""
         batch = ReadingBatch.concat([b for b, _ in taken])
-        # Split into write-sized chunks: one InfluxDB request per max_points.
-        for start in range(0, len(batch), self.max_points):
+        callbacks = [cb for _, cb in taken if cb is not None]
+        chunks = range(0, len(batch), self.max_points)
+        remaining = [len(chunks)]
+        lock = threading.Lock()
+
+        def chunk_done(_: Future) -> None:
+            with self._cond:
+                self._in_flight -= 1
+            self._slots.release()
+            with lock:
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if last:
+                self._run_callbacks(callbacks)
+
+        if not chunks:
+            self._run_callbacks(callbacks)
+            return
+        for start in chunks:
             part = batch.take(slice(start, start + self.max_points))
-            self._store_durably(batch_to_line_protocol(self.prefixes, part), len(part))
-        for _, callback in taken:
-            if callback is not None:
-                try:
-                    callback()
-                except Exception:
-                    self.stats.add(callback_errors=1)
-                    logger.exception("on_durable callback failed")
+            body = batch_to_line_protocol(self.prefixes, part)
+            self._slots.acquire()
+            with self._cond:
+                self._in_flight += 1
+            self._senders.submit(self._store_durably, body, len(part)).add_done_callback(chunk_done)
+
+    def _run_callbacks(self, callbacks: list[Callable[[], None]]) -> None:
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                self.stats.add(callback_errors=1)
+                logger.exception("on_durable callback failed")
 
     def _store_durably(self, body: bytes, n_points: int) -> None:
         """Write to InfluxDB, or spool; return only once the body is durable somewhere."""
@@ -213,20 +245,22 @@ class BatchWriter:
                     return  # let fresh data go behind the spool without waiting for the whole replay
 
     def _mark_down(self, reason: str) -> None:
-        if not self._down:
-            logger.warning("InfluxDB unavailable, spooling to disk: %s", reason)
-        self._down = True
-        self.stats.influx_up = False
-        self._next_try = time.monotonic() + self._backoff
-        self._backoff = min(self._backoff * 2, self.retry_max_s)
+        with self._state_lock:
+            if not self._down:
+                logger.warning("InfluxDB unavailable, spooling to disk: %s", reason)
+            self._down = True
+            self.stats.influx_up = False
+            self._next_try = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2, self.retry_max_s)
 
     def _mark_up(self) -> None:
-        if self._down:
-            logger.info("InfluxDB reachable again")
-        self._down = False
-        self.stats.influx_up = True
-        self._backoff = self.retry_min_s
-        self._next_try = 0.0
+        with self._state_lock:
+            if self._down:
+                logger.info("InfluxDB reachable again")
+            self._down = False
+            self.stats.influx_up = True
+            self._backoff = self.retry_min_s
+            self._next_try = 0.0
 
     def _sync_spool_stats(self) -> None:
         self.stats.spool_bytes, self.stats.spool_segments = self.spool.bytes, self.spool.segments

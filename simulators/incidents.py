@@ -1,0 +1,321 @@
+"""Incidents and instrument faults injected on top of the quiet fleet, as data plus vectorised updates.
+
+An incident is written `KIND:SITE[/TARGET][@START][~DURATION]`, START and DURATION as `90s`, `10m`,
+`2h`, `1d` (START counts from the simulation start, default 0; a leading `+` is allowed):
+
+  leak:SITE/SENSOR       gas release: ramps the detector above H and HH; the other detectors of
+                         its `group` follow later and lower (DOMAIN §7.3). ~D: the release stops
+                         after D and the gas clears.
+  overfill:SITE/SENSOR   tank level keeps rising, past H and HH (~15 min to HH), up to the top of
+                         the range (API 2350, DOMAIN §7.1). ~D: filling stops and the tank is drawn back.
+  stuck:SITE/SENSOR      the value freezes at its last reading (for D, default: for good).
+  spike:SITE/SENSOR      one sample jumps to 97 % of the instrument range.
+  outage:SITE/DEVICE     the device (or the device of the given sensor) stops publishing and its
+                         status goes `offline`, as the broker would publish its will; back after D.
+  storm:SITE             rainstorm of 40 mm/h for D (default 3 h): rain gauges read it, the pond
+                         rises by rain x catchment/pond area x runoff and drains through the decant,
+                         dry beaches shorten (DOMAIN §7.4).
+  creep:SITE/SENSOR      accelerating displacement (tertiary creep): inverse velocity falls linearly
+                         to 0 at failure time D after START (default 24 h, Fukuzono); H is crossed at
+                         about 0.9 D; after failure the reading sits at the top of the range.
+
+Example: `--incident leak:jianghai-tf-01/GT-101@+60s~10m --incident storm:renhua-tsf-01@+5m~3h`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sensors.model import Sensor
+from simulators.durations import format_duration, parse_duration
+from simulators.payloads import DEFAULT_DEVICE, DeviceLayout
+from simulators.signals import HOUR_S, FleetModel
+
+KINDS = ("leak", "overfill", "stuck", "spike", "outage", "storm", "creep")
+SENSOR_KINDS_FOR = {
+    "leak": ("gas_lel", "gas_toxic"),
+    "overfill": ("level",),
+    "creep": ("displacement",),
+}
+STORM_MM_H = 40.0  # CMA red signal is 100 mm in 3 h ≈ 33 mm/h (DOMAIN §4.5)
+DEFAULT_DURATION_S = {"storm": 3 * HOUR_S, "creep": 24 * HOUR_S}
+OVERFILL_TO_HH_S = 900.0
+SPIKE_FRACTION = 0.97
+
+_SPEC_RE = re.compile(
+    r"^(?P<kind>[a-z]+):(?P<site>[^/@~\s]+)(?:/(?P<target>[^@~\s]+))?"
+    r"(?:@\+?(?P<start>[^~\s]+))?(?:~(?P<duration>\S+))?$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """One scheduled incident; `start_s` counts from the simulation start."""
+
+    kind: str
+    site: str
+    target: str | None = None
+    start_s: float = 0.0
+    duration_s: float | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.site}/{self.target}" if self.target else self.site
+        end = f"~{format_duration(self.duration_s)}" if self.duration_s is not None else ""
+        return f"{self.kind}:{where}@+{format_duration(self.start_s)}{end}"
+
+
+def parse_incident(text: str) -> Incident:
+    """Parse `KIND:SITE[/TARGET][@START][~DURATION]`; raise ValueError naming the problem."""
+    m = _SPEC_RE.match(text.strip())
+    if m is None:
+        raise ValueError(f"incident {text!r}: expected KIND:SITE[/TARGET][@+START][~DURATION], "
+                         f"e.g. leak:site-1/GT-101@+60s~10m")
+    kind = m.group("kind")
+    if kind not in KINDS:
+        raise ValueError(f"incident {text!r}: unknown kind {kind!r} (one of {', '.join(KINDS)})")
+    target = m.group("target")
+    if target is None and kind != "storm":
+        raise ValueError(f"incident {text!r}: {kind} needs SITE/{'DEVICE' if kind == 'outage' else 'SENSOR'}")
+    try:
+        start = parse_duration(m.group("start")) if m.group("start") else 0.0
+        duration = parse_duration(m.group("duration")) if m.group("duration") else None
+    except ValueError as e:
+        raise ValueError(f"incident {text!r}: {e}") from None
+    if duration is not None and duration <= 0:
+        raise ValueError(f"incident {text!r}: duration must be positive")
+    return Incident(kind=kind, site=m.group("site"), target=target, start_s=start, duration_s=duration)
+
+
+def _columns(rows: list[tuple], n: int) -> list[np.ndarray]:
+    """Transpose entry tuples into n column arrays (empty arrays when there are no entries)."""
+    if not rows:
+        return [np.array([]) for _ in range(n)]
+    return [np.array(c) for c in zip(*rows, strict=True)]
+
+
+class IncidentEngine:
+    """Applies a set of incidents to each tick's quiet values, all in a few array operations.
+
+    Additive incidents (leak, overfill, storm, creep) are closed-form functions of time, so the
+    result does not depend on the tick length; stuck and spike need the tick's values and keep a
+    little state (the held value, whether the spike fired).
+    """
+
+    def __init__(self, model: FleetModel, layout: DeviceLayout, incidents: Sequence[Incident],
+                 start_s: float, seed: int = 0):
+        self.model = model
+        self.layout = layout
+        self.incidents = tuple(incidents)
+        self.start_s = start_s
+        self._rng = np.random.default_rng([seed, 0x1C1D])
+        self._slot = {(s.site, s.id): i for i, s in enumerate(model.sensors)}
+        self._sites = {s.id: i for i, s in enumerate(model.sites)}
+        add: list[tuple[int, float, float, float, float, float, float]] = []  # ramp entries
+        lin: list[tuple[int, float, float, float, float]] = []
+        storm: list[tuple[int, int, float, float]] = []  # (slot, role, t_on, t_off)
+        creep: list[tuple[int, float, float, float]] = []
+        stuck: list[tuple[int, float, float]] = []
+        spike: list[tuple[int, float]] = []
+        outage: list[tuple[int, float, float]] = []
+        for number, inc in enumerate(self.incidents):
+            t_on = start_s + inc.start_s
+            dur = inc.duration_s if inc.duration_s is not None else DEFAULT_DURATION_S.get(inc.kind)
+            t_off = t_on + dur if dur is not None else math.inf
+            if inc.kind == "outage":
+                outage.append((self._device(inc), t_on, t_off))
+                continue
+            if inc.kind == "storm":
+                storm.extend((slot, role, t_on, t_off) for slot, role in self._storm_slots(inc))
+                continue
+            slot = self._sensor(inc)
+            if inc.kind == "leak":
+                add.extend(self._leak_entries(inc, slot, t_on, t_off, number, seed))
+            elif inc.kind == "overfill":
+                target = self._top(slot)
+                rate = max(target - model.op[slot], 0.05 * self._span(slot)) / OVERFILL_TO_HH_S
+                lin.append((slot, t_on, rate, t_off, 1200.0))
+            elif inc.kind == "creep":
+                creep.append((slot, t_on, t_off, self._creep_scale(slot)))
+            elif inc.kind == "stuck":
+                stuck.append((slot, t_on, t_off))
+            elif inc.kind == "spike":
+                spike.append((slot, t_on))
+        (self._ramp_slot, self._ramp_on, self._ramp_off, self._ramp_peak, self._ramp_rise, self._ramp_fall,
+         self._ramp_jitter) = _columns(add, 7)
+        self._lin_slot, self._lin_on, self._lin_rate, self._lin_off, self._lin_fall = _columns(lin, 5)
+        self._storm_slot, self._storm_role, self._storm_on, self._storm_off = _columns(storm, 4)
+        self._creep_slot, self._creep_on, self._creep_fail, self._creep_k = _columns(creep, 4)
+        self._stuck_slot, self._stuck_on, self._stuck_off = _columns(stuck, 3)
+        self._stuck_held = np.full(len(stuck), np.nan)
+        self._spike_slot, self._spike_on = _columns(spike, 2)
+        self._spike_fired = np.zeros(len(spike), dtype=bool)
+        self._out_dev, self._out_on, self._out_off = _columns(outage, 3)
+        for name in ("_ramp_slot", "_lin_slot", "_storm_slot", "_storm_role", "_creep_slot", "_stuck_slot",
+                     "_spike_slot", "_out_dev"):
+            setattr(self, name, getattr(self, name).astype(np.int64))
+
+    # ---- resolving names
+
+    def _where(self, inc: Incident) -> str:
+        return f"incident {inc}"
+
+    def _sensor(self, inc: Incident) -> int:
+        if inc.site not in self._sites:
+            raise ValueError(f"{self._where(inc)}: unknown site {inc.site!r} "
+                             f"(sites: {', '.join(sorted(self._sites))})")
+        slot = self._slot.get((inc.site, inc.target or ""))
+        if slot is None:
+            raise ValueError(f"{self._where(inc)}: site {inc.site} has no sensor {inc.target!r}")
+        allowed = SENSOR_KINDS_FOR.get(inc.kind)
+        kind = self.model.sensors[slot].kind
+        if allowed and kind not in allowed:
+            raise ValueError(f"{self._where(inc)}: {inc.target} is a {kind} sensor; "
+                             f"{inc.kind} applies to {', '.join(allowed)}")
+        return slot
+
+    def _device(self, inc: Incident) -> int:
+        if inc.site not in self._sites:
+            raise ValueError(f"{self._where(inc)}: unknown site {inc.site!r}")
+        slot = self._slot.get((inc.site, inc.target or ""))
+        device = (self.model.sensors[slot].device or DEFAULT_DEVICE) if slot is not None else inc.target
+        try:
+            return self.layout.device_index(inc.site, device or "")
+        except ValueError:
+            known = sorted({d for s, d in self.layout.devices if s == inc.site})
+            raise ValueError(f"{self._where(inc)}: site {inc.site} has no device or sensor {inc.target!r} "
+                             f"(devices: {', '.join(known)})") from None
+
+    def _storm_slots(self, inc: Incident) -> list[tuple[int, int]]:
+        if inc.site not in self._sites:
+            raise ValueError(f"{self._where(inc)}: unknown site {inc.site!r}")
+        roles = {"rainfall": 0, "pond_level": 1, "dry_beach": 2}
+        found = [(i, roles[s.kind]) for i, s in enumerate(self.model.sensors)
+                 if s.site == inc.site and s.kind in roles]
+        if not found:
+            raise ValueError(f"{self._where(inc)}: site {inc.site} has no rainfall, pond_level "
+                             "or dry_beach sensor")
+        return found
+
+    # ---- parameters
+
+    def _span(self, slot: int) -> float:
+        return float(self.model.range_hi[slot] - self.model.range_lo[slot])
+
+    def _top(self, slot: int) -> float:
+        """The highest configured high limit, else 90 % of the range."""
+        m = self.model
+        for lim in (m.limit_hh[slot], m.limit_h[slot]):
+            if not math.isnan(lim):
+                return float(lim)
+        return float(m.range_lo[slot] + 0.9 * self._span(slot))
+
+    def _leak_peak(self, slot: int) -> float:
+        """How far above its baseline a detector at the release reads: 1.2 x HH, capped by the range."""
+        m = self.model
+        lo = float(m.range_lo[slot])
+        if not math.isnan(m.limit_hh[slot]):
+            peak = 1.2 * (m.limit_hh[slot] - lo)
+        elif not math.isnan(m.limit_h[slot]):
+            peak = 2.0 * (m.limit_h[slot] - lo)
+        else:
+            peak = 0.6 * self._span(slot)
+        return float(min(peak, 0.95 * self._span(slot)))
+
+    def _leak_entries(self, inc: Incident, lead: int, t_on: float, t_off: float, number: int,
+                      seed: int) -> list[tuple[int, float, float, float, float, float, float]]:
+        """The lead detector rises first (T90 ≲ 30 s); group neighbours later and to 55-75 % of it."""
+        rng = np.random.default_rng([seed, 0x1EA4, number])
+        sensor: Sensor = self.model.sensors[lead]
+        entries = [(lead, t_on, t_off, self._leak_peak(lead), 40.0, 60.0, 0.08)]
+        if sensor.group is None:
+            return entries
+        neighbours = [i for i, s in enumerate(self.model.sensors)
+                      if s.site == sensor.site and s.group == sensor.group and i != lead
+                      and s.kind in SENSOR_KINDS_FOR["leak"]]
+        for k, slot in enumerate(neighbours, start=1):
+            lag = 10.0 * k + float(rng.uniform(5.0, 15.0))
+            gain = float(rng.uniform(0.55, 0.75)) * 0.9 ** (k - 1)
+            entries.append((slot, t_on + lag, t_off + lag, gain * self._leak_peak(slot), 60.0 + 30.0 * k,
+                            90.0, 0.08))
+        return entries
+
+    def _creep_scale(self, slot: int) -> float:
+        """Scale v0·T of the inverse-velocity law: H is crossed at ~0.9 of the time to failure."""
+        m = self.model
+        top = m.limit_h[slot] if not math.isnan(m.limit_h[slot]) else m.limit_hh[slot]
+        if math.isnan(top):
+            top = m.range_lo[slot] + 0.3 * self._span(slot)
+        return float(max(top - m.op[slot], 1.0) / math.log(10.0))
+
+    # ---- applying
+
+    def silenced(self, t_s: float) -> np.ndarray:
+        """(n_devices,) bool: devices in an outage at `t_s`."""
+        mask = np.zeros(len(self.layout.devices), dtype=bool)
+        if self._out_dev.size:
+            mask[self._out_dev[(t_s >= self._out_on) & (t_s < self._out_off)]] = True
+        return mask
+
+    def apply(self, t_s: float, values: np.ndarray, due: np.ndarray | None = None) -> np.ndarray:
+        """Return `values` (n_sensors,) with every incident active at `t_s` applied; `due` gates spikes."""
+        if not self.incidents:
+            return values
+        m = self.model
+        out = values.copy()
+        if self._ramp_slot.size:
+            end = np.minimum(t_s, self._ramp_off) - self._ramp_on
+            rise = self._ramp_peak * (1.0 - np.exp(-np.fmax(end, 0.0) / self._ramp_rise))
+            fall = np.exp(-np.fmax(t_s - self._ramp_off, 0.0) / self._ramp_fall)
+            jitter = 1.0 + self._ramp_jitter * self._rng.standard_normal(self._ramp_slot.size)  # wind gusts
+            np.add.at(out, self._ramp_slot, np.where(end > 0, rise * fall * jitter, 0.0))
+        if self._lin_slot.size:
+            run = np.fmax(np.minimum(t_s, self._lin_off) - self._lin_on, 0.0)
+            fall = np.exp(-np.fmax(t_s - self._lin_off, 0.0) / self._lin_fall)
+            np.add.at(out, self._lin_slot, self._lin_rate * run * fall)
+        if self._storm_slot.size:
+            np.add.at(out, self._storm_slot, self._storm_offsets(t_s))
+        if self._creep_slot.size:
+            s = t_s - self._creep_on
+            life = self._creep_fail - self._creep_on
+            left = np.fmax(life - s, 1e-9)
+            moved = np.where(s > 0, self._creep_k * np.log(life / left), 0.0)
+            failed = s >= life * (1.0 - 1e-6)
+            span = m.range_hi[self._creep_slot] - m.range_lo[self._creep_slot]
+            np.add.at(out, self._creep_slot, np.where(failed, span, np.fmin(moved, span)))
+        np.clip(out, m.range_lo, m.range_hi, out=out)
+        out = np.round(out * m.scale) / m.scale
+        if self._stuck_slot.size:
+            active = (t_s >= self._stuck_on) & (t_s < self._stuck_off)
+            grab = active & np.isnan(self._stuck_held)
+            self._stuck_held[grab] = out[self._stuck_slot[grab]]  # frozen as last read, incidents included
+            out[self._stuck_slot[active]] = self._stuck_held[active]
+        if self._spike_slot.size:
+            ready = ~self._spike_fired & (t_s >= self._spike_on)
+            if due is not None:
+                ready &= due[self._spike_slot]
+            slots = self._spike_slot[ready]
+            out[slots] = m.range_lo[slots] + SPIKE_FRACTION * (m.range_hi[slots] - m.range_lo[slots])
+            self._spike_fired |= ready
+        return out
+
+    def _storm_offsets(self, t_s: float) -> np.ndarray:
+        """Gauges read the storm; the pond rises by e = g·I·τ(1-e^(-s/τ)), then drains; beach -e/slope."""
+        m = self.model
+        site = m.site_of_slot[self._storm_slot]
+        s = t_s - self._storm_on
+        length = self._storm_off - self._storm_on
+        raining = (s >= 0) & (s < length)
+        tau = m.site_decant_tau_s[site]
+        rain_m_per_s = m.site_rain_gain_m_per_mm[site] * STORM_MM_H / HOUR_S
+        filled = rain_m_per_s * tau * (1.0 - np.exp(-np.clip(s, 0.0, length) / tau))
+        excess = np.where(s > 0, filled * np.exp(-np.fmax(s - length, 0.0) / tau), 0.0)
+        gusts = np.fmax(0.0, 1.0 + 0.15 * self._rng.standard_normal(s.size))
+        gauge = np.where(raining, STORM_MM_H * gusts, 0.0)
+        role = self._storm_role
+        return np.where(role == 0, np.round(gauge, 1),
+                        np.where(role == 1, excess, -excess / m.site_beach_slope[site]))
