@@ -108,7 +108,7 @@ def run_hazmon(
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=open(work / "hazmon.log", "wb"),
-    )  # noqa: SIM115
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
