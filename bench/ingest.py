@@ -102,12 +102,13 @@ def run_hazmon(
         HAZMON_DATA_DIR=str(work / "hazmon"),
         HAZMON_HTTP_PORT=str(port),
     )
+    service_log = open(work / "hazmon.log", "wb")  # noqa: SIM115 - held for the child's lifetime
     service = subprocess.Popen(
         hazmon_cmd("run"),
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=open(work / "hazmon.log", "wb"),
+        stderr=service_log,
     )
     base = f"http://127.0.0.1:{port}"
     try:
