@@ -76,7 +76,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print(
             "\n"
             "hazmon demo is running\n"
-            f"  API and console   {base}/          (OpenAPI: {base}/docs)\n"
+            f"  API               {base}/docs     (the control-room console arrives with issue 5)\n"
             f"  health / metrics  {base}/healthz  {base}/metrics\n"
             f"  rejected readings {base}/api/v1/ingest/rejects\n"
             f"  MQTT broker       {mqtt.url}   (topics hazmon/v1/#)\n"

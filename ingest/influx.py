@@ -96,8 +96,11 @@ class InfluxClient:
         except httpx.TransportError:
             return False
 
-    def ensure_schema(self, raw_days: int = 30, rollup_days: int = 365) -> None:
-        """Create the database, retention policies and the 1-minute continuous query if missing."""
+    def ensure_schema(self, raw_days: int = 30, rollup_days: int = 365, rollup_every: str = "1m") -> None:
+        """Create the database, retention policies and the 1-minute continuous query if missing.
+
+        `rollup_every` is how often the CQ recomputes its last 10 minutes (tests use "1s").
+        """
         db = _quote_ident(self.database)
         self.execute(f"CREATE DATABASE {db}")
         existing = {row[0]: row for row in self._rows(f"SHOW RETENTION POLICIES ON {db}")}
@@ -109,7 +112,7 @@ class InfluxClient:
             )
         into = f"{db}.{_quote_ident(ROLLUP_RP)}.{_quote_ident(ROLLUP_MEASUREMENT)}"
         cq = (
-            f"CREATE CONTINUOUS QUERY {_quote_ident(CQ_NAME)} ON {db} RESAMPLE EVERY 1m FOR 10m BEGIN "
+            f"CREATE CONTINUOUS QUERY {_quote_ident(CQ_NAME)} ON {db} RESAMPLE EVERY {rollup_every} FOR 10m BEGIN "
             f'SELECT min("value") AS "min", mean("value") AS "mean", max("value") AS "max", '
             f'count("value") AS "count" INTO {into} '
             f'FROM {db}.{_quote_ident(RAW_RP)}."readings" GROUP BY time(1m), * END'

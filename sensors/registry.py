@@ -29,8 +29,25 @@ from sensors.model import (
     Site,
 )
 
-# libyaml's parser when available: several times faster on registries of many thousand sensors
-_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Safe loader (libyaml's parser when available) that refuses duplicate keys.
+
+    PyYAML silently keeps the last of two equal keys, so a second `limits:` under a sensor would
+    quietly replace the first; in a safety registry that must be an error.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (line {key_node.start_mark.line + 1})",
+                    key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
 
 SITE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # also the MQTT topic level (CONTRACTS §1)
 DEVICE_ID_RE = SITE_ID_RE
@@ -181,7 +198,7 @@ def parse_registry_text(text: str, file: str = "<string>") -> tuple[list[Site], 
     c = _Collector(file)
     try:
         # JSON is YAML too, and orjson reads a 60 000-sensor registry ~50x faster than PyYAML
-        doc = orjson.loads(text) if text.lstrip().startswith("{") else yaml.load(text, Loader=_YamlLoader)
+        doc = orjson.loads(text) if text.lstrip().startswith("{") else yaml.load(text, Loader=_UniqueKeyLoader)
     except (yaml.YAMLError, orjson.JSONDecodeError) as e:
         c.add(f"not valid YAML: {e}")
         return [], c.issues

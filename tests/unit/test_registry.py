@@ -427,3 +427,28 @@ def test_index_of_the_examples_covers_every_sensor(examples):
     assert len(index) == len(examples.sensors())
     for slot, s in enumerate(examples.sensors()):
         assert index.slot(s.site, s.id) == slot
+
+
+def test_duplicate_yaml_key_is_an_error_not_a_silent_overwrite(tmp_path):
+    text = """\
+sites:
+  - id: dup-site
+    name: 重复键
+    kind: chemical
+    grade: 2
+    sensors:
+      - id: T1
+        name: 液位
+        kind: level
+        unit: m
+        range: [0, 20]
+        interval_s: 10
+        limits: {h: 16, hh: 18}
+        limits: {h: 19.5, hh: 19.9}
+"""
+    path = tmp_path / "dup.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(RegistryError) as err:
+        load_registry(path)
+    message = str(err.value)
+    assert str(path) in message and "duplicate key 'limits'" in message and "line 14" in message
