@@ -112,7 +112,8 @@ class InfluxClient:
             )
         into = f"{db}.{_quote_ident(ROLLUP_RP)}.{_quote_ident(ROLLUP_MEASUREMENT)}"
         cq = (
-            f"CREATE CONTINUOUS QUERY {_quote_ident(CQ_NAME)} ON {db} RESAMPLE EVERY {rollup_every} FOR 10m BEGIN "
+            f"CREATE CONTINUOUS QUERY {_quote_ident(CQ_NAME)} ON {db} "
+            f"RESAMPLE EVERY {rollup_every} FOR 10m BEGIN "
             f'SELECT min("value") AS "min", mean("value") AS "mean", max("value") AS "max", '
             f'count("value") AS "count" INTO {into} '
             f'FROM {db}.{_quote_ident(RAW_RP)}."readings" GROUP BY time(1m), * END'

@@ -198,7 +198,8 @@ def parse_registry_text(text: str, file: str = "<string>") -> tuple[list[Site], 
     c = _Collector(file)
     try:
         # JSON is YAML too, and orjson reads a 60 000-sensor registry ~50x faster than PyYAML
-        doc = orjson.loads(text) if text.lstrip().startswith("{") else yaml.load(text, Loader=_UniqueKeyLoader)
+        is_json = text.lstrip().startswith("{")
+        doc = orjson.loads(text) if is_json else yaml.load(text, Loader=_UniqueKeyLoader)
     except (yaml.YAMLError, orjson.JSONDecodeError) as e:
         c.add(f"not valid YAML: {e}")
         return [], c.issues
