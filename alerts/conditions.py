@@ -1,0 +1,72 @@
+"""What the engine detects, as plain data: condition kinds and condition changes.
+
+The engine (array kernels) decides, per sensor, which *conditions* are true: a limit crossed,
+a rate of change, an instrument fault, silence, a forecast crossing. The alarm lifecycle
+(ISA-18.2, alerts/lifecycle.py) turns condition changes into alarms that people acknowledge,
+shelve and clear. This module is the contract between the two and imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ConditionKind(IntEnum):
+    """One column of the engine's condition matrix; each is a separate alarm point per sensor."""
+
+    LL = 0
+    L = 1
+    H = 2
+    HH = 3
+    ROC = 4  # rate of change beyond the sensor's limit
+    FAULT = 5  # instrument fault: out of range, stuck, spike (detail says which)
+    STALE = 6  # no data for too long (a sensor, or a whole device: see `scope`)
+    EARLY_WARNING = 7  # forecast to cross a limit within the horizon
+    VOTE = 8  # k-out-of-n group vote (e.g. 2oo3 gas detectors) reached
+
+
+#: CONTRACTS.md §3 `type` for each kind
+EVENT_TYPE = {
+    ConditionKind.LL: "alarm", ConditionKind.L: "alarm", ConditionKind.H: "alarm", ConditionKind.HH: "alarm",
+    ConditionKind.ROC: "alarm", ConditionKind.VOTE: "alarm", ConditionKind.FAULT: "fault",
+    ConditionKind.STALE: "stale", ConditionKind.EARLY_WARNING: "early_warning",
+}
+
+
+class Priority(IntEnum):
+    """ISA-18.2 priorities; the console sorts by these, SMS routing uses them."""
+
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionChange:
+    """A condition of one alarm point became active or inactive at event time `time_ms`.
+
+    `source` is the sensor id, or the device id when scope == "device" (one silent gateway is
+    one incident), or the group id when scope == "group" (a vote).
+    """
+
+    site: str
+    source: str
+    kind: ConditionKind
+    active: bool
+    time_ms: int
+    priority: Priority
+    level: str  # CONTRACTS §3 level: HH, H, L, LL, ROC, VOTE, or the fault kind, or STALE
+    value: float | None = None
+    limit: float | None = None
+    message: str = ""
+    scope: str = "sensor"  # sensor | device | group
+    eta_ms: int | None = None  # early warnings: expected crossing time and its band
+    eta_low_ms: int | None = None
+    eta_high_ms: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """Identity of the alarm point: (site, scope, source, kind name); one per sensor and kind."""
+        return (self.site, self.scope, self.source, self.kind.name)
