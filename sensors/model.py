@@ -74,6 +74,9 @@ class Sensor:
     forecast: bool = False
     group: str | None = None
     device: str | None = None
+    roc_per_min: float | None = None  # rate-of-change alarm: |change| per minute over roc_window_s
+    roc_window_s: float = 60.0
+    stale_after_s: float | None = None  # default: 3 reporting intervals (at least 30 s)
 
     @property
     def key(self) -> tuple[str, str]:

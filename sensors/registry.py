@@ -65,6 +65,9 @@ SENSOR_KEYS = frozenset(
         "range",
         "interval_s",
         "limits",
+        "roc_per_min",
+        "roc_window_s",
+        "stale_after_s",
         "deadband",
         "on_delay_s",
         "off_delay_s",
@@ -332,6 +335,13 @@ def _parse_sensor(raw: Any, site: str, c: _Collector) -> Sensor | None:
             numbers[key] = num
     if lo is not None and hi is not None and numbers.get("deadband", 0) >= hi - lo:
         bad("deadband must be smaller than the instrument range", "deadband")
+    optional: dict[str, float | None] = {}
+    for key, default in (("roc_per_min", None), ("roc_window_s", 60.0), ("stale_after_s", None)):
+        val = raw.get(key, default)
+        num = None if val is None else _number(val)
+        if val is not None and (num is None or num <= 0):
+            bad(f"{key} must be a positive number", key)
+        optional[key] = num
     forecast = raw.get("forecast", False)
     if not isinstance(forecast, bool):
         bad("forecast must be true or false", "forecast")
@@ -358,6 +368,9 @@ def _parse_sensor(raw: Any, site: str, c: _Collector) -> Sensor | None:
         forecast=forecast,
         group=group,
         device=device,
+        roc_per_min=optional["roc_per_min"],
+        roc_window_s=optional["roc_window_s"] or 60.0,
+        stale_after_s=optional["stale_after_s"],
     )
 
 

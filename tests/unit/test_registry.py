@@ -187,10 +187,10 @@ def test_unknown_site_key_is_reported(tmp_path):
 
 
 def test_unknown_sensor_key_is_reported(tmp_path):
-    path = write(tmp_path, site(sensor(stale_after_s=60)))
+    path = write(tmp_path, site(sensor(alarm_colour="red")))
     issue = only_issue(path)
     assert located(issue) == (
-        str(path), "jianghai-chem-01", "T101-LT", "stale_after_s")
+        str(path), "jianghai-chem-01", "T101-LT", "alarm_colour")
     assert "unknown key" in issue.message
 
 
