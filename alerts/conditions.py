@@ -28,9 +28,15 @@ class ConditionKind(IntEnum):
 
 #: CONTRACTS.md §3 `type` for each kind
 EVENT_TYPE = {
-    ConditionKind.LL: "alarm", ConditionKind.L: "alarm", ConditionKind.H: "alarm", ConditionKind.HH: "alarm",
-    ConditionKind.ROC: "alarm", ConditionKind.VOTE: "alarm", ConditionKind.FAULT: "fault",
-    ConditionKind.STALE: "stale", ConditionKind.EARLY_WARNING: "early_warning",
+    ConditionKind.LL: "alarm",
+    ConditionKind.L: "alarm",
+    ConditionKind.H: "alarm",
+    ConditionKind.HH: "alarm",
+    ConditionKind.ROC: "alarm",
+    ConditionKind.VOTE: "alarm",
+    ConditionKind.FAULT: "fault",
+    ConditionKind.STALE: "stale",
+    ConditionKind.EARLY_WARNING: "early_warning",
 }
 
 

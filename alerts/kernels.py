@@ -1,0 +1,243 @@
+"""Pure numpy kernels of the alarm engine: limits, delays, rate of change, staleness, faults, votes.
+
+Conventions (STYLE.md): inputs are 1-D arrays over the sensors touched in one step (`m` of
+them) or over all sensors (`n`); float64 with NaN for "missing / not configured"; outputs are
+new arrays, inputs are never mutated. Times are int64 milliseconds (event time) unless a name
+says `_s`. Nothing here loops over sensors in Python.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# ---- limits with deadband hysteresis
+
+
+def limit_conditions(
+    x: np.ndarray, limits: np.ndarray, deadband: np.ndarray, was_raw: np.ndarray
+) -> np.ndarray:
+    """Raw (undelayed) LL/L/H/HH conditions with deadband hysteresis.
+
+    Parameters
+    ----------
+    x : (m,) float64
+        Values; NaN gives no condition.
+    limits : (m, 4) float64
+        Columns LL, L, H, HH; NaN where a limit is not configured.
+    deadband : (m,) float64
+        In the sensor's unit; a condition that is on clears only past limit ∓ deadband.
+    was_raw : (m, 4) bool
+        The raw conditions after the previous sample (for hysteresis).
+
+    Returns
+    -------
+    (m, 4) bool
+        High limits trip at x >= limit and clear at x < limit - deadband; low limits mirror it.
+    """
+    xc = x[:, None]
+    db = deadband[:, None]
+    with np.errstate(invalid="ignore"):
+        low_on = np.where(was_raw[:, :2], xc < limits[:, :2] + db, xc <= limits[:, :2])
+        high_on = np.where(was_raw[:, 2:], xc > limits[:, 2:] - db, xc >= limits[:, 2:])
+    return np.concatenate([low_on, high_on], axis=1) & ~np.isnan(limits) & ~np.isnan(xc)
+
+
+# ---- on/off delays
+
+
+def apply_delays(
+    raw: np.ndarray,
+    active: np.ndarray,
+    pending_since: np.ndarray,
+    t_ms: np.ndarray,
+    on_delay_ms: np.ndarray,
+    off_delay_ms: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Debounce conditions: a change must persist for its delay before it takes effect.
+
+    Parameters
+    ----------
+    raw, active : (m, k) bool
+        The undelayed condition now, and the delayed (effective) condition so far.
+    pending_since : (m, k) int64
+        Event time at which raw first differed from active; -1 when they agree.
+    t_ms : (m,) int64
+        Event time of this evaluation (a sample, or the clock for time-driven checks).
+    on_delay_ms, off_delay_ms : (m,) or (m, k) int64
+        How long raw must stay on (off) before active turns on (off).
+
+    Returns
+    -------
+    active, pending_since : (m, k) bool, (m, k) int64
+    """
+    t = t_ms[:, None]
+    on_d = on_delay_ms if on_delay_ms.ndim == 2 else on_delay_ms[:, None]
+    off_d = off_delay_ms if off_delay_ms.ndim == 2 else off_delay_ms[:, None]
+    differs = raw != active
+    since = np.where(differs, np.where(pending_since >= 0, pending_since, t), -1)
+    delay = np.where(raw, on_d, off_d)
+    flip = differs & (t - since >= delay)
+    new_active = np.where(flip, raw, active)
+    return new_active, np.where(flip, -1, since)
+
+
+# ---- rate of change
+
+
+def rate_of_change(
+    x: np.ndarray,
+    t_ms: np.ndarray,
+    anchor_x: np.ndarray,
+    anchor_t_ms: np.ndarray,
+    prev_x: np.ndarray,
+    prev_t_ms: np.ndarray,
+    window_ms: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rate per minute over about one window, with an O(1) anchor per sensor.
+
+    The anchor is the oldest sample kept; once it is older than the window, the previous sample
+    becomes the anchor, so the rate spans between one and two windows of history.
+
+    Returns
+    -------
+    rate_per_min : (m,) float64 (NaN until two samples exist)
+    anchor_x, anchor_t_ms : the updated anchors
+    """
+    stale_anchor = (anchor_t_ms < 0) | (t_ms - anchor_t_ms > window_ms)
+    use_prev = stale_anchor & (prev_t_ms >= 0)
+    new_ax = np.where(use_prev, prev_x, np.where(anchor_t_ms < 0, x, anchor_x))
+    new_at = np.where(use_prev, prev_t_ms, np.where(anchor_t_ms < 0, t_ms, anchor_t_ms))
+    dt_min = (t_ms - new_at) / 60_000.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(dt_min > 0, (x - new_ax) / dt_min, np.nan)
+    return rate, new_ax, new_at
+
+
+# ---- staleness, rolled up by device
+
+
+def stale_sensors(now_ms: int, last_t_ms: np.ndarray, stale_after_ms: np.ndarray) -> np.ndarray:
+    """(n,) bool: no sample for longer than stale_after_ms (last_t_ms holds the start time if none)."""
+    return (now_ms - last_t_ms) > stale_after_ms
+
+
+def device_rollup(stale: np.ndarray, device_of: np.ndarray, n_devices: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fold sensor staleness into device staleness, so one silent gateway is one incident.
+
+    Parameters
+    ----------
+    stale : (n,) bool
+    device_of : (n,) int64
+        Device index of each sensor, -1 for sensors without a device.
+    n_devices : int
+
+    Returns
+    -------
+    device_stale : (n_devices,) bool
+        Every sensor of the device is stale.
+    sensor_stale : (n,) bool
+        Stale sensors that are NOT covered by a silent device (reported one by one).
+    """
+    has = device_of >= 0
+    members = np.bincount(device_of[has], minlength=n_devices)
+    silent = np.bincount(device_of[has], weights=stale[has], minlength=n_devices)
+    device_stale = (members > 0) & (silent == members)
+    covered = np.zeros_like(stale)
+    covered[has] = device_stale[device_of[has]]
+    return device_stale, stale & ~covered
+
+
+# ---- instrument faults
+
+
+def out_of_range(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, tolerance: float = 0.01) -> np.ndarray:
+    """(m,) bool: outside the instrument range by more than `tolerance` of its span.
+
+    A reading at full scale (a saturated gas detector in a real release) is not a fault.
+    """
+    margin = (hi - lo) * tolerance
+    return (x < lo - margin) | (x > hi + margin)
+
+
+def robust_jump(
+    x: np.ndarray,
+    prev_x: np.ndarray,
+    mad: np.ndarray,
+    span: np.ndarray,
+    n_seen: np.ndarray,
+    k: float = 10.0,
+    min_fraction: float = 0.05,
+    warmup: int = 20,
+) -> np.ndarray:
+    """(m,) bool: a jump far outside the sensor's usual sample-to-sample change.
+
+    `mad` is an exponentially weighted mean absolute difference (a robust scale that single
+    outliers barely move); a jump must exceed k * mad and a share of the span, after warm-up.
+    """
+    d = np.abs(x - prev_x)
+    with np.errstate(invalid="ignore"):
+        return (n_seen >= warmup) & (d > k * mad) & (d > min_fraction * span)
+
+
+def update_mad(mad: np.ndarray, x: np.ndarray, prev_x: np.ndarray, alpha: float = 0.05) -> np.ndarray:
+    """Exponentially weighted mean |Δx|, with jumps clipped so a spike cannot inflate it."""
+    d = np.abs(x - prev_x)
+    d = np.where(np.isnan(d), mad, d)
+    clipped = np.minimum(d, np.where(mad > 0, 5 * mad, d))
+    return np.where(np.isnan(mad) | (mad == 0), d, (1 - alpha) * mad + alpha * clipped)
+
+
+def stuck_condition(
+    frozen_samples: np.ndarray,
+    frozen_ms: np.ndarray,
+    expected_move: np.ndarray,
+    noise: np.ndarray,
+    varies: np.ndarray,
+    may_flatline: np.ndarray,
+    quick_samples: int = 6,
+    slow_samples: int = 60,
+    slow_ms: int = 30 * 60_000,
+) -> np.ndarray:
+    """(m,) bool: a flatlined instrument.
+
+    Two ways to be stuck: quickly, when the sensor's own recent trend says it should have moved
+    by well over its noise while frozen (a level gauge stuck during a fill, Buncefield 2005);
+    or slowly, when a sensor that normally varies has not changed for many intervals and at
+    least 30 minutes. Sensors that legitimately sit still (a dry rain gauge) are exempt.
+    """
+    quick = (frozen_samples >= quick_samples) & (expected_move > 5.0 * np.maximum(noise, 1e-12))
+    slow = (frozen_samples >= slow_samples) & (frozen_ms >= slow_ms) & varies
+    return (quick | slow) & ~may_flatline
+
+
+# ---- k-out-of-n voting
+
+
+def group_votes(
+    member_alarm: np.ndarray, member_faulty: np.ndarray, group_of: np.ndarray, n_groups: int, k: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vote per group, degrading when voters are faulty.
+
+    Parameters
+    ----------
+    member_alarm, member_faulty : (n,) bool
+        A member in alarm (H or above), a member with an instrument fault.
+    group_of : (n,) int64
+        Group index per sensor, -1 for none.
+    k : (n_groups,) int64
+        Votes needed with every voter healthy (2 for 2oo3).
+
+    Returns
+    -------
+    voted : (n_groups,) bool
+    degraded : (n_groups,) bool
+        At least one voter is faulty; the vote then needs k - faulty (at least 1): a 2oo3
+        group with one faulty detector acts as 1oo2, erring on the safe side.
+    votes : (n_groups,) int64
+    """
+    has = group_of >= 0
+    g = group_of[has]
+    votes = np.bincount(g, weights=(member_alarm & ~member_faulty)[has], minlength=n_groups).astype(np.int64)
+    faulty = np.bincount(g, weights=member_faulty[has], minlength=n_groups).astype(np.int64)
+    need = np.maximum(k - faulty, 1)
+    return votes >= need, faulty > 0, votes
