@@ -208,7 +208,7 @@ class AlarmEngine:
     def _round(
         self, slot: np.ndarray, t: np.ndarray, x: np.ndarray, q: np.ndarray, changes: list[ConditionChange]
     ) -> None:
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             self._round_inner(slot, t, x, q, changes)
 
     def _round_inner(self, slot, t, x, q, changes) -> None:

@@ -1,0 +1,240 @@
+"""Kernels on raw arrays and the engine on readings: limits, delays, faults, staleness, votes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from alerts import kernels
+from alerts.conditions import ConditionKind as K
+from alerts.engine import AlarmEngine
+from ingest.payloads import ReadingBatch
+from sensors.index import SensorIndex
+from sensors.model import Limits, Registry, Sensor, Site
+
+T0 = 1_795_392_000_000
+NAN, INF = np.nan, np.inf
+
+
+# ---- kernels on raw arrays
+
+
+def test_limit_conditions_trip_at_the_limit_and_clear_past_the_deadband():
+    limits = np.array([[1.0, 2.0, 8.0, 9.0]] * 6)
+    x = np.array([8.0, 7.95, 7.95, 0.5, NAN, INF])
+    was = np.array([[0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 1], [0, 0, 0, 0]], bool)
+    got = kernels.limit_conditions(x, limits, np.full(6, 0.1), was)
+    assert got.tolist() == [
+        [False, False, True, False],  # 8.0 >= H
+        [False, False, True, False],  # was on, 7.95 > 8.0 - 0.1: stays on (hysteresis)
+        [False, False, False, False],  # was off, 7.95 < H
+        [True, True, False, False],  # below L and LL
+        [False, False, False, False],  # NaN: no condition, even if it was on
+        [False, False, True, True],  # +inf is above every high limit
+    ]
+
+
+def test_unconfigured_limits_never_trip():
+    got = kernels.limit_conditions(
+        np.array([1e9, -1e9]), np.full((2, 4), NAN), np.zeros(2), np.zeros((2, 4), bool)
+    )
+    assert not got.any()
+
+
+def test_delays_hold_a_change_until_it_has_persisted():
+    raw = np.array([[True], [True], [False]])
+    active = np.array([[False], [False], [True]])
+    pending = np.array([[-1], [1_000], [0]])
+    t = np.array([1_000, 6_000, 500])
+    new, since = kernels.apply_delays(raw, active, pending, t, np.full(3, 5_000), np.full(3, 1_000))
+    assert new.ravel().tolist() == [False, True, True]
+    assert since.ravel().tolist() == [1_000, -1, 0]
+
+
+def test_stale_devices_roll_up_and_cover_their_sensors():
+    stale = np.array([True, True, True, False, True])
+    device_of = np.array([0, 0, 1, 1, -1])
+    dev, sensors = kernels.device_rollup(stale, device_of, 2)
+    assert dev.tolist() == [True, False]
+    assert sensors.tolist() == [False, False, True, False, True]
+
+
+def test_votes_need_k_healthy_voters_and_degrade_with_a_faulty_one():
+    group_of = np.array([0, 0, 0, 1, 1, 1])
+    alarm = np.array([True, False, False, True, False, False])
+    faulty = np.array([False, False, False, False, True, False])
+    voted, degraded, votes = kernels.group_votes(alarm, faulty, group_of, 2, np.array([2, 2]))
+    assert voted.tolist() == [False, True] and degraded.tolist() == [False, True] and votes.tolist() == [1, 1]
+
+
+def test_out_of_range_tolerates_full_scale_but_not_beyond():
+    got = kernels.out_of_range(np.array([100.0, 100.5, 101.5, -2.0, NAN]), np.zeros(5), np.full(5, 100.0))
+    assert got.tolist() == [False, False, True, True, False]
+
+
+# ---- engine on readings
+
+
+def sensor(id_: str, **kw) -> Sensor:
+    base = dict(
+        id=id_,
+        site="s",
+        name=id_,
+        kind="level",
+        unit="m",
+        range=(0.0, 20.0),
+        interval_s=10.0,
+        limits=Limits(l=2.0, h=16.0, hh=18.0),
+        deadband=0.2,
+        device="gw",
+    )
+    base.update(kw)
+    return Sensor(**base)
+
+
+def engine_for(*sensors: Sensor) -> tuple[AlarmEngine, SensorIndex]:
+    index = SensorIndex.build(Registry((Site("s", "站", "chemical", 2, tuple(sensors)),)))
+    return AlarmEngine(index, start_ms=T0), index
+
+
+def readings(slot: int, values, start=T0, step_ms=10_000, quality=0) -> ReadingBatch:
+    n = len(values)
+    return ReadingBatch(
+        np.full(n, slot, np.int32),
+        start + np.arange(n, dtype=np.int64) * step_ms,
+        np.asarray(values, float),
+        np.full(n, quality, np.int8),
+    )
+
+
+def kinds(changes) -> list[tuple[str, bool]]:
+    return [(c.level, c.active) for c in changes]
+
+
+def test_on_delay_raises_only_after_the_condition_persisted():
+    eng, _ = engine_for(sensor("LT", on_delay_s=25))
+    changes = eng.process(readings(0, [15, 16.5, 16.6, 16.7, 16.8]))
+    assert kinds(changes) == [("H", True)]
+    assert (
+        changes[0].time_ms == T0 + 40_000
+    )  # first above H at +10 s, held 25 s, confirmed by the +40 s sample
+    assert changes[0].limit == 16.0 and "≥ 16 m" in changes[0].message
+
+
+def test_streaming_in_chunks_gives_the_same_changes_as_one_batch():
+    rng = np.random.default_rng(3)
+    values = np.clip(np.cumsum(rng.normal(0, 0.6, 400)) + 10, -1, 21)
+    one, _ = engine_for(sensor("LT", on_delay_s=15, off_delay_s=5))
+    chunked, _ = engine_for(sensor("LT", on_delay_s=15, off_delay_s=5))
+    whole = one.process(readings(0, values))
+    parts = []
+    for lo in range(0, 400, 37):
+        parts += chunked.process(readings(0, values[lo : lo + 37], start=T0 + lo * 10_000))
+    assert [(c.kind, c.active, c.time_ms) for c in parts] == [(c.kind, c.active, c.time_ms) for c in whole]
+    assert len(whole) > 4
+
+
+def test_duplicates_and_out_of_order_readings_change_nothing():
+    eng, _ = engine_for(sensor("LT"))
+    eng.process(readings(0, [10, 11, 12]))
+    before = eng.active.copy()
+    assert eng.process(readings(0, [19, 19], start=T0)) == []  # older and equal times
+    assert (eng.active == before).all() and eng.late_or_duplicate == 2
+
+
+def test_one_sample_spike_is_a_fault_not_a_process_alarm():
+    eng, _ = engine_for(sensor("LT"))
+    noise = 10 + 0.01 * np.sin(np.arange(40))
+    values = [*noise, 19.5, *noise[:3]]
+    changes = eng.process(readings(0, values))
+    assert kinds(changes) == [("spike", True), ("spike", False)]
+    assert changes[0].time_ms == T0 + 40 * 10_000
+
+
+def test_a_real_step_is_alarmed_one_sample_later_not_treated_as_a_spike():
+    eng, _ = engine_for(sensor("LT"))
+    values = [*(10 + 0.01 * np.sin(np.arange(40))), 19.5, 19.6, 19.7]
+    changes = eng.process(readings(0, values))
+    assert ("HH", True) in kinds(changes) and ("spike", True) not in kinds(changes)
+
+
+def test_a_gauge_stuck_during_a_fill_is_a_fault_within_minutes():
+    eng, _ = engine_for(sensor("LT"))
+    fill = 8 + 0.0007 * np.arange(120) * 10  # 0.25 m/h, sampled every 10 s
+    stuck = np.full(60, fill[-1])
+    changes = eng.process(readings(0, [*fill, *stuck]))
+    faults = [c for c in changes if c.level == "stuck"]
+    assert faults and faults[0].active
+    assert faults[0].time_ms - (T0 + 119 * 10_000) <= 10 * 60_000
+
+
+def test_a_rain_gauge_reading_zero_for_days_is_not_stuck():
+    eng, _ = engine_for(
+        sensor("RG", kind="rainfall", unit="mm/h", range=(0.0, 200.0), limits=Limits(h=50.0), interval_s=600)
+    )
+    values = [*np.abs(np.sin(np.arange(30))), *np.zeros(500)]
+    assert eng.process(readings(0, values, step_ms=600_000)) == []
+
+
+def test_out_of_range_and_bad_quality_are_faults():
+    eng, _ = engine_for(sensor("A"), sensor("B"))
+    c1 = eng.process(readings(0, [10, 25]))
+    c2 = eng.process(readings(1, [10, 10], quality=2))
+    assert ("out_of_range", True) in kinds(c1) and ("bad_quality", True) in kinds(c2)
+
+
+def test_silent_gateway_is_one_incident_and_clears_when_data_returns():
+    eng, _ = engine_for(sensor("A"), sensor("B"), sensor("C", device="other"))
+    eng.process(
+        ReadingBatch(
+            np.array([0, 1, 2], np.int32), np.full(3, T0, np.int64), np.full(3, 10.0), np.zeros(3, np.int8)
+        )
+    )
+    eng.process(readings(2, [10, 10, 10, 10, 10, 10], start=T0 + 10_000))
+    changes = eng.advance(T0 + 60_000)
+    assert [(c.scope, c.source, c.active) for c in changes] == [("device", "gw", True)]
+    eng.process(readings(0, [10.0], start=T0 + 70_000))
+    # the gateway is back, but B is still silent: now it is B's own incident
+    after = eng.advance(T0 + 71_000)
+    assert [(c.scope, c.source, c.active) for c in after] == [("device", "gw", False), ("sensor", "B", True)]
+
+
+def test_two_out_of_three_detectors_vote_and_degrade_to_one_out_of_two_on_a_fault():
+    gas = dict(
+        kind="gas_lel",
+        unit="%LEL",
+        range=(0.0, 100.0),
+        limits=Limits(h=25.0, hh=50.0),
+        group="G",
+        interval_s=1.0,
+        deadband=1.0,
+    )
+    eng, _ = engine_for(sensor("D1", **gas), sensor("D2", **gas), sensor("D3", **gas))
+    first = eng.process(
+        ReadingBatch(
+            np.array([0, 1, 2], np.int32),
+            np.full(3, T0, np.int64),
+            np.array([30.0, 5.0, 5.0]),
+            np.zeros(3, np.int8),
+        )
+    )
+    assert ("VOTE", True) not in kinds(first)
+    votes = eng.process(readings(1, [31.0], start=T0 + 1_000))
+    assert ("VOTE", True) in kinds(votes) and votes[-1].priority.name == "CRITICAL"
+
+    eng2, _ = engine_for(sensor("D1", **gas), sensor("D2", **gas), sensor("D3", **gas))
+    eng2.process(readings(2, [5.0], quality=2))  # D3 faulty
+    degraded = eng2.process(readings(0, [30.0], start=T0 + 1_000))
+    assert ("VOTE", True) in kinds(degraded) and "降级" in degraded[-1].message
+
+
+def test_restored_active_conditions_are_not_raised_again():
+    eng, _ = engine_for(sensor("LT"))
+    eng.restore_active({("s", "sensor", "LT", "H")})
+    assert eng.process(readings(0, [16.5, 16.6])) == []
+
+
+@pytest.mark.parametrize("value", [NAN, INF, -INF])
+def test_non_finite_values_do_not_crash_the_engine(value):
+    eng, _ = engine_for(sensor("LT"))
+    eng.process(readings(0, [10.0, value, 10.0]))
