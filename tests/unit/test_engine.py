@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from alerts import kernels
-from alerts.conditions import ConditionKind as K
 from alerts.engine import AlarmEngine
 from ingest.payloads import ReadingBatch
 from sensors.index import SensorIndex
