@@ -164,28 +164,41 @@ class AlarmEngine:
             self._settle(pend, t, self.raw[pend], self.last_x[pend], changes)
         ref = np.where(self.last_t >= 0, self.last_t, self.seen_since)
         stale = kernels.stale_sensors(now_ms, ref, self.stale_after_ms)
+        overdue_at = ref + self.stale_after_ms  # the event time at which each sensor became stale
         device_stale, sensor_stale = kernels.device_rollup(stale, self.device_of, len(self.devices))
-        for d in np.flatnonzero(device_stale != self.device_active):
-            site, device = self.devices[d]
-            on = bool(device_stale[d])
-            changes.append(
-                ConditionChange(
-                    site,
-                    device,
-                    K.STALE,
-                    on,
-                    now_ms,
-                    Priority.HIGH,
-                    "STALE",
-                    scope="device",
-                    message=f"设备 {device} 通信中断, 其全部测点无数据" if on else f"设备 {device} 通信恢复",
+        flipped = np.flatnonzero(device_stale != self.device_active)
+        if len(flipped):
+            # a device goes silent when its last sensor does, and is back with its first reading
+            has = self.device_of >= 0
+            last_silent = np.full(len(self.devices), -1, dtype=np.int64)
+            np.maximum.at(last_silent, self.device_of[has], overdue_at[has])
+            first_back = np.full(len(self.devices), np.iinfo(np.int64).max, dtype=np.int64)
+            np.minimum.at(first_back, self.device_of[has], np.where(stale[has], first_back.max(), ref[has]))
+            for d in flipped.tolist():
+                site, device = self.devices[d]
+                on = bool(device_stale[d])
+                when = int(last_silent[d]) if on else min(int(first_back[d]), now_ms)
+                changes.append(
+                    ConditionChange(
+                        site,
+                        device,
+                        K.STALE,
+                        on,
+                        when,
+                        Priority.HIGH,
+                        "STALE",
+                        scope="device",
+                        message=f"设备 {device} 通信中断, 其全部测点无数据"
+                        if on
+                        else f"设备 {device} 通信恢复",
+                    )
                 )
-            )
         self.device_active = device_stale
-        self._emit(
-            np.flatnonzero(sensor_stale != self.active[:, K.STALE]), K.STALE, sensor_stale, now_ms, changes
-        )
+        moved = np.flatnonzero(sensor_stale != self.active[:, K.STALE])
+        when = np.where(sensor_stale[moved], overdue_at[moved], np.minimum(ref[moved], now_ms))
+        self._emit(moved, K.STALE, sensor_stale, when, changes)
         self.active[:, K.STALE] = sensor_stale
+        changes.sort(key=lambda c: c.time_ms)
         return changes
 
     def restore_active(self, keys: set[tuple[str, str, str, str]]) -> None:

@@ -191,11 +191,16 @@ def test_silent_gateway_is_one_incident_and_clears_when_data_returns():
     )
     eng.process(readings(2, [10, 10, 10, 10, 10, 10], start=T0 + 10_000))
     changes = eng.advance(T0 + 60_000)
-    assert [(c.scope, c.source, c.active) for c in changes] == [("device", "gw", True)]
+    assert [(c.scope, c.source, c.active, c.time_ms) for c in changes] == [
+        ("device", "gw", True, T0 + 30_000)
+    ]
     eng.process(readings(0, [10.0], start=T0 + 70_000))
     # the gateway is back, but B is still silent: now it is B's own incident
     after = eng.advance(T0 + 71_000)
-    assert [(c.scope, c.source, c.active) for c in after] == [("device", "gw", False), ("sensor", "B", True)]
+    assert {(c.scope, c.source, c.active, c.time_ms) for c in after} == {
+        ("device", "gw", False, T0 + 70_000),  # back with its first reading
+        ("sensor", "B", True, T0 + 30_000),  # silent since its own deadline
+    }
 
 
 def test_two_out_of_three_detectors_vote_and_degrade_to_one_out_of_two_on_a_fault():
