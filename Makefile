@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit integration lint format bench bench-ingest deps venv clean
+.PHONY: run test unit integration lint format bench bench-ingest bench-engine deps venv clean
 
 deps:            ## Debian packages: Mosquitto and InfluxDB (only when missing)
 	bash scripts/install-system-deps.sh
@@ -33,10 +33,13 @@ lint: venv
 format: venv
 	$(VENV)/bin/ruff format .
 
-bench: bench-ingest
+bench: bench-ingest bench-engine
 
 bench-ingest: deps venv  ## simulator -> Mosquitto -> hazmon -> InfluxDB vs a one-write-per-reading bridge
 	$(PY) bench/ingest.py
+
+bench-engine: venv  ## alarm-engine tick at 10k/100k/1M sensors and backtest replay, vs plain per-sensor Python
+	$(PY) bench/engine.py
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

@@ -40,6 +40,8 @@ class EngineConfig:
     stale_intervals: float = 3.0  # stale after this many missed intervals ...
     stale_min_s: float = 30.0  # ... but never sooner than this
     spike_k: float = 10.0
+    # live: a sensor never heard since start goes stale; a backtest only judges sensors in its data
+    stale_if_never_heard: bool = True
     groups_k: dict[str, int] = field(default_factory=dict)  # votes needed per group (default majority)
 
 
@@ -164,16 +166,21 @@ class AlarmEngine:
             self._settle(pend, t, self.raw[pend], self.last_x[pend], changes)
         ref = np.where(self.last_t >= 0, self.last_t, self.seen_since)
         stale = kernels.stale_sensors(now_ms, ref, self.stale_after_ms)
+        device_of = self.device_of
+        if not self.config.stale_if_never_heard:
+            heard = self.last_t >= 0
+            stale &= heard
+            device_of = np.where(heard, device_of, -1)  # judge a device by the sensors it has sent
         overdue_at = ref + self.stale_after_ms  # the event time at which each sensor became stale
-        device_stale, sensor_stale = kernels.device_rollup(stale, self.device_of, len(self.devices))
+        device_stale, sensor_stale = kernels.device_rollup(stale, device_of, len(self.devices))
         flipped = np.flatnonzero(device_stale != self.device_active)
         if len(flipped):
             # a device goes silent when its last sensor does, and is back with its first reading
-            has = self.device_of >= 0
+            has = device_of >= 0
             last_silent = np.full(len(self.devices), -1, dtype=np.int64)
-            np.maximum.at(last_silent, self.device_of[has], overdue_at[has])
+            np.maximum.at(last_silent, device_of[has], overdue_at[has])
             first_back = np.full(len(self.devices), np.iinfo(np.int64).max, dtype=np.int64)
-            np.minimum.at(first_back, self.device_of[has], np.where(stale[has], first_back.max(), ref[has]))
+            np.minimum.at(first_back, device_of[has], np.where(stale[has], first_back.max(), ref[has]))
             for d in flipped.tolist():
                 site, device = self.devices[d]
                 on = bool(device_stale[d])

@@ -1,0 +1,426 @@
+"""`make bench-engine`: one alarm-engine tick at 10 k, 100 k and 1 M sensors, against plain Python.
+
+A tick is one new sample for every sensor of a generated fleet (simulators/generate.py: real
+limits, 2oo3 gas groups, gateways), as one ReadingBatch in slot order with per-sensor phases
+inside the second, then the clock-driven checks at the end of the second:
+`engine.process(batch)` + `engine.advance(now)`: limits, delays, rate of change, instrument
+health, stale data, votes and, when alerts/forecast.py exists, the early-warning step (trend
+update, limit-crossing forecast, inverse velocity; `ForecastRound`, the engine's forecaster).
+Values are a vectorised mean-reverting random walk; a few sensors hover at their H limit, a
+few readings are spikes or bad quality, so some conditions change, as in a real fleet.
+
+The baseline (bench/engine_baseline.py) applies the same rules one Python object per sensor.
+It runs on the same readings in the same invocation; its condition changes are compared with
+the engine's, and `ratio` = baseline tick / engine tick at `ratio_n` sensors.
+
+Replay: a fleet's readings over many samples as one time-sorted batch, fed to the engine in
+60 s event-time chunks exactly as `hazmon backtest` does (CSV parsing excluded).
+
+Progress goes to stderr (`--profile` adds a cProfile of the engine tick per size); the last
+line on stdout is JSON: tick_ms_<N>, ratio, ratio_n, replay_readings_per_s, then the details
+(process/advance/forecast ms per size, baseline ticks, targets_met, peak RSS, bench seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import json
+import math
+import pstats
+import resource
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+# run as a script, bench/ is first on the path and bench/ingest.py would shadow the ingest package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
+
+from alerts.conditions import ConditionChange, ConditionKind, Priority  # noqa: E402
+from alerts.engine import AlarmEngine, EngineConfig  # noqa: E402
+from bench.engine_baseline import PlainFleet  # noqa: E402
+from ingest.payloads import ReadingBatch  # noqa: E402
+from sensors.index import SensorIndex  # noqa: E402
+from simulators.generate import generate_registry  # noqa: E402
+
+try:  # the forecast module is optional: without it the tick is the engine alone
+    from alerts import forecast as _forecast
+except ImportError:
+    _forecast = None
+
+T0 = 1_795_392_000_000  # 2026-11-23T16:00:00Z, on a whole minute
+INTERVAL_MS = 1_000  # generated sensors report every second
+SENSORS_PER_SITE = 50
+SENSORS_PER_DEVICE = 25  # two gateways per site
+TARGETS = {  # from the issue: at most for ticks, at least for the others
+    "tick_ms_100000": 20.0,
+    "tick_ms_1000000": 250.0,
+    "ratio": 50.0,
+    "replay_readings_per_s": 500_000.0,
+}
+
+
+def log(msg: str) -> None:
+    print(f"[bench-engine] {msg}", file=sys.stderr, flush=True)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build_index(n: int, seed: int = 1) -> SensorIndex:
+    t0 = time.perf_counter()
+    sites = max(1, n // SENSORS_PER_SITE)
+    registry = generate_registry(sites, SENSORS_PER_SITE, seed=seed, sensors_per_device=SENSORS_PER_DEVICE)
+    index = SensorIndex.build(registry)
+    log(f"fleet of {len(index):,} sensors ({sites:,} sites) generated in {time.perf_counter() - t0:.1f} s")
+    return index
+
+
+# ---- readings
+
+
+class Workload:
+    """One sample per sensor per tick: an Ornstein-Uhlenbeck walk around the middle of the normal band.
+
+    Same seed, same readings: the engine and the baseline see identical batches.
+    """
+
+    def __init__(self, index: SensorIndex, seed: int = 42):
+        n = len(index)
+        self.n = n
+        self.rng = np.random.default_rng(seed)
+        lim = np.array(
+            [
+                [np.nan if v is None else v for v in (s.limits.ll, s.limits.l, s.limits.h, s.limits.hh)]
+                for s in index.sensors
+            ],
+            dtype=np.float64,
+        ).reshape(n, 4)
+        lo, hi = index.range_lo, index.range_hi
+        low = np.where(np.isnan(lim[:, 1]), np.where(np.isnan(lim[:, 0]), lo, lim[:, 0]), lim[:, 1])
+        high = np.where(np.isnan(lim[:, 2]), np.where(np.isnan(lim[:, 3]), hi, lim[:, 3]), lim[:, 2])
+        self.center = (low + high) / 2
+        # one sensor in a thousand hovers at its H limit: alarms come and go through deadband and delays
+        near = (self.rng.random(n) < 0.001) & ~np.isnan(lim[:, 2])
+        self.center[near] = lim[near, 2]
+        self.span = hi - lo
+        self.mid_range = (lo + hi) / 2
+        self.sigma = 0.002 * self.span
+        self.x = self.center.copy()
+        self.phase = self.rng.integers(0, INTERVAL_MS, n)  # each sensor samples at its own moment
+        self.slot = np.arange(n, dtype=np.int32)
+        self.good = np.zeros(n, dtype=np.int8)
+        self.events = max(1, n // 100_000)  # spikes and bad-quality readings per tick
+
+    def tick(self, k: int, events: bool = True) -> tuple[ReadingBatch, int]:
+        """The readings of second k (in slot order, as gateways deliver them) and the clock after it."""
+        self.x += 0.05 * (self.center - self.x) + self.sigma * self.rng.standard_normal(self.n)
+        value = self.x.copy()
+        quality = self.good
+        if events:
+            spiky = self.rng.integers(0, self.n, self.events)
+            value[spiky] += np.where(value[spiky] > self.mid_range[spiky], -0.2, 0.2) * self.span[spiky]
+            quality = self.good.copy()
+            quality[self.rng.integers(0, self.n, self.events)] = 2
+        ts = T0 + k * INTERVAL_MS + self.phase
+        return ReadingBatch(self.slot, ts, value, quality), T0 + (k + 1) * INTERVAL_MS
+
+
+# ---- forecast trend in the tick (when alerts/forecast.py exists)
+
+
+class ForecastRound:
+    """engine.forecaster for the bench: alerts/forecast.py's trend update and forecasts, every round.
+
+    Sensors with `forecast: true` get an EW trend (`update_trend`) and a limit-crossing forecast
+    (`forecast_crossing`); displacement sensors also get the inverse-velocity failure time
+    (`update_inverse_velocity`, `failure_time`). Flips of a warning become EARLY_WARNING changes.
+    It stands in for the adapter alerts/ will provide, with the same calls on the same arrays.
+    """
+
+    def __init__(self, index: SensorIndex):
+        fc = _forecast
+        sensors = index.sensors
+        self.slots = np.flatnonzero(np.fromiter((s.forecast for s in sensors), bool, len(sensors)))
+        self.row_of = np.full(len(sensors), -1, dtype=np.intp)
+        self.row_of[self.slots] = np.arange(len(self.slots))
+        self.sensors = [sensors[i] for i in self.slots.tolist()]
+        tau, self.horizon, daily = fc.sensor_params(self.sensors)
+        self.trend = fc.TrendState.empty(tau, daily)
+        self.limits_lo, self.limits_hi = fc.limit_arrays(self.sensors)
+        creep = np.array([s.kind == "displacement" for s in self.sensors], dtype=bool)
+        self.creep_rows = np.flatnonzero(creep)
+        self.creep_of = np.full(len(self.slots), -1, dtype=np.intp)
+        self.creep_of[self.creep_rows] = np.arange(len(self.creep_rows))
+        self.creep = fc.InverseVelocityState.empty(len(self.creep_rows))
+        self.warn = np.zeros(len(self.slots), dtype=bool)
+        self.fail_warn = np.zeros(len(self.creep_rows), dtype=bool)
+        self.spent_s = 0.0  # time in this forecaster (part of the engine tick)
+
+    def on_round(self, slot: np.ndarray, t: np.ndarray, x: np.ndarray, changes: list) -> None:
+        a = time.perf_counter()
+        self._round(slot, t, x, changes)
+        self.spent_s += time.perf_counter() - a
+
+    def _round(self, slot: np.ndarray, t: np.ndarray, x: np.ndarray, changes: list) -> None:
+        fc = _forecast
+        rows = self.row_of[slot]
+        sel = rows >= 0
+        if not sel.any():
+            return
+        rows, t_s, xs = rows[sel], t[sel] / 1000.0, x[sel]
+        fc.update_trend(self.trend, rows, t_s, xs)
+        cr = self.creep_of[rows]
+        has = cr >= 0
+        if has.any():
+            fc.update_inverse_velocity(self.creep, cr[has], t_s[has], xs[has])
+        now_ms = int(t.max())
+        now_s = now_ms / 1000.0
+        cross = fc.forecast_crossing(self.trend, now_s, self.limits_lo, self.limits_hi, self.horizon)
+        for r in np.flatnonzero(cross.warn != self.warn).tolist():
+            on = bool(cross.warn[r])
+            eta = float(cross.eta_s[r])
+            changes.append(self._change(r, on, now_ms, "EARLY_WARNING", eta))
+        self.warn = cross.warn
+        if len(self.creep_rows):
+            fail = fc.failure_time(self.creep, now_s)
+            for c in np.flatnonzero(fail.warn != self.fail_warn).tolist():
+                changes.append(
+                    self._change(int(self.creep_rows[c]), bool(fail.warn[c]), now_ms, "FAILURE_TIME")
+                )
+            self.fail_warn = fail.warn
+
+    def _change(self, row: int, on: bool, t_ms: int, level: str, eta_s: float = math.inf) -> ConditionChange:
+        s = self.sensors[row]
+        eta = int(eta_s * 1000) if on and math.isfinite(eta_s) else None
+        return ConditionChange(
+            s.site,
+            s.id,
+            ConditionKind.EARLY_WARNING,
+            on,
+            t_ms,
+            Priority.MEDIUM,
+            level,
+            message=f"{s.name}趋势预警{'' if on else '解除'}",
+            eta_ms=eta,
+        )
+
+
+def make_forecaster(index: SensorIndex) -> ForecastRound | None:
+    """The forecast step of the tick; None (engine alone) when alerts/forecast.py is absent."""
+    return None if _forecast is None else ForecastRound(index)
+
+
+# ---- timing
+
+
+def change_key(c) -> tuple:
+    return (c.site, c.scope, c.source, c.kind.name, c.active, c.time_ms, c.level)
+
+
+def run_engine(index: SensorIndex, warmup: int, ticks: int, profile: bool) -> dict:
+    t0 = time.perf_counter()
+    engine = AlarmEngine(index, start_ms=T0)
+    engine.forecaster = make_forecaster(index)
+    log(f"engine for {len(index):,} sensors built in {time.perf_counter() - t0:.1f} s")
+    work = Workload(index)
+    proc_ms, adv_ms, fc_ms, keys = [], [], [], []
+    for k in range(warmup + ticks):
+        batch, now = work.tick(k, events=k >= warmup - 2)
+        spent = engine.forecaster.spent_s if engine.forecaster else 0.0
+        a = time.perf_counter()
+        changes = engine.process(batch)
+        b = time.perf_counter()
+        changes += engine.advance(now)
+        c = time.perf_counter()
+        keys.append(Counter(change_key(ch) for ch in changes))
+        if k >= warmup:
+            proc_ms.append((b - a) * 1e3)
+            adv_ms.append((c - b) * 1e3)
+            fc_ms.append(((engine.forecaster.spent_s if engine.forecaster else 0.0) - spent) * 1e3)
+    tick_ms = [p + a for p, a in zip(proc_ms, adv_ms, strict=True)]
+    out = {
+        "tick_ms": statistics.median(tick_ms),
+        "process_ms": statistics.median(proc_ms),
+        "advance_ms": statistics.median(adv_ms),
+        "forecast_ms": statistics.median(fc_ms),
+        "keys": keys,
+        "changes": sum(sum(c.values()) for c in keys),
+    }
+    log(
+        f"engine {len(index):>9,} sensors: tick {out['tick_ms']:.1f} ms median of {ticks} "
+        f"(process {out['process_ms']:.1f}, of which forecast {out['forecast_ms']:.1f}, "
+        f"+ advance {out['advance_ms']:.1f}; "
+        f"min {min(tick_ms):.1f}, max {max(tick_ms):.1f}); {out['changes']} condition changes"
+    )
+    if profile:
+        prof = cProfile.Profile()
+        for k in range(warmup + ticks, warmup + ticks + 5):
+            batch, now = work.tick(k)
+            prof.enable()
+            engine.process(batch)
+            engine.advance(now)
+            prof.disable()
+        text = io.StringIO()
+        pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(25)
+        log(f"profile of 5 ticks at {len(index):,} sensors:\n{text.getvalue()}")
+    return out
+
+
+def run_baseline(index: SensorIndex, warmup: int, ticks: int, trend: bool) -> dict:
+    t0 = time.perf_counter()
+    fleet = PlainFleet(index.sensors, start_ms=T0, trend=trend)
+    log(f"baseline for {len(index):,} sensors built in {time.perf_counter() - t0:.1f} s")
+    work = Workload(index)
+    tick_ms, keys = [], []
+    for k in range(warmup + ticks):
+        batch, now = work.tick(k, events=k >= warmup - 2)
+        a = time.perf_counter()
+        columns = (batch.slot, batch.ts_ms, batch.value, batch.quality)
+        readings = zip(*(c.tolist() for c in columns), strict=True)
+        changes = fleet.process(readings)
+        changes += fleet.advance(now)
+        b = time.perf_counter()
+        keys.append(Counter(change_key(ch) for ch in changes))
+        if k >= warmup:
+            tick_ms.append((b - a) * 1e3)
+    out = {"tick_ms": statistics.median(tick_ms), "keys": keys}
+    log(f"baseline {len(index):>7,} sensors: tick {out['tick_ms']:.1f} ms median of {ticks}")
+    return out
+
+
+def compare(engine_keys: list[Counter], baseline_keys: list[Counter]) -> bool:
+    """The engine and the baseline must raise the same condition changes on the same readings."""
+    n = min(len(engine_keys), len(baseline_keys))
+    e, b = sum(engine_keys[:n], Counter()), sum(baseline_keys[:n], Counter())
+    if e == b:
+        log(f"baseline agrees with the engine: {sum(e.values())} condition changes over {n} ticks")
+        return True
+    log(
+        f"MISMATCH over {n} ticks: engine {sum(e.values())}, baseline {sum(b.values())} changes; "
+        f"engine only {list((e - b).elements())[:5]}, baseline only {list((b - e).elements())[:5]}"
+    )
+    return False
+
+
+# ---- replay
+
+
+def _replay_loop(engine: AlarmEngine, batch: ReadingBatch, on_changes, chunk_ms: int = 60_000) -> int:
+    """The loop of alerts.replay.replay (used when that module is absent)."""
+    t = batch.ts_ms
+    start = int(t[0]) - int(t[0]) % chunk_ms
+    edges = np.searchsorted(t, np.arange(start + chunk_ms, int(t[-1]) + chunk_ms + 1, chunk_ms), side="left")
+    lo = 0
+    for k, hi in enumerate(edges.tolist()):
+        now = start + (k + 1) * chunk_ms
+        if hi > lo:
+            on_changes(engine.process(batch.take(slice(lo, hi))), now)
+        on_changes(engine.advance(now), now)
+        lo = hi
+    return len(batch)
+
+
+def run_replay(n_sensors: int, samples: int) -> dict:
+    try:
+        from alerts.replay import replay
+    except ImportError:
+        replay = _replay_loop
+    index = build_index(n_sensors, seed=7)
+    work = Workload(index, seed=7)
+    parts = [work.tick(k, events=k >= 25)[0] for k in range(samples)]
+    whole = ReadingBatch.concat(parts)
+    batch = whole.take(np.argsort(whole.ts_ms, kind="stable"))  # as load_readings_csv returns it
+    engine = AlarmEngine(index, EngineConfig(stale_if_never_heard=False), start_ms=T0)
+    engine.forecaster = make_forecaster(index)
+    seen = []
+    a = time.perf_counter()
+    n = replay(engine, batch, lambda changes, now: seen.append(len(changes)))
+    elapsed = time.perf_counter() - a
+    rate = n / elapsed
+    log(
+        f"replay: {n:,} readings ({n_sensors:,} sensors x {samples} samples, 60 s chunks) in "
+        f"{elapsed:.2f} s = {rate:,.0f} readings/s; {sum(seen)} condition changes"
+    )
+    return {"readings_per_s": rate, "readings": n}
+
+
+# ---- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000", help="fleet sizes, comma separated")
+    parser.add_argument("--warmup", type=int, default=24, help="ticks before timing (spike check needs 20)")
+    parser.add_argument(
+        "--baseline-budget-s", type=float, default=60.0, help="run the baseline at a size only if it fits"
+    )
+    parser.add_argument("--replay-sensors", type=int, default=2_000)
+    parser.add_argument("--replay-samples", type=int, default=500)
+    parser.add_argument("--profile", action="store_true", help="cProfile 5 extra engine ticks per size")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    forecast = _forecast is not None
+    log(f"forecast in the tick: {'yes' if forecast else 'no (alerts/forecast.py absent: engine alone)'}")
+
+    figures: dict[str, object] = {}
+    ratios: dict[int, float] = {}
+    agrees: dict[int, bool] = {}
+    baseline_ms_per_sensor = None
+    for n in sizes:
+        index = build_index(n)
+        ticks = 100 if n <= 10_000 else 30 if n <= 100_000 else 8
+        eng = run_engine(index, args.warmup, ticks, args.profile)
+        figures[f"tick_ms_{n}"] = round(eng["tick_ms"], 2)
+        figures[f"process_ms_{n}"] = round(eng["process_ms"], 2)
+        figures[f"advance_ms_{n}"] = round(eng["advance_ms"], 2)
+        if forecast:
+            figures[f"forecast_ms_{n}"] = round(eng["forecast_ms"], 2)
+        b_ticks = 10 if n <= 10_000 else 5
+        estimate = (baseline_ms_per_sensor or 0.0) * n * (args.warmup + b_ticks)
+        if estimate / 1e3 <= args.baseline_budget_s:
+            base = run_baseline(index, args.warmup, b_ticks, trend=forecast)
+            baseline_ms_per_sensor = base["tick_ms"] / n
+            figures[f"baseline_tick_ms_{n}"] = round(base["tick_ms"], 1)
+            ratios[n] = base["tick_ms"] / eng["tick_ms"]
+            agrees[n] = compare(eng["keys"], base["keys"])
+        else:
+            log(f"baseline skipped at {n:,} sensors (about {estimate / 1e3:.0f} s)")
+        del index, eng
+        gc.collect()
+        log(f"peak RSS so far {peak_rss_mb():,.0f} MB")
+
+    replay = run_replay(args.replay_sensors, args.replay_samples)
+    if ratios:
+        ratio_n = max(ratios)
+        figures["ratio"] = round(ratios[ratio_n], 1)
+        figures["ratio_n"] = ratio_n
+        for n, r in sorted(ratios.items()):
+            figures[f"ratio_{n}"] = round(r, 1)
+        figures["baseline_agrees"] = all(agrees.values())
+    figures["replay_readings_per_s"] = round(replay["readings_per_s"])
+    figures["forecast_in_tick"] = forecast
+    figures["targets_met"] = {
+        k: k in figures and bool(figures[k] <= v if k.startswith("tick") else figures[k] >= v)
+        for k, v in TARGETS.items()
+    }
+    figures["peak_rss_mb"] = round(peak_rss_mb())
+    figures["bench_s"] = round(time.perf_counter() - started, 1)
+    log(f"done in {figures['bench_s']} s")
+    first = [f"tick_ms_{n}" for n in sizes] + ["ratio", "ratio_n", "replay_readings_per_s"]
+    print(json.dumps({**{k: figures[k] for k in first if k in figures}, **figures}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
