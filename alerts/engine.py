@@ -154,6 +154,20 @@ class AlarmEngine:
             for r in range(int(rank.max()) + 1):
                 sel = np.flatnonzero(rank == r)
                 self._round(slot[sel], ts[sel], x[sel], q[sel], changes)
+        if self.forecaster is not None:
+            self.forecaster.on_batch_end(int(ts.max()), changes)
+        changes.sort(key=lambda c: c.time_ms)
+        return changes
+
+    def attach_forecaster(self, forecaster) -> None:
+        """Plug in early warnings (alerts/early_warning.py): fed every round, judged once per batch."""
+        self.forecaster = forecaster
+
+    def refresh_forecasts(self, now_ms: int) -> list[ConditionChange]:
+        """Time-driven forecast pass over every sensor (warnings that lapse in silence, regrading)."""
+        changes: list[ConditionChange] = []
+        if self.forecaster is not None:
+            self.forecaster.refresh(now_ms, changes)
         changes.sort(key=lambda c: c.time_ms)
         return changes
 
@@ -216,6 +230,8 @@ class AlarmEngine:
                 slot = self.index.by_site.get(site, {}).get(source)
                 if slot is not None:
                     self.active[slot, kind] = True
+                    if kind == K.EARLY_WARNING and self.forecaster is not None:
+                        self.forecaster.restore_active(slot)
                     if kind in DELAYED_COLS:
                         self.raw[slot, DELAYED_COLS.index(kind)] = True
             elif scope == "device" and (site, source) in self.devices:
