@@ -27,7 +27,11 @@ logger = logging.getLogger(__name__)
 K = ConditionKind
 N_KINDS = len(ConditionKind)
 LIMIT_COLS = [K.LL, K.L, K.H, K.HH]
-DELAYED_COLS = [K.LL, K.L, K.H, K.HH, K.ROC]  # conditions debounced by on/off delays
+DELAYED_COLS = [K.LL, K.L, K.H, K.HH, K.ROC]  # conditions debounced by on/off delays ...
+N_DELAYED = len(DELAYED_COLS)  # ... the first columns of `active`: a slice [:, :N_DELAYED], not a list
+assert all(int(k) == c for c, k in enumerate(DELAYED_COLS))
+VOTING_KINDS = (K.H, K.HH)
+RANGE_TOLERANCE = kernels.RANGE_TOLERANCE
 LEVEL_NAMES_ZH = {K.LL: "低低", K.L: "低", K.H: "高", K.HH: "高高"}
 FAULT_NAMES = {1: "out_of_range", 2: "stuck", 3: "spike", 4: "bad_quality"}
 FAULT_NAMES_ZH = {1: "超量程", 2: "数值冻结(疑似卡死)", 3: "尖峰跳变", 4: "质量位坏"}
@@ -43,6 +47,10 @@ class EngineConfig:
     # live: a sensor never heard since start goes stale; a backtest only judges sensors in its data
     stale_if_never_heard: bool = True
     groups_k: dict[str, int] = field(default_factory=dict)  # votes needed per group (default majority)
+    # skip work that cannot change a condition: readings inside their quiet band, votes while no voter
+    # changed, the stale roll-up before any sensor can be overdue, sorting a batch already in order.
+    # False evaluates every rule on every reading: the reference the unit tests hold the shortcuts to.
+    shortcuts: bool = True
 
 
 class AlarmEngine:
@@ -100,15 +108,29 @@ class AlarmEngine:
         )
         self.group_members = np.flatnonzero(self.group_of >= 0)
 
+        # ---- precomputed per sensor for the shortcuts (same arithmetic as the kernels)
+        # quiet band: with no raw, pending or active condition, a value strictly between the highest
+        # low limit and the lowest high limit raises nothing (the deadband only delays a clear)
+        self.quiet_lo = np.nan_to_num(np.fmax(self.limits[:, 0], self.limits[:, 1]), nan=-np.inf)
+        self.quiet_hi = np.nan_to_num(np.fmin(self.limits[:, 2], self.limits[:, 3]), nan=np.inf)
+        margin = self.span * RANGE_TOLERANCE  # kernels.out_of_range
+        self.range_lo_tol, self.range_hi_tol = self.lo - margin, self.hi + margin
+        self.spike_floor = kernels.SPIKE_MIN_FRACTION * self.span  # kernels.robust_jump
+        self.roc_slots = np.flatnonzero(~np.isnan(self.roc_limit))
+        self.has_roc = ~np.isnan(self.roc_limit)
+        self.all_slots = np.arange(n, dtype=np.intp)
+        self.all_slots.flags.writeable = False
+
         # ---- state
         self.last_x = np.full(n, nan)
         self.last_t = np.full(n, -1, dtype=np.int64)
         self.seen_since = np.full(n, start_ms, dtype=np.int64)  # stale clock for sensors never heard
         self.anchor_x = np.full(n, nan)
         self.anchor_t = np.full(n, -1, dtype=np.int64)
-        self.raw = np.zeros((n, 5), dtype=bool)  # undelayed LL, L, H, HH, ROC
-        self.pending = np.full((n, 5), -1, dtype=np.int64)
+        self.raw = np.zeros((n, N_DELAYED), dtype=bool)  # undelayed LL, L, H, HH, ROC
+        self.pending = np.full((n, N_DELAYED), -1, dtype=np.int64)
         self.active = np.zeros((n, N_KINDS), dtype=bool)  # effective conditions, sensor scope
+        self.hot = np.zeros(n, dtype=bool)  # some raw, pending or active LL..ROC: outside the quiet band
         self.fault_code = np.zeros(n, dtype=np.int8)
         self.mad = np.full(n, nan)
         self.n_seen = np.zeros(n, dtype=np.int64)
@@ -124,16 +146,62 @@ class AlarmEngine:
         self.group_degraded = np.zeros(len(groups), dtype=bool)
         self.late_or_duplicate = 0
         self.forecaster = None  # set by attach_forecaster(); early warnings
+        # bookkeeping of the shortcuts: what could need work, over the whole fleet
+        self._n_heard = 0  # sensors with a reading
+        self._n_faulty = 0  # sensors with fault_code > 0
+        self._n_spikes_held = 0  # sensors with spike_pending
+        self._warm = n == 0  # every sensor past the spike warm-up
+        self._votes_due = True  # a voter's H/HH or fault changed since the last vote
+        self._stale_clear = False  # the last stale check found nothing stale (and nothing was restored)
+        self._next_overdue = np.iinfo(np.int64).min  # no sensor can be stale at or before this time
+        self._stale_marked = False  # some sensor may have its STALE condition active
+        self._fault_restored: set[int] = set()  # FAULT restored active while fault_code is 0
 
     # ---- public API
 
     def process(self, batch: ReadingBatch) -> list[ConditionChange]:
         """Apply a batch of accepted readings (any order); return the condition changes."""
-        if len(batch) == 0:
+        m = len(batch)
+        if m == 0:
             return []
-        order = np.lexsort((batch.ts_ms, batch.slot))  # by slot, then time
-        slot, ts = batch.slot[order].astype(np.int64), batch.ts_ms[order]
-        x, q = batch.value[order], batch.quality[order]
+        slot, ts, x, q = batch.slot, batch.ts_ms, batch.value, batch.quality
+        short = self.config.shortcuts
+        changes: list[ConditionChange] = []
+        if short and (m == 1 or bool(np.all(slot[1:] > slot[:-1]))):
+            # each sensor at most once and in slot order (a tick as gateways deliver it): one round,
+            # no sort; a round of every sensor needs no gather or scatter either
+            full = m == self.n and int(slot[0]) == 0 and int(slot[-1]) == m - 1
+            idx = self.all_slots if full else slot.astype(np.intp)
+            keep = ts > (self.last_t if full else self.last_t.take(idx))
+            if not keep.all():
+                self.late_or_duplicate += int(np.count_nonzero(~keep))
+                kept = np.flatnonzero(keep)
+                if len(kept) == 0:
+                    return []
+                idx, ts, x, q, full = idx[kept], ts[kept], x[kept], q[kept], False
+            self._round(idx, ts, x, q, changes, full, time_order=True)
+        else:
+            ts = self._rounds(slot, ts, x, q, changes)
+            if ts is None:
+                return []
+        if self.forecaster is not None:
+            self.forecaster.on_batch_end(int(ts.max()), changes)
+        changes.sort(key=lambda c: c.time_ms)
+        return changes
+
+    def _rounds(self, slot, ts, x, q, changes) -> np.ndarray | None:
+        """Split a batch into rounds (each sensor at most once, in time order) and run them.
+
+        Returns the times of the readings applied, None when every reading was late or a duplicate.
+        """
+        short = self.config.shortcuts
+        if short and bool(np.all(ts[1:] >= ts[:-1])):
+            # time-sorted (a replay): a stable sort by slot is the lexsort; small fleets sort by radix
+            key = slot.astype(np.uint16) if self.n <= 1 << 16 else slot
+            order = np.argsort(key, kind="stable")
+        else:
+            order = np.lexsort((ts, slot))  # by slot, then time
+        slot, ts, x, q = slot[order].astype(np.intp), ts[order], x[order], q[order]
         # drop out-of-order and duplicate readings (same or older time than what the engine saw)
         first = np.r_[True, slot[1:] != slot[:-1]]
         keep = (ts > self.last_t[slot]) & (first | (ts > np.r_[0, ts[:-1]]))
@@ -141,23 +209,33 @@ class AlarmEngine:
             self.late_or_duplicate += int(np.count_nonzero(~keep))
             slot, ts, x, q = slot[keep], ts[keep], x[keep], q[keep]
             if len(slot) == 0:
-                return []
+                return None
             first = np.r_[True, slot[1:] != slot[:-1]]
         # rank of each reading within its slot = its round
         starts = np.flatnonzero(first)
         rank = np.arange(len(slot)) - np.repeat(starts, np.diff(np.r_[starts, len(slot)]))
-        changes: list[ConditionChange] = []
-        if rank.max(initial=0) == 0:
-            by_time = np.argsort(ts, kind="stable")
-            self._round(slot[by_time], ts[by_time], x[by_time], q[by_time], changes)
+        n_rounds = int(rank.max(initial=0)) + 1
+        if n_rounds == 1:
+            if short:
+                self._round(slot, ts, x, q, changes, len(slot) == self.n, time_order=True)
+            else:
+                by_time = np.argsort(ts, kind="stable")
+                self._round(slot[by_time], ts[by_time], x[by_time], q[by_time], changes, False, True)
+        elif short:
+            # rounds made contiguous by one stable sort on the rank (slot order kept within a round)
+            by_round = np.argsort(rank.astype(np.int16) if n_rounds < 1 << 15 else rank, kind="stable")
+            ends = np.cumsum(np.bincount(rank, minlength=n_rounds)).tolist()
+            r_slot, r_ts, r_x, r_q = slot[by_round], ts[by_round], x[by_round], q[by_round]
+            lo = 0
+            for hi in ends:
+                sel = slice(lo, hi)
+                self._round(r_slot[sel], r_ts[sel], r_x[sel], r_q[sel], changes, hi - lo == self.n, False)
+                lo = hi
         else:
-            for r in range(int(rank.max()) + 1):
+            for r in range(n_rounds):
                 sel = np.flatnonzero(rank == r)
-                self._round(slot[sel], ts[sel], x[sel], q[sel], changes)
-        if self.forecaster is not None:
-            self.forecaster.on_batch_end(int(ts.max()), changes)
-        changes.sort(key=lambda c: c.time_ms)
-        return changes
+                self._round(slot[sel], ts[sel], x[sel], q[sel], changes, False, False)
+        return ts
 
     def attach_forecaster(self, forecaster) -> None:
         """Plug in early warnings (alerts/early_warning.py): fed every round, judged once per batch."""
@@ -174,10 +252,19 @@ class AlarmEngine:
     def advance(self, now_ms: int) -> list[ConditionChange]:
         """Time-driven work: staleness (rolled up by device) and on/off delays that expire in silence."""
         changes: list[ConditionChange] = []
-        pend = np.flatnonzero((self.pending >= 0).any(axis=1))
+        short = self.config.shortcuts
+        if short:  # pending delays exist only on hot sensors
+            hot = np.flatnonzero(self.hot)
+            pend = hot[(self.pending.take(hot, axis=0) >= 0).any(axis=1)]
+        else:
+            pend = np.flatnonzero((self.pending >= 0).any(axis=1))
         if len(pend):
             t = np.full(len(pend), now_ms, dtype=np.int64)
-            self._settle(pend, t, self.raw[pend], self.last_x[pend], changes)
+            self._settle(pend, t, self.raw.take(pend, axis=0), self.last_x.take(pend), changes)
+        if short and self._stale_clear and now_ms <= self._next_overdue:
+            # nothing was stale at the last check and no sensor can be overdue yet: nothing can flip
+            changes.sort(key=lambda c: c.time_ms)
+            return changes
         ref = np.where(self.last_t >= 0, self.last_t, self.seen_since)
         stale = kernels.stale_sensors(now_ms, ref, self.stale_after_ms)
         device_of = self.device_of
@@ -219,6 +306,11 @@ class AlarmEngine:
         when = np.where(sensor_stale[moved], overdue_at[moved], np.minimum(ref[moved], now_ms))
         self._emit(moved, K.STALE, sensor_stale, when, changes)
         self.active[:, K.STALE] = sensor_stale
+        self._stale_marked = bool(sensor_stale.any())
+        self._stale_clear = not stale.any()
+        if self._stale_clear:
+            judged = overdue_at if self.config.stale_if_never_heard else overdue_at[heard]
+            self._next_overdue = int(judged.min()) if len(judged) else np.iinfo(np.int64).max
         changes.sort(key=lambda c: c.time_ms)
         return changes
 
@@ -234,130 +326,303 @@ class AlarmEngine:
                         self.forecaster.restore_active(slot)
                     if kind in DELAYED_COLS:
                         self.raw[slot, DELAYED_COLS.index(kind)] = True
+                        self.hot[slot] = True
+                    elif kind == K.FAULT and self.fault_code[slot] == 0:
+                        self._fault_restored.add(slot)
+                    elif kind == K.STALE:
+                        self._stale_marked = True
+                        self._stale_clear = False
             elif scope == "device" and (site, source) in self.devices:
                 self.device_active[self.devices.index((site, source))] = True
+                self._stale_clear = False
             elif scope == "group" and (site, source) in self.groups:
                 self.group_active[self.groups.index((site, source))] = True
+                self._votes_due = True
 
     # ---- one round: each slot at most once
 
-    def _round(
-        self, slot: np.ndarray, t: np.ndarray, x: np.ndarray, q: np.ndarray, changes: list[ConditionChange]
-    ) -> None:
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            self._round_inner(slot, t, x, q, changes)
+    def _round(self, slot, t, x, q, changes, full: bool, time_order: bool) -> None:
+        """Apply one reading per sensor of `slot` (intp, ascending unless the round is in time order).
 
-    def _round_inner(self, slot, t, x, q, changes) -> None:
-        last_x = self.last_x[slot]
+        full: `slot` is every sensor in order, so state arrays are used whole, without gather or
+        scatter. time_order: the round came as one batch, whose changes are listed in time order.
+        """
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            self._round_inner(slot, t, x, q, changes, full, time_order)
+
+    def _round_inner(self, slot, t, x, q, changes, full, time_order) -> None:
+        cfg = self.config
+        short = cfg.shortcuts
+
+        def g(a: np.ndarray) -> np.ndarray:  # this round's rows of a per-sensor array
+            return a if full else a.take(slot)
+
+        last_x, last_t, mad, n_seen = g(self.last_x), g(self.last_t), g(self.mad), g(self.n_seen)
+        diff = x - last_x
+        d = np.abs(diff)
         # -- spikes: a suspicious jump is held for one sample; a return proves it was a spike
-        pend = self.spike_pending[slot]
-        if pend.any():
-            ps = slot[pend]
-            returned = ~kernels.robust_jump(
-                x[pend], last_x[pend], self.mad[ps], self.span[ps], self.n_seen[ps], k=self.config.spike_k
-            )
-            spk = ps[returned]
-            for s_, t_on, t_off in zip(
-                spk.tolist(), self.spike_t[spk].tolist(), t[pend][returned].tolist(), strict=True
-            ):
-                for on, when in ((True, t_on), (False, t_off)):
-                    changes.append(
-                        self._change(s_, K.FAULT, on, when, value=float(self.spike_x[s_]), fault=3)
-                    )
-            self.spike_pending[ps] = False
-        jump = (
-            kernels.robust_jump(
-                x, last_x, self.mad[slot], self.span[slot], self.n_seen[slot], k=self.config.spike_k
-            )
-            & ~pend
-            & (q < 2)
-        )
+        pend = None
+        if self._n_spikes_held or not short:
+            pend = g(self.spike_pending)
+            if pend.any():
+                pend = pend.copy()
+                self._resolve_spikes(slot, t, x, last_x, pend, changes, time_order)
+            else:
+                pend = None
+        bad_q = q >= 2
+        any_bad_q = bool(bad_q.any())
+        if short:
+            thr = np.multiply(mad, cfg.spike_k)
+            np.maximum(thr, g(self.spike_floor), out=thr)
+            jump = d > thr  # kernels.robust_jump
+            if not self._warm:
+                jump &= n_seen >= kernels.SPIKE_WARMUP
+        else:
+            jump = kernels.robust_jump(x, last_x, mad, g(self.span), n_seen, k=cfg.spike_k)
+        if pend is not None:
+            jump &= ~pend
+        if any_bad_q:
+            jump &= ~bad_q
+        held = None  # rows held as possible spikes: they change nothing else this round
+        live = None  # the other rows, when some are held
         if jump.any():
-            js = slot[jump]
-            self.spike_pending[js] = True
-            self.spike_x[js] = x[jump]
-            self.spike_t[js] = t[jump]
-            keep = ~jump
-            slot, t, x, q, last_x = slot[keep], t[keep], x[keep], q[keep], last_x[keep]
-            if len(slot) == 0:
+            held = np.flatnonzero(jump)
+            hs = slot[held]
+            self.spike_pending[hs] = True
+            self.spike_x[hs] = x[held]
+            self.spike_t[hs] = t[held]
+            self._n_spikes_held += len(held)
+            if len(held) == len(slot):
                 return
+            live = ~jump
 
         # -- instrument health
-        last_t = self.last_t[slot]
-        has_prev = last_t >= 0
-        changed = (x != last_x) | ~has_prev
-        dt = np.where(has_prev, t - last_t, 0)
-        step_rate = np.where(has_prev & changed & (dt > 0), (x - last_x) / np.maximum(dt, 1), 0.0)
-        self.rate_at_change[slot] = np.where(
-            changed & has_prev, 0.7 * self.rate_at_change[slot] + 0.3 * step_rate, self.rate_at_change[slot]
-        )
-        self.frozen_samples[slot] = np.where(changed, 0, self.frozen_samples[slot] + 1)
-        self.last_change_t[slot] = np.where(changed, t, self.last_change_t[slot])
-        self.n_changes[slot] += changed & has_prev
-        self.mad[slot] = np.where(has_prev, kernels.update_mad(self.mad[slot], x, last_x), self.mad[slot])
-        self.n_seen[slot] += 1
-        frozen_ms = t - self.last_change_t[slot]
-        stuck = kernels.stuck_condition(
-            self.frozen_samples[slot],
-            frozen_ms,
-            np.abs(self.rate_at_change[slot]) * frozen_ms,
-            np.nan_to_num(self.mad[slot]),
-            self.n_changes[slot] >= 10,
-            self.may_flatline[slot],
-        )
-        oor = kernels.out_of_range(x, self.lo[slot], self.hi[slot])
-        fault = np.where(q >= 2, 4, np.where(oor, 1, np.where(stuck, 2, 0))).astype(np.int8)
-        self._set_fault(slot, fault, t, x, changes)
+        heard = None if self._n_heard == self.n else last_t >= 0
+        changed = x != last_x  # NaN never equals: a change
+        if heard is None:
+            step_ok = changed
+        else:
+            changed |= ~heard
+            step_ok = changed & heard
+        all_changed = short and bool(changed.all())
+        rate_old = g(self.rate_at_change)
+        step = diff / (t - last_t)  # dt >= 1 where there is a previous sample (t > last_t)
+        step *= 0.3
+        rate = rate_old * 0.7
+        rate += step
+        if not (all_changed and heard is None):
+            rate = np.where(step_ok, rate, rate_old)
+        if all_changed:
+            frozen = np.zeros(len(slot), dtype=np.int64)
+            change_t = t.copy()
+            n_changes = g(self.n_changes) + 1 if heard is None else g(self.n_changes) + step_ok
+        else:
+            frozen = np.where(changed, 0, g(self.frozen_samples) + 1)
+            change_t = np.where(changed, t, g(self.last_change_t))
+            n_changes = g(self.n_changes) + step_ok
+        new_mad = kernels.update_mad_abs(mad, d) if short else kernels.update_mad(mad, x, last_x)
+        if heard is not None:
+            new_mad = np.where(heard, new_mad, mad)
+        new_seen = n_seen + 1
+        # a stuck verdict needs some frozen samples: judge only those rows
+        stuck = None
+        if not all_changed:
+            cand = np.flatnonzero(frozen >= kernels.STUCK_QUICK_SAMPLES) if short else np.arange(len(slot))
+            if len(cand):
+                frozen_ms = t[cand] - change_t[cand]
+                verdict = kernels.stuck_condition(
+                    frozen[cand],
+                    frozen_ms,
+                    np.abs(rate[cand]) * frozen_ms,
+                    np.nan_to_num(new_mad[cand]),
+                    n_changes[cand] >= 10,
+                    self.may_flatline[slot[cand]],
+                )
+                if verdict.any():
+                    stuck = np.zeros(len(slot), dtype=bool)
+                    stuck[cand] = verdict
+        if short:
+            oor = (x < g(self.range_lo_tol)) | (x > g(self.range_hi_tol))  # kernels.out_of_range
+        else:
+            oor = kernels.out_of_range(x, g(self.lo), g(self.hi))
+        if held is not None:  # held rows keep their state
+            src = held if full else hs
+            for new, old in (
+                (rate, self.rate_at_change),
+                (frozen, self.frozen_samples),
+                (change_t, self.last_change_t),
+                (n_changes, self.n_changes),
+                (new_mad, self.mad),
+                (new_seen, self.n_seen),
+            ):
+                new[held] = old[src]
+        if full:  # fresh arrays: bind them
+            self.rate_at_change, self.frozen_samples, self.last_change_t = rate, frozen, change_t
+            self.n_changes, self.mad, self.n_seen = n_changes, new_mad, new_seen
+        else:
+            self.rate_at_change[slot] = rate
+            self.frozen_samples[slot] = frozen
+            self.last_change_t[slot] = change_t
+            self.n_changes[slot] = n_changes
+            self.mad[slot] = new_mad
+            self.n_seen[slot] = new_seen
+        if not self._warm and full:
+            self._warm = bool(new_seen.min() >= kernels.SPIKE_WARMUP)
+        if not short or any_bad_q or stuck is not None or self._n_faulty or bool(oor.any()):
+            fault = np.where(bad_q, 4, np.where(oor, 1, 0 if stuck is None else np.where(stuck, 2, 0)))
+            self._set_fault(slot, fault.astype(np.int8), held, t, x, changes, full)
+        if self._fault_restored:
+            self._unrestore_faults(slot, live, full)
 
         # -- process conditions (evaluated even while faulted; the lifecycle suppresses them)
-        roc, self.anchor_x[slot], self.anchor_t[slot] = kernels.rate_of_change(
-            x, t, self.anchor_x[slot], self.anchor_t[slot], last_x, last_t, self.roc_window_ms[slot]
-        )
-        raw = np.empty((len(slot), 5), dtype=bool)
-        raw[:, :4] = kernels.limit_conditions(x, self.limits[slot], self.deadband[slot], self.raw[slot, :4])
-        raw[:, 4] = np.abs(roc) > self.roc_limit[slot]
-        self.last_x[slot], self.last_t[slot] = x, t
-        self._settle(slot, t, raw, x, changes)
+        roc_rows = roc = None
+        if len(self.roc_slots) or not short:
+            roc_rows = np.flatnonzero(g(self.has_roc) if live is None else g(self.has_roc) & live)
+            if not short:
+                roc_rows = np.arange(len(slot)) if live is None else np.flatnonzero(live)
+            rs = slot[roc_rows]
+            roc, self.anchor_x[rs], self.anchor_t[rs] = kernels.rate_of_change(
+                x[roc_rows],
+                t[roc_rows],
+                self.anchor_x[rs],
+                self.anchor_t[rs],
+                last_x[roc_rows],
+                last_t[roc_rows],
+                self.roc_window_ms[rs],
+            )
+        if short:
+            # hot rows and rows outside their quiet band; rows with a rate limit always
+            quiet = x > g(self.quiet_lo)
+            quiet &= x < g(self.quiet_hi)
+            quiet &= ~g(self.hot)
+            if roc_rows is not None:
+                quiet[roc_rows] = False
+            if held is not None:
+                quiet[held] = True
+            rows = np.flatnonzero(~quiet)
+        else:
+            rows = np.arange(len(slot)) if live is None else np.flatnonzero(live)
+        if len(rows):
+            rs = slot[rows]
+            xr = x[rows]
+            raw = np.zeros((len(rows), N_DELAYED), dtype=bool)
+            raw[:, :4] = kernels.limit_conditions(
+                xr, self.limits.take(rs, axis=0), self.deadband.take(rs), self.raw.take(rs, axis=0)[:, :4]
+            )
+            if roc_rows is not None and len(roc_rows):
+                at = np.searchsorted(rows, roc_rows)  # roc_rows are among rows
+                raw[at, 4] = np.abs(roc) > self.roc_limit[slot[roc_rows]]
+            self._settle(rs, t[rows], raw, xr, changes)
+        if full:
+            new_x, new_t = x.copy(), t.copy()
+            if held is not None:
+                new_x[held], new_t[held] = last_x[held], last_t[held]
+            self.last_x, self.last_t = new_x, new_t
+        else:
+            self.last_x[slot], self.last_t[slot] = x, t
+            if held is not None:
+                self.last_x[hs], self.last_t[hs] = last_x[held], last_t[held]
+        if heard is not None:  # first readings: the stale clock of those sensors restarts earlier maybe
+            new = ~heard if live is None else ~heard & live
+            if new.any():
+                self._n_heard += int(np.count_nonzero(new))
+                first = np.flatnonzero(new)
+                due = t[first] + self.stale_after_ms[slot[first]]
+                self._next_overdue = min(self._next_overdue, int(due.min()))
         # fresh data ends staleness of the sensor
-        was_stale = self.active[slot, K.STALE]
-        if was_stale.any():
-            self._emit(slot[was_stale], K.STALE, np.zeros(self.n, dtype=bool), t[was_stale], changes)
-            self.active[slot[was_stale], K.STALE] = False
-        if len(self.group_members):
+        if self._stale_marked or not short:
+            was_stale = self.active[slot, K.STALE] if not full else self.active[:, K.STALE].copy()
+            if held is not None:
+                was_stale[held] = False
+            if was_stale.any():
+                back = np.flatnonzero(was_stale)
+                self._emit(slot[back], K.STALE, np.zeros(self.n, dtype=bool), t[back], changes)
+                self.active[slot[back], K.STALE] = False
+        if live is not None:
+            slot, t, x = slot[live], t[live], x[live]
+        if len(self.group_members) and (self._votes_due or not short):
             self._votes(int(t.max()), changes)
+            self._votes_due = False
         if self.forecaster is not None:
-            self.forecaster.on_round(slot, t, x, changes)
+            self.forecaster.on_round(self.all_slots if full and live is None else slot, t, x, changes)
+
+    def _resolve_spikes(self, slot, t, x, last_x, pend, changes, time_order) -> None:
+        """Readings after held jumps: a return to the old level makes the jump a spike (a fault)."""
+        rows = np.flatnonzero(pend)
+        ps = slot[rows]
+        returned = ~kernels.robust_jump(
+            x[rows], last_x[rows], self.mad[ps], self.span[ps], self.n_seen[ps], k=self.config.spike_k
+        )
+        back = rows[returned]
+        if time_order and len(back) > 1:
+            back = back[np.argsort(t[back], kind="stable")]
+        spk = slot[back]
+        for s_, t_on, t_off in zip(spk.tolist(), self.spike_t[spk].tolist(), t[back].tolist(), strict=True):
+            for on, when in ((True, t_on), (False, t_off)):
+                changes.append(self._change(s_, K.FAULT, on, when, value=float(self.spike_x[s_]), fault=3))
+        self.spike_pending[ps] = False
+        self._n_spikes_held -= len(ps)
 
     def _settle(self, slot, t, raw, x, changes) -> None:
         """Debounce raw conditions and emit what changed."""
         self.raw[slot] = raw
-        new, self.pending[slot] = kernels.apply_delays(
+        block = self.active.take(slot, axis=0)
+        old = block[:, :N_DELAYED]
+        new, pending = kernels.apply_delays(
             raw,
-            self.active[slot][:, DELAYED_COLS],
-            self.pending[slot],
+            old,
+            self.pending.take(slot, axis=0),
             t,
-            self.on_delay_ms[slot],
-            self.off_delay_ms[slot],
+            self.on_delay_ms.take(slot),
+            self.off_delay_ms.take(slot),
         )
-        old = self.active[slot][:, DELAYED_COLS]
         rows, cols = np.nonzero(new != old)
         for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
             kind = DELAYED_COLS[c]
             changes.append(self._change(int(slot[r]), kind, bool(new[r, c]), int(t[r]), value=float(x[r])))
-        block = self.active[slot]
-        block[:, DELAYED_COLS] = new
+            if kind in VOTING_KINDS:
+                self._votes_due = True
+        self.pending[slot] = pending
+        block[:, :N_DELAYED] = new
         self.active[slot] = block
+        self.hot[slot] = raw.any(axis=1) | (pending >= 0).any(axis=1) | new.any(axis=1)
 
-    def _set_fault(self, slot, fault, t, x, changes) -> None:
-        old = self.fault_code[slot]
-        for r in np.flatnonzero(fault != old).tolist():
+    def _set_fault(self, slot, fault, held, t, x, changes, full) -> None:
+        old = self.fault_code if full else self.fault_code.take(slot)
+        if held is not None:
+            fault[held] = old[held]
+        moved = np.flatnonzero(fault != old)
+        for r in moved.tolist():
             s_, f_old, f_new = int(slot[r]), int(old[r]), int(fault[r])
             if f_old:
                 changes.append(self._change(s_, K.FAULT, False, int(t[r]), value=float(x[r]), fault=f_old))
             if f_new:
                 changes.append(self._change(s_, K.FAULT, True, int(t[r]), value=float(x[r]), fault=f_new))
-        self.fault_code[slot] = fault
-        self.active[slot, K.FAULT] = fault > 0
+        if self.config.shortcuts:
+            # only a fault that starts or ends changes the FAULT column and the votes
+            flips = moved[(fault[moved] > 0) != (old[moved] > 0)]
+            if len(flips):
+                on = fault[flips] > 0
+                self.active[slot[flips], K.FAULT] = on
+                self._n_faulty += 2 * int(np.count_nonzero(on)) - len(flips)
+                self._votes_due = True
+        else:
+            rows = np.arange(len(slot)) if held is None else np.delete(np.arange(len(slot)), held)
+            self.active[slot[rows], K.FAULT] = fault[rows] > 0
+        if full:
+            self.fault_code = fault
+        else:
+            self.fault_code[slot] = fault
+        if not self.config.shortcuts:
+            self._n_faulty = int(np.count_nonzero(self.fault_code))
+
+    def _unrestore_faults(self, slot, live, full) -> None:
+        """FAULT restored from the journal holds until the sensor's next reading (then fault_code rules)."""
+        for s_ in list(self._fault_restored):
+            r = s_ if full else int(np.searchsorted(slot, s_))
+            if r < len(slot) and slot[r] == s_ and (live is None or live[r]):
+                self.active[s_, K.FAULT] = self.fault_code[s_] > 0
+                self._fault_restored.discard(s_)
 
     def _votes(self, now_ms: int, changes) -> None:
         m = self.group_members

@@ -10,6 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
+SPIKE_MIN_FRACTION = 0.05  # a spike must also exceed this share of the instrument span ...
+SPIKE_WARMUP = 20  # ... and comes only after this many samples of the sensor
+MAD_ALPHA = 0.05  # weight of a new |Δx| in the mean absolute difference
+STUCK_QUICK_SAMPLES = 6  # fewest frozen samples of any stuck verdict
+STUCK_SLOW_SAMPLES = 60
+RANGE_TOLERANCE = 0.01  # out of range: beyond the range by this share of its span
+
 # ---- limits with deadband hysteresis
 
 
@@ -150,7 +157,9 @@ def device_rollup(stale: np.ndarray, device_of: np.ndarray, n_devices: int) -> t
 # ---- instrument faults
 
 
-def out_of_range(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, tolerance: float = 0.01) -> np.ndarray:
+def out_of_range(
+    x: np.ndarray, lo: np.ndarray, hi: np.ndarray, tolerance: float = RANGE_TOLERANCE
+) -> np.ndarray:
     """(m,) bool: outside the instrument range by more than `tolerance` of its span.
 
     A reading at full scale (a saturated gas detector in a real release) is not a fault.
@@ -166,8 +175,8 @@ def robust_jump(
     span: np.ndarray,
     n_seen: np.ndarray,
     k: float = 10.0,
-    min_fraction: float = 0.05,
-    warmup: int = 20,
+    min_fraction: float = SPIKE_MIN_FRACTION,
+    warmup: int = SPIKE_WARMUP,
 ) -> np.ndarray:
     """(m,) bool: a jump far outside the sensor's usual sample-to-sample change.
 
@@ -179,12 +188,37 @@ def robust_jump(
         return (n_seen >= warmup) & (d > k * mad) & (d > min_fraction * span)
 
 
-def update_mad(mad: np.ndarray, x: np.ndarray, prev_x: np.ndarray, alpha: float = 0.05) -> np.ndarray:
+def update_mad(mad: np.ndarray, x: np.ndarray, prev_x: np.ndarray, alpha: float = MAD_ALPHA) -> np.ndarray:
     """Exponentially weighted mean |Δx|, with jumps clipped so a spike cannot inflate it."""
     d = np.abs(x - prev_x)
     d = np.where(np.isnan(d), mad, d)
     clipped = np.minimum(d, np.where(mad > 0, 5 * mad, d))
     return np.where(np.isnan(mad) | (mad == 0), d, (1 - alpha) * mad + alpha * clipped)
+
+
+def update_mad_abs(mad: np.ndarray, d: np.ndarray, alpha: float = MAD_ALPHA) -> np.ndarray:
+    """`update_mad` from the absolute steps ``d = |x - prev_x|``, in fewer passes; the same numbers.
+
+    Parameters
+    ----------
+    mad : (m,) float64
+        Mean absolute difference so far: >= 0, NaN (or 0) before the first step.
+    d : (m,) float64
+        Absolute step of each sensor; NaN = no step (the mean is kept).
+
+    Returns
+    -------
+    (m,) float64
+        A new array; for mad >= 0 or NaN, bit for bit what `update_mad` returns.
+    """
+    if np.isnan(d).any():
+        d = np.where(np.isnan(d), mad, d)
+    with np.errstate(invalid="ignore"):
+        blend = np.multiply(mad, 5.0)
+        np.minimum(blend, d, out=blend)  # the step, clipped at 5 mad
+        blend *= alpha
+        blend += (1 - alpha) * mad
+        return np.where(mad > 0, blend, d)  # NaN or 0: the step itself
 
 
 def stuck_condition(
@@ -194,8 +228,8 @@ def stuck_condition(
     noise: np.ndarray,
     varies: np.ndarray,
     may_flatline: np.ndarray,
-    quick_samples: int = 6,
-    slow_samples: int = 60,
+    quick_samples: int = STUCK_QUICK_SAMPLES,
+    slow_samples: int = STUCK_SLOW_SAMPLES,
     slow_ms: int = 30 * 60_000,
 ) -> np.ndarray:
     """(m,) bool: a flatlined instrument.

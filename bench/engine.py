@@ -139,17 +139,21 @@ class Workload:
 
 
 class ForecastRound:
-    """engine.forecaster for the bench: alerts/forecast.py's trend update and forecasts, every round.
+    """engine.forecaster for the bench: alerts/forecast.py's trend updates every round, forecasts per batch.
 
     Sensors with `forecast: true` get an EW trend (`update_trend`) and a limit-crossing forecast
     (`forecast_crossing`); displacement sensors also get the inverse-velocity failure time
     (`update_inverse_velocity`, `failure_time`). Flips of a warning become EARLY_WARNING changes.
-    It stands in for the adapter alerts/ will provide, with the same calls on the same arrays.
+    It stands in for the adapter alerts/ will provide, through the engine's hooks: `on_round` updates
+    the trends of the round's sensors (the whole state at once when the round has every sensor),
+    `on_batch_end` forecasts once per batch, only for trends that are significant (a warning needs a
+    significant trend) or warned before; `refresh` forecasts on the clock alone.
     """
 
     def __init__(self, index: SensorIndex):
         fc = _forecast
         sensors = index.sensors
+        self.n_all = len(sensors)
         self.slots = np.flatnonzero(np.fromiter((s.forecast for s in sensors), bool, len(sensors)))
         self.row_of = np.full(len(sensors), -1, dtype=np.intp)
         self.row_of[self.slots] = np.arange(len(self.slots))
@@ -162,42 +166,98 @@ class ForecastRound:
         self.creep_of = np.full(len(self.slots), -1, dtype=np.intp)
         self.creep_of[self.creep_rows] = np.arange(len(self.creep_rows))
         self.creep = fc.InverseVelocityState.empty(len(self.creep_rows))
+        self.fail_age_s = 2.0 * self.creep.step_s + self.creep.disp.tau_s  # failure_time's default max age
         self.warn = np.zeros(len(self.slots), dtype=bool)
         self.fail_warn = np.zeros(len(self.creep_rows), dtype=bool)
+        self.newest_ms = -1  # newest sample since the last forecast (the time of the warnings)
         self.spent_s = 0.0  # time in this forecaster (part of the engine tick)
+
+    # ---- the engine's hooks
 
     def on_round(self, slot: np.ndarray, t: np.ndarray, x: np.ndarray, changes: list) -> None:
         a = time.perf_counter()
-        self._round(slot, t, x, changes)
+        self._update(slot, t, x)
         self.spent_s += time.perf_counter() - a
 
-    def _round(self, slot: np.ndarray, t: np.ndarray, x: np.ndarray, changes: list) -> None:
+    def on_batch_end(self, now_ms: int, changes: list) -> None:
+        a = time.perf_counter()
+        if self.newest_ms >= 0:  # the batch applied samples: forecast at the newest of them
+            self._forecast(self.newest_ms, changes)
+            self.newest_ms = -1
+        self.spent_s += time.perf_counter() - a
+
+    def refresh(self, now_ms: int, changes: list) -> None:
+        self._forecast(now_ms, changes)
+
+    def restore_active(self, slot: int) -> None:
+        row = self.row_of[slot]
+        if row >= 0:
+            self.warn[row] = True
+
+    # ---- work
+
+    def _update(self, slot: np.ndarray, t: np.ndarray, x: np.ndarray) -> None:
         fc = _forecast
-        rows = self.row_of[slot]
-        sel = rows >= 0
-        if not sel.any():
-            return
-        rows, t_s, xs = rows[sel], t[sel] / 1000.0, x[sel]
+        if slot.size == self.n_all and bool(np.all(slot[1:] > slot[:-1])):  # every sensor, in order
+            rows = None
+            t_s, xs = t.take(self.slots) / 1000.0, x.take(self.slots)
+        else:
+            rows = self.row_of[slot]
+            sel = np.flatnonzero(rows >= 0)
+            if not len(sel):
+                return
+            rows, t_s, xs = rows[sel], t[sel] / 1000.0, x[sel]
         fc.update_trend(self.trend, rows, t_s, xs)
-        cr = self.creep_of[rows]
-        has = cr >= 0
-        if has.any():
-            fc.update_inverse_velocity(self.creep, cr[has], t_s[has], xs[has])
-        now_ms = int(t.max())
-        now_s = now_ms / 1000.0
-        cross = fc.forecast_crossing(self.trend, now_s, self.limits_lo, self.limits_hi, self.horizon)
-        for r in np.flatnonzero(cross.warn != self.warn).tolist():
-            on = bool(cross.warn[r])
-            eta = float(cross.eta_s[r])
-            changes.append(self._change(r, on, now_ms, "EARLY_WARNING", eta))
-        self.warn = cross.warn
         if len(self.creep_rows):
-            fail = fc.failure_time(self.creep, now_s)
-            for c in np.flatnonzero(fail.warn != self.fail_warn).tolist():
+            if rows is None:
+                fc.update_inverse_velocity(self.creep, None, t_s[self.creep_rows], xs[self.creep_rows])
+            else:
+                cr = self.creep_of[rows]
+                has = np.flatnonzero(cr >= 0)
+                if len(has):
+                    fc.update_inverse_velocity(self.creep, cr[has], t_s[has], xs[has])
+        self.newest_ms = max(self.newest_ms, int(t.max()))
+
+    def _forecast(self, now_ms: int, changes: list) -> None:
+        fc = _forecast
+        now_s = now_ms / 1000.0
+        # forecast_crossing warns only on a significant trend (same test, same arithmetic): forecast
+        # those and the ones that warned before
+        st = fc.trend_stats(self.trend)
+        with np.errstate(invalid="ignore"):
+            judge = np.abs(st.slope) > 3.0 * st.slope_se
+            judge &= st.n_eff >= 10.0
+            judge &= st.span_s >= 0.5 * self.trend.tau_s
+        judge |= self.warn
+        rows = np.flatnonzero(judge)
+        warn = np.zeros(len(self.slots), dtype=bool)
+        if len(rows):
+            cross = fc.forecast_crossing(
+                _trend_rows(self.trend, rows),
+                now_s,
+                self.limits_lo[rows],
+                self.limits_hi[rows],
+                self.horizon[rows],
+            )
+            warn[rows] = cross.warn
+            eta = np.full(len(self.slots), np.inf)
+            eta[rows] = cross.eta_s
+            for r in np.flatnonzero(warn != self.warn).tolist():
+                changes.append(self._change(r, bool(warn[r]), now_ms, "EARLY_WARNING", float(eta[r])))
+        self.warn = warn
+        if len(self.creep_rows):
+            # a failure-time warning needs a fit fed recently (failure_time's freshness test)
+            with np.errstate(invalid="ignore"):
+                fresh = now_s - self.creep.t_fed <= self.fail_age_s
+            rows = np.flatnonzero(fresh | self.fail_warn)
+            fail_warn = np.zeros(len(self.creep_rows), dtype=bool)
+            if len(rows):
+                fail_warn[rows] = fc.failure_time(_creep_rows(self.creep, rows), now_s).warn
+            for c in np.flatnonzero(fail_warn != self.fail_warn).tolist():
                 changes.append(
-                    self._change(int(self.creep_rows[c]), bool(fail.warn[c]), now_ms, "FAILURE_TIME")
+                    self._change(int(self.creep_rows[c]), bool(fail_warn[c]), now_ms, "FAILURE_TIME")
                 )
-            self.fail_warn = fail.warn
+            self.fail_warn = fail_warn
 
     def _change(self, row: int, on: bool, t_ms: int, level: str, eta_s: float = math.inf) -> ConditionChange:
         s = self.sensors[row]
@@ -213,6 +273,34 @@ class ForecastRound:
             message=f"{s.name}趋势预警{'' if on else '解除'}",
             eta_ms=eta,
         )
+
+
+def _trend_rows(state, rows: np.ndarray):
+    """The trends of `rows` as a TrendState of their own (a copy; what forecast_crossing reads)."""
+    return _forecast.TrendState(
+        state.tau_s[rows],
+        state.sums[:, rows],
+        state.t_ref[rows],
+        state.x_ref[rows],
+        state.x_last[rows],
+        state.t_first[rows],
+        state.season_row[rows],
+        state.season,
+        state.season_t,
+        state.season_coef,
+        state.season_amp[rows],
+        state.harmonics,
+        state.season_tau_s,
+        state.mean_tau_s,
+        state.season_step_s,
+    )
+
+
+def _creep_rows(state, rows: np.ndarray):
+    """The inverse-velocity fits of `rows` as a state of their own (what failure_time reads)."""
+    return _forecast.InverseVelocityState(
+        _trend_rows(state.disp, rows), _trend_rows(state.inv, rows), state.step_s[rows], state.t_fed[rows]
+    )
 
 
 def make_forecaster(index: SensorIndex) -> ForecastRound | None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from alerts import kernels
-from alerts.engine import AlarmEngine
+from alerts.engine import AlarmEngine, EngineConfig
 from ingest.payloads import ReadingBatch
 from sensors.index import SensorIndex
 from sensors.model import Limits, Registry, Sensor, Site
@@ -242,3 +242,131 @@ def test_restored_active_conditions_are_not_raised_again():
 def test_non_finite_values_do_not_crash_the_engine(value):
     eng, _ = engine_for(sensor("LT"))
     eng.process(readings(0, [10.0, value, 10.0]))
+
+
+# ---- shortcuts: the fast paths raise exactly what evaluating every rule on every reading raises
+
+
+def random_fleet(rng: np.random.Generator, n_sites: int = 3, per_site: int = 12) -> SensorIndex:
+    """Sites of random sensors: limits (some missing), deadbands, delays, rate limits, groups, devices."""
+    kinds = ["level", "gas_lel", "rainfall", "pressure", "displacement"]
+    sites = []
+    for k in range(n_sites):
+        sensors = []
+        for i in range(per_site):
+            lim = np.sort(rng.uniform(10, 90, 4))
+            keep = rng.random(4) < 0.7
+            ll, l_, h, hh = (float(v) if on else None for v, on in zip(lim, keep, strict=True))
+            sensors.append(
+                Sensor(
+                    id=f"X{i}",
+                    site=f"s{k}",
+                    name=f"X{i}",
+                    kind=kinds[int(rng.integers(len(kinds)))],
+                    unit="u",
+                    range=(0.0, 100.0),
+                    interval_s=float(rng.choice([1.0, 10.0])),
+                    limits=Limits(ll=ll, l=l_, h=h, hh=hh),
+                    deadband=float(rng.choice([0.0, 0.5, 2.0])),
+                    on_delay_s=float(rng.choice([0.0, 2.0, 15.0])),
+                    off_delay_s=float(rng.choice([0.0, 3.0])),
+                    forecast=bool(rng.random() < 0.3),
+                    group=f"G{i % 3}" if i < 6 else None,
+                    device=f"gw{i % 2}" if rng.random() < 0.9 else None,
+                    roc_per_min=float(rng.uniform(5, 50)) if rng.random() < 0.3 else None,
+                    roc_window_s=float(rng.choice([5.0, 30.0])),
+                )
+            )
+        sites.append(Site(f"s{k}", f"站{k}", "chemical", 2, tuple(sensors)))
+    return SensorIndex.build(Registry(tuple(sites)))
+
+
+def random_readings(rng: np.random.Generator, n: int, steps: int) -> ReadingBatch:
+    """`steps` ticks of every sensor: walks across limits, spikes, flatlines, gaps, bad quality, NaN."""
+    x = rng.uniform(20, 80, n)
+    frozen = np.zeros(n, dtype=bool)
+    parts = []
+    for k in range(steps):
+        frozen ^= rng.random(n) < 0.03
+        x = np.where(frozen, x, np.clip(x + rng.normal(0, 3, n), -5, 105))
+        v = x.copy()
+        spike = rng.random(n) < 0.02
+        v[spike] = np.where(v[spike] > 50, 0.0, 100.0)
+        v[rng.random(n) < 0.005] = np.nan
+        heard = rng.random(n) < 0.9 if k % 40 < 30 else rng.random(n) < 0.2  # outages
+        t = T0 + k * 1_000 + rng.integers(0, 1_000, n)
+        quality = (rng.random(n) < 0.02).astype(np.int8) * 2
+        parts.append(ReadingBatch(np.arange(n, dtype=np.int32), t, v, quality).take(np.flatnonzero(heard)))
+    return ReadingBatch.concat(parts)
+
+
+def change_list(changes) -> list[tuple]:
+    """Every field of each change, in order (NaN as text, so that equal lists compare equal)."""
+    return [
+        (
+            c.site,
+            c.scope,
+            c.source,
+            c.kind,
+            c.active,
+            c.time_ms,
+            c.level,
+            str(c.value),
+            str(c.limit),
+            c.message,
+        )
+        for c in changes
+    ]
+
+
+def feed(engine: AlarmEngine, batch: ReadingBatch, cuts: list[int], clock: list[int]) -> list[tuple]:
+    """Process the batch cut at `cuts`, advancing the clock after each part; return every change."""
+    out = []
+    for lo, hi, now in zip([0, *cuts], [*cuts, len(batch)], clock, strict=True):
+        out += change_list(engine.process(batch.take(slice(lo, hi))))
+        out += change_list(engine.advance(now))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_shortcuts_raise_exactly_what_full_evaluation_raises(seed):
+    rng = np.random.default_rng(seed)
+    index = random_fleet(rng)
+    n = len(index)
+    batch = random_readings(rng, n, 160)
+    mode = seed % 3
+    if mode == 1:  # arrival order: shuffled within a few seconds, with duplicates
+        jitter = batch.ts_ms + rng.integers(-3_000, 3_000, len(batch))
+        batch = batch.take(np.argsort(jitter, kind="stable"))
+        dup = rng.integers(0, len(batch), len(batch) // 20)
+        batch = ReadingBatch.concat([batch, batch.take(dup)]).take(
+            np.argsort(np.r_[np.arange(len(batch)), dup], kind="stable")
+        )
+    elif mode == 2:  # sorted by time, as a replay reads it
+        batch = batch.take(np.argsort(batch.ts_ms, kind="stable"))
+    cuts = sorted(rng.choice(np.arange(1, len(batch)), size=40, replace=False).tolist())
+    if mode == 0:  # whole ticks: each sensor at most once per batch, in slot order (the fast path)
+        ticks = np.flatnonzero(np.diff(batch.slot) <= 0) + 1
+        cuts = sorted(set(ticks.tolist()) - set(rng.choice(ticks, len(ticks) // 3).tolist()))
+    ends = [*cuts, len(batch)]
+    clock = [
+        int(batch.ts_ms[lo:hi].max(initial=T0)) + int(rng.integers(0, 50_000))
+        for lo, hi in zip([0, *cuts], ends, strict=True)
+    ]
+    clock = np.maximum.accumulate(clock).tolist()
+    restored = {
+        ("s0", "sensor", "X7", "H"),
+        ("s0", "sensor", "X8", "FAULT"),
+        ("s1", "group", "G1", "VOTE"),
+        ("s1", "device", "gw0", "STALE"),
+        ("s2", "sensor", "X9", "STALE"),
+    }
+    got, want = [], []
+    for shortcuts, out in ((True, got), (False, want)):
+        engine = AlarmEngine(
+            index, EngineConfig(shortcuts=shortcuts, stale_if_never_heard=seed % 2 == 0), start_ms=T0
+        )
+        engine.restore_active(restored)
+        out += feed(engine, batch, cuts, clock)
+    assert got == want
+    assert len(want) > 50
