@@ -16,6 +16,8 @@ def _configure_logging(level: str) -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # the alarm clock jobs run every second; APScheduler would log each run at INFO
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
