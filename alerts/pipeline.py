@@ -221,7 +221,6 @@ class AlarmPipeline:
         now_s = time.monotonic()
         self.stats.observe_batch(
             readings=len(batch),
-            changes=len(changes),
             seconds=done - started,
             waited_s=[now_s - t for t in work.enqueued_s],
         )

@@ -29,11 +29,10 @@ class AlarmStats:
             for name, delta in deltas.items():
                 setattr(self, name, getattr(self, name) + delta)
 
-    def observe_batch(self, readings: int, changes: int, seconds: float, waited_s: Iterable[float]) -> None:
+    def observe_batch(self, readings: int, seconds: float, waited_s: Iterable[float]) -> None:
         with self._lock:
             self.batches += 1
             self.readings += readings
-            self.conditions += changes
             self.batch_latency.observe(seconds)
             for w in waited_s:
                 self.queue_wait.observe(w)
