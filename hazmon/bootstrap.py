@@ -122,7 +122,8 @@ def build_alarms(
     stats = AlarmStats()
     outbox = runner = transport = None
     if settings.events_mqtt:
-        transport = PahoEventTransport(target, f"{settings.mqtt_client_id}-events")
+        events_target = parse_mqtt_url(settings.events_mqtt_url) if settings.events_mqtt_url else target
+        transport = PahoEventTransport(events_target, f"{settings.mqtt_client_id}-events")
         tz = {site.id: site.timezone for site in registry.sites}
         # the cursor is opened before the book can journal anything (see EventOutbox)
         outbox = EventOutbox(journal, transport, site_tz=lambda site: tz.get(site, "Asia/Shanghai"))
