@@ -73,6 +73,11 @@ class EarlyWarningConfig:
     min_n_eff: float = 10.0
 
 
+def _ms(t_s: float) -> int:
+    """Seconds (float) to integer epoch milliseconds."""
+    return int(np.rint(t_s * 1000.0))
+
+
 def _subset(state: fc.TrendState, rows: np.ndarray) -> fc.TrendState:
     """The trends of `rows` as a small state of their own (forecasts read it, never write it)."""
     return fc.TrendState(
@@ -246,9 +251,8 @@ class EarlyWarnings:
             row = int(rows[i])
             self.active[row] = True
             self.level[row], self.grade[row] = level[i], grade[i]
-            changes.append(
-                self._change(row, True, now_s[i], int(level[i]), int(grade[i]), eta[i], low[i], high[i], limit[i])
-            )
+            args = (int(level[i]), int(grade[i]), eta[i], low[i], high[i], limit[i])
+            changes.append(self._change(row, True, now_s[i], *args))
         for row in clear_rows.tolist():
             when = now_s[int(np.flatnonzero(rows == row)[0])]
             changes.append(
@@ -282,7 +286,7 @@ class EarlyWarnings:
         if not on:
             code = FAILURE_LEVEL if level == self.FAILURE_CODE else K(level).name if level >= 0 else "EW"
             return ConditionChange(
-                s.site, s.id, K.EARLY_WARNING, False, int(round(now_s * 1000)), Priority.LOW,
+                s.site, s.id, K.EARLY_WARNING, False, _ms(now_s), Priority.LOW,
                 code, value=value, message=f"{s.name}趋势预警解除",
             )  # fmt: skip
         g = fc.WarningGrade(grade)
@@ -303,15 +307,15 @@ class EarlyWarnings:
             s.id,
             K.EARLY_WARNING,
             True,
-            int(round(now_s * 1000)),
+            _ms(now_s),
             prio,
             code,
             value=value,
             limit=lim,
             message=msg,
-            eta_ms=int(round(eta * 1000)),
-            eta_low_ms=int(round(low * 1000)),
-            eta_high_ms=int(round(high * 1000)) if np.isfinite(high) else None,
+            eta_ms=_ms(eta),
+            eta_low_ms=_ms(low),
+            eta_high_ms=_ms(high) if np.isfinite(high) else None,
         )
 
 
