@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from alerts.early_warning import attach_early_warnings
 from alerts.engine import AlarmEngine
 from alerts.journal import AlarmBook, AlarmJournal
 from alerts.mqtt_out import PahoEventTransport
@@ -137,9 +138,8 @@ def build_alarms(
     listener = _Listener()
     book = AlarmBook(journal, on_events=listener)
     engine = AlarmEngine(index, start_ms=time.time_ns() // 1_000_000)
-    forecaster = _early_warnings(index)
-    if forecaster is not None:
-        engine.attach_forecaster(forecaster)  # before restore_active: it restores warnings too
+    # before restore_active, which restores the forecaster's active warnings too
+    attach_early_warnings(engine, site_timezones={site.id: site.timezone for site in registry.sites})
     engine.restore_active(book.active_condition_keys())  # a restart neither re-raises nor loses an alarm
     queue = WorkQueue(settings.alarm_queue_readings, settings.alarm_queue_wait_s)
     pipeline = AlarmPipeline(engine, book, queue, stats)
@@ -156,12 +156,3 @@ class _Listener:
     def __call__(self, events) -> None:
         if self.target is not None:
             self.target(events)
-
-
-def _early_warnings(index: SensorIndex):
-    """The forecaster (alerts/early_warning.py) once it exists; None until then."""
-    try:
-        from alerts.early_warning import EarlyWarnings
-    except ImportError:
-        return None
-    return EarlyWarnings(index)
