@@ -39,6 +39,17 @@ _GRADE_ZH = {
     fc.WarningGrade.YELLOW: "黄色",
     fc.WarningGrade.BLUE: "蓝色",
 }
+#: (trend memory s, horizon s) per sensor kind where the defaults (alerts/forecast.py: one channel,
+#: TREND_WINDOW_S and HORIZON_S) do not fit the physics:
+#: - tank level moves by operator-driven transfers that start and stop within hours; a straight line
+#:   through a routine fill meets H within a day, so the horizon is the operator's response window;
+#: - a tailings pond rises slowly with the seasons and fast after a rainstorm: a 12 h memory sees
+#:   the first, a 1 h memory with a 6 h horizon the second (the flood routing reacts in hours).
+Channels = tuple[tuple[float, float], ...]
+FORECAST_CHANNELS: dict[str, Channels] = {
+    "level": ((2 * fc.HOUR_S, 2 * fc.HOUR_S),),
+    "pond_level": ((12 * fc.HOUR_S, fc.DAY_S), (1 * fc.HOUR_S, 6 * fc.HOUR_S)),
+}
 #: Priority of a limit-crossing warning, by grade; a forecast is less certain than a crossing.
 TREND_PRIORITY = {
     fc.WarningGrade.RED: Priority.HIGH,
@@ -63,6 +74,7 @@ class EarlyWarningConfig:
     horizons_s: Mapping[str, float] = field(default_factory=lambda: dict(fc.HORIZON_S))
     daily_kinds: frozenset[str] = fc.DAILY_CYCLE_KINDS
     creep_kinds: frozenset[str] = CREEP_KINDS
+    channels: Mapping[str, Channels] = field(default_factory=lambda: dict(FORECAST_CHANNELS))
     max_eval_every_s: float = 600.0  # each sensor's forecast is judged at least this often ...
     eval_every_tau_frac: float = 1 / 30  # ... and every tau/30 if sooner (gas 30 s, tank level 4 min)
     max_clear_after_s: float = 900.0  # a warning clears after not holding this long ...
@@ -105,12 +117,25 @@ def _iv_subset(state: fc.InverseVelocityState, rows: np.ndarray) -> fc.InverseVe
     )
 
 
+@dataclass(slots=True, eq=False)
+class _Channel:
+    """One trend memory and horizon over some rows (a sensor kind may watch on two timescales)."""
+
+    rows: np.ndarray  # (k,) EW rows in this channel
+    pos: np.ndarray  # (m,) position of each EW row in this channel, -1 = not in it
+    trend: fc.TrendState
+    horizon_s: np.ndarray  # (k,)
+
+
 class EarlyWarnings:
     """The engine's forecaster (see AlarmEngine.attach_forecaster): trends in, EARLY_WARNING changes out.
 
     Rows are the forecast-enabled sensors only; ``row_of[slot]`` is -1 for the others, so a fleet
-    where few sensors forecast pays for few.
+    where few sensors forecast pays for few. Each row is watched by one or two channels (trend memory
+    + horizon, :data:`FORECAST_CHANNELS`); it warns when any channel does, with the earliest ETA.
     """
+
+    FAILURE_CODE = 100
 
     def __init__(
         self,
@@ -132,15 +157,19 @@ class EarlyWarnings:
         self.row_of = np.full(len(sensors), -1, dtype=np.intp)
         self.row_of[self.slots] = np.arange(len(self.slots))
         chosen = [sensors[s] for s in self.slots.tolist()]
-        tau, horizon, daily = fc.sensor_params(
-            chosen, windows_s=cfg.windows_s, horizons_s=cfg.horizons_s, daily_kinds=cfg.daily_kinds
-        )
+        m = len(chosen)
         self.limits_lo, self.limits_hi = lo[self.slots], hi[self.slots]
-        self.horizon_s = horizon
-        self.trend = fc.TrendState.empty(tau, daily)
-        self.eval_every_s = np.minimum(cfg.max_eval_every_s, tau * cfg.eval_every_tau_frac)
-        self.clear_after_s = np.minimum(cfg.max_clear_after_s, horizon * cfg.clear_after_horizon_frac)
-        m = len(self.slots)
+        self.channels = self._channels(chosen)
+        self.max_tau_s = np.zeros(m)
+        max_horizon = np.zeros(m)
+        self.eval_every_s = np.full(m, cfg.max_eval_every_s)
+        for ch in self.channels:
+            np.maximum.at(self.max_tau_s, ch.rows, ch.trend.tau_s)
+            np.maximum.at(max_horizon, ch.rows, ch.horizon_s)
+            np.minimum.at(self.eval_every_s, ch.rows, ch.trend.tau_s * cfg.eval_every_tau_frac)
+        self.clear_after_s = np.minimum(cfg.max_clear_after_s, max_horizon * cfg.clear_after_horizon_frac)
+        self.x_last = np.full(m, np.nan)
+        self.t_first = np.full(m, np.nan)
         self.next_eval_s = np.full(m, -np.inf)
         self.active = np.zeros(m, dtype=bool)
         self.level = np.full(m, NO_KIND, dtype=np.int16)  # limit kind, or FAILURE_CODE
@@ -152,9 +181,27 @@ class EarlyWarnings:
         self.iv_of = np.full(m, -1, dtype=np.intp)
         self.iv_of[self.creep_rows] = np.arange(len(self.creep_rows))
         self.iv = fc.InverseVelocityState.empty(len(self.creep_rows))
-        self.horizon_iv_s = horizon[self.creep_rows]
+        self.horizon_iv_s = max_horizon[self.creep_rows]
 
-    FAILURE_CODE = 100
+    def _channels(self, chosen: list) -> list[_Channel]:
+        cfg = self.config
+        m = len(chosen)
+        daily = np.array([s.kind in cfg.daily_kinds for s in chosen], dtype=bool)
+        per_row = [
+            cfg.channels.get(s.kind)
+            or ((cfg.windows_s.get(s.kind, fc.DEFAULT_TREND_WINDOW_S),
+                 cfg.horizons_s.get(s.kind, fc.DEFAULT_HORIZON_S)),)
+            for s in chosen
+        ]  # fmt: skip
+        out = []
+        for c in range(max((len(p) for p in per_row), default=0)):
+            rows = np.array([i for i, p in enumerate(per_row) if len(p) > c], dtype=np.intp)
+            pos = np.full(m, -1, dtype=np.intp)
+            pos[rows] = np.arange(len(rows))
+            tau = np.array([per_row[i][c][0] for i in rows.tolist()], dtype=np.float64)
+            horizon = np.array([per_row[i][c][1] for i in rows.tolist()], dtype=np.float64)
+            out.append(_Channel(rows, pos, fc.TrendState.empty(tau, daily[rows]), horizon))
+        return out
 
     # ---- engine hooks
 
@@ -171,13 +218,22 @@ class EarlyWarnings:
         xv = np.asarray(x, dtype=np.float64)[sel]
         if self.healthy is not None:
             xv = np.where(self.healthy(slot[sel]), xv, np.nan)  # a faulty instrument has no trend
-        fc.update_trend(self.trend, r, t_s, xv)
+        ok = ~np.isnan(xv)
+        self.x_last[r[ok]] = xv[ok]
+        self.t_first[r[ok]] = np.fmin(self.t_first[r[ok]], t_s[ok])
+        for ch in self.channels:
+            p = ch.pos[r]
+            inside = p >= 0
+            if inside.all():
+                fc.update_trend(ch.trend, p, t_s, xv)
+            elif inside.any():
+                fc.update_trend(ch.trend, p[inside], t_s[inside], xv[inside])
         iv = self.iv_of[r]
         creeping = iv >= 0
         if creeping.any():
             fc.update_inverse_velocity(self.iv, iv[creeping], t_s[creeping], xv[creeping])
         due = t_s >= self.next_eval_s[r]
-        due &= ~np.isnan(xv)
+        due &= ok
         if due.any():
             rd = r[due]
             self.next_eval_s[rd] = t_s[due] + self.eval_every_s[rd]
@@ -202,22 +258,32 @@ class EarlyWarnings:
 
     def _judge(self, rows: np.ndarray, now_s: np.ndarray, changes: list) -> None:
         cfg = self.config
-        c = fc.forecast_crossing(
-            _subset(self.trend, rows),
-            now_s,
-            self.limits_lo[rows],
-            self.limits_hi[rows],
-            self.horizon_s[rows],
-            z_slope=cfg.z_slope,
-            z_band=cfg.z_band,
-            min_n_eff=cfg.min_n_eff,
-        )
-        fresh = now_s - self.trend.t_ref[rows] <= cfg.lapse_after_tau * self.trend.tau_s[rows]
-        want = c.warn & fresh
-        level = np.where(want, c.limit_kind, NO_KIND).astype(np.int16)
-        grade = c.grade.copy()
-        eta, low, high = c.eta_s.copy(), c.eta_low_s.copy(), c.eta_high_s.copy()
-        limit = c.limit_value.copy()
+        n = len(rows)
+        want = np.zeros(n, dtype=bool)
+        level = np.full(n, NO_KIND, dtype=np.int16)
+        grade = np.zeros(n, dtype=np.int8)
+        eta, low, high = np.full(n, np.inf), np.full(n, np.inf), np.full(n, np.inf)
+        limit = np.full(n, np.nan)
+        fresh = np.zeros(n, dtype=bool)
+        for ch in self.channels:
+            p = ch.pos[rows]
+            at = np.flatnonzero(p >= 0)
+            if not len(at):
+                continue
+            pc, r = p[at], rows[at]
+            c = fc.forecast_crossing(
+                _subset(ch.trend, pc), now_s[at], self.limits_lo[r], self.limits_hi[r], ch.horizon_s[pc],
+                z_slope=cfg.z_slope, z_band=cfg.z_band, min_n_eff=cfg.min_n_eff,
+            )  # fmt: skip
+            ch_fresh = now_s[at] - ch.trend.t_ref[pc] <= cfg.lapse_after_tau * ch.trend.tau_s[pc]
+            fresh[at] |= ch_fresh
+            better = c.warn & ch_fresh & (c.eta_s < eta[at])  # the earliest crossing any channel sees
+            w = at[better]
+            want[w] = True
+            level[w] = c.limit_kind[better]
+            grade[w] = c.grade[better]
+            eta[w], low[w], high[w] = c.eta_s[better], c.eta_low_s[better], c.eta_high_s[better]
+            limit[w] = c.limit_value[better]
         iv = self.iv_of[rows]
         creeping = iv >= 0
         if creeping.any():
@@ -234,29 +300,28 @@ class EarlyWarnings:
         was = self.active[rows]
         raise_ = want & ~was
         moved = want & was & ((level != self.level[rows]) | (grade != self.grade[rows]))
-        holding = want & was
-        self.miss_since_s[rows[holding | raise_]] = np.nan
+        self.miss_since_s[rows[want]] = np.nan
         # a young trend (after a restart or a gap) cannot tell yet: it may not clear a warning it inherited
-        mature = now_s - self.trend.t_first[rows] >= self.trend.tau_s[rows]
+        mature = now_s - self.t_first[rows] >= self.max_tau_s[rows]
         lapsing = ~want & was & (mature | ~fresh)
         if lapsing.any():
             lr = rows[lapsing]
             since = np.fmin(self.miss_since_s[lr], now_s[lapsing])
             self.miss_since_s[lr] = since
             cleared = now_s[lapsing] - since >= self.clear_after_s[lr]
-            clear_rows = lr[cleared]
+            clear_at = np.flatnonzero(lapsing)[cleared]
         else:
-            clear_rows = rows[:0]
+            clear_at = np.zeros(0, dtype=np.intp)
         for i in np.flatnonzero(raise_ | moved).tolist():
             row = int(rows[i])
             self.active[row] = True
             self.level[row], self.grade[row] = level[i], grade[i]
             args = (int(level[i]), int(grade[i]), eta[i], low[i], high[i], limit[i])
             changes.append(self._change(row, True, now_s[i], *args))
-        for row in clear_rows.tolist():
-            when = now_s[int(np.flatnonzero(rows == row)[0])]
+        for i in clear_at.tolist():
+            row = int(rows[i])
             changes.append(
-                self._change(row, False, when, int(self.level[row]), 0, np.nan, np.nan, np.nan, np.nan)
+                self._change(row, False, now_s[i], int(self.level[row]), 0, np.nan, np.nan, np.nan, np.nan)
             )
             self.active[row] = False
             self.level[row], self.grade[row] = NO_KIND, 0
@@ -281,7 +346,7 @@ class EarlyWarnings:
         limit: float,
     ) -> ConditionChange:
         s = self.index.sensors[int(self.slots[row])]
-        x = float(self.trend.x_last[row])
+        x = float(self.x_last[row])
         value = None if np.isnan(x) else x
         if not on:
             code = FAILURE_LEVEL if level == self.FAILURE_CODE else K(level).name if level >= 0 else "EW"

@@ -14,12 +14,6 @@ import pytest
 
 from tests.scenarios import generate, harness
 
-_NUISANCE_LEVEL_EW = (
-    "engine: early warnings on routine tank transfers. The level trend (2 h memory) with a 24 h horizon "
-    "warns on every fill or draw whose straight-line extrapolation meets H or L within a day, e.g. "
-    "T102-LT filling at ~0.25 m/h from 9.9 m (warned 01:04, eta 17:13) stops at ~11.5 m as planned; "
-    "draws get L warnings the same way. Nothing is abnormal: nuisance warnings (EEMUA 191)."
-)
 KNOWN_ENGINE_FAILURES = {
     "gas_leak_2oo3/quiet-0": (
         "engine: false 'stuck' fault on a healthy gas detector in clean air. GT-111 reads 0.00 %LEL "
@@ -33,22 +27,7 @@ KNOWN_ENGINE_FAILURES = {
         "(TT, 60 s -> 180 s) and only then raises tf-gw-01 stale at 04:02:00. Sensors that fall silent "
         "together should be held until the device verdict instead of being reported one by one."
     ),
-    "gateway_outage/quiet-0": (
-        "engine: the 4 per-sensor stale events above, plus nuisance level early warnings (T102-LT H at "
-        "01:04, T101-LT L at 05:20). " + _NUISANCE_LEVEL_EW
-    ),
-    "pond_storm/PL-01-above-H": (
-        "engine: no early warning for a storm-driven pond rise. PL-01 rises ~0.25 m/h from 15:00 and "
-        "crosses H at 17:10; the pond-level trend has a 12 h memory, so at 17:10 its slope is still "
-        "~0.005 m/h and the forecast crossing ~100 h away. Only the H alarm comes (17:20). A storm needs "
-        "a short-memory trend or the rain gauge as a leading input (inflow = rain x catchment gain)."
-    ),
-    "spike/quiet-0": _NUISANCE_LEVEL_EW + " Here: T103-LT L at 01:04, T102-LT L at 02:52 (raised again "
-    "at 03:30:10 when the spike fault cleared).",
-    "tank_overfill/quiet-0": _NUISANCE_LEVEL_EW,
-    "tank_overfill/quiet-1": _NUISANCE_LEVEL_EW,
-    "stuck_gauge_fill/quiet-0": _NUISANCE_LEVEL_EW,
-    "stuck_gauge_fill/quiet-1": _NUISANCE_LEVEL_EW,
+    "gateway_outage/quiet-0": "engine: the 4 per-sensor stale events above.",
 }
 
 

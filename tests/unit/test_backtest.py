@@ -51,11 +51,11 @@ def test_a_fill_gives_an_early_warning_before_the_h_alarm_as_contract_events(tmp
     assert {"eta", "eta_low", "eta_high", "alarm_id", "message", "priority", "limit", "value"} <= warn.keys()
     assert warn["sensor"] == TANK and warn["limit"] == 14.2
     printed = capsys.readouterr().out
-    assert "early_warning: 1 (H 1)" in printed and "readings/s" in printed
+    assert "early_warning: 2 (H 1, HH 1)" in printed and "readings/s" in printed
 
 
 def test_rows_in_any_order_give_the_same_events_and_bad_rows_are_counted(tmp_path, capsys):
-    rows = filling_tank_rows(hours=12)
+    rows = filling_tank_rows(hours=26)
     ordered = write_csv(tmp_path / "a.csv", rows)
     shuffled_rows = [*rows, "not-a-time,x,y,1", f"{T0},{SITE},NOPE,1", f"{T0},{SITE},{TANK},nan"]
     random.Random(3).shuffle(shuffled_rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from alerts.conditions import ConditionKind, Priority
-from alerts.early_warning import FAILURE_LEVEL, attach_early_warnings
+from alerts.early_warning import FAILURE_LEVEL, EarlyWarningConfig, attach_early_warnings
 from alerts.engine import AlarmEngine, EngineConfig
 from ingest.payloads import ReadingBatch
 from sensors.index import SensorIndex
@@ -25,11 +25,17 @@ def tank(sensor_id: str = "LT-1", forecast: bool = True, **kw) -> Sensor:
     )  # fmt: skip
 
 
-def engine_for(*sensors: Sensor) -> tuple[AlarmEngine, SensorIndex]:
+#: a 24 h horizon on level, to exercise the machinery on a slow ramp (the default for tank level is 2 h)
+DAY_HORIZON = EarlyWarningConfig(channels={"level": ((2 * 3600.0, 24 * 3600.0),)})
+
+
+def engine_for(
+    *sensors: Sensor, config: EarlyWarningConfig | None = DAY_HORIZON
+) -> tuple[AlarmEngine, SensorIndex]:
     reg = Registry(sites=(Site(id="s1", name="站", kind="chemical", grade=2, sensors=tuple(sensors)),))
     index = SensorIndex.build(reg)
     engine = AlarmEngine(index, EngineConfig(stale_if_never_heard=False), start_ms=T0)
-    attach_early_warnings(engine, {"s1": "Asia/Shanghai"})
+    attach_early_warnings(engine, {"s1": "Asia/Shanghai"}, config)
     return engine, index
 
 
@@ -80,6 +86,38 @@ def test_a_filling_tank_is_warned_once_hours_before_h_with_a_band_holding_the_tr
     prios = [c.priority for c in raised if c.level == "H"]
     assert prios == sorted(prios) and prios[-1] == Priority.HIGH
     assert all("预计" in c.message and "高限" in c.message for c in raised)
+
+
+def test_by_default_a_routine_fill_is_not_warned_but_an_overfill_is_warned_before_h():
+    rng = np.random.default_rng(9)
+    t = T0 + np.arange(20 * 60) * MIN
+    h = (t - T0) / HOUR
+    routine = 8.0 + 0.5 * np.clip(h - 1.0, 0, 10.0) + rng.normal(0, 0.005, len(t))  # stops at 13 m (H 16.5)
+    overfill = 8.0 + 0.5 * np.clip(h - 1.0, 0, None) + rng.normal(0, 0.005, len(t))  # H at 18 h
+    engine, _ = engine_for(tank("LT-1"), tank("LT-2"), config=None)
+    slots = np.r_[np.zeros(len(t)), np.ones(len(t))].astype(np.int32)
+    changes = [c for c in engine.process(batch(slots, np.r_[t, t], np.r_[routine, overfill])) if c.kind == EW]
+    assert {c.source for c in changes} == {"LT-2"}
+    first = changes[0]
+    crossing = T0 + 18 * HOUR
+    assert first.active and first.level == "H" and 1.5 * HOUR <= crossing - first.time_ms <= 2.1 * HOUR
+
+
+def test_a_rainstorm_on_a_pond_is_warned_by_the_short_channel_hours_ahead():
+    pond = Sensor(
+        id="PL-1", site="s1", name="库水位", kind="pond_level", unit="m", range=(0.0, 50.0),
+        interval_s=300.0, limits=Limits(h=32.0, hh=33.0), forecast=True, device="gw",
+    )  # fmt: skip
+    engine, _ = engine_for(pond, config=None)
+    rng = np.random.default_rng(2)
+    t = T0 + np.arange(48 * 12) * 5 * MIN
+    h = (t - T0) / HOUR
+    x = 30.0 + 0.25 * np.clip(h - 40.0, 0, None) + rng.normal(0, 0.01, len(t))  # storm inflow from 40 h
+    changes = [c for c in run(engine, t, x) if c.kind == EW and c.active]
+    assert changes and changes[0].level == "H"
+    crossing = T0 + 48 * HOUR
+    assert crossing - changes[0].time_ms >= 3 * HOUR
+    assert changes[0].time_ms > T0 + 40 * HOUR  # nothing during the quiet 40 h
 
 
 def test_streaming_minute_by_minute_equals_one_batch():
