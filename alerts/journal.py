@@ -13,7 +13,8 @@ rare next to readings (tens per second at worst), so an fsync per commit costs l
 Tables: alarms (one row per alarm point, full state as JSON plus queryable columns), history
 (every AlarmEvent), audit (every operator command, refused ones too, with the reason),
 alarm_sequence (human-friendly alarm numbers, A000123), source_suppressions (sources whose
-process alarms are suppressed, e.g. a faulty sensor), schema_version. Times are UTC ms.
+process alarms are suppressed, e.g. a faulty sensor), publish_cursors (how far each outbox
+consumer has delivered the history, alerts/outbox.py), schema_version. Times are UTC ms.
 
 Errors are the lifecycle's domain errors (AlarmError: UnknownAlarm, InvalidTransition,
 InvalidCommand); sqlite3 errors propagate as they are, because they are not the operator's fault.
@@ -53,6 +54,7 @@ from alerts.lifecycle import (
     UnknownAlarm,
     acknowledge,
     apply_condition,
+    event_from_record,
     new_alarm,
     remove_from_service,
     return_to_service,
@@ -66,7 +68,7 @@ from alerts.lifecycle import shelve as shelve_alarm
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_MAX_SHELVE_S = 24 * 3600
 
 # Each entry upgrades the schema by one version; statements run in one transaction.
@@ -99,6 +101,10 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE source_suppressions (
             site TEXT NOT NULL, source TEXT NOT NULL, reason TEXT NOT NULL, since_ms INTEGER NOT NULL,
             user TEXT NOT NULL, PRIMARY KEY (site, source, reason)) WITHOUT ROWID""",
+    ),
+    (
+        # outbox cursors: the last history seq a consumer (e.g. MQTT event output) has delivered
+        "CREATE TABLE publish_cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID",
     ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
@@ -133,6 +139,10 @@ class HistoryEntry:
     key: AlarmKey
     type: str
     details: dict[str, Any]
+
+    def to_event(self) -> AlarmEvent:
+        """The AlarmEvent this row journaled (e.g. to publish it as a CONTRACTS §3 event)."""
+        return event_from_record(self.type, self.key, self.alarm_id, self.time_ms, self.details)
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,6 +452,52 @@ class AlarmJournal:
             )
             for seq, t, u, act, out, aid, si, sc, so, k, why, err, det in rows
         ]
+
+    def history_after(self, seq: int, types: Iterable[str], limit: int = 1000) -> list[HistoryEntry]:
+        """Events of `types` journaled after `seq`, in journal (commit) order: what an outbox sends next."""
+        types = list(types)
+        sql = (
+            "SELECT seq, time_ms, recorded_ms, alarm_id, site, scope, source, kind, type, details"
+            f" FROM history WHERE seq > ? AND type IN ({','.join('?' * len(types))}) ORDER BY seq LIMIT ?"
+        )
+        with self._lock:
+            rows = self._conn.execute(sql, [seq, *types, limit]).fetchall()
+        return [
+            HistoryEntry(seq, t, rec, aid, (si, sc, so, k), typ, orjson.loads(det))
+            for seq, t, rec, aid, si, sc, so, k, typ, det in rows
+        ]
+
+    def count_after(self, seq: int, types: Iterable[str]) -> int:
+        """How many events of `types` were journaled after `seq` (an outbox's backlog)."""
+        types = list(types)
+        sql = f"SELECT count(*) FROM history WHERE seq > ? AND type IN ({','.join('?' * len(types))})"
+        with self._lock:
+            (n,) = self._conn.execute(sql, [seq, *types]).fetchone()
+        return int(n)
+
+    # ---- outbox cursors
+
+    def open_cursor(self, name: str) -> int:
+        """The cursor `name`; a new one starts at the end of the history (nothing old is re-sent).
+
+        Open it before any step is journaled (at start), so no event can fall between the end
+        of the history and the new cursor.
+        """
+        with self.transaction():
+            self._conn.execute(
+                "INSERT OR IGNORE INTO publish_cursors (name, seq)"
+                " SELECT ?, coalesce(max(seq), 0) FROM history",
+                (name,),
+            )
+            (seq,) = self._conn.execute("SELECT seq FROM publish_cursors WHERE name = ?", (name,)).fetchone()
+        return int(seq)
+
+    def set_cursor(self, name: str, seq: int) -> None:
+        """Move the cursor forward to `seq` (never back); the cursor must have been opened."""
+        with self.transaction():
+            self._conn.execute(
+                "UPDATE publish_cursors SET seq = ? WHERE name = ? AND seq < ?", (seq, name, seq)
+            )
 
     def load_source_suppressions(self) -> dict[tuple[str, str], dict[str, int]]:
         """(site, source) -> {reason: since_ms} for sources whose process alarms are suppressed."""

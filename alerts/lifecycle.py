@@ -366,6 +366,44 @@ class AlarmConditionChanged(AlarmEvent):
     hidden_by: str
 
 
+#: every event class by its type name (the history table's `type` column)
+EVENT_CLASSES: dict[str, type[AlarmEvent]] = {
+    cls.__name__: cls
+    for cls in (
+        AlarmRaised,
+        AlarmReturnedToNormal,
+        AlarmCleared,
+        AlarmAcknowledged,
+        AlarmShelved,
+        AlarmUnshelved,
+        AlarmSuppressed,
+        AlarmUnsuppressed,
+        AlarmRemovedFromService,
+        AlarmReturnedToService,
+        AlarmCommented,
+        AlarmUpdated,
+        AlarmConditionChanged,
+    )
+}
+#: the event types that become CONTRACTS §3 events (they override to_contract_event)
+CONTRACT_EVENT_TYPES = frozenset(
+    name for name, cls in EVENT_CLASSES.items() if cls.to_contract_event is not AlarmEvent.to_contract_event
+)
+
+
+def event_from_record(
+    type_name: str, key: AlarmKey, alarm_id: str, time_ms: int, details: dict[str, Any]
+) -> AlarmEvent:
+    """Rebuild an event from its journaled form (type name plus `details()`); unknown keys are ignored."""
+    cls = EVENT_CLASSES.get(type_name)
+    if cls is None:
+        raise ValueError(f"unknown alarm event type {type_name!r}")
+    kw = {k: v for k, v in details.items() if k in _own_fields(cls)}
+    if "priority" in kw:
+        kw["priority"] = Priority[str(kw["priority"]).upper()]
+    return cls(key=tuple(key), alarm_id=alarm_id, time_ms=time_ms, **kw)
+
+
 _OWN_FIELDS: dict[type[AlarmEvent], tuple[str, ...]] = {}
 
 

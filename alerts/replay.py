@@ -119,8 +119,8 @@ def replay(
 ) -> int:
     """Feed a time-sorted batch through the engine in event-time chunks; return readings replayed.
 
-    After each chunk the clock-driven checks run at the chunk's end time, exactly as the live
-    service's scheduler would, so stale data and expiring delays are found on event time.
+    After each chunk the clock-driven checks run at the chunk's end time, as the live service's
+    scheduler does, so stale data, expiring delays and lapsing forecasts are found on event time.
     `tail_ms` extends the clock past the last reading (to see data stop, e.g. a final outage).
     """
     n = len(batch)
@@ -134,11 +134,18 @@ def replay(
         now = start + (k + 1) * chunk_ms
         if hi > lo:
             on_changes(engine.process(batch.take(slice(lo, hi))), now)
-        on_changes(engine.advance(now), now)
+        on_changes(_clock_tick(engine, now), now)
         if progress is not None:
             progress(hi, n)
         lo = hi
     end = start + len(edges) * chunk_ms
     for now in range(end + chunk_ms, end + tail_ms + 1, chunk_ms):
-        on_changes(engine.advance(now), now)
+        on_changes(_clock_tick(engine, now), now)
     return n
+
+
+def _clock_tick(engine: AlarmEngine, now_ms: int) -> list[ConditionChange]:
+    """The live scheduler's clock-driven jobs at `now_ms`: stale data, expiring delays, forecast refresh."""
+    changes = engine.advance(now_ms) + engine.refresh_forecasts(now_ms)
+    changes.sort(key=lambda c: c.time_ms)
+    return changes

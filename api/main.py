@@ -1,14 +1,24 @@
-"""FastAPI application: health, metrics and the ingest views (more routers join in later issues)."""
+"""FastAPI application: health, metrics, the ingest views and alarms (more routers join in later issues)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
-from api.routers import health, ingest
+from alerts.lifecycle import AlarmError, InvalidCommand, InvalidTransition, UnknownAlarm
+from api.routers import alarms, health, ingest
 from hazmon.bootstrap import Service
+
+#: domain errors -> HTTP status, the one place where they are mapped
+ERROR_STATUS: dict[type[AlarmError], int] = {UnknownAlarm: 404, InvalidTransition: 409, InvalidCommand: 422}
+
+
+async def _alarm_error(request: Request, exc: Exception) -> JSONResponse:
+    status = next((code for cls, code in ERROR_STATUS.items() if isinstance(exc, cls)), 400)
+    return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=status)
 
 
 def create_app(service_factory: Callable[[], Service]) -> FastAPI:
@@ -32,4 +42,6 @@ def create_app(service_factory: Callable[[], Service]) -> FastAPI:
     )
     app.include_router(health.router)
     app.include_router(ingest.router)
+    app.include_router(alarms.router)
+    app.add_exception_handler(AlarmError, _alarm_error)
     return app

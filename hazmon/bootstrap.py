@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
+from alerts.early_warning import attach_early_warnings
+from alerts.engine import AlarmEngine
+from alerts.journal import AlarmBook, AlarmJournal
+from alerts.mqtt_out import PahoEventTransport
+from alerts.outbox import EventOutbox, OutboxRunner
+from alerts.pipeline import AlarmPipeline, WorkQueue
+from alerts.service import AlarmService
+from alerts.stats import AlarmStats
 from hazmon.config import Settings
-from hazmon.mqtt_url import parse_mqtt_url
+from hazmon.mqtt_url import MqttTarget, parse_mqtt_url
 from ingest.collector import MqttCollector
 from ingest.devices import DeviceRegistry
 from ingest.influx import InfluxClient, StorageError
@@ -35,6 +44,7 @@ class Service:
     influx: InfluxClient
     writer: BatchWriter
     collector: MqttCollector
+    alarms: AlarmService
     _stop: threading.Event = field(default_factory=threading.Event)
     _schema_thread: threading.Thread | None = None
 
@@ -42,6 +52,7 @@ class Service:
         self._schema_thread = threading.Thread(target=self._ensure_schema, name="influx-schema", daemon=True)
         self._schema_thread.start()
         self.writer.start()
+        self.alarms.start()  # before the collector: its first batch goes to a running engine
         self.collector.start()
         logger.info(
             "hazmon started: %d sites, %d sensors, broker %s, InfluxDB %s/%s",
@@ -55,6 +66,7 @@ class Service:
     def stop(self) -> None:
         self._stop.set()
         self.collector.stop()  # flushes the writer too
+        self.alarms.stop()  # after the collector: no batch can arrive any more
         self.influx.close()
         logger.info("hazmon stopped")
 
@@ -96,7 +108,51 @@ def bootstrap(settings: Settings, registry: Registry | None = None) -> Service:
         max_age_s=settings.write_max_age_s,
     )
     decoder = PayloadDecoder(index, max_lateness_ms=int(settings.max_lateness_s * 1000))
-    collector = MqttCollector(
-        parse_mqtt_url(settings.mqtt_url), settings.mqtt_client_id, decoder, writer, stats, devices
-    )
-    return Service(settings, registry, index, stats, devices, influx, writer, collector)
+    target = parse_mqtt_url(settings.mqtt_url)
+    collector = MqttCollector(target, settings.mqtt_client_id, decoder, writer, stats, devices)
+    alarms = build_alarms(settings, registry, index, target)
+    collector.batch_listeners.append(alarms.pipeline.on_batch)
+    return Service(settings, registry, index, stats, devices, influx, writer, collector, alarms)
+
+
+def build_alarms(
+    settings: Settings, registry: Registry, index: SensorIndex, target: MqttTarget
+) -> AlarmService:
+    """The journal, the book, the engine restored to the journal's active conditions, the event output."""
+    journal = AlarmJournal(settings.data_dir / "alarms.sqlite")
+    stats = AlarmStats()
+    outbox = runner = transport = None
+    if settings.events_mqtt:
+        events_target = parse_mqtt_url(settings.events_mqtt_url) if settings.events_mqtt_url else target
+        transport = PahoEventTransport(events_target, f"{settings.mqtt_client_id}-events")
+        tz = {site.id: site.timezone for site in registry.sites}
+        # the cursor is opened before the book can journal anything (see EventOutbox)
+        outbox = EventOutbox(journal, transport, site_tz=lambda site: tz.get(site, "Asia/Shanghai"))
+        runner = OutboxRunner(outbox)
+
+        def on_ack(mid: int, ok: bool) -> None:
+            outbox.on_ack(mid, ok)
+            runner.wake()
+
+        transport.on_ack = on_ack
+    listener = _Listener()
+    book = AlarmBook(journal, on_events=listener)
+    engine = AlarmEngine(index, start_ms=time.time_ns() // 1_000_000)
+    # before restore_active, which restores the forecaster's active warnings too
+    attach_early_warnings(engine, site_timezones={site.id: site.timezone for site in registry.sites})
+    engine.restore_active(book.active_condition_keys())  # a restart neither re-raises nor loses an alarm
+    queue = WorkQueue(settings.alarm_queue_readings, settings.alarm_queue_wait_s)
+    pipeline = AlarmPipeline(engine, book, queue, stats)
+    service = AlarmService(journal, book, engine, pipeline, stats, outbox, runner, transport)
+    listener.target = service.on_events
+    return service
+
+
+class _Listener:
+    """The book's on_events, bound to the AlarmService once that exists (the book is built first)."""
+
+    target = None
+
+    def __call__(self, events) -> None:
+        if self.target is not None:
+            self.target(events)

@@ -35,11 +35,16 @@ class Settings(BaseSettings):
     spool_max_bytes: int = Field(2 * 1024**3, ge=1024)
     raw_retention_days: int = Field(30, ge=30)  # Order 40: electronic records kept >= 30 days
     rollup_retention_days: int = Field(365, ge=1)
+    events_mqtt: bool = True  # publish alarm events on hazmon/v1/{site}/events (CONTRACTS §1)
+    events_mqtt_url: str | None = None  # broker for the events, if not HAZMON_MQTT_URL's
+    alarm_queue_readings: int = Field(1_000_000, ge=1000)  # readings waiting for the alarm engine
+    alarm_queue_wait_s: float = Field(2.0, ge=0)  # how long ingest waits for room before dropping
 
-    @field_validator("mqtt_url")
+    @field_validator("mqtt_url", "events_mqtt_url")
     @classmethod
-    def _valid_mqtt_url(cls, v: str) -> str:
-        parse_mqtt_url(v)  # raises ValueError naming the problem
+    def _valid_mqtt_url(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_mqtt_url(v)  # raises ValueError naming the problem
         return v
 
     @field_validator("influx_url")

@@ -179,8 +179,13 @@ class InfluxServer(_ChildServer):
 
     name = "influxd"
 
-    def __init__(self, root: Path, http_port: int | None = None, cq_run_interval: str = "1s",
-                 wal_fsync_delay: str = "0s"):
+    def __init__(
+        self,
+        root: Path,
+        http_port: int | None = None,
+        cq_run_interval: str = "1s",
+        wal_fsync_delay: str = "0s",
+    ):
         super().__init__(root)
         self.http_port = http_port or free_port()
         self.rpc_port = free_port()

@@ -43,8 +43,11 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: 
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (line {key_node.start_mark.line + 1})",
-                    key_node.start_mark)
+                    None,
+                    None,
+                    f"duplicate key {key!r} (line {key_node.start_mark.line + 1})",
+                    key_node.start_mark,
+                )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -176,18 +179,31 @@ def registry_to_json(registry: Registry) -> bytes:
     """Serialise a registry as JSON (valid YAML too) that load_registry reads back equal, fast."""
 
     def sensor_doc(s: Sensor) -> dict[str, Any]:
-        doc: dict[str, Any] = {"id": s.id, "name": s.name, "kind": s.kind, "unit": s.unit,
-                               "range": list(s.range), "interval_s": s.interval_s,
-                               "limits": s.limits.configured(), "deadband": s.deadband,
-                               "on_delay_s": s.on_delay_s, "off_delay_s": s.off_delay_s,
-                               "forecast": s.forecast}
+        doc: dict[str, Any] = {
+            "id": s.id,
+            "name": s.name,
+            "kind": s.kind,
+            "unit": s.unit,
+            "range": list(s.range),
+            "interval_s": s.interval_s,
+            "limits": s.limits.configured(),
+            "deadband": s.deadband,
+            "on_delay_s": s.on_delay_s,
+            "off_delay_s": s.off_delay_s,
+            "forecast": s.forecast,
+        }
         doc.update({k: v for k in ("group", "device") if (v := getattr(s, k)) is not None})
         return doc
 
     sites = []
     for site in registry.sites:
-        doc: dict[str, Any] = {"id": site.id, "name": site.name, "kind": site.kind, "grade": site.grade,
-                               "timezone": site.timezone}
+        doc: dict[str, Any] = {
+            "id": site.id,
+            "name": site.name,
+            "kind": site.kind,
+            "grade": site.grade,
+            "timezone": site.timezone,
+        }
         if site.location is not None:
             doc["location"] = {"lat": site.location.lat, "lon": site.location.lon}
         doc.update({k: v for k in ("roster", "district", "city") if (v := getattr(site, k)) is not None})

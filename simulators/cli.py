@@ -94,50 +94,114 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.epilog = EPILOG
         parser.formatter_class = argparse.RawDescriptionHelpFormatter
     src = parser.add_argument_group("fleet")
-    src.add_argument("--registry", type=Path, default=None, metavar="PATH",
-                     help=f"registry file or folder (default: the example registry, {EXAMPLE_REGISTRY})")
-    src.add_argument("--generate", nargs=2, type=_positive_int, metavar=("N_SITES", "M_SENSORS"),
-                     help="simulate a generated fleet of N sites with M sensors each instead of --registry")
-    src.add_argument("--sensors-per-device", type=_positive_int, default=50, metavar="N",
-                     help="generated fleets: sensors per device, i.e. readings per message (default 50)")
-    src.add_argument("--interval", type=_duration, default=1.0, metavar="DURATION",
-                     help="generated fleets: every sensor's reporting interval (default 1s)")
-    src.add_argument("--write-registry", metavar="PATH",
-                     help="write the fleet's registry as YAML ('-' for stdout) and exit, unless --then-run")
+    src.add_argument(
+        "--registry",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=f"registry file or folder (default: the example registry, {EXAMPLE_REGISTRY})",
+    )
+    src.add_argument(
+        "--generate",
+        nargs=2,
+        type=_positive_int,
+        metavar=("N_SITES", "M_SENSORS"),
+        help="simulate a generated fleet of N sites with M sensors each instead of --registry",
+    )
+    src.add_argument(
+        "--sensors-per-device",
+        type=_positive_int,
+        default=50,
+        metavar="N",
+        help="generated fleets: sensors per device, i.e. readings per message (default 50)",
+    )
+    src.add_argument(
+        "--interval",
+        type=_duration,
+        default=1.0,
+        metavar="DURATION",
+        help="generated fleets: every sensor's reporting interval (default 1s)",
+    )
+    src.add_argument(
+        "--write-registry",
+        metavar="PATH",
+        help="write the fleet's registry as YAML ('-' for stdout) and exit, unless --then-run",
+    )
     src.add_argument("--then-run", action="store_true", help="after --write-registry, run the fleet too")
-    src.add_argument("--seed", type=int, default=0,
-                     help="random seed: same seed, same fleet and values (default 0)")
-    src.add_argument("--incident", type=_incident, action="append", default=[], metavar="SPEC",
-                     help="inject an incident, KIND:SITE[/TARGET][@+START][~DURATION]; kinds: leak, "
-                          "overfill, stuck, spike, outage, storm, creep (details below)")
+    src.add_argument(
+        "--seed", type=int, default=0, help="random seed: same seed, same fleet and values (default 0)"
+    )
+    src.add_argument(
+        "--incident",
+        type=_incident,
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="inject an incident, KIND:SITE[/TARGET][@+START][~DURATION]; kinds: leak, "
+        "overfill, stuck, spike, outage, storm, creep (details below)",
+    )
     run = parser.add_argument_group("running")
-    run.add_argument("--mqtt-url", default=None, metavar="URL",
-                     help=f"broker, mqtt://[user:pass@]host[:port] or mqtts://... "
-                          f"(default: $HAZMON_MQTT_URL or {DEFAULT_MQTT_URL})")
-    run.add_argument("--client-id", default=None,
-                     help="MQTT client id (default: stable per host and fleet, so the session resumes)")
-    run.add_argument("--speed", type=_speed, default=1.0, metavar="X|max",
-                     help="simulated seconds per real second, or 'max' for as fast as possible (default 1)")
-    run.add_argument("--backfill", type=_duration, default=None, metavar="DURATION",
-                     help="start the simulated clock this long before now (default: 0 at speed 1, "
-                          "else about an hour of fast running)")
-    run.add_argument("--duration", type=_duration, default=None, metavar="DURATION",
-                     help="stop after this much simulated time (e.g. 10m, 6h, 2d)")
-    run.add_argument("--count", type=_positive_int, default=None, metavar="N",
-                     help="stop after N readings messages")
-    run.add_argument("--rate", type=float, default=None, metavar="MSGS_PER_S",
-                     help="cap on readings messages per second (use with --speed max for a steady load)")
+    run.add_argument(
+        "--mqtt-url",
+        default=None,
+        metavar="URL",
+        help=f"broker, mqtt://[user:pass@]host[:port] or mqtts://... "
+        f"(default: $HAZMON_MQTT_URL or {DEFAULT_MQTT_URL})",
+    )
+    run.add_argument(
+        "--client-id",
+        default=None,
+        help="MQTT client id (default: stable per host and fleet, so the session resumes)",
+    )
+    run.add_argument(
+        "--speed",
+        type=_speed,
+        default=1.0,
+        metavar="X|max",
+        help="simulated seconds per real second, or 'max' for as fast as possible (default 1)",
+    )
+    run.add_argument(
+        "--backfill",
+        type=_duration,
+        default=None,
+        metavar="DURATION",
+        help="start the simulated clock this long before now (default: 0 at speed 1, "
+        "else about an hour of fast running)",
+    )
+    run.add_argument(
+        "--duration",
+        type=_duration,
+        default=None,
+        metavar="DURATION",
+        help="stop after this much simulated time (e.g. 10m, 6h, 2d)",
+    )
+    run.add_argument(
+        "--count", type=_positive_int, default=None, metavar="N", help="stop after N readings messages"
+    )
+    run.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        metavar="MSGS_PER_S",
+        help="cap on readings messages per second (use with --speed max for a steady load)",
+    )
     out = parser.add_argument_group("output")
     out.add_argument("--quiet", action="store_true", help="no progress display and no summary on stderr")
-    out.add_argument("--json-summary", action="store_true",
-                     help="print the summary as one JSON line on stdout at the end")
+    out.add_argument(
+        "--json-summary", action="store_true", help="print the summary as one JSON line on stdout at the end"
+    )
 
 
 def _load(args: argparse.Namespace) -> tuple[Registry, str]:
     if args.generate:
         n_sites, m_sensors = args.generate
-        reg = generate_registry(n_sites, m_sensors, seed=args.seed,
-                                sensors_per_device=args.sensors_per_device, interval_s=args.interval)
+        reg = generate_registry(
+            n_sites,
+            m_sensors,
+            seed=args.seed,
+            sensors_per_device=args.sensors_per_device,
+            interval_s=args.interval,
+        )
         return reg, f"generated:{n_sites}x{m_sensors}/{args.sensors_per_device}/{args.interval}"
     path = args.registry or EXAMPLE_REGISTRY
     return load_registry(path), str(Path(path).resolve())
@@ -174,8 +238,10 @@ class _Display:
     def line(self, p: Progress) -> str:
         sim = datetime.fromtimestamp(p.sim_time_s, self.tz).strftime("%Y-%m-%d %H:%M:%S")
         lag = "live" if p.lag_s < 2.0 else f"lag {format_duration(p.lag_s)}"
-        return (f"sim {sim} ({lag}) | {p.msgs_per_s:8,.0f} msg/s | {p.readings_per_s:9,.0f} readings/s | "
-                f"{p.messages:,} msgs | unacked {p.outstanding:,}")
+        return (
+            f"sim {sim} ({lag}) | {p.msgs_per_s:8,.0f} msg/s | {p.readings_per_s:9,.0f} readings/s | "
+            f"{p.messages:,} msgs | unacked {p.outstanding:,}"
+        )
 
     def __call__(self, p: Progress) -> None:
         if not self.enabled:
@@ -209,8 +275,9 @@ def _install_signals(stop: threading.Event) -> dict[int, Any]:
 def run(args: argparse.Namespace) -> int:
     """Run `hazmon simulate` with parsed arguments; return the exit status."""
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
     ours = logging.getLogger("simulators")
     level = ours.level
     if args.quiet:
@@ -234,8 +301,12 @@ def _run(args: argparse.Namespace) -> int:
             sys.stdout.flush()
         else:
             Path(args.write_registry).write_text(text, encoding="utf-8")
-            logger.info("wrote %d sites, %d sensors to %s", len(registry.sites), len(registry.sensors()),
-                        args.write_registry)
+            logger.info(
+                "wrote %d sites, %d sensors to %s",
+                len(registry.sites),
+                len(registry.sensors()),
+                args.write_registry,
+            )
         if not args.then_run:
             return 0
     try:
@@ -251,10 +322,17 @@ def _run(args: argparse.Namespace) -> int:
         print(f"hazmon simulate: {e}", file=sys.stderr)
         return 2
     tz = ZoneInfo(registry.sites[0].timezone) if registry.sites else ZoneInfo("UTC")
-    logger.info("fleet: %d sites, %d devices, %d sensors (%s); start %s (backfill %s), speed %s, tick %gs",
-                len(registry.sites), sim.n_devices, sim.model.n, source,
-                datetime.fromtimestamp(start, tz).isoformat(timespec="seconds"), format_duration(backfill),
-                "max" if math.isinf(args.speed) else f"{args.speed:g}", sim.tick_s)
+    logger.info(
+        "fleet: %d sites, %d devices, %d sensors (%s); start %s (backfill %s), speed %s, tick %gs",
+        len(registry.sites),
+        sim.n_devices,
+        sim.model.n,
+        source,
+        datetime.fromtimestamp(start, tz).isoformat(timespec="seconds"),
+        format_duration(backfill),
+        "max" if math.isinf(args.speed) else f"{args.speed:g}",
+        sim.tick_s,
+    )
     for inc in args.incident:
         logger.info("incident %s", inc)
 
@@ -286,19 +364,29 @@ def _run(args: argparse.Namespace) -> int:
     if not args.quiet:
         first = summary["first_ts_ms"]
         last = summary["last_ts_ms"]
-        span = (f"{datetime.fromtimestamp(first / 1000, tz):%Y-%m-%d %H:%M:%S} .. "
-                f"{datetime.fromtimestamp(last / 1000, tz):%Y-%m-%d %H:%M:%S}") if first is not None else "-"
-        print(f"published {summary['messages']:,} messages, {summary['readings']:,} readings in "
-              f"{summary['elapsed_s']:.1f} s ({summary['msgs_per_s'] or 0:,.0f} msg/s, "
-              f"{summary['readings_per_s'] or 0:,.0f} readings/s); simulated {span}; "
-              f"unacked {summary['unacked']}; stopped by {summary['stopped_by']}", file=sys.stderr)
+        span = (
+            (
+                f"{datetime.fromtimestamp(first / 1000, tz):%Y-%m-%d %H:%M:%S} .. "
+                f"{datetime.fromtimestamp(last / 1000, tz):%Y-%m-%d %H:%M:%S}"
+            )
+            if first is not None
+            else "-"
+        )
+        print(
+            f"published {summary['messages']:,} messages, {summary['readings']:,} readings in "
+            f"{summary['elapsed_s']:.1f} s ({summary['msgs_per_s'] or 0:,.0f} msg/s, "
+            f"{summary['readings_per_s'] or 0:,.0f} readings/s); simulated {span}; "
+            f"unacked {summary['unacked']}; stopped by {summary['stopped_by']}",
+            file=sys.stderr,
+        )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Standalone entry point (`python -m simulators`)."""
-    parser = argparse.ArgumentParser(prog="hazmon simulate",
-                                     description="Run a simulated sensor fleet against an MQTT broker.")
+    parser = argparse.ArgumentParser(
+        prog="hazmon simulate", description="Run a simulated sensor fleet against an MQTT broker."
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -68,8 +68,15 @@ class Publisher(Protocol):
 class PahoPublisher:
     """One paho 2.x client publishing QoS 1 with bounded outstanding messages."""
 
-    def __init__(self, target: MqttTarget, client_id: str, *, keepalive_s: int = 60,
-                 max_outstanding: int = MAX_OUTSTANDING, stop: threading.Event | None = None):
+    def __init__(
+        self,
+        target: MqttTarget,
+        client_id: str,
+        *,
+        keepalive_s: int = 60,
+        max_outstanding: int = MAX_OUTSTANDING,
+        stop: threading.Event | None = None,
+    ):
         self.target = target
         self.client_id = client_id
         self.keepalive_s = keepalive_s
@@ -101,8 +108,12 @@ class PahoPublisher:
             self._refused = str(reason)
             logger.error("broker %s refused the connection: %s", self.target, reason)
             return
-        logger.info("connected to %s as %s (session present: %s)", self.target, self.client_id,
-                    getattr(flags, "session_present", "?"))
+        logger.info(
+            "connected to %s as %s (session present: %s)",
+            self.target,
+            self.client_id,
+            getattr(flags, "session_present", "?"),
+        )
         self._connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -125,8 +136,13 @@ class PahoPublisher:
         """Connect (persistent session) and start paho's network thread; FleetError if it fails."""
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
-        self.client.connect_async(self.target.host, self.target.port, keepalive=self.keepalive_s,
-                                  clean_start=False, properties=props)
+        self.client.connect_async(
+            self.target.host,
+            self.target.port,
+            keepalive=self.keepalive_s,
+            clean_start=False,
+            properties=props,
+        )
         self.client.loop_start()
         deadline = time.monotonic() + timeout_s
         while not self._connected.wait(0.1):
@@ -211,14 +227,27 @@ class _Meter:
         if dt < self.every_s and not force:
             return
         dt = max(dt, 1e-9)
-        self.callback(Progress(self.messages, self.readings, (self.messages - self._m) / dt,
-                               (self.readings - self._r) / dt, sim_time_s, time.time() - sim_time_s,
-                               outstanding))
+        self.callback(
+            Progress(
+                self.messages,
+                self.readings,
+                (self.messages - self._m) / dt,
+                (self.readings - self._r) / dt,
+                sim_time_s,
+                time.time() - sim_time_s,
+                outstanding,
+            )
+        )
         self._t, self._m, self._r = now, self.messages, self.readings
 
 
-def run_fleet(sim: Simulation, publisher: Publisher, options: RunOptions, stop: threading.Event,
-              progress: Callable[[Progress], None] | None = None) -> dict[str, Any]:
+def run_fleet(
+    sim: Simulation,
+    publisher: Publisher,
+    options: RunOptions,
+    stop: threading.Event,
+    progress: Callable[[Progress], None] | None = None,
+) -> dict[str, Any]:
     """Publish the simulation until duration, count or `stop`; flush; return a summary."""
     meter = _Meter(options.progress_every_s, progress)
     n_dev = sim.n_devices
@@ -303,6 +332,8 @@ def run_fleet(sim: Simulation, publisher: Publisher, options: RunOptions, stop: 
         "readings_per_s": round(meter.readings / elapsed, 1) if elapsed > 0 else None,
         "unacked": unacked,
         "stopped_by": stopped_by,
-        "per_device": {f"{s}/{d}": {"messages": dev_msgs[i], "readings": dev_reads[i]}
-                       for i, (s, d) in enumerate(sim.layout.devices)},
+        "per_device": {
+            f"{s}/{d}": {"messages": dev_msgs[i], "readings": dev_reads[i]}
+            for i, (s, d) in enumerate(sim.layout.devices)
+        },
     }

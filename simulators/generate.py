@@ -23,11 +23,29 @@ TAILINGS_EVERY = 4
 _Template = tuple[str, str, str, tuple[float, float], dict[str, float], float, float, bool, str | None]
 
 CHEMICAL: tuple[_Template, ...] = (
-    ("储罐液位", "level", "m", (0.0, 20.0), {"ll": 1.0, "l": 1.5, "h": 17.0, "hh": 18.0}, 0.3, 30.0, True,
-     None),
+    (
+        "储罐液位",
+        "level",
+        "m",
+        (0.0, 20.0),
+        {"ll": 1.0, "l": 1.5, "h": 17.0, "hh": 18.0},
+        0.3,
+        30.0,
+        True,
+        None,
+    ),
     ("储罐温度", "temperature", "°C", (-20.0, 80.0), {"h": 45.0, "hh": 55.0}, 1.0, 60.0, False, None),
-    ("储罐气相压力", "pressure", "kPa", (-3.0, 5.0), {"ll": -0.4, "l": -0.2, "h": 1.6, "hh": 1.9}, 0.15, 15.0,
-     False, None),
+    (
+        "储罐气相压力",
+        "pressure",
+        "kPa",
+        (-3.0, 5.0),
+        {"ll": -0.4, "l": -0.2, "h": 1.6, "hh": 1.9},
+        0.15,
+        15.0,
+        False,
+        None,
+    ),
     ("可燃气体检测器A", "gas_lel", "%LEL", (0.0, 100.0), {"h": 25.0, "hh": 50.0}, 3.0, 3.0, False, "lel"),
     ("可燃气体检测器B", "gas_lel", "%LEL", (0.0, 100.0), {"h": 25.0, "hh": 50.0}, 3.0, 3.0, False, "lel"),
     ("可燃气体检测器C", "gas_lel", "%LEL", (0.0, 100.0), {"h": 25.0, "hh": 50.0}, 3.0, 3.0, False, "lel"),
@@ -41,16 +59,35 @@ TAILINGS: tuple[_Template, ...] = (
     ("库区雨量计", "rainfall", "mm/h", (0.0, 240.0), {"h": 16.7, "hh": 33.3}, 1.0, 600.0, False, None),
     ("浸润线埋深", "phreatic_depth", "m", (0.0, 30.0), {"ll": 4.8, "l": 5.28}, 0.1, 1200.0, True, None),
     ("干滩长度", "dry_beach", "m", (0.0, 400.0), {"ll": 70.0, "l": 80.0}, 2.0, 1200.0, True, None),
-    ("GNSS水平累计位移", "displacement", "mm", (-100.0, 300.0), {"h": 40.0, "hh": 50.0}, 2.0, 1200.0, True,
-     None),
-    ("GNSS水平累计位移", "displacement", "mm", (-100.0, 300.0), {"h": 40.0, "hh": 50.0}, 2.0, 1200.0, True,
-     None),
+    (
+        "GNSS水平累计位移",
+        "displacement",
+        "mm",
+        (-100.0, 300.0),
+        {"h": 40.0, "hh": 50.0},
+        2.0,
+        1200.0,
+        True,
+        None,
+    ),
+    (
+        "GNSS水平累计位移",
+        "displacement",
+        "mm",
+        (-100.0, 300.0),
+        {"h": 40.0, "hh": 50.0},
+        2.0,
+        1200.0,
+        True,
+        None,
+    ),
     ("坝脚渗流量", "seepage", "L/s", (0.0, 30.0), {"h": 6.0, "hh": 8.0}, 0.2, 600.0, False, None),
 )
 
 
-def generate_registry(n_sites: int, sensors_per_site: int, seed: int = 0, sensors_per_device: int = 50,
-                      interval_s: float = 1.0) -> Registry:
+def generate_registry(
+    n_sites: int, sensors_per_site: int, seed: int = 0, sensors_per_device: int = 50, interval_s: float = 1.0
+) -> Registry:
     """Build a plausible fleet: ids gen-0001/S0001, every sensor on a device of ≤ sensors_per_device."""
     if n_sites < 1 or sensors_per_site < 1 or sensors_per_device < 1 or interval_s <= 0:
         raise ValueError("n_sites, sensors_per_site, sensors_per_device and interval_s must be positive")
@@ -68,31 +105,36 @@ def generate_registry(n_sites: int, sensors_per_site: int, seed: int = 0, sensor
             name, kind, unit, rng_, limits, deadband, on_delay, forecast, role = templates[j % len(templates)]
             unit_no = j // len(templates) + 1
             offset = datum if kind == "pond_level" else 0.0
-            sensors.append(Sensor(
-                id=f"S{j + 1:0{sensor_w}d}",
-                site=site_id,
-                name=f"{'尾矿库' if tailings else 'T'}{unit_no:03d}{name}",
-                kind=kind,
-                unit=unit,
-                range=(rng_[0] + offset, rng_[1] + offset),
-                interval_s=float(interval_s),
-                limits=Limits(**{k: v + offset for k, v in limits.items()}),
-                deadband=deadband,
-                on_delay_s=on_delay,
-                forecast=forecast,
-                group=f"U{unit_no:03d}-{role}" if role else None,
-                device=f"gw-{j // sensors_per_device + 1:03d}",
-            ))
-        sites.append(Site(
-            id=site_id,
-            name=f"生成{'尾矿库' if tailings else '化工储罐区'}{i:0{site_w}d}",
-            kind="tailings" if tailings else "chemical",
-            grade=int(rng.integers(2, 6)) if tailings else int(rng.integers(1, 5)),
-            sensors=tuple(sensors),
-            timezone="Asia/Shanghai",
-            location=Location(round(float(rng.uniform(21.5, 32.0)), 3),
-                              round(float(rng.uniform(108.0, 121.0)), 3)),
-        ))
+            sensors.append(
+                Sensor(
+                    id=f"S{j + 1:0{sensor_w}d}",
+                    site=site_id,
+                    name=f"{'尾矿库' if tailings else 'T'}{unit_no:03d}{name}",
+                    kind=kind,
+                    unit=unit,
+                    range=(rng_[0] + offset, rng_[1] + offset),
+                    interval_s=float(interval_s),
+                    limits=Limits(**{k: v + offset for k, v in limits.items()}),
+                    deadband=deadband,
+                    on_delay_s=on_delay,
+                    forecast=forecast,
+                    group=f"U{unit_no:03d}-{role}" if role else None,
+                    device=f"gw-{j // sensors_per_device + 1:03d}",
+                )
+            )
+        sites.append(
+            Site(
+                id=site_id,
+                name=f"生成{'尾矿库' if tailings else '化工储罐区'}{i:0{site_w}d}",
+                kind="tailings" if tailings else "chemical",
+                grade=int(rng.integers(2, 6)) if tailings else int(rng.integers(1, 5)),
+                sensors=tuple(sensors),
+                timezone="Asia/Shanghai",
+                location=Location(
+                    round(float(rng.uniform(21.5, 32.0)), 3), round(float(rng.uniform(108.0, 121.0)), 3)
+                ),
+            )
+        )
     return Registry(sites=tuple(sites))
 
 
@@ -120,8 +162,14 @@ def _scalar(v: Any) -> str:
 
 
 def _sensor_doc(s: Sensor) -> dict[str, Any]:
-    doc: dict[str, Any] = {"id": s.id, "name": s.name, "kind": s.kind, "unit": s.unit,
-                           "range": [s.range[0], s.range[1]], "interval_s": s.interval_s}
+    doc: dict[str, Any] = {
+        "id": s.id,
+        "name": s.name,
+        "kind": s.kind,
+        "unit": s.unit,
+        "range": [s.range[0], s.range[1]],
+        "interval_s": s.interval_s,
+    }
     if s.limits.configured():
         doc["limits"] = s.limits.configured()
     for key in ("deadband", "on_delay_s", "off_delay_s"):
@@ -145,8 +193,13 @@ def registry_to_yaml(registry: Registry, header: str | None = None) -> str:
     lines = [f"# {line}" for line in (header or "").splitlines()]
     lines.append("sites:")
     for site in registry.sites:
-        doc: dict[str, Any] = {"id": site.id, "name": site.name, "kind": site.kind, "grade": site.grade,
-                               "timezone": site.timezone}
+        doc: dict[str, Any] = {
+            "id": site.id,
+            "name": site.name,
+            "kind": site.kind,
+            "grade": site.grade,
+            "timezone": site.timezone,
+        }
         if site.location is not None:
             doc["location"] = {"lat": site.location.lat, "lon": site.location.lon}
         for key in ("roster", "district", "city"):

@@ -73,8 +73,10 @@ def parse_incident(text: str) -> Incident:
     """Parse `KIND:SITE[/TARGET][@START][~DURATION]`; raise ValueError naming the problem."""
     m = _SPEC_RE.match(text.strip())
     if m is None:
-        raise ValueError(f"incident {text!r}: expected KIND:SITE[/TARGET][@+START][~DURATION], "
-                         f"e.g. leak:site-1/GT-101@+60s~10m")
+        raise ValueError(
+            f"incident {text!r}: expected KIND:SITE[/TARGET][@+START][~DURATION], "
+            f"e.g. leak:site-1/GT-101@+60s~10m"
+        )
     kind = m.group("kind")
     if kind not in KINDS:
         raise ValueError(f"incident {text!r}: unknown kind {kind!r} (one of {', '.join(KINDS)})")
@@ -106,8 +108,14 @@ class IncidentEngine:
     little state (the held value, whether the spike fired).
     """
 
-    def __init__(self, model: FleetModel, layout: DeviceLayout, incidents: Sequence[Incident],
-                 start_s: float, seed: int = 0):
+    def __init__(
+        self,
+        model: FleetModel,
+        layout: DeviceLayout,
+        incidents: Sequence[Incident],
+        start_s: float,
+        seed: int = 0,
+    ):
         self.model = model
         self.layout = layout
         self.incidents = tuple(incidents)
@@ -145,8 +153,15 @@ class IncidentEngine:
                 stuck.append((slot, t_on, t_off))
             elif inc.kind == "spike":
                 spike.append((slot, t_on))
-        (self._ramp_slot, self._ramp_on, self._ramp_off, self._ramp_peak, self._ramp_rise, self._ramp_fall,
-         self._ramp_jitter) = _columns(add, 7)
+        (
+            self._ramp_slot,
+            self._ramp_on,
+            self._ramp_off,
+            self._ramp_peak,
+            self._ramp_rise,
+            self._ramp_fall,
+            self._ramp_jitter,
+        ) = _columns(add, 7)
         self._lin_slot, self._lin_on, self._lin_rate, self._lin_off, self._lin_fall = _columns(lin, 5)
         self._storm_slot, self._storm_role, self._storm_on, self._storm_off = _columns(storm, 4)
         self._creep_slot, self._creep_on, self._creep_fail, self._creep_k = _columns(creep, 4)
@@ -155,8 +170,16 @@ class IncidentEngine:
         self._spike_slot, self._spike_on = _columns(spike, 2)
         self._spike_fired = np.zeros(len(spike), dtype=bool)
         self._out_dev, self._out_on, self._out_off = _columns(outage, 3)
-        for name in ("_ramp_slot", "_lin_slot", "_storm_slot", "_storm_role", "_creep_slot", "_stuck_slot",
-                     "_spike_slot", "_out_dev"):
+        for name in (
+            "_ramp_slot",
+            "_lin_slot",
+            "_storm_slot",
+            "_storm_role",
+            "_creep_slot",
+            "_stuck_slot",
+            "_spike_slot",
+            "_out_dev",
+        ):
             setattr(self, name, getattr(self, name).astype(np.int64))
 
     # ---- resolving names
@@ -166,16 +189,19 @@ class IncidentEngine:
 
     def _sensor(self, inc: Incident) -> int:
         if inc.site not in self._sites:
-            raise ValueError(f"{self._where(inc)}: unknown site {inc.site!r} "
-                             f"(sites: {', '.join(sorted(self._sites))})")
+            raise ValueError(
+                f"{self._where(inc)}: unknown site {inc.site!r} (sites: {', '.join(sorted(self._sites))})"
+            )
         slot = self._slot.get((inc.site, inc.target or ""))
         if slot is None:
             raise ValueError(f"{self._where(inc)}: site {inc.site} has no sensor {inc.target!r}")
         allowed = SENSOR_KINDS_FOR.get(inc.kind)
         kind = self.model.sensors[slot].kind
         if allowed and kind not in allowed:
-            raise ValueError(f"{self._where(inc)}: {inc.target} is a {kind} sensor; "
-                             f"{inc.kind} applies to {', '.join(allowed)}")
+            raise ValueError(
+                f"{self._where(inc)}: {inc.target} is a {kind} sensor; "
+                f"{inc.kind} applies to {', '.join(allowed)}"
+            )
         return slot
 
     def _device(self, inc: Incident) -> int:
@@ -187,18 +213,24 @@ class IncidentEngine:
             return self.layout.device_index(inc.site, device or "")
         except ValueError:
             known = sorted({d for s, d in self.layout.devices if s == inc.site})
-            raise ValueError(f"{self._where(inc)}: site {inc.site} has no device or sensor {inc.target!r} "
-                             f"(devices: {', '.join(known)})") from None
+            raise ValueError(
+                f"{self._where(inc)}: site {inc.site} has no device or sensor {inc.target!r} "
+                f"(devices: {', '.join(known)})"
+            ) from None
 
     def _storm_slots(self, inc: Incident) -> list[tuple[int, int]]:
         if inc.site not in self._sites:
             raise ValueError(f"{self._where(inc)}: unknown site {inc.site!r}")
         roles = {"rainfall": 0, "pond_level": 1, "dry_beach": 2}
-        found = [(i, roles[s.kind]) for i, s in enumerate(self.model.sensors)
-                 if s.site == inc.site and s.kind in roles]
+        found = [
+            (i, roles[s.kind])
+            for i, s in enumerate(self.model.sensors)
+            if s.site == inc.site and s.kind in roles
+        ]
         if not found:
-            raise ValueError(f"{self._where(inc)}: site {inc.site} has no rainfall, pond_level "
-                             "or dry_beach sensor")
+            raise ValueError(
+                f"{self._where(inc)}: site {inc.site} has no rainfall, pond_level or dry_beach sensor"
+            )
         return found
 
     # ---- parameters
@@ -226,22 +258,29 @@ class IncidentEngine:
             peak = 0.6 * self._span(slot)
         return float(min(peak, 0.95 * self._span(slot)))
 
-    def _leak_entries(self, inc: Incident, lead: int, t_on: float, t_off: float, number: int,
-                      seed: int) -> list[tuple[int, float, float, float, float, float, float]]:
+    def _leak_entries(
+        self, inc: Incident, lead: int, t_on: float, t_off: float, number: int, seed: int
+    ) -> list[tuple[int, float, float, float, float, float, float]]:
         """The lead detector rises first (T90 ≲ 30 s); group neighbours later and to 55-75 % of it."""
         rng = np.random.default_rng([seed, 0x1EA4, number])
         sensor: Sensor = self.model.sensors[lead]
         entries = [(lead, t_on, t_off, self._leak_peak(lead), 40.0, 60.0, 0.08)]
         if sensor.group is None:
             return entries
-        neighbours = [i for i, s in enumerate(self.model.sensors)
-                      if s.site == sensor.site and s.group == sensor.group and i != lead
-                      and s.kind in SENSOR_KINDS_FOR["leak"]]
+        neighbours = [
+            i
+            for i, s in enumerate(self.model.sensors)
+            if s.site == sensor.site
+            and s.group == sensor.group
+            and i != lead
+            and s.kind in SENSOR_KINDS_FOR["leak"]
+        ]
         for k, slot in enumerate(neighbours, start=1):
             lag = 10.0 * k + float(rng.uniform(5.0, 15.0))
             gain = float(rng.uniform(0.55, 0.75)) * 0.9 ** (k - 1)
-            entries.append((slot, t_on + lag, t_off + lag, gain * self._leak_peak(slot), 60.0 + 30.0 * k,
-                            90.0, 0.08))
+            entries.append(
+                (slot, t_on + lag, t_off + lag, gain * self._leak_peak(slot), 60.0 + 30.0 * k, 90.0, 0.08)
+            )
         return entries
 
     def _creep_scale(self, slot: int) -> float:
@@ -317,5 +356,6 @@ class IncidentEngine:
         gusts = np.fmax(0.0, 1.0 + 0.15 * self._rng.standard_normal(s.size))
         gauge = np.where(raining, STORM_MM_H * gusts, 0.0)
         role = self._storm_role
-        return np.where(role == 0, np.round(gauge, 1),
-                        np.where(role == 1, excess, -excess / m.site_beach_slope[site]))
+        return np.where(
+            role == 0, np.round(gauge, 1), np.where(role == 1, excess, -excess / m.site_beach_slope[site])
+        )

@@ -27,8 +27,9 @@ def status_topic(site: str, device: str) -> str:
 
 def build_readings_payload(ts_ms: int, sensor_ids: Sequence[str], values: Sequence[float]) -> bytes:
     """Encode one device's readings at one time: `{"ts": ms, "readings": [{"sensor", "v"}, ...]}`."""
-    return orjson.dumps({"ts": ts_ms, "readings": [{"sensor": s, "v": v} for s, v in zip(sensor_ids, values,
-                                                                                          strict=True)]})
+    return orjson.dumps(
+        {"ts": ts_ms, "readings": [{"sensor": s, "v": v} for s, v in zip(sensor_ids, values, strict=True)]}
+    )
 
 
 @dataclass(frozen=True, slots=True)

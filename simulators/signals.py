@@ -201,8 +201,9 @@ class FleetModel:
 
         # Temperatures that follow the weather: the daily cycle lags and is damped by the vessel's mass.
         i = self._amb = sel(phys == AMBIENT_T)
-        sphere = np.array([bool(LPG_WORDS.search(f"{s.id} {s.name}")) for s in (self.sensors[j] for j in i)],
-                          dtype=bool)
+        sphere = np.array(
+            [bool(LPG_WORDS.search(f"{s.id} {s.name}")) for s in (self.sensors[j] for j in i)], dtype=bool
+        )
         self._amb_amp_c = np.where(sphere, init.uniform(2.5, 3.5, i.size), init.uniform(0.4, 0.8, i.size))
         self._amb_peak_h = np.where(sphere, 15.5, 18.0) + init.uniform(-0.5, 0.5, i.size)
         self._amb_offset_c = np.where(sphere, 1.0, 0.5) + init.uniform(-0.5, 0.5, i.size)
@@ -247,7 +248,8 @@ class FleetModel:
         gain = self.site_rain_gain_m_per_mm[self.site_of_slot[i]]
         top = np.where(np.isnan(self.limit_h[i]), self.limit_hh[i], self.limit_h[i])
         self.op[i] = np.where(
-            np.isnan(top), self.op[i],
+            np.isnan(top),
+            self.op[i],
             np.fmax(top - POND_STORAGE_MM * gain, self.band_lo[i] + 0.2 * (top - self.band_lo[i])),
         )
         self.drift_sigma[i], self.drift_tau_s[i], self.noise_sigma[i] = 0.02, 6 * HOUR_S, 0.005
@@ -301,14 +303,20 @@ class FleetModel:
         if self._amb.size:
             i = self._amb
             hour = self.local_hour(t_s, i)
-            temp = (mean_c[self.site_of_slot[i]] + self._amb_offset_c
-                    + self._amb_amp_c * np.cos(2 * math.pi * (hour - self._amb_peak_h) / 24.0))
+            temp = (
+                mean_c[self.site_of_slot[i]]
+                + self._amb_offset_c
+                + self._amb_amp_c * np.cos(2 * math.pi * (hour - self._amb_peak_h) / 24.0)
+            )
             value[i] += temp - self.op[i]
         if self._lpg.size:
             i = self._lpg
             hour = self.local_hour(t_s, i)
-            liquid_c = (mean_c[self.site_of_slot[i]] + self._lpg_offset_c
-                        + self._lpg_amp_c * np.cos(2 * math.pi * (hour - self._lpg_peak_h) / 24.0))
+            liquid_c = (
+                mean_c[self.site_of_slot[i]]
+                + self._lpg_offset_c
+                + self._lpg_amp_c * np.cos(2 * math.pi * (hour - self._lpg_peak_h) / 24.0)
+            )
             p_barg = np.interp(liquid_c, PROPANE_T_C, PROPANE_P_BARG) * self._lpg_factor
             value[i] += p_barg * self._lpg_to_unit - self.op[i]
         self._step_rain(t_s, dt)
@@ -374,6 +382,6 @@ class FleetModel:
         self.site_rain_mm_h = np.where(raining, self._shower_mm_h, 0.0)
         a = np.exp(-dt / self.site_decant_tau_s)
         inflow_m_per_s = self.site_rain_gain_m_per_mm * self.site_rain_mm_h / HOUR_S
-        self.site_pond_excess_m = (self.site_pond_excess_m * a
-                                   + inflow_m_per_s * self.site_decant_tau_s * (1 - a))
-
+        self.site_pond_excess_m = self.site_pond_excess_m * a + inflow_m_per_s * self.site_decant_tau_s * (
+            1 - a
+        )

@@ -34,8 +34,15 @@ class Message:
 class Simulation:
     """The fleet of a registry: physics + incidents + schedule, producing messages per tick."""
 
-    def __init__(self, registry: Registry, *, start_s: float, seed: int = 0,
-                 incidents: Sequence[Incident] = (), tick_s: float | None = None):
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        start_s: float,
+        seed: int = 0,
+        incidents: Sequence[Incident] = (),
+        tick_s: float | None = None,
+    ):
         self.registry = registry
         self.start_s = float(start_s)
         self.model = FleetModel(registry, seed=seed)
@@ -76,8 +83,9 @@ class Simulation:
         messages += self._readings(t_s, values, due, silenced)
         return messages
 
-    def _readings(self, t_s: float, values: np.ndarray, due: np.ndarray,
-                  silenced: np.ndarray) -> list[Message]:
+    def _readings(
+        self, t_s: float, values: np.ndarray, due: np.ndarray, silenced: np.ndarray
+    ) -> list[Message]:
         """One readings message per device with due sensors (split past MAX_ITEMS_PER_MESSAGE)."""
         lay = self.layout
         due_o = due[lay.order]  # (n_sensors,) bool, device-major

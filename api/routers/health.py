@@ -12,9 +12,11 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz")
 def healthz(service: ServiceDep) -> JSONResponse:
-    """Report whether the broker and InfluxDB are reachable and how much is spooled."""
+    """Report whether the broker and InfluxDB are reachable, how much is spooled, and the alarm pipeline."""
     snap = service.stats.snapshot()
-    ok = snap["mqtt_connected"]
+    alarms = service.alarms.health()
+    # without the alarm thread nothing is being watched: as bad as a lost broker
+    ok = snap["mqtt_connected"] and alarms["running"]
     body = {
         "status": "ok" if ok and snap["influx_up"] else ("degraded" if ok else "down"),
         "mqtt_connected": snap["mqtt_connected"],
@@ -24,6 +26,7 @@ def healthz(service: ServiceDep) -> JSONResponse:
         "pending_points": snap["pending_points"],
         "sites": len(service.registry.sites),
         "sensors": len(service.index),
+        "alarms": alarms,
     }
     # Degraded (InfluxDB away, spooling) is still serving: only a lost broker is a 503.
     return JSONResponse(body, status_code=200 if ok else 503)
@@ -31,5 +34,6 @@ def healthz(service: ServiceDep) -> JSONResponse:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 def metrics(service: ServiceDep) -> PlainTextResponse:
-    """Prometheus text exposition of the ingest counters."""
-    return PlainTextResponse(service.stats.render_prometheus(), media_type="text/plain; version=0.0.4")
+    """Prometheus text exposition of the ingest and alarm counters."""
+    body = service.stats.render_prometheus() + service.alarms.render_prometheus()
+    return PlainTextResponse(body, media_type="text/plain; version=0.0.4")

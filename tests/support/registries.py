@@ -33,3 +33,24 @@ def write_registry(path: Path, n_sites: int = 3, sensors_per_site: int = 20, pre
         )
     path.write_text(yaml.safe_dump({"sites": sites}, allow_unicode=True), encoding="utf-8")
     return path
+
+
+def write_alarm_registry(path: Path, site: str = "alarm-01", n_sensors: int = 100) -> Path:
+    """One site of level sensors with reachable limits (H 80, HH 95 of 0-100), no delays, one device."""
+    sensors = [
+        {
+            "id": f"LT-{j:03d}",
+            "name": f"{j}号罐液位",
+            "kind": "level",
+            "unit": "%",
+            "range": [0, 100],
+            "interval_s": 1,
+            "limits": {"h": 80, "hh": 95},
+            "deadband": 1,
+            "device": "gw-01",
+        }
+        for j in range(n_sensors)
+    ]
+    site_doc = {"id": site, "name": "报警测试站", "kind": "chemical", "grade": 2, "sensors": sensors}
+    path.write_text(yaml.safe_dump({"sites": [site_doc]}, allow_unicode=True), encoding="utf-8")
+    return path

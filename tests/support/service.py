@@ -82,3 +82,6 @@ class HazmonProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def post(self, path: str, body: dict) -> httpx.Response:
+        return httpx.post(self.base_url + path, json=body, timeout=5)

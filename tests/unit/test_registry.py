@@ -53,8 +53,9 @@ def site(*sensors: dict[str, Any], **overrides: Any) -> dict[str, Any]:
 def write(folder: Path, *sites: dict[str, Any], name: str = "registry.yaml") -> Path:
     """Write `sites` as one registry file in `folder`; return its path."""
     path = folder / name
-    path.write_text(yaml.safe_dump({"sites": list(sites)}, allow_unicode=True, sort_keys=False),
-                    encoding="utf-8")
+    path.write_text(
+        yaml.safe_dump({"sites": list(sites)}, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
     return path
 
 
@@ -140,9 +141,12 @@ def test_example_phreatic_depth_and_dry_beach_alarm_when_low(examples):
 
 
 def test_example_slow_trend_sensors_have_forecast_on(examples):
-    slow = [s for s in examples.sensors()
-            if s.kind in ("pond_level", "phreatic_depth", "dry_beach", "displacement")
-            or (s.kind == "level" and s.unit == "m")]
+    slow = [
+        s
+        for s in examples.sensors()
+        if s.kind in ("pond_level", "phreatic_depth", "dry_beach", "displacement")
+        or (s.kind == "level" and s.unit == "m")
+    ]
     assert slow
     assert all(s.forecast for s in slow)
 
@@ -151,8 +155,10 @@ def test_example_slow_trend_sensors_have_forecast_on(examples):
 
 
 def test_minimal_registry_loads_with_defaults_and_extra_keys(tmp_path):
-    path = write(tmp_path, site(sensor(off_delay_s=30, forecast=True, group="T101-lvl"),
-                                district="江海区", city="江门市"))
+    path = write(
+        tmp_path,
+        site(sensor(off_delay_s=30, forecast=True, group="T101-lvl"), district="江海区", city="江门市"),
+    )
     registry = load_registry(path)
     (s,) = registry.sites
     assert (s.timezone, s.district, s.city) == ("Asia/Shanghai", "江海区", "江门市")
@@ -173,7 +179,9 @@ def test_equal_low_limits_and_equal_high_limits_are_allowed(tmp_path):
 def test_same_sensor_id_on_two_sites_is_allowed(tmp_path):
     path = write(tmp_path, site(), site(id="gaolan-lpg-01", name="液化石油气储配站"))
     assert [s.key for s in load_registry(path).sensors()] == [
-        ("jianghai-chem-01", "T101-LT"), ("gaolan-lpg-01", "T101-LT")]
+        ("jianghai-chem-01", "T101-LT"),
+        ("gaolan-lpg-01", "T101-LT"),
+    ]
 
 
 # ---- each kind of mistake names the file, site, sensor and key
@@ -189,8 +197,7 @@ def test_unknown_site_key_is_reported(tmp_path):
 def test_unknown_sensor_key_is_reported(tmp_path):
     path = write(tmp_path, site(sensor(alarm_colour="red")))
     issue = only_issue(path)
-    assert located(issue) == (
-        str(path), "jianghai-chem-01", "T101-LT", "alarm_colour")
+    assert located(issue) == (str(path), "jianghai-chem-01", "T101-LT", "alarm_colour")
     assert "unknown key" in issue.message
 
 
@@ -318,8 +325,15 @@ def test_site_id_of_64_characters_is_accepted(tmp_path):
 
 @pytest.mark.parametrize(
     ("kind", "grade"),
-    [("chemical", 0), ("chemical", 5), ("tailings", 0), ("tailings", 6), ("chemical", "2"),
-     ("chemical", True), ("tailings", 2.5)],
+    [
+        ("chemical", 0),
+        ("chemical", 5),
+        ("tailings", 0),
+        ("tailings", 6),
+        ("chemical", "2"),
+        ("chemical", True),
+        ("tailings", 2.5),
+    ],
 )
 def test_bad_grade_is_reported(tmp_path, kind, grade):
     path = write(tmp_path, site(kind=kind, grade=grade))
@@ -340,11 +354,15 @@ def test_bad_timezone_is_reported(tmp_path, tz):
 
 
 def test_several_mistakes_in_several_files_are_reported_together(tmp_path):
-    a = write(tmp_path, site(
-        sensor(kind="level", unit="%LEL"),
-        sensor(id="T101-TT", kind="temperature", unit="°C", range=[-20, 80], limits={"hh": 90}),
-        operator="张三",
-    ), name="a.yaml")
+    a = write(
+        tmp_path,
+        site(
+            sensor(kind="level", unit="%LEL"),
+            sensor(id="T101-TT", kind="temperature", unit="°C", range=[-20, 80], limits={"hh": 90}),
+            operator="张三",
+        ),
+        name="a.yaml",
+    )
     b = write(tmp_path, site(id="gaolan-lpg-01", timezone="Asia/Canton"), name="b.yaml")
     c = tmp_path / "c.yaml"
     c.write_text("sites: [\n", encoding="utf-8")
@@ -380,8 +398,12 @@ def test_folder_without_yaml_files_is_reported(tmp_path):
 def two_sites(tmp_path):
     path = write(
         tmp_path,
-        site(sensor(), sensor(id="T101-TT", kind="temperature", unit="°C", range=[-20, 80], interval_s=60,
-                              limits={"h": 45})),
+        site(
+            sensor(),
+            sensor(
+                id="T101-TT", kind="temperature", unit="°C", range=[-20, 80], interval_s=60, limits={"h": 45}
+            ),
+        ),
         site(sensor(range=[0, 16], limits={"hh": 14.8}), id="gaolan-lpg-01", name="液化石油气储配站"),
     )
     return load_registry(path)

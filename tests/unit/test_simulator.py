@@ -106,8 +106,12 @@ def assert_quiet(model: FleetModel, values: np.ndarray) -> None:
     """Every value inside its range and strictly inside its alarm limits (vectorised over all sensors)."""
     assert np.isfinite(values).all()
     assert (values >= model.range_lo).all() and (values <= model.range_hi).all()
-    for limit, below in ((model.limit_h, True), (model.limit_hh, True), (model.limit_l, False),
-                         (model.limit_ll, False)):
+    for limit, below in (
+        (model.limit_h, True),
+        (model.limit_hh, True),
+        (model.limit_l, False),
+        (model.limit_ll, False),
+    ):
         set_ = ~np.isnan(limit)
         bad = (values[:, set_] >= limit[set_]) if below else (values[:, set_] <= limit[set_])
         assert not bad.any(), [model.sensors[i].key for i in np.flatnonzero(set_)[bad.any(axis=0)]]
@@ -190,8 +194,9 @@ def test_rain_is_mostly_zero_and_showers_raise_the_pond(registry: Registry) -> N
 # ---- incidents
 
 
-def engine_for(registry: Registry, *specs: str, start: float = NOV,
-               seed: int = 0) -> tuple[FleetModel, IncidentEngine]:
+def engine_for(
+    registry: Registry, *specs: str, start: float = NOV, seed: int = 0
+) -> tuple[FleetModel, IncidentEngine]:
     model = FleetModel(registry, seed=seed)
     incidents = [parse_incident(s) for s in specs]
     return model, IncidentEngine(model, DeviceLayout.build(model.sensors), incidents, start, seed=seed)
@@ -306,38 +311,47 @@ def test_outage_silences_the_device_and_reports_its_status(registry: Registry) -
 # ---- incident specs
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("leak:site-1/GT-101@+60s~10m", Incident("leak", "site-1", "GT-101", 60.0, 600.0)),
-    ("stuck:site-1/T101-LT@2h", Incident("stuck", "site-1", "T101-LT", 7200.0, None)),
-    ("storm:pond-7~3h", Incident("storm", "pond-7", None, 0.0, 10800.0)),
-    ("outage:s/gw-1@+1.5m", Incident("outage", "s", "gw-1", 90.0, None)),
-    ("creep:s/GNSS-1@1h30m~2d04h", Incident("creep", "s", "GNSS-1", 5400.0, 187200.0)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("leak:site-1/GT-101@+60s~10m", Incident("leak", "site-1", "GT-101", 60.0, 600.0)),
+        ("stuck:site-1/T101-LT@2h", Incident("stuck", "site-1", "T101-LT", 7200.0, None)),
+        ("storm:pond-7~3h", Incident("storm", "pond-7", None, 0.0, 10800.0)),
+        ("outage:s/gw-1@+1.5m", Incident("outage", "s", "gw-1", 90.0, None)),
+        ("creep:s/GNSS-1@1h30m~2d04h", Incident("creep", "s", "GNSS-1", 5400.0, 187200.0)),
+    ],
+)
 def test_incident_specs_parse(text: str, expected: Incident) -> None:
     assert parse_incident(text) == expected
     assert parse_incident(str(expected)) == expected  # str() writes the same syntax
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("leak", "expected KIND:SITE"),
-    ("flood:site/x", "unknown kind"),
-    ("leak:site", "needs SITE/SENSOR"),
-    ("leak:site/x@soon", "bad duration"),
-    ("leak:site/x@+1m~0s", "positive"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("leak", "expected KIND:SITE"),
+        ("flood:site/x", "unknown kind"),
+        ("leak:site", "needs SITE/SENSOR"),
+        ("leak:site/x@soon", "bad duration"),
+        ("leak:site/x@+1m~0s", "positive"),
+    ],
+)
 def test_bad_incident_specs_are_named(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_incident(text)
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("leak:nowhere/GT-1", "unknown site 'nowhere'"),
-    ("leak:tank-farm/GT-9", "no sensor 'GT-9'"),
-    ("leak:tank-farm/T1-LT", "is a level sensor; leak applies to gas_lel, gas_toxic"),
-    ("overfill:tank-farm/GT-1", "overfill applies to level"),
-    ("outage:tank-farm/gw-9", "no device or sensor 'gw-9'"),
-    ("storm:tank-farm", "no rainfall, pond_level or dry_beach"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("leak:nowhere/GT-1", "unknown site 'nowhere'"),
+        ("leak:tank-farm/GT-9", "no sensor 'GT-9'"),
+        ("leak:tank-farm/T1-LT", "is a level sensor; leak applies to gas_lel, gas_toxic"),
+        ("overfill:tank-farm/GT-1", "overfill applies to level"),
+        ("outage:tank-farm/gw-9", "no device or sensor 'gw-9'"),
+        ("storm:tank-farm", "no rainfall, pond_level or dry_beach"),
+    ],
+)
 def test_incidents_that_do_not_fit_the_fleet_are_refused(registry: Registry, spec: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         engine_for(registry, spec)

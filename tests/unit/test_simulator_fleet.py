@@ -69,8 +69,10 @@ def test_device_payload_matches_the_contract() -> None:
 
 def test_build_readings_payload() -> None:
     payload = build_readings_payload(1795392000123, ["T101-LT", "GT-201"], [12.31, 0.0])
-    assert orjson.loads(payload) == {"ts": 1795392000123, "readings": [{"sensor": "T101-LT", "v": 12.31},
-                                                                      {"sensor": "GT-201", "v": 0.0}]}
+    assert orjson.loads(payload) == {
+        "ts": 1795392000123,
+        "readings": [{"sensor": "T101-LT", "v": 12.31}, {"sensor": "GT-201", "v": 0.0}],
+    }
 
 
 def test_schedule_honours_each_interval() -> None:
@@ -81,12 +83,26 @@ def test_schedule_honours_each_interval() -> None:
 
 def test_simulation_reports_each_sensor_at_its_own_interval() -> None:
     sensors = tuple(
-        Sensor(id=f"S{i}", site="s1", name=f"传感器{i}", kind="pressure", unit="kPa", range=(0.0, 10.0),
-               interval_s=interval, limits=Limits(h=8.0), device="gw-1")
+        Sensor(
+            id=f"S{i}",
+            site="s1",
+            name=f"传感器{i}",
+            kind="pressure",
+            unit="kPa",
+            range=(0.0, 10.0),
+            interval_s=interval,
+            limits=Limits(h=8.0),
+            device="gw-1",
+        )
         for i, interval in enumerate((1.0, 5.0, 10.0))
     )
-    registry = Registry(sites=(Site(id="s1", name="站", kind="chemical", grade=2, sensors=sensors,
-                                    location=Location(22.0, 113.0)),))
+    registry = Registry(
+        sites=(
+            Site(
+                id="s1", name="站", kind="chemical", grade=2, sensors=sensors, location=Location(22.0, 113.0)
+            ),
+        )
+    )
     sim = Simulation(registry, start_s=T0)
     assert sim.tick_s == 1.0
     seen: Counter[str] = Counter()
@@ -127,8 +143,18 @@ def test_generated_registry_shape() -> None:
         per_device = Counter(s.device for s in site.sensors)
         assert None not in per_device and max(per_device.values()) <= 50 and len(per_device) == 3
     kinds = {s.kind for s in registry.sensors()}
-    assert {"level", "gas_lel", "gas_toxic", "oxygen", "pressure", "pond_level", "rainfall",
-            "displacement", "dry_beach", "phreatic_depth"} <= kinds
+    assert {
+        "level",
+        "gas_lel",
+        "gas_toxic",
+        "oxygen",
+        "pressure",
+        "pond_level",
+        "rainfall",
+        "displacement",
+        "dry_beach",
+        "phreatic_depth",
+    } <= kinds
     groups = Counter((s.site, s.group) for s in registry.sensors() if s.group)
     assert set(groups.values()) == {3}  # 2oo3 combustible gas groups
 
@@ -141,11 +167,34 @@ def test_generated_registry_round_trips_through_load_registry(tmp_path: Path) ->
 
 
 def test_registry_yaml_keeps_awkward_values(tmp_path: Path) -> None:
-    sensor = Sensor(id="X.1", site="odd-site", name='名字 "引号" : # colon', kind="gas_toxic", unit="ppm",
-                    range=(0.0, 1e-3), interval_s=0.5, limits=Limits(h=1e-4, hh=2e-4), deadband=1e-05,
-                    on_delay_s=3.0, off_delay_s=7.0, forecast=True, group="g-1", device=None)
-    site = Site(id="odd-site", name="yes", kind="tailings", grade=5, sensors=(sensor,),
-                timezone="Asia/Urumqi", location=Location(-0.5, 179.25), roster="r", district="区", city="市")
+    sensor = Sensor(
+        id="X.1",
+        site="odd-site",
+        name='名字 "引号" : # colon',
+        kind="gas_toxic",
+        unit="ppm",
+        range=(0.0, 1e-3),
+        interval_s=0.5,
+        limits=Limits(h=1e-4, hh=2e-4),
+        deadband=1e-05,
+        on_delay_s=3.0,
+        off_delay_s=7.0,
+        forecast=True,
+        group="g-1",
+        device=None,
+    )
+    site = Site(
+        id="odd-site",
+        name="yes",
+        kind="tailings",
+        grade=5,
+        sensors=(sensor,),
+        timezone="Asia/Urumqi",
+        location=Location(-0.5, 179.25),
+        roster="r",
+        district="区",
+        city="市",
+    )
     path = tmp_path / "odd.yaml"
     path.write_text(registry_to_yaml(Registry(sites=(site,))), encoding="utf-8")
     assert load_registry(path).sites == (site,)
@@ -193,8 +242,9 @@ def test_run_fleet_honours_speed_and_rate() -> None:
     run_fleet(sim, FakePublisher(), RunOptions(speed=10.0, duration_s=5), threading.Event())
     assert 0.35 < time.monotonic() - t0 < 2.0  # ticks at 0..4 s of simulated time, 10x real time
     sim = Simulation(small_fleet(), start_s=math.floor(time.time()) - 3600)
-    summary = run_fleet(sim, FakePublisher(), RunOptions(speed=math.inf, count=60, rate=200.0),
-                        threading.Event())
+    summary = run_fleet(
+        sim, FakePublisher(), RunOptions(speed=math.inf, count=60, rate=200.0), threading.Event()
+    )
     assert summary["elapsed_s"] > 0.25
 
 
@@ -218,19 +268,42 @@ def parse(*argv: str) -> argparse.Namespace:
 
 
 def test_cli_options_parse() -> None:
-    args = parse("--speed", "max", "--backfill", "2h", "--duration", "1d", "--count", "10", "--rate", "2000",
-                 "--generate", "10", "50", "--incident", "leak:gen-0001/S0004@+60s~10m", "--incident",
-                 "outage:gen-0002/gw-001@+5m", "--json-summary", "--quiet", "--seed", "3")
+    args = parse(
+        "--speed",
+        "max",
+        "--backfill",
+        "2h",
+        "--duration",
+        "1d",
+        "--count",
+        "10",
+        "--rate",
+        "2000",
+        "--generate",
+        "10",
+        "50",
+        "--incident",
+        "leak:gen-0001/S0004@+60s~10m",
+        "--incident",
+        "outage:gen-0002/gw-001@+5m",
+        "--json-summary",
+        "--quiet",
+        "--seed",
+        "3",
+    )
     assert math.isinf(args.speed) and args.backfill == 7200 and args.duration == 86400
     assert args.count == 10 and args.rate == 2000 and args.generate == [10, 50] and args.seed == 3
-    assert [str(i) for i in args.incident] == ["leak:gen-0001/S0004@+1m00s~10m00s",
-                                               "outage:gen-0002/gw-001@+5m00s"]
+    assert [str(i) for i in args.incident] == [
+        "leak:gen-0001/S0004@+1m00s~10m00s",
+        "outage:gen-0002/gw-001@+5m00s",
+    ]
     defaults = parse()
     assert defaults.speed == 1.0 and defaults.registry is None and defaults.incident == []
 
 
-@pytest.mark.parametrize("argv", [["--speed", "0"], ["--incident", "leak"], ["--duration", "soon"],
-                                  ["--generate", "0", "5"]])
+@pytest.mark.parametrize(
+    "argv", [["--speed", "0"], ["--incident", "leak"], ["--duration", "soon"], ["--generate", "0", "5"]]
+)
 def test_cli_rejects_bad_options(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as e:
         parse(*argv)
@@ -246,8 +319,21 @@ def test_cli_writes_a_generated_registry_and_exits(tmp_path: Path) -> None:
 def test_cli_reports_bad_registries_and_incidents(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.run(parse("--registry", str(tmp_path / "missing.yaml"), "--quiet")) == 2
     assert "file not found" in capsys.readouterr().err
-    assert cli.run(parse("--generate", "1", "5", "--incident", "leak:gen-0001/S0001", "--quiet",
-                         "--mqtt-url", "mqtt://127.0.0.1:9")) == 2
+    assert (
+        cli.run(
+            parse(
+                "--generate",
+                "1",
+                "5",
+                "--incident",
+                "leak:gen-0001/S0001",
+                "--quiet",
+                "--mqtt-url",
+                "mqtt://127.0.0.1:9",
+            )
+        )
+        == 2
+    )
     assert "leak applies to gas_lel" in capsys.readouterr().err
 
 

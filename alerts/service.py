@@ -1,0 +1,183 @@
+"""The alarm side of the running service: pipeline thread, clock jobs, event output, their lifecycle.
+
+Built by hazmon/bootstrap.py (the composition root); this module only starts, stops and reports.
+Clock jobs run on an APScheduler BackgroundScheduler and only *post* to the pipeline thread
+(the engine is not thread-safe); the EEMUA snapshot only reads the journal, so it runs on the
+scheduler's own thread and never delays alarm processing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from alerts.engine import AlarmEngine
+from alerts.journal import AlarmBook, AlarmJournal
+from alerts.lifecycle import AlarmState
+from alerts.metrics import DAY_MS, EemuaReport, eemua_report
+from alerts.mqtt_out import PahoEventTransport
+from alerts.outbox import EventOutbox, OutboxRunner
+from alerts.pipeline import ADVANCE, EXPIRE_SHELVES, REFRESH_FORECASTS, AlarmPipeline
+from alerts.stats import AlarmStats
+
+logger = logging.getLogger(__name__)
+
+ADVANCE_EVERY_S = 1.0
+EXPIRE_SHELVES_EVERY_S = 10.0
+REFRESH_FORECASTS_EVERY_S = 60.0
+EEMUA_EVERY_S = 60.0
+METRIC_TYPES = ("AlarmRaised", "AlarmReturnedToNormal", "AlarmSuppressed")  # what eemua_report reads
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class AlarmService:
+    """Everything alarm-related that `hazmon run` keeps alive."""
+
+    journal: AlarmJournal
+    book: AlarmBook
+    engine: AlarmEngine
+    pipeline: AlarmPipeline
+    stats: AlarmStats
+    outbox: EventOutbox | None = None  # None when events are not published on MQTT
+    outbox_runner: OutboxRunner | None = None
+    transport: PahoEventTransport | None = None
+    scheduler: BackgroundScheduler = field(
+        default_factory=lambda: BackgroundScheduler(
+            timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 5}
+        )
+    )
+    _eemua: EemuaReport | None = None
+    _eemua_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # ---- lifecycle
+
+    def start(self) -> None:
+        if self.transport is not None:
+            self.transport.start()
+        if self.outbox_runner is not None:
+            self.outbox_runner.start()
+            self.outbox_runner.wake()  # publish what a previous run committed but never sent
+        self.pipeline.start()
+        jobs = (
+            (ADVANCE, ADVANCE_EVERY_S),
+            (EXPIRE_SHELVES, EXPIRE_SHELVES_EVERY_S),
+            (REFRESH_FORECASTS, REFRESH_FORECASTS_EVERY_S),
+        )
+        for name, every_s in jobs:
+            self.scheduler.add_job(self.pipeline.post, "interval", seconds=every_s, args=[name], id=name)
+        self.scheduler.add_job(self.refresh_eemua, "interval", seconds=EEMUA_EVERY_S, id="eemua")
+        self.scheduler.start()
+        logger.info(
+            "alarm pipeline started: %d alarm points loaded, %d active; events on MQTT: %s",
+            len(self.book.current(states=set(AlarmState))),
+            len(self.book.active_condition_keys()),
+            "yes" if self.outbox is not None else "no",
+        )
+
+    def stop(self) -> None:
+        """Stop after the collector: work off what is queued, send what was committed, close."""
+        self.scheduler.shutdown(wait=False)
+        self.pipeline.stop()
+        if self.outbox_runner is not None:
+            self.outbox_runner.stop()
+        if self.transport is not None:
+            self.transport.stop()
+        self.journal.close()
+
+    # ---- clock listener of the book (called after each commit, under the book's lock)
+
+    def on_events(self, events) -> None:
+        self.stats.count_events(events)
+        if self.outbox_runner is not None:
+            self.outbox_runner.wake()
+
+    # ---- reports
+
+    def eemua(self, hours: float = 24.0, now_ms: int | None = None) -> EemuaReport:
+        """EEMUA 191 figures over the last `hours` (rows a day older feed standing alarms and floods)."""
+        end = _now_ms() if now_ms is None else now_ms
+        start = end - int(hours * 3_600_000)
+        rows = self.journal.history(
+            since_ms=start - DAY_MS, until_ms=end, types=METRIC_TYPES, limit=1_000_000, newest_first=False
+        )
+        return eemua_report(rows, start, end)
+
+    def refresh_eemua(self) -> None:
+        try:
+            report = self.eemua()
+        except Exception:
+            logger.exception("EEMUA snapshot failed")
+            return
+        with self._eemua_lock:
+            self._eemua = report
+
+    def health(self) -> dict:
+        q = self.pipeline.queue
+        out = {
+            "running": self.pipeline.alive and (self.outbox_runner is None or self.outbox_runner.alive),
+            "queue_readings": q.depth,
+            "dropped_readings": q.dropped_readings,
+            "errors": self.stats.errors,
+            "active_conditions": len(self.book.active_condition_keys()),
+            "on_list": len(
+                self.book.current(states={AlarmState.UNACK, AlarmState.ACK, AlarmState.RTN_UNACK})
+            ),
+            "events_mqtt": self.outbox is not None,
+        }
+        if self.outbox is not None and self.transport is not None:
+            out |= {
+                "events_connected": self.transport.connected.is_set(),
+                "events_cursor": self.outbox.cursor,
+                "events_backlog": self.outbox.backlog(),
+                "events_in_flight": self.outbox.in_flight,
+            }
+        return out
+
+    def render_prometheus(self) -> str:
+        q = self.pipeline.queue
+        states: dict[str, int] = {}
+        for a in self.book.current():
+            states[a.state.value] = states.get(a.state.value, 0) + 1
+        gauges: dict[str, tuple[str, float]] = {
+            "hazmon_alarm_queue_readings": ("Readings waiting for the alarm engine", q.depth),
+            "hazmon_alarm_pipeline_up": ("1 while the alarm engine thread runs", int(self.pipeline.alive)),
+        }
+        counters: dict[str, tuple[str, int]] = {
+            "hazmon_alarm_queue_waits_total": ("Batches that waited for room in the alarm queue", q.waits),
+            "hazmon_alarm_dropped_readings_total": (
+                "Readings dropped by a full alarm queue",
+                q.dropped_readings,
+            ),
+        }
+        if self.outbox is not None:
+            o = self.outbox
+            counters |= {
+                "hazmon_alarm_events_published_total": ("Events handed to MQTT", o.published),
+                "hazmon_alarm_events_acked_total": ("Events the broker acknowledged", o.acked),
+                "hazmon_alarm_events_refused_total": ("Events the broker refused", o.refused),
+            }
+            gauges["hazmon_alarm_events_in_flight"] = (
+                "Events published and not yet acknowledged",
+                o.in_flight,
+            )
+        with self._eemua_lock:
+            report = self._eemua
+        if report is not None:
+            gauges |= {
+                "hazmon_alarm_raises_24h": ("Alarms raised in the last 24 h (EEMUA snapshot)", report.raises),
+                "hazmon_alarm_rate_10min_avg_24h": (
+                    "Average alarms per 10 min over 24 h",
+                    report.rate.average,
+                ),
+                "hazmon_alarm_rate_10min_peak_24h": ("Busiest 10 min over 24 h", report.rate.peak),
+                "hazmon_alarm_standing": ("Alarms active for more than 24 h", len(report.standing)),
+            }
+        return self.stats.render_prometheus(gauges, counters, states)

@@ -1,0 +1,171 @@
+"""Request and response models of the REST API (pydantic); conversion from domain objects lives here."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from alerts.journal import HistoryEntry
+from alerts.lifecycle import Alarm, local_iso
+from alerts.metrics import EemuaReport
+
+PriorityName = Literal["low", "medium", "high", "critical"]
+USER_PATTERN = r"^\S(.*\S)?$"  # no leading or trailing blanks
+
+
+def _iso(ms: int | None, tz: str) -> str | None:
+    return None if ms is None else local_iso(ms, tz)
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    user: str = Field(min_length=1, max_length=64, pattern=USER_PATTERN)
+
+
+class AckRequest(_Command):
+    comment: str = Field("", max_length=500)
+
+
+class ShelveRequest(_Command):
+    reason: str = Field(min_length=1, max_length=500)
+    minutes: float = Field(gt=0, le=24 * 60)
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("reason must not be blank")
+        return v
+
+
+class AlarmPublic(BaseModel):
+    alarm_id: str
+    site: str
+    scope: str
+    source: str
+    kind: str
+    state: str
+    priority: PriorityName
+    level: str
+    active: bool
+    acked: bool
+    value: float | None
+    limit: float | None
+    message: str
+    raised: str | None
+    raised_ms: int | None
+    updated_ms: int | None
+    shelved_until: str | None
+    shelved_by: str
+    shelve_reason: str
+    suppressions: list[str]
+    out_of_service: bool
+    eta: str | None
+
+    @classmethod
+    def from_alarm(cls, a: Alarm, tz: str) -> AlarmPublic:
+        return cls(
+            alarm_id=a.alarm_id,
+            site=a.site,
+            scope=a.scope,
+            source=a.source,
+            kind=a.key[3],
+            state=a.state.value,
+            priority=a.priority.name.lower(),  # type: ignore[arg-type]
+            level=a.level,
+            active=a.active,
+            acked=a.acked,
+            value=a.value,
+            limit=a.limit,
+            message=a.message,
+            raised=_iso(a.raised_ms, tz),
+            raised_ms=a.raised_ms,
+            updated_ms=a.updated_ms,
+            shelved_until=_iso(a.shelved_until_ms, tz),
+            shelved_by=a.shelved_by,
+            shelve_reason=a.shelve_reason,
+            suppressions=list(a.suppressions),
+            out_of_service=a.out_of_service,
+            eta=_iso(a.eta_ms, tz),
+        )
+
+
+class AlarmsPublic(BaseModel):
+    data: list[AlarmPublic]
+    count: int
+
+
+class HistoryEntryPublic(BaseModel):
+    seq: int
+    time: str
+    time_ms: int
+    type: str
+    alarm_id: str
+    details: dict[str, Any]
+    event: dict[str, Any] | None  # the CONTRACTS §3 event, for the types that are one
+
+    @classmethod
+    def from_entry(cls, h: HistoryEntry, tz: str) -> HistoryEntryPublic:
+        return cls(
+            seq=h.seq,
+            time=local_iso(h.time_ms, tz),
+            time_ms=h.time_ms,
+            type=h.type,
+            alarm_id=h.alarm_id,
+            details=h.details,
+            event=h.to_event().to_contract_event(tz),
+        )
+
+
+class HistoryPublic(BaseModel):
+    data: list[HistoryEntryPublic]
+    count: int
+
+
+class BadActorPublic(BaseModel):
+    site: str
+    scope: str
+    source: str
+    kind: str
+    count: int
+    share: float
+
+
+class AlarmMetricsPublic(BaseModel):
+    """EEMUA 191 / ISA-18.2 figures; targets in DOMAIN.md §6."""
+
+    start_ms: int
+    end_ms: int
+    raises: int
+    average_per_10min: float
+    peak_per_10min: int
+    peak_10min_start_ms: int | None
+    flood_share: dict[str, float]
+    bad_actors: list[BadActorPublic]
+    top10_share: float
+    standing: int
+    chattering: int
+    priorities: dict[str, float]
+
+    @classmethod
+    def from_report(cls, r: EemuaReport) -> AlarmMetricsPublic:
+        return cls(
+            start_ms=r.start_ms,
+            end_ms=r.end_ms,
+            raises=r.raises,
+            average_per_10min=r.rate.average,
+            peak_per_10min=r.rate.peak,
+            peak_10min_start_ms=r.rate.peak_start_ms,
+            flood_share={str(k): v for k, v in r.flood_share.items()},
+            bad_actors=[
+                BadActorPublic(site=k[0], scope=k[1], source=k[2], kind=k[3], count=b.count, share=b.share)
+                for b in r.bad_actors
+                if isinstance(k := b.key, tuple)
+            ],
+            top10_share=r.top10_share,
+            standing=len(r.standing),
+            chattering=r.chattering,
+            priorities=r.priorities,
+        )

@@ -1,0 +1,15 @@
+"""Print the scenario lead-time table at the end of a run that exercised the scenario library."""
+
+from __future__ import annotations
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    from tests.scenarios import harness
+
+    if harness.run_backtest.cache_info().currsize == 0:
+        return
+    names = [n for n in harness.scenario_names() if harness.load_expected(n)]
+    results, false_events = harness.judge_all(names)
+    terminalreporter.section("hazmon scenario library: lead times")
+    for line in harness.lead_time_table(results, {k: len(v) for k, v in false_events.items()}).splitlines():
+        terminalreporter.write_line(line)

@@ -1,0 +1,764 @@
+"""Generate the public scenario library: `readings.csv` and `expected.yaml` in each scenario folder.
+
+    python tests/scenarios/generate.py [--seed N] [--only NAME ...] [--out DIR] [--check]
+
+Deterministic: the same seed (default SEED) gives byte-identical files, and the committed files are
+the ones for SEED (tests/scenarios/test_scenarios.py checks it). Each scenario's `registry.yaml` is
+hand-written and committed; this script only reads it.
+
+Quiet physics, the reporting schedule, spikes and gateway outages come from the project's own
+simulator (simulators/stream.py `Simulation`, simulators/incidents.py specs), read back from the MQTT
+payloads it would publish (CONTRACTS §1). Where the simulator's incident physics is not realistic
+enough for a test fixture, the incident signal is written here, with its physics stated:
+
+- tank fill: 500 m³/h into a Φ30 m tank = 0.707 m/h (DOMAIN §7.1); the simulator's `overfill`
+  reaches HH in 15 min (tens of m/h), fine for a demo but no trend warning could ever be judged on it;
+- stuck gauge (Buncefield 2005): the gauge repeats its last reading while the same fill goes on, so
+  the freeze has to act on the written fill, not on the simulator's level;
+- slow gas leak: a seal leak growing over the best part of an hour, wind-meandering, with T90 = 30 s
+  detector response (DOMAIN §7.3); the simulator's `leak` reaches 1.2 x HH within minutes.
+
+Tertiary creep (`creep`, 1/v linear to failure, DOMAIN §7.4), the rainstorm (`storm`), single-sample
+spikes (`spike`) and device outages (`outage`) are the simulator's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import orjson
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from sensors.model import Registry  # noqa: E402
+from sensors.registry import load_registry  # noqa: E402
+from simulators.incidents import parse_incident  # noqa: E402
+from simulators.stream import Simulation  # noqa: E402
+
+SEED = 20260706
+TZ = ZoneInfo("Asia/Shanghai")
+#: Every scenario starts at local midnight on a summer Monday (storms, LPG afternoon peaks).
+T0_S = datetime(2026, 7, 6, tzinfo=TZ).timestamp()
+MIN_S, HOUR_S, DAY_S = 60.0, 3600.0, 86400.0
+
+# Tank physics shared by the fill scenarios (jianghai-tf-01 T101, DOMAIN §7.1).
+TANK_AREA_M2 = math.pi * 15.0**2  # Φ30 m
+FILL_M3_H = 500.0
+FILL_M_PER_S = FILL_M3_H / TANK_AREA_M2 / HOUR_S  # 0.707 m/h
+SHELL_TOP_M = 15.85  # overflow (critical high)
+RADAR_NOISE_M = 0.002  # mm-level radar gauge, 1 mm resolution (as simulators/signals.py)
+
+
+def iso(t_s: float) -> str:
+    """Local ISO 8601 with offset, seconds (milliseconds when there are some)."""
+    ms = round(t_s * 1000)
+    dt = datetime.fromtimestamp(ms // 1000, TZ).replace(microsecond=(ms % 1000) * 1000)
+    return dt.isoformat(timespec="seconds" if ms % 1000 == 0 else "milliseconds")
+
+
+# ---- simulator runs
+
+
+@dataclass
+class Series:
+    """One sensor's recorded readings: times (s) and values, plus its print resolution."""
+
+    site: str
+    sensor: str
+    t_s: np.ndarray
+    value: np.ndarray
+    decimals: int
+
+
+@dataclass
+class Recording:
+    registry: Registry
+    series: dict[str, Series] = field(default_factory=dict)  # by sensor id (one site per scenario)
+
+    def csv_bytes(self) -> bytes:
+        """`time,site,sensor,value`, time in integer ms, sorted by time then registry order."""
+        order = {s.id: i for i, s in enumerate(self.registry.sensors())}
+        cols_t, cols_k, lines = [], [], []
+        for sid, s in self.series.items():
+            ms = np.round(s.t_s * 1000).astype(np.int64)
+            cols_t.append(ms)
+            cols_k.append(np.full(ms.size, order[sid], dtype=np.int64))
+            fmt = f"{{:.{s.decimals}f}}"
+            lines.extend(
+                f"{m},{s.site},{sid},{fmt.format(v)}"
+                for m, v in zip(ms.tolist(), s.value.tolist(), strict=True)
+            )
+        t = np.concatenate(cols_t)
+        k = np.concatenate(cols_k)
+        idx = np.lexsort((k, t))
+        buf = io.StringIO()
+        buf.write("time,site,sensor,value\n")
+        for i in idx.tolist():
+            buf.write(lines[i])
+            buf.write("\n")
+        return buf.getvalue().encode()
+
+
+def simulate(
+    registry: Registry, start_s: float, end_s: float, seed: int, incidents: tuple[str, ...] = ()
+) -> Recording:
+    """Run the simulator from `start_s` to before `end_s`; decode its readings payloads per sensor."""
+    sim = Simulation(registry, start_s=start_s, seed=seed, incidents=[parse_incident(i) for i in incidents])
+    sensors = sim.model.sensors
+    site_of = {s.id: s.site for s in sensors}
+    decimals = {s.id: round(math.log10(sc)) for s, sc in zip(sensors, sim.model.scale.tolist(), strict=True)}
+    acc: dict[str, tuple[list[float], list[float]]] = {s.id: ([], []) for s in sensors}
+    k = 0
+    while (t := sim.tick_time(k)) < end_s:
+        for msg in sim.tick(t):
+            if not msg.readings:
+                continue  # a retained status message
+            body = orjson.loads(msg.payload)
+            ts = body["ts"] / 1000.0
+            for item in body["readings"]:
+                times, values = acc[item["sensor"]]
+                times.append(item["ts"] / 1000.0 if "ts" in item else ts)
+                values.append(float(item["v"]))
+        k += 1
+    rec = Recording(registry)
+    for sid, (times, values) in acc.items():
+        rec.series[sid] = Series(site_of[sid], sid, np.array(times), np.array(values), decimals[sid])
+    return rec
+
+
+def _ou(rng: np.random.Generator, t_s: np.ndarray, tau_s: float, sigma: float) -> np.ndarray:
+    """Ornstein-Uhlenbeck path sampled at `t_s` (exact discretisation), stationary start."""
+    out = np.empty(t_s.size)
+    x = sigma * rng.standard_normal()
+    dt = np.diff(t_s, prepend=t_s[0])
+    z = rng.standard_normal(t_s.size)
+    for i in range(t_s.size):
+        a = math.exp(-dt[i] / tau_s)
+        x = x * a + sigma * math.sqrt(1.0 - a * a) * z[i]
+        out[i] = x
+    return out
+
+
+def _first_lag(t_s: np.ndarray, x: np.ndarray, tau_s: float) -> np.ndarray:
+    """First-order sensor response (T90 = 2.3 tau) applied to `x` sampled at `t_s`."""
+    out = np.empty_like(x)
+    y = x[0]
+    prev = t_s[0]
+    for i in range(x.size):
+        a = math.exp(-(t_s[i] - prev) / tau_s)
+        y = y * a + x[i] * (1.0 - a)
+        out[i] = y
+        prev = t_s[i]
+    return out
+
+
+def _fill_level(t_s: np.ndarray, level0_m: float, fill_start_s: float) -> np.ndarray:
+    """True level of T101: idle at level0, then filling at FILL_M_PER_S, capped at the shell top."""
+    return np.minimum(level0_m + FILL_M_PER_S * np.fmax(t_s - fill_start_s, 0.0), SHELL_TOP_M)
+
+
+def _radar(rng: np.random.Generator, level_m: np.ndarray) -> np.ndarray:
+    return np.round(level_m + RADAR_NOISE_M * rng.standard_normal(level_m.size), 3)
+
+
+def _crossing(level0_m: float, fill_start_s: float, limit_m: float) -> float:
+    return fill_start_s + (limit_m - level0_m) / FILL_M_PER_S
+
+
+def _first_at_or_above(s: Series, limit: float, after_s: float) -> float:
+    hit = np.flatnonzero((s.value >= limit) & (s.t_s >= after_s))
+    if hit.size == 0:
+        raise RuntimeError(f"{s.sensor} never reaches {limit}: the scenario does not produce its incident")
+    return float(s.t_s[hit[0]])
+
+
+def _first_sample_at(s: Series, t_s: float) -> float:
+    return float(s.t_s[np.flatnonzero(s.t_s >= t_s - 1e-6)[0]])
+
+
+# ---- scenarios
+
+TANK_SENSORS = (
+    "T101-LT",
+    "T101-TT",
+    "T101-PT",
+    "T102-LT",
+    "T102-TT",
+    "T102-PT",
+    "T103-LT",
+    "T103-TT",
+    "T103-PT",
+)
+
+
+@dataclass
+class Built:
+    recording: Recording
+    expected: dict
+
+
+def tank_overfill(seed: int, registry: Registry) -> Built:
+    """T101 is filled at 500 m³/h and nobody stops the pump: H, HH, then the shell top."""
+    start, fill, end = T0_S, T0_S + 4 * HOUR_S, T0_S + 12 * HOUR_S
+    level0 = 9.80
+    rec = simulate(registry, start, end, seed)
+    rng = np.random.default_rng([seed, 0x0F11])
+    lt = rec.series["T101-LT"]
+    lt.value = _radar(rng, _fill_level(lt.t_s, level0, fill))
+    hh = _crossing(level0, fill, 14.8)
+    others = [s for s in TANK_SENSORS if s != "T101-LT"]
+    return Built(
+        rec,
+        {
+            "title": "Tank overfill: T101 filled at 500 m³/h past its maximum working level",
+            "description": (
+                "Methanol tank T101 (Φ30 m, shell 15.85 m) idles at 9.80 m; at 04:00 a transfer starts at "
+                "500 m³/h (0.707 m/h, DOMAIN §7.1) and is never stopped. The true level crosses H 14.2 m, "
+                "then "
+                "HH 14.8 m (API 2350: the one required alarm), and would overflow at the shell top. Radar "
+                "gauge noise 2 mm, 1 mm resolution, every 10 s. The other tanks, temperatures and blanket "
+                "pressures run quietly (simulator)."
+            ),
+            "incidents": [
+                {
+                    "id": "T101-overfill",
+                    "site": "jianghai-tf-01",
+                    "sensors": ["T101-LT"],
+                    "what": "true level of T101 reaches HH 14.8 m",
+                    "starts": iso(fill),
+                    "happens": iso(hh),
+                    "deadline": iso(hh),
+                    "accept": [{"type": "early_warning"}, {"type": "alarm", "level": ["H", "HH"]}],
+                    "notes": {
+                        "fill_starts": iso(fill),
+                        "h_crossed": iso(_crossing(level0, fill, 14.2)),
+                        "overflow": iso(_crossing(level0, fill, SHELL_TOP_M)),
+                    },
+                }
+            ],
+            "quiet": [
+                {
+                    "from": iso(start),
+                    "to": iso(fill),
+                    "site": "jianghai-tf-01",
+                    "why": "four idle hours before the transfer: nothing may be raised anywhere",
+                },
+                {
+                    "from": iso(start),
+                    "to": iso(end),
+                    "site": "jianghai-tf-01",
+                    "sensors": others,
+                    "why": "the other tanks and T101's temperature and pressure operate normally throughout",
+                },
+            ],
+        },
+    )
+
+
+def stuck_gauge_fill(seed: int, registry: Registry) -> Built:
+    """Buncefield: the gauge freezes three hours into a fill that goes on to overflow."""
+    start, fill, end = T0_S, T0_S + 4 * HOUR_S, T0_S + 12 * HOUR_S
+    freeze = fill + 3 * HOUR_S
+    level0 = 9.80
+    rec = simulate(registry, start, end, seed)
+    rng = np.random.default_rng([seed, 0x57C4])
+    lt = rec.series["T101-LT"]
+    read = _radar(rng, _fill_level(lt.t_s, level0, fill))
+    frozen = lt.t_s >= freeze
+    held = read[np.flatnonzero(~frozen)[-1]]
+    lt.value = np.where(frozen, held, read)
+    hh = _crossing(level0, fill, 14.8)
+    others = [s for s in TANK_SENSORS if s != "T101-LT"]
+    return Built(
+        rec,
+        {
+            "title": "Stuck level gauge during a fill (Buncefield 2005)",
+            "description": (
+                "As tank_overfill, but at 07:00, three hours into the 0.707 m/h fill, T101's gauge freezes: "
+                "it "
+                "keeps reporting its last reading (11.92 m) every 10 s while the tank goes on filling "
+                "through "
+                "H and HH towards the shell top. The level alarms can never fire from the gauge; only the "
+                "instrument-fault (stuck) check, or a trend warning from the hours before the freeze, can "
+                "save "
+                "the tank. At Buncefield the servo gauge flat-lined for ~3 h before the overflow."
+            ),
+            "incidents": [
+                {
+                    "id": "T101-gauge-freezes",
+                    "site": "jianghai-tf-01",
+                    "sensors": ["T101-LT"],
+                    "what": "T101-LT stops following the level during a steady fill",
+                    "starts": iso(freeze),
+                    "happens": iso(freeze),
+                    "deadline": iso(freeze + 10 * MIN_S),
+                    "accept": [{"type": "fault", "level": ["stuck"]}],
+                    "notes": {"frozen_reading_m": float(held)},
+                },
+                {
+                    "id": "T101-overfill-unseen",
+                    "site": "jianghai-tf-01",
+                    "sensors": ["T101-LT"],
+                    "what": "true level of T101 reaches HH 14.8 m while the gauge still shows 11.92 m",
+                    "starts": iso(fill),
+                    "happens": iso(hh),
+                    "deadline": iso(hh),
+                    "accept": [{"type": "fault", "level": ["stuck"]}, {"type": "early_warning"}],
+                    "notes": {
+                        "h_crossed": iso(_crossing(level0, fill, 14.2)),
+                        "overflow": iso(_crossing(level0, fill, SHELL_TOP_M)),
+                    },
+                },
+                {
+                    "id": "T101-trend-warning-before-freeze",
+                    "required": False,
+                    "site": "jianghai-tf-01",
+                    "sensors": ["T101-LT"],
+                    "what": "ideally the fill trend is warned (forecast to cross H) while the gauge still "
+                    "moves",
+                    "starts": iso(fill),
+                    "happens": iso(hh),
+                    "deadline": iso(freeze),
+                    "accept": [{"type": "early_warning"}],
+                },
+            ],
+            "quiet": [
+                {
+                    "from": iso(start),
+                    "to": iso(fill),
+                    "site": "jianghai-tf-01",
+                    "why": "four idle hours before the transfer",
+                },
+                {
+                    "from": iso(start),
+                    "to": iso(end),
+                    "site": "jianghai-tf-01",
+                    "sensors": others,
+                    "why": "the other tanks and T101's temperature and pressure operate normally throughout",
+                },
+            ],
+        },
+    )
+
+
+def spike(seed: int, registry: Registry) -> Built:
+    """Two single-sample spikes (97 % of range): a gas detector and a radar level gauge."""
+    start, end = T0_S, T0_S + 5 * HOUR_S
+    specs = ("spike:jianghai-tf-01/GT-102@+2h30m", "spike:jianghai-tf-01/T102-LT@+3h30m")
+    rec = simulate(registry, start, end, seed, specs)
+    incidents, allow = [], []
+    for sid, at, why in (
+        ("GT-102", start + 2.5 * HOUR_S, "one 2-s sample of 97 %LEL (radio handset EMI)"),
+        ("T102-LT", start + 3.5 * HOUR_S, "one 10-s sample of 15.52 m, above HH (false radar echo)"),
+    ):
+        s = rec.series[sid]
+        hit = _first_sample_at(s, at)
+        incidents.append(
+            {
+                "id": f"{sid}-spike",
+                "site": "jianghai-tf-01",
+                "sensors": [sid],
+                "what": why,
+                "starts": iso(hit),
+                "happens": iso(hit),
+                "deadline": iso(hit + 60.0),
+                "accept": [{"type": "fault", "level": ["spike"]}],
+                "notes": {"spike_value": float(s.value[np.flatnonzero(s.t_s == hit)[0]])},
+            }
+        )
+        allow += [
+            {"type": "fault", "level": ["spike"], "sensors": [sid]},
+            {"type": "return_to_normal", "level": ["spike"], "sensors": [sid]},
+        ]
+    return Built(
+        rec,
+        {
+            "title": "Single-sample spikes: an instrument fault, never a process alarm",
+            "description": (
+                "Five quiet hours of the jianghai-tf-01 tank levels (10 s) and combustible gas detectors (2 "
+                "s), "
+                "with one single-sample spike to 97 % of range on GT-102 at 02:30 and on T102-LT at 03:30 "
+                "(simulator `spike`). Each must be reported as a fault of kind spike within a minute and "
+                "must "
+                "not raise H/HH (no real gas release jumps 0 -> 97 %LEL in 2 s and back: T90 ≤ 30 s, "
+                "GB 15322.1; no tank rises 5 m in 10 s)."
+            ),
+            "incidents": incidents,
+            "quiet": [
+                {
+                    "from": iso(start),
+                    "to": iso(end),
+                    "site": "jianghai-tf-01",
+                    "allow": allow,
+                    "why": "only the two spike faults (and their return to normal) may appear",
+                }
+            ],
+        },
+    )
+
+
+def gateway_outage(seed: int, registry: Registry) -> Built:
+    """Gateway tf-gw-01 (six sensors) goes silent for an hour: one device-stale incident."""
+    start, end = T0_S, T0_S + 6 * HOUR_S
+    off = start + 4 * HOUR_S
+    rec = simulate(registry, start, end, seed, ("outage:jianghai-tf-01/tf-gw-01@+4h~1h",))
+    members = [s.id for s in registry.sensors() if s.device == "tf-gw-01"]
+    return Built(
+        rec,
+        {
+            "title": "Gateway outage: one silent device is one stale incident",
+            "description": (
+                "Field gateway tf-gw-01 (T101 and T102 level, temperature, pressure) stops publishing at "
+                "04:00 "
+                "for one hour (simulator `outage`; the broker publishes its will `offline`, which a CSV "
+                "does not "
+                "carry). Exactly one stale incident at device scope (event `sensor` = tf-gw-01) is expected "
+                "within 5 minutes (the slowest member reports every 60 s: 3 missed intervals), and no stale "
+                "event per sensor. tf-gw-02 (T103) keeps reporting and must stay quiet."
+            ),
+            "incidents": [
+                {
+                    "id": "tf-gw-01-outage",
+                    "site": "jianghai-tf-01",
+                    "sensors": ["tf-gw-01"],
+                    "what": "gateway tf-gw-01 stops publishing",
+                    "starts": iso(off),
+                    "happens": iso(off),
+                    "deadline": iso(off + 5 * MIN_S),
+                    "accept": [{"type": "stale"}],
+                    "at_most": {"count": 1, "type": ["stale"], "sensors": ["tf-gw-01", *members]},
+                    "notes": {"back_at": iso(off + HOUR_S), "members": members},
+                }
+            ],
+            "quiet": [
+                {
+                    "from": iso(start),
+                    "to": iso(end),
+                    "site": "jianghai-tf-01",
+                    "allow": [
+                        {"type": "stale", "sensors": ["tf-gw-01"]},
+                        {"type": "return_to_normal", "sensors": ["tf-gw-01"]},
+                    ],
+                    "why": "only the device-scope stale incident and its return to normal",
+                }
+            ],
+        },
+    )
+
+
+def lpg_daily_cycle(seed: int, registry: Registry) -> Built:
+    """Five summer days of LPG sphere pressure following the liquid temperature: no event at all."""
+    start, end = T0_S, T0_S + 5 * DAY_S
+    rec = simulate(registry, start, end, seed)
+    peaks = {sid: float(rec.series[sid].value.max()) for sid in ("V201-PT", "V202-PT", "V201-TT", "V202-TT")}
+    return Built(
+        rec,
+        {
+            "title": "LPG spheres: the daily pressure cycle is not an incident",
+            "description": (
+                "Five July days at Gaolan (Zhuhai): sphere pressure is propane vapour pressure at the liquid "
+                "temperature (DOMAIN §7.2), which follows the weather with a damped, lagged daily cycle "
+                "(simulator physics), peaking mid-afternoon near 1 MPa, far below H 1.45 MPa. A trend that "
+                "extrapolates each morning's rise would cross H within hours; nothing may be raised, warned "
+                "or "
+                "faulted in the whole five days."
+            ),
+            "incidents": [],
+            "quiet": [
+                {
+                    "from": iso(start),
+                    "to": iso(end),
+                    "site": "gaolan-lpg-01",
+                    "why": "normal operation for five days",
+                }
+            ],
+            "notes": {"peak_values": peaks},
+        },
+    )
+
+
+def tailings_creep(seed: int, registry: Registry) -> Built:
+    """Tertiary creep on the dam crest: 1/v falls linearly to 0 at failure (Fukuzono)."""
+    start = T0_S
+    onset, fail = start + 3 * DAY_S, start + 13 * DAY_S
+    rec = simulate(registry, start, fail, seed, ("creep:chenzhou-tsf-01/GNSS-01@+3d~10d",))
+    gnss = rec.series["GNSS-01"]
+    h_at = _first_at_or_above(gnss, 32.0, onset)
+    return Built(
+        rec,
+        {
+            "title": "Tailings dam: displacement accelerating to failure (tertiary creep)",
+            "description": (
+                "GNSS-01 on the crest of a 45 m upstream dam creeps at a few mm/yr for three days, then "
+                "enters "
+                "tertiary creep (simulator `creep`): inverse velocity 1/v falls linearly and reaches 0 at "
+                "the "
+                "failure time Tf ten days later (Fukuzono 1985; Voight α = 2, DOMAIN §7.4). Velocity starts "
+                "near "
+                "1 mm/day and reaches ~10 mm/day on the last day. Fast-static GNSS solutions every 30 min "
+                "with "
+                "~0.7 mm noise. H 32 mm is crossed about a day before failure. The record ends at Tf (the "
+                "monument is lost). GNSS-02 and the piezometers are quiet throughout."
+            ),
+            "incidents": [
+                {
+                    "id": "GNSS-01-failure",
+                    "site": "chenzhou-tsf-01",
+                    "sensors": ["GNSS-01"],
+                    "what": "slope failure at Tf (1/v reaches 0)",
+                    "starts": iso(onset),
+                    "happens": iso(fail),
+                    "deadline": iso(fail),
+                    "accept": [{"type": "early_warning"}, {"type": "alarm", "level": ["H", "HH"]}],
+                    "notes": {"tertiary_creep_starts": iso(onset), "h_crossed": iso(h_at)},
+                },
+                {
+                    "id": "GNSS-01-warned-before-H",
+                    "required": False,
+                    "site": "chenzhou-tsf-01",
+                    "sensors": ["GNSS-01"],
+                    "what": "ideally the inverse-velocity warning comes before the displacement crosses H",
+                    "starts": iso(onset),
+                    "happens": iso(fail),
+                    "deadline": iso(h_at),
+                    "accept": [{"type": "early_warning"}],
+                },
+            ],
+            "quiet": [
+                {
+                    "from": iso(start),
+                    "to": iso(onset),
+                    "site": "chenzhou-tsf-01",
+                    "why": "three days of steady secondary creep (3-15 mm/yr) and quiet piezometers",
+                },
+                {
+                    "from": iso(start),
+                    "to": iso(fail),
+                    "site": "chenzhou-tsf-01",
+                    "sensors": ["GNSS-02", "PZ-A1", "PZ-A2"],
+                    "why": "the rest of the dam stays quiet",
+                },
+            ],
+        },
+    )
+
+
+def pond_storm(seed: int, registry: Registry) -> Built:
+    """A 3-hour 40 mm/h rainstorm lifts the pond over its flood-season control level H."""
+    start = T0_S
+    storm, end = start + 2 * DAY_S + 15 * HOUR_S, start + 3 * DAY_S + 6 * HOUR_S
+    rec = simulate(registry, start, end, seed, ("storm:renhua-tsf-01@+2d15h~3h",))
+    h_at = _first_at_or_above(rec.series["PL-01"], 244.5, storm)
+    return Built(
+        rec,
+        {
+            "title": "Tailings pond level rising after a rainstorm",
+            "description": (
+                "Two and a half days of ordinary weather (showers every ~2 days, simulator physics), then a "
+                "15:00 convective rainstorm of 40 mm/h for 3 h (120 mm: CMA red signal is 100 mm in 3 h, "
+                "DOMAIN §4.5; simulator `storm`). The pond rises by rain x catchment/pond area x runoff and "
+                "drains through the decant (DOMAIN §7.4), crossing H = 汛前控制水位 244.5 m about two "
+                "hours into the storm. An early warning on PL-01 is expected before H is crossed. "
+                "Rain-gauge alarms and dry-beach consequences during the storm are legitimate and not judged."
+            ),
+            "incidents": [
+                {
+                    "id": "PL-01-above-H",
+                    "site": "renhua-tsf-01",
+                    "sensors": ["PL-01"],
+                    "what": (
+                        "pond level reaches H 244.5 m (first reading at or above; noise 5 mm ≪ 20 mm "
+                        "per 5-min rise)"
+                    ),
+                    "starts": iso(storm),
+                    "happens": iso(h_at),
+                    "deadline": iso(h_at),
+                    "accept": [{"type": "early_warning"}],
+                    "notes": {"storm": f"{iso(storm)} for 3 h at 40 mm/h"},
+                }
+            ],
+            "quiet": [
+                {
+                    "from": iso(start),
+                    "to": iso(storm),
+                    "site": "renhua-tsf-01",
+                    "why": "two and a half days of ordinary weather with showers",
+                }
+            ],
+        },
+    )
+
+
+def gas_leak_2oo3(seed: int, registry: Registry) -> Built:
+    """A pump-seal leak growing over ~55 min, seen by three detectors of a 2oo3 group."""
+    start, end = T0_S, T0_S + 6 * HOUR_S
+    onset = start + 4 * HOUR_S
+    isolate = onset + 55 * MIN_S  # ESD valve closed by the operator after the alarms
+    rate_per_s = 0.8 / MIN_S  # %LEL/s at detector A (mean): a slowly opening seal
+    # detector: (gain relative to A, transport lag s); B downwind, C across the wind
+    geometry = {"GT-111": (1.0, 0.0), "GT-112": (0.7, 20.0), "GT-113": (0.45, 35.0)}
+    clear_tau_s, t90_tau_s = 90.0, 13.0  # outdoor dispersion after isolation; T90 = 30 s (GB 15322.1)
+    rec = simulate(registry, start, end, seed)
+    rng = np.random.default_rng([seed, 0x1EA4])
+    t_any = rec.series["GT-111"].t_s
+    shared = _ou(rng, t_any, 45.0, 0.25)  # wind meander common to the three heads (log-concentration)
+
+    def mean_at(sid: str, t: np.ndarray) -> np.ndarray:
+        gain, lag = geometry[sid]
+        s = t - lag
+        grow = rate_per_s * gain * (np.clip(s, onset, isolate) - onset)
+        return np.where(s > isolate, grow * np.exp(-(s - isolate) / clear_tau_s), grow)
+
+    for sid in geometry:
+        s = rec.series[sid]
+        own = _ou(rng, s.t_s, 45.0, 0.2)
+        meander = np.exp(np.interp(s.t_s, t_any, shared) + own - 0.5 * (0.25**2 + 0.2**2))
+        gas = _first_lag(s.t_s, mean_at(sid, s.t_s) * meander, t90_tau_s)
+        s.value = np.round(np.clip(s.value + gas, 0.0, 100.0), s.decimals)
+    a_h = onset + 25.0 / rate_per_s
+    gain_b, lag_b = geometry["GT-112"]
+    b_h = onset + lag_b + 25.0 / (rate_per_s * gain_b)
+    members = list(geometry)
+    return Built(
+        rec,
+        {
+            "title": "Slow gas leak at a pump seal, seen by a 2oo3 detector group",
+            "description": (
+                "Three catalytic detectors around methanol pump P-101 vote 2-out-of-3 (group P101-gas). "
+                "After "
+                "four quiet hours a seal starts to leak at 04:00 and opens slowly: the mean concentration at "
+                "detector A grows by 0.8 %LEL/min; B (downwind) sees 70 % of it 20 s later, C (across the "
+                "wind) "
+                "45 % after 35 s. Wind meander modulates each head (log-normal, 45 s correlation, shared and "
+                "own parts), detectors respond with T90 = 30 s (GB 15322.1) and read with ~1 %LEL noise "
+                "(simulator baseline). The pump is isolated at 04:55 and the gas clears in a few minutes. "
+                "A reaches H 25 %LEL (mean) at 04:31; B, making the 2oo3 vote physically true, at 04:45."
+            ),
+            "incidents": [
+                {
+                    "id": "P101-leak-first-detector",
+                    "site": "jianghai-tf-01",
+                    "sensors": [*members, "P101-gas"],
+                    "what": "mean concentration at detector A reaches H 25 %LEL",
+                    "starts": iso(onset),
+                    "happens": iso(a_h),
+                    "deadline": iso(a_h + 30.0),
+                    "accept": [{"type": "early_warning"}, {"type": "alarm", "level": ["H", "HH", "VOTE"]}],
+                    "notes": {
+                        "deadline_why": "GB 15322.1-2019: alarm response ≤ 30 s",
+                        "isolated": iso(isolate),
+                    },
+                },
+                {
+                    "id": "P101-leak-2oo3-vote",
+                    "site": "jianghai-tf-01",
+                    "sensors": ["P101-gas"],
+                    "what": "mean at the second detector (B) reaches H: the 2oo3 vote is physically met",
+                    "starts": iso(onset),
+                    "happens": iso(b_h),
+                    "deadline": iso(b_h + 3 * MIN_S),
+                    "accept": [{"type": "alarm", "level": ["VOTE"]}],
+                    "notes": {
+                        "deadline_why": "B's mean rises only 0.56 %LEL/min past H: wind lulls may hold the "
+                        "reading under 25 %LEL for a while after the mean crosses"
+                    },
+                },
+                {
+                    "id": "P101-leak-trend-warning",
+                    "required": False,
+                    "site": "jianghai-tf-01",
+                    "sensors": members,
+                    "what": "ideally the slow rise is warned (30-min forecast) before A reaches H",
+                    "starts": iso(onset),
+                    "happens": iso(a_h),
+                    "deadline": iso(a_h),
+                    "accept": [{"type": "early_warning"}],
+                },
+            ],
+            "quiet": [
+                {
+                    "from": iso(start),
+                    "to": iso(onset),
+                    "site": "jianghai-tf-01",
+                    "why": "four quiet hours: zero drift and noise only",
+                },
+                {
+                    "from": iso(isolate + 20 * MIN_S),
+                    "to": iso(end),
+                    "site": "jianghai-tf-01",
+                    "allow": [{"type": "return_to_normal"}],
+                    "why": "after the gas has cleared only returns to normal may appear",
+                },
+            ],
+        },
+    )
+
+
+SCENARIOS: dict[str, Callable[[int, Registry], Built]] = {
+    "gas_leak_2oo3": gas_leak_2oo3,
+    "tank_overfill": tank_overfill,
+    "stuck_gauge_fill": stuck_gauge_fill,
+    "spike": spike,
+    "gateway_outage": gateway_outage,
+    "lpg_daily_cycle": lpg_daily_cycle,
+    "tailings_creep": tailings_creep,
+    "pond_storm": pond_storm,
+}
+
+
+def build(name: str, seed: int = SEED) -> dict[str, bytes]:
+    """Return {file name: content} of one scenario folder's generated files."""
+    registry = load_registry(HERE / name / "registry.yaml")
+    built = SCENARIOS[name](seed, registry)
+    expected = {
+        "scenario": name,
+        **built.expected,
+        "registry": "registry.yaml",
+        "readings": "readings.csv",
+        "seed": seed,
+    }
+    header = (
+        f"# Generated by `python tests/scenarios/generate.py --seed {seed}`: do not edit by hand.\n"
+        "# Format: tests/scenarios/README.md. Times are local ISO 8601 with offset.\n"
+    )
+    text = header + yaml.safe_dump(expected, allow_unicode=True, sort_keys=False, width=110)
+    return {"readings.csv": built.recording.csv_bytes(), "expected.yaml": text.encode()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--only", nargs="*", choices=sorted(SCENARIOS), help="scenarios to (re)generate")
+    parser.add_argument("--out", type=Path, default=HERE, help="library root (default: this folder)")
+    parser.add_argument("--check", action="store_true", help="compare with the files on disk, write nothing")
+    args = parser.parse_args(argv)
+    status = 0
+    for name in args.only or SCENARIOS:
+        for fname, data in build(name, args.seed).items():
+            path = args.out / name / fname
+            if args.check:
+                same = path.exists() and path.read_bytes() == data
+                sys.stdout.write(f"{'ok  ' if same else 'DIFF'} {path}\n")
+                status |= not same
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+                sys.stdout.write(f"wrote {path} ({len(data) / 1e6:.2f} MB)\n")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
