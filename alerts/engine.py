@@ -8,6 +8,15 @@ become Python objects (ConditionChange), and there are few of those.
 Event time (decision 3): conditions are stamped with the reading's own time. A reading older
 than or equal to the sensor's latest one is a duplicate or out of order: it is stored by ingest
 but changes no engine state (counted in `late_or_duplicate`).
+
+Shortcuts (EngineConfig.shortcuts, on by default) skip work that cannot change a condition, so a
+tick of a large, mostly healthy fleet costs a few passes over its arrays: a batch with each sensor
+once in slot order is one round without a sort; a round of every sensor uses the state arrays
+whole; limits and delays are evaluated only for *hot* sensors (some raw, pending or active
+condition) and readings outside the sensor's quiet band; stuck checks only after frozen samples;
+votes only after a voter changed; the stale roll-up only once some sensor can be overdue. With
+shortcuts off every rule runs on every reading; tests/unit/test_engine.py holds the two to the
+same condition changes.
 """
 
 from __future__ import annotations

@@ -55,6 +55,10 @@ try:  # the forecast module is optional: without it the tick is the engine alone
     from alerts import forecast as _forecast
 except ImportError:
     _forecast = None
+try:  # the engine's real forecaster, when it exists
+    from alerts.early_warning import attach_early_warnings
+except ImportError:
+    attach_early_warnings = None
 
 T0 = 1_795_392_000_000  # 2026-11-23T16:00:00Z, on a whole minute
 INTERVAL_MS = 1_000  # generated sensors report every second
@@ -303,9 +307,50 @@ def _creep_rows(state, rows: np.ndarray):
     )
 
 
-def make_forecaster(index: SensorIndex) -> ForecastRound | None:
-    """The forecast step of the tick; None (engine alone) when alerts/forecast.py is absent."""
-    return None if _forecast is None else ForecastRound(index)
+class Timed:
+    """A forecaster with a stopwatch: forwards the engine's hooks, adds up the time spent in them."""
+
+    def __init__(self, forecaster):
+        self.inner = forecaster
+        self.spent_s = 0.0
+
+    def _timed(self, hook, *args) -> None:
+        a = time.perf_counter()
+        hook(*args)
+        self.spent_s += time.perf_counter() - a
+
+    def on_round(self, slot, t, x, changes) -> None:
+        self._timed(self.inner.on_round, slot, t, x, changes)
+
+    def on_batch_end(self, now_ms, changes) -> None:
+        self._timed(self.inner.on_batch_end, now_ms, changes)
+
+    def refresh(self, now_ms, changes) -> None:
+        self._timed(self.inner.refresh, now_ms, changes)
+
+    def restore_active(self, slot) -> None:
+        self.inner.restore_active(slot)
+
+
+FORECASTERS = ("early_warning", "trend", "none")
+
+
+def default_forecaster() -> str:
+    if attach_early_warnings is not None:
+        return "early_warning"
+    return "none" if _forecast is None else "trend"
+
+
+def attach_forecaster(engine: AlarmEngine, kind: str) -> None:
+    """The forecast step of the tick.
+
+    early_warning: alerts/early_warning.py as the service attaches it; trend: ForecastRound (trend
+    update per round, forecast per batch); none: the engine alone.
+    """
+    if kind == "early_warning":
+        engine.attach_forecaster(Timed(attach_early_warnings(engine)))
+    elif kind == "trend":
+        engine.attach_forecaster(ForecastRound(engine.index))
 
 
 # ---- timing
@@ -315,10 +360,10 @@ def change_key(c) -> tuple:
     return (c.site, c.scope, c.source, c.kind.name, c.active, c.time_ms, c.level)
 
 
-def run_engine(index: SensorIndex, warmup: int, ticks: int, profile: bool) -> dict:
+def run_engine(index: SensorIndex, warmup: int, ticks: int, profile: bool, forecaster: str) -> dict:
     t0 = time.perf_counter()
     engine = AlarmEngine(index, start_ms=T0)
-    engine.forecaster = make_forecaster(index)
+    attach_forecaster(engine, forecaster)
     log(f"engine for {len(index):,} sensors built in {time.perf_counter() - t0:.1f} s")
     work = Workload(index)
     proc_ms, adv_ms, fc_ms, keys = [], [], [], []
@@ -364,9 +409,10 @@ def run_engine(index: SensorIndex, warmup: int, ticks: int, profile: bool) -> di
     return out
 
 
-def run_baseline(index: SensorIndex, warmup: int, ticks: int, trend: bool) -> dict:
+def run_baseline(index: SensorIndex, warmup: int, ticks: int, forecaster: str) -> dict:
     t0 = time.perf_counter()
-    fleet = PlainFleet(index.sensors, start_ms=T0, trend=trend)
+    trend = forecaster != "none"
+    fleet = PlainFleet(index.sensors, start_ms=T0, trend=trend, cadence=forecaster == "early_warning")
     log(f"baseline for {len(index):,} sensors built in {time.perf_counter() - t0:.1f} s")
     work = Workload(index)
     tick_ms, keys = [], []
@@ -386,12 +432,19 @@ def run_baseline(index: SensorIndex, warmup: int, ticks: int, trend: bool) -> di
     return out
 
 
-def compare(engine_keys: list[Counter], baseline_keys: list[Counter]) -> bool:
-    """The engine and the baseline must raise the same condition changes on the same readings."""
+def compare(engine_keys: list[Counter], baseline_keys: list[Counter], early_warnings: bool = True) -> bool:
+    """The engine and the baseline must raise the same condition changes on the same readings.
+
+    early_warnings=False leaves EARLY_WARNING changes out (the baseline does not reproduce
+    alerts/early_warning.py's warning rules, only its work).
+    """
     n = min(len(engine_keys), len(baseline_keys))
     e, b = sum(engine_keys[:n], Counter()), sum(baseline_keys[:n], Counter())
+    if not early_warnings:
+        e, b = (Counter({k: v for k, v in c.items() if k[3] != "EARLY_WARNING"}) for c in (e, b))
+    what = "condition changes" if early_warnings else "condition changes (early warnings not compared)"
     if e == b:
-        log(f"baseline agrees with the engine: {sum(e.values())} condition changes over {n} ticks")
+        log(f"baseline agrees with the engine: {sum(e.values())} {what} over {n} ticks")
         return True
     log(
         f"MISMATCH over {n} ticks: engine {sum(e.values())}, baseline {sum(b.values())} changes; "
@@ -418,7 +471,7 @@ def _replay_loop(engine: AlarmEngine, batch: ReadingBatch, on_changes, chunk_ms:
     return len(batch)
 
 
-def run_replay(n_sensors: int, samples: int) -> dict:
+def run_replay(n_sensors: int, samples: int, forecaster: str, baseline_readings: int) -> dict:
     try:
         from alerts.replay import replay
     except ImportError:
@@ -429,7 +482,7 @@ def run_replay(n_sensors: int, samples: int) -> dict:
     whole = ReadingBatch.concat(parts)
     batch = whole.take(np.argsort(whole.ts_ms, kind="stable"))  # as load_readings_csv returns it
     engine = AlarmEngine(index, EngineConfig(stale_if_never_heard=False), start_ms=T0)
-    engine.forecaster = make_forecaster(index)
+    attach_forecaster(engine, forecaster)
     seen = []
     a = time.perf_counter()
     n = replay(engine, batch, lambda changes, now: seen.append(len(changes)))
@@ -439,7 +492,36 @@ def run_replay(n_sensors: int, samples: int) -> dict:
         f"replay: {n:,} readings ({n_sensors:,} sensors x {samples} samples, 60 s chunks) in "
         f"{elapsed:.2f} s = {rate:,.0f} readings/s; {sum(seen)} condition changes"
     )
-    return {"readings_per_s": rate, "readings": n}
+    out = {"readings_per_s": rate, "readings": n}
+    if baseline_readings > 0:  # the plain fleet through the same loop, on the first readings
+        part = batch.take(slice(0, min(baseline_readings, len(batch))))
+        fleet = PlainFleet(
+            index.sensors,
+            start_ms=T0,
+            trend=forecaster != "none",
+            cadence=forecaster == "early_warning",
+            stale_if_never_heard=False,
+        )
+        a = time.perf_counter()
+        _replay_loop(_PlainEngine(fleet), part, lambda changes, now: None)
+        base_rate = len(part) / (time.perf_counter() - a)
+        log(f"baseline replay: {len(part):,} readings at {base_rate:,.0f} readings/s")
+        out["baseline_readings_per_s"] = base_rate
+    return out
+
+
+class _PlainEngine:
+    """A PlainFleet behind the engine's process/advance, for the replay loop."""
+
+    def __init__(self, fleet: PlainFleet):
+        self.fleet = fleet
+
+    def process(self, batch: ReadingBatch) -> list:
+        columns = (batch.slot, batch.ts_ms, batch.value, batch.quality)
+        return self.fleet.process(zip(*(c.tolist() for c in columns), strict=True))
+
+    def advance(self, now_ms: int) -> list:
+        return self.fleet.advance(now_ms)
 
 
 # ---- main
@@ -454,12 +536,23 @@ def main() -> int:
     )
     parser.add_argument("--replay-sensors", type=int, default=2_000)
     parser.add_argument("--replay-samples", type=int, default=500)
+    parser.add_argument(
+        "--baseline-replay-readings", type=int, default=100_000, help="replay readings for the baseline rate"
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile 5 extra engine ticks per size")
+    parser.add_argument(
+        "--forecaster",
+        choices=FORECASTERS,
+        default=default_forecaster(),
+        help="the forecast step of the tick: alerts/early_warning.py (default when present), the "
+        "bench's ForecastRound on alerts/forecast.py, or none",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     sizes = [int(s) for s in args.sizes.split(",")]
-    forecast = _forecast is not None
-    log(f"forecast in the tick: {'yes' if forecast else 'no (alerts/forecast.py absent: engine alone)'}")
+    forecaster = args.forecaster
+    forecast = forecaster != "none"
+    log(f"forecast in the tick: {forecaster}")
 
     figures: dict[str, object] = {}
     ratios: dict[int, float] = {}
@@ -468,7 +561,7 @@ def main() -> int:
     for n in sizes:
         index = build_index(n)
         ticks = 100 if n <= 10_000 else 30 if n <= 100_000 else 8
-        eng = run_engine(index, args.warmup, ticks, args.profile)
+        eng = run_engine(index, args.warmup, ticks, args.profile, forecaster)
         figures[f"tick_ms_{n}"] = round(eng["tick_ms"], 2)
         figures[f"process_ms_{n}"] = round(eng["process_ms"], 2)
         figures[f"advance_ms_{n}"] = round(eng["advance_ms"], 2)
@@ -477,18 +570,22 @@ def main() -> int:
         b_ticks = 10 if n <= 10_000 else 5
         estimate = (baseline_ms_per_sensor or 0.0) * n * (args.warmup + b_ticks)
         if estimate / 1e3 <= args.baseline_budget_s:
-            base = run_baseline(index, args.warmup, b_ticks, trend=forecast)
+            base = run_baseline(index, args.warmup, b_ticks, forecaster)
             baseline_ms_per_sensor = base["tick_ms"] / n
             figures[f"baseline_tick_ms_{n}"] = round(base["tick_ms"], 1)
             ratios[n] = base["tick_ms"] / eng["tick_ms"]
-            agrees[n] = compare(eng["keys"], base["keys"])
+            agrees[n] = compare(eng["keys"], base["keys"], early_warnings=forecaster != "early_warning")
         else:
             log(f"baseline skipped at {n:,} sensors (about {estimate / 1e3:.0f} s)")
+            # per-sensor cost of the largest baseline run, scaled: the ratio is an estimate
+            est = baseline_ms_per_sensor * n
+            figures[f"baseline_tick_ms_est_{n}"] = round(est, 1)
+            figures[f"ratio_est_{n}"] = round(est / eng["tick_ms"], 1)
         del index, eng
         gc.collect()
         log(f"peak RSS so far {peak_rss_mb():,.0f} MB")
 
-    replay = run_replay(args.replay_sensors, args.replay_samples)
+    replay = run_replay(args.replay_sensors, args.replay_samples, forecaster, args.baseline_replay_readings)
     if ratios:
         ratio_n = max(ratios)
         figures["ratio"] = round(ratios[ratio_n], 1)
@@ -497,7 +594,10 @@ def main() -> int:
             figures[f"ratio_{n}"] = round(r, 1)
         figures["baseline_agrees"] = all(agrees.values())
     figures["replay_readings_per_s"] = round(replay["readings_per_s"])
-    figures["forecast_in_tick"] = forecast
+    if "baseline_readings_per_s" in replay:
+        figures["baseline_replay_readings_per_s"] = round(replay["baseline_readings_per_s"])
+        figures["replay_ratio"] = round(replay["readings_per_s"] / replay["baseline_readings_per_s"], 1)
+    figures["forecast_in_tick"] = forecaster
     figures["targets_met"] = {
         k: k in figures and bool(figures[k] <= v if k.startswith("tick") else figures[k] >= v)
         for k, v in TARGETS.items()

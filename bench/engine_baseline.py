@@ -12,6 +12,12 @@ module's arithmetic one sensor at a time: the exponentially weighted least-squar
 its ten sums, the projection to the next limit in the direction of travel with its band, and for
 displacement the inverse-velocity (Fukuzono) failure time. The daily-cycle model of the module
 (temperature and pressure kinds) is not reproduced: no forecast sensor of a generated fleet has it.
+
+With `cadence=True` the forecasts do the work alerts/early_warning.py does: one trend per channel of
+the sensor's kind (pond level watches two timescales), samples of a faulty instrument skipped, and
+each sensor judged on its own time once per `eval_every_s` instead of every batch. Its warning
+rules (hysteresis, regrading) are not reproduced: the bench then compares only the engine's own
+conditions, and the forecast part is there for its cost.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ try:
     from alerts import forecast as _fc
 except ImportError:  # no forecast module yet: no early warnings
     _fc = None
+try:
+    from alerts.early_warning import EarlyWarningConfig
+except ImportError:
+    EarlyWarningConfig = None
 
 K = ConditionKind
 # plain ints on the hot path (an IntEnum member lookup costs ~0.2 µs in CPython 3.11)
@@ -155,10 +165,28 @@ def band_roots(b: float, dist: float, se: float, sigma0: float, z: float) -> tup
 class Forecast:
     """Trend, next-limit crossing and (displacement) inverse-velocity failure time of one sensor."""
 
-    def __init__(self, sensor: Sensor):
+    def __init__(self, sensor: Sensor, cadence: bool = False):
         k = sensor.kind
-        self.trend = Trend(_fc.TREND_WINDOW_S.get(k, _fc.DEFAULT_TREND_WINDOW_S))
-        self.horizon_s = _fc.HORIZON_S.get(k, _fc.DEFAULT_HORIZON_S)
+        channels = (
+            (
+                _fc.TREND_WINDOW_S.get(k, _fc.DEFAULT_TREND_WINDOW_S),
+                _fc.HORIZON_S.get(k, _fc.DEFAULT_HORIZON_S),
+            ),
+        )
+        self.eval_every_s = 0.0  # judged every batch
+        self.next_eval_s = -math.inf
+        if cadence:
+            cfg = EarlyWarningConfig()
+            channels = cfg.channels.get(k) or (
+                (
+                    cfg.windows_s.get(k, _fc.DEFAULT_TREND_WINDOW_S),
+                    cfg.horizons_s.get(k, _fc.DEFAULT_HORIZON_S),
+                ),
+            )
+            tau = min(c[0] for c in channels)
+            self.eval_every_s = min(cfg.max_eval_every_s, tau * cfg.eval_every_tau_frac)
+        self.channels = [(Trend(tau), horizon) for tau, horizon in channels]
+        self.trend, self.horizon_s = self.channels[0]
         lim = sensor.limits
         self.upper = [(v, kind) for v, kind in ((lim.h, K.H), (lim.hh, K.HH)) if v is not None]
         self.lower = [(v, kind) for v, kind in ((lim.l, K.L), (lim.ll, K.LL)) if v is not None]
@@ -174,7 +202,8 @@ class Forecast:
             self.fail_warn = False
 
     def update(self, t: float, x: float) -> None:
-        self.trend.update(t, x)
+        for trend, _ in self.channels:
+            trend.update(t, x)
         if self.creep:
             self.velocity.update(t, x)
             st = self.velocity.stats()
@@ -189,9 +218,25 @@ class Forecast:
                 self.t_fed = t
 
     def crossing(self, now: float) -> bool:
-        """Whether an early warning stands: a significant trend whose late band crosses within the horizon."""
+        """Whether an early warning stands on any channel; eta: the earliest warned, else channel 0's."""
+        warned = False
+        eta = math.inf
+        for c, (trend, horizon) in enumerate(self.channels):
+            if self._crossing(trend, horizon, now):
+                eta = self.eta if not warned else min(eta, self.eta)
+                warned = True
+            elif c == 0:
+                eta = self.eta
+        self.eta = eta
+        self.trend, self.horizon_s = self.channels[0]
+        return warned
+
+    def _crossing(self, trend: Trend, horizon_s: float, now: float) -> bool:
+        """A significant trend whose late band crosses within the horizon (sets self.eta)."""
+        self.trend, self.horizon_s = trend, horizon_s
         st = self.trend.stats()
         if st is None:
+            self.eta = math.inf
             return False
         slope, intercept, resid_sd, n_eff, se, t_mean, level_mean, span, _ = st
         rising = slope > 0
@@ -237,7 +282,9 @@ class Forecast:
 class PlainSensor:
     """One sensor: its configuration and all of its alarm state, updated one reading at a time."""
 
-    def __init__(self, sensor: Sensor, stale_after_ms: int, start_ms: int, trend: bool):
+    def __init__(
+        self, sensor: Sensor, stale_after_ms: int, start_ms: int, trend: bool, cadence: bool = False
+    ):
         self.sensor = sensor
         lim = sensor.limits
         self.limits = (lim.ll, lim.l, lim.h, lim.hh)
@@ -272,7 +319,7 @@ class PlainSensor:
         self.spike_x = math.nan
         self.spike_t = -1
         self.stale = False  # scratch for the stale check
-        self.forecast = Forecast(sensor) if trend and sensor.forecast and _fc is not None else None
+        self.forecast = Forecast(sensor, cadence) if trend and sensor.forecast and _fc is not None else None
 
     # ---- one reading
 
@@ -382,8 +429,13 @@ class PlainSensor:
         if self.active[STALE]:  # fresh data ends staleness
             self.active[STALE] = False
             out.append(self._change(STALE, False, t_ms))
-        if self.forecast is not None:
-            self.forecast.update(t_ms / 1000.0, x)
+        f = self.forecast
+        if f is not None and not (f.eval_every_s and self.fault):  # cadence: a faulty instrument has no trend
+            t_s = t_ms / 1000.0
+            f.update(t_s, x)
+            if f.eval_every_s and t_s >= f.next_eval_s and x == x:  # judged on its own time
+                f.next_eval_s = t_s + f.eval_every_s
+                self.judge_forecast(t_ms, out)
         return 1
 
     def settle(self, t_ms: int, x: float, out: list[ConditionChange]) -> None:
@@ -401,6 +453,20 @@ class PlainSensor:
                 out.append(self._change(kind, r, t_ms, x))
             else:
                 pending[c] = since
+
+    def judge_forecast(self, now_ms: int, out: list[ConditionChange]) -> None:
+        """Early warnings that start or end at now_ms."""
+        f = self.forecast
+        now_s = now_ms / 1000.0
+        warn = f.crossing(now_s)
+        if warn != f.warn:
+            f.warn = warn
+            out.append(self.early_warning(warn, now_ms, "EARLY_WARNING", f.eta))
+        if f.creep:
+            warn = f.failure(now_s)
+            if warn != f.fail_warn:
+                f.fail_warn = warn
+                out.append(self.early_warning(warn, now_ms, "FAILURE_TIME", math.inf))
 
     def has_pending(self) -> bool:
         return max(self.pending) >= 0
@@ -509,6 +575,7 @@ class PlainFleet:
         sensors: Sequence[Sensor],
         start_ms: int = 0,
         trend: bool = True,
+        cadence: bool = False,
         stale_intervals: float = 3.0,
         stale_min_s: float = 30.0,
         stale_if_never_heard: bool = True,
@@ -520,7 +587,7 @@ class PlainFleet:
         members: dict[tuple[str, str], list[PlainSensor]] = {}
         for s in sensors:
             stale_ms = int(1000 * (s.stale_after_s or max(stale_intervals * s.interval_s, stale_min_s)))
-            p = PlainSensor(s, stale_ms, start_ms, trend)
+            p = PlainSensor(s, stale_ms, start_ms, trend, cadence)
             if s.device:
                 p.device = devices.setdefault((s.site, s.device), PlainDevice(s.site, s.device))
                 p.device.members.append(p)
@@ -528,7 +595,7 @@ class PlainFleet:
                 members.setdefault((s.site, s.group), []).append(p)
             self.sensors.append(p)
         self.devices = list(devices.values())
-        self.forecasting = [p for p in self.sensors if p.forecast is not None]
+        self.forecasting = [] if cadence else [p for p in self.sensors if p.forecast is not None]
         self.groups = []
         for (site, name), ms in sorted(members.items()):
             g = PlainGroup(site, name, ms, (groups_k or {}).get(name, len(ms) // 2 + 1))
@@ -552,18 +619,8 @@ class PlainFleet:
         if newest >= 0:
             for g in self.groups:
                 g.vote(newest, out)
-            now_s = newest / 1000.0
             for s in self.forecasting:
-                f = s.forecast
-                warn = f.crossing(now_s)
-                if warn != f.warn:
-                    f.warn = warn
-                    out.append(s.early_warning(warn, newest, "EARLY_WARNING", f.eta))
-                if f.creep:
-                    warn = f.failure(now_s)
-                    if warn != f.fail_warn:
-                        f.fail_warn = warn
-                        out.append(s.early_warning(warn, newest, "FAILURE_TIME", math.inf))
+                s.judge_forecast(newest, out)
         out.sort(key=lambda c: c.time_ms)
         return out
 
