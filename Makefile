@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit integration lint format bench bench-ingest bench-engine deps venv clean
+.PHONY: run test unit integration lint format bench bench-ingest bench-engine scenarios deps venv clean
 
 deps:            ## Debian packages: Mosquitto and InfluxDB (only when missing)
 	bash scripts/install-system-deps.sh
@@ -40,6 +40,9 @@ bench-ingest: deps venv  ## simulator -> Mosquitto -> hazmon -> InfluxDB vs a on
 
 bench-engine: venv  ## alarm-engine tick at 10k/100k/1M sensors and backtest replay, vs plain per-sensor Python
 	$(PY) bench/engine.py
+
+scenarios: venv  ## the scenario library through `hazmon backtest`: lead time of every incident
+	$(PY) tests/scenarios/report.py
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
