@@ -282,19 +282,20 @@ class AlarmEngine:
             stale &= heard
             device_of = np.where(heard, device_of, -1)  # judge a device by the sensors it has sent
         overdue_at = ref + self.stale_after_ms  # the event time at which each sensor became stale
-        device_stale, sensor_stale = kernels.device_rollup(stale, device_of, len(self.devices))
+        device_stale, sensor_stale, silent_at = kernels.device_rollup(
+            now_ms, ref, self.stale_after_ms, device_of, len(self.devices)
+        )
+        sensor_stale &= stale  # sensors never heard are not judged in a backtest
         flipped = np.flatnonzero(device_stale != self.device_active)
         if len(flipped):
-            # a device goes silent when its last sensor does, and is back with its first reading
+            # a device is back with its first reading
             has = device_of >= 0
-            last_silent = np.full(len(self.devices), -1, dtype=np.int64)
-            np.maximum.at(last_silent, device_of[has], overdue_at[has])
             first_back = np.full(len(self.devices), np.iinfo(np.int64).max, dtype=np.int64)
             np.minimum.at(first_back, device_of[has], np.where(stale[has], first_back.max(), ref[has]))
             for d in flipped.tolist():
                 site, device = self.devices[d]
                 on = bool(device_stale[d])
-                when = int(last_silent[d]) if on else min(int(first_back[d]), now_ms)
+                when = int(silent_at[d]) if on else min(int(first_back[d]), now_ms)
                 changes.append(
                     ConditionChange(
                         site,
@@ -445,7 +446,9 @@ class AlarmEngine:
                     np.abs(rate[cand]) * frozen_ms,
                     np.nan_to_num(new_mad[cand]),
                     n_changes[cand] >= 10,
-                    self.may_flatline[slot[cand]],
+                    # a value pinned at the range floor is clamped (a gas detector's zero suppression
+                    # in clean air, an empty tank), not frozen: the out-of-range check owns the ends
+                    self.may_flatline[slot[cand]] | (x[cand] <= self.lo[slot[cand]]),
                 )
                 if verdict.any():
                     stuck = np.zeros(len(slot), dtype=bool)

@@ -128,30 +128,52 @@ def stale_sensors(now_ms: int, last_t_ms: np.ndarray, stale_after_ms: np.ndarray
     return (now_ms - last_t_ms) > stale_after_ms
 
 
-def device_rollup(stale: np.ndarray, device_of: np.ndarray, n_devices: int) -> tuple[np.ndarray, np.ndarray]:
+def device_rollup(
+    now_ms: int, ref_ms: np.ndarray, stale_after_ms: np.ndarray, device_of: np.ndarray, n_devices: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fold sensor staleness into device staleness, so one silent gateway is one incident.
+
+    A device is silent when none of its sensors has spoken for longer than the shortest stale time
+    among the sensors that were still alive when it last spoke (a sensor dead long before does not
+    set the pace). A stale sensor is reported on its own only when its device has spoken since the
+    sensor went overdue; sensors that fell silent together with their device are held for the
+    device's verdict instead of being reported one by one.
 
     Parameters
     ----------
-    stale : (n,) bool
+    now_ms : int
+    ref_ms : (n,) int64
+        Last sample time per sensor (or the time judging began, for sensors never heard).
+    stale_after_ms : (n,) int64
     device_of : (n,) int64
-        Device index of each sensor, -1 for sensors without a device.
+        Device index of each sensor, -1 for sensors without a device (or not judged).
     n_devices : int
 
     Returns
     -------
     device_stale : (n_devices,) bool
-        Every sensor of the device is stale.
     sensor_stale : (n,) bool
-        Stale sensors that are NOT covered by a silent device (reported one by one).
+        Stale sensors reported one by one.
+    device_silent_at : (n_devices,) int64
+        Event time at which each device became (or will become) silent; int64 min for no members.
     """
+    overdue_at = ref_ms + stale_after_ms
+    stale = now_ms > overdue_at
     has = device_of >= 0
-    members = np.bincount(device_of[has], minlength=n_devices)
-    silent = np.bincount(device_of[has], weights=stale[has], minlength=n_devices)
-    device_stale = (members > 0) & (silent == members)
-    covered = np.zeros_like(stale)
-    covered[has] = device_stale[device_of[has]]
-    return device_stale, stale & ~covered
+    dev = device_of[has]
+    lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+    last = np.full(n_devices, lo, dtype=np.int64)
+    np.maximum.at(last, dev, ref_ms[has])
+    after_h = stale_after_ms[has]
+    alive = ref_ms[has] >= last[dev] - after_h
+    pace = np.full(n_devices, hi, dtype=np.int64)
+    np.minimum.at(pace, dev[alive], after_h[alive])
+    members = np.bincount(dev, minlength=n_devices) > 0
+    silent_at = np.where(members, last + np.where(members, pace, 0), lo)
+    device_stale = members & (now_ms > silent_at)
+    alone = ~has
+    alone[has] = ~device_stale[dev] & (last[dev] >= overdue_at[has])
+    return device_stale, stale & alone, silent_at
 
 
 # ---- instrument faults
