@@ -17,8 +17,16 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from alerts.engine import AlarmEngine
 from alerts.journal import AlarmBook, AlarmJournal
-from alerts.lifecycle import AlarmState
-from alerts.metrics import DAY_MS, EemuaReport, eemua_report
+from alerts.lifecycle import AlarmRaised, AlarmState
+from alerts.metrics import (
+    DAY_MS,
+    EemuaReport,
+    FloodDetector,
+    FloodEnded,
+    FloodEvent,
+    FloodStarted,
+    eemua_report,
+)
 from alerts.mqtt_out import PahoEventTransport
 from alerts.outbox import EventOutbox, OutboxRunner
 from alerts.pipeline import ADVANCE, EXPIRE_SHELVES, REFRESH_FORECASTS, AlarmPipeline
@@ -30,6 +38,7 @@ ADVANCE_EVERY_S = 1.0
 EXPIRE_SHELVES_EVERY_S = 10.0
 REFRESH_FORECASTS_EVERY_S = 60.0
 EEMUA_EVERY_S = 60.0
+FLOOD_CHECK_EVERY_S = 10.0  # a flood ends on the clock even when no alarm comes
 METRIC_TYPES = ("AlarmRaised", "AlarmReturnedToNormal", "AlarmSuppressed")  # what eemua_report reads
 
 
@@ -54,6 +63,10 @@ class AlarmService:
             timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 5}
         )
     )
+    floods: FloodDetector = field(default_factory=FloodDetector)  # live, per site (the site's console)
+    _flood_since: dict[str, int] = field(default_factory=dict)  # site -> flood start (event time, ms)
+    _floods_total: int = 0
+    _flood_lock: threading.Lock = field(default_factory=threading.Lock)
     _eemua: EemuaReport | None = None
     _eemua_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -74,6 +87,7 @@ class AlarmService:
         for name, every_s in jobs:
             self.scheduler.add_job(self.pipeline.post, "interval", seconds=every_s, args=[name], id=name)
         self.scheduler.add_job(self.refresh_eemua, "interval", seconds=EEMUA_EVERY_S, id="eemua")
+        self.scheduler.add_job(self.check_floods, "interval", seconds=FLOOD_CHECK_EVERY_S, id="floods")
         self.scheduler.start()
         logger.info(
             "alarm pipeline started: %d alarm points loaded, %d active; events on MQTT: %s",
@@ -96,8 +110,39 @@ class AlarmService:
 
     def on_events(self, events) -> None:
         self.stats.count_events(events)
+        raises = [(ev.key[0], ev.time_ms) for ev in events if isinstance(ev, AlarmRaised)]
+        if raises:
+            with self._flood_lock:
+                for site, t in raises:
+                    self._on_flood(self.floods.add(site, t))
         if self.outbox_runner is not None:
             self.outbox_runner.wake()
+
+    # ---- alarm floods (EEMUA 191: more than 10 alarms in 10 minutes on one console)
+
+    def check_floods(self, now_ms: int | None = None) -> None:
+        with self._flood_lock:
+            self._on_flood(self.floods.advance(_now_ms() if now_ms is None else now_ms))
+
+    def _on_flood(self, changes: list[FloodEvent]) -> None:
+        for f in changes:
+            site = str(f.console)
+            if isinstance(f, FloodStarted):
+                self._flood_since[site] = f.time_ms
+                self._floods_total += 1
+                logger.warning("alarm flood on %s: %d alarms within 10 minutes", site, f.count)
+            elif isinstance(f, FloodEnded):
+                self._flood_since.pop(site, None)
+                logger.warning(
+                    "alarm flood on %s ended after %.0f min", site, (f.time_ms - f.started_ms) / 60e3
+                )
+
+    def current_floods(self) -> list[tuple[str, int, int]]:
+        """Sites in flood now: (site, since ms, raises in the last 10 minutes)."""
+        with self._flood_lock:
+            return [
+                (site, since, self.floods.count(site)) for site, since in sorted(self._flood_since.items())
+            ]
 
     # ---- reports
 
@@ -131,6 +176,7 @@ class AlarmService:
                 self.book.current(states={AlarmState.UNACK, AlarmState.ACK, AlarmState.RTN_UNACK})
             ),
             "events_mqtt": self.outbox is not None,
+            "sites_in_flood": len(self._flood_since),
         }
         if self.outbox is not None and self.transport is not None:
             out |= {
@@ -149,6 +195,10 @@ class AlarmService:
         gauges: dict[str, tuple[str, float]] = {
             "hazmon_alarm_queue_readings": ("Readings waiting for the alarm engine", q.depth),
             "hazmon_alarm_pipeline_up": ("1 while the alarm engine thread runs", int(self.pipeline.alive)),
+            "hazmon_alarm_sites_in_flood": (
+                "Sites with more than 10 alarms in 10 minutes",
+                len(self._flood_since),
+            ),
         }
         counters: dict[str, tuple[str, int]] = {
             "hazmon_alarm_queue_waits_total": ("Batches that waited for room in the alarm queue", q.waits),
@@ -156,6 +206,7 @@ class AlarmService:
                 "Readings dropped by a full alarm queue",
                 q.dropped_readings,
             ),
+            "hazmon_alarm_floods_total": ("Alarm floods started (per site)", self._floods_total),
         }
         if self.outbox is not None:
             o = self.outbox

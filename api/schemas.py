@@ -169,3 +169,16 @@ class AlarmMetricsPublic(BaseModel):
             chattering=r.chattering,
             priorities=r.priorities,
         )
+
+
+class FloodPublic(BaseModel):
+    """A site (its console) in alarm flood: more than 10 alarms raised within 10 minutes."""
+
+    site: str
+    since: str  # local ISO 8601 with offset
+    alarms_10min: int
+
+
+class FloodsPublic(BaseModel):
+    data: list[FloodPublic]
+    count: int

@@ -10,13 +10,15 @@ from fastapi import APIRouter, Path, Query
 
 from alerts.conditions import Priority
 from alerts.journal import normalize_alarm_ref
-from alerts.lifecycle import DEFAULT_TZ, AlarmState, UnknownAlarm
+from alerts.lifecycle import DEFAULT_TZ, AlarmState, UnknownAlarm, local_iso
 from api.deps import ServiceDep
 from api.schemas import (
     AckRequest,
     AlarmMetricsPublic,
     AlarmPublic,
     AlarmsPublic,
+    FloodPublic,
+    FloodsPublic,
     HistoryEntryPublic,
     HistoryPublic,
     PriorityName,
@@ -99,3 +101,13 @@ def alarm_metrics(
 ) -> AlarmMetricsPublic:
     """Retrieve EEMUA 191 alarm-system figures (rates, floods, bad actors, standing, priorities)."""
     return AlarmMetricsPublic.from_report(service.alarms.eemua(hours))
+
+
+@router.get("/alarm-floods", response_model=FloodsPublic)
+def alarm_floods(service: ServiceDep) -> FloodsPublic:
+    """Sites in alarm flood now (more than 10 alarms raised in 10 minutes, EEMUA 191)."""
+    data = [
+        FloodPublic(site=site, since=local_iso(since, _tz(service, site)), alarms_10min=count)
+        for site, since, count in service.alarms.current_floods()
+    ]
+    return FloodsPublic(data=data, count=len(data))

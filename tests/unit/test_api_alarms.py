@@ -143,3 +143,31 @@ def test_alarm_metrics_report_the_raises(client):
     # the fixture's raises are in 2026-11; ask for a window that holds them, ending now
     m = client.get("/api/v1/alarm-metrics", params={"hours": 24 * 31}).json()
     assert set(m) >= {"raises", "average_per_10min", "flood_share", "bad_actors", "priorities", "standing"}
+
+
+def test_more_than_ten_alarms_in_ten_minutes_put_a_site_in_flood_until_the_window_empties(tmp_path):
+    registry = make_registry()
+    journal = AlarmJournal(tmp_path / "alarms.sqlite")
+    holder: list[AlarmService] = []
+    book = AlarmBook(journal, on_events=lambda evs: holder[0].on_events(evs))
+    engine = AlarmEngine(SensorIndex.build(registry), start_ms=T0)
+    stats = AlarmStats()
+    holder.append(AlarmService(journal, book, engine, AlarmPipeline(engine, book, WorkQueue(), stats), stats))
+    kinds = (ConditionKind.H, ConditionKind.HH, ConditionKind.ROC)
+    raises = [
+        change("site-0", f"S{i}", kind, True, T0 + 30_000 * (3 * i + j))
+        for i in range(4)
+        for j, kind in enumerate(kinds)
+    ]  # 12 raises in 5.5 minutes on site-0
+    with TestClient(create_app(lambda: StubService(registry, holder[0]))) as c:
+        book.on_changes(raises[:10], T0 + 600_000)
+        assert c.get("/api/v1/alarm-floods").json() == {"data": [], "count": 0}  # 10 is not a flood
+        book.on_changes(raises[10:], T0 + 600_000)
+        floods = c.get("/api/v1/alarm-floods").json()
+        assert floods["count"] == 1
+        assert floods["data"][0]["site"] == "site-0" and floods["data"][0]["alarms_10min"] == 12
+        assert floods["data"][0]["since"].endswith("+08:00")
+        assert "hazmon_alarm_sites_in_flood 1" in holder[0].render_prometheus()
+        holder[0].check_floods(T0 + 30_000 * 11 + 600_000)  # ten minutes after the last raise
+        assert c.get("/api/v1/alarm-floods").json()["count"] == 0
+    journal.close()
