@@ -484,7 +484,7 @@ class AlarmEngine:
             fault = np.where(bad_q, 4, np.where(oor, 1, 0 if stuck is None else np.where(stuck, 2, 0)))
             self._set_fault(slot, fault.astype(np.int8), held, t, x, changes, full)
         if self._fault_restored:
-            self._unrestore_faults(slot, live, full)
+            self._unrestore_faults(slot, live, full, t, x, changes)
 
         # -- process conditions (evaluated even while faulted; the lifecycle suppresses them)
         roc_rows = roc = None
@@ -628,12 +628,23 @@ class AlarmEngine:
         if not self.config.shortcuts:
             self._n_faulty = int(np.count_nonzero(self.fault_code))
 
-    def _unrestore_faults(self, slot, live, full) -> None:
-        """FAULT restored from the journal holds until the sensor's next reading (then fault_code rules)."""
+    def _unrestore_faults(self, slot, live, full, t, x, changes) -> None:
+        """FAULT restored from the journal holds until the sensor's next reading; a healthy one ends it.
+
+        The journal's fault alarm is only cleared by a change, so a sensor that recovered while the
+        service was down gets an explicit FAULT-inactive change with that reading.
+        """
         for s_ in list(self._fault_restored):
-            r = s_ if full else int(np.searchsorted(slot, s_))
-            if r < len(slot) and slot[r] == s_ and (live is None or live[r]):
-                self.active[s_, K.FAULT] = self.fault_code[s_] > 0
+            if full:
+                r = s_
+            else:  # rounds are in slot order or in time order: look it up (few restored faults)
+                hit = np.flatnonzero(slot == s_)
+                r = int(hit[0]) if len(hit) else len(slot)
+            if r < len(slot) and (live is None or live[r]):
+                faulty = bool(self.fault_code[s_] > 0)
+                self.active[s_, K.FAULT] = faulty
+                if not faulty:
+                    changes.append(self._change(s_, K.FAULT, False, int(t[r]), value=float(x[r])))
                 self._fault_restored.discard(s_)
 
     def _votes(self, now_ms: int, changes) -> None:
@@ -696,7 +707,8 @@ class AlarmEngine:
             level, limit, prio = "ROC", float(self.roc_limit[slot]), Priority.HIGH
             msg = f"{s.name}变化速率超限 (> {limit:g} {s.unit}/min)" if on else f"{s.name}变化速率恢复正常"
         elif kind == K.FAULT:
-            level, prio = FAULT_NAMES[fault], Priority.HIGH if s.kind in CRITICAL_KINDS else Priority.MEDIUM
+            level = FAULT_NAMES.get(fault, "fault")  # 0: a restored fault whose kind the engine never saw
+            prio = Priority.HIGH if s.kind in CRITICAL_KINDS else Priority.MEDIUM
             msg = f"{s.name}仪表故障: {FAULT_NAMES_ZH[fault]}" if on else f"{s.name}仪表故障恢复"
         elif kind == K.STALE:
             level, prio = "STALE", Priority.MEDIUM

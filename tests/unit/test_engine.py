@@ -263,6 +263,21 @@ def test_restored_active_conditions_are_not_raised_again():
     assert eng.process(readings(0, [16.5, 16.6])) == []
 
 
+def test_a_fault_restored_from_the_journal_ends_with_the_first_healthy_reading():
+    eng, _ = engine_for(sensor("LT"))
+    eng.restore_active({("s", "sensor", "LT", "FAULT")})
+    changes = eng.process(readings(0, [10.0, 10.1]))
+    assert [(c.kind.name, c.active) for c in changes] == [("FAULT", False)]
+    assert changes[0].time_ms == T0 and not eng.active[0, 5]
+
+
+def test_a_fault_restored_from_the_journal_stays_while_the_sensor_is_still_faulty():
+    eng, _ = engine_for(sensor("LT"))
+    eng.restore_active({("s", "sensor", "LT", "FAULT")})
+    changes = eng.process(readings(0, [10.0], quality=2))
+    assert all(c.active for c in changes if c.kind.name == "FAULT") and eng.active[0, 5]
+
+
 @pytest.mark.parametrize("value", [NAN, INF, -INF])
 def test_non_finite_values_do_not_crash_the_engine(value):
     eng, _ = engine_for(sensor("LT"))
