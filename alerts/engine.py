@@ -580,18 +580,19 @@ class AlarmEngine:
         self.raw[slot] = raw
         block = self.active.take(slot, axis=0)
         old = block[:, :N_DELAYED]
-        new, pending = kernels.apply_delays(
-            raw,
-            old,
-            self.pending.take(slot, axis=0),
-            t,
-            self.on_delay_ms.take(slot),
-            self.off_delay_ms.take(slot),
-        )
+        was_pending = self.pending.take(slot, axis=0)
+        on_delay, off_delay = self.on_delay_ms.take(slot), self.off_delay_ms.take(slot)
+        new, pending = kernels.apply_delays(raw, old, was_pending, t, on_delay, off_delay)
         rows, cols = np.nonzero(new != old)
         for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
             kind = DELAYED_COLS[c]
-            changes.append(self._change(int(slot[r]), kind, bool(new[r, c]), int(t[r]), value=float(x[r])))
+            on = bool(new[r, c])
+            # a delayed change took effect when its delay ran out, whichever sample or tick noticed it,
+            # so the stamp does not depend on how readings were batched or how often the clock ticks
+            since = int(was_pending[r, c])
+            delay = int(on_delay[r] if on else off_delay[r])
+            when = int(t[r]) if since < 0 else min(int(t[r]), since + delay)
+            changes.append(self._change(int(slot[r]), kind, on, when, value=float(x[r])))
             if kind in VOTING_KINDS:
                 self._votes_due = True
         self.pending[slot] = pending

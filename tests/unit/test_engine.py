@@ -139,10 +139,19 @@ def test_on_delay_raises_only_after_the_condition_persisted():
     eng, _ = engine_for(sensor("LT", on_delay_s=25))
     changes = eng.process(readings(0, [15, 16.5, 16.6, 16.7, 16.8]))
     assert kinds(changes) == [("H", True)]
-    assert (
-        changes[0].time_ms == T0 + 40_000
-    )  # first above H at +10 s, held 25 s, confirmed by the +40 s sample
+    # first above H at +10 s, held 25 s: in effect from +35 s (the +40 s sample confirmed it); the stamp
+    # is when the delay ran out, so batching and clock ticks cannot move it
+    assert changes[0].time_ms == T0 + 35_000
     assert changes[0].limit == 16.0 and "≥ 16 m" in changes[0].message
+
+
+def test_a_delay_confirmed_by_the_clock_is_stamped_like_one_confirmed_by_a_sample():
+    by_sample, _ = engine_for(sensor("LT", on_delay_s=25))
+    by_clock, _ = engine_for(sensor("LT", on_delay_s=25))
+    a = by_sample.process(readings(0, [15, 16.5, 16.6, 16.7, 16.8]))
+    assert by_clock.process(readings(0, [15, 16.5, 16.6, 16.7])) == []
+    b = by_clock.advance(T0 + 37_000)
+    assert [(c.kind, c.active, c.time_ms) for c in a] == [(c.kind, c.active, c.time_ms) for c in b]
 
 
 def test_streaming_in_chunks_gives_the_same_changes_as_one_batch():
