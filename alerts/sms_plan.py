@@ -1,0 +1,122 @@
+"""Quiet merging and per-recipient rate limits: a flood of alarms becomes a handful of texts.
+
+Pure: `plan_messages` looks at what waits for one recipient and what was already sent to them,
+and decides what to send now. Alarms that arrive together (within `merge_window_ms` of the oldest
+waiting one) go out as one message; a recipient gets at most `max_messages` per `rate_window_ms`,
+and whatever waits beyond that goes out, merged, as soon as the limit allows. A message lists the
+most urgent alarms first and says how many it covers, so a flood of 500 alarms reads
+"共 500 条报警" in a few texts instead of 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from alerts.conditions import Priority
+
+SECOND_MS = 1_000
+MINUTE_MS = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """One notification waiting for its recipient (the outbox row, rendered to what people read)."""
+
+    key: str  # idempotency key from alerts/escalation.py
+    alarm_id: str
+    site_name: str
+    line_zh: str  # e.g. "T101甲醇储罐液位高高报警 15.0 m ≥ 14.8 m"
+    line_en: str
+    priority: Priority
+    event_ms: int  # when it happened (shown in local time)
+    queued_ms: int  # when it started waiting
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    merge_window_ms: int = 20 * SECOND_MS  # wait this long for companions of the oldest waiting alarm ...
+    urgent_wait_ms: int = 5 * SECOND_MS  # ... but only this long when a critical alarm waits
+    max_messages: int = 4  # per recipient ...
+    rate_window_ms: int = 10 * MINUTE_MS  # ... per this window
+    max_chars: int = 268  # 4 UCS-2 parts of 67 characters (alerts/sms encoding)
+    tz: str = "Asia/Shanghai"
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A text to send now, and the notification keys it covers (all marked sent together)."""
+
+    covers: tuple[str, ...]
+    text: str
+
+
+def send_allowed_at(sent_ms: Sequence[int], now_ms: int, policy: Policy) -> int:
+    """The earliest time a new message to this recipient respects the rate limit."""
+    recent = sorted(t for t in sent_ms if t > now_ms - policy.rate_window_ms)
+    if len(recent) < policy.max_messages:
+        return now_ms
+    return recent[-policy.max_messages] + policy.rate_window_ms
+
+
+def plan_messages(
+    waiting: Sequence[Waiting], sent_ms: Sequence[int], now_ms: int, policy: Policy, language: str = "zh"
+) -> list[Planned]:
+    """What to send to one recipient now: nothing, or one message covering everything waiting."""
+    if not waiting:
+        return []
+    oldest = min(w.queued_ms for w in waiting)
+    urgent = any(w.priority >= Priority.CRITICAL for w in waiting)
+    ready_at = oldest + (policy.urgent_wait_ms if urgent else policy.merge_window_ms)
+    if now_ms < max(ready_at, send_allowed_at(sent_ms, now_ms, policy)):
+        return []
+    ordered = sorted(waiting, key=lambda w: (-w.priority, w.event_ms, w.alarm_id))
+    return [Planned(tuple(w.key for w in ordered), render(ordered, policy, language))]
+
+
+def next_wakeup_ms(
+    waiting: Sequence[Waiting], sent_ms: Sequence[int], now_ms: int, policy: Policy
+) -> int | None:
+    """When `plan_messages` may next send something to this recipient (for the scheduler)."""
+    if not waiting:
+        return None
+    oldest = min(w.queued_ms for w in waiting)
+    urgent = any(w.priority >= Priority.CRITICAL for w in waiting)
+    ready_at = oldest + (policy.urgent_wait_ms if urgent else policy.merge_window_ms)
+    return max(ready_at, send_allowed_at(sent_ms, now_ms, policy))
+
+
+def _hhmm(ms: int, tz: str) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).astimezone(ZoneInfo(tz)).strftime("%H:%M")
+
+
+def render(ordered: Sequence[Waiting], policy: Policy, language: str = "zh") -> str:
+    """The text: one alarm in full, or a count and the most urgent ones that fit in `max_chars`."""
+    zh = language != "en"
+    first = ordered[0]
+    if len(ordered) == 1:
+        line = first.line_zh if zh else first.line_en
+        when = _hhmm(first.event_ms, policy.tz)
+        aid = first.alarm_id
+        if zh:
+            return f"【{first.site_name}】{when} {line} 编号{aid}, 回复\u201c1 {aid}\u201d确认"
+        return f"[{first.site_name}] {when} {line} No.{aid}; reply '1 {aid}' to acknowledge"
+    sites = sorted({w.site_name for w in ordered})
+    where = sites[0] if len(sites) == 1 else (f"{len(sites)}个场所" if zh else f"{len(sites)} sites")
+    head = f"【{where}】共 {len(ordered)} 条报警: " if zh else f"[{where}] {len(ordered)} alarms: "
+    tail_fmt = "; 另有 {n} 条, 请查看监控平台" if zh else "; {n} more on the console"
+    body: list[str] = []
+    for i, w in enumerate(ordered):
+        item = f"{w.alarm_id} {_hhmm(w.event_ms, policy.tz)} {w.line_zh if zh else w.line_en}"
+        rest = len(ordered) - i - 1
+        candidate = head + "; ".join([*body, item]) + (tail_fmt.format(n=rest) if rest else "")
+        if len(candidate) > policy.max_chars and body:
+            break
+        body.append(item)
+    shown = len(body)
+    text = head + "; ".join(body)
+    if shown < len(ordered):
+        text += tail_fmt.format(n=len(ordered) - shown)
+    return text[: policy.max_chars]

@@ -1,0 +1,100 @@
+"""Quiet merging and rate limits: together-arriving alarms become one text, a flood a handful."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from alerts.conditions import Priority
+from alerts.sms_plan import Policy, Waiting, next_wakeup_ms, plan_messages, send_allowed_at
+
+T0 = 1_795_392_000_000  # 2026-11-23 08:00 in Shanghai
+S = 1_000
+POLICY = Policy()
+
+
+def waiting(n: int, every_ms: int, priority=Priority.HIGH, start=T0) -> list[Waiting]:
+    return [
+        Waiting(
+            key=f"A{i:06d}/s0/r0/wang",
+            alarm_id=f"A{i:06d}",
+            site_name="江海罐区",
+            line_zh=f"T{i}液位高报警 14.3 m ≥ 14.2 m",
+            line_en=f"T{i} level high 14.3 m >= 14.2 m",
+            priority=priority,
+            event_ms=start + i * every_ms,
+            queued_ms=start + i * every_ms,
+        )
+        for i in range(n)
+    ]
+
+
+def run(items: list[Waiting], until_ms: int, tick_ms: int = 5 * S, policy: Policy = POLICY):
+    """A clock tick every 5 s: what arrived waits, the plan sends, sent items leave the queue."""
+    sent: list[tuple[int, tuple[str, ...], str]] = []
+    done: set[str] = set()
+    for now in range(T0, until_ms, tick_ms):
+        queue = [w for w in items if w.queued_ms <= now and w.key not in done]
+        for p in plan_messages(queue, [t for t, _, _ in sent], now, policy):
+            sent.append((now, p.covers, p.text))
+            done.update(p.covers)
+    return sent
+
+
+def test_a_single_alarm_reads_with_site_time_line_and_how_to_acknowledge():
+    [p] = plan_messages(waiting(1, 0), [], T0 + 20 * S, POLICY)
+    assert (
+        p.text == "【江海罐区】08:00 T0液位高报警 14.3 m ≥ 14.2 m 编号A000000, 回复\u201c1 A000000\u201d确认"
+    )
+    [en] = plan_messages(waiting(1, 0), [], T0 + 20 * S, POLICY, language="en")
+    assert en.text.startswith("[江海罐区] 08:00 T0 level high") and "reply '1 A000000'" in en.text
+
+
+def test_alarms_arriving_together_wait_for_each_other_and_go_as_one_message():
+    items = waiting(3, 4 * S)
+    assert plan_messages(items, [], T0 + 19 * S, POLICY) == []  # the merge window is still open
+    [p] = plan_messages(items, [], T0 + 20 * S, POLICY)
+    assert len(p.covers) == 3 and p.text.startswith("【江海罐区】共 3 条报警: ")
+
+
+def test_a_critical_alarm_waits_only_seconds():
+    items = waiting(1, 0, Priority.CRITICAL)
+    assert plan_messages(items, [], T0 + 5 * S, POLICY) != []
+    assert next_wakeup_ms(items, [], T0, POLICY) == T0 + 5 * S
+
+
+def test_a_flood_of_500_alarms_in_a_minute_is_a_handful_of_messages_that_say_how_many_they_cover():
+    items = waiting(500, 120)  # 500 alarms within 60 s
+    sent = run(items, T0 + 15 * 60 * S)
+    assert sum(len(c) for _, c, _ in sent) == 500  # every alarm covered, once
+    assert len({k for _, c, _ in sent for k in c}) == 500
+    assert len(sent) <= POLICY.max_messages
+    for _, covers, text in sent:
+        count = re.search(r"共 (\d+) 条报警", text)
+        assert count and int(count.group(1)) == len(covers) and len(text) <= POLICY.max_chars
+        if len(covers) > 5:
+            assert "另有" in text
+
+
+def test_the_rate_limit_holds_over_any_window():
+    # a steady trickle: one alarm every 30 s for an hour
+    items = waiting(120, 30 * S)
+    sent = run(items, T0 + 70 * 60 * S)
+    times = [t for t, _, _ in sent]
+    for t in times:
+        assert sum(1 for u in times if t <= u < t + POLICY.rate_window_ms) <= POLICY.max_messages
+    assert sum(len(c) for _, c, _ in sent) == 120
+
+
+def test_send_allowed_at_is_when_the_oldest_message_of_the_window_leaves_it():
+    sent = [T0, T0 + 60 * S, T0 + 120 * S, T0 + 180 * S]
+    assert send_allowed_at(sent, T0 + 200 * S, POLICY) == T0 + POLICY.rate_window_ms
+    assert send_allowed_at(sent[:3], T0 + 200 * S, POLICY) == T0 + 200 * S
+
+
+def test_the_most_urgent_come_first_in_a_merged_message():
+    critical = replace(waiting(1, 0, Priority.CRITICAL)[0], key="A000009/s0/r0/wang", alarm_id="A000009")
+    items = [*waiting(3, S), replace(critical, event_ms=T0 + 10 * S, queued_ms=T0 + 10 * S)]
+    [p] = plan_messages(items, [], T0 + 30 * S, POLICY)
+    assert p.covers[0] == "A000009/s0/r0/wang"
+    assert p.text.split(": ", 1)[1].startswith("A000009 08:00")
