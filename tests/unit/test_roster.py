@@ -370,7 +370,7 @@ instants = st.integers(0, 366 * 24 * 3600).map(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(covering_rosters(), instants)
 def test_a_rota_covering_24h_always_has_someone_on_duty(r: Roster, at: datetime) -> None:
     for role, people in on_duty_all(r, at).items():
@@ -378,7 +378,7 @@ def test_a_rota_covering_24h_always_has_someone_on_duty(r: Roster, at: datetime)
         assert people, (role, at)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(covering_rosters(), instants, st.lists(st.floats(0, 1, exclude_max=True), min_size=5, max_size=5))
 def test_duty_changes_only_at_the_instants_next_change_reports(
     r: Roster, at: datetime, fractions: list[float]
