@@ -12,18 +12,21 @@ it starts on; the outgoing team stays on duty for `handover` after its shift end
 handover both teams are on duty.
 
 Times: queries take and return aware datetimes (UTC by convention). Shift bounds are local wall
-times resolved in the roster's IANA zone with zoneinfo (fold=0 for a time skipped or repeated by
-DST). Adjacent shifts share the same boundary wall time and so resolve to the same instant: a
-20:00-08:00 night across a DST change is 11 or 13 hours long and nobody gets a gap or a double.
+times resolved in the roster's IANA zone with zoneinfo (a wall time repeated by DST means its first
+occurrence, one skipped by DST means the jump). Adjacent shifts share the same boundary wall time
+and so resolve to the same instant: a 20:00-08:00 night across a DST change is 11 or 13 hours long
+and nobody gets a gap or a double.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -223,8 +226,30 @@ class _Slot:
     team: str
 
 
+@lru_cache(maxsize=8192)  # the notifier asks about the same few days over and over
 def _utc(day: date, at: time, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
+    """The instant of a local wall time: the first one if DST repeats it, the jump if DST skips it.
+
+    Both choices keep wall time -> instant non-decreasing, so no shift gets a negative length and
+    two shifts never overlap (zoneinfo's fold=0 alone maps a skipped 02:30 after 03:00).
+    """
+    wall = datetime.combine(day, at)
+    local = wall.replace(tzinfo=zone)
+    utc = local.astimezone(UTC)
+    if utc.astimezone(zone).replace(tzinfo=None) == wall:
+        return utc
+    after = utc.astimezone(zone).utcoffset()
+    before = local.utcoffset()
+    assert after is not None and before is not None
+    # the jump lies in (utc - gap, utc]; DST rules change on whole seconds: bisect on epoch seconds
+    lo, hi = math.floor((utc - (after - before)).timestamp()), math.ceil(utc.timestamp())
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if datetime.fromtimestamp(mid, UTC).astimezone(zone).utcoffset() == after:
+            hi = mid
+        else:
+            lo = mid
+    return datetime.fromtimestamp(hi, UTC)
 
 
 def _check_aware(at: datetime) -> datetime:

@@ -8,7 +8,7 @@ from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from alerts.roster import (
@@ -396,3 +396,40 @@ def test_duty_changes_only_at_the_instants_next_change_reports(
         assert ids(on_duty(r, Role.OPERATOR, t)) == before, (at, t, change)
     assert ids(on_duty(r, Role.OPERATOR, change - timedelta(microseconds=1))) == before
     assert ids(on_duty(r, Role.OPERATOR, change)) != before
+
+
+DST_NIGHTS = [
+    ("Europe/Berlin", datetime(2026, 3, 29, 1, tzinfo=UTC)),
+    ("Europe/Berlin", datetime(2026, 10, 25, 1, tzinfo=UTC)),
+    ("America/New_York", datetime(2026, 3, 8, 7, tzinfo=UTC)),
+    ("America/New_York", datetime(2026, 11, 1, 6, tzinfo=UTC)),
+    ("Australia/Lord_Howe", datetime(2026, 4, 4, 15, tzinfo=UTC)),  # a 30-minute DST step
+]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.sets(st.integers(6, 14) | st.integers(0, 24 * 4 - 1), min_size=2, max_size=4),  # 01:30-03:30 often
+    st.sampled_from(DST_NIGHTS),
+    st.integers(-3 * 3600, 3 * 3600),
+)
+@example({6, 9, 12}, DST_NIGHTS[0], 0)  # 01:30, 02:15 (skipped), 03:00: the 02:15 shift is empty
+def test_near_a_dst_change_exactly_one_shift_is_on_at_any_instant(
+    quarters: set[int], night: tuple[str, datetime], offset_s: int
+) -> None:
+    # boundaries every quarter hour, often inside the skipped or repeated hour; one team per shift
+    starts = sorted(quarters)
+    times = [time(q // 4, q % 4 * 15) for q in starts]
+    shifts = tuple(Shift(f"s{i}", times[i], times[(i + 1) % len(times)]) for i in range(len(times)))
+    names = [f"T{i}" for i in range(len(shifts))]
+    tz, transition = night
+    r = roster(
+        {
+            Role.OPERATOR: rota(
+                {n: [n.lower()] for n in names}, (tuple(names),), shifts, handover=timedelta(0)
+            )
+        },
+        tz,
+    )
+    at = transition + timedelta(seconds=offset_s)
+    assert len(on_duty(r, Role.OPERATOR, at)) == 1, at
