@@ -304,6 +304,52 @@ def _parse_roles(raw: Any, key: str, c: _Issues) -> frozenset[Role]:
 # ---- one rota
 
 
+@dataclass(slots=True)
+class _RotaScope:
+    """What parsing one rota needs: its role, the roster's people, its teams (person refs add teams)."""
+
+    role: Role
+    people: Mapping[str, Person]
+    teams: dict[str, tuple[str, ...]]
+    c: _Issues
+
+    def person_ok(self, pid: Any, key: str) -> bool:
+        """True if `pid` is a person of the roster holding this rota's role (else an issue)."""
+        person = self.people.get(pid) if isinstance(pid, str) else None
+        if person is None:
+            self.c.bad(f"unknown person {pid!r}", key)
+            return False
+        if self.role not in person.roles:
+            self.c.bad(f"person {pid!r} does not hold role {self.role.value}", key)
+            return False
+        return True
+
+    def team(self, ref: Any, key: str) -> str:
+        """A team id, or a person id standing for a team of one; '' (and an issue) when invalid."""
+        if isinstance(ref, str) and ref in self.teams:
+            return ref
+        if isinstance(ref, str) and ref in self.people:
+            if not self.person_ok(ref, key):
+                return ""
+            self.teams[ref] = (ref,)
+            return ref
+        self.c.bad(f"unknown team or person {ref!r}", key)
+        return ""
+
+    def day(self, raw: Any, key: str, names: list[str]) -> tuple[str, ...]:
+        """One day of teams: a mapping shift -> team covering every shift, or one team for all shifts."""
+        if not isinstance(raw, Mapping):
+            return (self.team(raw, key),) * len(names)
+        for k in raw:
+            if k not in names:
+                self.c.bad(f"unknown shift (shifts: {', '.join(names)})", f"{key}.{k}")
+        missing = [n for n in names if n not in raw]
+        if missing:
+            self.c.bad(f"no team for shift {', '.join(missing)}", key)
+            return ()
+        return tuple(self.team(raw[n], f"{key}.{n}") for n in names)
+
+
 def _parse_rota(
     raw: Any, key: str, role: Role, people: Mapping[str, Person], zone: ZoneInfo | None, c: _Issues
 ) -> Rota | None:
@@ -324,23 +370,24 @@ def _parse_rota(
     anchor = _date(raw.get("anchor"))
     if anchor is None:
         c.bad("anchor must be a date (YYYY-MM-DD), the first day of the cycle", f"{key}.anchor")
-    teams = _parse_teams(raw.get("teams", {}), f"{key}.teams", role, people, c)
+    scope = _RotaScope(role, people, {}, c)
+    _parse_teams(raw.get("teams", {}), f"{key}.teams", scope)
     names = [s.name for s in shifts]
     cycle: tuple[tuple[str, ...], ...] = ()
     if ("rotate" in raw) == ("cycle" in raw):
         c.bad("give exactly one of rotate or cycle", key)
     elif "rotate" in raw:
-        cycle = _parse_rotate(raw["rotate"], f"{key}.rotate", len(shifts), teams, role, people, c)
+        cycle = _parse_rotate(raw["rotate"], f"{key}.rotate", len(shifts), scope)
     else:
-        cycle = _parse_cycle(raw["cycle"], f"{key}.cycle", names, teams, role, people, c)
-    holidays = _parse_holidays(raw.get("holidays", []), f"{key}.holidays", names, teams, role, people, c)
-    overrides = _parse_overrides(raw.get("overrides", []), f"{key}.overrides", role, people, zone, c)
+        cycle = _parse_cycle(raw["cycle"], f"{key}.cycle", names, scope)
+    holidays = _parse_holidays(raw.get("holidays", []), f"{key}.holidays", names, scope)
+    overrides = _parse_overrides(raw.get("overrides", []), f"{key}.overrides", zone, scope)
     if c.count > before or anchor is None or not shifts:
         return None
     try:
         return Rota(
             shifts=shifts,
-            teams=MappingProxyType(teams),
+            teams=MappingProxyType(scope.teams),
             cycle=cycle,
             anchor=anchor,
             handover=handover,
@@ -359,100 +406,57 @@ def _parse_shifts(raw: Any, key: str, c: _Issues) -> tuple[Shift, ...]:
     shifts = []
     for name, span in raw.items():
         m = SHIFT_RE.match(span) if isinstance(span, str) else None
-        if m is None:
-            c.bad('shift must be "HH:MM-HH:MM" (end <= start: ends the next day)', f"{key}.{name}")
+        if not isinstance(name, str) or m is None:
+            c.bad('shift must be name: "HH:MM-HH:MM" (end <= start: ends the next day)', f"{key}.{name}")
             continue
         h1, m1, h2, m2 = map(int, m.groups())
-        shifts.append(Shift(str(name), time(h1, m1), time(h2, m2)))
+        shifts.append(Shift(name, time(h1, m1), time(h2, m2)))
     return tuple(shifts)
 
 
-def _parse_teams(
-    raw: Any, key: str, role: Role, people: Mapping[str, Person], c: _Issues
-) -> dict[str, tuple[str, ...]]:
-    teams: dict[str, tuple[str, ...]] = {}
+def _parse_teams(raw: Any, key: str, scope: _RotaScope) -> None:
     if not isinstance(raw, Mapping):
-        c.bad("teams must be a mapping of team id to a list of person ids", key)
-        return teams
+        scope.c.bad("teams must be a mapping of team id to a list of person ids", key)
+        return
     for tid, members in raw.items():
         tkey = f"{key}.{tid}"
         if not isinstance(tid, str) or not TEAM_ID_RE.match(tid):
-            c.bad("team id must be 1-64 characters without spaces", tkey)
+            scope.c.bad("team id must be 1-64 characters without spaces", tkey)
             continue
         if not isinstance(members, list) or not members:
-            c.bad("a team must be a non-empty list of person ids", tkey)
+            scope.c.bad("a team must be a non-empty list of person ids", tkey)
             continue
-        if len(set(members)) != len(members):
-            c.bad("a person is listed twice", tkey)
-        if all(_check_person(m, tkey, role, people, c) for m in members):
-            teams[tid] = tuple(members)
-    return teams
+        if len(set(map(str, members))) != len(members):
+            scope.c.bad("a person is listed twice", tkey)
+        if all([scope.person_ok(m, tkey) for m in members]):  # a list: report every bad member
+            scope.teams[tid] = tuple(members)
 
 
-def _check_person(pid: Any, key: str, role: Role, people: Mapping[str, Person], c: _Issues) -> bool:
-    person = people.get(pid) if isinstance(pid, str) else None
-    if person is None:
-        c.bad(f"unknown person {pid!r}", key)
-        return False
-    if role not in person.roles:
-        c.bad(f"person {pid!r} does not hold role {role.value}", key)
-        return False
-    return True
-
-
-def _team_ref(ref: Any, key: str, teams: dict[str, tuple[str, ...]], role: Role, people, c: _Issues) -> str:
-    """A team id, or a person id standing for a team of one (added to `teams`); '' when invalid."""
-    if isinstance(ref, str) and ref in teams:
-        return ref
-    if isinstance(ref, str) and ref in people:
-        if not _check_person(ref, key, role, people, c):
-            return ""
-        teams[ref] = (ref,)
-        return ref
-    c.bad(f"unknown team or person {ref!r}", key)
-    return ""
-
-
-def _parse_day(
-    raw: Any, key: str, names: list[str], teams, role: Role, people, c: _Issues
-) -> tuple[str, ...]:
-    """One day of teams: a mapping shift -> team covering every shift, or one team for all shifts."""
-    if isinstance(raw, Mapping):
-        for k in raw:
-            if k not in names:
-                c.bad(f"unknown shift (shifts: {', '.join(names)})", f"{key}.{k}")
-        missing = [n for n in names if n not in raw]
-        if missing:
-            c.bad(f"no team for shift {', '.join(missing)}", key)
-            return ()
-        return tuple(_team_ref(raw[n], f"{key}.{n}", teams, role, people, c) for n in names)
-    return (_team_ref(raw, key, teams, role, people, c),) * len(names)
-
-
-def _parse_cycle(raw: Any, key: str, names: list[str], teams, role: Role, people, c: _Issues):
+def _parse_cycle(raw: Any, key: str, names: list[str], scope: _RotaScope) -> tuple[tuple[str, ...], ...]:
     if not isinstance(raw, list) or not raw:
-        c.bad("cycle must be a non-empty list of days", key)
+        scope.c.bad("cycle must be a non-empty list of days", key)
         return ()
-    return tuple(_parse_day(d, f"{key}[{i}]", names, teams, role, people, c) for i, d in enumerate(raw))
+    return tuple(scope.day(d, f"{key}[{i}]", names) for i, d in enumerate(raw))
 
 
-def _parse_rotate(raw: Any, key: str, n_shifts: int, teams, role: Role, people, c: _Issues):
+def _parse_rotate(raw: Any, key: str, n_shifts: int, scope: _RotaScope) -> tuple[tuple[str, ...], ...]:
     if not isinstance(raw, Mapping) or set(raw) - {"teams", "days"}:
-        c.bad("rotate must be {teams: [...], days: N}", key)
+        scope.c.bad("rotate must be {teams: [...], days: N}", key)
         return ()
     refs, days = raw.get("teams"), raw.get("days", 1)
     if not isinstance(refs, list) or not refs:
-        c.bad("rotate.teams must be a non-empty list of teams or persons", f"{key}.teams")
+        scope.c.bad("rotate.teams must be a non-empty list of teams or persons", f"{key}.teams")
         return ()
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        c.bad("days must be a positive integer", f"{key}.days")
+        scope.c.bad("days must be a positive integer", f"{key}.days")
         return ()
-    order = [_team_ref(r, f"{key}.teams[{i}]", teams, role, people, c) for i, r in enumerate(refs)]
+    order = [scope.team(r, f"{key}.teams[{i}]") for i, r in enumerate(refs)]
     return rotation_cycle(order, days, max(n_shifts, 1))
 
 
-def _parse_holidays(raw: Any, key: str, names: list[str], teams, role: Role, people, c: _Issues):
+def _parse_holidays(raw: Any, key: str, names: list[str], scope: _RotaScope) -> dict[date, tuple[str, ...]]:
     holidays: dict[date, tuple[str, ...]] = {}
+    c = scope.c
     if not isinstance(raw, list):
         c.bad("holidays must be a list", key)
         return holidays
@@ -461,7 +465,7 @@ def _parse_holidays(raw: Any, key: str, names: list[str], teams, role: Role, peo
         if not isinstance(rh, Mapping) or set(rh) - HOLIDAY_KEYS or ("team" in rh) == ("shifts" in rh):
             c.bad("a holiday is {dates: [...], team: T} or {dates: [...], shifts: {shift: team}}", hkey)
             continue
-        entry = _parse_day(rh.get("team", rh.get("shifts")), hkey, names, teams, role, people, c)
+        entry = scope.day(rh.get("team", rh.get("shifts")), hkey, names)
         dates = rh.get("dates")
         if not isinstance(dates, list) or not dates:
             c.bad("dates must be a non-empty list of dates", f"{hkey}.dates")
@@ -477,8 +481,9 @@ def _parse_holidays(raw: Any, key: str, names: list[str], teams, role: Role, peo
     return holidays
 
 
-def _parse_overrides(raw: Any, key: str, role: Role, people, zone: ZoneInfo | None, c: _Issues):
+def _parse_overrides(raw: Any, key: str, zone: ZoneInfo | None, scope: _RotaScope) -> tuple[Override, ...]:
     overrides: list[Override] = []
+    c = scope.c
     if not isinstance(raw, list):
         c.bad("overrides must be a list", key)
         return ()
@@ -491,9 +496,9 @@ def _parse_overrides(raw: Any, key: str, role: Role, people, zone: ZoneInfo | No
         for k in ro:
             if k not in OVERRIDE_KEYS:
                 c.bad("unknown key", f"{okey}.{k}")
-        _check_person(ro.get("person"), f"{okey}.person", role, people, c)
+        scope.person_ok(ro.get("person"), f"{okey}.person")
         if ro.get("replaces") is not None:
-            _check_person(ro.get("replaces"), f"{okey}.replaces", role, people, c)
+            scope.person_ok(ro.get("replaces"), f"{okey}.replaces")
         start = _instant(ro.get("from"), zone)
         end = _instant(ro.get("to"), zone)
         if start is None:
