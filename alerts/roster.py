@@ -48,15 +48,19 @@ class Role(StrEnum):
 
     @property
     def title_zh(self) -> str:
-        """The title used in Chinese messages and the console."""
-        return _TITLES_ZH[self]
+        """The title used in Chinese messages and the console (DOMAIN.md §5)."""
+        return _TITLES[self][0]
+
+    def title(self, language: str = "zh") -> str:
+        """The title in a person's language (zh or en), for messages addressed to them."""
+        return _TITLES[self][1] if language == "en" else _TITLES[self][0]
 
 
-_TITLES_ZH = {
-    Role.OPERATOR: "操作负责人",
-    Role.TECHNICAL_LEAD: "技术负责人",
-    Role.PRINCIPAL: "主要负责人",
-    Role.REGULATOR_DUTY: "监管部门值班人员",
+_TITLES = {
+    Role.OPERATOR: ("操作负责人", "operations lead"),
+    Role.TECHNICAL_LEAD: ("技术负责人", "technical lead"),
+    Role.PRINCIPAL: ("主要负责人", "principal responsible person"),
+    Role.REGULATOR_DUTY: ("监管部门值班人员", "regulator duty officer"),
 }
 
 

@@ -101,6 +101,8 @@ def test_roles_carry_the_chinese_titles() -> None:
     assert Role.TECHNICAL_LEAD.title_zh == "技术负责人"
     assert Role.OPERATOR.title_zh == "操作负责人"
     assert Role("regulator_duty") is Role.REGULATOR_DUTY
+    assert Role.OPERATOR.title("en") == "operations lead"
+    assert Role.REGULATOR_DUTY.title() == "监管部门值班人员"
 
 
 def test_rotation_cycle_is_four_team_two_day_two_night() -> None:
