@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -391,3 +391,21 @@ def duty_for_site(site: SiteLike, rosters: Mapping[str, Roster], role: Role, at:
     """The people who answer for `site` in `role` at `at` (see find_duty for the search order)."""
     found = find_duty(site, rosters, role, at)
     return found[1] if found else []
+
+
+def duty_lookup(
+    sites: Mapping[str, SiteLike], rosters: Mapping[str, Roster]
+) -> Callable[[str, str, int], list[Person]]:
+    """Adapt duty_for_site to a (site id, role name, UTC ms) -> people callable.
+
+    That is the shape the escalation planner asks for (alerts/escalation.py DutyLookup on main).
+    An unknown site has nobody; an unknown role name is a configuration error and raises ValueError.
+    """
+
+    def lookup(site_id: str, role: str, at_ms: int) -> list[Person]:
+        site = sites.get(site_id)
+        if site is None:
+            return []
+        return duty_for_site(site, rosters, Role(role), datetime.fromtimestamp(at_ms / 1000, UTC))
+
+    return lookup

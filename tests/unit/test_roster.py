@@ -21,6 +21,7 @@ from alerts.roster import (
     Rota,
     Shift,
     duty_for_site,
+    duty_lookup,
     find_duty,
     next_change,
     on_duty,
@@ -266,6 +267,18 @@ def test_regulator_duty_is_found_by_district_then_city() -> None:
     assert ids(duty_for_site(dayawan, rosters, Role.OPERATOR, noon)) == ["a"]
     assert duty_for_site(huidong, rosters, Role.OPERATOR, noon) == []
     assert duty_for_site(FakeSite(None, "金湾区", "珠海市"), rosters, Role.REGULATOR_DUTY, noon) == []
+
+
+def test_duty_lookup_answers_by_site_id_role_name_and_utc_ms() -> None:
+    site_roster = roster({Role.OPERATOR: FOUR_TEAM}, rid="dayawan-duty")
+    lookup = duty_lookup(
+        {"dayawan-srs-01": FakeSite("dayawan-duty", "大亚湾区", "惠州市")}, {"dayawan-duty": site_roster}
+    )
+    noon_ms = int(cst(2026, 11, 2, 12).timestamp() * 1000)
+    assert ids(lookup("dayawan-srs-01", "operator", noon_ms)) == ["a"]
+    assert lookup("unknown-site", "operator", noon_ms) == []
+    with pytest.raises(ValueError, match="'cook'"):
+        lookup("dayawan-srs-01", "cook", noon_ms)
 
 
 # ---- DST (a Chinese zone has none; sites abroad or tests in other zones must still be right)
