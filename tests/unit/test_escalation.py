@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -138,3 +138,27 @@ def test_a_step_due_before_a_handover_goes_to_the_incoming_shift():
 def test_malformed_chains_are_refused(steps):
     with pytest.raises(ValueError):
         Chain(steps)
+
+
+def test_the_example_rosters_answer_every_step_of_the_critical_chain():
+    from pathlib import Path
+
+    from alerts.escalation import DEFAULT_CHAINS
+    from alerts.roster import duty_lookup
+    from alerts.roster_yaml import load_rosters
+    from sensors.registry import load_registry
+
+    examples = Path(__file__).resolve().parents[2] / "sensors" / "examples"
+    registry = load_registry(examples)
+    lookup = duty_lookup({s.id: s for s in registry.sites}, load_rosters(examples / "rosters"))
+    change = ConditionChange(
+        "jianghai-tf-01", "T101-LT", ConditionKind.HH, True, T0, Priority.CRITICAL, "HH", 15.0, 14.8
+    )
+    alarm, _ = apply_condition(None, change, T0, new_id=lambda key, t: "A000042")
+    chain = DEFAULT_CHAINS[("alarm", Priority.CRITICAL)]
+    for hour in range(0, 24, 3):  # day and night shifts, office hours and the city's night duty
+        raised_at = T0 + hour * 3_600_000
+        episode = replace(alarm, raised_ms=raised_at)
+        due = due_notifications(episode, chain, raised_at + 30 * MIN, lookup)
+        assert {n.role for n in due} == {OPERATOR, TECHNICAL_LEAD, PRINCIPAL, REGULATOR_DUTY}, hour
+        assert all(n.phone.startswith("+86") for n in due)
