@@ -1,12 +1,14 @@
 """Real SMS gateways for tests and the demo: Kannel (bearerbox + smsbox + fakesmsc) and an SMPP SMSC.
 
 Like hazmon/devservers.py: every process is a foreground child on 127.0.0.1 with free ports and its
-config and logs in a temp folder. Recipes and pitfalls: ../shared/COMPONENTS.md §1 (Kannel).
+config and logs in a temp folder. Recipes and pitfalls: ../shared/COMPONENTS.md §1 (Kannel) and §2
+(SMPP: the smpp34 simulator, run here as a child process by hazmon/smsc_sim.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import queue
@@ -14,6 +16,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -290,6 +293,86 @@ catch-all = true
         for log in self._logs:
             log.close()
         self._logs.clear()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class SmppSimulator:
+    """The smpp34 SMSC simulator (hazmon/smsc_sim.py) as a child process on a free loopback port.
+
+    It prints one JSON object per line on stdout (bound, submit, unbound, mo_sent); `events`
+    collects them. `send_mo` asks it to deliver_sm an MO to every bound ESME.
+    """
+
+    def __init__(self, root: Path, port: int | None = None):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+        self.events: queue.Queue[dict] = queue.Queue()
+        self._log = None
+
+    def start(self) -> None:
+        self._log = open(self.root / "smsc_sim.err", "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hazmon.smsc_sim", "--port", str(self.port)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, start_new_session=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        threading.Thread(target=self._read, args=(self.proc,), daemon=True, name="smsc-sim-reader").start()
+        try:
+            wait_port(self.port, proc=self.proc, timeout_s=15)
+        except Exception:
+            self.kill()
+            raise
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        for raw in iter(proc.stdout.readline, b""):
+            try:
+                self.events.put(json.loads(raw))
+            except ValueError:
+                logger.warning("smsc_sim: not JSON: %r", raw[:200])
+
+    def next_event(self, kind: str, timeout_s: float = 10.0) -> dict:
+        """The next event of that kind (others before it are dropped)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {kind} event from the SMSC simulator in {timeout_s} s")
+            try:
+                ev = self.events.get(timeout=left)
+            except queue.Empty:
+                continue
+            if ev.get("event") == kind:
+                return ev
+
+    def send_mo(self, sender: str, receiver: str, text: str) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        cmd = {"cmd": "mo", "from": sender, "to": receiver, "text": text}
+        self.proc.stdin.write(json.dumps(cmd).encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def stop(self) -> None:
+        _stop(self.proc, 3)
+        if self._log:
+            self._log.close()
+            self._log = None
+
+    def kill(self) -> None:
+        _kill(self.proc)
+        if self._log:
+            self._log.close()
+            self._log = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def __enter__(self):
         self.start()

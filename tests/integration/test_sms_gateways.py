@@ -18,9 +18,10 @@ from alerts.sms.gateway import (
     MessageRejected,
 )
 from alerts.sms.kannel import KannelSmsGateway
+from alerts.sms.smpp import SmppSmsGateway
 from api.routers.sms import kannel_router
 from hazmon.devservers import free_port
-from hazmon.smsservers import KannelServer, ensure_kannel_installed
+from hazmon.smsservers import KannelServer, SmppSimulator, ensure_kannel_installed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -165,4 +166,115 @@ def test_kannel_down_raises_unavailable_and_works_after_restart(kannel_stack):
     result = gateway.send(OFFICER, "危险品泄漏警报：3号仓库", key="A000125/1")
     mt = server.mt.get(timeout=5)
     assert (mt.type, mt.text) == ("ucs-2", "危险品泄漏警报：3号仓库")
+    assert rec.receipts.get(timeout=5).message_id == result.message_ids[0]
+
+
+# ---- SMPP 3.4: smpplib transceiver against the smpp34 SMSC simulator (a child process)
+
+
+@pytest.fixture
+def smpp_stack(tmp_path):
+    """(SmppSimulator, SmppSmsGateway bound to it, Recorder)."""
+    sim = SmppSimulator(tmp_path / "smsc")
+    sim.start()
+    rec = Recorder()
+    gateway = SmppSmsGateway("127.0.0.1", sim.port, "hazmon", "secret", source_addr="HAZMON",
+                             enquire_link_s=0.5, reconnect_delay_s=0.2, bind_wait_s=0.5)
+    gateway.set_listener(rec.listener)
+    gateway.start()
+    assert gateway.wait_bound(5)
+    sim.next_event("bound")
+    try:
+        yield sim, gateway, rec
+    finally:
+        gateway.close()
+        sim.stop()
+
+
+def test_smpp_chinese_alarm_is_two_udh_parts_submitted_once_with_receipts(smpp_stack):
+    sim, gateway, rec = smpp_stack
+    result = gateway.send(OFFICER, ALARM_ZH, key="A000123/13800138000/1")
+    assert (result.parts, result.data_coding, len(result.message_ids)) == (2, DCS_UCS2, 2)
+    subs = [sim.next_event("submit") for _ in range(2)]
+    assert [(s["dcs"], s["esm"], s["dst"], s["src"], s["reg"]) for s in subs] == [
+        (0x08, 0x40, OFFICER.lstrip("+"), "HAZMON", 1)] * 2
+    sms = [bytes.fromhex(s["sm"]) for s in subs]
+    assert [concat_info(m[:6])[1:] for m in sms] == [(2, 1), (2, 2)]
+    assert reassemble(sms, DCS_UCS2) == ALARM_ZH
+    assert [s["id"] for s in subs] == list(result.message_ids)
+    # user_message_reference (TLV 0x0204) carries a hash of the key, the same on every part
+    assert subs[0]["tlvs"]["0x0204"] == subs[1]["tlvs"]["0x0204"]
+    receipts = [rec.receipts.get(timeout=5) for _ in range(2)]
+    assert sorted(r.message_id for r in receipts) == sorted(result.message_ids)
+    assert {r.status for r in receipts} == {DeliveryStatus.DELIVERED}
+    assert "stat:DELIVRD" in receipts[0].raw
+    with pytest.raises(TimeoutError):
+        sim.next_event("submit", timeout_s=0.5)  # exactly once
+
+
+def test_smpp_mo_replies_reach_on_mo(smpp_stack):
+    sim, _gateway, rec = smpp_stack
+    sim.send_mo(OFFICER, "HAZMON", "1 A000123")
+    sim.send_mo(OFFICER, "HAZMON", "确认 A000123")
+    got = [rec.mos.get(timeout=5) for _ in range(2)]
+    assert sorted(text for _, text, _ in got) == ["1 A000123", "确认 A000123"]
+    assert {frm for frm, _, _ in got} == {OFFICER}
+    assert [sim.next_event("mo_sent")["statuses"] for _ in range(2)] == [[0], [0]]
+
+
+def test_smpp_refused_destination_is_rejected_and_session_stays_usable(smpp_stack):
+    _sim, gateway, _rec = smpp_stack
+    with pytest.raises(MessageRejected) as e:
+        gateway.send("0001234", "test", key="bad")
+    assert not e.value.retryable and "0xb" in str(e.value)
+    assert gateway.send(OFFICER, "test", key="good").message_ids
+    assert gateway.binds == 1
+
+
+def test_smpp_keeps_an_idle_session_with_enquire_link(smpp_stack):
+    _sim, gateway, _rec = smpp_stack
+    time.sleep(2.0)  # 4 enquire_link intervals
+    assert gateway.bound and gateway.binds == 1
+    assert gateway.send(OFFICER, "still here", key="idle").parts == 1
+
+
+def test_smpp_concurrent_sends_get_their_own_ids(smpp_stack):
+    sim, gateway, _rec = smpp_stack
+    results, errors = [], []
+
+    def worker(n):
+        try:
+            for i in range(5):
+                results.append(gateway.send(OFFICER, f"告警 {n}-{i}", key=f"k{n}-{i}"))
+        except Exception as e:  # collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert not errors
+    ids = [r.message_ids[0] for r in results]
+    assert len(ids) == 40 and len(set(ids)) == 40
+    subs = [sim.next_event("submit") for _ in range(40)]
+    texts = {s["id"]: bytes.fromhex(s["sm"]).decode("utf-16-be") for s in subs}
+    assert {texts[r.message_ids[0]] for r in results} == {f"告警 {n}-{i}" for n in range(8) for i in range(5)}
+    by_key = {r.key: texts[r.message_ids[0]] for r in results}
+    assert by_key["k3-4"] == "告警 3-4"
+
+
+def test_smpp_down_raises_unavailable_and_rebinds_after_restart(smpp_stack):
+    sim, gateway, rec = smpp_stack
+    sim.stop()
+    deadline = time.monotonic() + 5
+    while gateway.bound and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with pytest.raises(GatewayUnavailable) as e:
+        gateway.send(OFFICER, "危险品泄漏警报：3号仓库", key="A000125/1")
+    assert e.value.retryable
+    sim.start()
+    assert gateway.wait_bound(5) and gateway.binds == 2
+    result = gateway.send(OFFICER, "危险品泄漏警报：3号仓库", key="A000125/1")
+    assert bytes.fromhex(sim.next_event("submit")["sm"]).decode("utf-16-be") == "危险品泄漏警报：3号仓库"
     assert rec.receipts.get(timeout=5).message_id == result.message_ids[0]
