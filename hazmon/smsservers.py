@@ -247,7 +247,7 @@ catch-all = true
         while time.monotonic() < deadline:
             try:
                 body = httpx.get(url, timeout=1).text
-                if "online" in body and "smsbox:" in body.replace("smsbox:(none)", "smsbox:"):
+                if "(online" in body:  # "FAKE[FAKE] FAKE:<port> (online ...)": fakesmsc is connected
                     return
             except httpx.TransportError:
                 pass

@@ -293,6 +293,9 @@ class SmppSmsGateway(SmsGateway):
         deadline = time.monotonic() + self.response_timeout_s
         for w in waiters:
             if not w.event.wait(max(0.0, deadline - time.monotonic())):
+                with self._waiters_lock:  # a late response then finds no waiter and is logged
+                    for seq in [s for s, x in self._waiters.items() if x in waiters]:
+                        del self._waiters[seq]
                 raise GatewayUnavailable(f"no submit_sm_resp within {self.response_timeout_s} s")
             if w.error:
                 raise GatewayUnavailable(f"smpp: {w.error} before submit_sm_resp")

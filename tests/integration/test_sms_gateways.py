@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import queue
+import socket
+import struct
 import threading
 import time
 
@@ -278,3 +280,58 @@ def test_smpp_down_raises_unavailable_and_rebinds_after_restart(smpp_stack):
     result = gateway.send(OFFICER, "危险品泄漏警报：3号仓库", key="A000125/1")
     assert bytes.fromhex(sim.next_event("submit")["sm"]).decode("utf-16-be") == "危险品泄漏警报：3号仓库"
     assert rec.receipts.get(timeout=5).message_id == result.message_ids[0]
+
+
+class SilentSmsc:
+    """A TCP peer that answers bind_transceiver and then nothing: a hung SMSC."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.binds = 0
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            try:
+                length, command_id, _status, seq = struct.unpack(">IIII", conn.recv(16))
+                conn.recv(length - 16)
+                if command_id != 0x00000009:  # bind_transceiver
+                    continue
+                body = b"SILENT\0"
+                conn.sendall(struct.pack(">IIII", 16 + len(body), 0x80000009, 0, seq) + body)
+                self.binds += 1
+            except (OSError, struct.error):
+                continue
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def test_smpp_hung_smsc_times_out_as_unavailable_and_dead_link_is_rebound():
+    smsc = SilentSmsc()
+    gateway = SmppSmsGateway("127.0.0.1", smsc.port, "hazmon", "secret", enquire_link_s=0.3,
+                             response_timeout_s=0.5, reconnect_delay_s=0.1)
+    try:
+        gateway.start()
+        assert gateway.wait_bound(5)
+        t0 = time.monotonic()
+        with pytest.raises(GatewayUnavailable, match="no submit_sm_resp"):
+            gateway.send(OFFICER, "test", key="hung")
+        assert time.monotonic() - t0 < 1.5
+        # no enquire_link_resp for 2 intervals: the session is dropped and bound again
+        deadline = time.monotonic() + 5
+        while smsc.binds < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert smsc.binds >= 2
+    finally:
+        gateway.close()
+        smsc.close()

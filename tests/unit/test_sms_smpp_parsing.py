@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from alerts.sms.encoding import encode_sms
 from alerts.sms.gateway import CallbackListener, DeliveryStatus
 from alerts.sms.smpp import SmppSmsGateway, key_reference, parse_receipt_text, receipt_from_pdu
@@ -52,3 +54,15 @@ def test_key_reference_is_stable_per_key():
     assert key_reference("A1/138/1") == key_reference("A1/138/1")
     ref, umr = key_reference("A1/138/2")
     assert 0 <= ref <= 0xFF and 0 <= umr <= 0xFFFF
+
+
+def test_fake_gateway_records_and_fails_on_demand():
+    from alerts.sms.gateway import FakeSmsGateway, GatewayUnavailable
+
+    gw = FakeSmsGateway()
+    res = gw.send("+86138", "危" * 71, key="k1")
+    assert (res.parts, len(res.message_ids), gw.sent["+86138"]) == (2, 2, [("k1", "危" * 71)])
+    gw.fail_with = GatewayUnavailable("down")
+    with pytest.raises(GatewayUnavailable) as e:
+        gw.send("+86138", "x", key="k2")
+    assert e.value.retryable
