@@ -9,7 +9,7 @@ ESME_RINVDSTADR, to test a refusal.
 
 stdout: one JSON object per line: {"event": "listening" | "bound" | "submit" | "unbound" | "mo_sent"}.
 stdin: one JSON command per line: {"cmd": "mo", "from": ..., "to": ..., "text": ...} delivers an MO
-(UCS-2 if not ASCII) to every bound session.
+(UCS-2 if not ASCII) to every bound session; {"cmd": "unbind"} unbinds every session from the SMSC side.
 
 Known smpp34 1.5 limits (COMPONENTS.md §2): it usually closes the socket on unbind without an
 unbind_resp, and Server.stop() must run inside the loop.
@@ -100,6 +100,16 @@ class Simulator:
                 continue
             if cmd.get("cmd") == "mo":
                 asyncio.run_coroutine_threadsafe(self._mo(cmd["from"], cmd["to"], cmd["text"]), self.loop)
+            elif cmd.get("cmd") == "unbind":
+                asyncio.run_coroutine_threadsafe(self._unbind(), self.loop)
+
+    async def _unbind(self) -> None:
+        for sid, esme in list(self.sessions.items()):
+            try:
+                await esme.unbind()
+                emit(event="unbind_sent", session=sid, ok=True)
+            except Exception as e:  # reported, the test decides
+                emit(event="unbind_sent", session=sid, ok=False, error=repr(e))
 
 
 def main(argv: list[str] | None = None) -> None:

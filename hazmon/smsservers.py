@@ -358,6 +358,12 @@ class SmppSimulator:
         self.proc.stdin.write(json.dumps(cmd).encode() + b"\n")
         self.proc.stdin.flush()
 
+    def unbind_all(self) -> None:
+        """The SMSC ends every session with an unbind."""
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(b'{"cmd": "unbind"}\n')
+        self.proc.stdin.flush()
+
     def stop(self) -> None:
         _stop(self.proc, 3)
         if self._log:

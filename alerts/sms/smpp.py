@@ -62,6 +62,7 @@ logger = logging.getLogger(__name__)
 RETRYABLE_STATUS = {0x58, 0x14, 0x08, 0x45}  # throttled, queue full, system error, submit failed
 _LINK_ERRORS = (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError)
 ESM_RECEIPT = 0x04  # esm_class message type "SMSC delivery receipt"
+MAX_PENDING_MO = 256  # incomplete concatenated MO messages kept for joining
 
 # receipt `stat:` values (SMPP 3.4 Appendix B) and message_state TLV values (§5.3.2.35)
 RECEIPT_STAT = {
@@ -112,10 +113,17 @@ class _LockedClient(smpplib.client.Client):
     def __init__(self, *a, **kw):
         super().__init__(*a, sequence_generator=_LockedSequence(), **kw)
         self.write_lock = threading.Lock()
+        self.last_rx = time.monotonic()  # when the last PDU arrived
+        self.last_pdu = None
 
     def send_pdu(self, p):
         with self.write_lock:
             return super().send_pdu(p)
+
+    def read_pdu(self):
+        pdu = super().read_pdu()
+        self.last_rx, self.last_pdu = time.monotonic(), pdu
+        return pdu
 
 
 @dataclass
@@ -223,17 +231,20 @@ class SmppSmsGateway(SmsGateway):
             self.binds += 1
             self._bound.set()
             logger.info("smpp bound to %s:%s as %s (transceiver)", self.host, self.port, self.system_id)
-            last_rx = time.monotonic()
+            client = self._client
             try:
                 while not self._stop.is_set():
-                    before = time.monotonic()
-                    self._client.read_once(auto_send_enquire_link=True)
-                    if self._client.state == c.SMPP_CLIENT_STATE_OPEN:  # the SMSC sent unbind
+                    client.last_pdu = None
+                    # a PDU, or after enquire_link_s of silence an enquire_link is sent
+                    client.read_once(auto_send_enquire_link=True)
+                    pdu = client.last_pdu
+                    if pdu is not None and pdu.command == "unbind":
+                        # smpplib only logs an SMSC's unbind: answer it, then bind again
+                        resp = smpplib.smpp.make_pdu("unbind_resp", client=client)
+                        resp.sequence = pdu.sequence
+                        client.send_pdu(resp)
                         raise smpplib.exceptions.ConnectionError("unbound by the SMSC")
-                    # read_once returns without a PDU only after a socket timeout (enquire_link sent)
-                    if time.monotonic() - before < self.enquire_link_s * 0.9:
-                        last_rx = time.monotonic()
-                    elif time.monotonic() - last_rx > 2 * self.enquire_link_s:
+                    if time.monotonic() - client.last_rx > 2 * self.enquire_link_s:
                         raise smpplib.exceptions.ConnectionError("no answer to enquire_link")
             except _LINK_ERRORS as e:
                 if not self._stop.is_set():
@@ -351,6 +362,9 @@ class SmppSmsGateway(SmsGateway):
         info = concat_info(udh) if udh else None
         if info is not None and info[1] > 1:
             ref, total, seq = info
+            if (sender, ref) not in self._mo_parts and len(self._mo_parts) >= MAX_PENDING_MO:
+                # parts whose siblings never came: forget the oldest message
+                self._mo_parts.pop(next(iter(self._mo_parts)))
             parts = self._mo_parts.setdefault((sender, ref), {})
             parts[seq] = payload
             if len(parts) < total:

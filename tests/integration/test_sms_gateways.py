@@ -240,6 +240,18 @@ def test_smpp_keeps_an_idle_session_with_enquire_link(smpp_stack):
     assert gateway.send(OFFICER, "still here", key="idle").parts == 1
 
 
+def test_smpp_unbind_from_the_smsc_is_answered_and_the_session_bound_again(smpp_stack):
+    sim, gateway, _rec = smpp_stack
+    sim.unbind_all()
+    ev = sim.next_event("unbind_sent")
+    assert ev["ok"], ev  # our unbind_resp reached the SMSC
+    deadline = time.monotonic() + 5
+    while gateway.binds < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert gateway.binds == 2 and gateway.wait_bound(5)
+    assert gateway.send(OFFICER, "after rebind", key="rebind").parts == 1
+
+
 def test_smpp_concurrent_sends_get_their_own_ids(smpp_stack):
     sim, gateway, _rec = smpp_stack
     results, errors = [], []
