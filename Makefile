@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test unit integration lint format bench bench-ingest bench-engine scenarios deps venv clean
 
-deps:            ## Debian packages: Mosquitto and InfluxDB (only when missing)
+deps:            ## Debian packages: Mosquitto, InfluxDB and Kannel (only when missing)
 	bash scripts/install-system-deps.sh
 
 $(STAMP): pyproject.toml

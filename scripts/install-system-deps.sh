@@ -5,6 +5,9 @@ set -euo pipefail
 need=()
 [ -x /usr/sbin/mosquitto ] || need+=(mosquitto mosquitto-clients)
 [ -x /usr/bin/influxd ] || need+=(influxdb influxdb-client)
+# Kannel (bearerbox, smsbox) and kannel-extras (fakesmsc) for the SMS gateway tests
+[ -x /usr/sbin/bearerbox ] || need+=(kannel)
+[ -x /usr/lib/kannel/test/fakesmsc ] || need+=(kannel-extras)
 need+=("$@")
 missing=()
 for p in "${need[@]}"; do
@@ -18,7 +21,7 @@ $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian may start system services on install; hazmon always runs its own instances on other
 # ports, so stop them rather than leave surprises on 1883/8086.
-for svc in mosquitto influxdb; do
+for svc in mosquitto influxdb kannel; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     $SUDO systemctl stop "$svc" || true
   fi

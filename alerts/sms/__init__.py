@@ -1,0 +1,1 @@
+"""SMS for the notifier: text encoding (pure), the gateway port, and the Kannel and SMPP adapters."""

@@ -1,0 +1,173 @@
+"""The SMS gateway port: send a text, hear back delivery receipts and mobile-originated replies.
+
+Error hierarchy (what the outbox does with each):
+    SmsError
+    ├── GatewayUnavailable  the gateway could not be reached or did not answer: retry later, with
+    │                       the same idempotency key (it may or may not have taken the message)
+    └── MessageRejected     the gateway refused this message (bad number, bad credentials, too long):
+                            retrying the same message will not help
+
+Adapters: alerts/sms/kannel.py (Kannel HTTP sendsms), alerts/sms/smpp.py (SMPP 3.4 transceiver).
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from alerts.sms.encoding import encode_sms
+
+logger = logging.getLogger(__name__)
+
+
+class SmsError(Exception):
+    """A message could not be handed to the SMS gateway."""
+
+    retryable = False
+
+
+class GatewayUnavailable(SmsError):
+    """The gateway is down or did not answer in time; retrying later can help."""
+
+    retryable = True
+
+
+class MessageRejected(SmsError):
+    """The gateway refused the message; retrying the same message will not help."""
+
+    retryable = False
+
+
+class DeliveryStatus(enum.StrEnum):
+    """Where a message stands, normalised across gateways."""
+
+    ACCEPTED = "accepted"  # the SMSC took it (Kannel DLR 8 / SMPP ENROUTE, ACCEPTD)
+    DELIVERED = "delivered"  # the handset got it (Kannel DLR 1 / SMPP DELIVRD)
+    FAILED = "failed"  # final failure (Kannel DLR 2 or 16 / SMPP UNDELIV, REJECTD, EXPIRED, DELETED)
+    BUFFERED = "buffered"  # queued at the SMSC (Kannel DLR 4)
+    UNKNOWN = "unknown"
+
+    @property
+    def final(self) -> bool:
+        return self in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What the gateway said when it took a message."""
+
+    key: str  # our idempotency key (alarm, recipient, escalation step)
+    message_ids: tuple[str, ...]  # gateway message id per part (or one id for the whole message)
+    parts: int  # SMS parts the text needs
+    data_coding: int  # 0x00 GSM-7, 0x08 UCS-2
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReceipt:
+    """A delivery report for one message id of a SendResult."""
+
+    message_id: str
+    status: DeliveryStatus
+    raw: str = ""  # the gateway's own status text, kept for the audit trail
+    key: str | None = None  # our key, where the gateway echoes it (Kannel dlr-url)
+
+
+@dataclass(frozen=True, slots=True)
+class MobileOriginated:
+    """An SMS from a phone to us, e.g. an officer's reply "1 A000123" or "确认 A000123"."""
+
+    from_number: str
+    text: str
+    received_at: datetime
+    to_number: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class SmsListener(abc.ABC):
+    """Receives what the gateway reports back. Called from the adapter's thread: return quickly."""
+
+    @abc.abstractmethod
+    def on_receipt(self, message_id: str, status: DeliveryStatus, receipt: DeliveryReceipt) -> None: ...
+
+    @abc.abstractmethod
+    def on_mo(self, from_number: str, text: str, received_at: datetime) -> None: ...
+
+
+class CallbackListener(SmsListener):
+    """An SmsListener from two plain callables (either may be None)."""
+
+    def __init__(
+        self,
+        on_receipt: Callable[[str, DeliveryStatus, DeliveryReceipt], None] | None = None,
+        on_mo: Callable[[str, str, datetime], None] | None = None,
+    ):
+        self._on_receipt = on_receipt
+        self._on_mo = on_mo
+
+    def on_receipt(self, message_id: str, status: DeliveryStatus, receipt: DeliveryReceipt) -> None:
+        if self._on_receipt:
+            self._on_receipt(message_id, status, receipt)
+
+    def on_mo(self, from_number: str, text: str, received_at: datetime) -> None:
+        if self._on_mo:
+            self._on_mo(from_number, text, received_at)
+
+
+def notify_receipt(listener: SmsListener | None, receipt: DeliveryReceipt) -> None:
+    """Call listener.on_receipt; a failing listener is logged, never raised into the gateway loop."""
+    if listener is None:
+        return
+    try:
+        listener.on_receipt(receipt.message_id, receipt.status, receipt)
+    except Exception:
+        logger.exception("sms receipt listener failed for %s", receipt.message_id)
+
+
+def notify_mo(listener: SmsListener | None, mo: MobileOriginated) -> None:
+    """Call listener.on_mo; a failing listener is logged, never raised into the gateway loop."""
+    if listener is None:
+        return
+    try:
+        listener.on_mo(mo.from_number, mo.text, mo.received_at)
+    except Exception:
+        logger.exception("sms MO listener failed for a message from %s", mo.from_number)
+
+
+class SmsGateway(abc.ABC):
+    """Sends SMS. `key` is the idempotency key; an adapter passes it to the gateway where it can."""
+
+    listener: SmsListener | None = None
+
+    def set_listener(self, listener: SmsListener | None) -> None:
+        self.listener = listener
+
+    @abc.abstractmethod
+    def send(self, to: str, text: str, key: str) -> SendResult:
+        """Hand one text to the gateway; raise GatewayUnavailable or MessageRejected on failure."""
+
+    def close(self) -> None:  # noqa: B027 - optional for adapters without a connection
+        """Release connections and threads."""
+
+
+class FakeSmsGateway(SmsGateway):
+    """Records sent messages per number, for unit tests of the notifier; can be set to fail."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, list[tuple[str, str]]] = {}
+        self.fail_with: SmsError | None = None
+        self._n = 0
+
+    def send(self, to: str, text: str, key: str) -> SendResult:
+        if self.fail_with is not None:
+            raise self.fail_with
+        enc = encode_sms(text)
+        self.sent.setdefault(to, []).append((key, text))
+        ids = []
+        for _ in enc.parts:
+            self._n += 1
+            ids.append(f"fake-{self._n}")
+        return SendResult(key, tuple(ids), len(enc.parts), enc.data_coding)
