@@ -64,9 +64,17 @@ class Simulator:
                 emit(event="unbound", session=ev.session_id)
 
     def _submit(self, ev: smpp34.SubmitSmEvent) -> None:
-        record = dict(event="submit", session=ev.session_id, src=ev.source_addr, dst=ev.destination_addr,
-                      dcs=ev.data_coding, esm=ev.esm_class, reg=ev.registered_delivery,
-                      sm=ev.short_message.hex(), tlvs={f"{t.tag:#06x}": t.value.hex() for t in ev.tlvs})
+        record = dict(
+            event="submit",
+            session=ev.session_id,
+            src=ev.source_addr,
+            dst=ev.destination_addr,
+            dcs=ev.data_coding,
+            esm=ev.esm_class,
+            reg=ev.registered_delivery,
+            sm=ev.short_message.hex(),
+            tlvs={f"{t.tag:#06x}": t.value.hex() for t in ev.tlvs},
+        )
         if ev.destination_addr.startswith("000"):
             ev.reject(smpp34.ESME_RINVDSTADR)
             emit(**record, rejected=smpp34.ESME_RINVDSTADR)
@@ -78,17 +86,26 @@ class Simulator:
         if ev.registered_delivery & 1 and esme is not None:
             ts = time.strftime("%y%m%d%H%M")
             text = f"id:{mid} sub:001 dlvrd:001 submit date:{ts} done date:{ts} stat:DELIVRD err:000 text:"
-            self._keep(esme.deliver_sm(
-                ev.source_addr, text.encode(), source_addr=ev.destination_addr, esm_class=0x04,
-                tlvs=[smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, mid.encode() + b"\0"),
-                      smpp34.Tlv(smpp34.TLV_MESSAGE_STATE, b"\x02")]))
+            self._keep(
+                esme.deliver_sm(
+                    ev.source_addr,
+                    text.encode(),
+                    source_addr=ev.destination_addr,
+                    esm_class=0x04,
+                    tlvs=[
+                        smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, mid.encode() + b"\0"),
+                        smpp34.Tlv(smpp34.TLV_MESSAGE_STATE, b"\x02"),
+                    ],
+                )
+            )
 
     async def _mo(self, sender: str, receiver: str, text: str) -> None:
         body, dcs = (text.encode(), 0) if text.isascii() else (text.encode("utf-16-be"), 8)
         statuses = []
         for esme in list(self.sessions.values()):
-            resp = await esme.deliver_sm(receiver, body, source_addr=sender, data_coding=dcs,
-                                         source_addr_ton=1, source_addr_npi=1)
+            resp = await esme.deliver_sm(
+                receiver, body, source_addr=sender, data_coding=dcs, source_addr_ton=1, source_addr_npi=1
+            )
             statuses.append(resp.command_status)
         emit(event="mo_sent", text=text, statuses=statuses)
 

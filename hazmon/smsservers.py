@@ -112,8 +112,15 @@ class KannelServer:
     1 s select timeout, so MT lines show up to about 1 s late (COMPONENTS.md §1).
     """
 
-    def __init__(self, root: Path, mo_url: str, *, username: str = "hazmon", password: str = "hazmon-pw",
-                 sender: str = "10690000"):
+    def __init__(
+        self,
+        root: Path,
+        mo_url: str,
+        *,
+        username: str = "hazmon",
+        password: str = "hazmon-pw",
+        sender: str = "10690000",
+    ):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.admin_port, self.smsbox_port = free_port(), free_port()
@@ -214,10 +221,14 @@ catch-all = true
     def start_fakesmsc(self) -> None:
         self.fakesmsc = subprocess.Popen(
             [FAKESMSC_BIN, "-H", "127.0.0.1", "-r", str(self.smsc_port), "-v", "0"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-        threading.Thread(target=self._read_fakesmsc, args=(self.fakesmsc,), daemon=True,
-                         name="fakesmsc-reader").start()
+        threading.Thread(
+            target=self._read_fakesmsc, args=(self.fakesmsc,), daemon=True, name="fakesmsc-reader"
+        ).start()
 
     def start_smsbox(self) -> None:
         self.smsbox = self._popen("smsbox", [SMSBOX_BIN, "-v", "1", str(self.config)])
@@ -321,7 +332,10 @@ class SmppSimulator:
         self._log = open(self.root / "smsc_sim.err", "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hazmon.smsc_sim", "--port", str(self.port)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, start_new_session=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            start_new_session=True,
             cwd=Path(__file__).resolve().parent.parent,
         )
         threading.Thread(target=self._read, args=(self.proc,), daemon=True, name="smsc-sim-reader").start()

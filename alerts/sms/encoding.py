@@ -41,8 +41,18 @@ GSM7_BASIC = (
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 # TS 23.038 §6.2.1.1 extension table (after ESC)
-GSM7_EXTENSION = {"\f": 0x0A, "^": 0x14, "{": 0x28, "}": 0x29, "\\": 0x2F, "[": 0x3C, "~": 0x3D,
-                  "]": 0x3E, "|": 0x40, "€": 0x65}
+GSM7_EXTENSION = {
+    "\f": 0x0A,
+    "^": 0x14,
+    "{": 0x28,
+    "}": 0x29,
+    "\\": 0x2F,
+    "[": 0x3C,
+    "~": 0x3D,
+    "]": 0x3E,
+    "|": 0x40,
+    "€": 0x65,
+}
 
 assert len(GSM7_BASIC) == 128
 _BASIC_CODE = {ch: i for i, ch in enumerate(GSM7_BASIC) if i != ESC}
@@ -107,8 +117,9 @@ def gsm7_encodable(text: str) -> bool:
 
 def _gsm7_units(text: str) -> list[bytes]:
     """One entry per character: its septets (1, or 2 for ESC + extension code)."""
-    return [bytes([ESC, GSM7_EXTENSION[ch]]) if ch in GSM7_EXTENSION else bytes([_BASIC_CODE[ch]])
-            for ch in text]
+    return [
+        bytes([ESC, GSM7_EXTENSION[ch]]) if ch in GSM7_EXTENSION else bytes([_BASIC_CODE[ch]]) for ch in text
+    ]
 
 
 def _ucs2_units(text: str) -> list[bytes]:

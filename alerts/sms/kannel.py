@@ -214,8 +214,10 @@ def parse_query(raw_query: str) -> dict[str, str]:
     With smsbox `mo-recode = true` every MO text is UTF-8. Without it a UCS-2 MO arrives as raw
     UTF-16BE bytes with `coding=2&charset=UTF-16BE`; that text is decoded as such here.
     """
-    raw = {k: v.encode("latin-1") for k, v in urllib.parse.parse_qsl(raw_query, keep_blank_values=True,
-                                                                      encoding="latin-1")}
+    raw = {
+        k: v.encode("latin-1")
+        for k, v in urllib.parse.parse_qsl(raw_query, keep_blank_values=True, encoding="latin-1")
+    }
     out = {k: v.decode("utf-8", errors="replace") for k, v in raw.items()}
     if "text" in raw and out.get("coding") == "2" and out.get("charset", "").upper() in _UTF16_CHARSETS:
         out["text"] = raw["text"].decode("utf-16-be", errors="replace")

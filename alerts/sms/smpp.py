@@ -66,13 +66,25 @@ MAX_PENDING_MO = 256  # incomplete concatenated MO messages kept for joining
 
 # receipt `stat:` values (SMPP 3.4 Appendix B) and message_state TLV values (§5.3.2.35)
 RECEIPT_STAT = {
-    "DELIVRD": DeliveryStatus.DELIVERED, "ACCEPTD": DeliveryStatus.ACCEPTED,
-    "ENROUTE": DeliveryStatus.ACCEPTED, "UNDELIV": DeliveryStatus.FAILED, "REJECTD": DeliveryStatus.FAILED,
-    "EXPIRED": DeliveryStatus.FAILED, "DELETED": DeliveryStatus.FAILED, "UNKNOWN": DeliveryStatus.UNKNOWN,
+    "DELIVRD": DeliveryStatus.DELIVERED,
+    "ACCEPTD": DeliveryStatus.ACCEPTED,
+    "ENROUTE": DeliveryStatus.ACCEPTED,
+    "UNDELIV": DeliveryStatus.FAILED,
+    "REJECTD": DeliveryStatus.FAILED,
+    "EXPIRED": DeliveryStatus.FAILED,
+    "DELETED": DeliveryStatus.FAILED,
+    "UNKNOWN": DeliveryStatus.UNKNOWN,
 }
-MESSAGE_STATE = {1: DeliveryStatus.ACCEPTED, 2: DeliveryStatus.DELIVERED, 3: DeliveryStatus.FAILED,
-                 4: DeliveryStatus.FAILED, 5: DeliveryStatus.FAILED, 6: DeliveryStatus.ACCEPTED,
-                 7: DeliveryStatus.UNKNOWN, 8: DeliveryStatus.FAILED}
+MESSAGE_STATE = {
+    1: DeliveryStatus.ACCEPTED,
+    2: DeliveryStatus.DELIVERED,
+    3: DeliveryStatus.FAILED,
+    4: DeliveryStatus.FAILED,
+    5: DeliveryStatus.FAILED,
+    6: DeliveryStatus.ACCEPTED,
+    7: DeliveryStatus.UNKNOWN,
+    8: DeliveryStatus.FAILED,
+}
 _RECEIPT_FIELD = re.compile(r"(\w+(?: date)?):(\S*)")
 
 
@@ -204,15 +216,17 @@ class SmppSmsGateway(SmsGateway):
             self._thread = None
 
     def _connect(self) -> _LockedClient:
-        client = _LockedClient(self.host, self.port, timeout=self.response_timeout_s,
-                               allow_unknown_opt_params=True)
+        client = _LockedClient(
+            self.host, self.port, timeout=self.response_timeout_s, allow_unknown_opt_params=True
+        )
         client.set_message_received_handler(self._on_deliver_sm)
         client.set_message_sent_handler(self._on_submit_resp)
         client.set_error_pdu_handler(self._on_error_pdu)
         try:
             client.connect()
-            client.bind_transceiver(system_id=self.system_id, password=self._password,
-                                    system_type=self.system_type)
+            client.bind_transceiver(
+                system_id=self.system_id, password=self._password, system_type=self.system_type
+            )
         except BaseException:
             with contextlib.suppress(Exception):
                 client.disconnect()
@@ -283,14 +297,19 @@ class SmppSmsGateway(SmsGateway):
         with self._send_lock:
             for part in enc.parts:
                 pdu = smpplib.smpp.make_pdu(
-                    "submit_sm", client=client,
-                    source_addr_ton=self.source_addr_ton, source_addr_npi=self.source_addr_npi,
+                    "submit_sm",
+                    client=client,
+                    source_addr_ton=self.source_addr_ton,
+                    source_addr_npi=self.source_addr_npi,
                     source_addr=self.source_addr,
                     dest_addr_ton=c.SMPP_TON_INTL if to.startswith("+") else c.SMPP_TON_UNK,
-                    dest_addr_npi=c.SMPP_NPI_ISDN, destination_addr=to.lstrip("+"),
-                    esm_class=enc.esm_class, data_coding=enc.data_coding,
+                    dest_addr_npi=c.SMPP_NPI_ISDN,
+                    destination_addr=to.lstrip("+"),
+                    esm_class=enc.esm_class,
+                    data_coding=enc.data_coding,
                     registered_delivery=1 if self.request_receipts else 0,
-                    short_message=part.short_message, user_message_reference=umr,
+                    short_message=part.short_message,
+                    user_message_reference=umr,
                 )
                 w = _Waiter()
                 with self._waiters_lock:
@@ -375,8 +394,13 @@ class SmppSmsGateway(SmsGateway):
             text = payload.decode("utf-16-be", errors="replace")
         else:
             text = decode_payload(payload, dcs)
-        return MobileOriginated(sender, text, datetime.now(UTC), to_number=_s(pdu.destination_addr),
-                                extra={"data_coding": str(dcs)})
+        return MobileOriginated(
+            sender,
+            text,
+            datetime.now(UTC),
+            to_number=_s(pdu.destination_addr),
+            extra={"data_coding": str(dcs)},
+        )
 
 
 def receipt_from_pdu(pdu) -> DeliveryReceipt:

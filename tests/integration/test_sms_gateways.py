@@ -84,8 +84,14 @@ def kannel_stack(tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}/sms/kannel"
     server = KannelServer(tmp_path / "kannel", mo_url=f"{base}/mo?t={TOKEN}")
-    gateway = KannelSmsGateway(server.sendsms_url, server.username, server.password,
-                               callback_base=base, callback_token=TOKEN, sender=server.sender)
+    gateway = KannelSmsGateway(
+        server.sendsms_url,
+        server.username,
+        server.password,
+        callback_base=base,
+        callback_token=TOKEN,
+        sender=server.sender,
+    )
     gateway.set_listener(rec.listener)
     app.include_router(kannel_router(gateway))
     web = Uvicorn(app)
@@ -180,8 +186,16 @@ def smpp_stack(tmp_path):
     sim = SmppSimulator(tmp_path / "smsc")
     sim.start()
     rec = Recorder()
-    gateway = SmppSmsGateway("127.0.0.1", sim.port, "hazmon", "secret", source_addr="HAZMON",
-                             enquire_link_s=0.5, reconnect_delay_s=0.2, bind_wait_s=0.5)
+    gateway = SmppSmsGateway(
+        "127.0.0.1",
+        sim.port,
+        "hazmon",
+        "secret",
+        source_addr="HAZMON",
+        enquire_link_s=0.5,
+        reconnect_delay_s=0.2,
+        bind_wait_s=0.5,
+    )
     gateway.set_listener(rec.listener)
     gateway.start()
     assert gateway.wait_bound(5)
@@ -199,7 +213,8 @@ def test_smpp_chinese_alarm_is_two_udh_parts_submitted_once_with_receipts(smpp_s
     assert (result.parts, result.data_coding, len(result.message_ids)) == (2, DCS_UCS2, 2)
     subs = [sim.next_event("submit") for _ in range(2)]
     assert [(s["dcs"], s["esm"], s["dst"], s["src"], s["reg"]) for s in subs] == [
-        (0x08, 0x40, OFFICER.lstrip("+"), "HAZMON", 1)] * 2
+        (0x08, 0x40, OFFICER.lstrip("+"), "HAZMON", 1)
+    ] * 2
     sms = [bytes.fromhex(s["sm"]) for s in subs]
     assert [concat_info(m[:6])[1:] for m in sms] == [(2, 1), (2, 2)]
     assert reassemble(sms, DCS_UCS2) == ALARM_ZH
@@ -330,8 +345,15 @@ class SilentSmsc:
 
 def test_smpp_hung_smsc_times_out_as_unavailable_and_dead_link_is_rebound():
     smsc = SilentSmsc()
-    gateway = SmppSmsGateway("127.0.0.1", smsc.port, "hazmon", "secret", enquire_link_s=0.3,
-                             response_timeout_s=0.5, reconnect_delay_s=0.1)
+    gateway = SmppSmsGateway(
+        "127.0.0.1",
+        smsc.port,
+        "hazmon",
+        "secret",
+        enquire_link_s=0.3,
+        response_timeout_s=0.5,
+        reconnect_delay_s=0.1,
+    )
     try:
         gateway.start()
         assert gateway.wait_bound(5)

@@ -35,8 +35,10 @@ def test_send_uses_coding_2_for_chinese_and_puts_key_in_dlr_url():
     assert seen["coding"] == "0"
 
 
-@pytest.mark.parametrize(("status", "exc"), [(403, MessageRejected), (400, MessageRejected),
-                                             (503, GatewayUnavailable), (500, GatewayUnavailable)])
+@pytest.mark.parametrize(
+    ("status", "exc"),
+    [(403, MessageRejected), (400, MessageRejected), (503, GatewayUnavailable), (500, GatewayUnavailable)],
+)
 def test_http_errors_map_to_retryable_or_not(status, exc):
     gw = _gateway(lambda req: httpx.Response(status, text="nope"))
     with pytest.raises(exc):

@@ -12,27 +12,45 @@ from alerts.sms.smpp import SmppSmsGateway, key_reference, parse_receipt_text, r
 
 
 def _pdu(**kw):
-    base = dict(short_message=b"", data_coding=0, esm_class=0, source_addr=b"8613800138000",
-                destination_addr=b"HAZMON", receipted_message_id=None, message_state=None,
-                message_payload=None)
+    base = dict(
+        short_message=b"",
+        data_coding=0,
+        esm_class=0,
+        source_addr=b"8613800138000",
+        destination_addr=b"HAZMON",
+        receipted_message_id=None,
+        message_state=None,
+        message_payload=None,
+    )
     return SimpleNamespace(**{**base, **kw})
 
 
 def test_receipt_text_fields():
-    f = parse_receipt_text("id:0A1B sub:001 dlvrd:001 submit date:2611231200 done date:2611231201 "
-                           "stat:UNDELIV err:034 text:危险")
-    assert (f["id"], f["stat"], f["err"], f["submit date"], f["text"]) == ("0A1B", "UNDELIV", "034",
-                                                                          "2611231200", "危险")
+    f = parse_receipt_text(
+        "id:0A1B sub:001 dlvrd:001 submit date:2611231200 done date:2611231201 stat:UNDELIV err:034 text:危险"
+    )
+    assert (f["id"], f["stat"], f["err"], f["submit date"], f["text"]) == (
+        "0A1B",
+        "UNDELIV",
+        "034",
+        "2611231200",
+        "危险",
+    )
 
 
 def test_receipt_prefers_tlv_id_and_maps_stat():
-    r = receipt_from_pdu(_pdu(esm_class=4, short_message=b"id:X stat:DELIVRD err:000 text:",
-                              receipted_message_id=b"000003E8\0"))
+    r = receipt_from_pdu(
+        _pdu(
+            esm_class=4, short_message=b"id:X stat:DELIVRD err:000 text:", receipted_message_id=b"000003E8\0"
+        )
+    )
     assert (r.message_id, r.status) == ("000003E8", DeliveryStatus.DELIVERED)
     r = receipt_from_pdu(_pdu(esm_class=4, short_message=b"id:77 sub:001 stat:REJECTD err:001"))
     assert (r.message_id, r.status) == ("77", DeliveryStatus.FAILED)
-    assert receipt_from_pdu(_pdu(esm_class=4, receipted_message_id="9", message_state=2)).status \
+    assert (
+        receipt_from_pdu(_pdu(esm_class=4, receipted_message_id="9", message_state=2)).status
         is DeliveryStatus.DELIVERED
+    )
 
 
 def test_deliver_sm_routes_receipts_and_joins_concatenated_mo():
