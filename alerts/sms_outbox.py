@@ -1,0 +1,290 @@
+"""The durable SMS outbox (SQLite): every notification once, merged per recipient, sent and retried.
+
+Three steps, each one committed before the next (DESIGN.md decisions 2 and 4):
+
+1. `enqueue` stores the notifications the escalation planner lists; the idempotency key (alarm
+   episode, step, reminder, recipient) is the primary key, so listing them again is harmless.
+2. `plan` turns what waits for one phone into one message (alerts/sms_plan.py: quiet merging and
+   the per-recipient rate limit) and marks the notifications as covered, in one transaction.
+3. `send_due` marks a message `sending`, calls the gateway, then records `sent` with the gateway's
+   ids; an unreachable gateway puts it back with exponential backoff, a refusal fails it.
+
+A crash before step 3's gateway call leaves the message `ready`: it is sent after the restart.
+A crash between the gateway's acceptance and the `sent` commit leaves it `sending`: in doubt.
+`resolve_in_doubt` waits `in_doubt_grace_ms` for a delivery receipt carrying the message's key
+(Kannel echoes it in the DLR URL); a receipt proves it went out, silence means it did not, and
+it is sent again. A gateway that echoes no key (plain SMPP) cannot prove either, so the grace
+period ends in a resend: at most one duplicate, only for a crash in that instant, never a loss.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from alerts.conditions import Priority
+from alerts.escalation import Notification
+from alerts.sms.gateway import DeliveryReceipt, DeliveryStatus, GatewayUnavailable, SmsError, SmsGateway
+from alerts.sms_plan import Policy, Waiting, plan_messages
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS notifications (
+        key TEXT PRIMARY KEY, alarm_id TEXT NOT NULL, site TEXT NOT NULL, recipient_id TEXT NOT NULL,
+        phone TEXT NOT NULL, language TEXT NOT NULL, site_name TEXT NOT NULL, line_zh TEXT NOT NULL,
+        line_en TEXT NOT NULL, priority INTEGER NOT NULL, event_ms INTEGER NOT NULL,
+        queued_ms INTEGER NOT NULL, state TEXT NOT NULL, message_id INTEGER)""",
+    "CREATE INDEX IF NOT EXISTS notifications_waiting ON notifications (state, phone)",
+    """CREATE TABLE IF NOT EXISTS messages (
+        id INTEGER PRIMARY KEY, phone TEXT NOT NULL, text TEXT NOT NULL, covers INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        next_try_ms INTEGER NOT NULL, sending_since_ms INTEGER, sent_ms INTEGER, gateway_ids TEXT,
+        receipt TEXT, error TEXT)""",
+    "CREATE INDEX IF NOT EXISTS messages_state ON messages (state, next_try_ms)",
+)
+READY, SENDING, SENT, DELIVERED, FAILED = "ready", "sending", "sent", "delivered", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """What the people see of one notification (from the alarm and the registry)."""
+
+    site_name: str
+    line_zh: str
+    line_en: str
+    priority: Priority
+    event_ms: int
+    language: str = "zh"
+
+
+def message_key(message_id: int) -> str:
+    """The key a message carries to the gateway (and back in its receipts)."""
+    return f"sms-{message_id}"
+
+
+class SmsOutbox:
+    """One SQLite file (WAL, synchronous=FULL); safe to share between the planner and the sender."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        policy: Policy | None = None,
+        *,
+        backoff_ms: tuple[int, ...] = (5_000, 15_000, 60_000, 300_000),
+        max_attempts: int = 50,
+        in_doubt_grace_ms: int = 120_000,
+    ):
+        self.policy = policy or Policy()
+        self.backoff_ms = backoff_ms
+        self.max_attempts = max_attempts
+        self.in_doubt_grace_ms = in_doubt_grace_ms
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        with self._tx():
+            for statement in SCHEMA:
+                self._db.execute(statement)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _tx(self):
+        outbox = self
+
+        class _Tx:
+            def __enter__(self) -> sqlite3.Connection:
+                outbox._lock.acquire()
+                outbox._db.execute("BEGIN IMMEDIATE")
+                return outbox._db
+
+            def __exit__(self, exc_type, *_: object) -> None:
+                try:
+                    outbox._db.execute("ROLLBACK" if exc_type else "COMMIT")
+                finally:
+                    outbox._lock.release()
+
+        return _Tx()
+
+    # ---- 1. notifications in
+
+    def enqueue(self, items: Iterable[tuple[Notification, Rendered]], now_ms: int) -> int:
+        """Store notifications not seen before (by key); returns how many were new."""
+        rows = [
+            (n.key, n.alarm_id, n.site, n.recipient_id, n.phone, r.language, r.site_name, r.line_zh,
+             r.line_en, int(r.priority), r.event_ms, now_ms, "waiting")
+            for n, r in items
+        ]  # fmt: skip
+        with self._tx() as db:
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO notifications (key, alarm_id, site, recipient_id, phone, language,"
+                " site_name, line_zh, line_en, priority, event_ms, queued_ms, state)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            return db.total_changes - before
+
+    def cancel_alarm(self, alarm_id: str) -> int:
+        """The alarm was acknowledged or cleared: what still waits for it is not sent."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE notifications SET state = 'cancelled' WHERE alarm_id = ? AND state = 'waiting'",
+                (alarm_id,),
+            )
+            return cur.rowcount
+
+    # ---- 2. merged messages
+
+    def plan(self, now_ms: int) -> list[int]:
+        """Merge what waits per phone into messages the rate limit allows now; returns their ids."""
+        created: list[int] = []
+        with self._tx() as db:
+            waiting: dict[tuple[str, str], list[Waiting]] = {}
+            for key, alarm_id, phone, lang, site_name, zh, en, prio, ev, queued in db.execute(
+                "SELECT key, alarm_id, phone, language, site_name, line_zh, line_en, priority, event_ms,"
+                " queued_ms FROM notifications WHERE state = 'waiting' ORDER BY queued_ms"
+            ):
+                w = Waiting(key, alarm_id, site_name, zh, en, Priority(prio), ev, queued)
+                waiting.setdefault((phone, lang), []).append(w)
+            since = now_ms - self.policy.rate_window_ms
+            for (phone, lang), items in waiting.items():
+                sent = [
+                    t
+                    for (t,) in db.execute(
+                        "SELECT created_ms FROM messages WHERE phone = ? AND created_ms > ?", (phone, since)
+                    )
+                ]
+                for p in plan_messages(items, sent, now_ms, self.policy, lang):
+                    cur = db.execute(
+                        "INSERT INTO messages (phone, text, covers, created_ms, state, next_try_ms)"
+                        " VALUES (?,?,?,?,?,?)",
+                        (phone, p.text, len(p.covers), now_ms, READY, now_ms),
+                    )
+                    mid = int(cur.lastrowid or 0)
+                    db.executemany(
+                        "UPDATE notifications SET state = 'merged', message_id = ? WHERE key = ?",
+                        [(mid, k) for k in p.covers],
+                    )
+                    created.append(mid)
+        return created
+
+    # ---- 3. sending
+
+    def send_due(self, gateway: SmsGateway, now_ms: int) -> list[tuple[int, str]]:
+        """Send every ready message whose time has come; returns (message id, outcome) pairs."""
+        with self._lock:
+            due = self._db.execute(
+                "SELECT id, phone, text, attempts FROM messages WHERE state = ? AND next_try_ms <= ?"
+                " ORDER BY id",
+                (READY, now_ms),
+            ).fetchall()
+        out = []
+        for mid, phone, text, attempts in due:
+            with self._tx() as db:
+                db.execute(
+                    "UPDATE messages SET state = ?, attempts = ?, sending_since_ms = ? WHERE id = ?",
+                    (SENDING, attempts + 1, now_ms, mid),
+                )
+            out.append((mid, self._send_one(gateway, mid, phone, text, attempts + 1, now_ms)))
+        return out
+
+    def _send_one(
+        self, gateway: SmsGateway, mid: int, phone: str, text: str, attempt: int, now_ms: int
+    ) -> str:
+        try:
+            result = gateway.send(phone, text, message_key(mid))
+        except GatewayUnavailable as e:
+            if attempt >= self.max_attempts:
+                self._set(mid, FAILED, error=f"gave up after {attempt} attempts: {e}")
+                return FAILED
+            wait = self.backoff_ms[min(attempt - 1, len(self.backoff_ms) - 1)]
+            self._set(mid, READY, error=str(e), next_try_ms=now_ms + wait)
+            return "retry"
+        except SmsError as e:
+            self._set(mid, FAILED, error=str(e))
+            return FAILED
+        with self._tx() as db:
+            db.execute(
+                "UPDATE messages SET state = ?, sent_ms = ?, gateway_ids = ? WHERE id = ? AND state = ?",
+                (SENT, now_ms, orjson.dumps(list(result.message_ids)).decode(), mid, SENDING),
+            )
+        return SENT
+
+    def _set(self, mid: int, state: str, *, error: str | None = None, next_try_ms: int | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE messages SET state = ?, error = coalesce(?, error),"
+                " next_try_ms = coalesce(?, next_try_ms) WHERE id = ?",
+                (state, error, next_try_ms, mid),
+            )
+
+    # ---- receipts and crash recovery
+
+    def on_receipt(self, receipt: DeliveryReceipt, now_ms: int) -> bool:
+        """Record a delivery report; matched by our key (Kannel) or by a gateway id. True if matched."""
+        mid = None
+        if receipt.key and receipt.key.startswith("sms-") and receipt.key[4:].isdigit():
+            mid = int(receipt.key[4:])
+        with self._tx() as db:
+            if mid is None:
+                row = db.execute(
+                    "SELECT m.id FROM messages m, json_each(m.gateway_ids) g WHERE g.value = ?",
+                    (receipt.message_id,),
+                ).fetchone()
+                mid = row[0] if row else None
+            if mid is None:
+                return False
+            (current,) = db.execute("SELECT state FROM messages WHERE id = ?", (mid,)).fetchone() or (None,)
+            if current is None:
+                return False
+            final = {DeliveryStatus.DELIVERED: DELIVERED, DeliveryStatus.FAILED: FAILED}.get(receipt.status)
+            # any receipt proves the gateway took it: an in-doubt `sending` becomes at least `sent`
+            state = final or (SENT if current in (SENDING, READY) else current)
+            db.execute(
+                "UPDATE messages SET state = ?, sent_ms = coalesce(sent_ms, ?), receipt = ? WHERE id = ?",
+                (state, now_ms, f"{receipt.status}: {receipt.raw}", mid),
+            )
+            return True
+
+    def resolve_in_doubt(self, now_ms: int) -> list[int]:
+        """Messages left `sending` by a crash, with no receipt within the grace period: send again."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT id FROM messages WHERE state = ? AND sending_since_ms <= ?",
+                (SENDING, now_ms - self.in_doubt_grace_ms),
+            ).fetchall()
+            ids = [r[0] for r in rows]
+            db.executemany(
+                "UPDATE messages SET state = ?, next_try_ms = ?, error = 'in doubt after a crash: resent'"
+                " WHERE id = ?",
+                [(READY, now_ms, i) for i in ids],
+            )
+        return ids
+
+    # ---- reads (API, console, tests)
+
+    def backlog(self) -> dict[str, int]:
+        """Messages per state and notifications still waiting: the console shows a stuck gateway."""
+        with self._lock:
+            out = dict(self._db.execute("SELECT state, count(*) FROM messages GROUP BY state").fetchall())
+            (waiting,) = self._db.execute(
+                "SELECT count(*) FROM notifications WHERE state = 'waiting'"
+            ).fetchone()
+        return {**out, "waiting_notifications": waiting}
+
+    def messages(self, phone: str | None = None) -> list[dict]:
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT id, phone, text, covers, state, attempts, sent_ms, receipt, error FROM messages"
+                + (" WHERE phone = ?" if phone else "")
+                + " ORDER BY id",
+                (phone,) if phone else (),
+            )
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

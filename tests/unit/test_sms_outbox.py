@@ -1,0 +1,163 @@
+"""The durable SMS outbox: once per key, merged per phone, retried, and safe across a crash."""
+
+from __future__ import annotations
+
+import contextlib
+
+from alerts.conditions import Priority
+from alerts.escalation import Notification
+from alerts.sms.gateway import (
+    DeliveryReceipt,
+    DeliveryStatus,
+    FakeSmsGateway,
+    GatewayUnavailable,
+    MessageRejected,
+)
+from alerts.sms_outbox import DELIVERED, FAILED, READY, SENDING, SENT, Rendered, SmsOutbox, message_key
+
+T0 = 1_795_392_000_000
+S = 1_000
+WANG = "+8613800138001"
+
+
+def note(i: int, phone: str = WANG, alarm: str | None = None) -> tuple[Notification, Rendered]:
+    alarm_id = alarm or f"A{i:06d}"
+    who = f"p-{phone}"
+    n = Notification(f"{alarm_id}/s0/r0/{who}", alarm_id, "jianghai-tf-01", 0, 0, "operator", who, phone, T0)
+    r = Rendered("江海罐区", f"T{i}液位高报警 14.3 m ≥ 14.2 m", f"T{i} level high", Priority.HIGH, T0 + i)
+    return n, r
+
+
+def states(box: SmsOutbox) -> list[str]:
+    return [m["state"] for m in box.messages()]
+
+
+def test_the_same_notification_listed_twice_is_stored_once(tmp_path):
+    box = SmsOutbox(tmp_path / "sms.sqlite")
+    assert box.enqueue([note(1), note(2)], T0) == 2
+    assert box.enqueue([note(1), note(2), note(3)], T0 + S) == 1
+    assert box.backlog()["waiting_notifications"] == 3
+
+
+def test_notifications_for_one_phone_become_one_message_sent_once(tmp_path):
+    box, gw = SmsOutbox(tmp_path / "sms.sqlite"), FakeSmsGateway()
+    box.enqueue([note(1), note(2), note(3)], T0)
+    assert box.plan(T0 + 5 * S) == []  # the merge window is still open
+    [mid] = box.plan(T0 + 20 * S)
+    assert box.send_due(gw, T0 + 20 * S) == [(mid, SENT)]
+    assert box.send_due(gw, T0 + 21 * S) == [] and box.plan(T0 + 21 * S) == []
+    [(key, text)] = gw.sent[WANG]
+    assert key == message_key(mid) and "共 3 条报警" in text
+
+
+def test_a_gateway_down_for_two_minutes_delays_the_message_and_it_arrives_once(tmp_path):
+    box, gw = SmsOutbox(tmp_path / "sms.sqlite"), FakeSmsGateway()
+    box.enqueue([note(1)], T0)
+    box.plan(T0 + 20 * S)
+    gw.fail_with = GatewayUnavailable("connection refused")
+    now, outcomes = T0 + 20 * S, []
+    while now < T0 + 140 * S:
+        outcomes += [o for _, o in box.send_due(gw, now)]
+        now += S
+    assert outcomes and set(outcomes) == {"retry"} and box.backlog()[READY] == 1  # the console shows it
+    gw.fail_with = None
+    while not gw.sent:
+        box.send_due(gw, now)
+        now += S
+    assert len(gw.sent[WANG]) == 1 and states(box) == [SENT]
+    assert now - (T0 + 140 * S) <= 300 * S  # back within one backoff step
+
+
+def test_a_refused_message_fails_without_retrying(tmp_path):
+    box, gw = SmsOutbox(tmp_path / "sms.sqlite"), FakeSmsGateway()
+    box.enqueue([note(1)], T0)
+    box.plan(T0 + 20 * S)
+    gw.fail_with = MessageRejected("invalid destination")
+    box.send_due(gw, T0 + 20 * S)
+    assert states(box) == [FAILED] and box.send_due(gw, T0 + 600 * S) == []
+
+
+def test_a_crash_between_planning_and_sending_sends_after_the_restart(tmp_path):
+    path = tmp_path / "sms.sqlite"
+    box = SmsOutbox(path)
+    box.enqueue([note(1)], T0)
+    box.plan(T0 + 20 * S)
+    box.close()  # the process dies here
+    gw = FakeSmsGateway()
+    again = SmsOutbox(path)
+    again.plan(T0 + 30 * S)
+    again.send_due(gw, T0 + 30 * S)
+    assert len(gw.sent[WANG]) == 1 and states(again) == [SENT]
+
+
+def crash_while_sending(path) -> tuple[FakeSmsGateway, int]:
+    """The gateway took the message, then the process died before recording it."""
+    box, gw = SmsOutbox(path), FakeSmsGateway()
+    box.enqueue([note(1)], T0)
+    [mid] = box.plan(T0 + 20 * S)
+
+    class DiesAfterSending(FakeSmsGateway):
+        def send(self, to, text, key):
+            gw.send(to, text, key)
+            raise KeyboardInterrupt  # stands for SIGKILL: nothing after the gateway call runs
+
+    with contextlib.suppress(KeyboardInterrupt):
+        box.send_due(DiesAfterSending(), T0 + 20 * S)
+    box.close()
+    return gw, mid
+
+
+def test_an_in_doubt_message_is_proved_sent_by_its_receipt_and_not_sent_again(tmp_path):
+    gw, mid = crash_while_sending(tmp_path / "sms.sqlite")
+    box = SmsOutbox(tmp_path / "sms.sqlite")
+    assert states(box) == [SENDING]
+    assert box.resolve_in_doubt(T0 + 60 * S) == []  # within the grace period: wait for a receipt
+    receipt = DeliveryReceipt("kannel-1", DeliveryStatus.ACCEPTED, "8", key=message_key(mid))
+    assert box.on_receipt(receipt, T0 + 61 * S)
+    assert box.resolve_in_doubt(T0 + 600 * S) == [] and box.send_due(gw, T0 + 600 * S) == []
+    assert len(gw.sent[WANG]) == 1 and states(box) == [SENT]
+
+
+def test_an_in_doubt_message_without_any_receipt_is_sent_again_after_the_grace_period(tmp_path):
+    gw, mid = crash_while_sending(tmp_path / "sms.sqlite")
+    box = SmsOutbox(tmp_path / "sms.sqlite")
+    assert box.resolve_in_doubt(T0 + 20 * S + box.in_doubt_grace_ms) == [mid]
+    box.send_due(gw, T0 + 200 * S)
+    assert len(gw.sent[WANG]) == 2  # a gateway that echoes no key cannot prove it: never lose it
+
+
+def test_receipts_by_gateway_id_mark_delivery(tmp_path):
+    box, gw = SmsOutbox(tmp_path / "sms.sqlite"), FakeSmsGateway()
+    box.enqueue([note(1)], T0)
+    box.plan(T0 + 20 * S)
+    box.send_due(gw, T0 + 20 * S)
+    assert box.on_receipt(DeliveryReceipt("fake-1", DeliveryStatus.DELIVERED, "DELIVRD"), T0 + 25 * S)
+    assert states(box) == [DELIVERED]
+    assert not box.on_receipt(DeliveryReceipt("nope", DeliveryStatus.DELIVERED), T0 + 26 * S)
+
+
+def test_acknowledged_alarms_are_cancelled_before_they_are_sent(tmp_path):
+    box = SmsOutbox(tmp_path / "sms.sqlite")
+    box.enqueue([note(1), note(2)], T0)
+    assert box.cancel_alarm("A000001") == 1
+    [mid] = box.plan(T0 + 20 * S)
+    assert box.messages()[0]["covers"] == 1 and mid
+
+
+def test_a_flood_of_500_alarms_to_three_officers_is_a_handful_of_texts_each(tmp_path):
+    box, gw = SmsOutbox(tmp_path / "sms.sqlite"), FakeSmsGateway()
+    phones = [WANG, "+8613800138002", "+8613800138003"]
+    for k in range(500):  # 500 alarms within one minute
+        box.enqueue([note(k, phone) for phone in phones], T0 + k * 120)
+        if k % 40 == 0:
+            box.plan(T0 + k * 120)
+            box.send_due(gw, T0 + k * 120)
+    for now in range(T0 + 60 * S, T0 + 20 * 60 * S, 5 * S):
+        box.plan(now)
+        box.send_due(gw, now)
+    for phone in phones:
+        texts = [t for _, t in gw.sent[phone]]
+        assert len(texts) <= box.policy.max_messages
+        covered = sum(m["covers"] for m in box.messages(phone))
+        assert covered == 500
+    assert box.backlog()["waiting_notifications"] == 0
