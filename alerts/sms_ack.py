@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -176,6 +177,7 @@ class SmsAcknowledger:
         self._country_code = country_code
         #: "ok", "ok_already" and "refused_<reason>" totals, for /metrics
         self.counters: Counter[str] = Counter()
+        self._counters_lock = threading.Lock()
 
     def on_mo(self, from_number: str, text: str, received_at: datetime) -> AckOutcome:
         """Handle one reply: acknowledge what the sender may, refuse (audited) the rest."""
@@ -235,8 +237,12 @@ class SmsAcknowledger:
 
     def _count(self, result: AlarmResult) -> AlarmResult:
         name = f"refused_{result.reason}" if result.status is Status.REFUSED else str(result.status)
-        self.counters[name] += 1
+        self._bump(name)
         return result
+
+    def _bump(self, name: str) -> None:
+        with self._counters_lock:  # gateways may deliver MO messages on several threads
+            self.counters[name] += 1
 
     def _message_refused(self, phone: str, person: Person, reason: Reason) -> AckOutcome:
         text = str(_TEXTS.get(person.language, _TEXTS["zh"])[reason])
@@ -245,7 +251,7 @@ class SmsAcknowledger:
     def _refuse_message(
         self, now: int, user: str, reason: Reason, phone: str, text: str, detail: str = ""
     ) -> None:
-        self.counters[f"refused_{reason}"] += 1
+        self._bump(f"refused_{reason}")
         error = f"{reason}: {detail}" if detail else str(reason)
         self._audit(now, user, "", None, reason, error, f"SMS reply: {text[:_AUDIT_TEXT_CHARS]}", phone)
 

@@ -255,3 +255,16 @@ def test_roster_may_ack_is_own_site_or_regulator_jurisdiction_only():
 def test_any_sender_and_text_never_raise(acker, phone, text):
     out = acker.on_mo(phone, text, REPLIED)
     assert out.status in set(Status)
+
+
+def test_a_shelved_alarm_is_refused_as_not_ackable_and_the_book_audits_it(book, acker):
+    aid = raise_alarm(book, JIANGHAI, "T101-LT")
+    book.shelve(aid, user="console", duration_s=3600, reason="maintenance", now_ms=RAISED_MS + 1000)
+    officer = on_duty_operator(JIANGHAI)
+
+    out = acker.on_mo(officer.phone, f"1 {aid}", REPLIED)
+
+    assert [(r.status, r.reason) for r in out.results] == [(Status.REFUSED, Reason.NOT_ACKABLE)]
+    (audit,) = refused_audit(book)
+    assert audit.user == f"{officer.name} ({officer.id}) via SMS" and audit.alarm_id == aid
+    assert acker.counters["refused_not_ackable"] == 1
