@@ -17,7 +17,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from alerts.journal import AlarmBook, AuditEntry
@@ -181,7 +181,10 @@ class SmsAcknowledger:
 
     def on_mo(self, from_number: str, text: str, received_at: datetime) -> AckOutcome:
         """Handle one reply: acknowledge what the sender may, refuse (audited) the rest."""
+        if received_at.tzinfo is None:  # gateways stamp in UTC; a naive time must not shift by the host zone
+            received_at = received_at.replace(tzinfo=UTC)
         now = round(received_at.timestamp() * 1000)
+        text = text if isinstance(text, str) else ""  # a gateway may hand over None for an empty body
         phone = normalize_phone(from_number, self._country_code) or str(from_number)[:32]
         person = self._people_by_phone(phone)
         if person is None:

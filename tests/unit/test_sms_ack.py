@@ -268,3 +268,12 @@ def test_a_shelved_alarm_is_refused_as_not_ackable_and_the_book_audits_it(book, 
     (audit,) = refused_audit(book)
     assert audit.user == f"{officer.name} ({officer.id}) via SMS" and audit.alarm_id == aid
     assert acker.counters["refused_not_ackable"] == 1
+
+
+def test_a_naive_receive_time_is_taken_as_utc(book, acker):
+    aid = raise_alarm(book, JIANGHAI, "T101-LT")
+
+    acker.on_mo(on_duty_operator(JIANGHAI).phone, f"1 {aid}", REPLIED.replace(tzinfo=None))
+
+    (audit,) = book.journal.audit_log(alarm_id=aid)
+    assert audit.time_ms == int(REPLIED.timestamp() * 1000)
