@@ -278,6 +278,21 @@ class SmsOutbox:
             ).fetchone()
         return {**out, "waiting_notifications": waiting}
 
+    def last_alarm_ids(self, phone: str) -> list[str]:
+        """The alarm numbers in the last message that went to `phone`: what a bare "1" reply means."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id FROM messages WHERE phone = ? AND state IN (?, ?, ?) ORDER BY id DESC LIMIT 1",
+                (phone, SENDING, SENT, DELIVERED),
+            ).fetchone()
+            if row is None:
+                return []
+            ids = self._db.execute(
+                "SELECT DISTINCT alarm_id FROM notifications WHERE message_id = ? ORDER BY alarm_id",
+                (row[0],),
+            )
+            return [a for (a,) in ids]
+
     def messages(self, phone: str | None = None) -> list[dict]:
         with self._lock:
             cur = self._db.execute(

@@ -161,3 +161,14 @@ def test_a_flood_of_500_alarms_to_three_officers_is_a_handful_of_texts_each(tmp_
         covered = sum(m["covers"] for m in box.messages(phone))
         assert covered == 500
     assert box.backlog()["waiting_notifications"] == 0
+
+
+def test_a_bare_reply_means_the_alarms_of_the_last_message_sent_to_that_phone(tmp_path):
+    box, gw = SmsOutbox(tmp_path / "sms.sqlite"), FakeSmsGateway()
+    assert box.last_alarm_ids(WANG) == []
+    box.enqueue([note(1), note(2)], T0)
+    box.plan(T0 + 20 * S)
+    box.send_due(gw, T0 + 20 * S)
+    box.enqueue([note(3)], T0 + 60 * S)
+    box.plan(T0 + 80 * S)  # planned, not sent yet: not what the officer has read
+    assert box.last_alarm_ids(WANG) == ["A000001", "A000002"]
