@@ -65,6 +65,7 @@ from alerts.lifecycle import (
 )
 from alerts.lifecycle import comment as comment_alarm
 from alerts.lifecycle import shelve as shelve_alarm
+from alerts.sqlite_store import SqliteStore
 
 logger = logging.getLogger(__name__)
 
@@ -262,61 +263,17 @@ class JournalTx:
         )
 
 
-class AlarmJournal:
+class AlarmJournal(SqliteStore):
     """SQLite store of alarm state, history and audit; one connection, one writer at a time."""
 
     def __init__(self, path: str | Path):
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        # autocommit mode: transactions are explicit BEGIN IMMEDIATE ... COMMIT
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA busy_timeout=30000")
-        self._migrate()
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> AlarmJournal:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _migrate(self) -> None:
-        with self.transaction():
-            self._conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            (current,) = self._conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
-            if current > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"{self.path}: schema version {current} is newer than this code ({SCHEMA_VERSION})"
-                )
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[version - 1]:
-                    self._conn.execute(statement)
-                self._conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-                logger.info("alarm journal %s: schema upgraded to version %d", self.path, version)
+        super().__init__(path, _MIGRATIONS, "alarm journal")
 
     @contextmanager
     def transaction(self) -> Iterator[JournalTx]:
         """One atomic unit: everything written through the yielded JournalTx commits, or none of it."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield JournalTx(self._conn)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            try:
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
+        with self._atomic() as conn:
+            yield JournalTx(conn)
 
     # ---- writes
 

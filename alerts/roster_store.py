@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 import time as _time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ import orjson
 
 from alerts.roster import Jurisdiction, Override, Person, Role, Roster, Rota, Shift
 from alerts.roster_yaml import load_rosters
+from alerts.sqlite_store import SqliteStore
 
 logger = logging.getLogger(__name__)
 
@@ -275,62 +275,17 @@ def _read_roster(conn: sqlite3.Connection, roster_id: str) -> Roster | None:
 # ---- the store
 
 
-class RosterStore:
+class RosterStore(SqliteStore):
     """SQLite store of duty rosters and their audit; one connection, one writer at a time."""
 
     def __init__(self, path: str | Path):
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        # autocommit mode: transactions are explicit BEGIN IMMEDIATE ... COMMIT
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        # roster edits are rare and a lost edit would page the wrong officer: fsync every commit
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA busy_timeout=30000")
-        self._migrate()
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> RosterStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _migrate(self) -> None:
-        with self.transaction():
-            self._conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            (current,) = self._conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
-            if current > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"{self.path}: roster schema version {current} is newer than this code ({SCHEMA_VERSION})"
-                )
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[version - 1]:
-                    self._conn.execute(statement)
-                self._conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-                logger.info("roster store %s: schema upgraded to version %d", self.path, version)
+        super().__init__(path, _MIGRATIONS, "roster store")
 
     @contextmanager
     def transaction(self) -> Iterator[RosterTx]:
         """One atomic unit: everything written through the yielded RosterTx commits, or none of it."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield RosterTx(self._conn)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            try:
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
+        with self._atomic() as conn:
+            yield RosterTx(conn)
 
     # ---- reads
 

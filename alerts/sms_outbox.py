@@ -19,8 +19,6 @@ period ends in a resend: at most one duplicate, only for a crash in that instant
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,20 +29,21 @@ from alerts.conditions import Priority
 from alerts.escalation import Notification
 from alerts.sms.gateway import DeliveryReceipt, DeliveryStatus, GatewayUnavailable, SmsError, SmsGateway
 from alerts.sms_plan import Policy, Waiting, plan_messages
+from alerts.sqlite_store import SqliteStore
 
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS notifications (
+SCHEMA = (  # version 1
+    """CREATE TABLE notifications (
         key TEXT PRIMARY KEY, alarm_id TEXT NOT NULL, site TEXT NOT NULL, recipient_id TEXT NOT NULL,
         phone TEXT NOT NULL, language TEXT NOT NULL, site_name TEXT NOT NULL, line_zh TEXT NOT NULL,
         line_en TEXT NOT NULL, priority INTEGER NOT NULL, event_ms INTEGER NOT NULL,
         queued_ms INTEGER NOT NULL, state TEXT NOT NULL, message_id INTEGER)""",
-    "CREATE INDEX IF NOT EXISTS notifications_waiting ON notifications (state, phone)",
-    """CREATE TABLE IF NOT EXISTS messages (
+    "CREATE INDEX notifications_waiting ON notifications (state, phone)",
+    """CREATE TABLE messages (
         id INTEGER PRIMARY KEY, phone TEXT NOT NULL, text TEXT NOT NULL, covers INTEGER NOT NULL,
         created_ms INTEGER NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
         next_try_ms INTEGER NOT NULL, sending_since_ms INTEGER, sent_ms INTEGER, gateway_ids TEXT,
         receipt TEXT, error TEXT)""",
-    "CREATE INDEX IF NOT EXISTS messages_state ON messages (state, next_try_ms)",
+    "CREATE INDEX messages_state ON messages (state, next_try_ms)",
 )
 READY, SENDING, SENT, DELIVERED, FAILED = "ready", "sending", "sent", "delivered", "failed"
 
@@ -66,7 +65,7 @@ def message_key(message_id: int) -> str:
     return f"sms-{message_id}"
 
 
-class SmsOutbox:
+class SmsOutbox(SqliteStore):
     """One SQLite file (WAL, synchronous=FULL); safe to share between the planner and the sender."""
 
     def __init__(
@@ -82,34 +81,7 @@ class SmsOutbox:
         self.backoff_ms = backoff_ms
         self.max_attempts = max_attempts
         self.in_doubt_grace_ms = in_doubt_grace_ms
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        with self._tx():
-            for statement in SCHEMA:
-                self._db.execute(statement)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def _tx(self):
-        outbox = self
-
-        class _Tx:
-            def __enter__(self) -> sqlite3.Connection:
-                outbox._lock.acquire()
-                outbox._db.execute("BEGIN IMMEDIATE")
-                return outbox._db
-
-            def __exit__(self, exc_type, *_: object) -> None:
-                try:
-                    outbox._db.execute("ROLLBACK" if exc_type else "COMMIT")
-                finally:
-                    outbox._lock.release()
-
-        return _Tx()
+        super().__init__(path, (SCHEMA,), "sms outbox")
 
     # ---- 1. notifications in
 
@@ -120,7 +92,7 @@ class SmsOutbox:
              r.line_en, int(r.priority), r.event_ms, now_ms, "waiting")
             for n, r in items
         ]  # fmt: skip
-        with self._tx() as db:
+        with self._atomic() as db:
             before = db.total_changes
             db.executemany(
                 "INSERT OR IGNORE INTO notifications (key, alarm_id, site, recipient_id, phone, language,"
@@ -132,7 +104,7 @@ class SmsOutbox:
 
     def cancel_alarm(self, alarm_id: str) -> int:
         """The alarm was acknowledged or cleared: what still waits for it is not sent."""
-        with self._tx() as db:
+        with self._atomic() as db:
             cur = db.execute(
                 "UPDATE notifications SET state = 'cancelled' WHERE alarm_id = ? AND state = 'waiting'",
                 (alarm_id,),
@@ -144,7 +116,7 @@ class SmsOutbox:
     def plan(self, now_ms: int) -> list[int]:
         """Merge what waits per phone into messages the rate limit allows now; returns their ids."""
         created: list[int] = []
-        with self._tx() as db:
+        with self._atomic() as db:
             waiting: dict[tuple[str, str], list[Waiting]] = {}
             for key, alarm_id, phone, lang, site_name, zh, en, prio, ev, queued in db.execute(
                 "SELECT key, alarm_id, phone, language, site_name, line_zh, line_en, priority, event_ms,"
@@ -179,14 +151,14 @@ class SmsOutbox:
     def send_due(self, gateway: SmsGateway, now_ms: int) -> list[tuple[int, str]]:
         """Send every ready message whose time has come; returns (message id, outcome) pairs."""
         with self._lock:
-            due = self._db.execute(
+            due = self._conn.execute(
                 "SELECT id, phone, text, attempts FROM messages WHERE state = ? AND next_try_ms <= ?"
                 " ORDER BY id",
                 (READY, now_ms),
             ).fetchall()
         out = []
         for mid, phone, text, attempts in due:
-            with self._tx() as db:
+            with self._atomic() as db:
                 db.execute(
                     "UPDATE messages SET state = ?, attempts = ?, sending_since_ms = ? WHERE id = ?",
                     (SENDING, attempts + 1, now_ms, mid),
@@ -209,7 +181,7 @@ class SmsOutbox:
         except SmsError as e:
             self._set(mid, FAILED, error=str(e))
             return FAILED
-        with self._tx() as db:
+        with self._atomic() as db:
             db.execute(
                 "UPDATE messages SET state = ?, sent_ms = ?, gateway_ids = ? WHERE id = ? AND state = ?",
                 (SENT, now_ms, orjson.dumps(list(result.message_ids)).decode(), mid, SENDING),
@@ -217,7 +189,7 @@ class SmsOutbox:
         return SENT
 
     def _set(self, mid: int, state: str, *, error: str | None = None, next_try_ms: int | None = None) -> None:
-        with self._tx() as db:
+        with self._atomic() as db:
             db.execute(
                 "UPDATE messages SET state = ?, error = coalesce(?, error),"
                 " next_try_ms = coalesce(?, next_try_ms) WHERE id = ?",
@@ -231,7 +203,7 @@ class SmsOutbox:
         mid = None
         if receipt.key and receipt.key.startswith("sms-") and receipt.key[4:].isdigit():
             mid = int(receipt.key[4:])
-        with self._tx() as db:
+        with self._atomic() as db:
             if mid is None:
                 row = db.execute(
                     "SELECT m.id FROM messages m, json_each(m.gateway_ids) g WHERE g.value = ?",
@@ -254,7 +226,7 @@ class SmsOutbox:
 
     def resolve_in_doubt(self, now_ms: int) -> list[int]:
         """Messages left `sending` by a crash, with no receipt within the grace period: send again."""
-        with self._tx() as db:
+        with self._atomic() as db:
             rows = db.execute(
                 "SELECT id FROM messages WHERE state = ? AND sending_since_ms <= ?",
                 (SENDING, now_ms - self.in_doubt_grace_ms),
@@ -272,8 +244,8 @@ class SmsOutbox:
     def backlog(self) -> dict[str, int]:
         """Messages per state and notifications still waiting: the console shows a stuck gateway."""
         with self._lock:
-            out = dict(self._db.execute("SELECT state, count(*) FROM messages GROUP BY state").fetchall())
-            (waiting,) = self._db.execute(
+            out = dict(self._conn.execute("SELECT state, count(*) FROM messages GROUP BY state").fetchall())
+            (waiting,) = self._conn.execute(
                 "SELECT count(*) FROM notifications WHERE state = 'waiting'"
             ).fetchone()
         return {**out, "waiting_notifications": waiting}
@@ -281,13 +253,13 @@ class SmsOutbox:
     def last_alarm_ids(self, phone: str) -> list[str]:
         """The alarm numbers in the last message that went to `phone`: what a bare "1" reply means."""
         with self._lock:
-            row = self._db.execute(
+            row = self._conn.execute(
                 "SELECT id FROM messages WHERE phone = ? AND state IN (?, ?, ?) ORDER BY id DESC LIMIT 1",
                 (phone, SENDING, SENT, DELIVERED),
             ).fetchone()
             if row is None:
                 return []
-            ids = self._db.execute(
+            ids = self._conn.execute(
                 "SELECT DISTINCT alarm_id FROM notifications WHERE message_id = ? ORDER BY alarm_id",
                 (row[0],),
             )
@@ -295,7 +267,7 @@ class SmsOutbox:
 
     def messages(self, phone: str | None = None) -> list[dict]:
         with self._lock:
-            cur = self._db.execute(
+            cur = self._conn.execute(
                 "SELECT id, phone, text, covers, state, attempts, sent_ms, receipt, error FROM messages"
                 + (" WHERE phone = ?" if phone else "")
                 + " ORDER BY id",
