@@ -90,33 +90,6 @@ def _ms(t_s: float) -> int:
     return int(np.rint(t_s * 1000.0))
 
 
-def _subset(state: fc.TrendState, rows: np.ndarray) -> fc.TrendState:
-    """The trends of `rows` as a small state of their own (forecasts read it, never write it)."""
-    return fc.TrendState(
-        state.tau_s[rows],
-        state.sums[:, rows],
-        state.t_ref[rows],
-        state.x_ref[rows],
-        state.x_last[rows],
-        state.t_first[rows],
-        state.season_row[rows],
-        state.season,
-        state.season_t,
-        state.season_coef,
-        state.season_amp[rows],
-        state.harmonics,
-        state.season_tau_s,
-        state.mean_tau_s,
-        state.season_step_s,
-    )
-
-
-def _iv_subset(state: fc.InverseVelocityState, rows: np.ndarray) -> fc.InverseVelocityState:
-    return fc.InverseVelocityState(
-        _subset(state.disp, rows), _subset(state.inv, rows), state.step_s[rows], state.t_fed[rows]
-    )
-
-
 @dataclass(slots=True, eq=False)
 class _Channel:
     """One trend memory and horizon over some rows (a sensor kind may watch on two timescales)."""
@@ -272,7 +245,7 @@ class EarlyWarnings:
                 continue
             pc, r = p[at], rows[at]
             c = fc.forecast_crossing(
-                _subset(ch.trend, pc), now_s[at], self.limits_lo[r], self.limits_hi[r], ch.horizon_s[pc],
+                ch.trend.take(pc), now_s[at], self.limits_lo[r], self.limits_hi[r], ch.horizon_s[pc],
                 z_slope=cfg.z_slope, z_band=cfg.z_band, min_n_eff=cfg.min_n_eff,
             )  # fmt: skip
             ch_fresh = now_s[at] - ch.trend.t_ref[pc] <= cfg.lapse_after_tau * ch.trend.tau_s[pc]
@@ -288,7 +261,7 @@ class EarlyWarnings:
         creeping = iv >= 0
         if creeping.any():
             cr = np.flatnonzero(creeping)
-            f = fc.failure_time(_iv_subset(self.iv, iv[cr]), now_s[cr], horizon_s=self.horizon_iv_s[iv[cr]])
+            f = fc.failure_time(self.iv.take(iv[cr]), now_s[cr], horizon_s=self.horizon_iv_s[iv[cr]])
             fail = f.warn & fresh[cr]
             if fail.any():  # a failure forecast outranks a limit forecast of the same sensor
                 w = cr[fail]

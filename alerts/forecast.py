@@ -324,6 +324,30 @@ class TrendState:
             self.season_step_s,
         )
 
+    def take(self, rows: np.ndarray) -> TrendState:
+        """The trends of ``rows`` as a state of their own, for forecasts over a few sensors.
+
+        A copy of the per-sensor arrays (``forecast_crossing`` reads it, nothing writes it back); the
+        daily models are shared, ``season_row`` still points into them.
+        """
+        return TrendState(
+            self.tau_s[rows],
+            self.sums[:, rows],
+            self.t_ref[rows],
+            self.x_ref[rows],
+            self.x_last[rows],
+            self.t_first[rows],
+            self.season_row[rows],
+            self.season,
+            self.season_t,
+            self.season_coef,
+            self.season_amp[rows],
+            self.harmonics,
+            self.season_tau_s,
+            self.mean_tau_s,
+            self.season_step_s,
+        )
+
     def reset(self, slots: np.ndarray | Iterable[int]) -> TrendState:
         """Forget everything about ``slots`` (e.g. after maintenance or recalibration); returns self."""
         idx = np.asarray(slots, dtype=np.intp)
@@ -961,6 +985,12 @@ class InverseVelocityState:
     def copy(self) -> InverseVelocityState:
         """Return an independent copy (updates are in place)."""
         return InverseVelocityState(self.disp.copy(), self.inv.copy(), self.step_s.copy(), self.t_fed.copy())
+
+    def take(self, rows: np.ndarray) -> InverseVelocityState:
+        """The fits of ``rows`` as a state of their own (what ``failure_time`` reads)."""
+        return InverseVelocityState(
+            self.disp.take(rows), self.inv.take(rows), self.step_s[rows], self.t_fed[rows]
+        )
 
     def reset(self, slots: np.ndarray | Iterable[int]) -> InverseVelocityState:
         """Forget everything about ``slots``; returns self."""

@@ -44,21 +44,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
+from alerts import forecast as _forecast  # noqa: E402
 from alerts.conditions import ConditionChange, ConditionKind, Priority  # noqa: E402
+from alerts.early_warning import attach_early_warnings  # noqa: E402
 from alerts.engine import AlarmEngine, EngineConfig  # noqa: E402
+from alerts.replay import replay  # noqa: E402
 from bench.engine_baseline import PlainFleet  # noqa: E402
 from ingest.payloads import ReadingBatch  # noqa: E402
 from sensors.index import SensorIndex  # noqa: E402
 from simulators.generate import generate_registry  # noqa: E402
-
-try:  # the forecast module is optional: without it the tick is the engine alone
-    from alerts import forecast as _forecast
-except ImportError:
-    _forecast = None
-try:  # the engine's real forecaster, when it exists
-    from alerts.early_warning import attach_early_warnings
-except ImportError:
-    attach_early_warnings = None
 
 T0 = 1_795_392_000_000  # 2026-11-23T16:00:00Z, on a whole minute
 INTERVAL_MS = 1_000  # generated sensors report every second
@@ -148,10 +142,10 @@ class ForecastRound:
     Sensors with `forecast: true` get an EW trend (`update_trend`) and a limit-crossing forecast
     (`forecast_crossing`); displacement sensors also get the inverse-velocity failure time
     (`update_inverse_velocity`, `failure_time`). Flips of a warning become EARLY_WARNING changes.
-    It stands in for the adapter alerts/ will provide, through the engine's hooks: `on_round` updates
-    the trends of the round's sensors (the whole state at once when the round has every sensor),
-    `on_batch_end` forecasts once per batch, only for trends that are significant (a warning needs a
-    significant trend) or warned before; `refresh` forecasts on the clock alone.
+    A cheaper alternative to alerts/early_warning.py (`--forecaster trend`), through the same hooks:
+    `on_round` updates the trends of the round's sensors (the whole state at once when the round has
+    every sensor), `on_batch_end` forecasts once per batch, only for trends that are significant (a
+    warning needs a significant trend) or warned before; `refresh` forecasts on the clock alone.
     """
 
     def __init__(self, index: SensorIndex):
@@ -237,7 +231,7 @@ class ForecastRound:
         warn = np.zeros(len(self.slots), dtype=bool)
         if len(rows):
             cross = fc.forecast_crossing(
-                _trend_rows(self.trend, rows),
+                self.trend.take(rows),
                 now_s,
                 self.limits_lo[rows],
                 self.limits_hi[rows],
@@ -256,7 +250,7 @@ class ForecastRound:
             rows = np.flatnonzero(fresh | self.fail_warn)
             fail_warn = np.zeros(len(self.creep_rows), dtype=bool)
             if len(rows):
-                fail_warn[rows] = fc.failure_time(_creep_rows(self.creep, rows), now_s).warn
+                fail_warn[rows] = fc.failure_time(self.creep.take(rows), now_s).warn
             for c in np.flatnonzero(fail_warn != self.fail_warn).tolist():
                 changes.append(
                     self._change(int(self.creep_rows[c]), bool(fail_warn[c]), now_ms, "FAILURE_TIME")
@@ -277,34 +271,6 @@ class ForecastRound:
             message=f"{s.name}趋势预警{'' if on else '解除'}",
             eta_ms=eta,
         )
-
-
-def _trend_rows(state, rows: np.ndarray):
-    """The trends of `rows` as a TrendState of their own (a copy; what forecast_crossing reads)."""
-    return _forecast.TrendState(
-        state.tau_s[rows],
-        state.sums[:, rows],
-        state.t_ref[rows],
-        state.x_ref[rows],
-        state.x_last[rows],
-        state.t_first[rows],
-        state.season_row[rows],
-        state.season,
-        state.season_t,
-        state.season_coef,
-        state.season_amp[rows],
-        state.harmonics,
-        state.season_tau_s,
-        state.mean_tau_s,
-        state.season_step_s,
-    )
-
-
-def _creep_rows(state, rows: np.ndarray):
-    """The inverse-velocity fits of `rows` as a state of their own (what failure_time reads)."""
-    return _forecast.InverseVelocityState(
-        _trend_rows(state.disp, rows), _trend_rows(state.inv, rows), state.step_s[rows], state.t_fed[rows]
-    )
 
 
 class Timed:
@@ -333,12 +299,6 @@ class Timed:
 
 
 FORECASTERS = ("early_warning", "trend", "none")
-
-
-def default_forecaster() -> str:
-    if attach_early_warnings is not None:
-        return "early_warning"
-    return "none" if _forecast is None else "trend"
 
 
 def attach_forecaster(engine: AlarmEngine, kind: str) -> None:
@@ -456,26 +416,7 @@ def compare(engine_keys: list[Counter], baseline_keys: list[Counter], early_warn
 # ---- replay
 
 
-def _replay_loop(engine: AlarmEngine, batch: ReadingBatch, on_changes, chunk_ms: int = 60_000) -> int:
-    """The loop of alerts.replay.replay (used when that module is absent)."""
-    t = batch.ts_ms
-    start = int(t[0]) - int(t[0]) % chunk_ms
-    edges = np.searchsorted(t, np.arange(start + chunk_ms, int(t[-1]) + chunk_ms + 1, chunk_ms), side="left")
-    lo = 0
-    for k, hi in enumerate(edges.tolist()):
-        now = start + (k + 1) * chunk_ms
-        if hi > lo:
-            on_changes(engine.process(batch.take(slice(lo, hi))), now)
-        on_changes(engine.advance(now), now)
-        lo = hi
-    return len(batch)
-
-
 def run_replay(n_sensors: int, samples: int, forecaster: str, baseline_readings: int) -> dict:
-    try:
-        from alerts.replay import replay
-    except ImportError:
-        replay = _replay_loop
     index = build_index(n_sensors, seed=7)
     work = Workload(index, seed=7)
     parts = [work.tick(k, events=k >= 25)[0] for k in range(samples)]
@@ -503,7 +444,7 @@ def run_replay(n_sensors: int, samples: int, forecaster: str, baseline_readings:
             stale_if_never_heard=False,
         )
         a = time.perf_counter()
-        _replay_loop(_PlainEngine(fleet), part, lambda changes, now: None)
+        replay(_PlainEngine(fleet), part, lambda changes, now: None)
         base_rate = len(part) / (time.perf_counter() - a)
         log(f"baseline replay: {len(part):,} readings at {base_rate:,.0f} readings/s")
         out["baseline_readings_per_s"] = base_rate
@@ -511,7 +452,7 @@ def run_replay(n_sensors: int, samples: int, forecaster: str, baseline_readings:
 
 
 class _PlainEngine:
-    """A PlainFleet behind the engine's process/advance, for the replay loop."""
+    """A PlainFleet behind the engine's process/advance, for alerts.replay's loop."""
 
     def __init__(self, fleet: PlainFleet):
         self.fleet = fleet
@@ -522,6 +463,10 @@ class _PlainEngine:
 
     def advance(self, now_ms: int) -> list:
         return self.fleet.advance(now_ms)
+
+    def refresh_forecasts(self, now_ms: int) -> list:
+        """The plain fleet judges its forecasts as readings come (process): nothing waits for the clock."""
+        return []
 
 
 # ---- main
@@ -543,8 +488,8 @@ def main() -> int:
     parser.add_argument(
         "--forecaster",
         choices=FORECASTERS,
-        default=default_forecaster(),
-        help="the forecast step of the tick: alerts/early_warning.py (default when present), the "
+        default="early_warning",
+        help="the forecast step of the tick: alerts/early_warning.py (default), the "
         "bench's ForecastRound on alerts/forecast.py, or none",
     )
     args = parser.parse_args()
