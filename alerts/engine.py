@@ -283,9 +283,8 @@ class AlarmEngine:
             device_of = np.where(heard, device_of, -1)  # judge a device by the sensors it has sent
         overdue_at = ref + self.stale_after_ms  # the event time at which each sensor became stale
         device_stale, sensor_stale, silent_at = kernels.device_rollup(
-            now_ms, ref, self.stale_after_ms, device_of, len(self.devices)
+            now_ms, stale, ref, self.stale_after_ms, device_of, len(self.devices)
         )
-        sensor_stale &= stale  # sensors never heard are not judged in a backtest
         flipped = np.flatnonzero(device_stale != self.device_active)
         if len(flipped):
             # a device is back with its first reading

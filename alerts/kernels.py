@@ -129,7 +129,12 @@ def stale_sensors(now_ms: int, last_t_ms: np.ndarray, stale_after_ms: np.ndarray
 
 
 def device_rollup(
-    now_ms: int, ref_ms: np.ndarray, stale_after_ms: np.ndarray, device_of: np.ndarray, n_devices: int
+    now_ms: int,
+    stale: np.ndarray,
+    ref_ms: np.ndarray,
+    stale_after_ms: np.ndarray,
+    device_of: np.ndarray,
+    n_devices: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fold sensor staleness into device staleness, so one silent gateway is one incident.
 
@@ -142,6 +147,8 @@ def device_rollup(
     Parameters
     ----------
     now_ms : int
+    stale : (n,) bool
+        Sensors judged stale (`stale_sensors`, less any the caller does not judge).
     ref_ms : (n,) int64
         Last sample time per sensor (or the time judging began, for sensors never heard).
     stale_after_ms : (n,) int64
@@ -158,7 +165,6 @@ def device_rollup(
         Event time at which each device became (or will become) silent; int64 min for no members.
     """
     overdue_at = ref_ms + stale_after_ms
-    stale = now_ms > overdue_at
     has = device_of >= 0
     dev = device_of[has]
     lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max

@@ -51,13 +51,19 @@ def test_delays_hold_a_change_until_it_has_persisted():
     assert since.ravel().tolist() == [1_000, -1, 0]
 
 
+def rollup(now_ms, ref, after, device_of, n_devices):
+    """device_rollup over every sensor that stale_sensors finds overdue."""
+    stale = kernels.stale_sensors(now_ms, ref, after)
+    return kernels.device_rollup(now_ms, stale, ref, after, device_of, n_devices)
+
+
 def test_stale_devices_roll_up_and_cover_their_sensors():
     # device 0 went quiet at 100 (its fast sensor 0 sets the pace: 30 after); device 1 still speaks
     # (sensor 3 at 190) so its silent sensor 2 is reported alone; sensor 4 has no device
     ref = np.array([100, 40, 50, 190, 0])
     after = np.array([30, 120, 30, 30, 30])
     device_of = np.array([0, 0, 1, 1, -1])
-    dev, sensors, silent_at = kernels.device_rollup(200, ref, after, device_of, 2)
+    dev, sensors, silent_at = rollup(200, ref, after, device_of, 2)
     assert dev.tolist() == [True, False]
     assert sensors.tolist() == [False, False, True, False, True]
     assert silent_at.tolist() == [130, 220]
@@ -68,9 +74,9 @@ def test_sensors_falling_silent_with_their_device_wait_for_its_verdict():
     after = np.array([20, 60])  # sensor 1 is overdue at 155, sensor 0 at 120
     device_of = np.array([0, 0])
     for now in (121, 150):  # sensor 0 overdue: held, the device's pace is its fastest live sensor
-        dev, sensors, _ = kernels.device_rollup(now, ref, after, device_of, 1)
+        dev, sensors, _ = rollup(now, ref, after, device_of, 1)
         assert dev.tolist() == [True] and not sensors.any()
-    dev, sensors, _ = kernels.device_rollup(119, ref, after, device_of, 1)
+    dev, sensors, _ = rollup(119, ref, after, device_of, 1)
     assert dev.tolist() == [False] and not sensors.any()
 
 
@@ -78,7 +84,7 @@ def test_a_long_dead_sensor_does_not_set_its_devices_pace():
     ref = np.array([0, 1_000])  # sensor 0 (fast) died long ago; sensor 1 reports every 100
     after = np.array([30, 300])
     device_of = np.array([0, 0])
-    dev, sensors, silent_at = kernels.device_rollup(1_100, ref, after, device_of, 1)
+    dev, sensors, silent_at = rollup(1_100, ref, after, device_of, 1)
     assert dev.tolist() == [False] and sensors.tolist() == [True, False]
     assert silent_at.tolist() == [1_300]
 
