@@ -65,12 +65,8 @@ def plan_messages(
     waiting: Sequence[Waiting], sent_ms: Sequence[int], now_ms: int, policy: Policy, language: str = "zh"
 ) -> list[Planned]:
     """What to send to one recipient now: nothing, or one message covering everything waiting."""
-    if not waiting:
-        return []
-    oldest = min(w.queued_ms for w in waiting)
-    urgent = any(w.priority >= Priority.CRITICAL for w in waiting)
-    ready_at = oldest + (policy.urgent_wait_ms if urgent else policy.merge_window_ms)
-    if now_ms < max(ready_at, send_allowed_at(sent_ms, now_ms, policy)):
+    wake = next_wakeup_ms(waiting, sent_ms, now_ms, policy)
+    if wake is None or now_ms < wake:
         return []
     ordered = sorted(waiting, key=lambda w: (-w.priority, w.event_ms, w.alarm_id))
     return [Planned(tuple(w.key for w in ordered), render(ordered, policy, language))]
