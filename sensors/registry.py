@@ -10,7 +10,7 @@ import itertools
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -175,40 +175,48 @@ def load_registry(path: str | Path) -> Registry:
     return Registry(sites=tuple(sites), sources=tuple(str(f) for f in files))
 
 
+def sensor_document(s: Sensor) -> dict[str, Any]:
+    """A sensor as its CONTRACTS §2 mapping: the required keys, then every optional key not at its default."""
+    doc: dict[str, Any] = {
+        "id": s.id,
+        "name": s.name,
+        "kind": s.kind,
+        "unit": s.unit,
+        "range": [s.range[0], s.range[1]],
+        "interval_s": s.interval_s,
+    }
+    if s.limits.configured():
+        doc["limits"] = s.limits.configured()
+    for f in fields(Sensor):
+        if f.name in doc or f.name in ("site", "limits"):
+            continue
+        value = getattr(s, f.name)
+        if value != f.default:
+            doc[f.name] = value
+    return doc
+
+
+def site_document(site: Site) -> dict[str, Any]:
+    """A site as its CONTRACTS §2 mapping, without its sensors."""
+    doc: dict[str, Any] = {
+        "id": site.id,
+        "name": site.name,
+        "kind": site.kind,
+        "grade": site.grade,
+        "timezone": site.timezone,
+    }
+    if site.location is not None:
+        doc["location"] = {"lat": site.location.lat, "lon": site.location.lon}
+    doc.update({k: v for k in ("roster", "district", "city") if (v := getattr(site, k)) is not None})
+    return doc
+
+
 def registry_to_json(registry: Registry) -> bytes:
     """Serialise a registry as JSON (valid YAML too) that load_registry reads back equal, fast."""
-
-    def sensor_doc(s: Sensor) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "id": s.id,
-            "name": s.name,
-            "kind": s.kind,
-            "unit": s.unit,
-            "range": list(s.range),
-            "interval_s": s.interval_s,
-            "limits": s.limits.configured(),
-            "deadband": s.deadband,
-            "on_delay_s": s.on_delay_s,
-            "off_delay_s": s.off_delay_s,
-            "forecast": s.forecast,
-        }
-        doc.update({k: v for k in ("group", "device") if (v := getattr(s, k)) is not None})
-        return doc
-
-    sites = []
-    for site in registry.sites:
-        doc: dict[str, Any] = {
-            "id": site.id,
-            "name": site.name,
-            "kind": site.kind,
-            "grade": site.grade,
-            "timezone": site.timezone,
-        }
-        if site.location is not None:
-            doc["location"] = {"lat": site.location.lat, "lon": site.location.lon}
-        doc.update({k: v for k in ("roster", "district", "city") if (v := getattr(site, k)) is not None})
-        doc["sensors"] = [sensor_doc(s) for s in site.sensors]
-        sites.append(doc)
+    sites = [
+        {**site_document(site), "sensors": [sensor_document(s) for s in site.sensors]}
+        for site in registry.sites
+    ]
     return orjson.dumps({"sites": sites})
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from sensors.model import Limits, Location, Registry, Sensor, Site
+from sensors.registry import sensor_document, site_document
 
 #: Every 4th generated site is a tailings pond.
 TAILINGS_EVERY = 4
@@ -161,29 +162,6 @@ def _scalar(v: Any) -> str:
     raise TypeError(f"cannot write {type(v).__name__} to a registry")
 
 
-def _sensor_doc(s: Sensor) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "id": s.id,
-        "name": s.name,
-        "kind": s.kind,
-        "unit": s.unit,
-        "range": [s.range[0], s.range[1]],
-        "interval_s": s.interval_s,
-    }
-    if s.limits.configured():
-        doc["limits"] = s.limits.configured()
-    for key in ("deadband", "on_delay_s", "off_delay_s"):
-        if getattr(s, key):
-            doc[key] = getattr(s, key)
-    if s.forecast:
-        doc["forecast"] = True
-    if s.group is not None:
-        doc["group"] = s.group
-    if s.device is not None:
-        doc["device"] = s.device
-    return doc
-
-
 def registry_to_yaml(registry: Registry, header: str | None = None) -> str:
     """Render a registry as YAML that sensors.registry.load_registry reads back to an equal model.
 
@@ -193,22 +171,11 @@ def registry_to_yaml(registry: Registry, header: str | None = None) -> str:
     lines = [f"# {line}" for line in (header or "").splitlines()]
     lines.append("sites:")
     for site in registry.sites:
-        doc: dict[str, Any] = {
-            "id": site.id,
-            "name": site.name,
-            "kind": site.kind,
-            "grade": site.grade,
-            "timezone": site.timezone,
-        }
-        if site.location is not None:
-            doc["location"] = {"lat": site.location.lat, "lon": site.location.lon}
-        for key in ("roster", "district", "city"):
-            if getattr(site, key) is not None:
-                doc[key] = getattr(site, key)
+        doc = site_document(site)
         first = True
         for key, value in doc.items():
             lines.append(f"  {'- ' if first else '  '}{key}: {_scalar(value)}")
             first = False
         lines.append("    sensors:")
-        lines.extend(f"      - {_scalar(_sensor_doc(s))}" for s in site.sensors)
+        lines.extend(f"      - {_scalar(sensor_document(s))}" for s in site.sensors)
     return "\n".join(lines) + "\n"

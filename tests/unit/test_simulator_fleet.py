@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from sensors.model import Limits, Location, Registry, Sensor, Site
-from sensors.registry import load_registry
+from sensors.registry import load_registry, registry_to_json
 from simulators import cli
 from simulators.fleet import RunOptions, run_fleet
 from simulators.generate import generate_registry, registry_to_yaml
@@ -182,6 +182,9 @@ def test_registry_yaml_keeps_awkward_values(tmp_path: Path) -> None:
         forecast=True,
         group="g-1",
         device=None,
+        roc_per_min=5e-5,
+        roc_window_s=120.0,
+        stale_after_s=45.0,
     )
     site = Site(
         id="odd-site",
@@ -198,6 +201,9 @@ def test_registry_yaml_keeps_awkward_values(tmp_path: Path) -> None:
     path = tmp_path / "odd.yaml"
     path.write_text(registry_to_yaml(Registry(sites=(site,))), encoding="utf-8")
     assert load_registry(path).sites == (site,)
+    as_json = tmp_path / "odd.json"
+    as_json.write_bytes(registry_to_json(Registry(sites=(site,))))
+    assert load_registry(as_json).sites == (site,)
 
 
 # ---- the publish loop (a fake publisher: no broker)
