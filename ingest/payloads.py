@@ -388,6 +388,9 @@ def _safe_float(v: float | int) -> float:
         return math.nan
 
 
+_CACHEABLE_TS_TYPES = (str, int, float)
+
+
 def _timestamps_to_ms(raw: list[object]) -> np.ndarray:
     """Item timestamps to int64 ms; -1 where absent, -2 where invalid."""
     out = np.full(len(raw), -1, dtype=np.int64)
@@ -397,6 +400,9 @@ def _timestamps_to_ms(raw: list[object]) -> np.ndarray:
     cache: dict[object, int] = {}
     for i in present:
         t = raw[i]
+        if type(t) not in _CACHEABLE_TS_TYPES:  # a list or dict is never a time, and unhashable
+            out[i] = -2
+            continue
         key = (type(t), t)
         ms = cache.get(key)
         if ms is None:

@@ -235,9 +235,10 @@ class BatchWriter:
             n_points = body.count(b"\n") + 1
             if not self._try_write(body, n_points):
                 return
-            self.spool.remove(seq)
-            self.stats.add(points_written=n_points, points_replayed=n_points)
-            self._sync_spool_stats()
+            with self._cond:  # idle() must never see the spool empty before the counters say so
+                self.spool.remove(seq)
+                self.stats.add(points_written=n_points, points_replayed=n_points)
+                self._sync_spool_stats()
             if self.spool.segments == 0:
                 logger.info("spool drained")
             with self._cond:

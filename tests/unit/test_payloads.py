@@ -95,6 +95,9 @@ def test_iso_timestamp_without_offset_is_rejected():
         ({"sensor": "ONLY-B", "v": 1.0}, "wrong_site"),
         ({"sensor": "S1", "v": 1.0, "q": "great"}, "bad_quality"),
         ({"sensor": "S1", "v": 1.0, "ts": "yesterday"}, "bad_timestamp"),
+        ({"sensor": "S1", "v": 1.0, "ts": []}, "bad_timestamp"),  # unhashable: once crashed the decoder
+        ({"sensor": "S1", "v": 1.0, "ts": {"ms": NOW}}, "bad_timestamp"),
+        ({"sensor": "S1", "v": 1.0, "q": ["good"]}, "bad_quality"),
         ({"sensor": "S1", "v": 1.0, "ts": NOW + 6 * 60_000}, "future_timestamp"),
         ({"sensor": "S1", "v": 1.0, "ts": NOW - 2 * 3600_000}, "too_late"),
         ({"sensor": "S1", "v": 1.0, "ts": 1795392000}, "too_late"),  # seconds, not ms
