@@ -93,10 +93,13 @@ DEFAULT_CHAINS: Mapping[tuple[str, Priority], Chain] = {
 
 @dataclass(frozen=True, slots=True)
 class Routing:
-    """Chains by (event type, priority), with per-site overrides; a missing entry means no SMS."""
+    """Chains by (event type, priority), with per-site overrides; a missing entry means no SMS.
+
+    A site's entry of None switches that kind of alarm off for the site.
+    """
 
     chains: Mapping[tuple[str, Priority], Chain] = field(default_factory=lambda: dict(DEFAULT_CHAINS))
-    sites: Mapping[str, Mapping[tuple[str, Priority], Chain]] = field(default_factory=dict)
+    sites: Mapping[str, Mapping[tuple[str, Priority], Chain | None]] = field(default_factory=dict)
 
     def chain_for(self, alarm: Alarm) -> Chain | None:
         kind = ConditionKind[alarm.key[3]]
@@ -120,6 +123,7 @@ class Notification:
     recipient_id: str
     phone: str
     due_ms: int
+    language: str = "zh"  # the recipient's (zh or en)
 
 
 def is_open(alarm: Alarm) -> bool:
@@ -164,6 +168,7 @@ def due_notifications(alarm: Alarm, chain: Chain, now_ms: int, duty: DutyLookup)
                         recipient_id=person.id,
                         phone=person.phone,
                         due_ms=at,
+                        language=getattr(person, "language", "zh"),
                     )
                 )
     return out

@@ -28,8 +28,10 @@ from alerts.metrics import (
     eemua_report,
 )
 from alerts.mqtt_out import PahoEventTransport
+from alerts.notifier import Notifier
 from alerts.outbox import EventOutbox, OutboxRunner
 from alerts.pipeline import ADVANCE, EXPIRE_SHELVES, REFRESH_FORECASTS, AlarmPipeline
+from alerts.roster_store import RosterStore
 from alerts.stats import AlarmStats
 
 logger = logging.getLogger(__name__)
@@ -58,6 +60,9 @@ class AlarmService:
     outbox: EventOutbox | None = None  # None when events are not published on MQTT
     outbox_runner: OutboxRunner | None = None
     transport: PahoEventTransport | None = None
+    notifier: Notifier | None = None  # None when no SMS gateway is configured
+    rosters: RosterStore | None = None
+    sms_tick_s: float = 1.0
     scheduler: BackgroundScheduler = field(
         default_factory=lambda: BackgroundScheduler(
             timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 5}
@@ -88,6 +93,9 @@ class AlarmService:
             self.scheduler.add_job(self.pipeline.post, "interval", seconds=every_s, args=[name], id=name)
         self.scheduler.add_job(self.refresh_eemua, "interval", seconds=EEMUA_EVERY_S, id="eemua")
         self.scheduler.add_job(self.check_floods, "interval", seconds=FLOOD_CHECK_EVERY_S, id="floods")
+        if self.notifier is not None:
+            self.notifier.start()
+            self.scheduler.add_job(self.notifier.tick, "interval", seconds=self.sms_tick_s, id="sms")
         self.scheduler.start()
         logger.info(
             "alarm pipeline started: %d alarm points loaded, %d active; events on MQTT: %s",
@@ -98,12 +106,16 @@ class AlarmService:
 
     def stop(self) -> None:
         """Stop after the collector: work off what is queued, send what was committed, close."""
-        self.scheduler.shutdown(wait=False)
+        self.scheduler.shutdown(wait=True)  # jobs are short; an SMS send gives up within seconds
         self.pipeline.stop()
         if self.outbox_runner is not None:
             self.outbox_runner.stop()
         if self.transport is not None:
             self.transport.stop()
+        if self.notifier is not None:
+            self.notifier.close()
+        if self.rosters is not None:
+            self.rosters.close()
         self.journal.close()
 
     # ---- clock listener of the book (called after each commit, under the book's lock)
@@ -177,6 +189,7 @@ class AlarmService:
             ),
             "events_mqtt": self.outbox is not None,
             "sites_in_flood": len(self._flood_since),
+            "sms": self.notifier.health() if self.notifier is not None else {"gateway": "none"},
         }
         if self.outbox is not None and self.transport is not None:
             out |= {
@@ -219,6 +232,36 @@ class AlarmService:
                 "Events published and not yet acknowledged",
                 o.in_flight,
             )
+        if self.notifier is not None:
+            h = self.notifier.health()
+            c = h["counters"]
+            gauges |= {
+                "hazmon_sms_unsent": ("SMS messages waiting for the gateway (ready or sending)", h["unsent"]),
+                "hazmon_sms_waiting_notifications": (
+                    "Notifications not yet merged into a message",
+                    h["backlog"].get("waiting_notifications", 0),
+                ),
+                "hazmon_sms_oldest_unsent_age_seconds": (
+                    "Age of the oldest SMS still waiting for the gateway",
+                    h["oldest_unsent_age_s"] or 0,
+                ),
+                "hazmon_sms_gateway_up": (
+                    "0 while the SMS gateway fails, else 1",
+                    int(h["gateway_ok"] is not False),
+                ),
+                "hazmon_sms_failed": ("SMS messages that failed for good", h["backlog"].get("failed", 0)),
+            }
+            counters |= {
+                "hazmon_sms_sent_total": ("SMS messages the gateway took", c.get("send_sent", 0)),
+                "hazmon_sms_retries_total": ("SMS sends put back to retry", c.get("send_retry", 0)),
+                "hazmon_sms_receipts_total": ("Delivery receipts recorded", c.get("receipts", 0)),
+                "hazmon_sms_replies_ok_total": ("SMS replies that acknowledged", c.get("replies_ok", 0)),
+                "hazmon_sms_replies_refused_total": ("SMS replies refused", c.get("replies_refused", 0)),
+                "hazmon_sms_fallback_posted_total": (
+                    "Messages posted to the second channel",
+                    c.get("fallback_posted", 0),
+                ),
+            }
         with self._eemua_lock:
             report = self._eemua
         if report is not None:

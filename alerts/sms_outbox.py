@@ -19,7 +19,7 @@ period ends in a resend: at most one duplicate, only for a crash in that instant
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,13 +36,15 @@ SCHEMA = (  # version 1
         key TEXT PRIMARY KEY, alarm_id TEXT NOT NULL, site TEXT NOT NULL, recipient_id TEXT NOT NULL,
         phone TEXT NOT NULL, language TEXT NOT NULL, site_name TEXT NOT NULL, line_zh TEXT NOT NULL,
         line_en TEXT NOT NULL, priority INTEGER NOT NULL, event_ms INTEGER NOT NULL,
-        queued_ms INTEGER NOT NULL, state TEXT NOT NULL, message_id INTEGER)""",
+        queued_ms INTEGER NOT NULL, state TEXT NOT NULL, message_id INTEGER,
+        tz TEXT NOT NULL DEFAULT 'Asia/Shanghai')""",
     "CREATE INDEX notifications_waiting ON notifications (state, phone)",
     """CREATE TABLE messages (
         id INTEGER PRIMARY KEY, phone TEXT NOT NULL, text TEXT NOT NULL, covers INTEGER NOT NULL,
         created_ms INTEGER NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
         next_try_ms INTEGER NOT NULL, sending_since_ms INTEGER, sent_ms INTEGER, gateway_ids TEXT,
-        receipt TEXT, error TEXT)""",
+        receipt TEXT, error TEXT, kind TEXT NOT NULL DEFAULT 'alarm',
+        fallback_state TEXT, fallback_ms INTEGER, fallback_error TEXT)""",
     "CREATE INDEX messages_state ON messages (state, next_try_ms)",
 )
 READY, SENDING, SENT, DELIVERED, FAILED = "ready", "sending", "sent", "delivered", "failed"
@@ -58,6 +60,7 @@ class Rendered:
     priority: Priority
     event_ms: int
     language: str = "zh"
+    tz: str = "Asia/Shanghai"  # the site's, for the time shown
 
 
 def message_key(message_id: int) -> str:
@@ -89,15 +92,15 @@ class SmsOutbox(SqliteStore):
         """Store notifications not seen before (by key); returns how many were new."""
         rows = [
             (n.key, n.alarm_id, n.site, n.recipient_id, n.phone, r.language, r.site_name, r.line_zh,
-             r.line_en, int(r.priority), r.event_ms, now_ms, "waiting")
+             r.line_en, int(r.priority), r.event_ms, now_ms, "waiting", r.tz)
             for n, r in items
         ]  # fmt: skip
         with self._atomic() as db:
             before = db.total_changes
             db.executemany(
                 "INSERT OR IGNORE INTO notifications (key, alarm_id, site, recipient_id, phone, language,"
-                " site_name, line_zh, line_en, priority, event_ms, queued_ms, state)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " site_name, line_zh, line_en, priority, event_ms, queued_ms, state, tz)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
             return db.total_changes - before
@@ -111,6 +114,26 @@ class SmsOutbox(SqliteStore):
             )
             return cur.rowcount
 
+    def cancel_except(self, open_alarm_ids: Collection[str]) -> int:
+        """Cancel what waits for every alarm not in `open_alarm_ids` (acknowledged, cleared, shelved)."""
+        with self._atomic() as db:
+            cur = db.execute(
+                "UPDATE notifications SET state = 'cancelled' WHERE state = 'waiting'"
+                " AND alarm_id NOT IN (SELECT value FROM json_each(?))",
+                (orjson.dumps(sorted(open_alarm_ids)).decode(),),
+            )
+            return cur.rowcount
+
+    def enqueue_text(self, phone: str, text: str, now_ms: int, kind: str = "reply") -> int:
+        """A message outside any escalation (the answer to an SMS reply); sent like the others."""
+        with self._atomic() as db:
+            cur = db.execute(
+                "INSERT INTO messages (phone, text, covers, created_ms, state, next_try_ms, kind)"
+                " VALUES (?,?,0,?,?,?,?)",
+                (phone, text, now_ms, READY, now_ms, kind),
+            )
+            return int(cur.lastrowid or 0)
+
     # ---- 2. merged messages
 
     def plan(self, now_ms: int) -> list[int]:
@@ -118,18 +141,20 @@ class SmsOutbox(SqliteStore):
         created: list[int] = []
         with self._atomic() as db:
             waiting: dict[tuple[str, str], list[Waiting]] = {}
-            for key, alarm_id, phone, lang, site_name, zh, en, prio, ev, queued in db.execute(
+            for key, alarm_id, phone, lang, site_name, zh, en, prio, ev, queued, tz in db.execute(
                 "SELECT key, alarm_id, phone, language, site_name, line_zh, line_en, priority, event_ms,"
-                " queued_ms FROM notifications WHERE state = 'waiting' ORDER BY queued_ms"
+                " queued_ms, tz FROM notifications WHERE state = 'waiting' ORDER BY queued_ms"
             ):
-                w = Waiting(key, alarm_id, site_name, zh, en, Priority(prio), ev, queued)
+                w = Waiting(key, alarm_id, site_name, zh, en, Priority(prio), ev, queued, tz)
                 waiting.setdefault((phone, lang), []).append(w)
             since = now_ms - self.policy.rate_window_ms
             for (phone, lang), items in waiting.items():
                 sent = [
                     t
                     for (t,) in db.execute(
-                        "SELECT created_ms FROM messages WHERE phone = ? AND created_ms > ?", (phone, since)
+                        "SELECT created_ms FROM messages"
+                        " WHERE phone = ? AND created_ms > ? AND kind = 'alarm'",
+                        (phone, since),
                     )
                 ]
                 for p in plan_messages(items, sent, now_ms, self.policy, lang):
@@ -239,6 +264,40 @@ class SmsOutbox(SqliteStore):
             )
         return ids
 
+    # ---- the second channel (a group-chat robot) for messages SMS cannot deliver
+
+    def failover_due(self, now_ms: int, after_ms: int) -> list[tuple[int, str, str]]:
+        """Alarm messages SMS gave up on, or still has not sent `after_ms` after they were made.
+
+        Returns (id, phone, text) and marks them `posting` in the same transaction; the caller
+        posts each and records the outcome with `record_fallback`. A crash in between leaves
+        `posting`, which `failover_due` offers again (a group chat may then see it twice).
+        """
+        with self._atomic() as db:
+            rows = db.execute(
+                "SELECT id, phone, text FROM messages WHERE kind = 'alarm'"
+                " AND (fallback_state IS NULL OR fallback_state IN ('posting', 'retry'))"
+                " AND coalesce(fallback_ms, 0) <= ?"
+                " AND (state = ? OR (state IN (?, ?) AND created_ms <= ?)) ORDER BY id",
+                (now_ms, FAILED, READY, SENDING, now_ms - after_ms),
+            ).fetchall()
+            db.executemany(
+                "UPDATE messages SET fallback_state = 'posting', fallback_ms = ? WHERE id = ?",
+                [(now_ms, mid) for mid, _, _ in rows],
+            )
+        return [(int(mid), phone, text) for mid, phone, text in rows]
+
+    def record_fallback(
+        self, mid: int, ok: bool, now_ms: int, error: str | None = None, retry_ms: int = 0
+    ) -> None:
+        """`posted`, or `retry` after `retry_ms` (a robot that is down), or `failed` (it refused)."""
+        state = "posted" if ok else ("retry" if retry_ms else "failed")
+        with self._atomic() as db:
+            db.execute(
+                "UPDATE messages SET fallback_state = ?, fallback_ms = ?, fallback_error = ? WHERE id = ?",
+                (state, now_ms + retry_ms, error, mid),
+            )
+
     # ---- reads (API, console, tests)
 
     def backlog(self) -> dict[str, int]:
@@ -248,13 +307,28 @@ class SmsOutbox(SqliteStore):
             (waiting,) = self._conn.execute(
                 "SELECT count(*) FROM notifications WHERE state = 'waiting'"
             ).fetchone()
-        return {**out, "waiting_notifications": waiting}
+            fallback = dict(
+                self._conn.execute(
+                    "SELECT 'fallback_' || fallback_state, count(*) FROM messages"
+                    " WHERE fallback_state IS NOT NULL GROUP BY fallback_state"
+                ).fetchall()
+            )
+        return {**out, **fallback, "waiting_notifications": waiting}
+
+    def oldest_unsent_ms(self) -> int | None:
+        """When the oldest message still waiting for the gateway was made (None: nothing waits)."""
+        with self._lock:
+            (t,) = self._conn.execute(
+                "SELECT min(created_ms) FROM messages WHERE state IN (?, ?)", (READY, SENDING)
+            ).fetchone()
+        return t
 
     def last_alarm_ids(self, phone: str) -> list[str]:
         """The alarm numbers in the last message that went to `phone`: what a bare "1" reply means."""
         with self._lock:
             row = self._conn.execute(
-                "SELECT id FROM messages WHERE phone = ? AND state IN (?, ?, ?) ORDER BY id DESC LIMIT 1",
+                "SELECT id FROM messages WHERE phone = ? AND state IN (?, ?, ?) AND kind = 'alarm'"
+                " ORDER BY id DESC LIMIT 1",
                 (phone, SENDING, SENT, DELIVERED),
             ).fetchone()
             if row is None:
@@ -265,13 +339,34 @@ class SmsOutbox(SqliteStore):
             )
             return [a for (a,) in ids]
 
-    def messages(self, phone: str | None = None) -> list[dict]:
+    def messages(
+        self,
+        phone: str | None = None,
+        state: str | None = None,
+        limit: int = 10_000,
+        newest_first: bool = False,
+        message_id: int | None = None,
+    ) -> list[dict]:
+        """Messages with what happened to them, optionally for one phone, one state or one id."""
+        where: list[str] = []
+        args: list[object] = []
+        if message_id is not None:
+            where.append("id = ?")
+            args.append(message_id)
+        if phone:
+            where.append("phone = ?")
+            args.append(phone)
+        if state:
+            where.append("state = ?")
+            args.append(state)
+        sql = (
+            "SELECT id, phone, text, covers, kind, created_ms, state, attempts, sent_ms, receipt, error,"
+            " fallback_state, fallback_error FROM messages"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + (" ORDER BY id DESC" if newest_first else " ORDER BY id")
+            + " LIMIT ?"
+        )
         with self._lock:
-            cur = self._conn.execute(
-                "SELECT id, phone, text, covers, state, attempts, sent_ms, receipt, error FROM messages"
-                + (" WHERE phone = ?" if phone else "")
-                + " ORDER BY id",
-                (phone,) if phone else (),
-            )
+            cur = self._conn.execute(sql, (*args, limit))
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -31,8 +31,9 @@ class Waiting:
     line_zh: str  # e.g. "T101甲醇储罐液位高高报警 15.0 m ≥ 14.8 m"
     line_en: str
     priority: Priority
-    event_ms: int  # when it happened (shown in local time)
+    event_ms: int  # when it happened (shown in the site's local time)
     queued_ms: int  # when it started waiting
+    tz: str = "Asia/Shanghai"  # the site's time zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,6 @@ class Policy:
     max_messages: int = 4  # per recipient ...
     rate_window_ms: int = 10 * MINUTE_MS  # ... per this window
     max_chars: int = 268  # 4 UCS-2 parts of 67 characters (alerts/sms encoding)
-    tz: str = "Asia/Shanghai"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +94,7 @@ def render(ordered: Sequence[Waiting], policy: Policy, language: str = "zh") -> 
     first = ordered[0]
     if len(ordered) == 1:
         line = first.line_zh if zh else first.line_en
-        when = _hhmm(first.event_ms, policy.tz)
+        when = _hhmm(first.event_ms, first.tz)
         aid = first.alarm_id
         if zh:
             return f"【{first.site_name}】{when} {line} 编号{aid}, 回复\u201c1 {aid}\u201d确认"
@@ -105,7 +105,7 @@ def render(ordered: Sequence[Waiting], policy: Policy, language: str = "zh") -> 
     tail_fmt = "; 另有 {n} 条, 请查看监控平台" if zh else "; {n} more on the console"
     body: list[str] = []
     for i, w in enumerate(ordered):
-        item = f"{w.alarm_id} {_hhmm(w.event_ms, policy.tz)} {w.line_zh if zh else w.line_en}"
+        item = f"{w.alarm_id} {_hhmm(w.event_ms, w.tz)} {w.line_zh if zh else w.line_en}"
         rest = len(ordered) - i - 1
         candidate = head + "; ".join([*body, item]) + (tail_fmt.format(n=rest) if rest else "")
         if len(candidate) > policy.max_chars and body:

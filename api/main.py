@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from alerts.lifecycle import AlarmError, InvalidCommand, InvalidTransition, UnknownAlarm
-from api.routers import alarms, health, ingest
+from api.routers import alarms, health, ingest, sms
 from hazmon.bootstrap import Service
 
 #: domain errors -> HTTP status, the one place where they are mapped
@@ -43,5 +43,7 @@ def create_app(service_factory: Callable[[], Service]) -> FastAPI:
     app.include_router(health.router)
     app.include_router(ingest.router)
     app.include_router(alarms.router)
+    app.include_router(sms.router)
+    app.include_router(sms.callbacks)
     app.add_exception_handler(AlarmError, _alarm_error)
     return app

@@ -11,11 +11,24 @@ from alerts.early_warning import attach_early_warnings
 from alerts.engine import AlarmEngine
 from alerts.journal import AlarmBook, AlarmJournal
 from alerts.mqtt_out import PahoEventTransport
+from alerts.notifier import Notifier
 from alerts.outbox import EventOutbox, OutboxRunner
 from alerts.pipeline import AlarmPipeline, WorkQueue
+from alerts.roster import duty_lookup
+from alerts.roster_store import RosterStore
+from alerts.roster_yaml import RosterError
+from alerts.routing_yaml import load_routing
 from alerts.service import AlarmService
+from alerts.sms.gateway import SmsGateway
+from alerts.sms.kannel import KannelSmsGateway
+from alerts.sms.smpp import SmppSmsGateway
+from alerts.sms_ack import SmsAcknowledger, people_by_phone_from, roster_may_ack
+from alerts.sms_outbox import SmsOutbox
+from alerts.sms_plan import Policy
+from alerts.sms_render import AlarmDescriber
 from alerts.stats import AlarmStats
 from hazmon.config import Settings
+from hazmon.faults import CrashingGateway, FaultPoints
 from hazmon.mqtt_url import MqttTarget, parse_mqtt_url
 from ingest.collector import MqttCollector
 from ingest.devices import DeviceRegistry
@@ -112,7 +125,127 @@ def bootstrap(settings: Settings, registry: Registry | None = None) -> Service:
     collector = MqttCollector(target, settings.mqtt_client_id, decoder, writer, stats, devices)
     alarms = build_alarms(settings, registry, index, target)
     collector.batch_listeners.append(alarms.pipeline.on_batch)
+    rosters = RosterStore(settings.data_dir / "rosters.sqlite")
+    alarms.rosters = rosters
+    alarms.notifier = build_notifier(settings, registry, alarms.book, rosters)
+    alarms.sms_tick_s = settings.sms_tick_s
     return Service(settings, registry, index, stats, devices, influx, writer, collector, alarms)
+
+
+def import_rosters(settings: Settings, store: RosterStore) -> str | None:
+    """Import HAZMON_ROSTERS into the store; a bad file is logged and the stored rosters kept.
+
+    Returns the error, for /healthz: alarms must keep flowing to the rosters that were good.
+    """
+    if settings.rosters is None:
+        return None
+    try:
+        store.import_yaml(settings.rosters, user="hazmon", reason=f"import {settings.rosters} at start")
+    except (RosterError, OSError) as e:
+        logger.error("rosters not imported, keeping the stored ones: %s", e)
+        return str(e)
+    return None
+
+
+def build_gateway(settings: Settings) -> tuple[SmsGateway | None, str]:
+    """The SMS gateway HAZMON_SMS_GATEWAY names, not yet started (None: SMS is off)."""
+    if settings.sms_gateway == "kannel":
+        token = settings.sms_callback_token
+        return (
+            KannelSmsGateway(
+                settings.kannel_sendsms_url,
+                settings.kannel_username,
+                settings.kannel_password.get_secret_value(),
+                callback_base=settings.callback_base,
+                callback_token=token.get_secret_value() if token else None,
+                sender=settings.kannel_sender,
+                smsc=settings.kannel_smsc,
+            ),
+            "kannel",
+        )
+    if settings.sms_gateway == "smpp":
+        return (
+            SmppSmsGateway(
+                settings.smpp_host,
+                settings.smpp_port,
+                settings.smpp_system_id,
+                settings.smpp_password.get_secret_value(),
+                source_addr=settings.smpp_source_addr,
+            ),
+            "smpp",
+        )
+    return None, "none"
+
+
+def build_fallback(settings: Settings) -> tuple[SmsGateway | None, str]:
+    """The group-chat robot that gets what SMS cannot deliver (None when not configured)."""
+    if settings.webhook_url is None:
+        return None, ""
+    from alerts.sms.webhook import RobotWebhook
+
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    robot = RobotWebhook(
+        settings.webhook_url.get_secret_value(), flavor=settings.webhook_flavor, secret=secret
+    )
+    return robot, f"{settings.webhook_flavor} robot"
+
+
+def build_notifier(
+    settings: Settings, registry: Registry, book: AlarmBook, rosters: RosterStore
+) -> Notifier | None:
+    """Rosters, routing, the outbox and the gateway(s); None when no SMS gateway is configured."""
+    gateway, name = build_gateway(settings)
+    if gateway is None:
+        logger.info("no SMS gateway configured (HAZMON_SMS_GATEWAY=none): alarms are not texted")
+        return None
+    roster_error = import_rosters(settings, rosters)
+    by_id = rosters.load_all()
+    sites = {site.id: site for site in registry.sites}
+    faults = FaultPoints(settings.crash_at, settings.data_dir)
+    kannel = gateway if isinstance(gateway, KannelSmsGateway) else None
+    if settings.crash_at is not None:
+        gateway = CrashingGateway(gateway, faults)
+    policy = Policy(
+        merge_window_ms=int(settings.sms_merge_window_s * 1000),
+        urgent_wait_ms=int(settings.sms_urgent_wait_s * 1000),
+        max_messages=settings.sms_max_messages,
+        rate_window_ms=int(settings.sms_rate_window_s * 1000),
+    )
+    outbox = SmsOutbox(
+        settings.data_dir / "sms.sqlite", policy, in_doubt_grace_ms=int(settings.sms_in_doubt_grace_s * 1000)
+    )
+    acknowledger = SmsAcknowledger(
+        book,
+        people_by_phone_from(by_id),
+        roster_may_ack(sites, by_id),
+        recent_for=outbox.last_alarm_ids,
+        country_code=settings.sms_country_code,
+    )
+    fallback, fallback_name = build_fallback(settings)
+    notifier = Notifier(
+        book,
+        outbox,
+        load_routing(settings.routing),
+        duty_lookup(sites, by_id),
+        AlarmDescriber(registry),
+        gateway,
+        gateway_name=name,
+        fallback=fallback,
+        fallback_name=fallback_name,
+        failover_after_ms=int(settings.webhook_failover_after_s * 1000),
+        acknowledger=acknowledger,
+        fault_point=faults,
+    )
+    notifier.roster_error = roster_error
+    notifier.kannel = kannel
+    logger.info(
+        "SMS via %s: %d rosters, %d people; second channel: %s",
+        name,
+        len(by_id),
+        sum(len(r.people) for r in by_id.values()),
+        fallback_name or "none",
+    )
+    return notifier
 
 
 def build_alarms(

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hazmon.mqtt_url import parse_mqtt_url
 
 EXAMPLE_REGISTRY = Path(__file__).resolve().parent.parent / "sensors" / "examples"
+EXAMPLE_ROSTERS = EXAMPLE_REGISTRY / "rosters"
 
 
 class Settings(BaseSettings):
@@ -40,6 +42,38 @@ class Settings(BaseSettings):
     alarm_queue_readings: int = Field(1_000_000, ge=1000)  # readings waiting for the alarm engine
     alarm_queue_wait_s: float = Field(2.0, ge=0)  # how long ingest waits for room before dropping
 
+    # ---- notifications (SMS to the officers on duty; DESIGN.md decision 4)
+    rosters: Path | None = EXAMPLE_ROSTERS  # YAML file or folder imported into the roster store at start
+    routing: Path | None = None  # escalation chains (alerts/routing_yaml.py); default: the built-in ones
+    sms_gateway: Literal["none", "kannel", "smpp"] = "none"
+    kannel_sendsms_url: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
+    kannel_username: str = "hazmon"
+    kannel_password: SecretStr = SecretStr("")
+    kannel_sender: str | None = None
+    kannel_smsc: str | None = None
+    # where Kannel reaches hazmon's /sms/kannel/{dlr,mo}; default http://{http_host}:{http_port}/sms/kannel
+    sms_callback_base: str | None = None
+    # required with Kannel: the callbacks acknowledge alarms, so a stranger must not be able to forge them
+    sms_callback_token: SecretStr | None = None
+    smpp_host: str = "127.0.0.1"
+    smpp_port: int = Field(2775, ge=1, le=65535)
+    smpp_system_id: str = "hazmon"
+    smpp_password: SecretStr = SecretStr("")
+    smpp_source_addr: str = "HAZMON"
+    sms_tick_s: float = Field(1.0, gt=0, le=60)
+    sms_merge_window_s: float = Field(20.0, ge=0)
+    sms_urgent_wait_s: float = Field(5.0, ge=0)
+    sms_max_messages: int = Field(4, ge=1)  # per recipient and rate window
+    sms_rate_window_s: float = Field(600.0, gt=0)
+    sms_in_doubt_grace_s: float = Field(120.0, ge=0)
+    sms_country_code: str = "86"
+    webhook_url: SecretStr | None = None  # second channel: a WeCom or DingTalk group robot
+    webhook_flavor: Literal["wecom", "dingtalk"] = "wecom"
+    webhook_secret: SecretStr | None = None  # DingTalk signing secret
+    webhook_failover_after_s: float = Field(120.0, ge=0)
+    # fault injection for the crash tests: SIGKILL this process once at the named point
+    crash_at: str | None = None
+
     @field_validator("mqtt_url", "events_mqtt_url")
     @classmethod
     def _valid_mqtt_url(cls, v: str | None) -> str | None:
@@ -53,6 +87,21 @@ class Settings(BaseSettings):
         if not v.startswith(("http://", "https://")):
             raise ValueError(f"HAZMON_INFLUX_URL {v!r} must start with http:// or https://")
         return v
+
+    @model_validator(mode="after")
+    def _kannel_needs_a_token(self) -> Settings:
+        if self.sms_gateway == "kannel":
+            token = self.sms_callback_token.get_secret_value() if self.sms_callback_token else ""
+            if len(token) < 8:
+                raise ValueError(
+                    "HAZMON_SMS_CALLBACK_TOKEN (8+ characters of A-Z a-z 0-9 _ -) is required with"
+                    " HAZMON_SMS_GATEWAY=kannel: put the same token in Kannel's MO get-url as t=<token>"
+                )
+        return self
+
+    @property
+    def callback_base(self) -> str:
+        return self.sms_callback_base or f"http://{self.http_host}:{self.http_port}/sms/kannel"
 
 
 @lru_cache

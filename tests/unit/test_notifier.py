@@ -1,0 +1,219 @@
+"""The notifier on a real journal, the example rosters and a recording gateway, on a test clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from alerts.conditions import ConditionChange, ConditionKind, Priority
+from alerts.escalation import Chain, Routing, Step
+from alerts.journal import AlarmBook, AlarmJournal
+from alerts.lifecycle import AlarmRaised, AlarmState
+from alerts.notifier import Notifier
+from alerts.roster import Role, duty_lookup, find_duty
+from alerts.roster_yaml import load_rosters
+from alerts.sms.gateway import FakeSmsGateway, GatewayUnavailable, MessageRejected, SendResult, SmsGateway
+from alerts.sms_ack import SmsAcknowledger, people_by_phone_from, roster_may_ack
+from alerts.sms_outbox import SmsOutbox
+from alerts.sms_plan import Policy
+from alerts.sms_render import AlarmDescriber, english_line
+from sensors.registry import load_registry
+
+ROOT = Path(__file__).resolve().parents[2]
+ROSTERS = load_rosters(ROOT / "sensors/examples/rosters")
+REGISTRY = load_registry(ROOT / "sensors/examples")
+SITES = {s.id: s for s in REGISTRY.sites}
+SITE = "jianghai-tf-01"
+T0 = int(datetime(2026, 11, 23, 2, 0, tzinfo=UTC).timestamp() * 1000)  # 10:00 in Jiangmen, day shift
+SECOND, MINUTE = 1000, 60_000
+CHAIN = Chain((Step("operator", 0), Step("technical_lead", 2)), reminder_min=10)
+ROUTING = Routing(chains={("alarm", Priority.HIGH): CHAIN, ("alarm", Priority.CRITICAL): CHAIN})
+POLICY = Policy(
+    merge_window_ms=5 * SECOND, urgent_wait_ms=1 * SECOND, max_messages=3, rate_window_ms=10 * MINUTE
+)
+
+
+def on_duty(role: Role):
+    found = find_duty(SITES[SITE], ROSTERS, role, datetime.fromtimestamp(T0 / 1000, UTC))
+    assert found is not None
+    return found[1]
+
+
+OPERATOR = on_duty(Role.OPERATOR)[0]
+LEAD = on_duty(Role.TECHNICAL_LEAD)[0]
+SENSORS = [s.id for s in SITES[SITE].sensors]
+
+
+class Harness:
+    def __init__(self, tmp: Path, gateway: SmsGateway | None = None, fallback: SmsGateway | None = None):
+        self.now = T0
+        self.journal = AlarmJournal(tmp / "alarms.sqlite")
+        self.book = AlarmBook(self.journal, clock=lambda: self.now)
+        self.outbox = SmsOutbox(tmp / "sms.sqlite", POLICY, in_doubt_grace_ms=30 * SECOND)
+        self.gateway = gateway or FakeSmsGateway()
+        acker = SmsAcknowledger(
+            self.book,
+            people_by_phone_from(ROSTERS),
+            roster_may_ack(SITES, ROSTERS),
+            self.outbox.last_alarm_ids,
+        )
+        self.notifier = Notifier(
+            self.book, self.outbox, ROUTING, duty_lookup(SITES, ROSTERS), AlarmDescriber(REGISTRY),
+            self.gateway, fallback=fallback, fallback_name="robot", failover_after_ms=MINUTE,
+            acknowledger=acker, clock=lambda: self.now,
+        )  # fmt: skip
+
+    def raise_alarm(self, source: str, priority: Priority = Priority.HIGH) -> str:
+        change = ConditionChange(
+            site=SITE, source=source, kind=ConditionKind.HH, active=True, time_ms=self.now,
+            priority=priority, level="HH", value=9.5, limit=9.0, message=f"{source}液位高高报警 9.5 m ≥ 9 m",
+        )  # fmt: skip
+        (ev,) = [e for e in self.book.on_changes([change], now_ms=self.now) if isinstance(e, AlarmRaised)]
+        return ev.alarm_id
+
+    def run_until(self, t_ms: int, step_ms: int = SECOND) -> None:
+        while self.now < t_ms:
+            self.now = min(self.now + step_ms, t_ms)
+            self.notifier.tick(self.now)
+
+    def sent_to(self, phone: str) -> list[str]:
+        return [text for _, text in self.gateway.sent.get(phone, [])]
+
+
+@pytest.fixture
+def h(tmp_path):
+    harness = Harness(tmp_path)
+    yield harness
+    harness.journal.close()
+    harness.outbox.close()
+
+
+def test_one_alarm_texts_the_operator_once_then_escalates_to_the_lead_after_the_chain_delay(h):
+    aid = h.raise_alarm(SENSORS[0])
+    h.run_until(T0 + 90 * SECOND)
+    (text,) = h.sent_to(OPERATOR.phone)
+    assert aid in text and "江海" in text and "10:00" in text and f"回复\u201c1 {aid}\u201d确认" in text
+    assert h.sent_to(LEAD.phone) == []
+    h.run_until(T0 + 3 * MINUTE)
+    assert len(h.sent_to(LEAD.phone)) == 1 and len(h.sent_to(OPERATOR.phone)) == 1
+
+
+def test_an_sms_reply_acknowledges_and_stops_the_escalation_and_is_answered(h):
+    aid = h.raise_alarm(SENSORS[0])
+    h.run_until(T0 + 30 * SECOND)
+    h.notifier.on_mo(OPERATOR.phone, f"1 {aid}", datetime.fromtimestamp(h.now / 1000, UTC))
+    assert h.book.get(aid).acked
+    h.run_until(T0 + 30 * MINUTE)
+    assert h.sent_to(LEAD.phone) == []  # never escalated
+    texts = h.sent_to(OPERATOR.phone)
+    assert len(texts) == 2 and texts[1] == f"已确认 {aid}"  # the alarm, then the answer; no reminder
+    assert h.notifier.counters["replies_ok"] == 1
+
+
+def test_a_bare_1_acknowledges_every_alarm_of_the_last_message(h):
+    ids = [h.raise_alarm(s) for s in SENSORS[:3]]
+    h.run_until(T0 + 30 * SECOND)
+    assert len(h.sent_to(OPERATOR.phone)) == 1  # merged
+    h.notifier.on_mo(OPERATOR.phone, "1", datetime.fromtimestamp(h.now / 1000, UTC))
+    assert all(h.book.get(a).acked for a in ids)
+
+
+def test_a_reply_from_a_stranger_acknowledges_nothing_and_gets_no_answer(h):
+    aid = h.raise_alarm(SENSORS[0])
+    h.run_until(T0 + 30 * SECOND)
+    h.notifier.on_mo("+8613900000000", f"1 {aid}", datetime.fromtimestamp(h.now / 1000, UTC))
+    assert not h.book.get(aid).acked
+    assert "+8613900000000" not in h.gateway.sent
+    h.run_until(T0 + 3 * MINUTE)
+    assert len(h.sent_to(LEAD.phone)) == 1  # the escalation goes on
+
+
+def test_clearance_stops_the_chain_and_cancels_what_still_waits(h):
+    aid = h.raise_alarm(SENSORS[0])
+    change = ConditionChange(
+        site=SITE, source=SENSORS[0], kind=ConditionKind.HH, active=False, time_ms=h.now + 2 * SECOND,
+        priority=Priority.HIGH, level="HH", value=8.0, limit=9.0, message="恢复",
+    )  # fmt: skip
+    h.notifier.tick(h.now)  # queued, inside the merge window
+    h.now += 2 * SECOND
+    h.book.on_changes([change], now_ms=h.now)
+    h.run_until(T0 + 30 * MINUTE)
+    assert h.gateway.sent == {}
+    assert h.outbox.backlog()["waiting_notifications"] == 0
+    assert h.book.get(aid).state is AlarmState.RTN_UNACK
+
+
+def test_a_flood_of_500_alarms_becomes_a_few_merged_texts_that_count_them(h):
+    for i in range(500):
+        h.raise_alarm(f"FLOOD-{i:03d}")
+        if i % 10 == 9:
+            h.now += 100  # 500 alarms within a minute
+    h.run_until(T0 + 10 * MINUTE)
+    for phone in (OPERATOR.phone, LEAD.phone):
+        texts = h.sent_to(phone)
+        assert 1 <= len(texts) <= POLICY.max_messages, texts
+        covered = sum(int(t.split("共 ")[1].split(" 条")[0]) for t in texts if "共 " in t)
+        assert covered == 500
+
+
+def test_english_speakers_get_english_lines():
+    from alerts.lifecycle import Alarm
+
+    alarm = Alarm(
+        ("s", "sensor", "T1", "HH"), "A000001", priority=Priority.HIGH, level="HH", value=15.0, limit=14.8
+    )
+    assert english_line(alarm, None) == "T1 high-high alarm 15 >= 14.8"
+
+
+class FlakyGateway(FakeSmsGateway):
+    def __init__(self):
+        super().__init__()
+        self.down = True
+
+    def send(self, to: str, text: str, key: str) -> SendResult:
+        if self.down:
+            raise GatewayUnavailable("connection refused")
+        return super().send(to, text, key)
+
+
+def test_a_gateway_down_holds_the_messages_shows_the_backlog_and_sends_each_once_when_back(tmp_path):
+    h = Harness(tmp_path, FlakyGateway())
+    h.raise_alarm(SENSORS[0])
+    h.run_until(T0 + 2 * MINUTE)
+    health = h.notifier.health()
+    assert health["gateway_ok"] is False and health["unsent"] >= 1 and health["last_gateway_error"]
+    h.gateway.down = False
+    h.run_until(T0 + 8 * MINUTE)
+    assert len(h.sent_to(OPERATOR.phone)) == 1 and len(h.sent_to(LEAD.phone)) == 1
+    assert h.notifier.health()["unsent"] == 0
+
+
+def test_what_sms_cannot_deliver_goes_to_the_second_channel_once(tmp_path):
+    sms, robot = FakeSmsGateway(), FakeSmsGateway()
+    sms.fail_with = MessageRejected("bad number")
+    h = Harness(tmp_path, sms, fallback=robot)
+    h.raise_alarm(SENSORS[0])
+    h.run_until(T0 + 5 * MINUTE)
+    assert len(robot.sent[OPERATOR.phone]) == 1 and len(robot.sent[LEAD.phone]) == 1
+    assert h.outbox.backlog().get("fallback_posted") == 2
+
+
+def test_a_message_left_in_doubt_by_a_crash_is_sent_again_only_without_a_receipt(tmp_path):
+    class CrashAfterSend(FakeSmsGateway):
+        def send(self, to, text, key):
+            super().send(to, text, key)
+            raise KeyboardInterrupt  # the gateway took it; we die before recording that
+
+    gw = CrashAfterSend()
+    h = Harness(tmp_path, gw)
+    h.raise_alarm(SENSORS[0])
+    with pytest.raises(KeyboardInterrupt):
+        h.run_until(T0 + MINUTE)
+    assert h.outbox.backlog().get("sending") == 1
+    # the "restarted" notifier, with a gateway that works
+    h.notifier.gateway = h.gateway = FakeSmsGateway()
+    h.run_until(T0 + 2 * MINUTE)
+    assert len(h.sent_to(OPERATOR.phone)) == 1  # the grace passed with no receipt: sent again once
+    assert h.notifier.counters["resent_in_doubt"] == 1
