@@ -22,6 +22,7 @@ from alerts.service import AlarmService
 from alerts.sms.gateway import SmsGateway
 from alerts.sms.kannel import KannelSmsGateway
 from alerts.sms.smpp import SmppSmsGateway
+from alerts.sms.webhook import RobotWebhook
 from alerts.sms_ack import SmsAcknowledger, people_by_phone_from, roster_may_ack
 from alerts.sms_outbox import SmsOutbox
 from alerts.sms_plan import Policy
@@ -181,7 +182,6 @@ def build_fallback(settings: Settings) -> tuple[SmsGateway | None, str]:
     """The group-chat robot that gets what SMS cannot deliver (None when not configured)."""
     if settings.webhook_url is None:
         return None, ""
-    from alerts.sms.webhook import RobotWebhook
 
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     robot = RobotWebhook(
