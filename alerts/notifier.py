@@ -106,7 +106,8 @@ class Notifier:
 
     def escalate(self, now_ms: int) -> int:
         """Store the notifications due by now; cancel those of alarms no longer open. Returns new ones."""
-        open_alarms = self._open_alarms()
+        listed = self._unacked_alarms()
+        open_alarms = [a for a in listed if is_open(a)]
         open_ids = {a.alarm_id for a in open_alarms}
         items = []
         for alarm in open_alarms:
@@ -122,7 +123,7 @@ class Notifier:
         for gone in set(self._next_check) - open_ids:
             del self._next_check[gone]
         new = self.outbox.enqueue(items, now_ms) if items else 0
-        cancelled = self.outbox.cancel_except(open_ids)
+        cancelled = self.outbox.cancel_except({a.alarm_id for a in listed})
         if new or cancelled:
             self.counters["notifications_queued"] += new
             self.counters["notifications_cancelled"] += cancelled
@@ -130,12 +131,19 @@ class Notifier:
             self.fault_point("sms_after_enqueue")
         return new
 
-    def _open_alarms(self) -> list[Alarm]:
-        return [a for a in self.book.current(states={AlarmState.UNACK}) if is_open(a)]
+    def _unacked_alarms(self) -> list[Alarm]:
+        """Alarms whose queued texts still go out: unacknowledged and shown, active or not.
+
+        A clearance stops the chain (no new step, no reminder) but not a text already due: a gas
+        alarm that cleared within the merge window still happened, and still needs an ack.
+        Acknowledging, shelving, suppressing or taking it out of service cancels what waits.
+        """
+        states = {AlarmState.UNACK, AlarmState.RTN_UNACK}
+        return [a for a in self.book.current(states=states) if not a.hidden]
 
     def cancel_closed(self) -> int:
-        """Cancel what waits for alarms no longer open (cheap; called right after an SMS ack)."""
-        n = self.outbox.cancel_except({a.alarm_id for a in self._open_alarms()})
+        """Cancel what waits for alarms acknowledged or hidden (cheap; called right after an SMS ack)."""
+        n = self.outbox.cancel_except({a.alarm_id for a in self._unacked_alarms()})
         self.counters["notifications_cancelled"] += n
         return n
 

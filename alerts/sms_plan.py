@@ -43,6 +43,10 @@ class Policy:
     max_messages: int = 4  # per recipient ...
     rate_window_ms: int = 10 * MINUTE_MS  # ... per this window
     max_chars: int = 268  # 4 UCS-2 parts of 67 characters (alerts/sms encoding)
+    # after a message, the next to the same phone waits this long, doubling with each message
+    # still in the rate window: a flood in waves becomes 2-3 texts, not max_messages at once
+    # and the rest held for the whole window
+    spacing_ms: int = 30 * SECOND_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +58,14 @@ class Planned:
 
 
 def send_allowed_at(sent_ms: Sequence[int], now_ms: int, policy: Policy) -> int:
-    """The earliest time a new message to this recipient respects the rate limit."""
+    """The earliest time a new message to this recipient respects the rate limit and spacing."""
     recent = sorted(t for t in sent_ms if t > now_ms - policy.rate_window_ms)
-    if len(recent) < policy.max_messages:
+    if not recent:
         return now_ms
-    return recent[-policy.max_messages] + policy.rate_window_ms
+    spaced = recent[-1] + policy.spacing_ms * 2 ** (len(recent) - 1)
+    if len(recent) < policy.max_messages:
+        return max(now_ms, spaced)
+    return max(recent[-policy.max_messages] + policy.rate_window_ms, spaced)
 
 
 def plan_messages(

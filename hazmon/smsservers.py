@@ -93,12 +93,17 @@ class FakeSmscMessage:
         udh = b""
         if typ == "udh":
             tokens = rest.split(" ")
-            udh, payload = urllib.parse.unquote_to_bytes(tokens[0]), urllib.parse.unquote_to_bytes(tokens[-1])
+            udh, payload = _unquote_plus(tokens[0]), _unquote_plus(tokens[-1])
         elif typ == "text":
             payload = rest.encode()
         else:
-            payload = urllib.parse.unquote_to_bytes(rest)
+            payload = _unquote_plus(rest)
         return cls(sender, receiver, typ, udh, payload, line)
+
+
+def _unquote_plus(s: str) -> bytes:
+    """Kannel's octstr_url_encode writes a space (0x20, also inside UTF-16) as '+'."""
+    return urllib.parse.unquote_to_bytes(s.replace("+", " "))
 
 
 _GOT = re.compile(r"Got message \d+: <(.*)>\s*$")
@@ -177,6 +182,9 @@ log-file = "{r}/smsbox.log"
 log-level = 0
 access-log = "{r}/smsbox-access.log"
 mo-recode = true
+# a DLR or MO callback that fails (hazmon restarting) is retried, every 2 s for a minute
+http-request-retry = 30
+http-queue-delay = 2
 
 group = sendsms-user
 username = {self.username}

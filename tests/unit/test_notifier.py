@@ -130,7 +130,7 @@ def test_a_reply_from_a_stranger_acknowledges_nothing_and_gets_no_answer(h):
     assert len(h.sent_to(LEAD.phone)) == 1  # the escalation goes on
 
 
-def test_clearance_stops_the_chain_and_cancels_what_still_waits(h):
+def test_clearance_stops_the_chain_but_the_text_already_due_still_goes(h):
     aid = h.raise_alarm(SENSORS[0])
     change = ConditionChange(
         site=SITE, source=SENSORS[0], kind=ConditionKind.HH, active=False, time_ms=h.now + 2 * SECOND,
@@ -140,9 +140,18 @@ def test_clearance_stops_the_chain_and_cancels_what_still_waits(h):
     h.now += 2 * SECOND
     h.book.on_changes([change], now_ms=h.now)
     h.run_until(T0 + 30 * MINUTE)
+    assert len(h.sent_to(OPERATOR.phone)) == 1  # it happened: the operator hears of it once
+    assert h.sent_to(LEAD.phone) == []  # but nobody is escalated to, and there is no reminder
+    assert h.book.get(aid).state is AlarmState.RTN_UNACK
+
+
+def test_acknowledging_on_the_console_cancels_what_still_waits(h):
+    aid = h.raise_alarm(SENSORS[0])
+    h.notifier.tick(h.now)
+    h.book.acknowledge(aid, "console-user", now_ms=h.now)
+    h.run_until(T0 + 30 * MINUTE)
     assert h.gateway.sent == {}
     assert h.outbox.backlog()["waiting_notifications"] == 0
-    assert h.book.get(aid).state is AlarmState.RTN_UNACK
 
 
 def test_a_flood_of_500_alarms_becomes_a_few_merged_texts_that_count_them(h):

@@ -89,7 +89,28 @@ def test_the_rate_limit_holds_over_any_window():
 def test_send_allowed_at_is_when_the_oldest_message_of_the_window_leaves_it():
     sent = [T0, T0 + 60 * S, T0 + 120 * S, T0 + 180 * S]
     assert send_allowed_at(sent, T0 + 200 * S, POLICY) == T0 + POLICY.rate_window_ms
-    assert send_allowed_at(sent[:3], T0 + 200 * S, POLICY) == T0 + 200 * S
+    # under the limit, only the spacing holds: 30 s doubled per message in the window (3 -> 120 s)
+    assert send_allowed_at(sent[:3], T0 + 200 * S, POLICY) == T0 + 240 * S
+    assert send_allowed_at(sent[:3], T0 + 300 * S, POLICY) == T0 + 300 * S
+
+
+def test_the_spacing_between_texts_to_one_phone_doubles_and_starts_empty():
+    assert send_allowed_at([], T0, POLICY) == T0
+    assert send_allowed_at([T0], T0 + 1 * S, POLICY) == T0 + 30 * S
+    assert send_allowed_at([T0, T0 + 30 * S], T0 + 31 * S, POLICY) == T0 + 90 * S
+
+
+def test_a_critical_flood_in_waves_is_two_or_three_texts_all_sent_within_two_minutes():
+    # five waves of 100 critical alarms, 10 s apart
+    items = [
+        Waiting(f"k{i}", f"A{i:06d}", "某罐区", f"GT-{i}可燃气体高高报警", f"GT-{i} HH", Priority.CRITICAL,
+                T0 + (i // 100) * 10 * S, T0 + (i // 100) * 10 * S)
+        for i in range(500)
+    ]  # fmt: skip
+    sent = run(items, T0 + 2 * 60 * S)
+    assert 2 <= len(sent) <= 3
+    assert sum(len(c) for _, c, _ in sent) == 500
+    assert sent[0][0] - T0 <= 5 * S  # the first goes out within the urgent wait
 
 
 def test_the_most_urgent_come_first_in_a_merged_message():
