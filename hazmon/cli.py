@@ -19,6 +19,11 @@ def _configure_logging(level: str) -> None:
     )
     # the alarm clock jobs run every second; APScheduler would log each run at INFO
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # httpx logs every request's URL at INFO: each InfluxDB write, and Kannel's password in sendsms
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from alerts.sms.webhook import RedactWebhookSecrets
+
+    logging.getLogger("uvicorn.access").addFilter(RedactWebhookSecrets())  # Kannel's callback token
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -63,13 +63,17 @@ DINGTALK_BODY_LIMIT_BYTES = 20000  # the whole JSON body
 ELLIPSIS = "…"
 
 _CN_MOBILE_RE = re.compile(r"(?:\+86|0086|86)?(1\d{10})")
-_SECRET_PARAM_RE = re.compile(r"(?<![A-Za-z0-9_])((?:key|access_token|sign)=)[^&\s\"'<>]+", re.IGNORECASE)
+_SECRET_PARAM_RE = re.compile(
+    r"(?<![A-Za-z0-9_])((?:key|access_token|sign|password|t)=)[^&\s\"'<>]+", re.IGNORECASE
+)
 
 
 class RedactWebhookSecrets(logging.Filter):
-    """Scrubs `key=`, `access_token=` and `sign=` values from log records.
+    """Scrubs `key=`, `access_token=`, `sign=`, `password=` and `t=` values from log records.
 
-    Installed on the "httpx" logger at import: httpx logs every request's full URL at INFO.
+    Installed on the "httpx" logger at import: httpx logs every request's full URL at INFO (with
+    Kannel's sendsms password too); the CLI adds it to uvicorn's access log, where Kannel's
+    callbacks show their token `t=`.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:

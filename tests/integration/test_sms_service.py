@@ -156,14 +156,16 @@ def test_crashes_around_the_gateway_call_deliver_every_message_exactly_once(rig_
     restarts = []
     for point in points:
         rig.svc.env["HAZMON_CRASH_AT"] = point
-        if rig.svc.proc is None:
-            rig.svc.start()
+        rig.svc.start()
+        if not restarts:
             rig.ramp(["GT-101"])
         deadline = time.monotonic() + 60
         while rig.svc.proc.poll() is None:
             assert time.monotonic() < deadline, f"hazmon never reached {point}"
             time.sleep(0.05)
         assert rig.svc.proc.returncode == -9, f"{point}: exit {rig.svc.proc.returncode}"
+        log = (rig.svc.workdir / f"hazmon-{rig.svc.starts}.log").read_text()
+        assert f"fault injection: SIGKILL at {point}" in log
         restarts.append(point)
     rig.svc.env.pop("HAZMON_CRASH_AT")
     rig.svc.start()
