@@ -76,8 +76,9 @@ class SmsOutbox(SqliteStore):
         path: str | Path,
         policy: Policy | None = None,
         *,
-        backoff_ms: tuple[int, ...] = (5_000, 15_000, 60_000, 300_000),
-        max_attempts: int = 50,
+        # short and capped: an alarm text must go within seconds of the gateway's return
+        backoff_ms: tuple[int, ...] = (5_000, 10_000, 20_000, 30_000),
+        max_attempts: int = 3_000,  # about a day of retries at the cap
         in_doubt_grace_ms: int = 120_000,
     ):
         self.policy = policy or Policy()
@@ -188,7 +189,10 @@ class SmsOutbox(SqliteStore):
                     "UPDATE messages SET state = ?, attempts = ?, sending_since_ms = ? WHERE id = ?",
                     (SENDING, attempts + 1, now_ms, mid),
                 )
-            out.append((mid, self._send_one(gateway, mid, phone, text, attempts + 1, now_ms)))
+            outcome = self._send_one(gateway, mid, phone, text, attempts + 1, now_ms)
+            out.append((mid, outcome))
+            if outcome == "retry":
+                break  # the gateway is away: the rest wait for the next round, not for N timeouts now
         return out
 
     def _send_one(
@@ -210,6 +214,11 @@ class SmsOutbox(SqliteStore):
             db.execute(
                 "UPDATE messages SET state = ?, sent_ms = ?, gateway_ids = ? WHERE id = ? AND state = ?",
                 (SENT, now_ms, orjson.dumps(list(result.message_ids)).decode(), mid, SENDING),
+            )
+            # the gateway is back: what waited out a backoff because of it goes now, not later
+            db.execute(
+                "UPDATE messages SET next_try_ms = ? WHERE state = ? AND next_try_ms > ?",
+                (now_ms, READY, now_ms),
             )
         return SENT
 

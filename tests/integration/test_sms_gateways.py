@@ -9,7 +9,6 @@ import threading
 import time
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from alerts.sms.encoding import DCS_UCS2, concat_info, reassemble
@@ -24,6 +23,7 @@ from alerts.sms.smpp import SmppSmsGateway
 from api.routers.sms import kannel_router
 from hazmon.devservers import free_port
 from hazmon.smsservers import KannelServer, SmppSimulator, ensure_kannel_installed
+from tests.support.web import Uvicorn
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -47,28 +47,6 @@ class Recorder:
             on_receipt=lambda mid, status, r: self.receipts.put(r),
             on_mo=lambda frm, text, at: self.mos.put((frm, text, at)),
         )
-
-
-class Uvicorn:
-    """uvicorn serving one app in a thread on a free loopback port."""
-
-    def __init__(self, app: FastAPI):
-        self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(5)
 
 
 @pytest.fixture(scope="module", autouse=True)

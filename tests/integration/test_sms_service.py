@@ -14,14 +14,27 @@ import time
 import orjson
 import pytest
 
-from hazmon.smsservers import KannelServer, ensure_kannel_installed
+from alerts.sms.encoding import DCS_UCS2, reassemble
+from hazmon.smsservers import KannelServer, SmppSimulator, ensure_kannel_installed
 from sensors.registry import load_registry
 from simulators.incidents import parse_incident
 from simulators.stream import Simulation
 from tests.support.events import MonotonicMs, wait_for
 from tests.support.publisher import TestPublisher
 from tests.support.service import HazmonProcess
-from tests.support.sms import LEAD, OPERATOR, PRINCIPAL, SITE, Inbox, mo_url, sms_env, write_site
+from tests.support.sms import (
+    LEAD,
+    OPERATOR,
+    PRINCIPAL,
+    SITE,
+    Inbox,
+    mo_url,
+    sms_env,
+    write_roster,
+    write_routing,
+    write_site,
+)
+from tests.support.web import FakeWecomRobot, Uvicorn
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 
@@ -31,6 +44,15 @@ SPEED = 60.0  # simulated seconds per wall second for the simulator's physics
 @pytest.fixture(scope="module", autouse=True)
 def _kannel_installed():
     ensure_kannel_installed()
+
+
+def ramp(pub: TestPublisher, clock: MonotonicMs, sensors: list[str], top: float = 50.0) -> None:
+    """Gas rising in small steps (no spike) to `top`, stamped over the last seconds."""
+    steps = [round(top * k / 25, 2) for k in range(26)]
+    now = clock()
+    for k, v in enumerate(steps):
+        pub.publish_readings(SITE, "gds-01", now - (len(steps) - k) * 200, dict.fromkeys(sensors, v))
+    pub.wait_all_acked()
 
 
 class Rig:
@@ -51,16 +73,11 @@ class Rig:
         self.svc.stop()
         self.kannel.stop()
 
-    def ramp(self, sensors: list[str], top: float = 50.0) -> None:
-        """Gas rising in small steps (no spike) to `top`, stamped over the last seconds."""
-        steps = [round(top * k / 25, 2) for k in range(26)]
-        now = self.clock()
-        for k, v in enumerate(steps):
-            self.pub.publish_readings(SITE, "gds-01", now - (len(steps) - k) * 200, dict.fromkeys(sensors, v))
-        self.pub.wait_all_acked()
+    def ramp(self, sensors: list[str]) -> None:
+        ramp(self.pub, self.clock, sensors)
 
     def alarms(self) -> list[dict]:
-        return self.svc.get(f"/api/v1/alarms?site={SITE}").json()["data"]
+        return self.svc.get(f"/api/v1/alarms?site={SITE}&limit=5000").json()["data"]
 
     def sms_status(self) -> dict:
         return self.svc.get("/api/v1/sms/status").json()
@@ -110,7 +127,7 @@ def test_simulated_leak_texts_the_operator_once_escalates_and_a_reply_acknowledg
     feeder = threading.Thread(target=run_simulation_until, args=(sim, rig.pub, done, 3600), daemon=True)
     feeder.start()
     try:
-        (alarm,) = wait_for(rig.alarms, lambda a: len(a) == 1, timeout_s=90)
+        (alarm,) = wait_for(rig.alarms, lambda a: len(a) >= 1, timeout_s=90)
     finally:
         done.set()
         feeder.join(10)
@@ -184,7 +201,18 @@ def test_crashes_around_the_gateway_call_deliver_every_message_exactly_once(rig_
 
 
 def test_gateway_down_two_minutes_messages_wait_show_as_backlog_and_arrive_once(rig_factory, capsys):
-    rig = rig_factory([("operator", 0), ("technical_lead", 0.25)])
+    robot = FakeWecomRobot()
+    with Uvicorn(robot.app) as web:
+        _gateway_down_two_minutes(rig_factory, robot, web.port, capsys)
+
+
+def _gateway_down_two_minutes(rig_factory, robot: FakeWecomRobot, robot_port: int, capsys) -> None:
+    # the second channel takes over for the officers after 30 s, once per text
+    rig = rig_factory(
+        [("operator", 0), ("technical_lead", 0.25)],
+        HAZMON_WEBHOOK_URL=f"http://127.0.0.1:{robot_port}/cgi-bin/webhook/send?key=robot-key",
+        HAZMON_WEBHOOK_FAILOVER_AFTER_S="30",
+    )
     rig.svc.start()
     rig.kannel.stop_smsbox()  # sendsms refuses connections
     down_at = time.monotonic()
@@ -198,6 +226,9 @@ def test_gateway_down_two_minutes_messages_wait_show_as_backlog_and_arrive_once(
     backlog = rig.sms_status()
     assert backlog["unsent"] == 2 and backlog["oldest_unsent_age_s"] >= 100  # both steps wait
     assert rig.inbox.all() == []
+    posted = robot.contents()
+    assert len(posted) == 2 and all("A000001" in text for text in posted)  # each text once, in the group
+    assert backlog["backlog"].get("fallback_posted") == 2
     rig.kannel.start_smsbox()
     up_at = time.monotonic()
     rig.inbox.wait(OPERATOR, 1, timeout_s=90)
@@ -210,7 +241,7 @@ def test_gateway_down_two_minutes_messages_wait_show_as_backlog_and_arrive_once(
         print(  # noqa: T201
             f"\n[sms outage] gateway down {up_at - down_at:.0f} s, backlog {backlog['unsent']} messages"
             f" (oldest {backlog['oldest_unsent_age_s']:.0f} s);"
-            f" all delivered once {caught_up:.1f} s after it returned"
+            f" all delivered once {caught_up:.1f} s after it returned; group robot got {len(posted)} posts"
         )
 
 
@@ -222,16 +253,59 @@ def test_a_flood_of_500_alarms_sends_each_recipient_a_few_merged_texts_that_coun
     for chunk in range(5):  # five waves within the minute
         rig.ramp(sensors[chunk * 100 : (chunk + 1) * 100])
         time.sleep(5)
-    wait_for(rig.alarms, lambda a: len(a) == 500, timeout_s=30)
-    assert time.monotonic() - t0 < 60
-    rig.inbox.wait(LEAD, 1, timeout_s=60)
-    time.sleep(8)
-    summary = {}
-    for phone in (OPERATOR, LEAD):
+    wait_for(rig.alarms, lambda a: sum(x["level"] == "HH" for x in a) == 500, timeout_s=30)
+    flood_s = time.monotonic() - t0
+    assert flood_s < 60
+
+    def covered(phone: str) -> list[int]:
         texts = [m.text for m in rig.inbox.to(phone)]
-        covered = [int(t.split("共 ")[1].split(" 条")[0]) if "共 " in t else 1 for t in texts]
-        assert 1 <= len(texts) <= 5, texts
-        assert sum(covered) == 500, (covered, texts)
-        summary[phone] = covered
+        return [int(t.split("共 ")[1].split(" 条")[0]) if "共 " in t else 1 for t in texts]
+
+    for phone in (OPERATOR, LEAD):  # every alarm reaches both, merged
+        wait_for(lambda p=phone: covered(p), lambda c: sum(c) >= 500, timeout_s=120)
+    time.sleep(3)
+    summary = {phone: covered(phone) for phone in (OPERATOR, LEAD)}
+    for phone, counts in summary.items():
+        assert 1 <= len(counts) <= 4 and sum(counts) == 500, (phone, counts)
+    assert rig.inbox.to(PRINCIPAL) == []
     with capsys.disabled():
-        print(f"\n[sms flood] 500 alarms -> texts covering {summary}")  # noqa: T201
+        print(  # noqa: T201
+            f"\n[sms flood] 500 alarms in {flood_s:.0f} s -> operator {summary[OPERATOR]},"
+            f" lead {summary[LEAD]} alarms per text"
+        )
+
+
+def test_smpp_gateway_by_configuration_texts_and_a_reply_acknowledges(tmp_path, mosquitto, influx):
+    registry = write_site(tmp_path / "registry.yaml")
+    sim = SmppSimulator(tmp_path / "smsc")
+    sim.start()
+    svc = HazmonProcess(tmp_path / "hazmon", registry, mosquitto.url, influx.url)
+    svc.env.update(
+        HAZMON_SMS_GATEWAY="smpp",
+        HAZMON_SMPP_PORT=str(sim.port),
+        HAZMON_SMPP_PASSWORD="secret",
+        HAZMON_ROSTERS=str(write_roster(tmp_path / "rosters.yaml")),
+        HAZMON_ROUTING=str(write_routing(tmp_path / "routing.yaml", [("operator", 0)])),
+        HAZMON_SMS_URGENT_WAIT_S="1",
+    )
+    pub = TestPublisher(mosquitto.port, f"gw-{tmp_path.name}")
+    try:
+        svc.start()
+        sim.next_event("bound", timeout_s=15)
+        ramp(pub, MonotonicMs(), ["GT-101"])
+        parts = [sim.next_event("submit", timeout_s=20)]
+        total = int(bytes.fromhex(parts[0]["sm"])[4]) if parts[0]["esm"] & 0x40 else 1
+        parts += [sim.next_event("submit") for _ in range(total - 1)]
+        assert {p["dst"] for p in parts} == {OPERATOR.lstrip("+")}
+        text = reassemble([bytes.fromhex(p["sm"]) for p in parts], DCS_UCS2, has_udh=total > 1)
+        assert "A000001" in text
+        sim.send_mo(OPERATOR.lstrip("+"), "HAZMON", "1 A000001")
+        wait_for(lambda: svc.get("/api/v1/alarms/A000001").json(), lambda a: a["state"] == "ACK")
+        reply = sim.next_event("submit", timeout_s=20)
+        assert reply["dst"] == OPERATOR.lstrip("+")
+        with pytest.raises(TimeoutError):
+            sim.next_event("submit", timeout_s=3)  # nothing more: once each
+    finally:
+        pub.close()
+        svc.stop()
+        sim.stop()

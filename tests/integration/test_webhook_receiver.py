@@ -2,59 +2,17 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
-import uvicorn
-from fastapi import FastAPI, Request
 
 from alerts.sms.gateway import GatewayUnavailable
 from alerts.sms.webhook import RobotWebhook
 from hazmon.devservers import free_port
+from tests.support.web import FakeWecomRobot, Uvicorn
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 KEY = "0b1e2c3d-4e5f-6789-abcd-ef0123456789"
 ALARM = "【重大危险源告警】尾矿库坝体位移速率超限，请立即核实。"
-
-
-class FakeWecomRobot:
-    """POST /cgi-bin/webhook/send?key=...: records each post, answers ok or the configured errcode."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, dict]] = []
-        self.errcode = 0
-        self.app = FastAPI()
-
-        @self.app.post("/cgi-bin/webhook/send")
-        async def send(request: Request) -> dict:
-            self.posts.append((request.query_params.get("key", ""), await request.json()))
-            if self.errcode == 45009:
-                return {"errcode": 45009, "errmsg": "api freq out of limit"}
-            return {"errcode": 0, "errmsg": "ok"}
-
-
-class Uvicorn:
-    """uvicorn serving one app in a thread on a free loopback port (as in test_sms_gateways.py)."""
-
-    def __init__(self, app: FastAPI):
-        self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(5)
 
 
 @pytest.fixture
