@@ -194,6 +194,8 @@ def test_a_gateway_down_holds_the_messages_shows_the_backlog_and_sends_each_once
     health = h.notifier.health()
     assert health["gateway_ok"] is False and health["unsent"] >= 1 and health["last_gateway_error"]
     h.gateway.down = False
+    h.run_until(T0 + 2 * MINUTE + 32 * SECOND)  # backoff is capped at 30 s; one success frees the rest
+    assert len(h.sent_to(OPERATOR.phone)) == 1 and len(h.sent_to(LEAD.phone)) == 1
     h.run_until(T0 + 8 * MINUTE)
     assert len(h.sent_to(OPERATOR.phone)) == 1 and len(h.sent_to(LEAD.phone)) == 1
     assert h.notifier.health()["unsent"] == 0
