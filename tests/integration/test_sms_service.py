@@ -158,6 +158,11 @@ def test_simulated_leak_texts_the_operator_once_escalates_and_a_reply_acknowledg
     status = rig.sms_status()
     assert status["gateway_ok"] is True and status["unsent"] == 0
     assert status["backlog"].get("delivered", 0) == 3  # the fake SMSC's DLRs came back
+    sent = rig.svc.get(f"/api/v1/sms/messages?phone=%2B{LEAD[1:]}").json()["data"]
+    assert [m["kind"] for m in sent] == ["reply", "alarm"] and all(m["state"] == "delivered" for m in sent)
+    duty = rig.svc.get(f"/api/v1/sites/{SITE}/on-duty").json()["roles"]
+    assert [p["phone"] for p in duty["technical_lead"]["people"]] == [LEAD]
+    assert rig.svc.get("/api/v1/rosters").json()["data"][0]["id"] == "sms-duty"
     with capsys.disabled():
         print(  # noqa: T201 - figures for the closing note
             f"\n[sms e2e] raise -> operator {first.at - t_raise:.1f} s, -> lead {lead_delay:.1f} s"
