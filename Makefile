@@ -18,14 +18,17 @@ venv: $(STAMP)
 run: deps venv   ## the demo: Mosquitto, InfluxDB, hazmon and a simulated fleet; Ctrl-C stops all
 	$(VENV)/bin/hazmon demo
 
-test: deps venv lint  ## the whole suite: unit tests, then integration tests against real servers
-	$(PY) -m pytest -q
+# integration tests mostly wait on real servers and clocks: files run side by side in workers
+PYTEST_WORKERS ?= 3
+
+test: deps venv lint  ## the whole suite: unit and integration tests (real servers), files in parallel
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 unit: venv
 	$(PY) -m pytest -q tests/unit
 
 integration: deps venv
-	$(PY) -m pytest -q tests/integration
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests/integration
 
 lint: venv
 	$(VENV)/bin/ruff check .

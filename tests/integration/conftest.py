@@ -6,6 +6,7 @@ import pytest
 
 from hazmon.devservers import InfluxServer, MosquittoServer, ensure_installed
 from ingest.influx import InfluxClient
+from tests.support.sms import Rig
 
 pytestmark = pytest.mark.integration
 
@@ -36,3 +37,18 @@ def influx_client(influx):
     client = InfluxClient(influx.url, "hazmon")
     yield client
     client.close()
+
+
+@pytest.fixture
+def rig_factory(tmp_path, mosquitto, influx):
+    """Build SMS rigs (hazmon + Kannel, tests/support/sms.py); all are stopped after the test."""
+    made: list[Rig] = []
+
+    def make(steps, **kw) -> Rig:
+        rig = Rig(tmp_path, mosquitto, influx, steps, **kw)
+        made.append(rig)
+        return rig
+
+    yield make
+    for rig in made:
+        rig.close()

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from alerts.sms.encoding import DCS_UCS2, reassemble
-from hazmon.smsservers import KannelServer, SmppSimulator, ensure_kannel_installed
+from hazmon.smsservers import SmppSimulator, ensure_kannel_installed
 from sensors.registry import load_registry
 from simulators.incidents import parse_incident
 from simulators.stream import Simulation
@@ -27,14 +27,11 @@ from tests.support.sms import (
     OPERATOR,
     PRINCIPAL,
     SITE,
-    Inbox,
-    mo_url,
-    sms_env,
+    ramp,
     write_roster,
     write_routing,
     write_site,
 )
-from tests.support.web import FakeWecomRobot, Uvicorn
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 
@@ -44,57 +41,6 @@ SPEED = 60.0  # simulated seconds per wall second for the simulator's physics
 @pytest.fixture(scope="module", autouse=True)
 def _kannel_installed():
     ensure_kannel_installed()
-
-
-def ramp(pub: TestPublisher, clock: MonotonicMs, sensors: list[str], top: float = 50.0) -> None:
-    """Gas rising in small steps (no spike) to `top`, stamped over the last seconds."""
-    steps = [round(top * k / 25, 2) for k in range(26)]
-    now = clock()
-    for k, v in enumerate(steps):
-        pub.publish_readings(SITE, "gds-01", now - (len(steps) - k) * 200, dict.fromkeys(sensors, v))
-    pub.wait_all_acked()
-
-
-class Rig:
-    """hazmon + Kannel wired to each other, with a publisher and the phones' inbox."""
-
-    def __init__(self, tmp_path, mosquitto, influx, steps, n_sensors: int = 3, **env: str):
-        self.registry = write_site(tmp_path / "registry.yaml", n_sensors)
-        self.svc = HazmonProcess(tmp_path / "hazmon", self.registry, mosquitto.url, influx.url)
-        self.kannel = KannelServer(tmp_path / "kannel", mo_url(self.svc.http_port))
-        self.kannel.start()
-        self.svc.env.update(sms_env(self.kannel, tmp_path, steps, **env))
-        self.inbox = Inbox(self.kannel)
-        self.pub = TestPublisher(mosquitto.port, f"gw-{tmp_path.name}")
-        self.clock = MonotonicMs()
-
-    def close(self) -> None:
-        self.pub.close()
-        self.svc.stop()
-        self.kannel.stop()
-
-    def ramp(self, sensors: list[str]) -> None:
-        ramp(self.pub, self.clock, sensors)
-
-    def alarms(self) -> list[dict]:
-        return self.svc.get(f"/api/v1/alarms?site={SITE}&limit=5000").json()["data"]
-
-    def sms_status(self) -> dict:
-        return self.svc.get("/api/v1/sms/status").json()
-
-
-@pytest.fixture
-def rig_factory(tmp_path, mosquitto, influx):
-    made: list[Rig] = []
-
-    def make(steps, **kw) -> Rig:
-        rig = Rig(tmp_path, mosquitto, influx, steps, **kw)
-        made.append(rig)
-        return rig
-
-    yield make
-    for rig in made:
-        rig.close()
 
 
 def run_simulation_until(sim: Simulation, pub: TestPublisher, done: threading.Event, max_sim_s: float):
@@ -202,51 +148,6 @@ def test_crashes_around_the_gateway_call_deliver_every_message_exactly_once(rig_
         print(  # noqa: T201
             f"\n[sms crash] SIGKILLed at {restarts}; at the SMSC: operator {len(rig.inbox.to(OPERATOR))},"
             f" lead {len(rig.inbox.to(LEAD))}; resent in doubt {counters.get('resent_in_doubt', 0)}"
-        )
-
-
-def test_gateway_down_two_minutes_messages_wait_show_as_backlog_and_arrive_once(rig_factory, capsys):
-    robot = FakeWecomRobot()
-    with Uvicorn(robot.app) as web:
-        _gateway_down_two_minutes(rig_factory, robot, web.port, capsys)
-
-
-def _gateway_down_two_minutes(rig_factory, robot: FakeWecomRobot, robot_port: int, capsys) -> None:
-    # the second channel takes over for the officers after 30 s, once per text
-    rig = rig_factory(
-        [("operator", 0), ("technical_lead", 0.25)],
-        HAZMON_WEBHOOK_URL=f"http://127.0.0.1:{robot_port}/cgi-bin/webhook/send?key=robot-key",
-        HAZMON_WEBHOOK_FAILOVER_AFTER_S="30",
-    )
-    rig.svc.start()
-    rig.kannel.stop_smsbox()  # sendsms refuses connections
-    down_at = time.monotonic()
-    rig.ramp(["GT-101"])
-    status = wait_for(rig.sms_status, lambda s: s["gateway_ok"] is False and s["unsent"] >= 1, timeout_s=20)
-    assert status["last_gateway_error"]
-    health = rig.svc.get("/healthz").json()["alarms"]["sms"]
-    assert health["unsent"] >= 1
-    assert "hazmon_sms_gateway_up 0" in rig.svc.get("/metrics").text
-    time.sleep(max(0.0, down_at + 120 - time.monotonic()))
-    backlog = rig.sms_status()
-    assert backlog["unsent"] == 2 and backlog["oldest_unsent_age_s"] >= 100  # both steps wait
-    assert rig.inbox.all() == []
-    posted = robot.contents()
-    assert len(posted) == 2 and all("A000001" in text for text in posted)  # each text once, in the group
-    assert backlog["backlog"].get("fallback_posted") == 2
-    rig.kannel.start_smsbox()
-    up_at = time.monotonic()
-    rig.inbox.wait(OPERATOR, 1, timeout_s=90)
-    rig.inbox.wait(LEAD, 1, timeout_s=90)
-    caught_up = time.monotonic() - up_at
-    rig.svc.wait_healthy(lambda h: h["alarms"]["sms"]["unsent"] == 0)
-    time.sleep(3)
-    assert len(rig.inbox.to(OPERATOR)) == 1 and len(rig.inbox.to(LEAD)) == 1
-    with capsys.disabled():
-        print(  # noqa: T201
-            f"\n[sms outage] gateway down {up_at - down_at:.0f} s, backlog {backlog['unsent']} messages"
-            f" (oldest {backlog['oldest_unsent_age_s']:.0f} s);"
-            f" all delivered once {caught_up:.1f} s after it returned; group robot got {len(posted)} posts"
         )
 
 

@@ -13,6 +13,9 @@ import yaml
 from alerts.conditions import EVENT_TYPE, Priority
 from alerts.sms.encoding import DCS_UCS2, concat_info, reassemble
 from hazmon.smsservers import KannelServer
+from tests.support.events import MonotonicMs
+from tests.support.publisher import TestPublisher
+from tests.support.service import HazmonProcess
 
 SITE = "sms-01"
 OPERATOR, LEAD, PRINCIPAL = "+8613800139001", "+8613800139002", "+8613800139003"
@@ -155,3 +158,40 @@ class Inbox:
                 return got
             time.sleep(0.1)
         raise AssertionError(f"{phone} got {len(self.to(phone))} messages, expected {n}: {self.all()}")
+
+
+def ramp(pub: TestPublisher, clock: MonotonicMs, sensors: list[str], top: float = 50.0) -> None:
+    """Gas rising in small steps (no spike) to `top`, stamped over the last seconds."""
+    steps = [round(top * k / 25, 2) for k in range(26)]
+    now = clock()
+    for k, v in enumerate(steps):
+        pub.publish_readings(SITE, "gds-01", now - (len(steps) - k) * 200, dict.fromkeys(sensors, v))
+    pub.wait_all_acked()
+
+
+class Rig:
+    """hazmon + Kannel wired to each other, with a publisher and the phones' inbox."""
+
+    def __init__(self, tmp_path, mosquitto, influx, steps, n_sensors: int = 3, **env: str):
+        self.registry = write_site(tmp_path / "registry.yaml", n_sensors)
+        self.svc = HazmonProcess(tmp_path / "hazmon", self.registry, mosquitto.url, influx.url)
+        self.kannel = KannelServer(tmp_path / "kannel", mo_url(self.svc.http_port))
+        self.kannel.start()
+        self.svc.env.update(sms_env(self.kannel, tmp_path, steps, **env))
+        self.inbox = Inbox(self.kannel)
+        self.pub = TestPublisher(mosquitto.port, f"gw-{tmp_path.name}")
+        self.clock = MonotonicMs()
+
+    def close(self) -> None:
+        self.pub.close()
+        self.svc.stop()
+        self.kannel.stop()
+
+    def ramp(self, sensors: list[str]) -> None:
+        ramp(self.pub, self.clock, sensors)
+
+    def alarms(self) -> list[dict]:
+        return self.svc.get(f"/api/v1/alarms?site={SITE}&limit=5000").json()["data"]
+
+    def sms_status(self) -> dict:
+        return self.svc.get("/api/v1/sms/status").json()
