@@ -121,3 +121,18 @@ def find_site(principal: Principal, sites: Iterable[Any], site_id: str) -> Any:
     site = next((s for s in sites if s.id == site_id), None)
     check_site(principal, site)
     return site
+
+
+def audit(
+    request: Request,
+    principal: Principal,
+    action: str,
+    *,
+    target: str = "",
+    detail: str = "",
+    outcome: str = "ok",
+) -> None:
+    """Record a write done by a protected route in the auth audit log (who, what, from where)."""
+    get_auth_store(request).record(
+        principal.username, action, outcome, target=target, detail=detail, remote=remote_address(request)
+    )

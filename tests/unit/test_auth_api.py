@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 
-from api.auth.deps import CSRF_HEADER, find_site, require
+from api.auth.deps import CSRF_HEADER, audit, find_site, require
 from api.auth.model import Action, Principal, Role, Scope
 from api.auth.passwords import PasswordHasher
 from api.auth.router import install
@@ -45,9 +45,9 @@ def build_app(store: AuthStore) -> FastAPI:
         return {"site": find_site(principal, SITES, site_id).id, "user": principal.username}
 
     @app.post("/api/v1/sites/{site_id}/ack")
-    def ack(site_id: str, principal: AckDep) -> dict:
+    def ack(site_id: str, principal: AckDep, request: Request) -> dict:
         site = find_site(principal, SITES, site_id)
-        store.record(principal.username, "acknowledge", target=site.id)
+        audit(request, principal, "acknowledge", target=site.id)
         return {"acknowledged": site.id, "by": principal.username}
 
     return app
@@ -213,7 +213,13 @@ def test_cookie_post_needs_the_csrf_header(client: TestClient, store: AuthStore)
     assert r.status_code == 403 and r.json()["error"] == "csrf_failed"
     r = client.post("/api/v1/sites/jh-1/ack", headers={CSRF_HEADER: csrf})
     assert r.status_code == 200 and r.json() == {"acknowledged": "jh-1", "by": "op"}
-    assert store.audit_log(limit=1)[0].action == "acknowledge"
+    entry = store.audit_log(limit=1)[0]
+    assert (entry.actor, entry.action, entry.target, entry.remote) == (
+        "op",
+        "acknowledge",
+        "jh-1",
+        "testclient",
+    )
 
 
 def test_cookie_get_needs_no_csrf(client: TestClient):
@@ -424,3 +430,18 @@ def test_bad_user_bodies_are_422_json(store: AuthStore, body):
         r = c.post("/api/v1/users", json=body, headers=bearer(store, "root"))
     assert r.status_code == 422, r.text
     assert "detail" in r.json()
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_login_refuses_non_json_bodies(client: TestClient, content_type: str):
+    # a cross-site HTML form can send these without a CORS preflight; JSON it cannot
+    body = b'{"username": "op", "password": "correct horse battery"}'
+    r = client.post("/api/v1/auth/login", content=body, headers={"Content-Type": content_type})
+    assert r.status_code == 422
+    assert "hazmon_session" not in r.cookies
+
+
+def test_login_audit_has_the_remote_address(client: TestClient, store: AuthStore):
+    login(client, "op")
+    entry = next(e for e in store.audit_log() if e.action == "login")
+    assert (entry.actor, entry.outcome, entry.remote) == ("op", "ok", "testclient")
