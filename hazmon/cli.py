@@ -97,6 +97,139 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- hazmon user: accounts in $HAZMON_DATA_DIR/auth.sqlite (issue 5); no default password anywhere
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    """The new password from stdin (--password-stdin, one line) or typed twice at a prompt."""
+    import getpass
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("new password: ")
+    if getpass.getpass("repeat it: ") != first:
+        print("hazmon user: the passwords differ", file=sys.stderr)
+        return None
+    return first
+
+
+def _cli_actor() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _scope_from_args(args: argparse.Namespace):
+    from api.auth.model import Scope
+
+    if args.all_sites:
+        return Scope.everything()
+    if args.sites:
+        return Scope.of_sites(s.strip() for s in args.sites.split(",") if s.strip())
+    if args.city:
+        return Scope.jurisdiction(args.city, args.district)
+    return None
+
+
+def _cmd_user(args: argparse.Namespace) -> int:
+    from api.auth.errors import AuthError
+    from api.auth.store import AuthStore
+    from hazmon.config import Settings
+
+    try:
+        path = Settings().data_dir / "auth.sqlite"
+    except ValidationError as e:
+        print(f"hazmon: bad configuration:\n{e}", file=sys.stderr)
+        return 2
+    if getattr(args, "district", None) and not getattr(args, "city", None):
+        print("hazmon user add: --district needs --city", file=sys.stderr)
+        return 2
+    try:
+        with AuthStore(path) as store:
+            return _user_subcommand(args, store)
+    except AuthError as e:
+        print(f"hazmon user {args.user_command}: {e}", file=sys.stderr)
+        return 1
+
+
+def _user_subcommand(args: argparse.Namespace, store) -> int:
+    actor = _cli_actor()
+    if args.user_command == "list":
+        for u in store.list_users():
+            flag = " (disabled)" if u.disabled else ""
+            print(f"{u.username}\t{u.role.value}\t{u.scope.describe()}\t{u.display_name}{flag}")
+        return 0
+    if args.user_command == "token":
+        token, secret = store.create_token(args.username, args.name, actor=actor)
+        print(
+            f"# token {token.id} '{token.name}' for {token.username}; shown once, keep it secret",
+            file=sys.stderr,
+        )
+        print(secret)
+        return 0
+    if args.user_command == "disable":
+        store.disable(args.username, actor=actor)
+        print(f"hazmon user: {args.username} disabled; their sessions ended", file=sys.stderr)
+        return 0
+    if args.user_command == "add":
+        scope = _scope_from_args(args)
+        if scope is None:
+            print("hazmon user add: give --sites, --city [--district] or --all-sites", file=sys.stderr)
+            return 2
+        password = _read_password(args)
+        if password is None:
+            return 1
+        user = store.create_user(
+            args.username, password, args.role, scope, display_name=args.name or "", actor=actor
+        )
+        print(
+            f"hazmon user: created {user.username} ({user.role.value}, {scope.describe()})", file=sys.stderr
+        )
+        return 0
+    # passwd
+    password = _read_password(args)
+    if password is None:
+        return 1
+    store.set_password(args.username, password, actor=actor)
+    print(f"hazmon user: password of {args.username} changed; their sessions ended", file=sys.stderr)
+    return 0
+
+
+def _add_user_parser(sub) -> None:
+    from api.auth.model import Role
+
+    p_user = sub.add_parser("user", help="manage accounts in $HAZMON_DATA_DIR/auth.sqlite")
+    p_user.set_defaults(func=_cmd_user)
+    users = p_user.add_subparsers(dest="user_command", required=True)
+
+    p_add = users.add_parser("add", help="create a user (the first admin too); the password is asked for")
+    p_add.add_argument("username")
+    p_add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    where = p_add.add_mutually_exclusive_group()
+    where.add_argument("--sites", help="comma-separated site ids the user sees")
+    where.add_argument("--city", help="jurisdiction: a city as the registry spells it (江门市)")
+    where.add_argument("--all-sites", action="store_true", help="every site (grant explicitly)")
+    p_add.add_argument("--district", help="with --city: one district of it (江海区)")
+    p_add.add_argument("--name", help="display name")
+    p_add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+
+    p_pw = users.add_parser("passwd", help="set a user's password (ends their sessions)")
+    p_pw.add_argument("username")
+    p_pw.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+
+    p_tok = users.add_parser("token", help="print a new API token for a user (shown once)")
+    p_tok.add_argument("username")
+    p_tok.add_argument("--name", required=True, help="what the token is for, e.g. scada-gateway")
+
+    p_dis = users.add_parser("disable", help="disable a user and end their sessions")
+    p_dis.add_argument("username")
+
+    users.add_parser("list", help="list users: name, role, scope, display name")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from simulators.cli import add_arguments as add_simulate_arguments
 
@@ -132,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo.add_argument("--http-port", type=int, default=8000)
     p_demo.add_argument("--speed", default="1", help="simulation speed passed to the simulator")
     p_demo.set_defaults(func=_cmd_demo)
+
+    _add_user_parser(sub)
     return parser
 
 

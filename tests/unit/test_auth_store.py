@@ -1,0 +1,365 @@
+"""AuthStore (api/auth/store.py): passwords, lockout, sessions, API tokens, audit; SQLite in tmp_path."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from api.auth.errors import (
+    AccountDisabled,
+    AccountLocked,
+    InvalidCredentials,
+    InvalidUserData,
+    LastAdmin,
+    PasswordPolicyError,
+    UnknownToken,
+    UnknownUser,
+    UserExists,
+)
+from api.auth.model import Role, Scope
+from api.auth.passwords import PasswordHasher
+from api.auth.store import AuthStore
+
+MIN = 60_000
+T0 = 1_800_000_000_000
+PW = "correct horse battery"
+
+
+class FakeClock:
+    def __init__(self, t: int = T0):
+        self.t = t
+
+    def __call__(self) -> int:
+        return self.t
+
+    def advance(self, ms: int) -> None:
+        self.t += ms
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(tmp_path, clock) -> AuthStore:
+    s = AuthStore(
+        tmp_path / "auth.sqlite", hasher=PasswordHasher(time_cost=1, memory_cost=8 * 1024), clock=clock
+    )
+    s.create_user("root", PW, Role.ADMIN, Scope.everything(), actor="test")
+    s.create_user(
+        "op", PW, Role.OPERATOR, Scope.jurisdiction("江门市", "江海区"), display_name="值班员", actor="root"
+    )
+    yield s
+    s.close()
+
+
+def actions(store: AuthStore) -> list[tuple[str, str, str]]:
+    return [(e.action, e.outcome, e.target) for e in reversed(store.audit_log())]
+
+
+# ---- passwords and users
+
+
+def test_hash_is_argon2id_and_never_the_password(store: AuthStore):
+    (h,) = store._conn.execute("SELECT password_hash FROM users WHERE username = 'op'").fetchone()
+    assert h != PW and PW not in h and h.startswith("$argon2id$")
+
+
+def test_authenticate_right_and_wrong_password(store: AuthStore):
+    assert store.authenticate("op", PW).role is Role.OPERATOR
+    assert store.authenticate(" OP ", PW).username == "op"  # names are trimmed and lower-case
+    with pytest.raises(InvalidCredentials) as wrong:
+        store.authenticate("op", PW + "x")
+    with pytest.raises(InvalidCredentials) as unknown:
+        store.authenticate("nobody", PW)
+    assert str(wrong.value) == str(unknown.value)  # the answer does not tell which
+
+
+@pytest.mark.parametrize(
+    ("password", "rule"), [("short", "at least 10"), ("operator-1", "username"), (" " * 12, "blank")]
+)
+def test_password_policy(store: AuthStore, password: str, rule: str):
+    with pytest.raises(PasswordPolicyError, match=rule):
+        store.create_user("operator-1", password, Role.VIEWER, Scope.everything(), actor="root")
+
+
+@pytest.mark.parametrize("name", ["", "a b", "x" * 65, "-lead", "名字"])
+def test_bad_usernames_are_refused(store: AuthStore, name: str):
+    with pytest.raises(InvalidUserData):
+        store.create_user(name, PW, Role.VIEWER, Scope.everything(), actor="root")
+
+
+def test_duplicate_user_and_unknown_role(store: AuthStore):
+    with pytest.raises(UserExists):
+        store.create_user("OP", PW, Role.VIEWER, Scope.everything(), actor="root")
+    with pytest.raises(InvalidUserData, match="unknown role"):
+        store.create_user("new", PW, "boss", Scope.everything(), actor="root")
+
+
+def test_users_persist_across_reopen(tmp_path, store: AuthStore):
+    store.close()
+    with AuthStore(
+        tmp_path / "auth.sqlite", hasher=PasswordHasher(time_cost=1, memory_cost=8 * 1024)
+    ) as again:
+        op = again.get_user("op")
+    assert (op.display_name, op.scope) == ("值班员", Scope.jurisdiction("江门市", "江海区"))
+
+
+def test_set_password_replaces_it_and_ends_sessions(store: AuthStore):
+    session = store.create_session(store.authenticate("op", PW))
+    store.set_password("op", "another good one", actor="root")
+    with pytest.raises(InvalidCredentials):
+        store.authenticate("op", PW)
+    assert store.authenticate("op", "another good one").username == "op"
+    assert store.resolve_session(session.token) is None
+    with pytest.raises(UnknownUser):
+        store.set_password("ghost", "another good one", actor="root")
+
+
+def test_disabled_user_cannot_log_in_and_loses_sessions_and_tokens(store: AuthStore):
+    session = store.create_session(store.authenticate("op", PW))
+    _, secret = store.create_token("op", "scada", actor="root")
+    store.disable("op", actor="root")
+    with pytest.raises(AccountDisabled):
+        store.authenticate("op", PW)
+    assert store.resolve_session(session.token) is None
+    assert store.resolve_token(secret) is None
+    store.update_user("op", disabled=False, actor="root")
+    assert store.resolve_token(secret) is not None  # tokens come back, sessions do not
+    assert store.resolve_session(session.token) is None
+
+
+def test_role_or_scope_change_ends_sessions(store: AuthStore):
+    session = store.create_session(store.authenticate("op", PW))
+    store.set_role("op", Role.SUPERVISOR, actor="root")
+    assert store.resolve_session(session.token) is None
+    assert store.get_user("op").role is Role.SUPERVISOR
+    session = store.create_session(store.authenticate("op", PW))
+    store.update_user("op", display_name="新名字", actor="root")  # not a change of rights
+    assert store.resolve_session(session.token) is not None
+    store.set_scope("op", Scope.jurisdiction("江门市"), actor="root")
+    assert store.resolve_session(session.token) is None
+
+
+def test_last_admin_with_all_sites_cannot_be_removed(store: AuthStore):
+    with pytest.raises(LastAdmin):
+        store.disable("root", actor="root")
+    with pytest.raises(LastAdmin):
+        store.set_scope("root", Scope.jurisdiction("江门市"), actor="root")
+    store.create_user("root2", PW, Role.ADMIN, Scope.everything(), actor="root")
+    store.disable("root", actor="root2")
+    assert store.get_user("root").disabled
+
+
+# ---- lockout
+
+
+def test_lockout_after_five_failures_and_its_expiry(store: AuthStore, clock: FakeClock):
+    for _ in range(5):
+        with pytest.raises(InvalidCredentials):
+            store.authenticate("op", "wrong password")
+    with pytest.raises(AccountLocked) as locked:
+        store.authenticate("op", PW)  # even the right password
+    assert locked.value.retry_after_s == 300
+    clock.advance(4 * MIN)
+    with pytest.raises(AccountLocked) as locked:
+        store.authenticate("op", PW)
+    assert locked.value.retry_after_s == 60
+    clock.advance(MIN)
+    assert store.authenticate("op", PW).username == "op"
+    assert store.authenticate("root", PW).username == "root"  # per username: root never was locked
+
+
+def test_failures_spread_out_do_not_lock(store: AuthStore, clock: FakeClock):
+    for _ in range(4):
+        with pytest.raises(InvalidCredentials):
+            store.authenticate("op", "wrong password")
+    clock.advance(16 * MIN)  # the 15-minute window starting at the first failure has closed
+    for _ in range(4):
+        with pytest.raises(InvalidCredentials):
+            store.authenticate("op", "wrong password")
+    assert store.authenticate("op", PW).username == "op"
+
+
+def test_success_resets_the_failure_count(store: AuthStore):
+    for _ in range(4):
+        with pytest.raises(InvalidCredentials):
+            store.authenticate("op", "wrong password")
+    store.authenticate("op", PW)
+    for _ in range(4):
+        with pytest.raises(InvalidCredentials):
+            store.authenticate("op", "wrong password")
+    assert store.authenticate("op", PW).username == "op"
+
+
+def test_unknown_usernames_lock_too(store: AuthStore):
+    for _ in range(5):
+        with pytest.raises(InvalidCredentials):
+            store.authenticate("ghost", PW)
+    with pytest.raises(AccountLocked):
+        store.authenticate("ghost", PW)  # the same answers as for a real name
+
+
+# ---- sessions
+
+
+def test_session_token_is_stored_only_hashed(tmp_path, store: AuthStore):
+    s = store.create_session(store.get_user("op"))
+    p = store.resolve_session(s.token)
+    assert p is not None and (p.username, p.via, p.csrf) == ("op", "session", s.csrf)
+    raw = (tmp_path / "auth.sqlite").read_bytes() + (tmp_path / "auth.sqlite-wal").read_bytes()
+    assert s.token.encode() not in raw
+    assert store.resolve_session("not-a-token") is None
+    assert store.resolve_session("") is None
+
+
+def test_session_idle_expiry(store: AuthStore, clock: FakeClock):
+    s = store.create_session(store.get_user("op"))
+    clock.advance(29 * MIN)
+    assert store.resolve_session(s.token) is not None  # and this request counts as activity
+    clock.advance(29 * MIN)
+    assert store.resolve_session(s.token) is not None
+    clock.advance(30 * MIN)
+    assert store.resolve_session(s.token) is None
+
+
+def test_session_absolute_expiry(store: AuthStore, clock: FakeClock):
+    s = store.create_session(store.get_user("op"))
+    for _ in range(12 * 6 - 1):
+        clock.advance(10 * MIN)  # busy all shift long: never idle
+        assert store.resolve_session(s.token) is not None
+    clock.advance(10 * MIN)  # 12 h after login
+    assert store.resolve_session(s.token) is None
+
+
+def test_session_lifetimes_are_configurable(tmp_path, clock: FakeClock):
+    hasher = PasswordHasher(time_cost=1, memory_cost=8 * 1024)
+    with AuthStore(tmp_path / "a.sqlite", hasher=hasher, clock=clock, session_idle_s=60) as s:
+        u = s.create_user("a", PW, Role.VIEWER, Scope.everything(), actor="t")
+        sess = s.create_session(u)
+        clock.advance(61_000)
+        assert s.resolve_session(sess.token) is None
+
+
+def test_revoke_session(store: AuthStore):
+    s = store.create_session(store.get_user("op"))
+    assert store.revoke_session(s.id, actor="op")
+    assert store.resolve_session(s.token) is None
+    assert not store.revoke_session(s.id, actor="op")
+
+
+# ---- API tokens
+
+
+def test_token_resolve_revoke_and_last_used(store: AuthStore, clock: FakeClock):
+    token, secret = store.create_token("op", "scada-gw", actor="root")
+    assert secret.startswith("hzm_") and len(secret) > 40
+    clock.advance(MIN)
+    p = store.resolve_token(secret)
+    assert p is not None and (p.username, p.via, p.credential_id) == ("op", "token", token.id)
+    (listed,) = store.list_tokens("op")
+    assert listed.last_used_ms == T0 + MIN and listed.name == "scada-gw"
+    with pytest.raises(UnknownToken):
+        store.revoke_token(token.id, actor="root", owner="root")  # not root's token
+    store.revoke_token(token.id, actor="op", owner="op")
+    assert store.resolve_token(secret) is None
+    with pytest.raises(UnknownToken):
+        store.revoke_token(token.id, actor="op")
+
+
+def test_token_expiry_and_names(store: AuthStore, clock: FakeClock):
+    _, secret = store.create_token("op", "short", expires_ms=T0 + 10 * MIN, actor="root")
+    clock.advance(10 * MIN)
+    assert store.resolve_token(secret) is None
+    with pytest.raises(InvalidUserData, match="already has"):
+        store.create_token("op", "short", actor="root")
+    with pytest.raises(InvalidUserData, match="future"):
+        store.create_token("op", "past", expires_ms=T0, actor="root")
+    with pytest.raises(InvalidUserData):
+        store.create_token("op", "  ", actor="root")
+    with pytest.raises(UnknownUser):
+        store.create_token("ghost", "x", actor="root")
+
+
+def test_token_secret_is_stored_only_hashed(store: AuthStore):
+    _, secret = store.create_token("op", "x", actor="root")
+    dump = "\n".join(store._conn.iterdump())
+    assert secret not in dump and secret[4:] not in dump
+
+
+# ---- audit
+
+
+def test_every_mutation_and_login_is_audited(store: AuthStore, clock: FakeClock):
+    store._conn.execute("DELETE FROM auth_audit")
+    user = store.authenticate("op", PW, remote="10.0.0.7")
+    with pytest.raises(InvalidCredentials):
+        store.authenticate("op", "wrong password")
+    s = store.create_session(user, remote="10.0.0.7")
+    store.revoke_session(s.id, actor="op")
+    token, _ = store.create_token("op", "t", actor="op")
+    store.revoke_token(token.id, actor="op")
+    store.create_user("v", PW, Role.VIEWER, Scope.of_sites(["a"]), actor="root")
+    store.set_password("v", "yet another one", actor="root")
+    store.set_role("v", Role.OPERATOR, actor="root")
+    store.record("op", "acknowledge", target="A000001", detail="site jh-1")
+    assert actions(store) == [
+        ("login", "ok", "op"),
+        ("login", "denied", "op"),
+        ("create_session", "ok", s.id),
+        ("revoke_session", "ok", s.id),
+        ("create_token", "ok", "op"),
+        ("revoke_token", "ok", token.id),
+        ("create_user", "ok", "v"),
+        ("set_password", "ok", "v"),
+        ("update_user", "ok", "v"),
+        ("acknowledge", "ok", "A000001"),
+    ]
+    log = list(reversed(store.audit_log()))
+    assert log[0].remote == "10.0.0.7" and log[0].time_ms == T0
+    assert log[6].actor == "root" and "role=viewer" in log[6].detail
+    assert "role: viewer -> operator" in log[8].detail
+    assert all(PW not in e.detail for e in log)
+
+
+def test_failed_mutation_writes_nothing(store: AuthStore):
+    before = len(store.audit_log())
+    with pytest.raises(UserExists):
+        store.create_user("op", PW, Role.VIEWER, Scope.everything(), actor="root")
+    assert len(store.audit_log()) == before
+
+
+def test_newer_schema_is_refused(tmp_path, store: AuthStore):
+    store.close()
+    conn = sqlite3.connect(tmp_path / "auth.sqlite")
+    conn.execute("INSERT INTO schema_version VALUES (99)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(RuntimeError, match="newer"):
+        AuthStore(tmp_path / "auth.sqlite")
+
+
+def test_weaker_hash_is_upgraded_at_login(tmp_path, clock: FakeClock):
+    path = tmp_path / "up.sqlite"
+    with AuthStore(path, hasher=PasswordHasher(time_cost=1, memory_cost=8 * 1024), clock=clock) as s:
+        s.create_user("a", PW, Role.VIEWER, Scope.everything(), actor="t")
+    with AuthStore(path, hasher=PasswordHasher(time_cost=2, memory_cost=8 * 1024), clock=clock) as s:
+        (old,) = s._conn.execute("SELECT password_hash FROM users").fetchone()
+        assert s.hasher.needs_rehash(old)
+        s.authenticate("a", PW)
+        (new,) = s._conn.execute("SELECT password_hash FROM users").fetchone()
+        assert new != old and not s.hasher.needs_rehash(new)
+        assert s.authenticate("a", PW).username == "a"
+
+
+def test_stale_failure_counters_are_forgotten(store: AuthStore, clock: FakeClock):
+    for name in ("ghost1", "ghost2"):
+        with pytest.raises(InvalidCredentials):
+            store.authenticate(name, PW)
+    clock.advance(16 * MIN)
+    with pytest.raises(InvalidCredentials):
+        store.authenticate("ghost3", PW)
+    names = [r[0] for r in store._conn.execute("SELECT username FROM login_failures")]
+    assert names == ["ghost3"]
