@@ -60,6 +60,6 @@ USER hazmon
 EXPOSE 8000
 
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('HAZMON_HTTP_PORT', '8000') + '/healthz', timeout=4)" || exit 1
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('HAZMON_HTTP_PORT', '8000') + '/livez', timeout=4)" || exit 1
 
 CMD ["hazmon", "run"]

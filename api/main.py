@@ -9,6 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from alerts.lifecycle import AlarmError, InvalidCommand, InvalidTransition, UnknownAlarm
+from api.auth import router as auth_router
+from api.auth.store import AuthStore
 from api.routers import alarms, health, ingest, sms
 from hazmon.bootstrap import Service
 
@@ -21,8 +23,11 @@ async def _alarm_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=status)
 
 
-def create_app(service_factory: Callable[[], Service]) -> FastAPI:
-    """Build the app; the service is created and started in the lifespan, stopped on shutdown."""
+def create_app(service_factory: Callable[[], Service], auth: AuthStore) -> FastAPI:
+    """Build the app; the service is created and started in the lifespan, stopped on shutdown.
+
+    Every route but login, `/livez` and Kannel's token-checked callbacks needs a user (api/auth).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -40,6 +45,7 @@ def create_app(service_factory: Callable[[], Service]) -> FastAPI:
         lifespan=lifespan,
         description="Monitoring of major hazard sources (重大危险源).",
     )
+    auth_router.install(app, auth)
     app.include_router(health.router)
     app.include_router(ingest.router)
     app.include_router(alarms.router)

@@ -19,9 +19,9 @@ def _iso(ms: int | None, tz: str) -> str | None:
 
 
 class _Command(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    """A write; who does it is the logged-in user, never a field of the body."""
 
-    user: str = Field(min_length=1, max_length=64, pattern=USER_PATTERN)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class AckRequest(_Command):

@@ -43,7 +43,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except RegistryError as e:
         print(f"hazmon: {e}", file=sys.stderr)
         return 2
-    app = create_app(lambda: bootstrap(settings, registry))
+    from api.auth.store import AuthStore
+
+    auth = AuthStore(settings.data_dir / "auth.sqlite")
+    if not auth.list_users():
+        logging.getLogger("hazmon").warning(
+            "no user accounts yet: every API call will be refused; create the first admin with"
+            " `hazmon user add <name> --role admin --all-sites`"
+        )
+    app = create_app(lambda: bootstrap(settings, registry), auth)
     uvicorn.run(
         app,
         host=settings.http_host,

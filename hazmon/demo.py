@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -58,6 +59,7 @@ def run_demo(args: argparse.Namespace) -> int:
             HAZMON_HTTP_PORT=str(http_port),
             HAZMON_HTTP_HOST="127.0.0.1",
         )
+        password, token = _demo_login(root / "hazmon")
         hazmon_cmd = [sys.executable, "-m", "hazmon.cli", "run"]
         children.append(("hazmon", subprocess.Popen(hazmon_cmd, env=env)))
         wait_port(http_port, timeout_s=30, proc=children[0][1])
@@ -76,6 +78,8 @@ def run_demo(args: argparse.Namespace) -> int:
         print(
             "\n"
             "hazmon demo is running\n"
+            f"  login             user demo, password {password}\n"
+            "                    (a new password each run; POST /api/v1/auth/login)\n"
             f"  API               {base}/docs     (the control-room console arrives with issue 5)\n"
             f"  health / metrics  {base}/healthz  {base}/metrics\n"
             f"  rejected readings {base}/api/v1/ingest/rejects\n"
@@ -93,7 +97,7 @@ def run_demo(args: argparse.Namespace) -> int:
                     stop.set()
             if time.monotonic() - last_report > 30:
                 last_report = time.monotonic()
-                _report(base)
+                _report(base, token)
             stop.wait(0.5)
         return 0
     finally:
@@ -104,9 +108,29 @@ def run_demo(args: argparse.Namespace) -> int:
         print("hazmon demo stopped", flush=True)
 
 
-def _report(base: str) -> None:
+def _demo_login(data_dir: Path) -> tuple[str, str]:
+    """The demo's admin, with a fresh random password each run (never a default one), and a token."""
+    from api.auth.errors import UnknownUser
+    from api.auth.model import Scope
+    from api.auth.store import AuthStore
+
+    password = secrets.token_urlsafe(12)
+    with AuthStore(data_dir / "auth.sqlite") as store:
+        try:
+            store.get_user("demo")
+            store.set_password("demo", password, actor="hazmon demo")
+        except UnknownUser:
+            store.create_user(
+                "demo", password, "admin", Scope.everything(), display_name="演示", actor="hazmon demo"
+            )
+        _, token = store.create_token("demo", f"demo-report-{int(time.time())}", actor="hazmon demo")
+    return password, token
+
+
+def _report(base: str, token: str) -> None:
     try:
-        s = httpx.get(base + "/api/v1/ingest/stats", timeout=2).json()
+        headers = {"Authorization": f"Bearer {token}"}
+        s = httpx.get(base + "/api/v1/ingest/stats", headers=headers, timeout=2).json()
         logger.info(
             "demo: %s readings accepted, %s rejected, %s written, spool %s bytes",
             s["readings_accepted"],

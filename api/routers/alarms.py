@@ -1,16 +1,22 @@
 """Alarms: the current list, one alarm, its history, acknowledge and shelve, and the EEMUA figures.
 
-Minimal on purpose (issue 3); authentication and the full API come later. Domain errors become
-HTTP answers in api/main.py (UnknownAlarm 404, InvalidTransition 409, InvalidCommand 422).
+Every route needs a logged-in user (api/auth): reads show only the sites in the user's scope (an
+alarm outside it is a 404, as if it did not exist), writes need the role's permission, are done
+under the user's own name and audited. Domain errors become HTTP answers in api/main.py
+(UnknownAlarm 404, InvalidTransition 409, InvalidCommand 422).
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Query
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
 from alerts.conditions import Priority
 from alerts.journal import normalize_alarm_ref
 from alerts.lifecycle import DEFAULT_TZ, AlarmState, UnknownAlarm, local_iso
+from api.auth.deps import PrincipalDep, audit, check_site, current_principal, forbidden, require
+from api.auth.model import Action, Principal, can_see, shelve_action
 from api.deps import ServiceDep
 from api.schemas import (
     AckRequest,
@@ -26,7 +32,7 @@ from api.schemas import (
 )
 from hazmon.bootstrap import Service
 
-router = APIRouter(prefix="/api/v1", tags=["alarms"])
+router = APIRouter(prefix="/api/v1", tags=["alarms"], dependencies=[Depends(current_principal)])
 
 AlarmIdPath = Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
@@ -38,9 +44,27 @@ def _tz(service: Service, site: str) -> str:
     return DEFAULT_TZ
 
 
+def _site(service: Service, site_id: str):
+    return next((s for s in service.registry.sites if s.id == site_id), None)
+
+
+def _visible(principal: Principal, service: Service, site_id: str) -> bool:
+    site = _site(service, site_id)
+    return site is not None and can_see(principal.user, site)
+
+
+def _alarm_in_scope(principal: Principal, service: Service, alarm_id: str):
+    """The alarm if the caller may see its site; otherwise UnknownAlarm (a 404, like a missing one)."""
+    a = service.alarms.book.get(alarm_id)
+    if not _visible(principal, service, a.site):
+        raise UnknownAlarm(f"no alarm {alarm_id!r}")
+    return a
+
+
 @router.get("/alarms", response_model=AlarmsPublic)
 def list_alarms(
     service: ServiceDep,
+    principal: PrincipalDep,
     site: str | None = Query(None, max_length=64),
     state: AlarmState | None = None,
     priority: PriorityName | None = None,
@@ -54,7 +78,10 @@ def list_alarms(
         states = set(AlarmState) - {AlarmState.NORMAL}
     else:
         states = set(AlarmState)
-    alarms = service.alarms.book.current(site=site, states=states)
+    if site is not None:
+        check_site(principal, _site(service, site))
+    current = service.alarms.book.current(site=site, states=states)
+    alarms = [a for a in current if _visible(principal, service, a.site)]
     if priority is not None:
         alarms = [a for a in alarms if a.priority is Priority[priority.upper()]]
     data = [AlarmPublic.from_alarm(a, _tz(service, a.site)) for a in alarms[:limit]]
@@ -62,34 +89,56 @@ def list_alarms(
 
 
 @router.get("/alarms/{alarm_id}", response_model=AlarmPublic)
-def get_alarm(service: ServiceDep, alarm_id: str = AlarmIdPath) -> AlarmPublic:
+def get_alarm(service: ServiceDep, principal: PrincipalDep, alarm_id: str = AlarmIdPath) -> AlarmPublic:
     """Retrieve one alarm by its number (A000123)."""
-    a = service.alarms.book.get(alarm_id)
+    a = _alarm_in_scope(principal, service, alarm_id)
     return AlarmPublic.from_alarm(a, _tz(service, a.site))
 
 
 @router.post("/alarms/{alarm_id}/ack", response_model=AlarmPublic)
-def acknowledge_alarm(body: AckRequest, service: ServiceDep, alarm_id: str = AlarmIdPath) -> AlarmPublic:
-    """Acknowledge an alarm."""
-    a = service.alarms.book.acknowledge(alarm_id, body.user, body.comment)
+def acknowledge_alarm(
+    body: AckRequest,
+    service: ServiceDep,
+    request: Request,
+    principal: Annotated[Principal, Depends(require(Action.ACKNOWLEDGE))],
+    alarm_id: str = AlarmIdPath,
+) -> AlarmPublic:
+    """Acknowledge an alarm, under the caller's name."""
+    _alarm_in_scope(principal, service, alarm_id)
+    a = service.alarms.book.acknowledge(alarm_id, principal.username, body.comment)
+    audit(request, principal, "acknowledge", target=a.alarm_id, detail=body.comment)
     return AlarmPublic.from_alarm(a, _tz(service, a.site))
 
 
 @router.post("/alarms/{alarm_id}/shelve", response_model=AlarmPublic)
-def shelve_alarm(body: ShelveRequest, service: ServiceDep, alarm_id: str = AlarmIdPath) -> AlarmPublic:
-    """Shelve an alarm for some minutes, with a reason."""
-    a = service.alarms.book.shelve(alarm_id, body.user, body.minutes * 60.0, body.reason)
+def shelve_alarm(
+    body: ShelveRequest,
+    service: ServiceDep,
+    request: Request,
+    principal: PrincipalDep,
+    alarm_id: str = AlarmIdPath,
+) -> AlarmPublic:
+    """Shelve an alarm for some minutes, with a reason (long shelves need a supervisor)."""
+    needed = shelve_action(body.minutes)
+    if not principal.user.may(needed):
+        raise forbidden(f"role {principal.user.role.value} may not shelve for {body.minutes:g} minutes")
+    _alarm_in_scope(principal, service, alarm_id)
+    a = service.alarms.book.shelve(alarm_id, principal.username, body.minutes * 60.0, body.reason)
+    audit(request, principal, "shelve", target=a.alarm_id, detail=f"{body.minutes:g} min: {body.reason}")
     return AlarmPublic.from_alarm(a, _tz(service, a.site))
 
 
 @router.get("/alarms/{alarm_id}/history", response_model=HistoryPublic)
 def alarm_history(
-    service: ServiceDep, alarm_id: str = AlarmIdPath, limit: int = Query(1000, ge=1, le=10_000)
+    service: ServiceDep,
+    principal: PrincipalDep,
+    alarm_id: str = AlarmIdPath,
+    limit: int = Query(1000, ge=1, le=10_000),
 ) -> HistoryPublic:
     """Retrieve the journaled events of one alarm episode, oldest first."""
     ref = normalize_alarm_ref(alarm_id)
     rows = service.alarms.journal.history(alarm_id=ref, limit=limit, newest_first=False)
-    if not rows:
+    if not rows or not _visible(principal, service, rows[0].key[0]):
         raise UnknownAlarm(f"no alarm {alarm_id!r} in the journal")
     data = [HistoryEntryPublic.from_entry(h, _tz(service, h.key[0])) for h in rows]
     return HistoryPublic(data=data, count=len(data))
@@ -97,17 +146,22 @@ def alarm_history(
 
 @router.get("/alarm-metrics", response_model=AlarmMetricsPublic)
 def alarm_metrics(
-    service: ServiceDep, hours: float = Query(24.0, gt=0, le=24 * 31, description="period ending now")
+    service: ServiceDep,
+    principal: PrincipalDep,
+    hours: float = Query(24.0, gt=0, le=24 * 31, description="period ending now"),
 ) -> AlarmMetricsPublic:
     """Retrieve EEMUA 191 alarm-system figures (rates, floods, bad actors, standing, priorities)."""
+    if principal.user.scope.kind != "all":
+        raise HTTPException(403, "the EEMUA figures cover every site: they need an all-sites scope")
     return AlarmMetricsPublic.from_report(service.alarms.eemua(hours))
 
 
 @router.get("/alarm-floods", response_model=FloodsPublic)
-def alarm_floods(service: ServiceDep) -> FloodsPublic:
+def alarm_floods(service: ServiceDep, principal: PrincipalDep) -> FloodsPublic:
     """Sites in alarm flood now (more than 10 alarms raised in 10 minutes, EEMUA 191)."""
     data = [
         FloodPublic(site=site, since=local_iso(since, _tz(service, site)), alarms_10min=count)
         for site, since, count in service.alarms.current_floods()
+        if _visible(principal, service, site)
     ]
     return FloodsPublic(data=data, count=len(data))

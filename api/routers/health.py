@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from api.auth.deps import current_principal
 from api.deps import ServiceDep
 
 router = APIRouter(tags=["health"])
+# the details need a user (or a machine token, e.g. Prometheus' bearer_token); /livez does not
+protected = [Depends(current_principal)]
 
 
-@router.get("/healthz")
+@router.get("/livez", include_in_schema=False)
+def livez(service: ServiceDep) -> JSONResponse:
+    """Liveness for probes (Docker, load balancers): one word, nothing about the plant."""
+    ok = service.stats.snapshot()["mqtt_connected"] and service.alarms.health()["running"]
+    return JSONResponse({"status": "ok" if ok else "down"}, status_code=200 if ok else 503)
+
+
+@router.get("/healthz", dependencies=protected)
 def healthz(service: ServiceDep) -> JSONResponse:
     """Report whether the broker and InfluxDB are reachable, how much is spooled, and the alarm pipeline."""
     snap = service.stats.snapshot()
@@ -32,7 +42,7 @@ def healthz(service: ServiceDep) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+@router.get("/metrics", response_class=PlainTextResponse, dependencies=protected)
 def metrics(service: ServiceDep) -> PlainTextResponse:
     """Prometheus text exposition of the ingest and alarm counters."""
     body = service.stats.render_prometheus() + service.alarms.render_prometheus()

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
+from api.auth.deps import PrincipalDep, current_principal
+from api.auth.model import Principal, can_see
 from api.deps import ServiceDep
+from hazmon.bootstrap import Service
+from ingest.payloads import split_topic
 
-router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"])
+router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"], dependencies=[Depends(current_principal)])
+
+
+def _sees(principal: Principal, service: Service, site_id: str | None) -> bool:
+    """Rejects and devices name sites: a scoped user sees only theirs (unknown sites: all-sites users)."""
+    if principal.user.scope.kind == "all":
+        return True
+    site = next((s for s in service.registry.sites if s.id == site_id), None)
+    return site is not None and can_see(principal.user, site)
 
 
 @router.get("/stats")
@@ -16,7 +28,9 @@ def ingest_stats(service: ServiceDep) -> dict:
 
 
 @router.get("/rejects")
-def ingest_rejects(service: ServiceDep, limit: int = Query(100, ge=1, le=1000)) -> dict:
+def ingest_rejects(
+    service: ServiceDep, principal: PrincipalDep, limit: int = Query(100, ge=1, le=1000)
+) -> dict:
     """Retrieve the latest rejected messages and items, newest first, with the reason."""
     data = [
         {
@@ -27,12 +41,13 @@ def ingest_rejects(service: ServiceDep, limit: int = Query(100, ge=1, le=1000)) 
             "sample": r.sample,
         }
         for r in service.stats.latest_rejects(limit)
+        if _sees(principal, service, (split_topic(r.topic) or (None,))[0])
     ]
     return {"data": data, "count": len(data)}
 
 
 @router.get("/devices")
-def devices(service: ServiceDep) -> dict:
+def devices(service: ServiceDep, principal: PrincipalDep) -> dict:
     """Retrieve field devices with their announced status (last will) and last message time."""
     data = [
         {
@@ -44,5 +59,6 @@ def devices(service: ServiceDep) -> dict:
             "messages": d.messages,
         }
         for d in service.devices.snapshot()
+        if _sees(principal, service, d.site)
     ]
     return {"data": data, "count": len(data)}

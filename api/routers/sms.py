@@ -11,12 +11,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from alerts.notifier import Notifier
 from alerts.roster import Role, find_duty
 from alerts.sms.kannel import CallbackRefused, KannelSmsGateway, parse_query
+from api.auth.deps import PrincipalDep, check_site, current_principal, require
+from api.auth.model import Action
 from api.deps import ServiceDep
 from hazmon.bootstrap import Service
 
@@ -63,7 +65,9 @@ def _service_kannel(request: Request) -> KannelSmsGateway | None:
 
 
 callbacks = kannel_router(_service_kannel)
-router = APIRouter(prefix="/api/v1", tags=["sms"])
+router = APIRouter(prefix="/api/v1", tags=["sms"], dependencies=[Depends(current_principal)])
+# phone numbers and who is on duty: for those who answer for the rosters
+roster_readers = [Depends(require(Action.EDIT_ROSTER))]
 
 
 def _notifier(service: Service) -> Notifier:
@@ -78,7 +82,7 @@ def sms_status(service: ServiceDep) -> dict:
     return _notifier(service).health()
 
 
-@router.get("/sms/messages")
+@router.get("/sms/messages", dependencies=roster_readers)
 def sms_messages(
     service: ServiceDep,
     phone: str | None = Query(None, max_length=32, pattern=r"^\+?[0-9]{3,20}$"),
@@ -90,7 +94,7 @@ def sms_messages(
     return {"data": rows, "count": len(rows)}
 
 
-@router.get("/rosters")
+@router.get("/rosters", dependencies=roster_readers)
 def list_rosters(service: ServiceDep) -> dict:
     """The stored duty rosters: id, name, time zone, jurisdiction and people count."""
     store = service.alarms.rosters
@@ -111,16 +115,16 @@ def list_rosters(service: ServiceDep) -> dict:
     return {"data": data, "count": len(data)}
 
 
-@router.get("/sites/{site_id}/on-duty")
+@router.get("/sites/{site_id}/on-duty", dependencies=roster_readers)
 def on_duty_now(
     service: ServiceDep,
+    principal: PrincipalDep,
     site_id: str,
     at: Annotated[datetime | None, Query(description="ISO 8601 with an offset; default now")] = None,
 ) -> dict:
     """Who answers for the site in each role at `at`, and from which roster."""
     site = next((s for s in service.registry.sites if s.id == site_id), None)
-    if site is None:
-        raise HTTPException(404, f"no site {site_id!r}")
+    check_site(principal, site)
     when = at or datetime.now(UTC)
     if when.tzinfo is None:
         raise HTTPException(422, "`at` needs a UTC offset, e.g. 2026-11-23T08:00:00+08:00")

@@ -33,12 +33,32 @@ class HazmonProcess:
         )
         self.proc: subprocess.Popen | None = None
         self.starts = 0
+        self.token: str | None = None  # an admin's API token, made through the CLI before the first start
+
+    def _cli(self, *args: str, stdin: str = "") -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "hazmon.cli", *args],
+            env=self.env, cwd=self.workdir, input=stdin, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return done.stdout.strip()
+
+    def create_user(self, username: str, role: str, *scope: str) -> str:
+        """A user made with `hazmon user add` (scope: e.g. "--all-sites"); returns an API token of theirs."""
+        password = f"pw-{username}-0123456789"
+        self._cli("user", "add", username, "--role", role, *scope, "--password-stdin", stdin=password + "\n")
+        return self._cli("user", "token", username, "--name", "tests")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
     def start(self, wait_connected: bool = True) -> None:
+        if self.token is None:
+            self.token = self.create_user("tester", "admin", "--all-sites")
         self.starts += 1
         log = open(self.workdir / f"hazmon-{self.starts}.log", "wb")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
@@ -57,7 +77,7 @@ class HazmonProcess:
         while time.monotonic() < deadline:
             assert self.proc is not None and self.proc.poll() is None, f"hazmon exited: see {self.workdir}"
             try:
-                last = httpx.get(self.base_url + "/healthz", timeout=1).json()
+                last = httpx.get(self.base_url + "/healthz", headers=self.headers, timeout=1).json()
                 if predicate(last):
                     return last
             except (httpx.HTTPError, ValueError):
@@ -65,8 +85,9 @@ class HazmonProcess:
             time.sleep(0.1)
         raise AssertionError(f"hazmon not healthy in {timeout_s} s: {last}")
 
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.base_url + path, timeout=5)
+    def get(self, path: str, token: str | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else self.headers
+        return httpx.get(self.base_url + path, headers=headers, timeout=5)
 
     def kill(self) -> None:
         """SIGKILL: no flush, no goodbye."""
@@ -83,5 +104,6 @@ class HazmonProcess:
                 self.proc.kill()
                 self.proc.wait()
 
-    def post(self, path: str, body: dict) -> httpx.Response:
-        return httpx.post(self.base_url + path, json=body, timeout=5)
+    def post(self, path: str, body: dict, token: str | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else self.headers
+        return httpx.post(self.base_url + path, json=body, headers=headers, timeout=5)

@@ -465,7 +465,7 @@ def test_image_runs_hazmon_as_non_root_with_a_healthcheck_and_port_8000():
     assert users and users[-1] not in ("root", "0")
     assert ("EXPOSE", "8000") in instructions
     healthcheck = next(args for w, args in instructions if w == "HEALTHCHECK")
-    assert "urllib" in healthcheck and "/healthz" in healthcheck
+    assert "urllib" in healthcheck and "/livez" in healthcheck  # anonymous liveness; /healthz needs a user
     cmd = [args for w, args in instructions if w == "CMD"][-1]
     assert json.loads(cmd) == ["hazmon", "run"]
     assert dockerfile_workdir_of_last_stage() == PurePosixPath("/app")
