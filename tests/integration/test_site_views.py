@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
+from hazmon.devservers import free_port
 from tests.support.events import MonotonicMs, wait_for
 from tests.support.publisher import TestPublisher
 from tests.support.service import HazmonProcess
@@ -172,3 +173,16 @@ def test_unknown_ids_are_404_and_bad_times_422(rig):
     r = svc.get(f"/api/v1/sites/{CHEM}/sensors/GT-101/history?start=2026-01-01T00:00:00")
     assert r.status_code == 422 and "offset" in r.json()["detail"]
     assert [s["id"] for s in svc.get("/api/v1/sites?city=马鞍山市").json()["data"]] == [DAM]
+
+
+def test_history_is_503_when_influxdb_is_unreachable(tmp_path, mosquitto):
+    registry = write_site_registry(tmp_path / "registry.yaml")
+    nothing_there = f"http://127.0.0.1:{free_port()}"
+    svc = HazmonProcess(tmp_path / "hazmon", registry, mosquitto.url, nothing_there)
+    svc.start()
+    try:
+        r = svc.get(f"/api/v1/sites/{CHEM}/sensors/GT-101/history")
+        assert r.status_code == 503 and "unreachable" in r.json()["detail"], r.text
+        assert svc.get("/api/v1/sites").status_code == 200  # the rest does not need InfluxDB
+    finally:
+        svc.stop()
