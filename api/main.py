@@ -1,4 +1,4 @@
-"""FastAPI application: health, metrics, the ingest views and alarms (more routers join in later issues)."""
+"""FastAPI application: health, metrics, ingest views, alarms and sites (more routers join later)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from alerts.lifecycle import AlarmError, InvalidCommand, InvalidTransition, UnknownAlarm
 from api.auth import router as auth_router
 from api.auth.store import AuthStore
-from api.routers import alarms, health, ingest, sms
+from api.routers import alarms, health, ingest, sites, sms
 from hazmon.bootstrap import Service
 
 #: domain errors -> HTTP status, the one place where they are mapped
@@ -50,6 +50,7 @@ def create_app(service_factory: Callable[[], Service], auth: AuthStore) -> FastA
     app.include_router(ingest.router)
     app.include_router(alarms.router)
     app.include_router(sms.router)
+    app.include_router(sites.router)
     app.include_router(sms.callbacks)
     app.add_exception_handler(AlarmError, _alarm_error)
     return app

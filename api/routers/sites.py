@@ -1,0 +1,346 @@
+"""The control room's read side: sites with their risk colour, one site's sensors, a sensor's history
+and its early-warning forecast (issue 5, item 1).
+
+Risk colour rule: see api/site_overview.py (worst alarm on the operator list: CRITICAL or a FAILURE
+forecast = red, HIGH process alarm = orange, other alarms, forecasts, faults, stale data = yellow,
+nothing = blue; shelved/suppressed/out-of-service alarms are counted but do not colour).
+Routes get authentication in the composition step (another change); none here.
+
+Errors: unknown site or sensor 404, bad times 422, InfluxDB unreachable 503 (refusing 502), as JSON.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from datetime import datetime
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+
+from alerts.conditions import ConditionKind
+from alerts.lifecycle import Alarm, AlarmState, local_iso
+from api.auth.deps import PrincipalDep, check_site, current_principal
+from api.auth.model import Principal, can_see
+from api.deps import ServiceDep
+from api.schemas_sites import (
+    AlarmCountsPublic,
+    AlarmMarkerPublic,
+    ForecastPublic,
+    HistoryColumns,
+    LimitsPublic,
+    SensorAlarmPublic,
+    SensorHistoryPublic,
+    SensorPublic,
+    SiteDetailPublic,
+    SitePublic,
+    SitesPublic,
+    priority_name,
+)
+from api.site_overview import COLOUR_NAMES, SiteOverview, SiteSlots, site_overview
+from hazmon.bootstrap import Service
+from ingest.influx import InfluxRejected, StorageError
+from sensors.index import SensorIndex
+from sensors.model import Sensor, Site
+
+router = APIRouter(prefix="/api/v1", tags=["sites"], dependencies=[Depends(current_principal)])
+
+RAW_MAX_MS = 6 * 3600 * 1000  # ranges up to this come raw, longer ones as 1-minute min/mean/max
+MAX_RANGE_MS = 400 * 86_400_000
+DEFAULT_RANGE_MS = 86_400_000
+MARKER_TYPES = ("AlarmRaised", "AlarmReturnedToNormal", "AlarmCleared")
+_MIN_MS, _MAX_MS = 0, 4_102_444_800_000  # 1970 .. 2100
+_INT_RE = re.compile(r"^-?\d{1,16}$")
+_PLUS_LOST_RE = re.compile(r"(?<=\d) (\d{2}:?\d{2})$")
+
+SiteIdPath = Annotated[str, Path(min_length=1, max_length=64)]
+SensorIdPath = Annotated[str, Path(min_length=1, max_length=64)]
+
+# ---- the slot -> site map, built once per sensor index (the registry does not change while running)
+
+_slots_cache: dict[int, tuple[SensorIndex, SiteSlots, dict[str, Site]]] = {}
+
+
+def _slots(service: Service) -> tuple[SiteSlots, dict[str, Site]]:
+    index = service.alarms.engine.index
+    hit = _slots_cache.get(id(index))
+    if hit is None or hit[0] is not index:
+        sites = {s.id: s for s in service.registry.sites}
+        hit = (index, SiteSlots.build(index.site_ids, index.site_of_slot), sites)
+        _slots_cache.clear()  # one service per process; keep no stale index alive
+        _slots_cache[id(index)] = hit
+    return hit[1], hit[2]
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _site(service: Service, site_id: str, principal: Principal) -> Site:
+    """The site if it exists and the caller's scope covers it; 404 either way otherwise."""
+    site = _slots(service)[1].get(site_id)
+    check_site(principal, site)
+    return site
+
+
+def _sensor(site: Site, sensor_id: str) -> Sensor:
+    for s in site.sensors:
+        if s.id == sensor_id:
+            return s
+    raise HTTPException(404, detail=f"site {site.id!r} has no sensor {sensor_id!r}")
+
+
+def _site_row(site: Site, i: int, ov: SiteOverview, now_ms: int) -> dict:
+    c = ov.counts[i]
+    return {
+        **SitePublic.base(site),
+        "sensor_count": int(ov.sensor_count[i]),
+        "alarm_counts": AlarmCountsPublic(
+            unack=int(c[0]),
+            ack=int(c[1]),
+            rtn_unack=int(c[2]),
+            shelved=int(c[3]),
+            suppressed=int(c[4]),
+            out_of_service=int(c[5]),
+        ),
+        "worst_priority": priority_name(int(ov.worst_priority[i])),
+        "risk_colour": COLOUR_NAMES[int(ov.colour[i])],
+        "data_age_s": ov.data_age_s(i, now_ms),
+    }
+
+
+@router.get("/sites", response_model=SitesPublic)
+def list_sites(
+    service: ServiceDep,
+    principal: PrincipalDep,
+    city: str | None = Query(None, max_length=64),
+    district: str | None = Query(None, max_length=64),
+) -> SitesPublic:
+    """Retrieve every site with its alarm counts, worst priority, risk colour and data age."""
+    slots, sites = _slots(service)
+    now = _now_ms()
+    ov = site_overview(slots, service.alarms.engine.last_t, service.alarms.book.current())
+    data = []
+    for i, site_id in enumerate(slots.site_ids):
+        site = sites[site_id]
+        if (city is not None and site.city != city) or (district is not None and site.district != district):
+            continue
+        if not can_see(principal.user, site):
+            continue
+        data.append(SitePublic(**_site_row(site, i, ov, now)))
+    return SitesPublic(data=data, count=len(data), time_ms=now)
+
+
+def _alarms_by_source(alarms: list[Alarm]) -> dict[tuple[str, str], list[Alarm]]:
+    out: dict[tuple[str, str], list[Alarm]] = {}
+    for a in alarms:
+        out.setdefault((a.scope, a.source), []).append(a)
+    return out
+
+
+def _sensor_alarms(s: Sensor, by_source: dict[tuple[str, str], list[Alarm]]) -> list[SensorAlarmPublic]:
+    keys = [("sensor", s.id)]
+    if s.device:
+        keys.append(("device", s.device))
+    if s.group:
+        keys.append(("group", s.group))
+    return [SensorAlarmPublic.from_alarm(a) for k in keys for a in by_source.get(k, ())]
+
+
+@router.get("/sites/{site_id}", response_model=SiteDetailPublic)
+def get_site(service: ServiceDep, principal: PrincipalDep, site_id: SiteIdPath) -> SiteDetailPublic:
+    """Retrieve one site with its sensors: limits, latest value and time, data age, current alarms."""
+    site = _site(service, site_id, principal)
+    slots, _ = _slots(service)
+    engine = service.alarms.engine
+    last_x, last_t = engine.last_x, engine.last_t  # the engine may swap these arrays: take them once
+    alarms = service.alarms.book.current(site=site.id)
+    now = _now_ms()
+    i = slots.site_pos[site.id]
+    ov = site_overview(slots, last_t, alarms)
+    by_source = _alarms_by_source(alarms)
+    slot_of = engine.index.by_site[site.id]
+    sensors = []
+    for s in site.sensors:
+        slot = slot_of[s.id]
+        t = int(last_t[slot])
+        x = float(last_x[slot])
+        sensors.append(
+            SensorPublic.from_sensor(
+                s,
+                site.timezone,
+                value=None if t < 0 or not math.isfinite(x) else x,
+                time_ms=None if t < 0 else t,
+                now_ms=now,
+                alarms=_sensor_alarms(s, by_source),
+            )
+        )
+    return SiteDetailPublic(**_site_row(site, i, ov, now), sensors=sensors)
+
+
+# ---- history
+
+
+def parse_time(text: str, name: str) -> int:
+    """UTC ms from ms since the epoch or ISO 8601 with an offset; 422 with a clear message otherwise."""
+    # an unencoded "+08:00" in a query string arrives as " 08:00": take it as the offset it was
+    text = _PLUS_LOST_RE.sub(r"+\1", text.strip())
+    if _INT_RE.match(text):
+        ms = int(text)
+    else:
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            raise HTTPException(
+                422, detail=f"{name}: not ISO 8601 or ms since the epoch: {text[:64]!r}"
+            ) from None
+        if dt.tzinfo is None:
+            raise HTTPException(
+                422, detail=f"{name}: ISO 8601 time needs an offset (+08:00 or Z): {text[:64]!r}"
+            )
+        ms = int(dt.timestamp() * 1000)
+    if not _MIN_MS <= ms < _MAX_MS:
+        raise HTTPException(422, detail=f"{name}: out of range (1970 to 2100): {text[:64]!r}")
+    return ms
+
+
+def _floats(a: np.ndarray) -> list[float | None]:
+    return [None if v != v else v for v in a.tolist()]  # NaN -> null
+
+
+def _ints(a: np.ndarray) -> list[int | None]:
+    return [None if v != v else int(v) for v in a.tolist()]
+
+
+def _marker(h, tz: str) -> AlarmMarkerPublic:
+    d = h.details
+    prio = d.get("priority")
+    return AlarmMarkerPublic(
+        time_ms=h.time_ms,
+        time=local_iso(h.time_ms, tz),
+        type=h.type,
+        alarm_id=h.alarm_id,
+        kind=h.key[3],
+        level=d.get("level"),
+        priority=prio if prio in ("low", "medium", "high", "critical") else None,
+        value=d.get("value"),
+        limit=d.get("limit"),
+    )
+
+
+@router.get("/sites/{site_id}/sensors/{sensor_id}/history", response_model=SensorHistoryPublic)
+def sensor_history(
+    service: ServiceDep,
+    principal: PrincipalDep,
+    site_id: SiteIdPath,
+    sensor_id: SensorIdPath,
+    start: str | None = Query(None, max_length=64, description="ISO 8601 + offset, or ms; default end-24h"),
+    end: str | None = Query(None, max_length=64, description="ISO 8601 with offset, or ms; default now"),
+    limit: int = Query(100_000, ge=1, le=200_000, description="most points returned"),
+) -> SensorHistoryPublic:
+    """Retrieve a sensor's readings (raw up to 6 h, else 1-minute min/mean/max) with limits and alarms."""
+    site = _site(service, site_id, principal)
+    sensor = _sensor(site, sensor_id)
+    end_ms = _now_ms() if end is None else parse_time(end, "end")
+    start_ms = end_ms - DEFAULT_RANGE_MS if start is None else parse_time(start, "start")
+    if start_ms >= end_ms:
+        raise HTTPException(422, detail="start must be before end")
+    if end_ms - start_ms > MAX_RANGE_MS:
+        raise HTTPException(422, detail="the range may span at most 400 days")
+    raw = end_ms - start_ms <= RAW_MAX_MS
+    try:
+        found = service.influx.read(site.id, [sensor.id], start_ms, end_ms, downsampled=not raw, limit=limit)
+    except InfluxRejected as e:
+        raise HTTPException(502, detail=f"InfluxDB refused the history query: {e}") from None
+    except StorageError as e:
+        raise HTTPException(503, detail=f"history unavailable, InfluxDB unreachable: {e}") from None
+    series = next((s for s in found if s.sensor == sensor.id), None)
+    ts = series.ts_ms if series is not None else np.zeros(0, dtype=np.int64)
+    cols = series.values if series is not None else {}
+
+    def col(name: str) -> np.ndarray:
+        return cols.get(name, np.full(len(ts), np.nan))
+
+    if raw:
+        columns = HistoryColumns(t_ms=ts.tolist(), value=_floats(col("value")), quality=_ints(col("quality")))
+    else:
+        columns = HistoryColumns(
+            t_ms=ts.tolist(),
+            min=_floats(col("min")),
+            mean=_floats(col("mean")),
+            max=_floats(col("max")),
+            count=_ints(col("count")),
+        )
+    rows = service.alarms.journal.history(
+        site=site.id,
+        source=sensor.id,
+        types=MARKER_TYPES,
+        since_ms=start_ms,
+        until_ms=end_ms,
+        limit=1000,
+        newest_first=False,
+    )
+    tz = site.timezone
+    return SensorHistoryPublic(
+        site=site.id,
+        sensor=sensor.id,
+        unit=sensor.unit,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        start=local_iso(start_ms, tz),
+        end=local_iso(end_ms, tz),
+        resolution="raw" if raw else "1m",
+        points=len(ts),
+        truncated=len(ts) >= limit,
+        series=columns,
+        limits=LimitsPublic.from_limits(sensor.limits),
+        alarms=[_marker(h, tz) for h in rows if h.key[1] == "sensor"],
+    )
+
+
+# ---- forecast
+
+
+@router.get("/sites/{site_id}/sensors/{sensor_id}/forecast", response_model=ForecastPublic)
+def sensor_forecast(
+    service: ServiceDep, principal: PrincipalDep, site_id: SiteIdPath, sensor_id: SensorIdPath
+) -> ForecastPublic:
+    """Retrieve the sensor's active early warning (forecast limit crossing or failure), if any."""
+    site = _site(service, site_id, principal)
+    sensor = _sensor(site, sensor_id)
+    warning = next(
+        (
+            a
+            for a in service.alarms.book.current(site=site.id, source=sensor.id, states=set(AlarmState))
+            if a.scope == "sensor" and a.kind is ConditionKind.EARLY_WARNING and a.active
+        ),
+        None,
+    )
+    if warning is None:
+        return ForecastPublic(active=False, forecast_enabled=sensor.forecast)
+    tz = site.timezone
+
+    def iso(ms: int | None) -> str | None:
+        return None if ms is None else local_iso(ms, tz)
+
+    return ForecastPublic(
+        active=True,
+        forecast_enabled=sensor.forecast,
+        alarm_id=warning.alarm_id,
+        state=warning.state.value,
+        level=warning.level,
+        priority=priority_name(int(warning.priority)),
+        message=warning.message,
+        value=warning.value,
+        limit=warning.limit,
+        eta_ms=warning.eta_ms,
+        eta_low_ms=warning.eta_low_ms,
+        eta_high_ms=warning.eta_high_ms,
+        eta=iso(warning.eta_ms),
+        eta_low=iso(warning.eta_low_ms),
+        eta_high=iso(warning.eta_high_ms),
+        raised_ms=warning.raised_ms,
+        updated_ms=warning.updated_ms,
+    )
