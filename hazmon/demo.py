@@ -1,7 +1,8 @@
 """`make run`: private Mosquitto and InfluxDB, the hazmon service and a simulated fleet, together.
 
-Every child runs in the foreground of this process; Ctrl-C (or SIGTERM) stops them all, the
-fleet first so the service can flush what it received.
+Every child runs in its own session, so a Ctrl-C at the terminal reaches this process alone and
+it stops them in order (SIGINT, once each): the fleet first, so the service can flush what it
+received. (A terminal Ctrl-C reaching the fleet too would be its second SIGINT: an abort.)
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         password, token = _demo_login(root / "hazmon")
         hazmon_cmd = [sys.executable, "-m", "hazmon.cli", "run"]
-        children.append(("hazmon", subprocess.Popen(hazmon_cmd, env=env)))
+        children.append(("hazmon", subprocess.Popen(hazmon_cmd, env=env, start_new_session=True)))
         wait_port(http_port, timeout_s=30, proc=children[0][1])
         sim_cmd = [
             sys.executable,
@@ -73,7 +74,7 @@ def run_demo(args: argparse.Namespace) -> int:
             "--speed",
             args.speed,
         ]
-        children.append(("simulator", subprocess.Popen(sim_cmd, env=env)))
+        children.append(("simulator", subprocess.Popen(sim_cmd, env=env, start_new_session=True)))
         base = f"http://127.0.0.1:{http_port}"
         print(
             "\n"
