@@ -424,6 +424,12 @@ class AlarmJournal(SqliteStore):
             for seq, t, rec, aid, si, sc, so, k, typ, det in rows
         ]
 
+    def last_seq(self) -> int:
+        """The newest history row's sequence number (0 for an empty journal): a live stream's start."""
+        with self._lock:
+            (seq,) = self._conn.execute("SELECT coalesce(max(seq), 0) FROM history").fetchone()
+        return int(seq)
+
     def count_after(self, seq: int, types: Iterable[str]) -> int:
         """How many events of `types` were journaled after `seq` (an outbox's backlog)."""
         types = list(types)

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from alerts.lifecycle import AlarmError, InvalidCommand, InvalidTransition, UnknownAlarm
 from api.auth import router as auth_router
 from api.auth.store import AuthStore
-from api.routers import alarms, health, ingest, sites, sms
+from api.routers import alarms, health, ingest, sites, sms, stream
 from hazmon.bootstrap import Service
 
 #: domain errors -> HTTP status, the one place where they are mapped
@@ -51,6 +51,7 @@ def create_app(service_factory: Callable[[], Service], auth: AuthStore) -> FastA
     app.include_router(alarms.router)
     app.include_router(sms.router)
     app.include_router(sites.router)
+    app.include_router(stream.router)
     app.include_router(sms.callbacks)
     app.add_exception_handler(AlarmError, _alarm_error)
     return app

@@ -63,7 +63,7 @@ SensorIdPath = Annotated[str, Path(min_length=1, max_length=64)]
 _slots_cache: dict[int, tuple[SensorIndex, SiteSlots, dict[str, Site]]] = {}
 
 
-def _slots(service: Service) -> tuple[SiteSlots, dict[str, Site]]:
+def site_slots(service: Service) -> tuple[SiteSlots, dict[str, Site]]:
     index = service.alarms.engine.index
     hit = _slots_cache.get(id(index))
     if hit is None or hit[0] is not index:
@@ -80,7 +80,7 @@ def _now_ms() -> int:
 
 def _site(service: Service, site_id: str, principal: Principal) -> Site:
     """The site if it exists and the caller's scope covers it; 404 either way otherwise."""
-    site = _slots(service)[1].get(site_id)
+    site = site_slots(service)[1].get(site_id)
     check_site(principal, site)
     return site
 
@@ -119,7 +119,7 @@ def list_sites(
     district: str | None = Query(None, max_length=64),
 ) -> SitesPublic:
     """Retrieve every site with its alarm counts, worst priority, risk colour and data age."""
-    slots, sites = _slots(service)
+    slots, sites = site_slots(service)
     now = _now_ms()
     ov = site_overview(slots, service.alarms.engine.last_t, service.alarms.book.current())
     data = []
@@ -153,7 +153,7 @@ def _sensor_alarms(s: Sensor, by_source: dict[tuple[str, str], list[Alarm]]) -> 
 def get_site(service: ServiceDep, principal: PrincipalDep, site_id: SiteIdPath) -> SiteDetailPublic:
     """Retrieve one site with its sensors: limits, latest value and time, data age, current alarms."""
     site = _site(service, site_id, principal)
-    slots, _ = _slots(service)
+    slots, _ = site_slots(service)
     engine = service.alarms.engine
     last_x, last_t = engine.last_x, engine.last_t  # the engine may swap these arrays: take them once
     alarms = service.alarms.book.current(site=site.id)
