@@ -28,6 +28,48 @@ class AckRequest(_Command):
     comment: str = Field("", max_length=500)
 
 
+class CommentRequest(_Command):
+    text: str = Field(min_length=1, max_length=2000)
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("text must not be blank")
+        return v
+
+
+class ReasonRequest(_Command):
+    """Out of service: why (mandatory, it is a managed suppression)."""
+
+    reason: str = Field(min_length=1, max_length=500)
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("reason must not be blank")
+        return v
+
+
+class AuditEntryPublic(BaseModel):
+    time: str
+    time_ms: int
+    user: str
+    action: str
+    outcome: str
+    alarm_id: str
+    site: str | None
+    source: str | None
+    reason: str
+    error: str
+
+
+class AuditPublic(BaseModel):
+    data: list[AuditEntryPublic]
+    count: int
+
+
 class ShelveRequest(_Command):
     reason: str = Field(min_length=1, max_length=500)
     minutes: float = Field(gt=0, le=24 * 60)

@@ -23,11 +23,15 @@ from api.schemas import (
     AlarmMetricsPublic,
     AlarmPublic,
     AlarmsPublic,
+    AuditEntryPublic,
+    AuditPublic,
+    CommentRequest,
     FloodPublic,
     FloodsPublic,
     HistoryEntryPublic,
     HistoryPublic,
     PriorityName,
+    ReasonRequest,
     ShelveRequest,
 )
 from hazmon.bootstrap import Service
@@ -126,6 +130,101 @@ def shelve_alarm(
     a = service.alarms.book.shelve(alarm_id, principal.username, body.minutes * 60.0, body.reason)
     audit(request, principal, "shelve", target=a.alarm_id, detail=f"{body.minutes:g} min: {body.reason}")
     return AlarmPublic.from_alarm(a, _tz(service, a.site))
+
+
+@router.post("/alarms/{alarm_id}/unshelve", response_model=AlarmPublic)
+def unshelve_alarm(
+    body: AckRequest,
+    service: ServiceDep,
+    request: Request,
+    principal: Annotated[Principal, Depends(require(Action.SHELVE))],
+    alarm_id: str = AlarmIdPath,
+) -> AlarmPublic:
+    """End a shelve early (it annunciates the alarm again if it is still active)."""
+    _alarm_in_scope(principal, service, alarm_id)
+    a = service.alarms.book.unshelve(alarm_id, principal.username, body.comment)
+    audit(request, principal, "unshelve", target=a.alarm_id, detail=body.comment)
+    return AlarmPublic.from_alarm(a, _tz(service, a.site))
+
+
+@router.post("/alarms/{alarm_id}/comment", response_model=AlarmPublic)
+def comment_alarm(
+    body: CommentRequest,
+    service: ServiceDep,
+    request: Request,
+    principal: Annotated[Principal, Depends(require(Action.COMMENT))],
+    alarm_id: str = AlarmIdPath,
+) -> AlarmPublic:
+    """Attach a note to an alarm (journalled with the caller's name)."""
+    _alarm_in_scope(principal, service, alarm_id)
+    a = service.alarms.book.comment(alarm_id, principal.username, body.text)
+    audit(request, principal, "comment", target=a.alarm_id, detail=body.text[:200])
+    return AlarmPublic.from_alarm(a, _tz(service, a.site))
+
+
+@router.post("/alarms/{alarm_id}/out-of-service", response_model=AlarmPublic)
+def remove_from_service(
+    body: ReasonRequest,
+    service: ServiceDep,
+    request: Request,
+    principal: Annotated[Principal, Depends(require(Action.OUT_OF_SERVICE))],
+    alarm_id: str = AlarmIdPath,
+) -> AlarmPublic:
+    """Take an alarm point out of service (a supervisor's decision, with a reason)."""
+    _alarm_in_scope(principal, service, alarm_id)
+    a = service.alarms.book.set_out_of_service(alarm_id, principal.username, body.reason)
+    audit(request, principal, "out_of_service", target=a.alarm_id, detail=body.reason)
+    return AlarmPublic.from_alarm(a, _tz(service, a.site))
+
+
+@router.post("/alarms/{alarm_id}/return-to-service", response_model=AlarmPublic)
+def return_to_service(
+    body: AckRequest,
+    service: ServiceDep,
+    request: Request,
+    principal: Annotated[Principal, Depends(require(Action.OUT_OF_SERVICE))],
+    alarm_id: str = AlarmIdPath,
+) -> AlarmPublic:
+    """Put an alarm point back in service."""
+    _alarm_in_scope(principal, service, alarm_id)
+    a = service.alarms.book.return_to_service(alarm_id, principal.username, body.comment)
+    audit(request, principal, "return_to_service", target=a.alarm_id, detail=body.comment)
+    return AlarmPublic.from_alarm(a, _tz(service, a.site))
+
+
+@router.get("/audit", response_model=AuditPublic)
+def alarm_audit(
+    service: ServiceDep,
+    principal: PrincipalDep,
+    site: str | None = Query(None, max_length=64),
+    alarm_id: str | None = Query(None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
+    user: str | None = Query(None, max_length=64),
+    limit: int = Query(500, ge=1, le=5000),
+) -> AuditPublic:
+    """The alarm audit trail (who did what to which alarm, when, why; refusals too), newest first."""
+    if site is not None:
+        check_site(principal, _site(service, site))
+    ref = normalize_alarm_ref(alarm_id) if alarm_id else None
+    rows = service.alarms.journal.audit_log(site=site, alarm_id=ref, user=user, limit=limit)
+    data = [
+        AuditEntryPublic(
+            time=local_iso(r.time_ms, _tz(service, r.key[0] if r.key else "")),
+            time_ms=r.time_ms,
+            user=r.user,
+            action=r.action,
+            outcome=r.outcome,
+            alarm_id=r.alarm_id,
+            site=r.key[0] if r.key else None,
+            source=r.key[2] if r.key else None,
+            reason=r.reason,
+            error=r.error,
+        )
+        for r in rows
+        # rows without a site (source-wide system actions) are shown to all-sites users only
+        if (r.key is not None and _visible(principal, service, r.key[0]))
+        or principal.user.scope.kind == "all"
+    ]
+    return AuditPublic(data=data, count=len(data))
 
 
 @router.get("/alarms/{alarm_id}/history", response_model=HistoryPublic)

@@ -245,3 +245,34 @@ def test_every_write_is_in_the_auth_audit(client):
     store = client.app.state.auth
     rows = [r for r in store.audit_log() if r.action == "acknowledge"]
     assert rows and rows[0].actor == "li" and rows[0].target == "A000001"
+
+
+def test_comment_unshelve_and_out_of_service_each_need_their_role(client):
+    li, wang = as_user(client, "li"), as_user(client, "wang")
+    note = {"text": "现场已派人"}
+    assert client.post("/api/v1/alarms/A000001/comment", json=note, headers=wang).status_code == 403
+    assert client.post("/api/v1/alarms/A000001/comment", json=note, headers=li).status_code == 200
+    assert client.post("/api/v1/alarms/A000001/comment", json={"text": "  "}, headers=li).status_code == 422
+    shelve = {"reason": "检修", "minutes": 30}
+    assert client.post("/api/v1/alarms/A000001/shelve", json=shelve, headers=li).json()["state"] == "SHELVED"
+    r = client.post("/api/v1/alarms/A000001/unshelve", json={}, headers=li)
+    assert r.status_code == 200 and r.json()["state"] != "SHELVED"
+    oos = {"reason": "探头更换"}
+    assert client.post("/api/v1/alarms/A000001/out-of-service", json=oos, headers=li).status_code == 403
+    r = client.post("/api/v1/alarms/A000001/out-of-service", json=oos)  # the admin
+    assert r.status_code == 200 and r.json()["out_of_service"]
+    r = client.post("/api/v1/alarms/A000001/return-to-service", json={})
+    assert r.status_code == 200 and not r.json()["out_of_service"]
+
+
+def test_the_audit_trail_names_the_user_and_is_scoped(client):
+    client.post("/api/v1/alarms/A000001/ack", json={"comment": "ok"}, headers=as_user(client, "li"))
+    client.post("/api/v1/alarms/A000003/ack", json={})  # the admin, on site-1
+    mine = client.get("/api/v1/audit", headers=as_user(client, "li")).json()["data"]
+    assert [(r["user"], r["action"], r["alarm_id"]) for r in mine] == [("li", "acknowledge", "A000001")]
+    everything = client.get("/api/v1/audit").json()["data"]
+    assert {r["alarm_id"] for r in everything} >= {"A000001", "A000003"}
+    assert (
+        client.get("/api/v1/audit", params={"site": "site-1"}, headers=as_user(client, "li")).status_code
+        == 404
+    )
