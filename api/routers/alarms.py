@@ -247,7 +247,7 @@ def alarm_history(
 def alarm_metrics(
     service: ServiceDep,
     principal: PrincipalDep,
-    hours: float = Query(24.0, gt=0, le=24 * 31, description="period ending now"),
+    hours: float = Query(24.0, ge=1 / 6, le=24 * 31, description="period ending now (10 min to 31 days)"),
 ) -> AlarmMetricsPublic:
     """Retrieve EEMUA 191 alarm-system figures (rates, floods, bad actors, standing, priorities)."""
     if principal.user.scope.kind != "all":
