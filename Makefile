@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit integration lint format bench bench-ingest bench-engine scenarios deps venv clean
+.PHONY: run test unit integration lint format bench bench-ingest bench-engine bench-api scenarios deps venv clean
 
 deps:            ## Debian packages: Mosquitto, InfluxDB and Kannel (only when missing)
 	bash scripts/install-system-deps.sh
@@ -36,10 +36,13 @@ lint: venv
 format: venv
 	$(VENV)/bin/ruff format .
 
-bench: bench-ingest bench-engine
+bench: bench-ingest bench-engine bench-api
 
 bench-ingest: deps venv  ## simulator -> Mosquitto -> hazmon -> InfluxDB vs a one-write-per-reading bridge
 	$(PY) bench/ingest.py
+
+bench-api: deps venv  ## API p50/p95/p99 under load from a second process, 2 000 sites / 100 000 sensors, vs /livez
+	$(PY) bench/api_load.py
 
 bench-engine: venv  ## alarm-engine tick at 10k/100k/1M sensors and backtest replay, vs plain per-sensor Python
 	$(PY) bench/engine.py
