@@ -1,0 +1,126 @@
+"""The control-room console in a real browser against a real hazmon: login, live alarms, sound,
+acknowledge, jurisdiction scoping, and screenshots of the three main screens."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import GAS_SITE, OTHER_SITE, Plant, password
+
+pytestmark = pytest.mark.integration
+
+
+def log_in(page: Page, plant: Plant, username: str) -> None:
+    page.goto(plant.url + "/")  # redirects to /console/
+    expect(page.locator("#login-form")).to_be_visible()
+    page.fill("#username", username)
+    page.fill("#password", password(username))
+    page.click("#login-btn")
+    expect(page.locator("#user-name")).to_have_text(username)
+    expect(page.locator("#alarm-table")).to_have_attribute("data-loaded", "true")
+
+
+def test_a_critical_gas_alarm_appears_live_sounds_and_is_acknowledged_by_the_operator(page: Page, plant):
+    log_in(page, plant, "op-jm")
+    expect(page.locator("#user-role")).to_have_text("操作员")  # Chinese by default
+    expect(page.locator("#alarm-sound")).to_have_attribute("data-playing", "false")
+
+    started = time.monotonic()
+    plant.ramp(GAS_SITE, "GT-101")
+    row = page.locator(f"tr.alarm[data-site='{GAS_SITE}']", has_text="GT-101").filter(has_text="HH")
+    expect(row).to_be_visible(timeout=2000)  # no reload: SSE or the 1 s poll brings it
+    appeared_s = time.monotonic() - started
+    print(f"\nalarm appears in the console {appeared_s:.2f} s after publishing began")  # noqa: T201
+    assert appeared_s < 2.0
+    expect(row).to_have_attribute("data-state", "UNACK")
+    expect(row).to_contain_text("紧急")
+
+    audio = page.locator("#alarm-sound")
+    expect(audio).to_have_attribute("data-playing", "true")
+    assert page.evaluate("window.hazmonConsole.soundPlaying()") is True
+
+    alarm_id = row.get_attribute("data-alarm-id")
+    row.locator("button.ack-btn").click()
+    expect(row).to_have_attribute("data-state", "ACK")
+    expect(audio).to_have_attribute("data-playing", "false")  # the only critical unacked alarm is acked
+
+    history = plant.svc.get(f"/api/v1/alarms/{alarm_id}/history").json()["data"]  # the admin's token
+    acks = [h for h in history if h["type"] == "AlarmAcknowledged"]
+    assert [a["details"]["user"] for a in acks] == ["op-jm"], history
+
+
+def test_an_operator_of_another_city_never_sees_the_alarm_or_the_site(page: Page, plant):
+    if not plant.alarms(GAS_SITE):  # this test alone: make the alarm it must not see
+        plant.ramp(GAS_SITE, "GT-101")
+    assert plant.alarms(GAS_SITE)
+
+    log_in(page, plant, "op-fs")
+    page.wait_for_timeout(1500)  # at least one more poll or stream round
+    expect(page.locator("#alarm-table")).to_have_attribute("data-count", "0")
+    expect(page.locator("tr.alarm")).to_have_count(0)
+    expect(page.locator("#alarm-empty")).to_be_visible()
+
+    page.click("#tab-sites")
+    expect(page.locator("#site-grid")).to_have_attribute("data-loaded", "true")
+    expect(page.locator(f".site-tile[data-site-id='{OTHER_SITE}']")).to_be_visible()
+    expect(page.locator(f".site-tile[data-site-id='{GAS_SITE}']")).to_have_count(0)
+    # and the API refuses the site outright
+    r = page.request.get(f"{plant.url}/api/v1/sites/{GAS_SITE}")
+    assert r.status == 404, r.status
+
+
+def test_screens_keyboard_shelve_and_trend(page: Page, plant, screenshots):
+    # a few minutes of history (past timestamps) on GT-103, then a current reading above H
+    now = plant.clock()
+    for k in range(60):
+        ts = now - (60 - k) * 5000
+        plant.publish(GAS_SITE, {"GT-103": round(5 + k * 0.3 + (k % 7) * 0.4, 2)}, ts)
+    plant.pub.wait_all_acked()
+    plant.ramp(GAS_SITE, "GT-102")  # a second critical alarm for the list
+
+    page.set_viewport_size({"width": 1400, "height": 800})
+    log_in(page, plant, "op-jm2")
+    rows = page.locator("tr.alarm")
+    expect(rows.filter(has_text="GT-102").first).to_be_visible(timeout=3000)
+    page.screenshot(path=str(screenshots / "alarm-list.png"), full_page=True)
+
+    # keyboard: select the first row, shelve it with S, a reason and minutes
+    page.keyboard.press("ArrowDown")
+    selected = page.locator("tr.alarm.selected")
+    expect(selected).to_have_count(1)
+    shelved_id = selected.get_attribute("data-alarm-id")
+    page.keyboard.press("s")
+    expect(page.locator("#shelve-dialog")).to_be_visible()
+    page.fill("#shelve-reason", "检修 maintenance")
+    page.fill("#shelve-minutes", "10")
+    page.click("#shelve-ok")
+    expect(page.locator(f"tr.alarm[data-alarm-id='{shelved_id}']")).to_have_attribute("data-state", "SHELVED")
+
+    # English switch, remembered
+    page.click("#lang-btn")
+    expect(page.locator("#tab-sites")).to_have_text("Sites")
+    assert page.evaluate("localStorage.getItem('hazmon.lang')") == "en"
+    page.click("#lang-btn")
+
+    page.click("#tab-sites")
+    tile = page.locator(f".site-tile[data-site-id='{GAS_SITE}']")
+    expect(tile).to_have_attribute("data-risk", "red")
+    tile.click()
+    expect(page.locator("tr.sensor-row[data-sensor-id='GT-103']")).to_be_visible()
+    page.screenshot(path=str(screenshots / "site-overview.png"), full_page=True)
+
+    page.locator("tr.sensor-row[data-sensor-id='GT-103'] a").click()
+    trend = page.locator("#trend")
+    expect(trend).to_have_attribute("data-rendered", "true")
+    assert int(trend.get_attribute("data-points")) >= 50
+    page.click("#zoom button[data-range='6h']")
+    expect(page.locator("#zoom button.active")).to_have_text("6 h")
+    page.click("#zoom button[data-range='1h']")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(screenshots / "trend.png"), full_page=True)
+
+    # the freshness indicator is live and not stale
+    expect(page.locator("#last-update")).to_have_attribute("data-stale", "false")
