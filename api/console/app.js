@@ -19,6 +19,9 @@ const state = {
   live: null, // "sse" | "poll"
   es: null,
   timers: [],
+  pollTimer: null,
+  sseAlarmEvents: 0,
+  liveModes: [], // every mode the console went through, for tests
   silenced: new Set(), // alarm ids the operator silenced (still unacknowledged)
   chart: null,
   chartPoints: 0,
@@ -130,6 +133,7 @@ function sortAlarms(list) {
     || ((b.raised_ms ?? 0) - (a.raised_ms ?? 0)) || a.alarm_id.localeCompare(b.alarm_id));
 }
 
+const shortTime = (iso) => (iso ? iso.replace("T", " ").slice(0, 16) : "–");
 const fmt = (x) => (x === null || x === undefined ? "–" : Number(x).toLocaleString(undefined, { maximumFractionDigits: 2 }));
 
 function cell(tr, text, cls) {
@@ -159,7 +163,7 @@ function renderAlarms() {
     cell(tr, a.source);
     cell(tr, a.level);
     cell(tr, `${fmt(a.value)} / ${fmt(a.limit)}`, "num");
-    cell(tr, a.raised ? a.raised.replace("T", " ").slice(0, 19) : "–");
+    cell(tr, a.raised ? a.raised.replace("T", " ").slice(0, 19) : "–", "time");
     cell(tr, a.message, "msg");
     const actions = cell(tr, "", "actions");
     if (a.state === "UNACK" || a.state === "RTN_UNACK") {
@@ -292,37 +296,50 @@ function startLive() {
   state.timers.push(setInterval(renderLastUpdate, 1000));
   state.timers.push(setInterval(safe(refreshFloods), SLOW_REFRESH_MS));
   state.timers.push(setInterval(safe(refreshView), SLOW_REFRESH_MS));
-  let opened = false;
+  // while SSE is up, a slow poll still keeps the freshness indicator honest
+  state.timers.push(setInterval(() => { if (state.live === "sse") refreshAlarms().catch(() => {}); }, SLOW_REFRESH_MS));
+  let es;
   try {
-    const es = new EventSource("/api/v1/stream", { withCredentials: true });
-    state.es = es;
-    es.addEventListener("open", () => { opened = true; setLive("sse"); });
-    es.addEventListener("alarm", () => refreshAlarms().catch(() => {}));
-    es.addEventListener("error", () => {
-      if (state.es !== es) return;
-      es.close();
-      state.es = null;
-      startPolling();
-    });
+    es = new EventSource("/api/v1/stream");
   } catch (_) {
     startPolling();
+    return;
   }
-  // while SSE is up, a slow poll still keeps the freshness indicator honest
-  state.timers.push(setInterval(() => { if (opened && state.live === "sse") refreshAlarms().catch(() => {}); }, SLOW_REFRESH_MS));
+  state.es = es;
+  es.addEventListener("open", () => { stopPolling(); setLive("sse"); });
+  es.addEventListener("alarm", () => {
+    state.sseAlarmEvents += 1;
+    refreshAlarms().catch(() => {});
+  });
+  es.addEventListener("error", () => {
+    if (state.es !== es) return;
+    // a 404 or a wrong content type closes the EventSource for good; a dropped connection is
+    // retried by the browser (resuming with Last-Event-ID): poll meanwhile, stop when it reopens
+    if (es.readyState === EventSource.CLOSED) state.es = null;
+    startPolling();
+  });
 }
 
 function startPolling() {
-  if (state.live === "poll") return;
+  if (state.pollTimer !== null) return;
   setLive("poll");
-  state.timers.push(setInterval(() => refreshAlarms().catch(() => {}), POLL_MS));
+  state.pollTimer = setInterval(() => refreshAlarms().catch(() => {}), POLL_MS);
+  refreshAlarms().catch(() => {});
+}
+
+function stopPolling() {
+  if (state.pollTimer !== null) clearInterval(state.pollTimer);
+  state.pollTimer = null;
 }
 
 function setLive(mode) {
   state.live = mode;
+  state.liveModes.push(mode);
   renderLiveMode();
 }
 
 function stopLive() {
+  stopPolling();
   state.timers.forEach(clearInterval);
   state.timers = [];
   if (state.es) state.es.close();
@@ -434,21 +451,30 @@ async function renderTrend(siteId, sensorId) {
       data: h.series.t_ms.map((tm, i) => [tm, h.series.max[i]]) });
   }
   let xMax = end;
+  state.forecastShown = false;
   $("#forecast-note").textContent = "";
   if (f.active && f.eta_ms) {
     const last = data.filter((p) => p[1] !== null).at(-1);
     const from = last ?? [f.updated_ms ?? end, f.value];
     const target = f.limit ?? from[1];
-    xMax = Math.max(end, f.eta_high_ms ?? f.eta_ms, Math.min(end + 24 * 3600e3, f.eta_ms));
+    const lo = f.eta_low_ms ?? f.eta_ms, hi = f.eta_high_ms ?? f.eta_ms;
+    const farthest = Math.min(Math.max(hi, f.eta_ms), end + 24 * 3600e3); // a 24-hour forecast
+    xMax = Math.max(end, farthest + 0.05 * (farthest - start));
+    const minWidth = 0.01 * (xMax - start); // a certain ETA is still a visible band
+    const mid = (lo + hi) / 2, half = Math.max(hi - lo, minWidth) / 2;
     series.push({
       name: t("forecast_series"), type: "line", showSymbol: false, data: [from, [f.eta_ms, target]],
-      lineStyle: { type: "dotted", color: "#a0f", width: 2 },
+      lineStyle: { type: "dotted", color: "#c060ff", width: 2 }, itemStyle: { color: "#c060ff" },
       markArea: {
-        itemStyle: { color: "rgba(170, 0, 255, 0.15)" },
-        data: [[{ name: t("eta_band"), xAxis: f.eta_low_ms ?? f.eta_ms }, { xAxis: f.eta_high_ms ?? f.eta_ms }]],
+        itemStyle: { color: "rgba(192, 96, 255, 0.25)" },
+        label: { position: "insideBottom", color: "#d9a6ff" },
+        data: [[{ name: t("eta_band"), xAxis: mid - half }, { xAxis: mid + half }]],
       },
     });
-    $("#forecast-note").textContent = t("forecast")(f);
+    $("#forecast-note").textContent = t("forecast")({
+      ...f, eta: shortTime(f.eta), eta_low: shortTime(f.eta_low), eta_high: shortTime(f.eta_high),
+    });
+    state.forecastShown = true;
   }
   const el = $("#trend");
   if (!state.chart) state.chart = echarts.init(el, "dark");
@@ -595,8 +621,11 @@ window.hazmonConsole = {
   soundPlaying: () => !$("#alarm-sound").paused,
   alarms: () => state.alarms.map((a) => ({ ...a })),
   liveMode: () => state.live,
+  sseAlarmEvents: () => state.sseAlarmEvents,
+  liveModes: () => [...state.liveModes],
   lastRefreshMs: () => state.lastRefreshMs,
   chartPoints: () => state.chartPoints,
+  forecastShown: () => state.forecastShown === true,
   lang: () => state.lang,
 };
 

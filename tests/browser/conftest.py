@@ -34,7 +34,7 @@ CHROMIUM_ARGS = [
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 
-GAS_SITE, OTHER_SITE = "jm-01", "fs-01"
+GAS_SITE, OTHER_SITE, TANK_SITE = "jm-01", "fs-01", "jm-02"
 CITY, OTHER_CITY = "江门市", "佛山市"
 ADMIN_PASSWORD = "pw-tester-0123456789"
 
@@ -73,6 +73,11 @@ def write_registry(path: Path) -> Path:
     sites = [
         {"id": GAS_SITE, "name": "江门液化气罐区", "kind": "chemical", "grade": 2, "city": CITY,
          "district": "江海区", "sensors": [_gas(j) for j in range(3)]},
+        {"id": TANK_SITE, "name": "江门储罐区", "kind": "chemical", "grade": 3, "city": CITY,
+         "district": "蓬江区", "sensors": [{
+             "id": "LT-201", "name": "1号储罐液位", "kind": "level", "unit": "%", "range": [0, 100],
+             "interval_s": 60, "limits": {"h": 80, "hh": 90}, "deadband": 1, "forecast": True,
+             "device": "gds-01"}]},
         {"id": OTHER_SITE, "name": "佛山溶剂仓库", "kind": "chemical", "grade": 3, "city": OTHER_CITY,
          "district": "南海区", "sensors": [_gas(0)]},
     ]  # fmt: skip

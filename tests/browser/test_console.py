@@ -8,7 +8,7 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import GAS_SITE, OTHER_SITE, Plant, password
+from tests.browser.conftest import GAS_SITE, OTHER_SITE, TANK_SITE, Plant, password
 
 pytestmark = pytest.mark.integration
 
@@ -124,3 +124,64 @@ def test_screens_keyboard_shelve_and_trend(page: Page, plant, screenshots):
 
     # the freshness indicator is live and not stale
     expect(page.locator("#last-update")).to_have_attribute("data-stale", "false")
+
+
+def test_the_trend_draws_the_forecast_to_the_eta_band(page: Page, plant, screenshots):
+    # two hours of a tank filling at 15 %/h: the early warning forecasts H (80 %) within its horizon
+    now = plant.clock()
+    for k in range(121):
+        wiggle = ((k * 7) % 5 - 2) * 0.4  # level gauges waver: the ETA becomes a band
+        plant.publish(TANK_SITE, {"LT-201": round(40 + 30 * k / 120 + wiggle, 2)}, now - (120 - k) * 60_000)
+    plant.pub.wait_all_acked()
+    forecast = f"/api/v1/sites/{TANK_SITE}/sensors/LT-201/forecast"
+    deadline = time.monotonic() + 10
+    while not (f := plant.svc.get(forecast).json())["active"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert f["active"] and f["eta_low_ms"] <= f["eta_ms"] <= f["eta_high_ms"], f
+
+    page.set_viewport_size({"width": 1400, "height": 800})
+    log_in(page, plant, "op-jm")
+    page.goto(f"{plant.url}/console/#/sites/{TANK_SITE}/sensors/LT-201")
+    expect(page.locator("#trend")).to_have_attribute("data-rendered", "true")
+    page.click("#zoom button[data-range='6h']")
+    expect(page.locator("#forecast-note")).to_contain_text("H")
+    assert page.evaluate("window.hazmonConsole.forecastShown()") is True
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(screenshots / "trend-forecast.png"), full_page=True)
+
+
+def test_a_frozen_screen_turns_the_last_update_indicator_red(page: Page, plant):
+    page.clock.install()
+    log_in(page, plant, "op-jm")
+    indicator = page.locator("#last-update")
+    expect(indicator).to_have_attribute("data-stale", "false")
+    page.route("**/api/v1/alarms", lambda route: route.abort())  # the service stops answering
+    page.clock.run_for(11_000)
+    expect(indicator).to_have_attribute("data-stale", "true")
+    expect(indicator).to_contain_text("画面未刷新")
+    page.unroute("**/api/v1/alarms")
+    page.clock.run_for(2_000)
+    expect(indicator).to_have_attribute("data-stale", "false")
+
+
+def test_an_alarm_event_on_the_stream_refreshes_the_list(page: Page, plant):
+    """Until the service has GET /api/v1/stream, the browser is handed a recorded SSE answer."""
+    event = (
+        'id: 7\nevent: alarm\ndata: {"seq": 7, "type": "AlarmRaised", "alarm_id": "A000001", "site": "jm-01"}'
+    )
+    page.route(
+        "**/api/v1/stream",
+        lambda route: route.fulfill(
+            status=200, headers={"Content-Type": "text/event-stream"}, body=f"retry: 60000\n\n{event}\n\n"
+        ),
+    )
+    fetched: list[float] = []
+    page.on(
+        "request", lambda r: fetched.append(time.monotonic()) if r.url.endswith("/api/v1/alarms") else None
+    )
+    log_in(page, plant, "op-jm")
+    page.wait_for_function("window.hazmonConsole.sseAlarmEvents() === 1")
+    assert page.evaluate("window.hazmonConsole.liveModes()")[0] == "sse"
+    assert len(fetched) >= 2  # at login, then for the event
+    # the recorded stream ended: the console polls while the browser waits to reconnect
+    page.wait_for_function("window.hazmonConsole.liveMode() === 'poll'")
