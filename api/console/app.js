@@ -241,7 +241,7 @@ async function submitShelve(ev) {
 }
 
 function alertError(e) {
-  const el = $("#flood-banner");
+  const el = $("#error-banner"); // a click hides it
   el.hidden = false;
   el.textContent = `${e.status ?? ""} ${e.message}`;
 }
@@ -547,6 +547,7 @@ function showLogin() {
   $("#user-info").hidden = true;
   $("#logout-btn").hidden = true;
   $("#flood-banner").hidden = true;
+  $("#error-banner").hidden = true;
   renderLastUpdate();
   renderLiveMode();
 }
@@ -595,6 +596,7 @@ async function boot() {
   $("#login-form").addEventListener("submit", login);
   $("#logout-btn").addEventListener("click", logout);
   $("#silence-btn").addEventListener("click", silence);
+  $("#error-banner").addEventListener("click", () => { $("#error-banner").hidden = true; });
   $("#lang-btn").addEventListener("click", () => {
     state.lang = state.lang === "zh" ? "en" : "zh";
     localStorage.setItem("hazmon.lang", state.lang);

@@ -71,6 +71,10 @@ def test_an_operator_of_another_city_never_sees_the_alarm_or_the_site(page: Page
     r = page.request.get(f"{plant.url}/api/v1/sites/{GAS_SITE}")
     assert r.status == 404, r.status
 
+    page.click("#logout-btn")
+    expect(page.locator("#login-form")).to_be_visible()
+    assert page.request.get(f"{plant.url}/api/v1/alarms").status == 401
+
 
 def test_screens_keyboard_shelve_and_trend(page: Page, plant, screenshots):
     # a few minutes of history (past timestamps) on GT-103, then a current reading above H
@@ -98,6 +102,16 @@ def test_screens_keyboard_shelve_and_trend(page: Page, plant, screenshots):
     page.fill("#shelve-minutes", "10")
     page.click("#shelve-ok")
     expect(page.locator(f"tr.alarm[data-alarm-id='{shelved_id}']")).to_have_attribute("data-state", "SHELVED")
+
+    # the gas clears before anyone acknowledged GT-102's H alarm: returned but unacknowledged,
+    # steady (no flashing) and told apart from an acknowledged alarm
+    plant.publish(GAS_SITE, {"GT-102": 0.0})
+    plant.pub.wait_all_acked()
+    rtn = page.locator("tr.alarm[data-state='RTN_UNACK']", has_text="GT-102")
+    expect(rtn).to_have_count(1, timeout=3000)
+    flashing = "el => getComputedStyle(el).animationName"
+    assert rtn.evaluate(flashing) == "none"
+    assert page.locator("tr.alarm[data-state='UNACK']").first.evaluate(flashing) == "flash"
 
     # English switch, remembered
     page.click("#lang-btn")
@@ -150,15 +164,22 @@ def test_the_trend_draws_the_forecast_to_the_eta_band(page: Page, plant, screens
     page.screenshot(path=str(screenshots / "trend-forecast.png"), full_page=True)
 
 
-def test_a_frozen_screen_turns_the_last_update_indicator_red(page: Page, plant):
+def test_a_frozen_screen_turns_the_indicator_red_and_a_flood_shows_a_banner(page: Page, plant):
     page.clock.install()
     log_in(page, plant, "op-jm")
     indicator = page.locator("#last-update")
     expect(indicator).to_have_attribute("data-stale", "false")
+    floods = {
+        "data": [{"site": GAS_SITE, "since": "2026-11-23T10:00:00+08:00", "alarms_10min": 14}],
+        "count": 1,
+    }
+    page.route("**/api/v1/alarm-floods", lambda route: route.fulfill(json=floods))
     page.route("**/api/v1/alarms", lambda route: route.abort())  # the service stops answering
     page.clock.run_for(11_000)
     expect(indicator).to_have_attribute("data-stale", "true")
     expect(indicator).to_contain_text("画面未刷新")
+    expect(page.locator("#flood-banner")).to_contain_text("报警泛滥")  # floods are read every 5 s
+    expect(page.locator("#flood-banner")).to_contain_text("14")
     page.unroute("**/api/v1/alarms")
     page.clock.run_for(2_000)
     expect(indicator).to_have_attribute("data-stale", "false")
