@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit integration lint format bench bench-ingest bench-engine bench-api scenarios deps venv clean
+.PHONY: run test unit integration browser lint format bench bench-ingest bench-engine bench-api scenarios deps venv clean
 
 deps:            ## Debian packages: Mosquitto, InfluxDB and Kannel (only when missing)
 	bash scripts/install-system-deps.sh
@@ -29,6 +29,9 @@ unit: venv
 
 integration: deps venv
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests/integration
+
+browser: deps venv  ## the console in Debian's Chromium (Playwright) against a real hazmon; screenshots in artifacts/
+	$(PY) -m pytest -q tests/browser
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from alerts.lifecycle import AlarmError, InvalidCommand, InvalidTransition, UnknownAlarm
+from api import console_app
 from api.auth import router as auth_router
 from api.auth.store import AuthStore
 from api.routers import alarms, health, ingest, sites, sms, stream
@@ -54,4 +55,5 @@ def create_app(service_factory: Callable[[], Service], auth: AuthStore) -> FastA
     app.include_router(stream.router)
     app.include_router(sms.callbacks)
     app.add_exception_handler(AlarmError, _alarm_error)
+    console_app.install(app)
     return app

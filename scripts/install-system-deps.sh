@@ -8,6 +8,9 @@ need=()
 # Kannel (bearerbox, smsbox) and kannel-extras (fakesmsc) for the SMS gateway tests
 [ -x /usr/sbin/bearerbox ] || need+=(kannel)
 [ -x /usr/lib/kannel/test/fakesmsc ] || need+=(kannel-extras)
+# Debian Chromium (driven by PyPI playwright, no `playwright install`) and CJK fonts for the console tests
+[ -x /usr/bin/chromium ] || need+=(chromium)
+need+=(fonts-noto-cjk)
 need+=("$@")
 missing=()
 for p in "${need[@]}"; do

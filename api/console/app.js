@@ -1,0 +1,634 @@
+// hazmon control-room console: no build step, no framework. Every datum comes from the
+// authenticated REST API (session cookie; X-CSRF-Token on writes).
+import { STRINGS } from "./i18n.js";
+
+const $ = (sel) => document.querySelector(sel);
+const PRIORITY_RANK = { critical: 4, high: 3, medium: 2, low: 1 };
+const RANGES = { "1h": 3600e3, "6h": 6 * 3600e3, "24h": 24 * 3600e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
+const STALE_MS = 10_000;
+const POLL_MS = 1000;
+const SLOW_REFRESH_MS = 5000;
+
+const state = {
+  lang: localStorage.getItem("hazmon.lang") === "en" ? "en" : "zh",
+  user: null,
+  csrf: null,
+  alarms: [],
+  selected: null, // alarm_id of the selected row
+  lastRefreshMs: null,
+  live: null, // "sse" | "poll"
+  es: null,
+  timers: [],
+  pollTimer: null,
+  sseAlarmEvents: 0,
+  liveModes: [], // every mode the console went through, for tests
+  silenced: new Set(), // alarm ids the operator silenced (still unacknowledged)
+  chart: null,
+  chartPoints: 0,
+  range: "1h",
+  route: null,
+};
+
+const t = (key) => STRINGS[state.lang][key] ?? key;
+
+// ---- API
+
+function readCookie(name) {
+  const m = document.cookie.match(new RegExp("(?:^|; )" + name + "=([^;]*)"));
+  return m ? decodeURIComponent(m[1]) : null;
+}
+
+class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+  }
+}
+
+async function api(path, { method = "GET", body } = {}) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET") headers["X-CSRF-Token"] = state.csrf || readCookie("hazmon_csrf") || "";
+  const r = await fetch(path, {
+    method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (r.status === 401 && path !== "/api/v1/auth/login") {
+    showLogin();
+    throw new ApiError(401, "unauthenticated");
+  }
+  if (!r.ok) {
+    let detail = r.statusText;
+    try {
+      const j = await r.json();
+      detail = typeof j.detail === "string" ? j.detail : JSON.stringify(j.detail);
+    } catch (_) { /* not JSON */ }
+    throw new ApiError(r.status, detail);
+  }
+  return r.status === 204 ? null : r.json();
+}
+
+// ---- i18n
+
+function applyLang() {
+  document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
+  document.title = "hazmon " + t("title");
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  $("#lang-btn").textContent = state.lang === "zh" ? "English" : "中文";
+  if (state.user) showUser();
+  renderAlarms();
+  renderLastUpdate();
+  renderLiveMode();
+  if (state.route) route();
+}
+
+// ---- sound: a beep built in the browser as a WAV data URI, looping while needed
+
+function beepWav() {
+  const rate = 8000, beep = 0.35, gap = 0.25, n = Math.round(rate * (beep + gap));
+  const buf = new ArrayBuffer(44 + n * 2);
+  const v = new DataView(buf);
+  const str = (o, s) => [...s].forEach((c, i) => v.setUint8(o + i, c.charCodeAt(0)));
+  str(0, "RIFF"); v.setUint32(4, 36 + n * 2, true); str(8, "WAVEfmt ");
+  v.setUint32(16, 16, true); v.setUint16(20, 1, true); v.setUint16(22, 1, true);
+  v.setUint32(24, rate, true); v.setUint32(28, rate * 2, true); v.setUint16(32, 2, true);
+  v.setUint16(34, 16, true); str(36, "data"); v.setUint32(40, n * 2, true);
+  for (let i = 0; i < n; i++) {
+    const s = i < rate * beep ? Math.sin((2 * Math.PI * 880 * i) / rate) * 0.5 : 0;
+    v.setInt16(44 + i * 2, s * 32767, true);
+  }
+  let bin = "";
+  const bytes = new Uint8Array(buf);
+  for (let i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+  return "data:audio/wav;base64," + btoa(bin);
+}
+
+function sounding() {
+  return state.alarms.filter((a) => a.priority === "critical" && !a.acked
+    && (a.state === "UNACK" || a.state === "RTN_UNACK") && !state.silenced.has(a.alarm_id));
+}
+
+function updateSound() {
+  const audio = $("#alarm-sound");
+  const live = new Set(state.alarms.map((a) => a.alarm_id));
+  for (const id of [...state.silenced]) if (!live.has(id)) state.silenced.delete(id);
+  const want = state.user !== null && sounding().length > 0;
+  $("#silence-btn").hidden = !want;
+  if (want && audio.paused) {
+    audio.play().catch((e) => { audio.dataset.playing = "blocked"; audio.title = String(e); });
+  } else if (!want && !audio.paused) {
+    audio.pause();
+    audio.currentTime = 0;
+  }
+}
+
+function silence() {
+  for (const a of sounding()) state.silenced.add(a.alarm_id);
+  updateSound();
+}
+
+// ---- alarms
+
+function sortAlarms(list) {
+  return [...list].sort((a, b) => (PRIORITY_RANK[b.priority] - PRIORITY_RANK[a.priority])
+    || ((b.raised_ms ?? 0) - (a.raised_ms ?? 0)) || a.alarm_id.localeCompare(b.alarm_id));
+}
+
+const shortTime = (iso) => (iso ? iso.replace("T", " ").slice(0, 16) : "–");
+const fmt = (x) => (x === null || x === undefined ? "–" : Number(x).toLocaleString(undefined, { maximumFractionDigits: 2 }));
+
+function cell(tr, text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (cls) td.className = cls;
+  tr.appendChild(td);
+  return td;
+}
+
+function renderAlarms() {
+  const tbody = $("#alarm-rows");
+  if (!tbody) return;
+  tbody.replaceChildren();
+  const pri = STRINGS[state.lang].priority, st = STRINGS[state.lang].state;
+  if (state.selected && !state.alarms.some((a) => a.alarm_id === state.selected)) state.selected = null;
+  for (const a of state.alarms) {
+    const tr = document.createElement("tr");
+    tr.className = `alarm state-${a.state} prio-${a.priority}`;
+    tr.dataset.alarmId = a.alarm_id;
+    tr.dataset.state = a.state;
+    tr.dataset.site = a.site;
+    if (a.alarm_id === state.selected) tr.classList.add("selected");
+    cell(tr, pri[a.priority] ?? a.priority, "prio");
+    cell(tr, st[a.state] ?? a.state, "state");
+    cell(tr, a.site);
+    cell(tr, a.source);
+    cell(tr, a.level);
+    cell(tr, `${fmt(a.value)} / ${fmt(a.limit)}`, "num");
+    cell(tr, a.raised ? a.raised.replace("T", " ").slice(0, 19) : "–", "time");
+    cell(tr, a.message, "msg");
+    const actions = cell(tr, "", "actions");
+    if (a.state === "UNACK" || a.state === "RTN_UNACK") {
+      const b = document.createElement("button");
+      b.type = "button"; b.className = "ack-btn"; b.textContent = t("ack");
+      b.addEventListener("click", (ev) => { ev.stopPropagation(); acknowledge(a.alarm_id); });
+      actions.appendChild(b);
+    }
+    if (a.state !== "SHELVED" && a.state !== "OUT_OF_SERVICE") {
+      const b = document.createElement("button");
+      b.type = "button"; b.className = "shelve-btn"; b.textContent = t("shelve");
+      b.addEventListener("click", (ev) => { ev.stopPropagation(); openShelve(a.alarm_id); });
+      actions.appendChild(b);
+    }
+    tr.addEventListener("click", () => { state.selected = a.alarm_id; renderAlarms(); });
+    tbody.appendChild(tr);
+  }
+  $("#alarm-empty").hidden = state.alarms.length > 0;
+}
+
+async function refreshAlarms() {
+  if (!state.user) return;
+  const body = await api("/api/v1/alarms");
+  state.alarms = sortAlarms(body.data);
+  renderAlarms();
+  $("#alarm-table").dataset.loaded = "true";
+  $("#alarm-table").dataset.count = String(state.alarms.length);
+  state.lastRefreshMs = Date.now();
+  renderLastUpdate();
+  updateSound();
+}
+
+async function refreshFloods() {
+  if (!state.user) return;
+  const body = await api("/api/v1/alarm-floods");
+  const banner = $("#flood-banner");
+  banner.hidden = body.count === 0;
+  banner.textContent = body.count === 0 ? "" : `${t("flood")}: ` + body.data.map((f) => t("flood_detail")(f)).join("；");
+}
+
+async function acknowledge(id) {
+  try {
+    await api(`/api/v1/alarms/${encodeURIComponent(id)}/ack`, { method: "POST", body: { comment: "" } });
+  } catch (e) {
+    alertError(e);
+  }
+  await refreshAlarms().catch(() => {});
+}
+
+function openShelve(id) {
+  const dlg = $("#shelve-dialog");
+  dlg.dataset.alarmId = id;
+  const a = state.alarms.find((x) => x.alarm_id === id);
+  $("#shelve-target").textContent = a ? `${a.alarm_id} ${a.site} ${a.source} ${a.level}` : id;
+  $("#shelve-error").textContent = "";
+  $("#shelve-reason").value = "";
+  dlg.showModal();
+  $("#shelve-reason").focus();
+}
+
+async function submitShelve(ev) {
+  ev.preventDefault();
+  const dlg = $("#shelve-dialog");
+  const reason = $("#shelve-reason").value.trim();
+  const minutes = Number($("#shelve-minutes").value);
+  if (!reason || !(minutes > 0)) return;
+  try {
+    await api(`/api/v1/alarms/${encodeURIComponent(dlg.dataset.alarmId)}/shelve`, { method: "POST", body: { reason, minutes } });
+    dlg.close();
+  } catch (e) {
+    $("#shelve-error").textContent = `${e.status}: ${e.message}`;
+    return;
+  }
+  await refreshAlarms().catch(() => {});
+}
+
+function alertError(e) {
+  const el = $("#error-banner"); // a click hides it
+  el.hidden = false;
+  el.textContent = `${e.status ?? ""} ${e.message}`;
+}
+
+function onKey(ev) {
+  if (!state.user || $("#shelve-dialog").open || $("#alarms-view").hidden) return;
+  if (ev.target instanceof HTMLInputElement) return;
+  const ids = state.alarms.map((a) => a.alarm_id);
+  if (ids.length === 0) return;
+  const i = ids.indexOf(state.selected);
+  if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+    const next = ev.key === "ArrowDown" ? Math.min(i + 1, ids.length - 1) : Math.max(i - 1, 0);
+    state.selected = ids[i < 0 ? 0 : next];
+    renderAlarms();
+    document.querySelector("tr.selected")?.scrollIntoView({ block: "nearest" });
+    ev.preventDefault();
+  } else if ((ev.key === "a" || ev.key === "A") && state.selected) {
+    acknowledge(state.selected);
+    ev.preventDefault();
+  } else if ((ev.key === "s" || ev.key === "S") && state.selected) {
+    openShelve(state.selected);
+    ev.preventDefault();
+  }
+}
+
+// ---- freshness indicator
+
+function renderLastUpdate() {
+  const el = $("#last-update");
+  if (!state.user || state.lastRefreshMs === null) {
+    el.textContent = state.user ? t("never") : "";
+    el.dataset.stale = "false";
+    return;
+  }
+  const age = Date.now() - state.lastRefreshMs;
+  const stale = age > STALE_MS;
+  el.dataset.stale = String(stale);
+  el.classList.toggle("stale", stale);
+  const at = new Date(state.lastRefreshMs).toLocaleTimeString(state.lang === "zh" ? "zh-CN" : "en-GB", { hour12: false });
+  el.textContent = `${t("updated")} ${at} (${Math.floor(age / 1000)} ${t("seconds_ago")})` + (stale ? ` ${t("stale")}` : "");
+}
+
+function renderLiveMode() {
+  $("#live-mode").textContent = state.user && state.live ? t(state.live === "sse" ? "live_sse" : "live_poll") : "";
+}
+
+// ---- live updates: SSE when the service has /api/v1/stream, else polling every second
+
+function startLive() {
+  stopLive();
+  const safe = (f) => () => f().catch(() => {});
+  state.timers.push(setInterval(renderLastUpdate, 1000));
+  state.timers.push(setInterval(safe(refreshFloods), SLOW_REFRESH_MS));
+  state.timers.push(setInterval(safe(refreshView), SLOW_REFRESH_MS));
+  // while SSE is up, a slow poll still keeps the freshness indicator honest
+  state.timers.push(setInterval(() => { if (state.live === "sse") refreshAlarms().catch(() => {}); }, SLOW_REFRESH_MS));
+  let es;
+  try {
+    es = new EventSource("/api/v1/stream");
+  } catch (_) {
+    startPolling();
+    return;
+  }
+  state.es = es;
+  es.addEventListener("open", () => { stopPolling(); setLive("sse"); });
+  es.addEventListener("alarm", () => {
+    state.sseAlarmEvents += 1;
+    refreshAlarms().catch(() => {});
+  });
+  es.addEventListener("error", () => {
+    if (state.es !== es) return;
+    // a 404 or a wrong content type closes the EventSource for good; a dropped connection is
+    // retried by the browser (resuming with Last-Event-ID): poll meanwhile, stop when it reopens
+    if (es.readyState === EventSource.CLOSED) state.es = null;
+    startPolling();
+  });
+}
+
+function startPolling() {
+  if (state.pollTimer !== null) return;
+  setLive("poll");
+  state.pollTimer = setInterval(() => refreshAlarms().catch(() => {}), POLL_MS);
+  refreshAlarms().catch(() => {});
+}
+
+function stopPolling() {
+  if (state.pollTimer !== null) clearInterval(state.pollTimer);
+  state.pollTimer = null;
+}
+
+function setLive(mode) {
+  state.live = mode;
+  state.liveModes.push(mode);
+  renderLiveMode();
+}
+
+function stopLive() {
+  stopPolling();
+  state.timers.forEach(clearInterval);
+  state.timers = [];
+  if (state.es) state.es.close();
+  state.es = null;
+  state.live = null;
+}
+
+// ---- sites
+
+function ageText(s) {
+  return s === null || s === undefined ? t("no_data") : t("age_s")(Math.round(s));
+}
+
+async function renderSites() {
+  const body = await api("/api/v1/sites");
+  const grid = $("#site-grid");
+  grid.replaceChildren();
+  const risk = STRINGS[state.lang].risk, pri = STRINGS[state.lang].priority;
+  for (const s of body.data) {
+    const a = document.createElement("a");
+    a.className = `site-tile risk-${s.risk_colour}`;
+    a.href = `#/sites/${encodeURIComponent(s.id)}`;
+    a.dataset.siteId = s.id;
+    a.dataset.risk = s.risk_colour;
+    const c = s.alarm_counts;
+    const lines = [
+      [s.name, "name"],
+      [`${s.id} · ${[s.city, s.district].filter(Boolean).join(" ")}`, "where"],
+      [`${risk[s.risk_colour]} · ${t("worst")}: ${s.worst_priority ? pri[s.worst_priority] : t("ok")}`, "risk"],
+      [`${t("counts")}: ${c.unack} / ${c.ack} / ${c.rtn_unack} / ${c.shelved}`, "counts"],
+      [`${t("col_age")}: ${ageText(s.data_age_s)}`, "age"],
+    ];
+    for (const [text, cls] of lines) {
+      const d = document.createElement("div");
+      d.className = cls; d.textContent = text;
+      a.appendChild(d);
+    }
+    grid.appendChild(a);
+  }
+  grid.dataset.loaded = "true";
+  grid.dataset.count = String(body.count);
+}
+
+async function renderSite(siteId) {
+  const s = await api(`/api/v1/sites/${encodeURIComponent(siteId)}`);
+  $("#site-detail").hidden = false;
+  $("#site-title").textContent = `${s.name} (${s.id})`;
+  const tbody = $("#sensor-rows");
+  tbody.replaceChildren();
+  const st = STRINGS[state.lang].state;
+  for (const x of s.sensors) {
+    const tr = document.createElement("tr");
+    tr.dataset.sensorId = x.id;
+    tr.className = "sensor-row";
+    const link = document.createElement("a");
+    link.href = `#/sites/${encodeURIComponent(s.id)}/sensors/${encodeURIComponent(x.id)}`;
+    link.textContent = x.id;
+    cell(tr, "").appendChild(link);
+    cell(tr, x.name);
+    cell(tr, `${fmt(x.value)} ${x.unit}`, "num");
+    const lim = x.limits;
+    cell(tr, ["ll", "l", "h", "hh"].filter((k) => lim[k] !== null).map((k) => `${k.toUpperCase()} ${lim[k]}`).join(" · "));
+    const age = cell(tr, ageText(x.data_age_s), "age");
+    if (x.data_age_s === null || x.data_age_s > 60) age.classList.add("old");
+    cell(tr, x.alarms.map((a) => `${a.level} ${st[a.state] ?? a.state}`).join(", ") || t("ok"));
+    tr.addEventListener("click", () => { location.hash = link.getAttribute("href"); });
+    tbody.appendChild(tr);
+  }
+}
+
+// ---- trend
+
+async function renderTrend(siteId, sensorId) {
+  const end = Date.now();
+  const start = end - RANGES[state.range];
+  const base = `/api/v1/sites/${encodeURIComponent(siteId)}/sensors/${encodeURIComponent(sensorId)}`;
+  const [h, f] = await Promise.all([
+    api(`${base}/history?start=${start}&end=${end}`),
+    api(`${base}/forecast`).catch(() => ({ active: false })),
+  ]);
+  $("#sensor-title").textContent = `${siteId} / ${sensorId} (${h.unit}, ${h.resolution})`;
+  for (const b of document.querySelectorAll("#zoom button")) b.classList.toggle("active", b.dataset.range === state.range);
+  const raw = h.resolution === "raw";
+  const ys = raw ? h.series.value : h.series.mean;
+  const data = h.series.t_ms.map((tm, i) => [tm, ys[i]]);
+  const lim = h.limits;
+  const markLine = {
+    symbol: "none",
+    data: ["ll", "l", "h", "hh"].filter((k) => lim[k] !== null).map((k) => ({
+      yAxis: lim[k], name: k.toUpperCase(),
+      label: { formatter: `${k.toUpperCase()} ${lim[k]}`, position: "insideEndTop" },
+      lineStyle: { color: k.length === 2 ? "#d00" : "#e80", type: "dashed" },
+    })),
+  };
+  const markPoint = {
+    symbolSize: 36,
+    data: h.alarms.filter((m) => m.value !== null || m.limit !== null).map((m) => ({
+      coord: [m.time_ms, m.value ?? m.limit], value: m.level ?? m.type, name: m.alarm_id,
+      itemStyle: { color: m.type.includes("rtn") || m.type.includes("clear") ? "#2a7" : "#d00" },
+    })),
+  };
+  const series = [{
+    name: t("value"), type: "line", showSymbol: false, data, markLine, markPoint, lineStyle: { width: 1.5 },
+  }];
+  if (!raw) {
+    series.push({ name: "min", type: "line", showSymbol: false, lineStyle: { opacity: 0.3 },
+      data: h.series.t_ms.map((tm, i) => [tm, h.series.min[i]]) });
+    series.push({ name: "max", type: "line", showSymbol: false, lineStyle: { opacity: 0.3 },
+      data: h.series.t_ms.map((tm, i) => [tm, h.series.max[i]]) });
+  }
+  let xMax = end;
+  state.forecastShown = false;
+  $("#forecast-note").textContent = "";
+  if (f.active && f.eta_ms) {
+    const last = data.filter((p) => p[1] !== null).at(-1);
+    const from = last ?? [f.updated_ms ?? end, f.value];
+    const target = f.limit ?? from[1];
+    const lo = f.eta_low_ms ?? f.eta_ms, hi = f.eta_high_ms ?? f.eta_ms;
+    const farthest = Math.min(Math.max(hi, f.eta_ms), end + 24 * 3600e3); // a 24-hour forecast
+    xMax = Math.max(end, farthest + 0.05 * (farthest - start));
+    const minWidth = 0.01 * (xMax - start); // a certain ETA is still a visible band
+    const mid = (lo + hi) / 2, half = Math.max(hi - lo, minWidth) / 2;
+    series.push({
+      name: t("forecast_series"), type: "line", showSymbol: false, data: [from, [f.eta_ms, target]],
+      lineStyle: { type: "dotted", color: "#c060ff", width: 2 }, itemStyle: { color: "#c060ff" },
+      markArea: {
+        itemStyle: { color: "rgba(192, 96, 255, 0.25)" },
+        label: { position: "insideBottom", color: "#d9a6ff" },
+        data: [[{ name: t("eta_band"), xAxis: mid - half }, { xAxis: mid + half }]],
+      },
+    });
+    $("#forecast-note").textContent = t("forecast")({
+      ...f, eta: shortTime(f.eta), eta_low: shortTime(f.eta_low), eta_high: shortTime(f.eta_high),
+    });
+    state.forecastShown = true;
+  }
+  const el = $("#trend");
+  if (!state.chart) state.chart = echarts.init(el, "dark");
+  state.chart.setOption({
+    animation: false,
+    backgroundColor: "transparent",
+    tooltip: { trigger: "axis" },
+    legend: { top: 0 },
+    grid: { left: 60, right: 40, top: 40, bottom: 60 },
+    xAxis: { type: "time", min: start, max: xMax },
+    yAxis: { type: "value", name: h.unit, scale: true },
+    dataZoom: [{ type: "inside" }, { type: "slider" }],
+    series,
+  }, true);
+  state.chartPoints = data.length;
+  el.dataset.rendered = "true";
+  el.dataset.points = String(data.length);
+}
+
+// ---- routing: #/alarms, #/sites, #/sites/{id}, #/sites/{id}/sensors/{sensor}
+
+function show(view) {
+  for (const v of ["alarms-view", "sites-view", "sensor-view"]) $("#" + v).hidden = v !== view;
+  $("#tab-alarms").classList.toggle("active", view === "alarms-view");
+  $("#tab-sites").classList.toggle("active", view !== "alarms-view");
+}
+
+async function route() {
+  if (!state.user) return;
+  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  state.route = parts;
+  try {
+    if (parts[0] === "sites" && parts[2] === "sensors" && parts[3]) {
+      show("sensor-view");
+      await renderTrend(parts[1], parts[3]);
+      state.chart?.resize();
+    } else if (parts[0] === "sites") {
+      show("sites-view");
+      $("#site-detail").hidden = !parts[1];
+      await renderSites();
+      if (parts[1]) await renderSite(parts[1]);
+    } else {
+      show("alarms-view");
+    }
+  } catch (e) {
+    if (e.status !== 401) alertError(e);
+  }
+}
+
+async function refreshView() {
+  const parts = state.route || [];
+  if (parts[0] === "sites" && parts[2] !== "sensors") await route();
+}
+
+// ---- session
+
+function showUser() {
+  $("#user-name").textContent = state.user.display_name || state.user.username;
+  $("#user-role").textContent = STRINGS[state.lang].role[state.user.role] ?? state.user.role;
+}
+
+function showLogin() {
+  stopLive();
+  state.user = null;
+  state.alarms = [];
+  state.lastRefreshMs = null;
+  updateSound();
+  $("#login-view").hidden = false;
+  $("#app-view").hidden = true;
+  $("#user-info").hidden = true;
+  $("#logout-btn").hidden = true;
+  $("#flood-banner").hidden = true;
+  $("#error-banner").hidden = true;
+  renderLastUpdate();
+  renderLiveMode();
+}
+
+async function enter(user) {
+  state.user = user;
+  state.csrf = state.csrf || readCookie("hazmon_csrf");
+  showUser();
+  $("#login-view").hidden = true;
+  $("#app-view").hidden = false;
+  $("#user-info").hidden = false;
+  $("#logout-btn").hidden = false;
+  await Promise.all([refreshAlarms(), refreshFloods()]).catch(() => {});
+  startLive();
+  await route();
+}
+
+async function login(ev) {
+  ev.preventDefault();
+  $("#login-error").textContent = "";
+  try {
+    const body = await api("/api/v1/auth/login", {
+      method: "POST", body: { username: $("#username").value.trim(), password: $("#password").value },
+    });
+    state.csrf = body.csrf_token;
+    $("#password").value = "";
+    await enter(body.user);
+  } catch (e) {
+    $("#login-error").textContent = `${t("login_failed")}: ${e.message}`;
+  }
+}
+
+async function logout() {
+  try {
+    await api("/api/v1/auth/logout", { method: "POST" });
+  } catch (_) { /* the session may be gone already */ }
+  state.csrf = null;
+  showLogin();
+}
+
+async function boot() {
+  $("#alarm-sound").src = beepWav();
+  const audio = $("#alarm-sound");
+  audio.addEventListener("playing", () => { audio.dataset.playing = "true"; });
+  audio.addEventListener("pause", () => { audio.dataset.playing = "false"; });
+  $("#login-form").addEventListener("submit", login);
+  $("#logout-btn").addEventListener("click", logout);
+  $("#silence-btn").addEventListener("click", silence);
+  $("#error-banner").addEventListener("click", () => { $("#error-banner").hidden = true; });
+  $("#lang-btn").addEventListener("click", () => {
+    state.lang = state.lang === "zh" ? "en" : "zh";
+    localStorage.setItem("hazmon.lang", state.lang);
+    applyLang();
+  });
+  $("#shelve-form").addEventListener("submit", submitShelve);
+  $("#shelve-cancel").addEventListener("click", () => $("#shelve-dialog").close());
+  for (const b of document.querySelectorAll("#zoom button")) {
+    b.addEventListener("click", () => { state.range = b.dataset.range; route(); });
+  }
+  document.addEventListener("keydown", onKey);
+  window.addEventListener("hashchange", route);
+  window.addEventListener("resize", () => state.chart?.resize());
+  applyLang();
+  try {
+    const me = await fetch("/api/v1/auth/me", { credentials: "same-origin" });
+    if (me.ok) return enter((await me.json()).user);
+  } catch (_) { /* offline: show the form */ }
+  showLogin();
+}
+
+// for tests and the curious: read-only views of the console's state
+window.hazmonConsole = {
+  soundPlaying: () => !$("#alarm-sound").paused,
+  alarms: () => state.alarms.map((a) => ({ ...a })),
+  liveMode: () => state.live,
+  sseAlarmEvents: () => state.sseAlarmEvents,
+  liveModes: () => [...state.liveModes],
+  lastRefreshMs: () => state.lastRefreshMs,
+  chartPoints: () => state.chartPoints,
+  forecastShown: () => state.forecastShown === true,
+  lang: () => state.lang,
+};
+
+boot();

@@ -1,0 +1,142 @@
+"""A real hazmon (with real Mosquitto and InfluxDB) driven through Debian's Chromium by Playwright.
+
+One service serves every test of the module (starting the three servers takes seconds); the tests
+use separate users and sensors so their order does not matter. Playwright is pointed at
+/usr/bin/chromium (no `playwright install`, see /work/shared/COMPONENTS.md §3).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hazmon.devservers import InfluxServer, MosquittoServer, ensure_installed
+from tests.support.events import MonotonicMs
+from tests.support.publisher import TestPublisher
+from tests.support.service import HazmonProcess
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"  # Debian package `chromium`
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",  # the alarm tone plays without a click
+]
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "artifacts" / "screenshots"
+
+GAS_SITE, OTHER_SITE, TANK_SITE = "jm-01", "fs-01", "jm-02"
+CITY, OTHER_CITY = "江门市", "佛山市"
+ADMIN_PASSWORD = "pw-tester-0123456789"
+
+
+def password(username: str) -> str:
+    return f"pw-{username}-0123456789"  # what HazmonProcess.create_user sets
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    # a control room in China: the chart's time axis in the sites' time zone, like the alarm list
+    return {**browser_context_args, "timezone_id": "Asia/Shanghai", "locale": "zh-CN"}
+
+
+def _gas(j: int) -> dict:
+    return {
+        "id": f"GT-{101 + j}",
+        "name": f"{101 + j}号可燃气体探测器",
+        "kind": "gas_lel",
+        "unit": "%LEL",
+        "range": [0, 100],
+        "interval_s": 2,
+        "limits": {"h": 20, "hh": 40},
+        "deadband": 10,
+        "device": "gds-01",
+    }
+
+
+def write_registry(path: Path) -> Path:
+    """Two chemical sites in two cities: the operators of one must never see the other."""
+    sites = [
+        {"id": GAS_SITE, "name": "江门液化气罐区", "kind": "chemical", "grade": 2, "city": CITY,
+         "district": "江海区", "sensors": [_gas(j) for j in range(3)]},
+        {"id": TANK_SITE, "name": "江门储罐区", "kind": "chemical", "grade": 3, "city": CITY,
+         "district": "蓬江区", "sensors": [{
+             "id": "LT-201", "name": "1号储罐液位", "kind": "level", "unit": "%", "range": [0, 100],
+             "interval_s": 60, "limits": {"h": 80, "hh": 90}, "deadband": 1, "forecast": True,
+             "device": "gds-01"}]},
+        {"id": OTHER_SITE, "name": "佛山溶剂仓库", "kind": "chemical", "grade": 3, "city": OTHER_CITY,
+         "district": "南海区", "sensors": [_gas(0)]},
+    ]  # fmt: skip
+    path.write_text(yaml.safe_dump({"sites": sites}, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+class Plant:
+    """The running service, a field gateway publishing to it and the users of the tests."""
+
+    def __init__(self, svc: HazmonProcess, pub: TestPublisher):
+        self.svc = svc
+        self.pub = pub
+        self.clock = MonotonicMs()
+
+    @property
+    def url(self) -> str:
+        return self.svc.base_url
+
+    def publish(self, site: str, values: dict[str, float], ts_ms: int | None = None) -> None:
+        self.pub.publish_readings(site, "gds-01", self.clock() if ts_ms is None else ts_ms, values)
+
+    def ramp(self, site: str, sensor: str, top: float = 50.0, steps: int = 12) -> None:
+        """Gas rising in small steps (no spike) to `top`, stamped over the last seconds."""
+        now = self.clock()
+        for k in range(steps + 1):
+            self.publish(site, {sensor: round(top * k / steps, 2)}, now - (steps - k) * 200)
+        self.pub.wait_all_acked()
+
+    def alarms(self, site: str) -> list[dict]:
+        return self.svc.get(f"/api/v1/alarms?site={site}").json()["data"]
+
+
+@pytest.fixture(scope="module")
+def plant(tmp_path_factory):
+    ensure_installed()
+    root = tmp_path_factory.mktemp("console")
+    mosquitto = MosquittoServer(root / "mosquitto")
+    influx = InfluxServer(root / "influxdb")
+    mosquitto.start()
+    influx.start()
+    svc = HazmonProcess(root / "hazmon", write_registry(root / "registry.yaml"), mosquitto.url, influx.url)
+    svc.create_user("op-jm", "operator", "--city", CITY)
+    svc.create_user("op-fs", "operator", "--city", OTHER_CITY)
+    svc.create_user("op-jm2", "operator", "--city", CITY)
+    pub = None
+    try:
+        svc.start()
+        pub = TestPublisher(mosquitto.port, f"gw-console-{root.name}")
+        yield Plant(svc, pub)
+    finally:
+        if pub is not None:
+            pub.close()
+        svc.stop()
+        influx.stop()
+        mosquitto.stop()
+
+
+@pytest.fixture
+def screenshots() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
