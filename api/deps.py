@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 
 from hazmon.bootstrap import Service
 
@@ -14,3 +14,27 @@ def get_service(request: Request) -> Service:
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+_site_maps: dict[int, tuple[object, dict]] = {}
+
+
+def site_map(service: Service) -> dict:
+    """Site id -> Site, built once per registry (routes look sites up per alarm: no linear scans)."""
+    registry = service.registry
+    hit = _site_maps.get(id(registry))
+    if hit is None or hit[0] is not registry:
+        _site_maps.clear()  # one service per process
+        hit = (registry, {s.id: s for s in registry.sites})
+        _site_maps[id(registry)] = hit
+    return hit[1]
+
+
+def json_response(model) -> Response:
+    """A pydantic model as JSON, serialised by pydantic-core directly.
+
+    For the big lists (alarms, sites) under load: FastAPI would validate the returned model against
+    the response_model again and encode it in Python, several times the cost of building it.
+    The route keeps its response_model for the OpenAPI document.
+    """
+    return Response(model.model_dump_json().encode(), media_type="application/json")

@@ -17,7 +17,7 @@ from alerts.journal import normalize_alarm_ref
 from alerts.lifecycle import DEFAULT_TZ, AlarmState, UnknownAlarm, local_iso
 from api.auth.deps import PrincipalDep, audit, check_site, current_principal, forbidden, require
 from api.auth.model import Action, Principal, can_see, shelve_action
-from api.deps import ServiceDep
+from api.deps import ServiceDep, json_response, site_map
 from api.schemas import (
     AckRequest,
     AlarmMetricsPublic,
@@ -42,14 +42,12 @@ AlarmIdPath = Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 
 def _tz(service: Service, site: str) -> str:
-    for s in service.registry.sites:
-        if s.id == site:
-            return s.timezone
-    return DEFAULT_TZ
+    s = site_map(service).get(site)
+    return s.timezone if s is not None else DEFAULT_TZ
 
 
 def _site(service: Service, site_id: str):
-    return next((s for s in service.registry.sites if s.id == site_id), None)
+    return site_map(service).get(site_id)
 
 
 def _visible(principal: Principal, service: Service, site_id: str) -> bool:
@@ -89,7 +87,7 @@ def list_alarms(
     if priority is not None:
         alarms = [a for a in alarms if a.priority is Priority[priority.upper()]]
     data = [AlarmPublic.from_alarm(a, _tz(service, a.site)) for a in alarms[:limit]]
-    return AlarmsPublic(data=data, count=len(data))
+    return json_response(AlarmsPublic(data=data, count=len(data)))
 
 
 @router.get("/alarms/{alarm_id}", response_model=AlarmPublic)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query
 
 from api.auth.deps import PrincipalDep, current_principal
 from api.auth.model import Principal, can_see
-from api.deps import ServiceDep
+from api.deps import ServiceDep, site_map
 from hazmon.bootstrap import Service
 from ingest.payloads import split_topic
 
@@ -17,7 +17,7 @@ def _sees(principal: Principal, service: Service, site_id: str | None) -> bool:
     """Rejects and devices name sites: a scoped user sees only theirs (unknown sites: all-sites users)."""
     if principal.user.scope.kind == "all":
         return True
-    site = next((s for s in service.registry.sites if s.id == site_id), None)
+    site = site_map(service).get(site_id)
     return site is not None and can_see(principal.user, site)
 
 

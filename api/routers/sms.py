@@ -19,7 +19,7 @@ from alerts.roster import Role, find_duty
 from alerts.sms.kannel import CallbackRefused, KannelSmsGateway, parse_query
 from api.auth.deps import PrincipalDep, check_site, current_principal, require
 from api.auth.model import Action
-from api.deps import ServiceDep
+from api.deps import ServiceDep, site_map
 from hazmon.bootstrap import Service
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def on_duty_now(
     at: Annotated[datetime | None, Query(description="ISO 8601 with an offset; default now")] = None,
 ) -> dict:
     """Who answers for the site in each role at `at`, and from which roster."""
-    site = next((s for s in service.registry.sites if s.id == site_id), None)
+    site = site_map(service).get(site_id)
     check_site(principal, site)
     when = at or datetime.now(UTC)
     if when.tzinfo is None:
