@@ -16,7 +16,10 @@ protected = [Depends(current_principal)]
 @router.get("/livez", include_in_schema=False)
 def livez(service: ServiceDep) -> JSONResponse:
     """Liveness for probes (Docker, load balancers): one word, nothing about the plant."""
-    ok = service.stats.snapshot()["mqtt_connected"] and service.alarms.health()["running"]
+    alarms = service.alarms
+    # cheap on purpose (probes call it often): two flags, no journal or outbox reads
+    running = alarms.pipeline.alive and (alarms.outbox_runner is None or alarms.outbox_runner.alive)
+    ok = service.stats.mqtt_connected and running
     return JSONResponse({"status": "ok" if ok else "down"}, status_code=200 if ok else 503)
 
 
