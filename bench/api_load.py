@@ -189,7 +189,8 @@ def main() -> int:
         stats[name]["p95_vs_livez"] = round(stats[name]["p95_ms"] / base_p95, 1) if base_p95 else None
     total = sum(s["n"] for s in stats.values())
     summary = {
-        "n_sites": len(registry.sites), "n_sensors": sensors, "alarms_listed": listed, "threads": args.threads,
+        "n_sites": len(registry.sites), "n_sensors": sensors, "alarms_listed": listed,
+        "threads": args.threads,
         "requests_per_s": round(total / args.seconds, 1), "errors": result["errors"], **stats,
     }  # fmt: skip
     print(json.dumps(summary))
