@@ -547,6 +547,9 @@ class AlarmBook:
         self._by_id: dict[str, AlarmKey] = {}
         self._by_source: dict[tuple[str, str], set[AlarmKey]] = {}
         self._source_supp = journal.load_source_suppressions()
+        # every alarm with its state, in list order; rebuilt lazily after a change (reads are
+        # frequent: consoles poll the list, thousands of points are on it in a flood)
+        self._listed: list[tuple[Alarm, AlarmState]] | None = None
         self._remember(journal.load_current().values())
         logger.info(
             "alarm book loaded %d alarm points (%d on the list) from %s",
@@ -568,16 +571,20 @@ class AlarmBook:
         """Alarms worth showing (default: every state but NORMAL), highest priority and newest first."""
         wanted = set(states) if states is not None else set(AlarmState) - {AlarmState.NORMAL}
         with self._lock:
-            out = [
-                a
-                for a in self._alarms.values()
-                if a.state in wanted
-                and (site is None or a.site == site)
-                and (source is None or a.source == source)
-                and (min_priority is None or a.priority >= min_priority)
-            ]
-        out.sort(key=lambda a: (-a.priority, -(a.raised_ms or 0), a.key))
-        return out
+            if self._listed is None:
+                ordered = sorted(
+                    self._alarms.values(), key=lambda a: (-a.priority, -(a.raised_ms or 0), a.key)
+                )
+                self._listed = [(a, a.state) for a in ordered]
+            listed = self._listed
+        return [
+            a
+            for a, state in listed
+            if state in wanted
+            and (site is None or a.key[0] == site)
+            and (source is None or a.key[2] == source)
+            and (min_priority is None or a.priority >= min_priority)
+        ]
 
     def get(self, ref: AlarmRef) -> Alarm:
         """The current alarm by id (A000123, a123) or by point key; UnknownAlarm if none."""
@@ -897,6 +904,7 @@ class AlarmBook:
         tx.append_events(events, now)
 
     def _remember(self, alarms: Iterable[Alarm]) -> None:
+        self._listed = None
         for a in alarms:
             old = self._alarms.get(a.key)
             if old is not None and old.alarm_id and old.alarm_id != a.alarm_id:
