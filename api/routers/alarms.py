@@ -71,6 +71,8 @@ def list_alarms(
     state: AlarmState | None = None,
     priority: PriorityName | None = None,
     active_only: bool = Query(True, description="leave out NORMAL points (nothing to see or do)"),
+    since_ms: int | None = Query(None, ge=0, le=2**53, description="raised at or after (ms since the epoch)"),
+    until_ms: int | None = Query(None, ge=0, le=2**53, description="raised before (ms since the epoch)"),
     limit: int = Query(500, ge=1, le=5000),
 ) -> AlarmsPublic:
     """Retrieve alarms, highest priority and newest first."""
@@ -89,6 +91,9 @@ def list_alarms(
         alarms = [a for a in current if _visible(principal, service, a.site)]
     if priority is not None:
         alarms = [a for a in alarms if a.priority is Priority[priority.upper()]]
+    if since_ms is not None or until_ms is not None:
+        lo, hi = since_ms or 0, until_ms if until_ms is not None else 2**63
+        alarms = [a for a in alarms if a.raised_ms is not None and lo <= a.raised_ms < hi]
     data = [AlarmPublic.from_alarm(a, _tz(service, a.site)) for a in alarms[:limit]]
     return json_response(AlarmsPublic(data=data, count=len(data)))
 

@@ -7,15 +7,22 @@ use separate users and sensors so their order does not matter. Playwright is poi
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from hazmon.devservers import InfluxServer, MosquittoServer, ensure_installed
+from sensors.model import Registry
+from sensors.registry import load_registry
+from simulators.incidents import parse_incident
+from simulators.stream import Simulation
 from tests.support.events import MonotonicMs
 from tests.support.publisher import TestPublisher
 from tests.support.service import HazmonProcess
+from tests.support.simfeed import SimFeed
 
 pytestmark = pytest.mark.integration
 
@@ -88,9 +95,10 @@ def write_registry(path: Path) -> Path:
 class Plant:
     """The running service, a field gateway publishing to it and the users of the tests."""
 
-    def __init__(self, svc: HazmonProcess, pub: TestPublisher):
+    def __init__(self, svc: HazmonProcess, pub: TestPublisher, registry: Registry):
         self.svc = svc
         self.pub = pub
+        self.registry = registry
         self.clock = MonotonicMs()
 
     @property
@@ -107,6 +115,16 @@ class Plant:
             self.publish(site, {sensor: round(top * k / steps, 2)}, now - (steps - k) * 200)
         self.pub.wait_all_acked()
 
+    def leak(self, site: str, sensor: str, level: float) -> SimFeed:
+        """The simulator's gas-leak incident at `sensor` (only that site), published live; stop() it."""
+        # only that detector: the other tests drive the site's other sensors by hand
+        (the_site,) = [s for s in self.registry.sites if s.id == site]
+        detector = tuple(x for x in the_site.sensors if x.id == sensor)
+        only_site = Registry((dataclasses.replace(the_site, sensors=detector),))
+        incident = parse_incident(f"leak:{site}/{sensor}@+10s")
+        sim = Simulation(only_site, start_s=time.time(), seed=7, incidents=[incident])
+        return SimFeed(sim, self.pub, speed=60.0, watch=(sensor, level)).start()
+
     def alarms(self, site: str) -> list[dict]:
         return self.svc.get(f"/api/v1/alarms?site={site}").json()["data"]
 
@@ -119,7 +137,8 @@ def plant(tmp_path_factory):
     influx = InfluxServer(root / "influxdb")
     mosquitto.start()
     influx.start()
-    svc = HazmonProcess(root / "hazmon", write_registry(root / "registry.yaml"), mosquitto.url, influx.url)
+    registry_path = write_registry(root / "registry.yaml")
+    svc = HazmonProcess(root / "hazmon", registry_path, mosquitto.url, influx.url)
     svc.create_user("op-jm", "operator", "--city", CITY)
     svc.create_user("op-fs", "operator", "--city", OTHER_CITY)
     svc.create_user("op-jm2", "operator", "--city", CITY)
@@ -127,7 +146,7 @@ def plant(tmp_path_factory):
     try:
         svc.start()
         pub = TestPublisher(mosquitto.port, f"gw-console-{root.name}")
-        yield Plant(svc, pub)
+        yield Plant(svc, pub, load_registry(registry_path))
     finally:
         if pub is not None:
             pub.close()

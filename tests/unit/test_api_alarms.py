@@ -96,6 +96,8 @@ def test_list_filters_by_site_state_and_priority(client):
     assert ids(client.get("/api/v1/alarms", params={"state": "RTN_UNACK"})) == ["A000003"]
     assert ids(client.get("/api/v1/alarms", params={"priority": "high"})) == ["A000002"]
     assert client.get("/api/v1/alarms", params={"site": "nowhere"}).status_code == 404
+    assert ids(client.get("/api/v1/alarms", params={"since_ms": T0 + 1})) == ["A000002", "A000003"]
+    assert ids(client.get("/api/v1/alarms", params={"since_ms": T0 + 1, "until_ms": T0 + 2})) == ["A000002"]
 
 
 def test_one_alarm_by_number_in_any_spelling(client):
