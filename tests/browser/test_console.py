@@ -55,6 +55,8 @@ def test_a_critical_gas_alarm_appears_live_sounds_and_is_acknowledged_by_the_ope
     history = plant.svc.get(f"/api/v1/alarms/{alarm_id}/history").json()["data"]  # the admin's token
     acks = [h for h in history if h["type"] == "AlarmAcknowledged"]
     assert [a["details"]["user"] for a in acks] == ["op-jm"], history
+    trail = plant.svc.get(f"/api/v1/audit?alarm_id={alarm_id}").json()["data"]  # the audit trail
+    assert [(r["user"], r["action"], r["outcome"]) for r in trail] == [("op-jm", "acknowledge", "ok")], trail
 
 
 def test_an_operator_of_another_city_never_sees_the_alarm_or_the_site(page: Page, plant):
