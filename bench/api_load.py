@@ -29,6 +29,7 @@ import paho.mqtt.client as mqtt
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.service_user import viewer_token  # noqa: E402
 from hazmon.devservers import InfluxServer, MosquittoServer, ensure_installed, free_port  # noqa: E402
 from sensors.registry import registry_to_json  # noqa: E402
 from simulators.generate import generate_registry  # noqa: E402
@@ -137,17 +138,7 @@ def main() -> int:
             HAZMON_EVENTS_MQTT="false",
         )  # fmt: skip
         cli = [sys.executable, "-m", "hazmon.cli", "--log-level", "WARNING"]
-        subprocess.run(
-            [*cli, "user", "add", "bench", "--role", "viewer", "--all-sites", "--password-stdin"],
-            input="bench-password-0123\n", text=True, env=env, check=True, cwd=root,
-        )  # fmt: skip
-        token = subprocess.run(
-            [*cli, "user", "token", "bench", "--name", "load"],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        ).stdout.strip()
+        token = viewer_token(env, root)
         hz = subprocess.Popen([*cli, "run"], env=env, cwd=root, stderr=open(root / "hazmon.log", "wb"))  # noqa: SIM115
         base = f"http://127.0.0.1:{port}"
         try:

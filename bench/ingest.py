@@ -22,6 +22,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.service_user import viewer_token  # noqa: E402
 from hazmon.devservers import InfluxServer, MosquittoServer, ensure_installed, free_port  # noqa: E402
 from ingest.influx import InfluxClient  # noqa: E402
 from sensors.registry import registry_to_json  # noqa: E402
@@ -102,6 +103,7 @@ def run_hazmon(
         HAZMON_DATA_DIR=str(work / "hazmon"),
         HAZMON_HTTP_PORT=str(port),
     )
+    headers = {"Authorization": f"Bearer {viewer_token(env, ROOT)}"}
     service_log = open(work / "hazmon.log", "wb")  # noqa: SIM115 - held for the child's lifetime
     service = subprocess.Popen(
         hazmon_cmd("run"),
@@ -115,7 +117,10 @@ def run_hazmon(
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(base + "/healthz", timeout=1).json().get("influx_up") is not None:
+                if (
+                    httpx.get(base + "/healthz", headers=headers, timeout=1).json().get("influx_up")
+                    is not None
+                ):
                     break
             except (httpx.HTTPError, ValueError):
                 pass
@@ -150,7 +155,7 @@ def run_hazmon(
         # Wait until hazmon has written everything (or stalls for 30 s).
         last_change, last_written = time.monotonic(), -1
         while True:
-            stats = httpx.get(base + "/api/v1/ingest/stats", timeout=5).json()
+            stats = httpx.get(base + "/api/v1/ingest/stats", headers=headers, timeout=5).json()
             written = stats["points_written"]
             if written >= published and stats["pending_points"] == 0:
                 break
