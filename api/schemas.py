@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
 from alerts.journal import HistoryEntry
 from alerts.lifecycle import Alarm, local_iso
 from alerts.metrics import EemuaReport
 
 PriorityName = Literal["low", "medium", "high", "critical"]
-USER_PATTERN = r"^\S(.*\S)?$"  # no leading or trailing blanks
+
+
+def _not_blank(v: str, info: ValidationInfo) -> str:
+    if not v.strip():
+        raise ValueError(f"{info.field_name} must not be blank")
+    return v
+
+
+#: free text a write must carry (a reason, a comment): whitespace alone is refused by name
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
 
 
 def _iso(ms: int | None, tz: str) -> str | None:
@@ -29,27 +38,13 @@ class AckRequest(_Command):
 
 
 class CommentRequest(_Command):
-    text: str = Field(min_length=1, max_length=2000)
-
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("text must not be blank")
-        return v
+    text: NonBlank = Field(min_length=1, max_length=2000)
 
 
 class ReasonRequest(_Command):
     """Out of service: why (mandatory, it is a managed suppression)."""
 
-    reason: str = Field(min_length=1, max_length=500)
-
-    @field_validator("reason")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("reason must not be blank")
-        return v
+    reason: NonBlank = Field(min_length=1, max_length=500)
 
 
 class AuditEntryPublic(BaseModel):
@@ -71,15 +66,8 @@ class AuditPublic(BaseModel):
 
 
 class ShelveRequest(_Command):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: NonBlank = Field(min_length=1, max_length=500)
     minutes: float = Field(gt=0, le=24 * 60)
-
-    @field_validator("reason")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("reason must not be blank")
-        return v
 
 
 class AlarmPublic(BaseModel):

@@ -8,13 +8,14 @@ under the user's own name and audited. Domain errors become HTTP answers in api/
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
 from alerts.conditions import Priority
 from alerts.journal import normalize_alarm_ref
-from alerts.lifecycle import DEFAULT_TZ, AlarmState, UnknownAlarm, local_iso
+from alerts.lifecycle import DEFAULT_TZ, Alarm, AlarmState, UnknownAlarm, local_iso
 from api.auth.deps import PrincipalDep, audit, check_site, current_principal, forbidden, require
 from api.auth.model import Action, Principal, can_see, shelve_action
 from api.deps import ServiceDep, json_response, site_map
@@ -61,6 +62,23 @@ def _alarm_in_scope(principal: Principal, service: Service, alarm_id: str):
     if not _visible(principal, service, a.site):
         raise UnknownAlarm(f"no alarm {alarm_id!r}")
     return a
+
+
+def _operate(
+    service: Service,
+    request: Request,
+    principal: Principal,
+    alarm_id: str,
+    action: str,
+    detail: str,
+    step: Callable[[str], Alarm],
+) -> AlarmPublic:
+    """Every operator step: the alarm in scope (else 404), `step(user)` done under the login's name,
+    audited, the alarm returned."""
+    _alarm_in_scope(principal, service, alarm_id)
+    a = step(principal.username)
+    audit(request, principal, action, target=a.alarm_id, detail=detail)
+    return AlarmPublic.from_alarm(a, _tz(service, a.site))
 
 
 @router.get("/alarms", response_model=AlarmsPublic)
@@ -114,10 +132,11 @@ def acknowledge_alarm(
     alarm_id: str = AlarmIdPath,
 ) -> AlarmPublic:
     """Acknowledge an alarm, under the caller's name."""
-    _alarm_in_scope(principal, service, alarm_id)
-    a = service.alarms.book.acknowledge(alarm_id, principal.username, body.comment)
-    audit(request, principal, "acknowledge", target=a.alarm_id, detail=body.comment)
-    return AlarmPublic.from_alarm(a, _tz(service, a.site))
+    ack = service.alarms.book.acknowledge
+    return _operate(
+        service, request, principal, alarm_id, "acknowledge", body.comment,
+        lambda user: ack(alarm_id, user, body.comment),
+    )  # fmt: skip
 
 
 @router.post("/alarms/{alarm_id}/shelve", response_model=AlarmPublic)
@@ -132,10 +151,11 @@ def shelve_alarm(
     needed = shelve_action(body.minutes)
     if not principal.user.may(needed):
         raise forbidden(f"role {principal.user.role.value} may not shelve for {body.minutes:g} minutes")
-    _alarm_in_scope(principal, service, alarm_id)
-    a = service.alarms.book.shelve(alarm_id, principal.username, body.minutes * 60.0, body.reason)
-    audit(request, principal, "shelve", target=a.alarm_id, detail=f"{body.minutes:g} min: {body.reason}")
-    return AlarmPublic.from_alarm(a, _tz(service, a.site))
+    shelve = service.alarms.book.shelve
+    return _operate(
+        service, request, principal, alarm_id, "shelve", f"{body.minutes:g} min: {body.reason}",
+        lambda user: shelve(alarm_id, user, body.minutes * 60.0, body.reason),
+    )  # fmt: skip
 
 
 @router.post("/alarms/{alarm_id}/unshelve", response_model=AlarmPublic)
@@ -147,10 +167,11 @@ def unshelve_alarm(
     alarm_id: str = AlarmIdPath,
 ) -> AlarmPublic:
     """End a shelve early (it annunciates the alarm again if it is still active)."""
-    _alarm_in_scope(principal, service, alarm_id)
-    a = service.alarms.book.unshelve(alarm_id, principal.username, body.comment)
-    audit(request, principal, "unshelve", target=a.alarm_id, detail=body.comment)
-    return AlarmPublic.from_alarm(a, _tz(service, a.site))
+    unshelve = service.alarms.book.unshelve
+    return _operate(
+        service, request, principal, alarm_id, "unshelve", body.comment,
+        lambda user: unshelve(alarm_id, user, body.comment),
+    )  # fmt: skip
 
 
 @router.post("/alarms/{alarm_id}/comment", response_model=AlarmPublic)
@@ -162,10 +183,11 @@ def comment_alarm(
     alarm_id: str = AlarmIdPath,
 ) -> AlarmPublic:
     """Attach a note to an alarm (journalled with the caller's name)."""
-    _alarm_in_scope(principal, service, alarm_id)
-    a = service.alarms.book.comment(alarm_id, principal.username, body.text)
-    audit(request, principal, "comment", target=a.alarm_id, detail=body.text[:200])
-    return AlarmPublic.from_alarm(a, _tz(service, a.site))
+    comment = service.alarms.book.comment
+    return _operate(
+        service, request, principal, alarm_id, "comment", body.text[:200],
+        lambda user: comment(alarm_id, user, body.text),
+    )  # fmt: skip
 
 
 @router.post("/alarms/{alarm_id}/out-of-service", response_model=AlarmPublic)
@@ -177,10 +199,11 @@ def remove_from_service(
     alarm_id: str = AlarmIdPath,
 ) -> AlarmPublic:
     """Take an alarm point out of service (a supervisor's decision, with a reason)."""
-    _alarm_in_scope(principal, service, alarm_id)
-    a = service.alarms.book.set_out_of_service(alarm_id, principal.username, body.reason)
-    audit(request, principal, "out_of_service", target=a.alarm_id, detail=body.reason)
-    return AlarmPublic.from_alarm(a, _tz(service, a.site))
+    remove = service.alarms.book.set_out_of_service
+    return _operate(
+        service, request, principal, alarm_id, "out_of_service", body.reason,
+        lambda user: remove(alarm_id, user, body.reason),
+    )  # fmt: skip
 
 
 @router.post("/alarms/{alarm_id}/return-to-service", response_model=AlarmPublic)
@@ -192,10 +215,11 @@ def return_to_service(
     alarm_id: str = AlarmIdPath,
 ) -> AlarmPublic:
     """Put an alarm point back in service."""
-    _alarm_in_scope(principal, service, alarm_id)
-    a = service.alarms.book.return_to_service(alarm_id, principal.username, body.comment)
-    audit(request, principal, "return_to_service", target=a.alarm_id, detail=body.comment)
-    return AlarmPublic.from_alarm(a, _tz(service, a.site))
+    restore = service.alarms.book.return_to_service
+    return _operate(
+        service, request, principal, alarm_id, "return_to_service", body.comment,
+        lambda user: restore(alarm_id, user, body.comment),
+    )  # fmt: skip
 
 
 @router.get("/audit", response_model=AuditPublic)
