@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Response
 
+from api.auth.model import Principal, can_see
 from hazmon.bootstrap import Service
 
 
@@ -38,3 +39,12 @@ def json_response(model) -> Response:
     The route keeps its response_model for the OpenAPI document.
     """
     return Response(model.model_dump_json().encode(), media_type="application/json")
+
+
+def sees_site(principal: Principal, service: Service, site_id: str | None) -> bool:
+    """Whether the caller's scope covers this site: an all-sites user sees everything (even a site
+    the registry no longer has); anyone else only the registry's sites their scope names."""
+    if principal.user.scope.kind == "all":
+        return True
+    site = site_map(service).get(site_id) if site_id is not None else None
+    return site is not None and can_see(principal.user, site)

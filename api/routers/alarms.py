@@ -17,8 +17,8 @@ from alerts.conditions import Priority
 from alerts.journal import normalize_alarm_ref
 from alerts.lifecycle import DEFAULT_TZ, Alarm, AlarmState, UnknownAlarm, local_iso
 from api.auth.deps import PrincipalDep, audit, check_site, current_principal, forbidden, require
-from api.auth.model import Action, Principal, can_see, shelve_action
-from api.deps import ServiceDep, json_response, site_map
+from api.auth.model import Action, Principal, shelve_action
+from api.deps import ServiceDep, json_response, sees_site, site_map
 from api.schemas import (
     AckRequest,
     AlarmMetricsPublic,
@@ -51,15 +51,10 @@ def _site(service: Service, site_id: str):
     return site_map(service).get(site_id)
 
 
-def _visible(principal: Principal, service: Service, site_id: str) -> bool:
-    site = _site(service, site_id)
-    return site is not None and can_see(principal.user, site)
-
-
 def _alarm_in_scope(principal: Principal, service: Service, alarm_id: str):
     """The alarm if the caller may see its site; otherwise UnknownAlarm (a 404, like a missing one)."""
     a = service.alarms.book.get(alarm_id)
-    if not _visible(principal, service, a.site):
+    if not sees_site(principal, service, a.site):
         raise UnknownAlarm(f"no alarm {alarm_id!r}")
     return a
 
@@ -103,10 +98,7 @@ def list_alarms(
     if site is not None:
         check_site(principal, _site(service, site))
     current = service.alarms.book.current(site=site, states=states)
-    if principal.user.scope.kind == "all":
-        alarms = current
-    else:
-        alarms = [a for a in current if _visible(principal, service, a.site)]
+    alarms = [a for a in current if sees_site(principal, service, a.site)]
     if priority is not None:
         alarms = [a for a in alarms if a.priority is Priority[priority.upper()]]
     if since_ms is not None or until_ms is not None:
@@ -251,8 +243,7 @@ def alarm_audit(
         )
         for r in rows
         # rows without a site (source-wide system actions) are shown to all-sites users only
-        if (r.key is not None and _visible(principal, service, r.key[0]))
-        or principal.user.scope.kind == "all"
+        if sees_site(principal, service, r.key[0] if r.key else None)
     ]
     return AuditPublic(data=data, count=len(data))
 
@@ -267,7 +258,7 @@ def alarm_history(
     """Retrieve the journaled events of one alarm episode, oldest first."""
     ref = normalize_alarm_ref(alarm_id)
     rows = service.alarms.journal.history(alarm_id=ref, limit=limit, newest_first=False)
-    if not rows or not _visible(principal, service, rows[0].key[0]):
+    if not rows or not sees_site(principal, service, rows[0].key[0]):
         raise UnknownAlarm(f"no alarm {alarm_id!r} in the journal")
     data = [HistoryEntryPublic.from_entry(h, _tz(service, h.key[0])) for h in rows]
     return HistoryPublic(data=data, count=len(data))
@@ -291,6 +282,6 @@ def alarm_floods(service: ServiceDep, principal: PrincipalDep) -> FloodsPublic:
     data = [
         FloodPublic(site=site, since=local_iso(since, _tz(service, site)), alarms_10min=count)
         for site, since, count in service.alarms.current_floods()
-        if _visible(principal, service, site)
+        if sees_site(principal, service, site)
     ]
     return FloodsPublic(data=data, count=len(data))

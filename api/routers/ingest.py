@@ -5,20 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query
 
 from api.auth.deps import PrincipalDep, current_principal
-from api.auth.model import Principal, can_see
-from api.deps import ServiceDep, site_map
-from hazmon.bootstrap import Service
+from api.deps import ServiceDep, sees_site
 from ingest.payloads import split_topic
 
 router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"], dependencies=[Depends(current_principal)])
-
-
-def _sees(principal: Principal, service: Service, site_id: str | None) -> bool:
-    """Rejects and devices name sites: a scoped user sees only theirs (unknown sites: all-sites users)."""
-    if principal.user.scope.kind == "all":
-        return True
-    site = site_map(service).get(site_id)
-    return site is not None and can_see(principal.user, site)
 
 
 @router.get("/stats")
@@ -41,7 +31,7 @@ def ingest_rejects(
             "sample": r.sample,
         }
         for r in service.stats.latest_rejects(limit)
-        if _sees(principal, service, (split_topic(r.topic) or (None,))[0])
+        if sees_site(principal, service, (split_topic(r.topic) or (None,))[0])
     ]
     return {"data": data, "count": len(data)}
 
@@ -59,6 +49,6 @@ def devices(service: ServiceDep, principal: PrincipalDep) -> dict:
             "messages": d.messages,
         }
         for d in service.devices.snapshot()
-        if _sees(principal, service, d.site)
+        if sees_site(principal, service, d.site)
     ]
     return {"data": data, "count": len(data)}

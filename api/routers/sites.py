@@ -26,7 +26,7 @@ from alerts.conditions import ConditionKind
 from alerts.lifecycle import Alarm, AlarmState, local_iso
 from api.auth.deps import PrincipalDep, check_site, current_principal
 from api.auth.model import Principal, can_see
-from api.deps import ServiceDep
+from api.deps import ServiceDep, site_map
 from api.schemas_sites import (
     AlarmCountsPublic,
     AlarmMarkerPublic,
@@ -62,18 +62,17 @@ SensorIdPath = Annotated[str, Path(min_length=1, max_length=64)]
 
 # ---- the slot -> site map, built once per sensor index (the registry does not change while running)
 
-_slots_cache: dict[int, tuple[SensorIndex, SiteSlots, dict[str, Site]]] = {}
+_slots_cache: dict[int, tuple[SensorIndex, SiteSlots]] = {}
 
 
 def site_slots(service: Service) -> tuple[SiteSlots, dict[str, Site]]:
     index = service.alarms.engine.index
     hit = _slots_cache.get(id(index))
     if hit is None or hit[0] is not index:
-        sites = {s.id: s for s in service.registry.sites}
-        hit = (index, SiteSlots.build(index.site_ids, index.site_of_slot), sites)
+        hit = (index, SiteSlots.build(index.site_ids, index.site_of_slot))
         _slots_cache.clear()  # one service per process; keep no stale index alive
         _slots_cache[id(index)] = hit
-    return hit[1], hit[2]
+    return hit[1], site_map(service)
 
 
 def _now_ms() -> int:

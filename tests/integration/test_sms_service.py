@@ -8,7 +8,6 @@ same as with minutes.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import orjson
@@ -22,6 +21,7 @@ from simulators.stream import Simulation
 from tests.support.events import MonotonicMs, wait_for
 from tests.support.publisher import TestPublisher
 from tests.support.service import HazmonProcess
+from tests.support.simfeed import SimFeed
 from tests.support.sms import (
     LEAD,
     OPERATOR,
@@ -43,21 +43,6 @@ def _kannel_installed():
     ensure_kannel_installed()
 
 
-def run_simulation_until(sim: Simulation, pub: TestPublisher, done: threading.Event, max_sim_s: float):
-    """The simulator's physics SPEED times faster than real time, each message stamped with now."""
-    clock = MonotonicMs()
-    wall0 = time.monotonic()
-    k = 0
-    while not done.is_set() and (t_sim := sim.tick_time(k)) <= sim.start_s + max_sim_s:
-        time.sleep(max(0.0, wall0 + (t_sim - sim.start_s) / SPEED - time.monotonic()))
-        for msg in sim.tick(t_sim):
-            if msg.readings:
-                body = orjson.loads(msg.payload)
-                body["ts"] = clock()
-                pub.publish(msg.topic, orjson.dumps(body))
-        k += 1
-
-
 def raised_at(alarm: dict) -> float:
     return alarm["raised_ms"] / 1000
 
@@ -69,14 +54,11 @@ def test_simulated_leak_texts_the_operator_once_escalates_and_a_reply_acknowledg
     rig.svc.start()
     leak = parse_incident(f"leak:{SITE}/GT-101@+30s")
     sim = Simulation(load_registry(rig.registry), start_s=time.time(), seed=5, incidents=[leak])
-    done = threading.Event()
-    feeder = threading.Thread(target=run_simulation_until, args=(sim, rig.pub, done, 3600), daemon=True)
-    feeder.start()
+    feed = SimFeed(sim, rig.pub, speed=SPEED).start()
     try:
         (alarm,) = wait_for(rig.alarms, lambda a: len(a) >= 1, timeout_s=90)
     finally:
-        done.set()
-        feeder.join(10)
+        feed.stop()
     aid, t_raise = alarm["alarm_id"], raised_at(alarm)
     assert (alarm["source"], alarm["level"], alarm["priority"]) == ("GT-101", "HH", "critical")
 
