@@ -46,6 +46,8 @@ FAULT_NAMES = {1: "out_of_range", 2: "stuck", 3: "spike", 4: "bad_quality"}
 FAULT_NAMES_ZH = {1: "超量程", 2: "数值冻结(疑似卡死)", 3: "尖峰跳变", 4: "质量位坏"}
 FLATLINE_KINDS = frozenset({"rainfall"})  # a dry rain gauge reads 0 for days: not stuck
 CRITICAL_KINDS = frozenset({"gas_lel", "gas_toxic", "oxygen"})  # people die within minutes
+FLAT_MEMORY_MS = 7 * 86_400_000  # a learned flat stretch or jump counts half after a week ...
+FLAT_CAP_MS = 86_400_000  # ... and counts at most a day
 
 
 @dataclass(slots=True)
@@ -53,6 +55,10 @@ class EngineConfig:
     stale_intervals: float = 3.0  # stale after this many missed intervals ...
     stale_min_s: float = 30.0  # ... but never sooner than this
     spike_k: float = 10.0
+    # a sensor is judged stuck only after its reading has been frozen this long (the registry's
+    # `stuck_after_s` overrides it per sensor): minutes, so a steady reading at a detector's
+    # resolution is not a fault after six samples
+    stuck_after_s: float = 300.0
     # live: a sensor never heard since start goes stale; a backtest only judges sensors in its data
     stale_if_never_heard: bool = True
     groups_k: dict[str, int] = field(default_factory=dict)  # votes needed per group (default majority)
@@ -102,6 +108,10 @@ class AlarmEngine:
             dtype=np.int64,
         )
         self.may_flatline = np.array([s.kind in FLATLINE_KINDS for s in sensors], dtype=bool)
+        self.stuck_after_ms = np.array(
+            [1000 * (s.stuck_after_s or cfg.stuck_after_s) for s in sensors], dtype=np.int64
+        )
+        self.resolution = np.array([s.resolution for s in sensors], dtype=np.float64)
 
         devices = sorted({(s.site, s.device) for s in sensors if s.device})
         self.devices = devices
@@ -147,6 +157,15 @@ class AlarmEngine:
         self.frozen_samples = np.zeros(n, dtype=np.int64)
         self.last_change_t = np.full(n, -1, dtype=np.int64)
         self.rate_at_change = np.zeros(n)  # units per ms, EW over recent changes
+        # learned flat stretches: the longest one the sensor came out of by itself (decaying), and
+        # the value it rested at (a bursty signal's zero); see kernels.stuck_condition
+        self.step_min = np.full(n, np.inf)  # the smallest change seen: the learned resolution
+        self.jump_peak = np.zeros(n)  # the largest unusual jump lately (decaying), see _unusual_jumps
+        self.jump_peak_t = np.full(n, -1, dtype=np.int64)
+        self.flat_norm_ms = np.zeros(n)
+        self.flat_norm_t = np.full(n, -1, dtype=np.int64)
+        self.rest_x = np.full(n, nan)
+        self.last_run_x = np.full(n, nan)  # the value of the last flat stretch that ended by itself
         self.spike_pending = np.zeros(n, dtype=bool)
         self.spike_x = np.full(n, nan)
         self.spike_t = np.full(n, -1, dtype=np.int64)
@@ -395,6 +414,8 @@ class AlarmEngine:
         held = None  # rows held as possible spikes: they change nothing else this round
         live = None  # the other rows, when some are held
         if jump.any():
+            jump = self._unusual_jumps(jump, slot, t, d)
+        if jump.any():
             held = np.flatnonzero(jump)
             hs = slot[held]
             self.spike_pending[hs] = True
@@ -415,12 +436,18 @@ class AlarmEngine:
             step_ok = changed & heard
         all_changed = short and bool(changed.all())
         rate_old = g(self.rate_at_change)
-        step = diff / (t - last_t)  # dt >= 1 where there is a previous sample (t > last_t)
+        # the rate since the reading last changed: a quantised signal steps once in a while, and its
+        # step over one sample interval would overstate how fast it moves
+        lct = g(self.last_change_t)
+        step = diff / (t - np.where(lct >= 0, lct, last_t))  # dt >= 1: t > last_t >= lct
         step *= 0.3
         rate = rate_old * 0.7
         rate += step
         if not (all_changed and heard is None):
             rate = np.where(step_ok, rate, rate_old)
+        ended = np.flatnonzero(changed & (g(self.frozen_samples) >= kernels.STUCK_QUICK_SAMPLES))
+        if len(ended):
+            self._learn_flat_runs(slot[ended], t[ended], last_t[ended], lct[ended], last_x[ended])
         if all_changed:
             frozen = np.zeros(len(slot), dtype=np.int64)
             change_t = t.copy()
@@ -429,6 +456,11 @@ class AlarmEngine:
             frozen = np.where(changed, 0, g(self.frozen_samples) + 1)
             change_t = np.where(changed, t, g(self.last_change_t))
             n_changes = g(self.n_changes) + step_ok
+        moved = np.where(step_ok & (d > 0), d, np.inf)
+        if full:
+            np.minimum(self.step_min, moved, out=self.step_min)
+        else:
+            self.step_min[slot] = np.minimum(self.step_min.take(slot), moved)
         new_mad = kernels.update_mad_abs(mad, d) if short else kernels.update_mad(mad, x, last_x)
         if heard is not None:
             new_mad = np.where(heard, new_mad, mad)
@@ -439,6 +471,7 @@ class AlarmEngine:
             cand = np.flatnonzero(frozen >= kernels.STUCK_QUICK_SAMPLES) if short else np.arange(len(slot))
             if len(cand):
                 frozen_ms = t[cand] - change_t[cand]
+                sc = slot[cand]
                 verdict = kernels.stuck_condition(
                     frozen[cand],
                     frozen_ms,
@@ -447,7 +480,13 @@ class AlarmEngine:
                     n_changes[cand] >= 10,
                     # a value pinned at the range floor is clamped (a gas detector's zero suppression
                     # in clean air, an empty tank), not frozen: the out-of-range check owns the ends
-                    self.may_flatline[slot[cand]] | (x[cand] <= self.lo[slot[cand]]),
+                    self.may_flatline[sc] | (x[cand] <= self.lo[sc]),
+                    self.stuck_after_ms[sc],
+                    np.fmax(
+                        self.resolution[sc], np.where(np.isinf(self.step_min[sc]), 0.0, self.step_min[sc])
+                    ),
+                    self._flat_norm(sc, t[cand]),
+                    x[cand] == self.rest_x[sc],
                 )
                 if verdict.any():
                     stuck = np.zeros(len(slot), dtype=bool)
@@ -556,6 +595,47 @@ class AlarmEngine:
             self._votes_due = False
         if self.forecaster is not None:
             self.forecaster.on_round(self.all_slots if full and live is None else slot, t, x, changes)
+
+    def _unusual_jumps(self, jump: np.ndarray, slot, t, d) -> np.ndarray:
+        """Of the jumps beyond the noise, those also beyond twice the largest jump the sensor made lately.
+
+        A bursty signal (a batch that starts every day, a pump that kicks in) jumps as far every time;
+        only its first such jump, and a later one twice as big, is held as a possible spike.
+        """
+        rows = np.flatnonzero(jump)
+        s_, t_, d_ = slot[rows], t[rows], d[rows]
+        age = np.maximum(t_ - self.jump_peak_t[s_], 0)
+        usual = self.jump_peak[s_] * np.exp2(-age / FLAT_MEMORY_MS)
+        self.jump_peak[s_] = np.maximum(usual, d_)
+        self.jump_peak_t[s_] = t_
+        jump = jump.copy()
+        jump[rows] = d_ > 2.0 * usual
+        return jump
+
+    def _flat_norm(self, slot: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """The longest normal flat stretch of each sensor (ms), halved for every FLAT_MEMORY_MS since."""
+        age = np.maximum(t - self.flat_norm_t[slot], 0)
+        return self.flat_norm_ms[slot] * np.exp2(-age / FLAT_MEMORY_MS)
+
+    def _learn_flat_runs(self, slot, t, last_t, began_t, frozen_x) -> None:
+        """Flat stretches that ended by the reading moving on its own: what is normal for the sensor.
+
+        A stretch judged stuck teaches only when the sensor sat at the same value as in its previous
+        flat stretch (a bursty signal back at its zero, a pump's off state), not an instrument that
+        froze wherever it was; stretches count at most a day, so no history makes a sensor immune to
+        the slow stuck check.
+        """
+        repeated = frozen_x == self.last_run_x[slot]
+        self.last_run_x[slot] = frozen_x
+        ok = ((self.fault_code[slot] != 2) | repeated) & (began_t >= 0)
+        if not ok.all():
+            slot, t, last_t, began_t, frozen_x = slot[ok], t[ok], last_t[ok], began_t[ok], frozen_x[ok]
+        run = np.minimum(last_t - began_t, FLAT_CAP_MS).astype(np.float64)
+        before = self._flat_norm(slot, t)
+        longer = run >= before
+        self.flat_norm_ms[slot] = np.maximum(run, before)
+        self.flat_norm_t[slot] = t
+        self.rest_x[slot[longer]] = frozen_x[longer]
 
     def _resolve_spikes(self, slot, t, x, last_x, pend, changes, time_order) -> None:
         """Readings after held jumps: a return to the old level makes the jump a spike (a fault)."""

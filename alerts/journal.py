@@ -54,7 +54,10 @@ from alerts.lifecycle import (
     UnknownAlarm,
     acknowledge,
     apply_condition,
+    clear_suspect,
     event_from_record,
+    fault_may_suppress,
+    mark_suspect,
     new_alarm,
     remove_from_service,
     return_to_service,
@@ -551,6 +554,7 @@ class AlarmBook:
         # frequent: consoles poll the list, thousands of points are on it in a flood)
         self._listed: list[tuple[Alarm, AlarmState]] | None = None
         self._remember(journal.load_current().values())
+        self._reveal_what_a_fault_may_not_hide()
         logger.info(
             "alarm book loaded %d alarm points (%d on the list) from %s",
             len(self._alarms),
@@ -621,9 +625,7 @@ class AlarmBook:
                         self._follow_fault(change, tx, staged, supp, events, new_id)
                     before = staged[change.key] if change.key in staged else self._alarms.get(change.key)
                     if before is None and change.active and change.kind in PROCESS_KINDS:
-                        reasons = supp.get((change.site, change.source))
-                        if reasons:  # born suppressed: the source is already known faulty
-                            before = Alarm(key=change.key, suppressions=tuple(reasons))
+                        before = self._born_under(change, supp, staged)
                     after, evs = apply_condition(before, change, now, new_id=new_id, policy=self._policy)
                     if after is not None and after is not before:
                         staged[change.key] = after
@@ -835,6 +837,51 @@ class AlarmBook:
             self._commit(staged, events, supp)
         return events
 
+    def _reveal_what_a_fault_may_not_hide(self) -> None:
+        """Journals from before the fail-safe may hold limit alarms a fault hid: annunciate them, suspect."""
+        hidden = [
+            a
+            for a in self._alarms.values()
+            if INSTRUMENT_FAULT in a.suppressions and not fault_may_suppress(a.kind, a.priority)
+        ]
+        if not hidden:
+            return
+        now = self._now(None)
+        staged: dict[AlarmKey, Alarm] = {}
+        events: list[AlarmEvent] = []
+        with self.journal.transaction() as tx:
+            new_id = self._new_id(tx)
+            for a in hidden:
+                a, evs = unsuppress(a, INSTRUMENT_FAULT, now, new_id=new_id)
+                a, more = mark_suspect(a, self._fault_of(a.site, a.source, staged), now)
+                staged[a.key] = a
+                events += evs + more
+            self._save(tx, staged, events, now)
+        logger.warning("revealed %d limit alarms an instrument fault had hidden (fail-safe)", len(hidden))
+        self._commit(staged, events)
+
+    def _born_under(
+        self,
+        change: ConditionChange,
+        supp: dict[tuple[str, str], dict[str, int]],
+        staged: Mapping[AlarmKey, Alarm],
+    ) -> Alarm | None:
+        """A point raised for the first time while its source is suppressed: born hidden, or suspect."""
+        reasons = supp.get((change.site, change.source))
+        if not reasons:
+            return None
+        hide = tuple(
+            r for r in reasons if r != INSTRUMENT_FAULT or fault_may_suppress(change.kind, change.priority)
+        )
+        suspect = self._fault_of(change.site, change.source, staged) if len(hide) < len(reasons) else ""
+        return Alarm(key=change.key, suppressions=hide, suspect=suspect)
+
+    def _fault_of(self, site: str, source: str, staged: Mapping[AlarmKey, Alarm]) -> str:
+        """The fault kind (e.g. "stuck") of a faulty sensor, as its FAULT alarm point says."""
+        key = (site, "sensor", source, ConditionKind.FAULT.name)
+        fault = staged.get(key) or self._alarms.get(key)
+        return (fault.level if fault is not None and fault.active else "") or INSTRUMENT_FAULT
+
     def _follow_fault(
         self,
         change: ConditionChange,
@@ -844,7 +891,8 @@ class AlarmBook:
         events: list[AlarmEvent],
         new_id: NewId,
     ) -> None:
-        # DESIGN.md decision 6: the officer should read "detector fault", not "gas release"
+        # docs/design.md decision 6: the officer should read "detector fault", not "gas release",
+        # except where a fault may not hide the alarm (fault_may_suppress): then it reads both
         self._set_source(
             change.site,
             change.source,
@@ -857,6 +905,7 @@ class AlarmBook:
             supp,
             events,
             new_id,
+            fault=change.level or INSTRUMENT_FAULT,
         )
 
     def _set_source(
@@ -872,6 +921,7 @@ class AlarmBook:
         supp: dict[tuple[str, str], dict[str, int]],
         events: list[AlarmEvent],
         new_id: NewId,
+        fault: str = "",
     ) -> None:
         reasons = supp.setdefault((site, source), {})
         if on == (reason in reasons):
@@ -889,7 +939,12 @@ class AlarmBook:
             if ConditionKind[key[3]] not in PROCESS_KINDS:
                 continue
             a = staged[key] if key in staged else self._alarms[key]
-            if on and reason not in a.suppressions:
+            stands = reason == INSTRUMENT_FAULT and not fault_may_suppress(ConditionKind[key[3]], a.priority)
+            if stands and reason not in a.suppressions:
+                a, evs = mark_suspect(a, fault or reason, time_ms) if on else clear_suspect(a, time_ms)
+                if not evs:
+                    continue
+            elif on and reason not in a.suppressions:
                 a, evs = suppress(a, reason, time_ms)
             elif not on and reason in a.suppressions:
                 a, evs = unsuppress(a, reason, time_ms, new_id=new_id)

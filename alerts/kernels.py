@@ -256,6 +256,10 @@ def stuck_condition(
     noise: np.ndarray,
     varies: np.ndarray,
     may_flatline: np.ndarray,
+    min_ms: np.ndarray | int = 300_000,
+    resolution: np.ndarray | float = 0.0,
+    normal_flat_ms: np.ndarray | float = 0.0,
+    at_rest: np.ndarray | bool = False,
     quick_samples: int = STUCK_QUICK_SAMPLES,
     slow_samples: int = STUCK_SLOW_SAMPLES,
     slow_ms: int = 30 * 60_000,
@@ -263,13 +267,22 @@ def stuck_condition(
     """(m,) bool: a flatlined instrument.
 
     Two ways to be stuck: quickly, when the sensor's own recent trend says it should have moved
-    by well over its noise while frozen (a level gauge stuck during a fill, Buncefield 2005);
-    or slowly, when a sensor that normally varies has not changed for many intervals and at
-    least 30 minutes. Sensors that legitimately sit still (a dry rain gauge) are exempt.
+    by well over its noise and several steps of its resolution while frozen (a level gauge stuck
+    during a fill, Buncefield 2005); or slowly, when a sensor that normally varies has not changed
+    for many intervals and at least 30 minutes. Either needs the reading frozen for at least
+    `min_ms` (the registry's `stuck_after_s`, minutes by default): a gas detector of 1 %LEL
+    resolution in a steady release reads the same number for a while, and is not faulty for it.
+
+    The sensor's own history counts too (learned by the engine): `normal_flat_ms` is the longest
+    flat stretch it recently came out of by itself, and the slow way needs twice that; `at_rest`
+    marks a reading at the value it rests at (a bursty signal back at its usual zero), which the
+    quick way leaves alone. Sensors that legitimately sit still (a dry rain gauge) are exempt.
     """
-    quick = (frozen_samples >= quick_samples) & (expected_move > 5.0 * np.maximum(noise, 1e-12))
-    slow = (frozen_samples >= slow_samples) & (frozen_ms >= slow_ms) & varies
-    return (quick | slow) & ~may_flatline
+    floor = np.maximum(5.0 * np.maximum(noise, 1e-12), 3.0 * np.asarray(resolution, dtype=np.float64))
+    quick = (frozen_samples >= quick_samples) & (expected_move > floor) & ~np.asarray(at_rest, dtype=bool)
+    slow_after = np.maximum(np.maximum(slow_ms, min_ms), 2.0 * np.asarray(normal_flat_ms, dtype=np.float64))
+    slow = (frozen_samples >= slow_samples) & (frozen_ms >= slow_after) & varies
+    return (quick | slow) & (frozen_ms >= min_ms) & ~may_flatline
 
 
 # ---- k-out-of-n voting

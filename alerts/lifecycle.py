@@ -63,6 +63,21 @@ PROCESS_KINDS = frozenset(
         ConditionKind.VOTE,
     }
 )
+#: limit alarms: active means the reading itself is at or beyond a limit
+LIMIT_KINDS = frozenset({ConditionKind.LL, ConditionKind.L, ConditionKind.H, ConditionKind.HH})
+
+
+def fault_may_suppress(kind: ConditionKind, priority: Priority) -> bool:
+    """Whether an instrument fault of its sensor may hide this alarm (fail safe, docs/design.md decision 6).
+
+    A flat or pinned reading beyond a limit is the most dangerous reading there is: a gas detector
+    held at 56 %LEL above HH looks "stuck" exactly when the release is steady. So a fault never
+    hides a limit alarm of high or critical priority; that alarm stands, marked *suspect*, and
+    escalates. A fault hides only what a faulty value could not be trusted to say on its own: rate
+    of change, early warnings, and limit alarms of medium and low priority (votes already leave a
+    faulty voter out).
+    """
+    return not (kind in LIMIT_KINDS and priority >= Priority.HIGH)
 
 
 class AlarmError(Exception):
@@ -150,6 +165,8 @@ class Alarm:
     shelved_by: str = ""
     shelve_reason: str = ""
     suppressions: tuple[str, ...] = ()  # reasons, e.g. ("instrument fault", "chattering")
+    # a limit alarm a fault may not hide: the fault it stands beside (e.g. "stuck"), "" if none
+    suspect: str = ""
     out_of_service: bool = False
     oos_by: str = ""
     oos_reason: str = ""
@@ -248,10 +265,13 @@ class AlarmRaised(AlarmEvent):
     eta_low_ms: int | None = None
     eta_high_ms: int | None = None
     reactivated: bool = False
+    suspect: str = ""
 
     def to_contract_event(self, site_tz: str = DEFAULT_TZ) -> dict[str, Any] | None:
         kind = ConditionKind[self.key[3]]
         out = _contract_base(self, EVENT_TYPE[kind], site_tz)
+        if self.suspect:
+            out["suspect"] = self.suspect
         if kind is ConditionKind.EARLY_WARNING:
             out["eta"] = _iso_or_none(self.eta_ms, site_tz)
             out["eta_low"] = _iso_or_none(self.eta_low_ms, site_tz)
@@ -321,6 +341,20 @@ class AlarmUnsuppressed(AlarmEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmMarkedSuspect(AlarmEvent):
+    """The sensor of a limit alarm that a fault may not hide became faulty: the alarm stands, suspect."""
+
+    fault: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmSuspectCleared(AlarmEvent):
+    """The fault beside a suspect limit alarm ended."""
+
+    fault: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AlarmRemovedFromService(AlarmEvent):
     """The point was taken out of service (maintenance)."""
 
@@ -378,6 +412,8 @@ EVENT_CLASSES: dict[str, type[AlarmEvent]] = {
         AlarmUnshelved,
         AlarmSuppressed,
         AlarmUnsuppressed,
+        AlarmMarkedSuspect,
+        AlarmSuspectCleared,
         AlarmRemovedFromService,
         AlarmReturnedToService,
         AlarmCommented,
@@ -494,6 +530,7 @@ def _raised(a: Alarm, t: int, reactivated: bool) -> AlarmRaised:
         eta_low_ms=a.eta_low_ms,
         eta_high_ms=a.eta_high_ms,
         reactivated=reactivated,
+        suspect=a.suspect,
     )
 
 
@@ -827,6 +864,24 @@ def unsuppress(
     ev = _ev(AlarmUnsuppressed, alarm, now_ms, reason=reason, chattering=chattering)
     alarm, more = _reveal(alarm, now_ms, new_id)
     return alarm, [ev, *more]
+
+
+def mark_suspect(alarm: Alarm, fault: str, now_ms: int) -> tuple[Alarm, list[AlarmEvent]]:
+    """Its sensor is faulty but this alarm may not be hidden: it stands, marked suspect (idempotent)."""
+    _require(fault, "fault")
+    if alarm.suspect == fault:
+        return alarm, []
+    alarm = replace(alarm, suspect=fault, updated_ms=now_ms)
+    return alarm, [_ev(AlarmMarkedSuspect, alarm, now_ms, fault=fault)]
+
+
+def clear_suspect(alarm: Alarm, now_ms: int) -> tuple[Alarm, list[AlarmEvent]]:
+    """The fault beside a suspect alarm ended (idempotent)."""
+    if not alarm.suspect:
+        return alarm, []
+    fault = alarm.suspect
+    alarm = replace(alarm, suspect="", updated_ms=now_ms)
+    return alarm, [_ev(AlarmSuspectCleared, alarm, now_ms, fault=fault)]
 
 
 def remove_from_service(alarm: Alarm, user: str, reason: str, now_ms: int) -> tuple[Alarm, list[AlarmEvent]]:

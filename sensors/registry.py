@@ -71,6 +71,8 @@ SENSOR_KEYS = frozenset(
         "roc_per_min",
         "roc_window_s",
         "stale_after_s",
+        "stuck_after_s",
+        "resolution",
         "deadband",
         "on_delay_s",
         "off_delay_s",
@@ -350,17 +352,23 @@ def _parse_sensor(raw: Any, site: str, c: _Collector) -> Sensor | None:
         bad("interval_s must be a positive number", "interval_s")
     limits = _parse_limits(raw.get("limits"), lo, hi, bad)
     numbers: dict[str, float] = {}
-    for key in ("deadband", "on_delay_s", "off_delay_s"):
+    for key in ("deadband", "on_delay_s", "off_delay_s", "resolution"):
         val = raw.get(key, 0)
         num = _number(val)
         if num is None or num < 0:
             bad(f"{key} must be a non-negative number", key)
         else:
             numbers[key] = num
-    if lo is not None and hi is not None and numbers.get("deadband", 0) >= hi - lo:
-        bad("deadband must be smaller than the instrument range", "deadband")
+    for key in ("deadband", "resolution"):
+        if lo is not None and hi is not None and numbers.get(key, 0) >= hi - lo:
+            bad(f"{key} must be smaller than the instrument range", key)
     optional: dict[str, float | None] = {}
-    for key, default in (("roc_per_min", None), ("roc_window_s", 60.0), ("stale_after_s", None)):
+    for key, default in (
+        ("roc_per_min", None),
+        ("roc_window_s", 60.0),
+        ("stale_after_s", None),
+        ("stuck_after_s", None),
+    ):
         val = raw.get(key, default)
         num = None if val is None else _number(val)
         if val is not None and (num is None or num <= 0):
@@ -395,6 +403,8 @@ def _parse_sensor(raw: Any, site: str, c: _Collector) -> Sensor | None:
         roc_per_min=optional["roc_per_min"],
         roc_window_s=optional["roc_window_s"] or 60.0,
         stale_after_s=optional["stale_after_s"],
+        stuck_after_s=optional["stuck_after_s"],
+        resolution=numbers["resolution"],
     )
 
 

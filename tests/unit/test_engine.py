@@ -207,6 +207,68 @@ def test_a_gauge_stuck_during_a_fill_is_a_fault_within_minutes():
     assert faults[0].time_ms - (T0 + 119 * 10_000) <= 10 * 60_000
 
 
+def gas_rising_then_steady(level: float, steps: int) -> list[float]:
+    """A 1 %LEL-resolution detector: a steady release rises to `level`, then reads it every 2 s."""
+    noise = np.round(0.4 * np.sin(np.arange(60)), 0)
+    rise = np.round(np.linspace(0, level, 30), 0)
+    return [*noise, *rise, *np.full(steps, level)]
+
+
+def test_a_steady_reading_at_the_detectors_resolution_is_not_stuck_for_minutes():
+    gas = sensor("GT", kind="gas_lel", unit="%LEL", range=(0.0, 100.0), limits=Limits(h=20.0, hh=40.0))
+    eng, _ = engine_for(gas)
+    changes = eng.process(readings(0, gas_rising_then_steady(56.0, 140), step_ms=2_000))  # 4.7 min flat
+    assert ("HH", True) in kinds(changes) and ("stuck", True) not in kinds(changes)
+
+
+def test_stuck_after_s_is_read_per_sensor():
+    eng, _ = engine_for(sensor("A", stuck_after_s=60), sensor("B"))
+    fill = [*(8 + 0.0007 * np.arange(120) * 10), *[8.0833] * 12]  # frozen for two minutes
+    assert ("stuck", True) in kinds(eng.process(readings(0, fill)))
+    assert ("stuck", True) not in kinds(eng.process(readings(1, fill)))
+
+
+@pytest.mark.parametrize("declared", [0.0, 0.05])
+def test_a_quantised_gauge_in_a_slow_fill_is_not_stuck_between_its_steps(declared):
+    # 0.25 m/h read at 5 cm resolution: the reading steps every 12 minutes; declared or learned
+    eng, _ = engine_for(sensor("LT", resolution=declared))
+    level = np.round((8 + 0.25 * np.arange(6 * 360) / 360) / 0.05) * 0.05  # 6 h every 10 s
+    assert ("stuck", True) not in kinds(eng.process(readings(0, level)))
+
+
+def bursts(n_bursts: int, high: float, rest: float, burst: int = 3, gap: int = 120) -> list[float]:
+    """Noise, then one-minute samples of a batch load: `burst` samples high, `gap` samples at rest."""
+    quiet = [*(rest + 0.01 * np.sin(np.arange(60)))]
+    return [*quiet, *(([high] * burst + [rest] * gap) * n_bursts)]
+
+
+def test_a_daily_batch_jump_is_a_spike_once_then_the_sensor_s_own_behaviour():
+    eng, _ = engine_for(sensor("FT", kind="flow", unit="m3/h", range=(0.0, 100.0), limits=Limits(hh=95.0)))
+    values = [*(10 + 0.01 * np.sin(np.arange(60)))]
+    for _ in range(6):  # one sample at 70 every 200 samples, back to 10 the next
+        values += [70.0] + [10.0 + 0.01 * np.sin(k) for k in range(199)]
+    changes = eng.process(readings(0, values, step_ms=60_000))
+    assert [c.active for c in changes if c.level == "spike"] == [True, False]
+
+
+def test_a_bursty_signal_back_at_its_resting_value_is_not_faulted_at_every_rest():
+    # ten batches, two hours at rest between them (longer than the 30-minute slow stuck check)
+    eng, _ = engine_for(sensor("FT", kind="flow", unit="m3/h", range=(0.0, 100.0), limits=Limits(hh=95.0)))
+    changes = eng.process(readings(0, bursts(10, high=40.0, rest=2.0), step_ms=60_000))
+    stuck_on = [c for c in changes if c.level == "stuck" and c.active]
+    assert len(stuck_on) == 2  # the first two rests, until the engine knows the sensor rests at 2
+
+
+def test_an_instrument_freezing_at_different_values_is_stuck_every_time():
+    eng, _ = engine_for(sensor("FT", kind="flow", unit="m3/h", range=(0.0, 100.0), limits=Limits(hh=95.0)))
+    values: list[float] = []
+    for k in range(6):  # an hour of noise, then an hour frozen at wherever it was
+        values += [*(30 + k + 2 * np.sin(np.arange(60) * 0.7))]
+        values += [values[-1]] * 60
+    changes = eng.process(readings(0, values, step_ms=60_000))
+    assert len([c for c in changes if c.level == "stuck" and c.active]) == 6
+
+
 def test_a_rain_gauge_reading_zero_for_days_is_not_stuck():
     eng, _ = engine_for(
         sensor("RG", kind="rainfall", unit="mm/h", range=(0.0, 200.0), limits=Limits(h=50.0), interval_s=600)

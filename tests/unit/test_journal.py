@@ -30,6 +30,7 @@ from alerts.lifecycle import (
     InvalidTransition,
     UnknownAlarm,
     apply_condition,
+    suppress,
 )
 
 SITE = "jianghai-chem-01"
@@ -324,13 +325,17 @@ def test_expire_shelves_runs_the_clock(book):
 # ---- suppression by design
 
 
-def test_an_instrument_fault_suppresses_the_sensors_process_alarms(book, db):
-    h = book.on_changes([change("GT-01", True, T0)], now_ms=T0)
+MEDIUM = Priority.MEDIUM
+
+
+def test_an_instrument_fault_suppresses_the_sensors_medium_and_derived_alarms(book, db):
+    # medium-priority limit alarms (a tank level's H) and derived ones (rate of change) are hidden
+    h = book.on_changes([change("GT-01", True, T0, priority=MEDIUM)], now_ms=T0)
     assert types(h) == ["AlarmRaised"]
     evs = book.on_changes(
         [
             change("GT-01", True, T0 + 1000, kind=ConditionKind.FAULT, level="stuck"),
-            change("GT-02", True, T0 + 1000),
+            change("GT-02", True, T0 + 1000, priority=MEDIUM),
         ],
         now_ms=T0 + 1000,
     )
@@ -338,10 +343,12 @@ def test_an_instrument_fault_suppresses_the_sensors_process_alarms(book, db):
         ("AlarmSuppressed", "GT-01", "H"), ("AlarmRaised", "GT-01", "FAULT"), ("AlarmRaised", "GT-02", "H"),
     ]  # fmt: skip
     # a new process condition of the faulty sensor is born suppressed; the fault itself is not
-    evs = book.on_changes([change("GT-01", True, T0 + 2000, kind=ConditionKind.HH)], now_ms=T0 + 2000)
+    evs = book.on_changes(
+        [change("GT-01", True, T0 + 2000, kind=ConditionKind.ROC, priority=Priority.HIGH)], now_ms=T0 + 2000
+    )
     assert types(evs) == ["AlarmConditionChanged"]
     assert {(a.key[3], a.state) for a in book.current(source="GT-01")} == {
-        ("H", AlarmState.SUPPRESSED), ("HH", AlarmState.SUPPRESSED), ("FAULT", AlarmState.UNACK),
+        ("H", AlarmState.SUPPRESSED), ("ROC", AlarmState.SUPPRESSED), ("FAULT", AlarmState.UNACK),
     }  # fmt: skip
     # a restart remembers the faulty source
     with AlarmJournal(db) as j2:
@@ -349,10 +356,63 @@ def test_an_instrument_fault_suppresses_the_sensors_process_alarms(book, db):
     # the fault clears: what is still active is annunciated
     evs = book.on_changes([change("GT-01", False, T0 + 3000, kind=ConditionKind.FAULT)], now_ms=T0 + 3000)
     assert sorted((e.type, e.key[3], getattr(e, "reactivated", None)) for e in evs) == [
-        ("AlarmRaised", "H", True), ("AlarmRaised", "HH", False), ("AlarmReturnedToNormal", "FAULT", None),
-        ("AlarmUnsuppressed", "H", None), ("AlarmUnsuppressed", "HH", None),
+        ("AlarmRaised", "H", True), ("AlarmRaised", "ROC", False), ("AlarmReturnedToNormal", "FAULT", None),
+        ("AlarmUnsuppressed", "H", None), ("AlarmUnsuppressed", "ROC", None),
     ]  # fmt: skip
     assert book.source_suppressions() == {}
+
+
+def test_an_instrument_fault_never_hides_a_high_or_critical_limit_alarm(book):
+    # a detector flat at 56 %LEL above HH 40 looks stuck exactly when the release is steady
+    crit = Priority.CRITICAL
+    book.on_changes(
+        [change("GT-01", True, T0), change("GT-01", True, T0, kind=ConditionKind.HH, priority=crit)]
+    )
+    evs = book.on_changes(
+        [change("GT-01", True, T0 + 1000, kind=ConditionKind.FAULT, level="stuck", priority=MEDIUM)],
+        now_ms=T0 + 1000,
+    )
+    assert sorted((e.type, e.key[3]) for e in evs) == [
+        ("AlarmMarkedSuspect", "H"), ("AlarmMarkedSuspect", "HH"), ("AlarmRaised", "FAULT"),
+    ]  # fmt: skip
+    states = {a.key[3]: (a.state, a.suspect) for a in book.current(source="GT-01")}
+    assert states == {
+        "H": (AlarmState.UNACK, "stuck"), "HH": (AlarmState.UNACK, "stuck"), "FAULT": (AlarmState.UNACK, ""),
+    }  # fmt: skip
+    # an alarm raised while the sensor is faulty is annunciated, suspect, with the fault in its §3 event
+    evs = book.on_changes([change("GT-01", True, T0 + 2000, kind=ConditionKind.LL)], now_ms=T0 + 2000)
+    assert types(evs) == ["AlarmRaised"]
+    assert evs[0].to_contract_event()["suspect"] == "stuck"
+    # rate of change and early warnings of the faulty sensor stay hidden
+    evs = book.on_changes([change("GT-01", True, T0 + 2000, kind=ConditionKind.ROC)], now_ms=T0 + 2000)
+    assert types(evs) == ["AlarmConditionChanged"]
+    # the fault ends: the suspect mark goes, nothing is raised twice
+    evs = book.on_changes([change("GT-01", False, T0 + 3000, kind=ConditionKind.FAULT)], now_ms=T0 + 3000)
+    assert sorted(types(evs)) == [
+        "AlarmRaised", "AlarmReturnedToNormal", "AlarmSuspectCleared", "AlarmSuspectCleared",
+        "AlarmSuspectCleared", "AlarmUnsuppressed",
+    ]  # fmt: skip
+    assert all(not a.suspect for a in book.current(source="GT-01"))
+
+
+def test_a_limit_alarm_hidden_by_a_fault_before_the_fail_safe_is_revealed_on_load(db):
+    # journals written before the fail-safe may hold a critical alarm suppressed by a fault
+    with AlarmJournal(db) as j:
+        AlarmBook(j).on_changes(
+            [change("GT-01", True, T0, kind=ConditionKind.FAULT, level="stuck", priority=MEDIUM)], now_ms=T0
+        )
+        hh, _ = apply_condition(
+            None, change("GT-01", True, T0, kind=ConditionKind.HH, priority=Priority.CRITICAL), T0
+        )
+        hh, _ = suppress(hh, INSTRUMENT_FAULT, T0)
+        with j.transaction() as tx:
+            tx.save_alarm(hh)
+    heard: list[AlarmEvent] = []
+    with AlarmJournal(db) as j:
+        b = AlarmBook(j, on_events=heard.extend, clock=lambda: T0 + 5)
+        hh = b.get((SITE, "sensor", "GT-01", "HH"))
+        assert (hh.state, hh.suspect) == (AlarmState.UNACK, "stuck")
+        assert sorted(types(heard)) == ["AlarmMarkedSuspect", "AlarmRaised", "AlarmUnsuppressed"]
 
 
 def test_a_resent_fault_changes_nothing(book):
