@@ -40,6 +40,12 @@ EVENT_TYPE = {
 }
 
 
+#: instrument fault kinds by the engine's fault code: CONTRACTS §3 `level` of a fault, and in Chinese
+FAULT_NAMES = {1: "out_of_range", 2: "stuck", 3: "spike", 4: "bad_quality"}
+FAULT_NAMES_ZH = {1: "超量程", 2: "数值冻结(疑似卡死)", 3: "尖峰跳变", 4: "质量位坏"}
+FAULT_ZH_BY_LEVEL = {FAULT_NAMES[code]: zh for code, zh in FAULT_NAMES_ZH.items()}
+
+
 class Priority(IntEnum):
     """ISA-18.2 priorities; the console sorts by these, SMS routing uses them."""
 

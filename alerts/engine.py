@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from alerts import kernels
-from alerts.conditions import ConditionChange, ConditionKind, Priority
+from alerts.conditions import FAULT_NAMES, FAULT_NAMES_ZH, ConditionChange, ConditionKind, Priority
 from ingest.payloads import ReadingBatch
 from sensors.index import SensorIndex
 
@@ -42,8 +42,6 @@ assert all(int(k) == c for c, k in enumerate(DELAYED_COLS))
 VOTING_KINDS = (K.H, K.HH)
 RANGE_TOLERANCE = kernels.RANGE_TOLERANCE
 LEVEL_NAMES_ZH = {K.LL: "低低", K.L: "低", K.H: "高", K.HH: "高高"}
-FAULT_NAMES = {1: "out_of_range", 2: "stuck", 3: "spike", 4: "bad_quality"}
-FAULT_NAMES_ZH = {1: "超量程", 2: "数值冻结(疑似卡死)", 3: "尖峰跳变", 4: "质量位坏"}
 FLATLINE_KINDS = frozenset({"rainfall"})  # a dry rain gauge reads 0 for days: not stuck
 CRITICAL_KINDS = frozenset({"gas_lel", "gas_toxic", "oxygen"})  # people die within minutes
 FLAT_MEMORY_MS = 7 * 86_400_000  # a learned flat stretch or jump counts half after a week ...

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from alerts.conditions import ConditionKind
+from alerts.conditions import FAULT_ZH_BY_LEVEL, ConditionKind
 from alerts.lifecycle import Alarm
 from alerts.sms_outbox import Rendered
 from sensors.model import Registry, Sensor, Site
@@ -70,10 +70,14 @@ class AlarmDescriber:
         tz = site.timezone if site is not None else "Asia/Shanghai"
         sensor = self._sensors.get((alarm.site, alarm.source))
         line_zh = alarm.message or english_line(alarm, sensor, tz)
+        line_en = english_line(alarm, sensor, tz)
+        if alarm.suspect:  # a limit alarm its instrument's fault may not hide: say both
+            line_zh += f"（仪表疑似故障: {FAULT_ZH_BY_LEVEL.get(alarm.suspect, alarm.suspect)}）"
+            line_en += f" (instrument suspect: {alarm.suspect})"
         return Rendered(
             site_name=site.name if site is not None else alarm.site,
             line_zh=line_zh,
-            line_en=english_line(alarm, sensor, tz),
+            line_en=line_en,
             priority=alarm.priority,
             event_ms=int(alarm.raised_ms or alarm.updated_ms or 0),
             language=language,

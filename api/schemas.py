@@ -91,6 +91,7 @@ class AlarmPublic(BaseModel):
     shelved_by: str
     shelve_reason: str
     suppressions: list[str]
+    suspect: str  # a limit alarm standing beside an instrument fault of its sensor: the fault, else ""
     out_of_service: bool
     eta: str | None
 
@@ -117,6 +118,7 @@ class AlarmPublic(BaseModel):
             shelved_by=a.shelved_by,
             shelve_reason=a.shelve_reason,
             suppressions=list(a.suppressions),
+            suspect=a.suspect,
             out_of_service=a.out_of_service,
             eta=_iso(a.eta_ms, tz),
         )

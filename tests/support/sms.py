@@ -23,8 +23,11 @@ STRANGER = "+8613900000009"
 TOKEN = "cb-token-sms-service"
 
 
-def write_site(path: Path, n_sensors: int = 3) -> Path:
-    """Gas detectors with only an HH limit (40 %LEL, critical), so one excursion is one alarm."""
+def write_site(path: Path, n_sensors: int = 3, sensor_keys: dict | None = None) -> Path:
+    """Gas detectors with only an HH limit (40 %LEL, critical), so one excursion is one alarm.
+
+    `sensor_keys` adds registry keys to every detector (e.g. a short `stuck_after_s`).
+    """
     sensors = [
         {
             "id": f"GT-{101 + j}",
@@ -36,6 +39,7 @@ def write_site(path: Path, n_sensors: int = 3) -> Path:
             "limits": {"hh": 40},
             "deadband": 10,  # a leak plume wavers by several %LEL: one excursion, one alarm
             "device": "gds-01",
+            **(sensor_keys or {}),
         }
         for j in range(n_sensors)
     ]
@@ -172,8 +176,17 @@ def ramp(pub: TestPublisher, clock: MonotonicMs, sensors: list[str], top: float 
 class Rig:
     """hazmon + Kannel wired to each other, with a publisher and the phones' inbox."""
 
-    def __init__(self, tmp_path, mosquitto, influx, steps, n_sensors: int = 3, **env: str):
-        self.registry = write_site(tmp_path / "registry.yaml", n_sensors)
+    def __init__(
+        self,
+        tmp_path,
+        mosquitto,
+        influx,
+        steps,
+        n_sensors: int = 3,
+        sensor_keys: dict | None = None,
+        **env: str,
+    ):
+        self.registry = write_site(tmp_path / "registry.yaml", n_sensors, sensor_keys)
         self.svc = HazmonProcess(tmp_path / "hazmon", self.registry, mosquitto.url, influx.url)
         self.kannel = KannelServer(tmp_path / "kannel", mo_url(self.svc.http_port))
         self.kannel.start()

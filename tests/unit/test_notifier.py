@@ -167,6 +167,19 @@ def test_a_flood_of_500_alarms_becomes_a_few_merged_texts_that_count_them(h):
         assert covered == 500
 
 
+def test_a_limit_alarm_beside_a_stuck_detector_still_escalates_and_its_text_says_suspect(h):
+    aid = h.raise_alarm(SENSORS[0], Priority.CRITICAL)
+    stuck = ConditionChange(
+        site=SITE, source=SENSORS[0], kind=ConditionKind.FAULT, active=True, time_ms=h.now + 1,
+        priority=Priority.MEDIUM, level="stuck", message="仪表故障: 数值冻结(疑似卡死)",
+    )  # fmt: skip
+    h.book.on_changes([stuck], now_ms=h.now + 1)
+    assert h.book.get(aid).state is AlarmState.UNACK
+    h.run_until(T0 + 3 * MINUTE)
+    (lead_text,) = h.sent_to(LEAD.phone)
+    assert aid in lead_text and "仪表疑似故障: 数值冻结(疑似卡死)" in lead_text
+
+
 def test_english_speakers_get_english_lines():
     from alerts.lifecycle import Alarm
 
