@@ -1,4 +1,5 @@
-"""`hazmon backtest` (CONTRACTS §4): recorded readings through the service's own engine, on event time.
+"""`hazmon backtest` (docs/contracts.md §4): recorded readings through the service's own engine, on
+event time.
 
 The same AlarmEngine, early warnings and ISA-18.2 alarm book as `hazmon run`, with the journal in
 memory and no servers. Differences from live, on purpose: a sensor that never appears in the CSV is

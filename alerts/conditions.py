@@ -26,7 +26,7 @@ class ConditionKind(IntEnum):
     VOTE = 8  # k-out-of-n group vote (e.g. 2oo3 gas detectors) reached
 
 
-#: CONTRACTS.md §3 `type` for each kind
+#: docs/contracts.md §3 `type` for each kind
 EVENT_TYPE = {
     ConditionKind.LL: "alarm",
     ConditionKind.L: "alarm",
@@ -69,7 +69,7 @@ class ConditionChange:
     active: bool
     time_ms: int
     priority: Priority
-    level: str  # CONTRACTS §3 level: HH, H, L, LL, ROC, VOTE, or the fault kind, or STALE
+    level: str  # docs/contracts.md §3 level: HH, H, L, LL, ROC, VOTE, or the fault kind, or STALE
     value: float | None = None
     limit: float | None = None
     message: str = ""

@@ -1,6 +1,6 @@
 """Early warnings as alarm conditions: the engine's forecaster, built on alerts/forecast.py's kernels.
 
-The engine feeds every accepted sample of a sensor with ``forecast: true`` (CONTRACTS §2) into a
+The engine feeds every accepted sample of a sensor with ``forecast: true`` (docs/contracts.md §2) into a
 streaming trend (O(1) per sample). Each sensor's forecast is judged on its *own* event time, once per
 ``eval_every_s`` (tau/30: 30 s for gas, 4 min for tank level, at most 10 min; under 1 % of the
 horizon), so the same readings give the
@@ -29,7 +29,7 @@ from sensors.index import SensorIndex
 K = ConditionKind
 #: Kinds whose displacement feeds the inverse-velocity failure forecast (DOMAIN §7.4).
 CREEP_KINDS = frozenset({"displacement"})
-FAILURE_LEVEL = "FAILURE"  # CONTRACTS §3 level of an inverse-velocity failure forecast
+FAILURE_LEVEL = "FAILURE"  # docs/contracts.md §3 level of an inverse-velocity failure forecast
 NO_KIND = -1
 
 _LEVEL_ZH = {K.LL: "低低限", K.L: "低限", K.H: "高限", K.HH: "高高限"}

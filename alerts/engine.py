@@ -1,6 +1,6 @@
 """The alarm engine: per-sensor state in arrays, kernels applied to whole batches, condition changes out.
 
-Struct of arrays (DESIGN.md decision 5): slot i of every array is sensor i of the SensorIndex.
+Struct of arrays (docs/design.md decision 5): slot i of every array is sensor i of the SensorIndex.
 A batch is split into *rounds* so that each sensor appears at most once per round, in event
 time order; each round is a handful of vectorised kernel calls. Only the conditions that change
 become Python objects (ConditionChange), and there are few of those.

@@ -2,7 +2,7 @@
 
 Pure: given an alarm (alerts/lifecycle.Alarm), its chain and the time, `due_notifications` lists
 the notifications that should exist by now, each with an idempotency key (alarm episode, step,
-reminder, recipient; DESIGN.md decision 4). The durable outbox stores each key once, so asking
+reminder, recipient; docs/design.md decision 4). The durable outbox stores each key once, so asking
 again after a restart or on every clock tick never doubles a message. The chain stops at
 acknowledgement or clearance (return to normal), and while the alarm is shelved, suppressed or
 out of service. After a long outage only the latest reminder is listed, not every missed one.

@@ -1,6 +1,6 @@
 """The alarm journal (SQLite, WAL) and the AlarmBook service that journals every lifecycle step.
 
-DESIGN.md decision 2: alarm state lives in SQLite, so a restart reloads it and neither re-raises
+docs/design.md decision 2: alarm state lives in SQLite, so a restart reloads it and neither re-raises
 nor loses an alarm. One step (a batch of condition changes, or one operator command) is one
 transaction: the alarm rows, their history events, the audit row and any new alarm number commit
 together or not at all, and the in-memory view changes only after the commit.
@@ -145,7 +145,7 @@ class HistoryEntry:
     details: dict[str, Any]
 
     def to_event(self) -> AlarmEvent:
-        """The AlarmEvent this row journaled (e.g. to publish it as a CONTRACTS §3 event)."""
+        """The AlarmEvent this row journaled (e.g. to publish it as a docs/contracts.md §3 event)."""
         return event_from_record(self.type, self.key, self.alarm_id, self.time_ms, self.details)
 
 

@@ -18,7 +18,7 @@ overlay goes, an alarm still active is annunciated again as unacknowledged.
 
 An *episode* runs from an AlarmRaised to its AlarmCleared and carries one alarm_id, so an SMS
 reply can name it; a re-activation in RTN_UNACK stays in the same episode (AlarmRaised with
-`reactivated=True`). Only AlarmRaised and AlarmReturnedToNormal become CONTRACTS §3 events; every
+`reactivated=True`). Only AlarmRaised and AlarmReturnedToNormal become docs/contracts.md §3 events; every
 other event is an audit and history record.
 
 Errors: AlarmError ├── InvalidTransition (the state does not allow the input)
@@ -45,13 +45,13 @@ AlarmKey = tuple[str, str, str, str]
 #: makes the id of a new episode from its point and raise time
 NewId = Callable[[AlarmKey, int], str]
 
-DEFAULT_TZ = "Asia/Shanghai"  # DESIGN.md decision 7: times shown to people are local
+DEFAULT_TZ = "Asia/Shanghai"  # docs/design.md decision 7: times shown to people are local
 SYSTEM_USER = "system"
 CHATTERING = "chattering"  # suppression reason set by chattering detection
 INSTRUMENT_FAULT = "instrument fault"  # suppression reason used while the sensor itself is faulty
 
 #: kinds that describe the process; FAULT and STALE describe the instrument and are never
-#: suppressed because of an instrument fault (DESIGN.md decision 6)
+#: suppressed because of an instrument fault (docs/design.md decision 6)
 PROCESS_KINDS = frozenset(
     {
         ConditionKind.LL,
@@ -248,7 +248,7 @@ class AlarmEvent:
         return out
 
     def to_contract_event(self, site_tz: str = DEFAULT_TZ) -> dict[str, Any] | None:
-        """The CONTRACTS §3 event, or None: operator actions are audit records, not §3 events."""
+        """The docs/contracts.md §3 event, or None: operator actions are audit records, not §3 events."""
         return None
 
 
@@ -421,7 +421,7 @@ EVENT_CLASSES: dict[str, type[AlarmEvent]] = {
         AlarmConditionChanged,
     )
 }
-#: the event types that become CONTRACTS §3 events (they override to_contract_event)
+#: the event types that become docs/contracts.md §3 events (they override to_contract_event)
 CONTRACT_EVENT_TYPES = frozenset(
     name for name, cls in EVENT_CLASSES.items() if cls.to_contract_event is not AlarmEvent.to_contract_event
 )
@@ -576,7 +576,7 @@ def apply_condition(
 
     A shelve that ran out by `now_ms` is lifted first, so a late clock tick never hides a raise.
     Duplicates (same active flag) and changes older than the last one applied emit nothing: the
-    engine may resend after a restart (DESIGN.md decision 4).
+    engine may resend after a restart (docs/design.md decision 4).
     """
     if alarm is None:
         if not change.active:

@@ -1,4 +1,4 @@
-"""MQTT output of alarm events (CONTRACTS §1 `hazmon/v1/{site}/events`): a paho 2.x client of its own.
+"""MQTT output of alarm events (docs/contracts.md §1 `hazmon/v1/{site}/events`): a paho 2.x client of its own.
 
 A second client beside the collector's, so publishing never waits behind the collector's manual
 acknowledgements and its persistent subscription session stays untouched. QoS 1, not retained.

@@ -1,4 +1,5 @@
-"""The event outbox: CONTRACTS §3 events go out from the alarm journal, in journal order, at least once.
+"""The event outbox: docs/contracts.md §3 events go out from the alarm journal, in journal order, at
+least once.
 
 The journal is the outbox (the transactional-outbox pattern): a step's events are in its history
 table as soon as the step commits, so publishing reads them from there, after the commit, and
@@ -33,7 +34,7 @@ from alerts.lifecycle import CONTRACT_EVENT_TYPES, DEFAULT_TZ
 
 logger = logging.getLogger(__name__)
 
-EVENTS_TOPIC = "hazmon/v1/{site}/events"  # CONTRACTS §1: QoS 1, not retained
+EVENTS_TOPIC = "hazmon/v1/{site}/events"  # docs/contracts.md §1: QoS 1, not retained
 
 
 class EventTransport(Protocol):

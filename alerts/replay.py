@@ -1,6 +1,6 @@
 """Replay recorded readings through the engine on event time (the core of `hazmon backtest`).
 
-Loading turns the CSV (CONTRACTS.md §4: `time,site,sensor,value[,quality]`, rows in any order)
+Loading turns the CSV (docs/contracts.md §4: `time,site,sensor,value[,quality]`, rows in any order)
 into one sorted ReadingBatch; replay feeds it to the same AlarmEngine the service runs, in
 event-time chunks, with the time-driven checks (stale data, delays) run at each chunk's end.
 """

@@ -1,6 +1,6 @@
 """The duty rosters in SQLite (WAL, one connection), with an audit of who changed what.
 
-DESIGN.md decision 2: the roster lives in SQLite next to the alarm journal, so an edit made in the
+docs/design.md decision 2: the roster lives in SQLite next to the alarm journal, so an edit made in the
 console survives a restart and the notifier reads the same roster the console shows. A roster is
 written whole in one transaction (its people, rotas, holidays and overrides, plus one audit row
 listing what changed), so a reader never sees half an edit. `import_yaml` replaces the rosters of

@@ -7,7 +7,7 @@ whoever edits the duty plan sees every problem in one run, not one per restart.
 Format (one document: a mapping with a `rosters` list):
 
     rosters:
-      - id: jianghai-duty                 # what a site's `roster:` names (CONTRACTS.md §2)
+      - id: jianghai-duty                 # what a site's `roster:` names (docs/contracts.md §2)
         name: 江海区某化工储罐区值班表
         timezone: Asia/Shanghai           # optional, IANA
         city: 江门市                      # regulator rosters only: the jurisdiction, spelled as the

@@ -1,6 +1,6 @@
 """The durable SMS outbox (SQLite): every notification once, merged per recipient, sent and retried.
 
-Three steps, each one committed before the next (DESIGN.md decisions 2 and 4):
+Three steps, each one committed before the next (docs/design.md decisions 2 and 4):
 
 1. `enqueue` stores the notifications the escalation planner lists; the idempotency key (alarm
    episode, step, reminder, recipient) is the primary key, so listing them again is harmless.

@@ -1,5 +1,5 @@
-"""One SQLite file as hazmon's durable stores use it (DESIGN.md decision 2): the alarm journal, the
-duty rosters and the SMS outbox.
+"""One SQLite file as hazmon's durable stores use it (docs/design.md decision 2): the alarm journal, the
+duty rosters, the SMS outbox and the auth store (api/auth/store.py).
 
 WAL with synchronous=FULL (a committed step survives a power cut), one connection shared by the
 service's threads under one lock, explicit BEGIN IMMEDIATE transactions, and a versioned schema

@@ -136,7 +136,7 @@ class HistoryEntryPublic(BaseModel):
     type: str
     alarm_id: str
     details: dict[str, Any]
-    event: dict[str, Any] | None  # the CONTRACTS §3 event, for the types that are one
+    event: dict[str, Any] | None  # the docs/contracts.md §3 event, for the types that are one
 
     @classmethod
     def from_entry(cls, h: HistoryEntry, tz: str) -> HistoryEntryPublic:

@@ -255,9 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_sim.set_defaults(func=_cmd_simulate)
 
     p_bt = sub.add_parser(
-        "backtest", help="replay recorded readings through the alarm engine (CONTRACTS §4), no servers"
+        "backtest",
+        help="replay recorded readings through the alarm engine (docs/contracts.md §4), no servers",
     )
-    p_bt.add_argument("--registry", type=Path, required=True, help="registry file or folder (CONTRACTS §2)")
+    p_bt.add_argument(
+        "--registry", type=Path, required=True, help="registry file or folder (docs/contracts.md §2)"
+    )
     p_bt.add_argument(
         "--readings", type=Path, required=True, help="CSV: time,site,sensor,value[,quality], any order"
     )

@@ -1,4 +1,4 @@
-"""Service configuration from HAZMON_* environment variables and .env (CONTRACTS.md §6)."""
+"""Service configuration from HAZMON_* environment variables and .env (docs/contracts.md §6)."""
 
 from __future__ import annotations
 
@@ -37,12 +37,12 @@ class Settings(BaseSettings):
     spool_max_bytes: int = Field(2 * 1024**3, ge=1024)
     raw_retention_days: int = Field(30, ge=30)  # Order 40: electronic records kept >= 30 days
     rollup_retention_days: int = Field(365, ge=1)
-    events_mqtt: bool = True  # publish alarm events on hazmon/v1/{site}/events (CONTRACTS §1)
+    events_mqtt: bool = True  # publish alarm events on hazmon/v1/{site}/events (docs/contracts.md §1)
     events_mqtt_url: str | None = None  # broker for the events, if not HAZMON_MQTT_URL's
     alarm_queue_readings: int = Field(1_000_000, ge=1000)  # readings waiting for the alarm engine
     alarm_queue_wait_s: float = Field(2.0, ge=0)  # how long ingest waits for room before dropping
 
-    # ---- notifications (SMS to the officers on duty; DESIGN.md decision 4)
+    # ---- notifications (SMS to the officers on duty; docs/design.md decision 4)
     rosters: Path | None = EXAMPLE_ROSTERS  # YAML file or folder imported into the roster store at start
     routing: Path | None = None  # escalation chains (alerts/routing_yaml.py); default: the built-in ones
     sms_gateway: Literal["none", "kannel", "smpp"] = "none"

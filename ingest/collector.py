@@ -4,7 +4,7 @@ Delivery: MQTT v5, QoS 1, a persistent session (clean_start=False with a session
 a stable client id, and manual acknowledgement. A message is acknowledged only once its
 readings are durable (in InfluxDB or the spool), so a crash of hazmon at any moment leaves the
 unacknowledged messages with the broker, which redelivers them on reconnect; duplicates are
-harmless because a point is keyed by series and timestamp (DESIGN.md decision 4).
+harmless because a point is keyed by series and timestamp (docs/design.md decision 4).
 
 paho's callbacks run on its network thread and never raise: they only append to the inbox.
 """

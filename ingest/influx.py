@@ -1,7 +1,7 @@
 """InfluxDB adapter over the v1 HTTP API: schema, line-protocol writes, InfluxQL reads.
 
 The v1 API (`/write`, `/query`) is served by InfluxDB 1.x natively, by 2.x through its v1
-compatibility layer and by 3.x (DESIGN.md decision 1), so this one adapter covers all three.
+compatibility layer and by 3.x (docs/design.md decision 1), so this one adapter covers all three.
 
 Errors (ours, so callers never see httpx's):
     StorageError

@@ -1,4 +1,4 @@
-"""Build InfluxDB line protocol for whole batches from column arrays (CONTRACTS.md §5).
+"""Build InfluxDB line protocol for whole batches from column arrays (docs/contracts.md §5).
 
 Each sensor's series key (`readings,kind=...,sensor=...,site=... value=`) is rendered once when
 the index is built; a batch is then a handful of numpy string ufuncs over the columns, with no

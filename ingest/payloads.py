@@ -1,4 +1,4 @@
-"""Decode MQTT readings payloads (CONTRACTS.md §1) into column batches, rejecting bad items.
+"""Decode MQTT readings payloads (docs/contracts.md §1) into column batches, rejecting bad items.
 
 Pure: no MQTT, no clock of its own. Many messages are decoded together: the JSON parsing and
 field extraction are per message and per item (list comprehensions over what orjson built),

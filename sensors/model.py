@@ -1,4 +1,4 @@
-"""Typed, immutable registry model: sites, sensors, limits (CONTRACTS.md §2).
+"""Typed, immutable registry model: sites, sensors, limits (docs/contracts.md §2).
 
 Pure data: no I/O, so the engine, the backtest and the simulators share it.
 """
@@ -12,7 +12,7 @@ from typing import Literal
 
 SiteKind = Literal["chemical", "tailings"]
 
-#: Sensor kinds and the units each accepts (CONTRACTS.md §2). The first unit is the usual one.
+#: Sensor kinds and the units each accepts (docs/contracts.md §2). The first unit is the usual one.
 UNITS_BY_KIND: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
     {
         "gas_lel": ("%LEL",),
@@ -35,7 +35,7 @@ LIMIT_KEYS: tuple[str, ...] = ("ll", "l", "h", "hh")
 
 
 class Quality(IntEnum):
-    """Reading quality as stored in InfluxDB's integer `quality` field (CONTRACTS.md §5)."""
+    """Reading quality as stored in InfluxDB's integer `quality` field (docs/contracts.md §5)."""
 
     GOOD = 0
     UNCERTAIN = 1

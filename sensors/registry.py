@@ -1,4 +1,4 @@
-"""Load and validate registry files (CONTRACTS.md §2) into the immutable model.
+"""Load and validate registry files (docs/contracts.md §2) into the immutable model.
 
 Every mistake is collected (not just the first) and named by file, site, sensor and key, so a
 site engineer fixing a registry of a thousand sensors sees all problems in one run.
@@ -52,7 +52,7 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: 
         return super().construct_mapping(node, deep=deep)
 
 
-SITE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # also the MQTT topic level (CONTRACTS §1)
+SITE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # also the MQTT topic level (docs/contracts.md §1)
 DEVICE_ID_RE = SITE_ID_RE
 SENSOR_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -178,7 +178,8 @@ def load_registry(path: str | Path) -> Registry:
 
 
 def sensor_document(s: Sensor) -> dict[str, Any]:
-    """A sensor as its CONTRACTS §2 mapping: the required keys, then every optional key not at its default."""
+    """A sensor as its docs/contracts.md §2 mapping: the required keys, then every optional key not at its
+    default."""
     doc: dict[str, Any] = {
         "id": s.id,
         "name": s.name,
@@ -199,7 +200,7 @@ def sensor_document(s: Sensor) -> dict[str, Any]:
 
 
 def site_document(site: Site) -> dict[str, Any]:
-    """A site as its CONTRACTS §2 mapping, without its sensors."""
+    """A site as its docs/contracts.md §2 mapping, without its sensors."""
     doc: dict[str, Any] = {
         "id": site.id,
         "name": site.name,

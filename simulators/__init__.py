@@ -3,7 +3,7 @@
 - signals.py    seeded, vectorised physics of a quiet fleet: FleetModel.step(t) -> one value per sensor
 - incidents.py  leak, overfill, stuck, spike, outage, storm, creep: specs and their vectorised application
 - schedule.py   which sensors are due at a tick, each at its own interval
-- payloads.py   topics, readings payloads (CONTRACTS §1), sensors grouped by device
+- payloads.py   topics, readings payloads (docs/contracts.md §1), sensors grouped by device
 - stream.py     Simulation: physics + incidents + schedule -> the MQTT messages of each tick (no I/O)
 - fleet.py      the paho client, pacing (speed, rate, never ahead of now), flush, summary
 - generate.py   generated fleets of any size and registry YAML writing

@@ -1,6 +1,6 @@
 """The MQTT side of a simulated fleet: one paho client, paced publishing, clean shutdown.
 
-One client publishes for every device of the fleet (CONTRACTS.md §1): MQTT v5, QoS 1, a
+One client publishes for every device of the fleet (docs/contracts.md §1): MQTT v5, QoS 1, a
 persistent session (clean_start=False, SessionExpiryInterval 3600 s, a stable client id), so a
 broker restart or a network drop loses nothing: paho re-sends unacknowledged messages after its
 own reconnect (backoff 1-30 s). At most MAX_OUTSTANDING messages are unacknowledged at a time;

@@ -1,4 +1,4 @@
-"""Generated fleets of any size (load tests, benchmarks) and registry YAML writing (CONTRACTS.md §2).
+"""Generated fleets of any size (load tests, benchmarks) and registry YAML writing (docs/contracts.md §2).
 
 Generated sites mix chemical tank farms (level, temperature, tank pressure, 2oo3 combustible gas
 groups, toxic gas, oxygen, LPG sphere pressure, flow) and tailings ponds (pond level, rainfall,

@@ -1,4 +1,4 @@
-"""Topics, readings payloads (CONTRACTS.md §1) and the sensor-to-device layout of a fleet."""
+"""Topics, readings payloads (docs/contracts.md §1) and the sensor-to-device layout of a fleet."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import orjson
 from sensors.model import Sensor
 
 TOPIC_ROOT = "hazmon/v1"
-#: Device of sensors the registry gives none: they still need a topic level (CONTRACTS §1).
+#: Device of sensors the registry gives none: they still need a topic level (docs/contracts.md §1).
 DEFAULT_DEVICE = "sim-gw"
 #: Items per message; well under the contract's 10 000 items and 256 KiB (an item is ~40 bytes).
 MAX_ITEMS_PER_MESSAGE = 2000

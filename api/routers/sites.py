@@ -4,7 +4,8 @@ and its early-warning forecast (issue 5, item 1).
 Risk colour rule: see api/site_overview.py (worst alarm on the operator list: CRITICAL or a FAILURE
 forecast = red, HIGH process alarm = orange, other alarms, forecasts, faults, stale data = yellow,
 nothing = blue; shelved/suppressed/out-of-service alarms are counted but do not colour).
-Routes get authentication in the composition step (another change); none here.
+Every route needs a user or token (api/auth); a site outside the caller's scope answers 404 and
+is left out of the list.
 
 Errors: unknown site or sensor 404, bad times 422, InfluxDB unreachable 503 (refusing 502), as JSON.
 """

@@ -8,7 +8,7 @@ hand-written and committed; this script only reads it.
 
 Quiet physics, the reporting schedule, spikes and gateway outages come from the project's own
 simulator (simulators/stream.py `Simulation`, simulators/incidents.py specs), read back from the MQTT
-payloads it would publish (CONTRACTS §1). Where the simulator's incident physics is not realistic
+payloads it would publish (docs/contracts.md §1). Where the simulator's incident physics is not realistic
 enough for a test fixture, the incident signal is written here, with its physics stated:
 
 - tank fill: 500 m³/h into a Φ30 m tank = 0.707 m/h (DOMAIN §7.1); the simulator's `overfill`

@@ -1,4 +1,4 @@
-"""`hazmon backtest` as a command: CONTRACTS §4 input in any order, §3 events out, clear errors."""
+"""`hazmon backtest` as a command: docs/contracts.md §4 input in any order, §3 events out, clear errors."""
 
 from __future__ import annotations
 

@@ -199,7 +199,7 @@ payload_docs = st.one_of(
 
 
 def _expected_valid(item: object, top_ts: object) -> bool:
-    """An independent, item-by-item statement of the contract (CONTRACTS.md §1)."""
+    """An independent, item-by-item statement of the contract (docs/contracts.md §1)."""
     if not isinstance(item, dict):
         return False
     sensor, v = item.get("sensor"), item.get("v")

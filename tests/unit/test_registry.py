@@ -1,4 +1,4 @@
-"""Registry loader (CONTRACTS.md §2), the example registry and the sensor index: fast, no servers."""
+"""Registry loader (docs/contracts.md §2), the example registry and the sensor index: fast, no servers."""
 
 from __future__ import annotations
 
