@@ -22,6 +22,7 @@ import orjson
 from alerts.early_warning import attach_early_warnings
 from alerts.engine import AlarmEngine, EngineConfig
 from alerts.journal import AlarmBook, AlarmJournal
+from alerts.learning import BehaviourLearner, ReadingsHistory
 from alerts.lifecycle import AlarmEvent
 from alerts.metrics import EemuaReport, eemua_report
 from alerts.replay import LoadReport, load_readings_csv, replay
@@ -97,7 +98,8 @@ def run_backtest(
     summary = BacktestSummary(load, sensors=len(index), sites=len(registry.sites), out=str(out_path))
     start_ms = int(batch.ts_ms[0]) if len(batch) else 0
     engine = AlarmEngine(index, EngineConfig(stale_if_never_heard=False), start_ms=start_ms)
-    attach_early_warnings(engine, tz)
+    ew = attach_early_warnings(engine, tz)
+    learner = BehaviourLearner(ew, ReadingsHistory(batch))  # learns on event time, from the past only
     journal = AlarmJournal(":memory:")
     with open(out_path, "wb") as out:
 
@@ -115,7 +117,7 @@ def run_backtest(
                 book.on_changes(changes, now_ms)
 
         began = time.perf_counter()
-        replay(engine, batch, on_changes, CHUNK_MS, tail_ms, progress)
+        replay(engine, batch, on_changes, CHUNK_MS, tail_ms, progress, on_clock=learner.maybe_refit)
         summary.replay_s = time.perf_counter() - began
     if len(batch):
         summary.first_ms, summary.last_ms = int(batch.ts_ms[0]), int(batch.ts_ms[-1])

@@ -8,8 +8,10 @@ shelve and clear. This module is the contract between the two and imports nothin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 
 class ConditionKind(IntEnum):
@@ -77,6 +79,8 @@ class ConditionChange:
     eta_ms: int | None = None  # early warnings: expected crossing time and its band
     eta_low_ms: int | None = None
     eta_high_ms: int | None = None
+    # early warnings: the chance, the model and its evidence (JSON-ready; docs/contracts.md §3 `forecast`)
+    forecast: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
 
     @property
     def key(self) -> tuple[str, str, str, str]:

@@ -1,16 +1,28 @@
-"""Early warnings as alarm conditions: the engine's forecaster, built on alerts/forecast.py's kernels.
+"""Early warnings as alarm conditions: the engine's forecaster, on alerts/forecast.py and alerts/behaviour.py.
 
-The engine feeds every accepted sample of a sensor with ``forecast: true`` (docs/contracts.md §2) into a
-streaming trend (O(1) per sample). Each sensor's forecast is judged on its *own* event time, once per
-``eval_every_s`` (tau/30: 30 s for gas, 4 min for tank level, at most 10 min; under 1 % of the
-horizon), so the same readings give the
-same warnings whether they arrive one by one or as one backtest batch. Displacement of tailings dams
-also feeds an inverse-velocity (Fukuzono) fit whose failure time is a warning of its own.
+The engine feeds every accepted sample of a sensor with ``forecast: true`` (docs/contracts.md §2) into
+streaming trends (O(1) per sample). Each sensor is judged on its *own* event time, once per
+``eval_every_s`` (tau/30: 30 s for gas, 4 min for tank level, at most 10 min), so the same readings give
+the same warnings whether they arrive one by one or as one backtest batch.
 
-A warning is one alarm point per sensor (ConditionKind.EARLY_WARNING): raised when the forecast says
-the sensor will cross a limit inside its horizon, re-sent (an update, not a new alarm) when its grade
-or target limit changes, and cleared only after it has stopped holding for ``clear_after_s``, so a
-trend hovering at the horizon's edge does not chatter. Priority follows the grade (lead time).
+A warning is a **probability**: the chance that the sensor reaches its next limit within the horizon.
+Two models give it, and the larger counts:
+
+- *its own behaviour* (alerts/behaviour.py, learned from the sensor's history by alerts/learning.py):
+  level distribution, daily and weekly cycles and mean reversion; an excursion like the ones this
+  sensor always came back from gives a small chance;
+- *the trend* (alerts/forecast.py: an EW line with its uncertainty), which is how a tank fills, a
+  pond rises in a storm or a leak spreads. It counts in full while the sensor has no learned
+  behaviour yet, and otherwise only as far as the present is **unlike its history**: a level beyond
+  anything it showed, or a rate faster than it ever moved over the trend's memory (the *novelty*).
+
+A warning is raised when the chance has stayed at or above the kind's threshold for its persistence
+window (:data:`WARN_PROFILES`), re-sent (an update, not a new alarm) when its grade or target limit
+changes, and cleared after the chance has stayed under half the threshold for ``clear_after_s``.
+Priority follows the grade (lead time). Displacement of tailings dams also feeds an inverse-velocity
+(Fukuzono) fit whose failure time is a warning of its own. Each raise carries its evidence
+(docs/contracts.md §3 `forecast`): the probability, the horizon, the model, the trend per hour, the
+sensor's normal range, and the band: the 10 % and 90 % points of the crossing time.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from alerts import behaviour as bh
 from alerts import forecast as fc
 from alerts.conditions import ConditionChange, ConditionKind, Priority
 from sensors.index import SensorIndex
@@ -67,6 +80,31 @@ FAILURE_PRIORITY = {
 
 
 @dataclass(frozen=True, slots=True)
+class WarnProfile:
+    """When a kind's chance of reaching a limit becomes a warning."""
+
+    p_warn: float  # raise at or above this probability ...
+    persist_s: float  # ... once it has held this long
+
+
+#: Per sensor kind: gas spreads in minutes and a late warning is worthless, so half a chance held a
+#: minute warns; a tank's level is moved by operators, a pond's by storms: 70 % held 10 min; the
+#: slow rest needs 80 % held half an hour. Kinds not listed use DEFAULT_PROFILE.
+WARN_PROFILES: dict[str, WarnProfile] = {
+    "gas_lel": WarnProfile(0.5, 60.0),
+    "gas_toxic": WarnProfile(0.5, 60.0),
+    "oxygen": WarnProfile(0.5, 60.0),
+    "level": WarnProfile(0.7, 600.0),
+    "pond_level": WarnProfile(0.7, 600.0),
+}
+DEFAULT_PROFILE = WarnProfile(0.8, 1800.0)
+BAND_Z = 1.2815515655446004  # the band is the 10 % .. 90 % of the crossing time: Φ⁻¹(0.9)
+LEAD_POINTS = 16  # lead-grid points per horizon for the learned model (two horizons are scanned)
+MODEL_TREND, MODEL_REVERTING, MODEL_CREEP = "trend", "reverting", "creep"
+_MODEL_ZH = {MODEL_TREND: "趋势外推", MODEL_REVERTING: "历史行为模型", MODEL_CREEP: "反速度法"}
+
+
+@dataclass(frozen=True, slots=True)
 class EarlyWarningConfig:
     """Tuning of the early warnings; the per-kind tables default to alerts/forecast.py's."""
 
@@ -81,8 +119,14 @@ class EarlyWarningConfig:
     clear_after_horizon_frac: float = 0.25  # ... or a quarter of its horizon, if shorter
     lapse_after_tau: float = 1.0  # a trend whose last sample is older than this many tau says nothing
     z_slope: float = 3.0
-    z_band: float = 2.0
+    z_band: float = BAND_Z
     min_n_eff: float = 10.0
+    profiles: Mapping[str, WarnProfile] = field(default_factory=lambda: dict(WARN_PROFILES))
+    default_profile: WarnProfile = DEFAULT_PROFILE
+    keep_frac: float = 0.5  # an active warning holds while its chance is at least this share of p_warn
+    # learned behaviour is trusted once it covers this many horizons (at least 2 h, at most 3 days)
+    mature_horizons: float = 4.0
+    creep_horizon_s: float = 48 * fc.HOUR_S  # a forecast dam failure is worth two days' notice
 
 
 def _ms(t_s: float) -> int:
@@ -154,7 +198,28 @@ class EarlyWarnings:
         self.iv_of = np.full(m, -1, dtype=np.intp)
         self.iv_of[self.creep_rows] = np.arange(len(self.creep_rows))
         self.iv = fc.InverseVelocityState.empty(len(self.creep_rows))
-        self.horizon_iv_s = max_horizon[self.creep_rows]
+        self.horizon_iv_s = np.full(len(self.creep_rows), cfg.creep_horizon_s)
+        self.horizon_s = max_horizon
+        # per-kind warning profiles
+        profiles = [cfg.profiles.get(s.kind, cfg.default_profile) for s in chosen]
+        self.p_warn = np.array([p.p_warn for p in profiles], dtype=np.float64)
+        self.persist_s = np.array([p.persist_s for p in profiles], dtype=np.float64)
+        self.above_since_s = np.full(m, np.nan)  # since when the chance has been at or above p_warn
+        self.prob = np.zeros(m)  # the chance at the last judgement (for the API and calibration)
+        # learned behaviour: the grid of its history, the trend memories whose rates it learns
+        interval = np.array([s.interval_s for s in chosen], dtype=np.float64)
+        self.step_s = learning_step_s(interval, max_horizon)
+        n_ch = max(len(self.channels), 1)
+        self.rate_windows_s = np.full((m, n_ch), np.nan)
+        for c, ch in enumerate(self.channels):
+            self.rate_windows_s[ch.rows, c] = ch.trend.tau_s
+        self.mature_span_s = np.clip(cfg.mature_horizons * max_horizon, 2 * fc.HOUR_S, 3 * fc.DAY_S)
+        self.behaviour = bh.BehaviourModel.empty(m, n_ch)
+        self.x_short = np.full(m, np.nan)  # EW mean over one grid step: the state the learned model sees
+        self.t_short = np.full(m, np.nan)
+        self.ids = [f"{s.site}/{s.id}" for s in chosen]
+        #: called after each judgement with (rows, now_s, prob, level, eta, low, high): calibration
+        self.on_judged: Callable[..., None] | None = None
 
     def _channels(self, chosen: list) -> list[_Channel]:
         cfg = self.config
@@ -194,6 +259,11 @@ class EarlyWarnings:
         ok = ~np.isnan(xv)
         self.x_last[r[ok]] = xv[ok]
         self.t_first[r[ok]] = np.fmin(self.t_first[r[ok]], t_s[ok])
+        ro, to = r[ok], t_s[ok]
+        prev = self.t_short[ro]
+        keep = np.exp(-np.nan_to_num(to - prev, nan=np.inf) / self.step_s[ro])
+        self.x_short[ro] = np.where(np.isnan(prev), xv[ok], keep * self.x_short[ro] + (1 - keep) * xv[ok])
+        self.t_short[ro] = to
         for ch in self.channels:
             p = ch.pos[r]
             inside = p >= 0
@@ -221,6 +291,17 @@ class EarlyWarnings:
         if len(rows):
             self._judge(rows, np.full(len(rows), now_ms / 1000.0), changes)
 
+    def install_behaviour(self, rows: np.ndarray, model: bh.BehaviourModel) -> None:
+        """Take new fits for ``rows`` (alerts/learning.py); rows it could not fit keep what they had."""
+        fitted = model.fitted_ms >= 0
+        if fitted.any():
+            self.behaviour.put(np.asarray(rows)[fitted], model.take(np.flatnonzero(fitted)))
+
+    def mature(self, rows: np.ndarray) -> np.ndarray:
+        """Rows whose learned behaviour covers enough history to judge an excursion by it."""
+        b = self.behaviour
+        return (b.fitted_ms[rows] >= 0) & (b.span_s[rows] >= self.mature_span_s[rows])
+
     def restore_active(self, slot: int) -> None:
         """After a restart the journal says this sensor's warning is active: do not raise it again."""
         row = self.row_of[slot]
@@ -232,31 +313,51 @@ class EarlyWarnings:
     def _judge(self, rows: np.ndarray, now_s: np.ndarray, changes: list) -> None:
         cfg = self.config
         n = len(rows)
-        want = np.zeros(n, dtype=bool)
         level = np.full(n, NO_KIND, dtype=np.int16)
-        grade = np.zeros(n, dtype=np.int8)
         eta, low, high = np.full(n, np.inf), np.full(n, np.inf), np.full(n, np.inf)
         limit = np.full(n, np.nan)
+        prob = np.zeros(n)
+        slope = np.zeros(n)
+        chan = np.full(n, -1, dtype=np.intp)
         fresh = np.zeros(n, dtype=bool)
-        for ch in self.channels:
+        for c, ch in enumerate(self.channels):
             p = ch.pos[rows]
             at = np.flatnonzero(p >= 0)
             if not len(at):
                 continue
             pc, r = p[at], rows[at]
-            c = fc.forecast_crossing(
+            x = fc.forecast_crossing(
                 ch.trend.take(pc), now_s[at], self.limits_lo[r], self.limits_hi[r], ch.horizon_s[pc],
                 z_slope=cfg.z_slope, z_band=cfg.z_band, min_n_eff=cfg.min_n_eff,
             )  # fmt: skip
             ch_fresh = now_s[at] - ch.trend.t_ref[pc] <= cfg.lapse_after_tau * ch.trend.tau_s[pc]
             fresh[at] |= ch_fresh
-            better = c.warn & ch_fresh & (c.eta_s < eta[at])  # the earliest crossing any channel sees
+            pr = np.where(ch_fresh, x.prob, 0.0)
+            better = (pr > prob[at]) | ((pr == prob[at]) & (pr > 0) & (x.eta_s < eta[at]))
             w = at[better]
-            want[w] = True
-            level[w] = c.limit_kind[better]
-            grade[w] = c.grade[better]
-            eta[w], low[w], high[w] = c.eta_s[better], c.eta_low_s[better], c.eta_high_s[better]
-            limit[w] = c.limit_value[better]
+            prob[w], level[w], limit[w] = pr[better], x.limit_kind[better], x.limit_value[better]
+            eta[w], low[w], high[w] = x.eta_s[better], x.eta_low_s[better], x.eta_high_s[better]
+            slope[w], chan[w] = np.nan_to_num(x.slope[better]), c
+        model = np.where(prob > 0, MODEL_TREND, "").astype(object)
+        lo_n, hi_n = np.full(n, np.nan), np.full(n, np.nan)
+        beyond = np.zeros(n)  # how far beyond the levels it has ever shown the sensor is
+        known = (self.behaviour.fitted_ms[rows] >= 0) & fresh
+        if known.any():  # a trend counts as far as the present is unlike the sensor's history
+            i = np.flatnonzero(known)
+            beyond[i], novelty = self._novelty(rows[i], now_s[i], slope[i], chan[i])
+            prob[i] *= novelty
+        mat = self.mature(rows) & fresh
+        if mat.any():
+            i = np.flatnonzero(mat)
+            rv = self._reverting(rows[i], now_s[i])
+            # the learned model speaks for the levels it has seen; beyond them only a trend can
+            rv = (rv[0] * (1.0 - beyond[i]), *rv[1:])
+            take = rv[0] > prob[i]
+            j = i[take]
+            prob[j], level[j], limit[j] = rv[0][take], rv[1][take], rv[2][take]
+            eta[j], low[j], high[j] = rv[3][take], rv[4][take], rv[5][take]
+            model[j] = MODEL_REVERTING
+            lo_n[i], hi_n[i] = self._normal_range(rows[i], now_s[i])
         iv = self.iv_of[rows]
         creeping = iv >= 0
         if creeping.any():
@@ -265,32 +366,134 @@ class EarlyWarnings:
             fail = f.warn & fresh[cr]
             if fail.any():  # a failure forecast outranks a limit forecast of the same sensor
                 w = cr[fail]
-                want[w] = True
+                sd = np.where(np.isfinite(f.tf_high_s), f.tf_high_s - f.tf_s, f.tf_s - f.tf_low_s)[fail] / 2
+                lead = now_s[w] + self.horizon_iv_s[iv[w]] - f.tf_s[fail]
+                prob[w] = bh.norm_cdf(lead / np.maximum(sd, 1.0))
                 level[w] = self.FAILURE_CODE
-                grade[w] = f.grade[fail]
-                eta[w], low[w], high[w] = f.tf_s[fail], f.tf_low_s[fail], f.tf_high_s[fail]
-                limit[w] = np.nan
+                eta[w], limit[w] = f.tf_s[fail], np.nan
+                # the failure band is ±z_band of the fit; report its 10 %..90 % points
+                low[w] = f.tf_s[fail] - BAND_Z * sd
+                high[w] = np.where(np.isfinite(f.tf_high_s[fail]), f.tf_s[fail] + BAND_Z * sd, np.inf)
+                model[w] = MODEL_CREEP
+        self.prob[rows] = prob
+        if self.on_judged is not None:
+            self.on_judged(rows, now_s, prob, level, eta, low, high)
+        self._decide(
+            rows, now_s, prob, level, eta, low, high, limit, model, slope, lo_n, hi_n, fresh, changes
+        )
+
+    def _novelty(
+        self, rows: np.ndarray, now_s: np.ndarray, slope: np.ndarray, chan: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """How unlike its history the sensor is now (0..1): (outside its levels on either side, beyond
+        them or its rates in the trend's direction).
+
+        A trend counts only as far as this: a sensor that always came back from excursions of this size
+        and speed is judged by its learned behaviour, not by a line.
+        """
+        b = self.behaviour
+        r = self.x_short[rows] - b.level[rows] - b.season_at(now_s, rows)
+        q = b.quantiles[rows]
+        top, bot, mid = q[:, -1], q[:, 0], q[:, bh.MID]
+        up = slope >= 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            above, below = (r - top) / (top - mid), (bot - r) / (mid - bot)
+            beyond = np.where(up, above, below)
+            outside = np.clip(np.nan_to_num(np.maximum(above, below), nan=1.0), 0.0, 1.0)
+            c = np.maximum(chan, 0)
+            fast = np.where(up, b.rate_hi[rows, c], -b.rate_lo[rows, c])
+            faster = (np.abs(slope) - fast) / (0.5 * np.abs(fast))
+        faster = np.where(np.isnan(fast) | (chan < 0), 1.0, faster)
+        beyond = np.clip(np.nan_to_num(beyond, nan=1.0), 0.0, 1.0)
+        return outside, np.clip(np.nan_to_num(np.maximum(beyond, faster), nan=1.0), 0.0, 1.0)
+
+    def _reverting(self, rows: np.ndarray, now_s: np.ndarray):
+        """Chance, limit and crossing-time band under the learned behaviour, towards the likelier limit.
+
+        Returns (prob, limit kind, limit value, eta, eta_low, eta_high), each (k,); times absolute s.
+        """
+        b = self.behaviour
+        k = len(rows)
+        horizon = self.horizon_s[rows]
+        # two horizons of leads: the band's late end may lie beyond the horizon
+        leads = horizon[:, None] * (np.arange(1, 2 * LEAD_POINTS + 1) / LEAD_POINTS)[None, :]
+        x = self.x_short[rows]
+        z0 = bh.scores(b, rows, x - b.level[rows] - b.season_at(now_s, rows))
+        base = b.level[rows, None] + b.season_at(now_s[:, None] + leads, rows)
+        theta = np.where(np.isnan(b.theta[rows]), 1.0 / horizon, b.theta[rows])
+        prob = np.zeros(k)
+        level = np.full(k, NO_KIND, dtype=np.int16)
+        limit = np.full(k, np.nan)
+        band = np.full((k, 3), np.inf)
+        for sign, lims, kinds in ((1.0, self.limits_hi, fc.HI_KINDS), (-1.0, self.limits_lo, fc.LO_KINDS)):
+            near, far = lims[rows, 0], lims[rows, -1]
+            use_near = sign * (near - x) > 0
+            first = np.where(use_near, near, far)  # H before HH (L before LL), beyond the present
+            ok = sign * (first - x) > 0
+            if not ok.any():
+                continue
+            i = np.flatnonzero(ok)
+            zb = bh.scores(b, rows[i], first[i, None] - base[i])
+            cum = bh.reach_probability(sign * z0[i], sign * zb, theta[i], leads[i])
+            p_h = cum[:, LEAD_POINTS - 1]  # by the horizon
+            better = p_h > prob[i]
+            j = i[better]
+            prob[j] = p_h[better]
+            level[j] = np.where(use_near[j], kinds[0], kinds[-1])
+            limit[j] = first[j]
+            band[j] = bh.lead_quantiles(cum[better], leads[j], (0.5, 0.1, 0.9))
+        t = now_s[:, None] + band
+        return prob, level, limit, t[:, 0], t[:, 1], t[:, 2]
+
+    def _normal_range(self, rows: np.ndarray, now_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The sensor's normal range now (its 0.1 % .. 99.9 % values at this time of day and week)."""
+        b = self.behaviour
+        centre = b.level[rows] + b.season_at(now_s, rows)
+        return centre + b.quantiles[rows, 0], centre + b.quantiles[rows, -1]
+
+    def _decide(
+        self, rows, now_s, prob, level, eta, low, high, limit, model, slope, lo_n, hi_n, fresh, changes
+    ):
+        """Persistence, hold and clearance: which judgements become raises, updates and clears."""
+        cfg = self.config
+        p_warn = self.p_warn[rows]
+        above = prob >= p_warn
+        since = np.where(above, np.fmin(self.above_since_s[rows], now_s), np.nan)
+        self.above_since_s[rows] = since
+        ready = above & (now_s - since >= self.persist_s[rows])
+        holds = prob >= cfg.keep_frac * p_warn
+        grade = fc._grade(eta - now_s, holds, fc.GRADE_BOUNDS_S)
+        grade = np.where(level == self.FAILURE_CODE, np.maximum(grade, fc.WarningGrade.BLUE), grade)
         was = self.active[rows]
-        raise_ = want & ~was
-        moved = want & was & ((level != self.level[rows]) | (grade != self.grade[rows]))
-        self.miss_since_s[rows[want]] = np.nan
+        raise_ = ready & ~was
+        moved = holds & was & ((level != self.level[rows]) | (grade != self.grade[rows]))
+        self.miss_since_s[rows[holds & was]] = np.nan
         # a young trend (after a restart or a gap) cannot tell yet: it may not clear a warning it inherited
-        mature = now_s - self.t_first[rows] >= self.max_tau_s[rows]
-        lapsing = ~want & was & (mature | ~fresh)
+        grown = now_s - self.t_first[rows] >= self.max_tau_s[rows]
+        lapsing = ~holds & was & (grown | ~fresh)
         if lapsing.any():
             lr = rows[lapsing]
-            since = np.fmin(self.miss_since_s[lr], now_s[lapsing])
-            self.miss_since_s[lr] = since
-            cleared = now_s[lapsing] - since >= self.clear_after_s[lr]
-            clear_at = np.flatnonzero(lapsing)[cleared]
+            miss = np.fmin(self.miss_since_s[lr], now_s[lapsing])
+            self.miss_since_s[lr] = miss
+            clear_at = np.flatnonzero(lapsing)[now_s[lapsing] - miss >= self.clear_after_s[lr]]
         else:
             clear_at = np.zeros(0, dtype=np.intp)
         for i in np.flatnonzero(raise_ | moved).tolist():
             row = int(rows[i])
             self.active[row] = True
             self.level[row], self.grade[row] = level[i], grade[i]
+            evidence = {
+                "probability": round(float(prob[i]), 3),
+                "horizon_s": float(
+                    self.horizon_iv_s[self.iv_of[row]] if model[i] == MODEL_CREEP else self.horizon_s[row]
+                ),
+                "model": str(model[i]),
+                "trend_per_h": _finite(float(slope[i]) * 3600.0),
+                "normal_lo": _finite(float(lo_n[i])),
+                "normal_hi": _finite(float(hi_n[i])),
+            }
             args = (int(level[i]), int(grade[i]), eta[i], low[i], high[i], limit[i])
-            changes.append(self._change(row, True, now_s[i], *args))
+            changes.append(self._change(row, True, now_s[i], *args, evidence=evidence))
         for i in clear_at.tolist():
             row = int(rows[i])
             changes.append(
@@ -303,6 +506,9 @@ class EarlyWarnings:
     # ---- rendering
 
     def _local(self, site: str, t_s: float) -> str:
+        """Local month-day hour:minute of ``t_s``, or '—' for a time the forecast cannot place."""
+        if not np.isfinite(t_s):
+            return "—"
         tz = self._tz.get(site) or self._tz.setdefault(site, ZoneInfo("Asia/Shanghai"))
         return datetime.fromtimestamp(t_s, UTC).astimezone(tz).strftime("%m-%d %H:%M")
 
@@ -317,6 +523,7 @@ class EarlyWarnings:
         low: float,
         high: float,
         limit: float,
+        evidence: Mapping[str, object] | None = None,
     ) -> ConditionChange:
         s = self.index.sensors[int(self.slots[row])]
         x = float(self.x_last[row])
@@ -327,18 +534,27 @@ class EarlyWarnings:
                 s.site, s.id, K.EARLY_WARNING, False, _ms(now_s), Priority.LOW,
                 code, value=value, message=f"{s.name}趋势预警解除",
             )  # fmt: skip
+        ev = dict(evidence or {})
         g = fc.WarningGrade(grade)
-        when = self._local(s.site, eta)
-        band = f"{self._local(s.site, low)} ~ {self._local(s.site, high) if np.isfinite(high) else '—'}"
+        within = _duration_zh(float(ev.get("horizon_s") or self.horizon_s[row]))
+        chance = f"{float(ev.get('probability') or 0.0):.0%}"
+        band = (
+            f"最早 {self._local(s.site, low)}，最晚 {self._local(s.site, high) if np.isfinite(high) else '—'}"
+        )
+        basis = _MODEL_ZH.get(str(ev.get("model")), "")
         if level == self.FAILURE_CODE:
             code, prio, lim = FAILURE_LEVEL, FAILURE_PRIORITY[g], None
-            msg = f"{_GRADE_ZH[g]}预警: {s.name}位移加速, 反速度法预测失稳时间 {when} (区间 {band})"
+            msg = (
+                f"{_GRADE_ZH[g]}预警: {s.name}位移加速, 预计{within}内失稳的概率 {chance}"
+                f"（预计 {self._local(s.site, eta)}，{band}）；依据: {basis}"
+            )
         else:
             kind = K(level)
             code, prio, lim = kind.name, TREND_PRIORITY[g], float(limit)
             msg = (
-                f"{_GRADE_ZH[g]}预警: {s.name}预计 {when} 达到{_LEVEL_ZH[kind]} {lim:g} {s.unit} "
-                f"(区间 {band}), 当前 {x:.4g} {s.unit}"
+                f"{_GRADE_ZH[g]}预警: {s.name}预计{within}内达到{_LEVEL_ZH[kind]} {lim:g} {s.unit} "
+                f"的概率 {chance}"
+                f"（预计 {self._local(s.site, eta)}，{band}），当前 {x:.4g} {s.unit}；依据: {basis}"
             )
         return ConditionChange(
             s.site,
@@ -351,10 +567,31 @@ class EarlyWarnings:
             value=value,
             limit=lim,
             message=msg,
-            eta_ms=_ms(eta),
-            eta_low_ms=_ms(low),
+            eta_ms=_ms(eta) if np.isfinite(eta) else None,
+            eta_low_ms=_ms(low) if np.isfinite(low) else None,
             eta_high_ms=_ms(high) if np.isfinite(high) else None,
+            forecast=ev,
         )
+
+
+def _finite(x: float) -> float | None:
+    return x if np.isfinite(x) else None
+
+
+def _duration_zh(seconds: float) -> str:
+    """'30 分钟', '6 小时', '2 天': how a horizon is said in a warning."""
+    if seconds < 2 * fc.HOUR_S:
+        return f" {seconds / 60:.0f} 分钟"
+    if seconds < 2 * fc.DAY_S:
+        return f" {seconds / 3600:.0f} 小时"
+    return f" {seconds / 86400:.0f} 天"
+
+
+def learning_step_s(interval_s: np.ndarray, horizon_s: np.ndarray) -> np.ndarray:
+    """Grid step (s) on which a sensor's behaviour is learned: about 1/144 of its horizon (10 min for a
+    day), never finer than its reporting interval, in whole minutes between 1 min and 1 h."""
+    step = np.maximum(np.asarray(interval_s, dtype=np.float64), np.asarray(horizon_s, dtype=np.float64) / 144)
+    return np.clip(np.ceil(step / 60.0) * 60.0, 60.0, 3600.0)
 
 
 def attach_early_warnings(engine, site_timezones: Mapping[str, str] | None = None,

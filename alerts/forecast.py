@@ -112,6 +112,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from alerts.behaviour import norm_cdf
 from alerts.conditions import ConditionKind
 from sensors.model import Sensor
 
@@ -811,6 +812,9 @@ class Crossing(NamedTuple):
     significant: np.ndarray  # bool: condition (a), the trend is significant
     warn: np.ndarray  # bool: (a) and (b) and (c): raise an early warning
     grade: np.ndarray  # int8: WarningGrade by lead time, 0 where no warning
+    prob: np.ndarray  # float64: chance the line (with its uncertainty) is at the limit by the horizon;
+    #                   0 where the trend is not significant, there is no limit, or it is already beyond
+    slope: np.ndarray  # float64: the trend's slope, units per s (de-seasonalised for daily models)
 
 
 def _grade(lead_s: np.ndarray, warn: np.ndarray, bounds_s: tuple[float, ...]) -> np.ndarray:
@@ -934,10 +938,16 @@ def forecast_crossing(
         young = state.daily & ~(st.t_ref_s - state.t_first >= warmup_s)
         horizon_eff = np.minimum(horizon, np.where(young, warmup_horizon_s, np.inf))
         warn = significant & (eta_high - now_s <= horizon_eff)
-        warn &= direction * (state.x_last - limit) < 0  # not already beyond: then it is an alarm
-    return Crossing(
-        eta, eta_low, eta_high, limit, kind, significant, warn, _grade(eta - now_s, warn, grade_bounds_s)
-    )
+        before = direction * (state.x_last - limit) < 0  # not already beyond: then it is an alarm
+        warn &= before
+        # P(at the limit by the horizon) = Φ((b u - dist) / σ(u)), u from t̄ to the horizon's end; the
+        # line moves towards the limit, so the chance grows with u and the horizon's end is its maximum
+        u = now_s + horizon_eff - st.t_mean_s
+        sd_u = np.sqrt(sigma0 * sigma0 + (st.slope_se * u) ** 2)
+        prob = norm_cdf((speed * u - dist) / sd_u)
+        prob = np.where(significant & before & has_limit, np.nan_to_num(prob, nan=0.0), 0.0)
+    grade = _grade(eta - now_s, warn, grade_bounds_s)
+    return Crossing(eta, eta_low, eta_high, limit, kind, significant, warn, grade, prob, st.slope)
 
 
 # ---- Inverse velocity (Fukuzono)

@@ -116,12 +116,14 @@ def replay(
     chunk_ms: int = 60_000,
     tail_ms: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    on_clock: Callable[[int], None] | None = None,
 ) -> int:
     """Feed a time-sorted batch through the engine in event-time chunks; return readings replayed.
 
     After each chunk the clock-driven checks run at the chunk's end time, as the live service's
     scheduler does, so stale data, expiring delays and lapsing forecasts are found on event time.
     `tail_ms` extends the clock past the last reading (to see data stop, e.g. a final outage).
+    `on_clock(now_ms)` runs before each clock tick (the scheduler's other jobs, e.g. learning).
     """
     n = len(batch)
     if n == 0:
@@ -134,6 +136,8 @@ def replay(
         now = start + (k + 1) * chunk_ms
         if hi > lo:
             on_changes(engine.process(batch.take(slice(lo, hi))), now)
+        if on_clock is not None:
+            on_clock(now)
         on_changes(_clock_tick(engine, now), now)
         if progress is not None:
             progress(hi, n)

@@ -1,0 +1,618 @@
+"""Each sensor's learned normal behaviour, and the chance that it reaches a limit within a horizon.
+
+Pure numpy over arrays with one row per forecast sensor; no I/O (alerts/learning.py feeds it history).
+
+Why: a straight line through the last hours, extrapolated a day ahead, meets a limit on every ordinary
+excursion of a real signal. Real signals revert to their mean, follow daily and weekly cycles and
+have heavy tails; whether an excursion is dangerous depends on how this sensor has behaved before. So
+every forecast sensor gets a model fitted to its own history (`fit_behaviour`), and a warning becomes
+a *probability* of reaching the limit within the horizon under that model (`reach_probability`).
+
+Model
+-----
+On a regular grid of bin means (step ``step_s``)::
+
+    x(t) = level + daily(t) + weekly(t) + r(t)
+
+- ``daily``: a profile of the day (half-hour values, by medians, shrunk while few days back them),
+  and ``weekly``: an offset per day of the week; only where the history covers two days (two weeks);
+- ``r``: the residual, whose *distribution* is kept as quantiles (:data:`PROBS`) with exponential
+  tails beyond the outer ones, so skewed and heavy-tailed signals are described as they are;
+- dynamics: ``r`` mapped to normal scores ``z = Φ⁻¹(F(r))`` is taken as an Ornstein-Uhlenbeck process
+  of rate ``theta`` (1/s), fitted from the autocorrelation at one grid step and at a longer lag
+  (``ρ(k) ≈ a e^{-θ k}``: ``a`` is the share of slow variance, the rest is noise that decorrelates
+  within a step);
+- rate envelope: the largest rises and falls over each trend memory of the sensor (the 0.2 % and
+  99.8 % quantiles of the difference of consecutive window means), which says how fast the sensor
+  ordinarily moves; the level envelope is the outer quantiles of ``r``.
+
+First passage (`reach_probability`). For an OU process in normal scores started at ``z0``, with the
+limit at ``zb(h)`` (a cycle moves it): the chance that the process is beyond the limit at some lead
+(its law there is ``N(z0 e^{-θh}, 1 - e^{-2θh})``); that the excursion under way climbs on to the limit
+before it returns to the mean, ``S(z0)/S(zb)`` with ``S(z) = ∫₀ᶻ e^{u²/2} du`` (the scale function); and
+that new excursions reach it, at the rate ``λ = θ / (√(2π) ∫₀^{zb} e^{u²/2} Φ(u) du)`` (the inverse of the
+mean first-passage time from the mean), integrated over the leads once the start is forgotten. The
+three are combined as if independent. Against a Monte-Carlo simulation of the same process
+(tests/unit/test_behaviour.py) the result errs high, the safe side for a warning.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+DAY_S = 86_400.0
+WEEK_S = 7 * DAY_S
+DAY_BINS = 48  # the daily profile: one value per half hour of the day, linear between them
+N_SEASON = DAY_BINS + 7  # ... then one offset per day of the week
+SHRINK = 2.0  # a profile value from n days counts n / (n + SHRINK): a few days make a timid profile
+#: probability levels of the kept quantiles of the residual
+PROBS = np.array([0.001, 0.005, 0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98, 0.995, 0.999])
+MID = 5  # index of the median in PROBS
+RATE_PROBS = (0.002, 0.998)  # the rate envelope: the fastest 0.2 % of falls and rises
+SCORE_CAP = 8.5  # normal scores beyond this say "never" (P ~ 1e-17); keeps exp(z²/2) finite
+
+
+def norm_cdf(z: np.ndarray) -> np.ndarray:
+    """Φ(z), vectorised, with relative accuracy ~1e-7 in both tails (Numerical Recipes' erfc)."""
+    x = np.abs(np.asarray(z, dtype=np.float64)) / math.sqrt(2.0)
+    t = 1.0 / (1.0 + 0.5 * x)
+    poly = -1.26551223 + t * (
+        1.00002368
+        + t
+        * (
+            0.37409196
+            + t
+            * (
+                0.09678418
+                + t
+                * (
+                    -0.18628806
+                    + t
+                    * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))
+                )
+            )
+        )
+    )
+    tail = 0.5 * t * np.exp(-x * x + poly)  # Φ(-|z|)
+    return np.where(np.asarray(z) >= 0, 1.0 - tail, tail)  # fmt: skip
+
+
+def norm_ppf(p: np.ndarray) -> np.ndarray:
+    """Φ⁻¹(p), vectorised (Acklam's rational approximation, relative error < 1.2e-9); p in (0, 1)."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-300, 1.0 - 1e-16)
+    a = (
+        -3.969683028665376e01,
+        2.209460984245205e02,
+        -2.759285104469687e02,
+        1.383577518672690e02,
+        -3.066479806614716e01,
+        2.506628277459239e00,
+    )
+    b = (
+        -5.447609879822406e01,
+        1.615858368580409e02,
+        -1.556989798598866e02,
+        6.680131188771972e01,
+        -1.328068155288572e01,
+    )
+    c = (
+        -7.784894002430293e-03,
+        -3.223964580411365e-01,
+        -2.400758277161838e00,
+        -2.549732539343734e00,
+        4.374664141464968e00,
+        2.938163982698783e00,
+    )
+    d = (7.784695709041462e-03, 3.224671290700398e-01,
+         2.445134137142996e00, 3.754408661907416e00)  # fmt: skip
+    q = np.minimum(p, 1.0 - p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # tails: q < 0.02425
+        r = np.sqrt(-2.0 * np.log(q))
+        tail = (((((c[0] * r + c[1]) * r + c[2]) * r + c[3]) * r + c[4]) * r + c[5]) / (
+            (((d[0] * r + d[1]) * r + d[2]) * r + d[3]) * r + 1.0
+        )
+        # centre
+        u = p - 0.5
+        s = u * u
+        centre = (
+            (((((a[0] * s + a[1]) * s + a[2]) * s + a[3]) * s + a[4]) * s + a[5])
+            * u
+            / (((((b[0] * s + b[1]) * s + b[2]) * s + b[3]) * s + b[4]) * s + 1.0)
+        )
+    tail = np.where(p < 0.5, tail, -tail)
+    return np.where(q < 0.02425, tail, centre)
+
+
+Z_PROBS = norm_ppf(PROBS)
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(32)
+
+
+def _scaled_integrals(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``e^{-z²/2}∫₀ᶻe^{u²/2}du`` and ``e^{-z²/2}∫₀ᶻe^{u²/2}Φ(u)du``, z >= 0 (Gauss-Legendre, 32 points)."""
+    z = np.asarray(z, dtype=np.float64)[..., None]
+    u = z * (1.0 + _GL_X) * 0.5
+    e = np.exp((u * u - z * z) * 0.5) * _GL_W
+    half = z[..., 0] * 0.5
+    return half * e.sum(axis=-1), half * (e * norm_cdf(u)).sum(axis=-1)
+
+
+# ---- the model
+
+
+@dataclass(slots=True, eq=False)
+class BehaviourModel:
+    """Learned behaviour of ``m`` sensors (rows), all arrays with the row first.
+
+    Attributes
+    ----------
+    fitted_ms : (m,) int64
+        Event time of the history's end at the last fit; -1 = never fitted.
+    span_s : (m,) float64
+        Time between the first and last valid bins of the history used.
+    step_s : (m,) float64
+        Grid step of the fit (bin width), s.
+    level : (m,) float64
+        Mean level (the regression's intercept).
+    season : (m, N_SEASON) float64
+        The daily profile (DAY_BINS half-hour values, 0 mean) then the day-of-week offsets (7, 0
+        mean); 0 where the history is too short to tell (under two days, two weeks).
+    quantiles : (m, len(PROBS)) float64
+        Quantiles of the residual at PROBS.
+    tail_lo, tail_hi : (m,) float64
+        Exponential tail scales below the lowest and above the highest quantile.
+    theta : (m,) float64
+        Mean-reversion rate of the slow part, 1/s.
+    slow_share : (m,) float64
+        Share of the residual variance in the slow part (the rest is step-to-step noise).
+    rate_lo, rate_hi : (m, C) float64
+        Fastest ordinary fall and rise (units/s) over each of the row's trend memories; NaN if unknown.
+    """
+
+    fitted_ms: np.ndarray
+    span_s: np.ndarray
+    step_s: np.ndarray
+    level: np.ndarray
+    season: np.ndarray
+    quantiles: np.ndarray
+    tail_lo: np.ndarray
+    tail_hi: np.ndarray
+    theta: np.ndarray
+    slow_share: np.ndarray
+    rate_lo: np.ndarray
+    rate_hi: np.ndarray
+
+    @classmethod
+    def empty(cls, m: int, n_rates: int = 1) -> BehaviourModel:
+        """Rows that know nothing yet (never fitted)."""
+        nan = np.full(m, np.nan)
+        return cls(
+            fitted_ms=np.full(m, -1, dtype=np.int64),
+            span_s=np.zeros(m),
+            step_s=nan.copy(),
+            level=nan.copy(),
+            season=np.zeros((m, N_SEASON)),
+            quantiles=np.full((m, len(PROBS)), np.nan),
+            tail_lo=nan.copy(),
+            tail_hi=nan.copy(),
+            theta=nan.copy(),
+            slow_share=nan.copy(),
+            rate_lo=np.full((m, n_rates), np.nan),
+            rate_hi=np.full((m, n_rates), np.nan),
+        )
+
+    def __len__(self) -> int:
+        return self.level.size
+
+    def take(self, rows: np.ndarray) -> BehaviourModel:
+        """The models of ``rows``, copied."""
+        return BehaviourModel(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+
+    def put(self, rows: np.ndarray, other: BehaviourModel) -> None:
+        """Overwrite ``rows`` with ``other``'s rows (a refit of some sensors), in place."""
+        for f in fields(self):
+            getattr(self, f.name)[rows] = getattr(other, f.name)
+
+    def season_at(self, t_s: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """The daily + weekly part at times ``t_s`` ((k,) or (k, G)) of ``rows`` (k of them)."""
+        prof = self.season if rows is None else self.season[rows]
+        t = np.asarray(t_s, dtype=np.float64)
+        pos = np.mod(t, DAY_S) / DAY_S * DAY_BINS - 0.5  # bin centres at half-bins
+        i0 = np.floor(pos).astype(np.intp)
+        frac = pos - i0
+        i0 %= DAY_BINS
+        i1 = (i0 + 1) % DAY_BINS
+        dow = _weekday(t)
+        k = prof.shape[0]
+        r = np.arange(k).reshape((k,) + (1,) * (t.ndim - 1))
+        daily = prof[r, i0] * (1.0 - frac) + prof[r, i1] * frac
+        return daily + prof[r, DAY_BINS + dow]
+
+    def save(self, path: str | Path, ids: list[str]) -> None:
+        """Write the models with the sensor ids of their rows (``site/sensor``), atomically."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, ids=np.array(ids, dtype=str), **{k.name: getattr(self, k.name) for k in fields(self)})
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path, ids: list[str], n_rates: int = 1) -> BehaviourModel:
+        """Read saved models for ``ids`` (rows in that order); unknown ids start empty."""
+        out = cls.empty(len(ids), n_rates)
+        with np.load(path, allow_pickle=False) as z:
+            saved = {s: i for i, s in enumerate(z["ids"].tolist())}
+            pairs = [(r, saved[s]) for r, s in enumerate(ids) if s in saved]
+            if not pairs:
+                return out
+            dst, src = (np.array(p, dtype=np.intp) for p in zip(*pairs, strict=True))
+            for f in fields(cls):
+                a = z[f.name]
+                if f.name in ("rate_lo", "rate_hi"):
+                    k = min(a.shape[1], n_rates)
+                    getattr(out, f.name)[dst, :k] = a[src, :k]
+                else:
+                    getattr(out, f.name)[dst] = a[src]
+        return out
+
+
+# ---- fitting
+
+
+def fit_behaviour(
+    values: np.ndarray,
+    t0_s: float,
+    step_s: float,
+    rate_windows_s: np.ndarray,
+    *,
+    fitted_ms: int | None = None,
+    slow_lag_s: np.ndarray | float = 3 * 3600.0,
+) -> BehaviourModel:
+    """Fit the behaviour of ``m`` sensors from bin means on one grid.
+
+    Parameters
+    ----------
+    values : (m, T) float64
+        Mean of each sensor's readings in bins ``[t0 + k step, t0 + (k+1) step)``; NaN = no reading.
+    t0_s, step_s : float
+        Start of the first bin and bin width, s.
+    rate_windows_s : (m, C) float64
+        Trend memories (s) at which to measure each sensor's ordinary rates; NaN = none.
+    fitted_ms : int, optional
+        Event time the fit stands for (default: the end of the grid).
+    slow_lag_s : float or (m,) float64
+        Lag of the second autocorrelation that sets the slow mean-reversion rate (a fraction of the
+        forecast horizon: the dynamics that matter for it).
+
+    Returns
+    -------
+    BehaviourModel
+        Rows with fewer than 8 valid bins stay unfitted (``fitted_ms`` -1).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    m, n_bins = v.shape
+    windows = np.asarray(rate_windows_s, dtype=np.float64).reshape(m, -1)
+    out = BehaviourModel.empty(m, windows.shape[1])
+    if m == 0 or n_bins == 0:
+        return out
+    ok = ~np.isnan(v)
+    n_ok = ok.sum(axis=1)
+    idx = np.arange(n_bins)
+    first = np.where(n_ok > 0, np.argmax(ok, axis=1), 0)
+    last = np.where(n_ok > 0, n_bins - 1 - np.argmax(ok[:, ::-1], axis=1), 0)
+    span = (last - first) * step_s
+    t = t0_s + (idx + 0.5) * step_s
+    # the excursion under way is what is being judged, not part of what is normal: learn from the
+    # history before it (a fill that has gone on for hours must not teach that filling is ordinary)
+    past = ok
+    for _ in range(3):
+        level, season = _fit_season(np.where(past, v, np.nan), past, t, step_s, span)
+        r = v - level[:, None] - _profile_rows(season[:, :DAY_BINS], t) - season[:, DAY_BINS + _weekday(t)]
+        past = ok & (idx[None, :] < _excursion_start(r, ok)[:, None])
+        # an "excursion" as long as the rest of the history is the sensor's present regime
+        past = np.where((past.sum(axis=1) >= np.maximum(8, n_ok // 2))[:, None], past, ok)
+    fit = n_ok >= 8
+    r_all = r
+    r = np.where(past, r, np.nan)
+    v_past = np.where(past, v, np.nan)
+    # distribution of the residual
+    q = np.full((m, len(PROBS)), np.nan)
+    if fit.any():
+        q[fit] = np.nanquantile(r[fit], PROBS, axis=1).T
+    sd = np.sqrt(np.nanmean(r * r, axis=1, where=past)) if fit.any() else np.full(m, np.nan)
+    floor = np.maximum(0.05 * sd, 1e-9)
+    ln_ratio = math.log((1 - PROBS[-2]) / (1 - PROBS[-1]))
+    tail_hi = np.maximum((q[:, -1] - q[:, -2]) / ln_ratio, floor)
+    tail_lo = np.maximum((q[:, 1] - q[:, 0]) / math.log(PROBS[1] / PROBS[0]), floor)
+    # dynamics: autocorrelation at one step and at the slow lag, in normal scores
+    z = np.where(past, _scores(q, tail_lo, tail_hi, r_all), np.nan)
+    lag = np.clip(
+        np.rint(np.broadcast_to(np.asarray(slow_lag_s, float), (m,)) / step_s), 2, max(2, n_bins // 4)
+    )
+    rho1 = _autocorr(z, np.ones(m, dtype=np.int64))
+    rhol = _autocorr(z, lag.astype(np.int64))
+    rho1 = np.clip(rho1, 1e-3, 0.999)
+    rhol = np.clip(rhol, 1e-4, rho1 * 0.999)
+    theta = np.log(rho1 / rhol) / ((lag - 1) * step_s)
+    slow = np.clip(rho1 * np.exp(theta * step_s), 0.05, 1.0)
+    # rate envelopes over each trend memory
+    rate_lo = np.full(windows.shape, np.nan)
+    rate_hi = np.full(windows.shape, np.nan)
+    for c in range(windows.shape[1]):
+        rate_lo[:, c], rate_hi[:, c] = _rate_envelope(v_past, past, step_s, windows[:, c])
+    out.fitted_ms[fit] = int(fitted_ms if fitted_ms is not None else round((t0_s + n_bins * step_s) * 1000))
+    out.span_s[fit] = span[fit]
+    out.step_s[fit] = step_s
+    out.level[fit] = level[fit]
+    out.season[fit] = season[fit]
+    out.quantiles[fit] = q[fit]
+    out.tail_lo[fit], out.tail_hi[fit] = tail_lo[fit], tail_hi[fit]
+    out.theta[fit], out.slow_share[fit] = theta[fit], slow[fit]
+    out.rate_lo[fit], out.rate_hi[fit] = rate_lo[fit], rate_hi[fit]
+    return out
+
+
+def _excursion_start(r: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Index at which each row's last excursion began: just after the last valid residual on the other
+    side of the mean from the newest one (or 0 if there is none)."""
+    n = r.shape[1]
+    last = n - 1 - np.argmax(ok[:, ::-1], axis=1)
+    side = np.sign(r[np.arange(r.shape[0]), last])
+    other = ok & (r * side[:, None] <= 0)
+    has = other.any(axis=1)
+    return np.where(has, n - np.argmax(other[:, ::-1], axis=1), 0)
+
+
+def _weekday(t_s: np.ndarray) -> np.ndarray:
+    """Day of the week (Monday = 0) of epoch seconds, in UTC (1970-01-01 was a Thursday)."""
+    return (np.floor(np.asarray(t_s) / DAY_S).astype(np.int64) + 3) % 7
+
+
+def _profile_rows(daily: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(m, T): each row's daily profile (m, DAY_BINS) at the grid times ``t`` (T,), linear between bins."""
+    pos = np.mod(t, DAY_S) / DAY_S * DAY_BINS - 0.5
+    i0 = np.floor(pos).astype(np.intp)
+    frac = pos - i0
+    i0 %= DAY_BINS
+    return daily[:, i0] * (1.0 - frac) + daily[:, (i0 + 1) % DAY_BINS] * frac
+
+
+def _fill_circular(profile: np.ndarray) -> np.ndarray:
+    """Fill NaN bins of each row's daily profile by linear interpolation around the clock (0 if all NaN)."""
+    out = profile.copy()
+    x = np.arange(DAY_BINS, dtype=np.float64)
+    for i in np.flatnonzero(np.isnan(out).any(axis=1)):
+        good = ~np.isnan(out[i])
+        if good.any():
+            out[i] = np.interp(x, x[good], out[i, good], period=DAY_BINS)
+        else:
+            out[i] = 0.0
+    return out
+
+
+def _fit_season(
+    v: np.ndarray, ok: np.ndarray, t: np.ndarray, step_s: float, span: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Level, daily profile and day-of-week offsets by medians (robust to excursions), backfitted twice.
+
+    A profile captures any shape (the square wave of shifts, a plant that runs by day) where a few
+    harmonics ring; medians keep excursions out of it. Each value is shrunk by n / (n + SHRINK) for
+    the n days behind it; the profile needs two days of history, the offsets two weeks.
+    """
+    m = v.shape[0]
+    season = np.zeros((m, N_SEASON))
+    tod = (np.mod(t, DAY_S) / DAY_S * DAY_BINS).astype(np.intp)
+    dow = _weekday(t)
+    per_day = max(1.0, DAY_S / DAY_BINS / step_s)  # grid columns a profile bin gets each day
+    day_ok, week_ok = span >= 2 * DAY_S, span >= 2 * WEEK_S
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices give NaN, handled below
+        level = np.nanmedian(v, axis=1)
+        if not day_ok.any():
+            return np.nan_to_num(level), season
+        daily = np.zeros((m, DAY_BINS))
+        weekly = np.zeros((m, 7))
+        for _ in range(2):
+            rest = v - level[:, None] - weekly[:, dow]
+            for b in range(DAY_BINS):
+                cols = tod == b
+                if not cols.any():
+                    daily[:, b] = np.nan
+                    continue
+                days = ok[:, cols].sum(axis=1) / per_day
+                daily[:, b] = np.nanmedian(rest[:, cols], axis=1) * days / (days + SHRINK)
+            daily = _fill_circular(daily)
+            daily -= daily.mean(axis=1, keepdims=True)
+            daily[~day_ok] = 0.0
+            if week_ok.any():
+                rest = v - level[:, None] - _profile_rows(daily, t)
+                for d in range(7):
+                    cols = dow == d
+                    weekly[:, d] = np.nan_to_num(np.nanmedian(rest[:, cols], axis=1)) if cols.any() else 0.0
+                weekly -= weekly.mean(axis=1, keepdims=True)
+                weekly[~week_ok] = 0.0
+            level = np.nanmedian(v - _profile_rows(daily, t) - weekly[:, dow], axis=1)
+    season[:, :DAY_BINS] = daily
+    season[:, DAY_BINS:] = weekly
+    return np.nan_to_num(level), np.nan_to_num(season)
+
+
+def _autocorr(z: np.ndarray, lag: np.ndarray) -> np.ndarray:
+    """Autocorrelation of each row of ``z`` (NaN = missing) at its own integer ``lag`` (>= 1)."""
+    m, n = z.shape
+    out = np.full(m, np.nan)
+    for k in np.unique(lag).tolist():
+        rows = np.flatnonzero(lag == k)
+        if k >= n:
+            continue
+        a, b = z[rows, :-k], z[rows, k:]
+        both = ~(np.isnan(a) | np.isnan(b))
+        a0, b0 = np.where(both, a, 0.0), np.where(both, b, 0.0)
+        cnt = np.maximum(both.sum(axis=1), 1)
+        ma, mb = a0.sum(axis=1) / cnt, b0.sum(axis=1) / cnt
+        da, db = np.where(both, a - ma[:, None], 0.0), np.where(both, b - mb[:, None], 0.0)
+        den = np.sqrt((da * da).sum(axis=1) * (db * db).sum(axis=1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[rows] = (da * db).sum(axis=1) / den
+    return np.nan_to_num(out, nan=0.0)
+
+
+def _rate_envelope(
+    v: np.ndarray, ok: np.ndarray, step_s: float, window_s: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fastest ordinary fall and rise over ``window_s``.
+
+    The 0.2 % and 99.8 % quantiles of (mean of a window - mean of the window before) / window length.
+    """
+    m, n = v.shape
+    lo, hi = np.full(m, np.nan), np.full(m, np.nan)
+    k_all = np.rint(np.nan_to_num(window_s, nan=0.0) / step_s).astype(np.int64)
+    cs = np.concatenate([np.zeros((m, 1)), np.cumsum(np.where(ok, v, 0.0), axis=1)], axis=1)
+    cn = np.concatenate([np.zeros((m, 1)), np.cumsum(ok, axis=1)], axis=1)
+    for k in np.unique(k_all).tolist():
+        if k < 1 or 2 * k > n:
+            continue
+        rows = np.flatnonzero(k_all == k)
+        s, c = cs[rows], cn[rows]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            now = (s[:, 2 * k :] - s[:, k:-k]) / (c[:, 2 * k :] - c[:, k:-k])
+            before = (s[:, k:-k] - s[:, : -2 * k]) / (c[:, k:-k] - c[:, : -2 * k])
+        rate = (now - before) / (k * step_s)
+        enough = (c[:, 2 * k :] - c[:, k:-k] >= max(1, k // 2)) & (
+            c[:, k:-k] - c[:, : -2 * k] >= max(1, k // 2)
+        )
+        rate = np.where(enough, rate, np.nan)
+        has = (~np.isnan(rate)).sum(axis=1) >= 4
+        if has.any():
+            qs = np.nanquantile(rate[has], RATE_PROBS, axis=1)
+            lo[rows[has]], hi[rows[has]] = qs[0], qs[1]
+    return lo, hi
+
+
+# ---- normal scores
+
+
+def _scores(q: np.ndarray, tail_lo: np.ndarray, tail_hi: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Normal score Φ⁻¹(F(r)) under each row's quantiles (piecewise linear in z) and exponential tails.
+
+    ``q`` (m, Q), ``tail_*`` (m,), ``r`` (m,) or (m, T). Returns the shape of ``r``.
+    """
+    r = np.asarray(r, dtype=np.float64)
+    extra = (1,) * (r.ndim - 1)
+    qq = q.reshape(q.shape[:1] + extra + q.shape[1:])
+    below = (r[..., None] >= qq).sum(axis=-1)  # bracket index 0..Q
+    k = np.clip(below - 1, 0, len(PROBS) - 2)
+    q_k = np.take_along_axis(qq, k[..., None], axis=-1)[..., 0] if r.ndim > 1 else q[np.arange(len(r)), k]
+    q_k1 = (
+        np.take_along_axis(qq, (k + 1)[..., None], axis=-1)[..., 0]
+        if r.ndim > 1
+        else q[np.arange(len(r)), k + 1]
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.clip((r - q_k) / np.maximum(q_k1 - q_k, 1e-12), 0.0, 1.0)
+        inner = Z_PROBS[k] + frac * (Z_PROBS[k + 1] - Z_PROBS[k])
+        t_hi = tail_hi.reshape(tail_hi.shape + extra)
+        t_lo = tail_lo.reshape(tail_lo.shape + extra)
+        top = qq[..., -1]
+        bot = qq[..., 0]
+        p_hi = (1 - PROBS[-1]) * np.exp(-np.maximum(r - top, 0.0) / t_hi)
+        p_lo = PROBS[0] * np.exp(-np.maximum(bot - r, 0.0) / t_lo)
+        z_hi = -norm_ppf(np.maximum(p_hi, 1e-300))
+        z_lo = norm_ppf(np.maximum(p_lo, 1e-300))
+    z = np.where(r > top, z_hi, np.where(r < bot, z_lo, inner))
+    return np.clip(z, -SCORE_CAP, SCORE_CAP)
+
+
+def scores(model: BehaviourModel, rows: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Normal scores of residuals ``r`` ((k,) or (k, G)) of ``rows`` of ``model``."""
+    return _scores(model.quantiles[rows], model.tail_lo[rows], model.tail_hi[rows], r)
+
+
+# ---- first passage
+
+
+def reach_probability(z0: np.ndarray, zb: np.ndarray, theta: np.ndarray, leads_s: np.ndarray) -> np.ndarray:
+    """Chance that an OU process in normal scores, now at ``z0``, reaches ``zb`` by each lead.
+
+    Three ways to reach it, combined as if independent (which errs high, the safe side):
+
+    - *persistence*: at some lead the process is beyond the limit there; its law at lead ``h`` is
+      ``N(z0 e^{-θh}, 1 - e^{-2θh})``, and a daily peak that brings the limit near is caught here;
+    - *the excursion under way* climbs on to the limit before it comes back to the mean:
+      ``S(z0)/S(zb)`` against the limit as it is now, if the excursion can resolve within the lead;
+    - *new excursions* reach the limit at the rate ``λ(zb)`` (the inverse mean first-passage time
+      from the mean), integrated over the leads once the start is forgotten.
+
+    Parameters
+    ----------
+    z0 : (k,) float64
+        Current normal score (the limit lies above: ``zb > z0`` where it matters).
+    zb : (k, G) float64
+        The limit's normal score at each lead (a cycle moves it).
+    theta : (k,) float64
+        Mean-reversion rate, 1/s.
+    leads_s : (G,) or (k, G) float64
+        Ascending lead times, s (> 0), shared or per row.
+
+    Returns
+    -------
+    (k, G) float64
+        Cumulative probability of having reached the limit by each lead (non-decreasing along G).
+    """
+    z0 = np.asarray(z0, dtype=np.float64)[:, None]
+    zb = np.minimum(np.asarray(zb, dtype=np.float64), SCORE_CAP)
+    th = np.asarray(theta, dtype=np.float64)[:, None]
+    h = np.asarray(leads_s, dtype=np.float64)
+    h = h if h.ndim == 2 else h[None, :]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        decay = np.exp(-th * h)
+        sd = np.sqrt(np.maximum(1.0 - decay * decay, 1e-12))
+        persist = np.maximum.accumulate(1.0 - norm_cdf((zb - z0 * decay) / sd), axis=1)
+        # the excursion under way, against the limit as it stands now
+        zb_now = zb[:, :1]
+        zpos = np.maximum(zb, 1e-9)
+        _, m_b = _scaled_integrals(zpos)
+        zn = np.maximum(zb_now, 1e-9)
+        s_n, _ = _scaled_integrals(zn[:, 0])
+        z0p = np.clip(z0, 0.0, zn)
+        s_0, _ = _scaled_integrals(z0p[:, 0])
+        direct = np.where(z0 > 0, s_0[:, None] / s_n[:, None] * np.exp((z0p * z0p - zn * zn) * 0.5), 0.0)
+        direct = direct * (1.0 - decay * decay)  # it resolves within the lead
+        # new excursions: 1 / mean first-passage time from the mean, once the start is forgotten
+        rate = th / (math.sqrt(2.0 * math.pi) * m_b) * np.exp(-0.5 * zpos * zpos)
+        rate = np.where(zb > 0, rate, th)  # a limit inside the normal half: reached about every 1/θ
+        lam = np.cumsum(rate * np.diff(h, axis=1, prepend=0.0) * (1.0 - decay), axis=1)
+        p = 1.0 - (1.0 - persist) * (1.0 - direct) * np.exp(-lam)
+    p = np.where(zb_now <= z0, 1.0, np.nan_to_num(p, nan=0.0))  # already at the limit
+    # a present beyond anything the scores can tell apart is outside the model: it says nothing
+    p = np.where(z0 >= SCORE_CAP - 0.5, 0.0, p)
+    return np.maximum.accumulate(np.clip(p, 0.0, 1.0), axis=1)
+
+
+def lead_quantiles(cum: np.ndarray, leads_s: np.ndarray, probs: tuple[float, ...]) -> np.ndarray:
+    """Lead times (s) at which each row's cumulative probability reaches each of ``probs``; inf if never.
+
+    ``cum`` (k, G) non-decreasing, ``leads_s`` (G,) or (k, G); linear between grid points, from 0 at lead 0.
+    """
+    k = cum.shape[0]
+    rows = np.arange(k)
+    c = np.concatenate([np.zeros((k, 1)), cum], axis=1)
+    h = np.asarray(leads_s, dtype=np.float64)
+    h = np.broadcast_to(h if h.ndim == 2 else h[None, :], cum.shape)
+    h = np.concatenate([np.zeros((k, 1)), h], axis=1)
+    out = np.full((k, len(probs)), np.inf)
+    for j, pr in enumerate(probs):
+        reached = c >= pr
+        i = np.argmax(reached, axis=1)
+        i0 = np.maximum(i - 1, 0)
+        c0, c1 = c[rows, i0], c[rows, i]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = np.where(c1 > c0, (pr - c0) / (c1 - c0), 1.0)
+        h0, h1 = h[rows, i0], h[rows, i]
+        out[:, j] = np.where(reached.any(axis=1), h0 + frac * (h1 - h0), np.inf)
+    return out
