@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -12,6 +13,7 @@ import pytest
 
 from sensors.model import Registry
 from sensors.registry import parse_registry_text
+from simulators import cli
 from simulators.generate import generate_registry
 from simulators.incidents import Incident, IncidentEngine, parse_incident
 from simulators.payloads import DeviceLayout
@@ -109,6 +111,15 @@ def test_realism_parses_profiles_features_and_removals() -> None:
     assert str(Realism.parse("field")) == "field" and str(Realism.parse("modes,ar")) == "ar,modes"
     with pytest.raises(ValueError, match="unknown 'rain'"):
         Realism.parse("ar,rain")
+
+
+def test_cli_takes_a_realism_and_refuses_an_unknown_one() -> None:
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    assert parser.parse_args([]).realism == CLASSIC
+    assert parser.parse_args(["--realism", "field,-gaps"]).realism == Realism.parse("field,-gaps")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--realism", "wild"])
 
 
 def test_classic_is_the_default_and_has_no_field_physics(registry: Registry) -> None:
