@@ -117,7 +117,11 @@ class OperatingModes:
         self.machine_on = ~self.machine_loading & (par.random(nm) < 0.7)
         self.machine_next = np.full(nm, np.inf)
         self.machine_names = list(keys)
-        # truck loading: one bay per site, served on day shifts; loading pumps and tank draws follow it
+        # truck loading: a bay at each site with tanks or loading machines, served on day shifts;
+        # loading pumps and tank draws follow it
+        self.bay = np.zeros(len(m.sites), dtype=bool)
+        self.bay[self.machine_site[self.machine_loading]] = True
+        self.bay[m.site_of_slot[m._level]] = True
         self.truck_on = np.zeros(len(m.sites), dtype=bool)
         self.truck = np.zeros(len(m.sites))  # smoothed 0..1 (valves open over a minute)
         self.truck_next = np.full(len(m.sites), np.inf)
@@ -158,7 +162,8 @@ class OperatingModes:
         dwell = np.where(self.machine_on, rng.uniform(*RUN_H, k), rng.uniform(*REST_H, k))
         self.machine_next = np.where(self.machine_loading, np.inf, t_s + dwell * HOUR_S)
         self.mode = self.machine_on[self.mode_machine].astype(np.float64)
-        self.truck_next = t_s + rng.exponential(TRUCK_GAP_H, self.truck_next.size) * HOUR_S
+        bays = np.flatnonzero(self.bay)
+        self.truck_next[bays] = t_s + rng.exponential(TRUCK_GAP_H, bays.size) * HOUR_S
         self.batch_until = t_s + rng.uniform(0.0, 3.0, self.batch_slots.size) * HOUR_S
 
     def before(self, t_s: float, dt: float, local: np.ndarray, value: np.ndarray) -> None:

@@ -276,6 +276,7 @@ def test_tanks_fill_to_their_normal_fill_height_and_are_drawn_only_on_day_shifts
     level = run(model, times)[:, slot(model, "T1-LT")]
     receipts = [e for e in model.field.log if e.what == "receipt starts"]
     assert receipts
+    assert {e.site for e in model.field.log if e.what == "truck starts"} == {"plant"}  # the pond has no bay
     assert all(14.2 - 0.1 * 13.0 - 1e-9 <= e.value <= 14.2 - 0.05 * 13.0 + 1e-9 for e in receipts)
     assert level.max() < 14.2 - 0.05 * 13.0 + 0.02  # never past the normal fill height (+ gauge noise)
     falling = level[6:] - level[:-6] < -0.04  # a truck draws 75-150 mm in 30 min; gauge noise is mm
