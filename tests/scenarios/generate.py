@@ -40,6 +40,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 
 from sensors.model import Registry  # noqa: E402
 from sensors.registry import load_registry  # noqa: E402
+from tests.scenarios import field_scenarios  # noqa: E402
 from tests.scenarios.recording import (  # noqa: E402
     DAY_S,
     HOUR_S,
@@ -632,6 +633,7 @@ SCENARIOS: dict[str, Callable[[int, Registry], Built]] = {
     "lpg_daily_cycle": lpg_daily_cycle,
     "tailings_creep": tailings_creep,
     "pond_storm": pond_storm,
+    **field_scenarios.SCENARIOS,
 }
 
 

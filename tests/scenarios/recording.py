@@ -1,4 +1,4 @@
-"""Simulator runs recorded as scenario files: the helpers of generate.py, shared with other generators.
+"""Simulator runs recorded as scenario files: the helpers generate.py and field_scenarios.py share.
 
 `simulate` runs simulators/stream.py's `Simulation` and reads its readings back from the MQTT payloads
 it would publish (CONTRACTS §1), so a recording is exactly what the field would have sent; `Recording`
