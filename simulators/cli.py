@@ -29,6 +29,8 @@ from simulators.fleet import FleetError, PahoPublisher, Progress, RunOptions, ru
 from simulators.generate import generate_registry, registry_to_yaml
 from simulators.incidents import Incident, parse_incident
 from simulators.incidents import __doc__ as INCIDENTS_DOC
+from simulators.realism import CLASSIC, FEATURES, Realism
+from simulators.realism import __doc__ as REALISM_DOC
 from simulators.stream import Simulation
 
 logger = logging.getLogger(__name__)
@@ -41,9 +43,12 @@ MAX_BACKFILL_S = 30 * 86400.0  # raw retention floor (Order 40, DOMAIN §1.4)
 LOG_EVERY_S = 10.0
 
 _INCIDENT_LINES = (INCIDENTS_DOC or "").split("\n\n", 1)[1].strip().splitlines()
+_REALISM_LINES = (REALISM_DOC or "").split("\n\n")[2].splitlines()  # the feature table
 EPILOG = (
     "incidents (--incident, repeatable):\n"
     + "\n".join(("  " + line).rstrip() for line in _INCIDENT_LINES)
+    + "\n\nrealism (--realism):\n"
+    + "\n".join(("  " + line).rstrip() for line in _REALISM_LINES)
     + "\n\ntime: with --speed above 1 the simulated clock starts --backfill in the past (default: enough\n"
     "for about an hour of fast running, or --duration) and never runs ahead of the wall clock; once\n"
     "it has caught up it continues in real time. Backfilled readings older than hazmon's accepted\n"
@@ -74,6 +79,13 @@ def _duration(text: str) -> float:
 def _incident(text: str) -> Incident:
     try:
         return parse_incident(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _realism(text: str) -> Realism:
+    try:
+        return Realism.parse(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -139,6 +151,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SPEC",
         help="inject an incident, KIND:SITE[/TARGET][@+START][~DURATION]; kinds: leak, "
         "overfill, stuck, spike, outage, storm, creep (details below)",
+    )
+    src.add_argument(
+        "--realism",
+        type=_realism,
+        default=CLASSIC,
+        metavar="PROFILE",
+        help="field behaviours of the quiet fleet: 'classic' (default), 'field' (all), or a comma list "
+        f"of {', '.join(FEATURES)}; '-name' drops one ('field,-gaps')",
     )
     run = parser.add_argument_group("running")
     run.add_argument(
@@ -317,17 +337,21 @@ def _run(args: argparse.Namespace) -> int:
     backfill = args.backfill if args.backfill is not None else default_backfill_s(args.speed, args.duration)
     start = math.floor(time.time() - backfill)
     try:
-        sim = Simulation(registry, start_s=start, seed=args.seed, incidents=args.incident)
+        sim = Simulation(
+            registry, start_s=start, seed=args.seed, incidents=args.incident, realism=args.realism
+        )
     except ValueError as e:
         print(f"hazmon simulate: {e}", file=sys.stderr)
         return 2
     tz = ZoneInfo(registry.sites[0].timezone) if registry.sites else ZoneInfo("UTC")
     logger.info(
-        "fleet: %d sites, %d devices, %d sensors (%s); start %s (backfill %s), speed %s, tick %gs",
+        "fleet: %d sites, %d devices, %d sensors (%s, realism %s); start %s (backfill %s), speed %s, "
+        "tick %gs",
         len(registry.sites),
         sim.n_devices,
         sim.model.n,
         source,
+        args.realism,
         datetime.fromtimestamp(start, tz).isoformat(timespec="seconds"),
         format_duration(backfill),
         "max" if math.isinf(args.speed) else f"{args.speed:g}",

@@ -1,7 +1,8 @@
-"""Incidents and instrument faults injected on top of the quiet fleet, as data plus vectorised updates.
+"""Incidents, instrument faults and scheduled operations on top of the quiet fleet; vectorised updates.
 
-An incident is written `KIND:SITE[/TARGET][@START][~DURATION]`, START and DURATION as `90s`, `10m`,
-`2h`, `1d` (START counts from the simulation start, default 0; a leading `+` is allowed):
+An incident is written `KIND:SITE[/TARGET][@START][~DURATION][=AMOUNT]`, START and DURATION as `90s`,
+`10m`, `2h`, `1d` (START counts from the simulation start, default 0; a leading `+` is allowed),
+AMOUNT a signed number in the sensor's unit (only the operations below take one):
 
   leak:SITE/SENSOR       gas release: ramps the detector above H and HH; the other detectors of
                          its `group` follow later and lower (DOMAIN §7.3). ~D: the release stops
@@ -19,6 +20,17 @@ An incident is written `KIND:SITE[/TARGET][@START][~DURATION]`, START and DURATI
                          to 0 at failure time D after START (default 24 h, Fukuzono); H is crossed at
                          about 0.9 D; after failure the reading sits at the top of the range.
 
+Operations (normal plant life, not incidents; the realism features draw them at random, these put
+one where a scenario needs it):
+
+  setpoint:SITE/SENSOR=DELTA  an operator moves the controller setpoint by DELTA; the value settles
+                         at the new level with the closed-loop time-constant of its kind (temperature
+                         30 min, pressure 5 min, flow 2 min). ~D: the setpoint is put back after D.
+  recal:SITE/SENSOR=STEP  maintenance: the sensor is off line for D (default 1 h) and comes back
+                         STEP away (recalibration, swapped transmitter or GNSS antenna).
+  gap:SITE/SENSOR        the sensor reports nothing for D (default 1 h); a DEVICE silences all its
+                         sensors while the gateway itself stays online (a field-bus fault).
+
 Example: `--incident leak:jianghai-tf-01/GT-101@+60s~10m --incident storm:renhua-tsf-01@+5m~3h`.
 """
 
@@ -33,23 +45,27 @@ import numpy as np
 
 from sensors.model import Sensor
 from simulators.durations import format_duration, parse_duration
+from simulators.field import SETPOINT_TAU_S
 from simulators.payloads import DEFAULT_DEVICE, DeviceLayout
 from simulators.signals import HOUR_S, FleetModel
 
-KINDS = ("leak", "overfill", "stuck", "spike", "outage", "storm", "creep")
+KINDS = ("leak", "overfill", "stuck", "spike", "outage", "storm", "creep", "setpoint", "recal", "gap")
+#: Kinds that need an =AMOUNT (and the only ones that take one).
+AMOUNT_KINDS = frozenset({"setpoint", "recal"})
 SENSOR_KINDS_FOR = {
     "leak": ("gas_lel", "gas_toxic"),
     "overfill": ("level",),
     "creep": ("displacement",),
 }
 STORM_MM_H = 40.0  # CMA red signal is 100 mm in 3 h ≈ 33 mm/h (DOMAIN §4.5)
-DEFAULT_DURATION_S = {"storm": 3 * HOUR_S, "creep": 24 * HOUR_S}
+DEFAULT_DURATION_S = {"storm": 3 * HOUR_S, "creep": 24 * HOUR_S, "recal": HOUR_S, "gap": HOUR_S}
+DEFAULT_SETPOINT_TAU_S = 600.0
 OVERFILL_TO_HH_S = 900.0
 SPIKE_FRACTION = 0.97
 
 _SPEC_RE = re.compile(
     r"^(?P<kind>[a-z]+):(?P<site>[^/@~\s]+)(?:/(?P<target>[^@~\s]+))?"
-    r"(?:@\+?(?P<start>[^~\s]+))?(?:~(?P<duration>\S+))?$"
+    r"(?:@\+?(?P<start>[^~=\s]+))?(?:~(?P<duration>[^=\s]+))?(?:=(?P<amount>\S+))?$"
 )
 
 
@@ -62,11 +78,13 @@ class Incident:
     target: str | None = None
     start_s: float = 0.0
     duration_s: float | None = None
+    amount: float | None = None
 
     def __str__(self) -> str:
         where = f"{self.site}/{self.target}" if self.target else self.site
         end = f"~{format_duration(self.duration_s)}" if self.duration_s is not None else ""
-        return f"{self.kind}:{where}@+{format_duration(self.start_s)}{end}"
+        amount = f"={self.amount:+g}" if self.amount is not None else ""
+        return f"{self.kind}:{where}@+{format_duration(self.start_s)}{end}{amount}"
 
 
 def parse_incident(text: str) -> Incident:
@@ -74,7 +92,7 @@ def parse_incident(text: str) -> Incident:
     m = _SPEC_RE.match(text.strip())
     if m is None:
         raise ValueError(
-            f"incident {text!r}: expected KIND:SITE[/TARGET][@+START][~DURATION], "
+            f"incident {text!r}: expected KIND:SITE[/TARGET][@+START][~DURATION][=AMOUNT], "
             f"e.g. leak:site-1/GT-101@+60s~10m"
         )
     kind = m.group("kind")
@@ -90,7 +108,26 @@ def parse_incident(text: str) -> Incident:
         raise ValueError(f"incident {text!r}: {e}") from None
     if duration is not None and duration <= 0:
         raise ValueError(f"incident {text!r}: duration must be positive")
-    return Incident(kind=kind, site=m.group("site"), target=target, start_s=start, duration_s=duration)
+    amount = _amount(text, kind, m.group("amount"))
+    return Incident(
+        kind=kind, site=m.group("site"), target=target, start_s=start, duration_s=duration, amount=amount
+    )
+
+
+def _amount(text: str, kind: str, raw: str | None) -> float | None:
+    if kind not in AMOUNT_KINDS:
+        if raw is not None:
+            raise ValueError(f"incident {text!r}: {kind} takes no =AMOUNT")
+        return None
+    if raw is None:
+        raise ValueError(f"incident {text!r}: {kind} needs =AMOUNT (signed, in the sensor's unit)")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"incident {text!r}: bad amount {raw!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"incident {text!r}: amount must be finite")
+    return value
 
 
 def _columns(rows: list[tuple], n: int) -> list[np.ndarray]:
@@ -130,6 +167,9 @@ class IncidentEngine:
         stuck: list[tuple[int, float, float]] = []
         spike: list[tuple[int, float]] = []
         outage: list[tuple[int, float, float]] = []
+        setpoint: list[tuple[int, float, float, float, float]] = []  # (slot, t_on, t_off, delta, tau)
+        mute: list[tuple[int, float, float]] = []
+        offset: list[tuple[int, float, float]] = []  # (slot, from, amount): recalibration steps
         for number, inc in enumerate(self.incidents):
             t_on = start_s + inc.start_s
             dur = inc.duration_s if inc.duration_s is not None else DEFAULT_DURATION_S.get(inc.kind)
@@ -139,6 +179,9 @@ class IncidentEngine:
                 continue
             if inc.kind == "storm":
                 storm.extend((slot, role, t_on, t_off) for slot, role in self._storm_slots(inc))
+                continue
+            if inc.kind == "gap":
+                mute.extend((slot, t_on, t_off) for slot in self._gap_slots(inc))
                 continue
             slot = self._sensor(inc)
             if inc.kind == "leak":
@@ -153,6 +196,12 @@ class IncidentEngine:
                 stuck.append((slot, t_on, t_off))
             elif inc.kind == "spike":
                 spike.append((slot, t_on))
+            elif inc.kind == "setpoint":
+                tau = SETPOINT_TAU_S.get(model.sensors[slot].kind, DEFAULT_SETPOINT_TAU_S)
+                setpoint.append((slot, t_on, t_off, float(inc.amount or 0.0), tau))
+            elif inc.kind == "recal":
+                mute.append((slot, t_on, t_off))
+                offset.append((slot, t_off, float(inc.amount or 0.0)))
         (
             self._ramp_slot,
             self._ramp_on,
@@ -170,7 +219,13 @@ class IncidentEngine:
         self._spike_slot, self._spike_on = _columns(spike, 2)
         self._spike_fired = np.zeros(len(spike), dtype=bool)
         self._out_dev, self._out_on, self._out_off = _columns(outage, 3)
+        self._sp_slot, self._sp_on, self._sp_off, self._sp_delta, self._sp_tau = _columns(setpoint, 5)
+        self._mute_slot, self._mute_on, self._mute_off = _columns(mute, 3)
+        self._off_slot, self._off_from, self._off_amount = _columns(offset, 3)
         for name in (
+            "_sp_slot",
+            "_mute_slot",
+            "_off_slot",
             "_ramp_slot",
             "_lin_slot",
             "_storm_slot",
@@ -217,6 +272,14 @@ class IncidentEngine:
                 f"{self._where(inc)}: site {inc.site} has no device or sensor {inc.target!r} "
                 f"(devices: {', '.join(known)})"
             ) from None
+
+    def _gap_slots(self, inc: Incident) -> list[int]:
+        """The sensor named, or every sensor of the device named."""
+        slot = self._slot.get((inc.site, inc.target or ""))
+        if slot is not None:
+            return [slot]
+        d = self._device(inc)
+        return np.flatnonzero(self.layout.device_of_slot == d).tolist()
 
     def _storm_slots(self, inc: Incident) -> list[tuple[int, int]]:
         if inc.site not in self._sites:
@@ -300,6 +363,14 @@ class IncidentEngine:
             mask[self._out_dev[(t_s >= self._out_on) & (t_s < self._out_off)]] = True
         return mask
 
+    def muted(self, t_s: float) -> np.ndarray | None:
+        """(n_sensors,) bool: sensors in a gap or off line for maintenance at `t_s`; None if none can be."""
+        if not self._mute_slot.size:
+            return None
+        mask = np.zeros(self.model.n, dtype=bool)
+        mask[self._mute_slot[(t_s >= self._mute_on) & (t_s < self._mute_off)]] = True
+        return mask
+
     def apply(self, t_s: float, values: np.ndarray, due: np.ndarray | None = None) -> np.ndarray:
         """Return `values` (n_sensors,) with every incident active at `t_s` applied; `due` gates spikes."""
         if not self.incidents:
@@ -318,6 +389,13 @@ class IncidentEngine:
             np.add.at(out, self._lin_slot, self._lin_rate * run * fall)
         if self._storm_slot.size:
             np.add.at(out, self._storm_slot, self._storm_offsets(t_s))
+        if self._sp_slot.size:  # closed-loop first-order response to the setpoint step (and back)
+            up = np.fmax(t_s - self._sp_on, 0.0)
+            down = np.fmax(t_s - self._sp_off, 0.0)
+            moved = (1.0 - np.exp(-up / self._sp_tau)) - (1.0 - np.exp(-down / self._sp_tau))
+            np.add.at(out, self._sp_slot, self._sp_delta * moved)
+        if self._off_slot.size:
+            np.add.at(out, self._off_slot, np.where(t_s >= self._off_from, self._off_amount, 0.0))
         if self._creep_slot.size:
             s = t_s - self._creep_on
             life = self._creep_fail - self._creep_on

@@ -22,11 +22,16 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from sensors.model import Registry, Sensor, Site
+from simulators.realism import CLASSIC, Realism
+
+if TYPE_CHECKING:
+    from simulators.field import FieldPhysics
 
 # ---- constants
 
@@ -64,9 +69,10 @@ def _f(x: float | None) -> float:
 class FleetModel:
     """Quiet-operation physics for every sensor of a registry, one array slot per sensor."""
 
-    def __init__(self, registry: Registry, seed: int = 0):
+    def __init__(self, registry: Registry, seed: int = 0, realism: Realism = CLASSIC):
         self.registry = registry
         self.seed = seed
+        self.realism = realism
         self.sensors: tuple[Sensor, ...] = registry.sensors()
         self.sites: tuple[Site, ...] = registry.sites
         self.n = n = len(self.sensors)
@@ -100,6 +106,11 @@ class FleetModel:
         self.drift = self.drift_sigma * init.standard_normal(n)
         self._last_t: float | None = None
         self._t_first: float | None = None
+        self.field: FieldPhysics | None = None
+        if realism:  # its own generators: the classic draws (and recordings) stay as they were
+            from simulators.field import FieldPhysics
+
+            self.field = FieldPhysics(self, realism, seed)
 
     # ---- static columns
 
@@ -268,14 +279,18 @@ class FleetModel:
 
     # ---- the step
 
-    def local_hour(self, t_s: float, slots: np.ndarray) -> np.ndarray:
-        """Local clock hour (0-24) at each slot's site, from its time zone."""
+    def site_local_s(self, t_s: float) -> np.ndarray:
+        """Local wall-clock time of each site, epoch seconds (UTC `t_s` plus the zone offset), (n_sites,)."""
         hour_key = math.floor(t_s / HOUR_S)  # zone offsets change on the hour at most
         if self._offsets_key != hour_key:
             when = datetime.fromtimestamp(hour_key * HOUR_S, UTC)
             self._offsets = np.array([z.utcoffset(when).total_seconds() for z in self._zones])
             self._offsets_key = hour_key
-        local = t_s + self._offsets[self._tz_of_site[self.site_of_slot[slots]]]
+        return t_s + self._offsets[self._tz_of_site]
+
+    def local_hour(self, t_s: float, slots: np.ndarray) -> np.ndarray:
+        """Local clock hour (0-24) at each slot's site, from its time zone."""
+        local = self.site_local_s(t_s)[self.site_of_slot[slots]]
         return np.mod(local, DAY_S) / HOUR_S
 
     def site_mean_temp_c(self, t_s: float) -> np.ndarray:
@@ -332,8 +347,18 @@ class FleetModel:
             value[i] = np.round(rain, 1)  # a gauge reads exactly 0 when dry
         if self._creep.size:
             value[self._creep] += self._creep_rate * (t_s - self._t_first)
+        if self.field is not None:
+            value = self.field.apply(t_s, dt, value)
 
         return np.round(self.fold(value) * self.scale) / self.scale
+
+    def silent(self, t_s: float) -> np.ndarray | None:
+        """(n,) bool: sensors not reporting at `t_s` (realism gaps and maintenance); None: all report."""
+        return None if self.field is None else self.field.silent(t_s)
+
+    def devices_down(self, t_s: float) -> np.ndarray | None:
+        """(n_devices,) bool: gateways in a realism gap at `t_s`; None: none can be."""
+        return None if self.field is None else self.field.devices_down(t_s)
 
     def fold(self, value: np.ndarray) -> np.ndarray:
         """Reflect values off the quiet band where an alarm limit bounds it; clip at bare range ends."""
@@ -374,9 +399,12 @@ class FleetModel:
         start = t_s >= self._next_shower
         if start.any():
             k = int(start.sum())
+            hours, mm_h = rng.uniform(0.5, 3.0, k), rng.uniform(0.5, 6.0, k)
+            if self.field is not None:  # the classic draws still happen: the other paths stay as they were
+                hours, mm_h = self.field.shower_shape(t_s, hours, mm_h)
             self._shower_start[start] = self._next_shower[start]
-            self._shower_end[start] = self._next_shower[start] + rng.uniform(0.5, 3.0, k) * HOUR_S
-            self._shower_mm_h[start] = rng.uniform(0.5, 6.0, k)
+            self._shower_end[start] = self._next_shower[start] + hours * HOUR_S
+            self._shower_mm_h[start] = mm_h
             self._next_shower[start] = self._shower_end[start] + rng.exponential(2 * DAY_S, k)
         raining = (t_s >= self._shower_start) & (t_s < self._shower_end)
         self.site_rain_mm_h = np.where(raining, self._shower_mm_h, 0.0)

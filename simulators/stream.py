@@ -16,6 +16,7 @@ import numpy as np
 from sensors.model import Registry
 from simulators.incidents import Incident, IncidentEngine
 from simulators.payloads import MAX_ITEMS_PER_MESSAGE, DeviceLayout, build_readings_payload
+from simulators.realism import CLASSIC, Realism
 from simulators.schedule import DueSchedule, tick_for
 from simulators.signals import FleetModel
 
@@ -42,10 +43,11 @@ class Simulation:
         seed: int = 0,
         incidents: Sequence[Incident] = (),
         tick_s: float | None = None,
+        realism: Realism = CLASSIC,
     ):
         self.registry = registry
         self.start_s = float(start_s)
-        self.model = FleetModel(registry, seed=seed)
+        self.model = FleetModel(registry, seed=seed, realism=realism)
         self.layout = DeviceLayout.build(self.model.sensors)
         interval = np.array([s.interval_s for s in self.model.sensors], dtype=np.float64)
         self.schedule = DueSchedule(interval)
@@ -71,9 +73,16 @@ class Simulation:
     def tick(self, t_s: float) -> list[Message]:
         """Advance to `t_s` and return this tick's messages (status changes first)."""
         due = self.schedule.due(t_s)
-        values = self.engine.apply(t_s, self.model.step(t_s), due)
+        quiet = self.model.step(t_s)
+        for muted in (self.model.silent(t_s), self.engine.muted(t_s)):
+            if muted is not None:
+                due = due & ~muted  # polled, but nothing came back: no reading (a gap)
+        values = self.engine.apply(t_s, quiet, due)
         self.values = values
         silenced = self.engine.silenced(t_s)
+        down = self.model.devices_down(t_s)
+        if down is not None:
+            silenced = silenced | down
         messages: list[Message] = []
         changed = silenced != self._silenced
         if changed.any():

@@ -11,5 +11,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     names = [n for n in harness.scenario_names() if harness.load_expected(n)]
     results, false_events = harness.judge_all(names)
     terminalreporter.section("hazmon scenario library: lead times")
-    for line in harness.lead_time_table(results, {k: len(v) for k, v in false_events.items()}).splitlines():
+    quiet = {k: harness.false_event_summary(v) for k, v in false_events.items()}
+    for line in harness.lead_time_table(results, quiet).splitlines():
         terminalreporter.write_line(line)

@@ -25,17 +25,12 @@ spikes (`spike`) and device outages (`outage`) are the simulator's own.
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import numpy as np
-import orjson
 import yaml
 
 HERE = Path(__file__).resolve().parent
@@ -45,14 +40,19 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 
 from sensors.model import Registry  # noqa: E402
 from sensors.registry import load_registry  # noqa: E402
-from simulators.incidents import parse_incident  # noqa: E402
-from simulators.stream import Simulation  # noqa: E402
+from tests.scenarios import field_scenarios  # noqa: E402
+from tests.scenarios.recording import (  # noqa: E402
+    DAY_S,
+    HOUR_S,
+    MIN_S,
+    T0_S,
+    Built,
+    Series,
+    iso,
+    simulate,
+)
 
 SEED = 20260706
-TZ = ZoneInfo("Asia/Shanghai")
-#: Every scenario starts at local midnight on a summer Monday (storms, LPG afternoon peaks).
-T0_S = datetime(2026, 7, 6, tzinfo=TZ).timestamp()
-MIN_S, HOUR_S, DAY_S = 60.0, 3600.0, 86400.0
 
 # Tank physics shared by the fill scenarios (jianghai-tf-01 T101, DOMAIN §7.1).
 TANK_AREA_M2 = math.pi * 15.0**2  # Φ30 m
@@ -60,83 +60,6 @@ FILL_M3_H = 500.0
 FILL_M_PER_S = FILL_M3_H / TANK_AREA_M2 / HOUR_S  # 0.707 m/h
 SHELL_TOP_M = 15.85  # overflow (critical high)
 RADAR_NOISE_M = 0.002  # mm-level radar gauge, 1 mm resolution (as simulators/signals.py)
-
-
-def iso(t_s: float) -> str:
-    """Local ISO 8601 with offset, seconds (milliseconds when there are some)."""
-    ms = round(t_s * 1000)
-    dt = datetime.fromtimestamp(ms // 1000, TZ).replace(microsecond=(ms % 1000) * 1000)
-    return dt.isoformat(timespec="seconds" if ms % 1000 == 0 else "milliseconds")
-
-
-# ---- simulator runs
-
-
-@dataclass
-class Series:
-    """One sensor's recorded readings: times (s) and values, plus its print resolution."""
-
-    site: str
-    sensor: str
-    t_s: np.ndarray
-    value: np.ndarray
-    decimals: int
-
-
-@dataclass
-class Recording:
-    registry: Registry
-    series: dict[str, Series] = field(default_factory=dict)  # by sensor id (one site per scenario)
-
-    def csv_bytes(self) -> bytes:
-        """`time,site,sensor,value`, time in integer ms, sorted by time then registry order."""
-        order = {s.id: i for i, s in enumerate(self.registry.sensors())}
-        cols_t, cols_k, lines = [], [], []
-        for sid, s in self.series.items():
-            ms = np.round(s.t_s * 1000).astype(np.int64)
-            cols_t.append(ms)
-            cols_k.append(np.full(ms.size, order[sid], dtype=np.int64))
-            fmt = f"{{:.{s.decimals}f}}"
-            lines.extend(
-                f"{m},{s.site},{sid},{fmt.format(v)}"
-                for m, v in zip(ms.tolist(), s.value.tolist(), strict=True)
-            )
-        t = np.concatenate(cols_t)
-        k = np.concatenate(cols_k)
-        idx = np.lexsort((k, t))
-        buf = io.StringIO()
-        buf.write("time,site,sensor,value\n")
-        for i in idx.tolist():
-            buf.write(lines[i])
-            buf.write("\n")
-        return buf.getvalue().encode()
-
-
-def simulate(
-    registry: Registry, start_s: float, end_s: float, seed: int, incidents: tuple[str, ...] = ()
-) -> Recording:
-    """Run the simulator from `start_s` to before `end_s`; decode its readings payloads per sensor."""
-    sim = Simulation(registry, start_s=start_s, seed=seed, incidents=[parse_incident(i) for i in incidents])
-    sensors = sim.model.sensors
-    site_of = {s.id: s.site for s in sensors}
-    decimals = {s.id: round(math.log10(sc)) for s, sc in zip(sensors, sim.model.scale.tolist(), strict=True)}
-    acc: dict[str, tuple[list[float], list[float]]] = {s.id: ([], []) for s in sensors}
-    k = 0
-    while (t := sim.tick_time(k)) < end_s:
-        for msg in sim.tick(t):
-            if not msg.readings:
-                continue  # a retained status message
-            body = orjson.loads(msg.payload)
-            ts = body["ts"] / 1000.0
-            for item in body["readings"]:
-                times, values = acc[item["sensor"]]
-                times.append(item["ts"] / 1000.0 if "ts" in item else ts)
-                values.append(float(item["v"]))
-        k += 1
-    rec = Recording(registry)
-    for sid, (times, values) in acc.items():
-        rec.series[sid] = Series(site_of[sid], sid, np.array(times), np.array(values), decimals[sid])
-    return rec
 
 
 def _ou(rng: np.random.Generator, t_s: np.ndarray, tau_s: float, sigma: float) -> np.ndarray:
@@ -202,12 +125,6 @@ TANK_SENSORS = (
     "T103-TT",
     "T103-PT",
 )
-
-
-@dataclass
-class Built:
-    recording: Recording
-    expected: dict
 
 
 def tank_overfill(seed: int, registry: Registry) -> Built:
@@ -716,6 +633,7 @@ SCENARIOS: dict[str, Callable[[int, Registry], Built]] = {
     "lpg_daily_cycle": lpg_daily_cycle,
     "tailings_creep": tailings_creep,
     "pond_storm": pond_storm,
+    **field_scenarios.SCENARIOS,
 }
 
 

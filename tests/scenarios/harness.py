@@ -10,6 +10,7 @@ import functools
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -206,7 +207,16 @@ def _clock(ev: dict[str, Any] | None) -> str:
     return "–" if ev is None else ev["time"].replace("+08:00", "")
 
 
-def lead_time_table(results: list[IncidentResult], quiet: dict[str, int]) -> str:
+def false_event_summary(events: list[dict[str, Any]]) -> str:
+    """`8: early_warning/H 3, fault/spike 5` (returns to normal left out of the breakdown), or `0`."""
+    raised = [e for e in events if e.get("type") != "return_to_normal"]
+    kinds = Counter(f"{e.get('type')}/{e.get('level')}" for e in raised)
+    if not kinds:
+        return str(len(events))
+    return f"{len(events)}: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+
+
+def lead_time_table(results: list[IncidentResult], quiet: dict[str, int | str]) -> str:
     """Markdown: one row per incident (first acceptable event, margin, early-warning lead, verdict)."""
     rows = [
         "| scenario | incident | first acceptable event | at | margin before happening | "
