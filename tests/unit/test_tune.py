@@ -54,15 +54,15 @@ def _ramp(t0: int, a: float, b: float, step: float) -> tuple[np.ndarray, np.ndar
     return t0 + 10_000 * np.arange(len(x), dtype=np.int64), x
 
 
-def history(seed: int = 7) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], int]:
-    """Four days of synthetic readings per sensor id: (times, values); and the end of the window."""
+def history(seed: int = 7, t0: int = T0) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], int]:
+    """Four days of synthetic readings per sensor id from t0: (times, values); and the end of the window."""
     rng = np.random.default_rng(seed)
-    background = T0 + 2 * MIN * np.arange(DAYS * 720, dtype=np.int64)  # every 2 min (the interval)
+    background = t0 + 2 * MIN * np.arange(DAYS * 720, dtype=np.int64)  # every 2 min (the interval)
     out = {}
     # CHAT: each day at noon, 10 min up to H, 40 min at H +- 0.08 m every 10 s, 10 min down
     ts, xs = [background], [_steady(rng, background, 12.0)]
     for d in range(DAYS):
-        up_t, up_x = _ramp(T0 + d * DAY + 12 * HOUR, 12.0, 16.0, 4.0 / 60)
+        up_t, up_x = _ramp(t0 + d * DAY + 12 * HOUR, 12.0, 16.0, 4.0 / 60)
         hover_t = up_t[-1] + 10_000 * np.arange(1, 241, dtype=np.int64)
         down_t, down_x = _ramp(int(hover_t[-1]) + 10_000, 16.0, 12.0, 4.0 / 60)
         ts += [up_t, hover_t, down_t]
@@ -70,27 +70,27 @@ def history(seed: int = 7) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], in
     out["CHAT"] = _without_overlap(ts, xs)
     # STAND: from day 1 06:00 for 30 h at 16.5 m
     x = _steady(rng, background, 12.0)
-    standing = (background >= T0 + DAY + 6 * HOUR) & (background < T0 + 2 * DAY + 12 * HOUR)
+    standing = (background >= t0 + DAY + 6 * HOUR) & (background < t0 + 2 * DAY + 12 * HOUR)
     x[standing] += 4.5
-    ramp = np.clip((background - (T0 + DAY + 6 * HOUR)) / (20 * MIN), 0, 1) * 4.5  # never a 4.5 m jump
+    ramp = np.clip((background - (t0 + DAY + 6 * HOUR)) / (20 * MIN), 0, 1) * 4.5  # never a 4.5 m jump
     x = np.where(standing, 12.0 + ramp + rng.normal(0, 0.02, len(x)), x)
     out["STAND"] = (background, x)
     out["QUIET"] = (background, _steady(rng, background, 12.0))
-    last_day = background[background >= T0 + (DAYS - 1) * DAY]
+    last_day = background[background >= t0 + (DAYS - 1) * DAY]
     out["SHORT"] = (last_day, _steady(rng, last_day, 12.0))
     # BLIP: at 04:00, 12:00 and 20:00 up in 0.8 m steps (no spike), 20 s above HH, back down
     ts, xs = [background], [_steady(rng, background, 12.0)]
     shape = np.r_[np.arange(12.0, 17.61, 0.8), 18.3, 18.3, np.arange(17.6, 11.99, -0.8)]
     for d in range(DAYS):
         for h in (4, 12, 20):
-            ts.append(T0 + d * DAY + h * HOUR + 5_000 + 10_000 * np.arange(len(shape), dtype=np.int64))
+            ts.append(t0 + d * DAY + h * HOUR + 5_000 + 10_000 * np.arange(len(shape), dtype=np.int64))
             xs.append(shape)
     out["BLIP"] = _without_overlap(ts, xs)
-    return out, T0 + DAYS * DAY
+    return out, t0 + DAYS * DAY
 
 
 def _without_overlap(ts: list[np.ndarray], xs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The 1-minute background, with the background an event covers given to the event's samples."""
+    """The 2-minute background, with the minutes around an event given to the event's samples."""
     base_t, base_x = ts[0], xs[0]
     ev_t, ev_x = np.concatenate(ts[1:]), np.concatenate(xs[1:])
     busy = np.zeros(len(base_t), dtype=bool)
