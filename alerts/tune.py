@@ -73,7 +73,6 @@ class Status(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class TuneConfig:
-    days: float = 30.0
     target_per_day: float = 1.0
     min_days: float = 3.0  # less observed time than this: report, do not suggest
     sustained_ms: int = 60_000  # an excursion beyond its limit this long in all is the process, not noise
@@ -309,7 +308,7 @@ class _Verdicts:
 
     def _process_note(self, sustained: int, days: float) -> str:
         return (
-            f"{self.cfg.target_per_day:g}/day is out of reach: {sustained} excursions "
+            f"{self.cfg.target_per_day:g}/day is out of reach: {sustained} excursion(s) "
             f"({sustained / days:.1f}/day) stayed beyond the limit for {self.cfg.sustained_ms / 1000:g} s "
             "or more, which no deadband or delay should hide; review the limit if they are normal operation"
         )
