@@ -19,7 +19,13 @@ the service's own engine (alerts/tune_replay.py); a candidate is acceptable when
 The suggestion is the acceptable candidate that changes least, in the order of Setting: the
 shortest on-delay (it postpones every real alarm), then the smallest deadband, then off-delay.
 If the current setting is acceptable the answer is "no change"; with less than `min_days` of
-data there is no suggestion at all.
+data there is no suggestion at all. When no candidate meets the target because the process
+itself stays beyond a limit for `sustained_ms` or more many times, the target becomes one
+activation per such excursion, and the candidate with the fewest activations is taken: those
+alarms are the process, a question for the limit, not for the deadband.
+
+Activations that begin while the instrument is faulty are not counted: the alarm lifecycle
+suppresses a sensor's process alarms during a fault (README, Alarms).
 """
 
 from __future__ import annotations
@@ -259,7 +265,13 @@ class _Verdicts:
         spans = tuple(
             zip(self.excursions.start_ms[mine].tolist(), self.excursions.end_ms[mine].tolist(), strict=True)
         )
-        base |= dict(current=self._outcome(lo, r), real_excursions=len(spans), excursion_spans_ms=spans)
+        sustained = int(np.count_nonzero(self.excursions.beyond_ms[mine] >= cfg.sustained_ms))
+        base |= dict(
+            current=self._outcome(lo, r),
+            real_excursions=len(spans),
+            sustained_excursions=sustained,
+            excursion_spans_ms=spans,
+        )
         if days < cfg.min_days:
             return SensorTuning(
                 status=Status.TOO_LITTLE_DATA,
@@ -270,8 +282,6 @@ class _Verdicts:
         chatter = self.chatter[vs].sum(axis=1)
         standing_n = self.standing[vs].sum(axis=1)
         clean = (chatter == 0) & (self.late[vs] == 0) & (standing_n <= standing_n[0]) & self.eligible[vs]
-        sustained = int(np.count_nonzero(self.excursions.beyond_ms[mine] >= cfg.sustained_ms))
-        base["sustained_excursions"] = sustained
         target = cfg.target_per_day * days
         ok = clean & (total <= target)
         if ok[0]:

@@ -31,9 +31,13 @@ class TuneInputError(ValueError):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--registry", type=Path, required=True, help="registry file or folder (CONTRACTS §2)")
+    p.add_argument(
+        "--registry", type=Path, required=True, metavar="REG", help="registry file or folder (CONTRACTS §2)"
+    )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--readings", type=Path, help="CSV: time,site,sensor,value[,quality] (as backtest)")
+    src.add_argument(
+        "--readings", type=Path, metavar="CSV", help="CSV: time,site,sensor,value[,quality] (as backtest)"
+    )
     src.add_argument(
         "--from-influx",
         action="store_true",
@@ -42,14 +46,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rollup", action="store_true", help="with --from-influx: 1-minute means (year.readings_1m)"
     )
-    p.add_argument("--days", type=float, default=30.0, help="the last N days of the history (default 30)")
-    p.add_argument("--site", action="append", help="only this site (repeatable)")
-    p.add_argument("--sensor", nargs="+", action="extend", help="only these sensor ids")
     p.add_argument(
-        "--target-per-day", type=float, default=1.0, help="activations per sensor per day (default 1)"
+        "--days", type=float, default=30.0, metavar="N", help="the last N days of the history (default 30)"
+    )
+    p.add_argument("--site", action="append", help="only this site (repeatable)")
+    p.add_argument("--sensor", nargs="+", action="extend", metavar="ID", help="only these sensor ids")
+    p.add_argument(
+        "--target-per-day",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="activations per sensor per day (default 1)",
     )
     p.add_argument(
-        "--min-days", type=float, default=3.0, help="no suggestion with less data than this (default 3)"
+        "--min-days",
+        type=float,
+        default=3.0,
+        metavar="N",
+        help="no suggestion with less data than this (default 3)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per sensor and line")
     p.add_argument("--quiet", action="store_true", help="no progress display")
