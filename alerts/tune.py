@@ -37,7 +37,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from alerts.engine import DELAYED_COLS, EngineConfig
+from alerts.engine import DELAYED_COLS
 from alerts.lifecycle import DEFAULT_CHATTER, ChatterPolicy
 from alerts.metrics import DAY_MS, chattering_points
 from alerts.tune_replay import FAULT_COL, Coverage, Fleet, build_fleet, run
@@ -159,7 +159,7 @@ def tune(
         if c and RAW not in c:
             c.append(RAW)
     fleet = build_fleet(index, cands)
-    coverage = Coverage.empty(index, EngineConfig(), cfg.resolution_s)
+    coverage = Coverage.empty(index, cfg.resolution_s)
     log = run(fleet, chunks, start_ms, end_ms, coverage, progress)
     return _Verdicts(cfg, fleet, cands, eligible, coverage, log.arrays(), start_ms, end_ms).all()
 

@@ -142,21 +142,12 @@ class Coverage:
     last_ms: np.ndarray  # (R,) int64
 
     @classmethod
-    def empty(cls, real: SensorIndex, engine_config: EngineConfig, resolution_s: float = 0.0) -> Coverage:
+    def empty(cls, real: SensorIndex, resolution_s: float = 0.0) -> Coverage:
+        """Nothing observed yet; a gap counts up to the engine's own stale time (at least 3 x resolution)."""
         n = len(real)
-        cap_s = np.array(
-            [
-                max(
-                    s.stale_after_s
-                    or max(engine_config.stale_intervals * s.interval_s, engine_config.stale_min_s),
-                    3 * resolution_s,
-                )
-                for s in real.sensors
-            ],
-            dtype=np.float64,
-        )
+        stale_ms = AlarmEngine(real, EngineConfig()).stale_after_ms  # one definition of "silent"
         return cls(
-            (cap_s * 1000).astype(np.int64),
+            np.maximum(stale_ms, int(3000 * resolution_s)),
             (np.maximum(real.interval_s, resolution_s) * 1000).astype(np.int64),
             np.zeros(n, np.int64),
             np.full(n, -1, np.int64),

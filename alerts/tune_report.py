@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
+from alerts.lifecycle import local_iso
 from alerts.metrics import DAY_MS
 from alerts.tune import Outcome, SensorTuning, Status, TuneConfig
 from alerts.tune_settings import Setting, span
@@ -27,7 +27,7 @@ VERDICT = {
 
 
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return local_iso(ms, "UTC")
 
 
 def _width(text: str) -> int:

@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         if not len(batch):
             _say(f"hazmon tune: {source}: nothing to analyse")
             return 1
-        end_ms = int(batch.ts_ms[-1]) + 1
+        end_ms = (int(batch.ts_ms[-1]) // 1000 + 1) * 1000  # the second after the last reading
         start_ms = max(end_ms - days_ms, int(batch.ts_ms[0]))
         chunks = [batch]
     else:
