@@ -1,4 +1,4 @@
-"""The `hazmon` command: run the service, simulate a fleet, run the demo, backtest recorded readings."""
+"""The `hazmon` command: run the service, simulate a fleet, run the demo, backtest or tune on history."""
 
 from __future__ import annotations
 
@@ -103,6 +103,14 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
             progress.close()
     print(format_summary(summary))
     return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from hazmon.tune_cmd import run
+
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("alerts").setLevel(logging.WARNING)  # the report is the record, not the log
+    return run(args)
 
 
 # ---- hazmon user: accounts in $HAZMON_DATA_DIR/auth.sqlite (issue 5); no default password anywhere
@@ -270,6 +278,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_bt.add_argument("--quiet", action="store_true", help="no progress display")
     p_bt.set_defaults(func=_cmd_backtest)
+
+    from hazmon.tune_cmd import add_arguments as add_tune_arguments
+
+    p_tune = sub.add_parser(
+        "tune",
+        help="alarm rationalisation from history: deadbands and delays to suggest (changes nothing)",
+    )
+    add_tune_arguments(p_tune)
+    p_tune.set_defaults(func=_cmd_tune)
 
     p_demo = sub.add_parser("demo", help="start Mosquitto, InfluxDB, hazmon and a simulated fleet (make run)")
     p_demo.add_argument("--data-dir", default="var/demo", help="where the demo keeps its servers' data")
