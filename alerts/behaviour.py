@@ -133,13 +133,24 @@ Z_PROBS = norm_ppf(PROBS)
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(32)
 
 
-def _scaled_integrals(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _integrals_by_quadrature(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``e^{-z²/2}∫₀ᶻe^{u²/2}du`` and ``e^{-z²/2}∫₀ᶻe^{u²/2}Φ(u)du``, z >= 0 (Gauss-Legendre, 32 points)."""
     z = np.asarray(z, dtype=np.float64)[..., None]
     u = z * (1.0 + _GL_X) * 0.5
     e = np.exp((u * u - z * z) * 0.5) * _GL_W
     half = z[..., 0] * 0.5
     return half * e.sum(axis=-1), half * (e * norm_cdf(u)).sum(axis=-1)
+
+
+# both are smooth in z: tabulated once, interpolated on the hot path (error < 1e-7)
+_TABLE_Z = np.linspace(0.0, SCORE_CAP, 4097)
+_TABLE_S, _TABLE_M = _integrals_by_quadrature(_TABLE_Z)
+
+
+def _scaled_integrals(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`_integrals_by_quadrature` by table (z in [0, SCORE_CAP])."""
+    z = np.asarray(z, dtype=np.float64)
+    return np.interp(z, _TABLE_Z, _TABLE_S), np.interp(z, _TABLE_Z, _TABLE_M)
 
 
 # ---- the model
@@ -166,6 +177,9 @@ class BehaviourModel:
         Quantiles of the residual at PROBS.
     tail_lo, tail_hi : (m,) float64
         Exponential tail scales below the lowest and above the highest quantile.
+    raw_quantiles : (m, len(PROBS)) float64
+        Quantiles of the readings themselves (no profile removed), with tails ``raw_tail_lo/hi``:
+        the levels the sensor has shown, whatever the time of day.
     theta : (m,) float64
         Mean-reversion rate of the slow part, 1/s.
     slow_share : (m,) float64
@@ -182,6 +196,9 @@ class BehaviourModel:
     quantiles: np.ndarray
     tail_lo: np.ndarray
     tail_hi: np.ndarray
+    raw_quantiles: np.ndarray
+    raw_tail_lo: np.ndarray
+    raw_tail_hi: np.ndarray
     theta: np.ndarray
     slow_share: np.ndarray
     rate_lo: np.ndarray
@@ -200,6 +217,9 @@ class BehaviourModel:
             quantiles=np.full((m, len(PROBS)), np.nan),
             tail_lo=nan.copy(),
             tail_hi=nan.copy(),
+            raw_quantiles=np.full((m, len(PROBS)), np.nan),
+            raw_tail_lo=nan.copy(),
+            raw_tail_hi=nan.copy(),
             theta=nan.copy(),
             slow_share=nan.copy(),
             rate_lo=np.full((m, n_rates), np.nan),
@@ -297,6 +317,9 @@ def fit_behaviour(
     v = np.asarray(values, dtype=np.float64)
     m, n_bins = v.shape
     windows = np.asarray(rate_windows_s, dtype=np.float64).reshape(m, -1)
+    recent_bins = np.ceil(2.0 * np.nan_to_num(np.nanmax(windows, axis=1, initial=0.0)) / step_s).astype(
+        np.int64
+    )
     out = BehaviourModel.empty(m, windows.shape[1])
     if m == 0 or n_bins == 0:
         return out
@@ -313,7 +336,10 @@ def fit_behaviour(
     for _ in range(3):
         level, season = _fit_season(np.where(past, v, np.nan), past, t, step_s, span)
         r = v - level[:, None] - _profile_rows(season[:, :DAY_BINS], t) - season[:, DAY_BINS + _weekday(t)]
-        past = ok & (idx[None, :] < _excursion_start(r, ok)[:, None])
+        # ... but only its last couple of trend memories: a state that lasts (a full tank between
+        # draws, a machine that runs for days) is the sensor's behaviour, not an excursion
+        start = np.maximum(_excursion_start(r, ok), n_bins - recent_bins)
+        past = ok & (idx[None, :] < start[:, None])
         # an "excursion" as long as the rest of the history is the sensor's present regime
         past = np.where((past.sum(axis=1) >= np.maximum(8, n_ok // 2))[:, None], past, ok)
     fit = n_ok >= 8
@@ -321,14 +347,8 @@ def fit_behaviour(
     r = np.where(past, r, np.nan)
     v_past = np.where(past, v, np.nan)
     # distribution of the residual
-    q = np.full((m, len(PROBS)), np.nan)
-    if fit.any():
-        q[fit] = np.nanquantile(r[fit], PROBS, axis=1).T
-    sd = np.sqrt(np.nanmean(r * r, axis=1, where=past)) if fit.any() else np.full(m, np.nan)
-    floor = np.maximum(0.05 * sd, 1e-9)
-    ln_ratio = math.log((1 - PROBS[-2]) / (1 - PROBS[-1]))
-    tail_hi = np.maximum((q[:, -1] - q[:, -2]) / ln_ratio, floor)
-    tail_lo = np.maximum((q[:, 1] - q[:, 0]) / math.log(PROBS[1] / PROBS[0]), floor)
+    q, tail_lo, tail_hi = _distribution(r, fit)
+    raw_q, raw_lo, raw_hi = _distribution(v_past, fit)
     # dynamics: autocorrelation at one step and at the slow lag, in normal scores
     z = np.where(past, _scores(q, tail_lo, tail_hi, r_all), np.nan)
     lag = np.clip(
@@ -352,9 +372,26 @@ def fit_behaviour(
     out.season[fit] = season[fit]
     out.quantiles[fit] = q[fit]
     out.tail_lo[fit], out.tail_hi[fit] = tail_lo[fit], tail_hi[fit]
+    out.raw_quantiles[fit] = raw_q[fit]
+    out.raw_tail_lo[fit], out.raw_tail_hi[fit] = raw_lo[fit], raw_hi[fit]
     out.theta[fit], out.slow_share[fit] = theta[fit], slow[fit]
     out.rate_lo[fit], out.rate_hi[fit] = rate_lo[fit], rate_hi[fit]
     return out
+
+
+def _distribution(x: np.ndarray, fit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quantiles at PROBS of each row of ``x`` (NaN = missing) and the exponential tail scales beyond."""
+    m = x.shape[0]
+    q = np.full((m, len(PROBS)), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if fit.any():
+            q[fit] = np.nanquantile(x[fit], PROBS, axis=1).T
+        sd = np.nanstd(x, axis=1)
+    floor = np.maximum(0.05 * np.nan_to_num(sd), 1e-9)
+    tail_hi = np.maximum((q[:, -1] - q[:, -2]) / math.log((1 - PROBS[-2]) / (1 - PROBS[-1])), floor)
+    tail_lo = np.maximum((q[:, 1] - q[:, 0]) / math.log(PROBS[1] / PROBS[0]), floor)
+    return q, tail_lo, tail_hi
 
 
 def _excursion_start(r: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -500,37 +537,38 @@ def _rate_envelope(
 def _scores(q: np.ndarray, tail_lo: np.ndarray, tail_hi: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Normal score Φ⁻¹(F(r)) under each row's quantiles (piecewise linear in z) and exponential tails.
 
-    ``q`` (m, Q), ``tail_*`` (m,), ``r`` (m,) or (m, T). Returns the shape of ``r``.
+    ``q`` (m, Q), ``tail_*`` (m,), ``r`` (m,) or (m, T). Returns the shape of ``r``, within ±SCORE_CAP.
     """
     r = np.asarray(r, dtype=np.float64)
-    extra = (1,) * (r.ndim - 1)
-    qq = q.reshape(q.shape[:1] + extra + q.shape[1:])
-    below = (r[..., None] >= qq).sum(axis=-1)  # bracket index 0..Q
-    k = np.clip(below - 1, 0, len(PROBS) - 2)
-    q_k = np.take_along_axis(qq, k[..., None], axis=-1)[..., 0] if r.ndim > 1 else q[np.arange(len(r)), k]
-    q_k1 = (
-        np.take_along_axis(qq, (k + 1)[..., None], axis=-1)[..., 0]
-        if r.ndim > 1
-        else q[np.arange(len(r)), k + 1]
-    )
+    shape = r.shape
+    m = shape[0]
+    r2 = r.reshape(m, -1)
+    width = r2.shape[1]
+    rows = np.repeat(np.arange(m), width)
+    flat = r2.ravel()
+    qr = q[rows]  # (m·T, Q)
+    k = np.clip((flat[:, None] >= qr).sum(axis=1) - 1, 0, len(PROBS) - 2)  # the bracket
+    at = np.arange(flat.size)
+    q_k, q_k1 = qr[at, k], qr[at, k + 1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        frac = np.clip((r - q_k) / np.maximum(q_k1 - q_k, 1e-12), 0.0, 1.0)
-        inner = Z_PROBS[k] + frac * (Z_PROBS[k + 1] - Z_PROBS[k])
-        t_hi = tail_hi.reshape(tail_hi.shape + extra)
-        t_lo = tail_lo.reshape(tail_lo.shape + extra)
-        top = qq[..., -1]
-        bot = qq[..., 0]
-        p_hi = (1 - PROBS[-1]) * np.exp(-np.maximum(r - top, 0.0) / t_hi)
-        p_lo = PROBS[0] * np.exp(-np.maximum(bot - r, 0.0) / t_lo)
-        z_hi = -norm_ppf(np.maximum(p_hi, 1e-300))
-        z_lo = norm_ppf(np.maximum(p_lo, 1e-300))
-    z = np.where(r > top, z_hi, np.where(r < bot, z_lo, inner))
-    return np.clip(z, -SCORE_CAP, SCORE_CAP)
+        frac = np.clip((flat - q_k) / np.maximum(q_k1 - q_k, 1e-12), 0.0, 1.0)
+    z = Z_PROBS[k] + frac * (Z_PROBS[k + 1] - Z_PROBS[k])
+    for sign, edge, p_edge, tails in ((1.0, -1, 1 - PROBS[-1], tail_hi), (-1.0, 0, PROBS[0], tail_lo)):
+        out = np.flatnonzero(sign * (flat - qr[:, edge]) > 0)
+        if len(out):
+            beyond = sign * (flat[out] - qr[out, edge]) / tails[rows[out]]
+            z[out] = -sign * norm_ppf(np.maximum(p_edge * np.exp(-beyond), 1e-300))
+    return np.clip(np.nan_to_num(z, nan=0.0), -SCORE_CAP, SCORE_CAP).reshape(shape)
 
 
 def scores(model: BehaviourModel, rows: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Normal scores of residuals ``r`` ((k,) or (k, G)) of ``rows`` of ``model``."""
     return _scores(model.quantiles[rows], model.tail_lo[rows], model.tail_hi[rows], r)
+
+
+def raw_scores(model: BehaviourModel, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Normal scores of readings ``x`` ((k,) or (k, G)) among the levels ``rows`` have shown."""
+    return _scores(model.raw_quantiles[rows], model.raw_tail_lo[rows], model.raw_tail_hi[rows], x)
 
 
 # ---- first passage

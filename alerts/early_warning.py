@@ -100,6 +100,7 @@ WARN_PROFILES: dict[str, WarnProfile] = {
 DEFAULT_PROFILE = WarnProfile(0.8, 1800.0)
 BAND_Z = 1.2815515655446004  # the band is the 10 % .. 90 % of the crossing time: Φ⁻¹(0.9)
 LEAD_POINTS = 16  # lead-grid points per horizon for the learned model (two horizons are scanned)
+SCREEN_LEADS = np.array([0.25, 0.5, 0.75, 1.0])  # a coarse grid (in horizons) that rules most sensors out
 MODEL_TREND, MODEL_REVERTING, MODEL_CREEP = "trend", "reverting", "creep"
 _MODEL_ZH = {MODEL_TREND: "趋势外推", MODEL_REVERTING: "历史行为模型", MODEL_CREEP: "反速度法"}
 
@@ -410,7 +411,12 @@ class EarlyWarnings:
     def _reverting(self, rows: np.ndarray, now_s: np.ndarray):
         """Chance, limit and crossing-time band under the learned behaviour, towards the likelier limit.
 
-        Returns (prob, limit kind, limit value, eta, eta_low, eta_high), each (k,); times absolute s.
+        Two views must agree, and the smaller chance counts: the readings' own levels with mean
+        reversion (an on/off process or a batch is not a profile plus noise, and a profile plus a
+        residual can add up to levels the sensor never reached), and the profile of the day and week
+        with the residual's reversion, which also places the crossing in time. The first is cheap and
+        rules out most sensors; the second is computed only where the first leaves a chance that
+        matters. Returns (prob, limit kind, limit value, eta, eta_low, eta_high), each (k,), times in s.
         """
         b = self.behaviour
         k = len(rows)
@@ -418,9 +424,8 @@ class EarlyWarnings:
         # two horizons of leads: the band's late end may lie beyond the horizon
         leads = horizon[:, None] * (np.arange(1, 2 * LEAD_POINTS + 1) / LEAD_POINTS)[None, :]
         x = self.x_short[rows]
-        z0 = bh.scores(b, rows, x - b.level[rows] - b.season_at(now_s, rows))
-        base = b.level[rows, None] + b.season_at(now_s[:, None] + leads, rows)
         theta = np.where(np.isnan(b.theta[rows]), 1.0 / horizon, b.theta[rows])
+        matters = self.config.keep_frac * self.p_warn[rows]
         prob = np.zeros(k)
         level = np.full(k, NO_KIND, dtype=np.int16)
         limit = np.full(k, np.nan)
@@ -429,19 +434,37 @@ class EarlyWarnings:
             near, far = lims[rows, 0], lims[rows, -1]
             use_near = sign * (near - x) > 0
             first = np.where(use_near, near, far)  # H before HH (L before LL), beyond the present
-            ok = sign * (first - x) > 0
-            if not ok.any():
+            i = np.flatnonzero(sign * (first - x) > 0)
+            if not len(i):
                 continue
-            i = np.flatnonzero(ok)
-            zb = bh.scores(b, rows[i], first[i, None] - base[i])
-            cum = bh.reach_probability(sign * z0[i], sign * zb, theta[i], leads[i])
-            p_h = cum[:, LEAD_POINTS - 1]  # by the horizon
+            r = rows[i]
+            zr = bh.raw_scores(b, r, np.column_stack([x[i], first[i]]))
+            z0r, zbr = sign * zr[:, 0], sign * zr[:, 1:]
+            coarse = horizon[i, None] * SCREEN_LEADS  # enough to rule a sensor out
+            p_h = bh.reach_probability(z0r, np.repeat(zbr, len(SCREEN_LEADS), axis=1), theta[i], coarse)[
+                :, -1
+            ]
+            keep = np.flatnonzero(p_h >= matters[i])
+            dir_band = np.full((len(i), 3), np.inf)
+            if len(keep):  # both views in full where the levels' view leaves a chance that matters
+                j, rj = i[keep], r[keep]
+                cum = bh.reach_probability(
+                    z0r[keep], np.repeat(zbr[keep], leads.shape[1], axis=1), theta[j], leads[j]
+                )
+                z0 = bh.scores(b, rj, x[j] - b.level[rj] - b.season_at(now_s[j], rj))
+                zb = bh.scores(
+                    b, rj, first[j, None] - b.level[rj, None] - b.season_at(now_s[j, None] + leads[j], rj)
+                )
+                cum = np.minimum(cum, bh.reach_probability(sign * z0, sign * zb, theta[j], leads[j]))
+                p_h[keep] = cum[:, LEAD_POINTS - 1]
+                sure = p_h[keep] >= matters[j]
+                dir_band[keep[sure]] = bh.lead_quantiles(cum[sure], leads[j[sure]], (0.5, 0.1, 0.9))
             better = p_h > prob[i]
             j = i[better]
             prob[j] = p_h[better]
             level[j] = np.where(use_near[j], kinds[0], kinds[-1])
             limit[j] = first[j]
-            band[j] = bh.lead_quantiles(cum[better], leads[j], (0.5, 0.1, 0.9))
+            band[j] = dir_band[better]
         t = now_s[:, None] + band
         return prob, level, limit, t[:, 0], t[:, 1], t[:, 2]
 
