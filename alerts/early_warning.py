@@ -303,6 +303,36 @@ class EarlyWarnings:
         b = self.behaviour
         return (b.fitted_ms[rows] >= 0) & (b.span_s[rows] >= self.mature_span_s[rows])
 
+    def outlook(self, slot: int, now_ms: int) -> dict | None:
+        """What the forecaster knows of a sensor now, for people (the API and the console's trend).
+
+        Read from another thread than the engine's: a snapshot that may be one judgement old. None for
+        a sensor without forecasts.
+        """
+        row = int(self.row_of[slot]) if 0 <= slot < len(self.row_of) else -1
+        if row < 0:
+            return None
+        b = self.behaviour
+        rows = np.array([row])
+        fitted = bool(b.fitted_ms[row] >= 0)
+        lo = hi = None
+        if fitted:
+            lo_a, hi_a = self._normal_range(rows, np.array([now_ms / 1000.0]))
+            lo, hi = _finite(float(lo_a[0])), _finite(float(hi_a[0]))
+        return {
+            "probability": round(float(self.prob[row]), 3),
+            "horizon_s": float(self.horizon_s[row]),
+            "threshold": float(self.p_warn[row]),
+            "learned": "mature"
+            if fitted and bool(self.mature(rows)[0])
+            else "learning"
+            if fitted
+            else "none",
+            "learned_at_ms": int(b.fitted_ms[row]) if fitted else None,
+            "normal_lo": lo,
+            "normal_hi": hi,
+        }
+
     def restore_active(self, slot: int) -> None:
         """After a restart the journal says this sensor's warning is active: do not raise it again."""
         row = self.row_of[slot]

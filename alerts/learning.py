@@ -73,12 +73,18 @@ class BehaviourLearner:
         *,
         max_history_s: float = MAX_HISTORY_S,
         store: str | Path | None = None,
+        history_before_start: bool = False,
     ):
         self.ew = early_warnings
         self.history = history
         self.max_history_ms = int(max_history_s * 1000)
         self.store = Path(store) if store is not None else None
+        # the service's history (InfluxDB) reaches back before it started: a sensor never fitted is
+        # due at once, not an hour after the first reading this process saw
+        self.history_before_start = history_before_start
         self.retry_ms = np.full(len(self.ew.slots), -1, dtype=np.int64)  # no new try before this
+        self.last_fit_ms = -1
+        self.last_fitted = 0
 
     # ---- schedule
 
@@ -88,7 +94,8 @@ class BehaviourLearner:
         first_ms = self.ew.t_first * 1000.0  # NaN: never heard
         never = b.fitted_ms < 0
         every = np.clip(b.span_s * 500.0, HOUR_MS, DAY_MS)
-        due = np.where(never, now_ms - first_ms >= HOUR_MS, now_ms - b.fitted_ms >= every)
+        first_due = True if self.history_before_start else now_ms - first_ms >= HOUR_MS
+        due = np.where(never, first_due, now_ms - b.fitted_ms >= every)
         return np.flatnonzero(due & (now_ms >= self.retry_ms))
 
     def maybe_refit(self, now_ms: int) -> int:
@@ -97,9 +104,15 @@ class BehaviourLearner:
         if not len(rows):
             return 0
         model = self.fit(rows, now_ms)
+        return self.install(rows, model, now_ms)
+
+    def install(self, rows: np.ndarray, model: BehaviourModel, now_ms: int) -> int:
+        """Hand a fit to the early warnings (on the engine's thread); rows it could not fit wait an hour."""
         self.ew.install_behaviour(rows, model)
         self.retry_ms[rows] = np.where(model.fitted_ms < 0, now_ms + HOUR_MS, -1)
-        return int(np.count_nonzero(model.fitted_ms >= 0))
+        self.last_fit_ms = now_ms
+        self.last_fitted = int(np.count_nonzero(model.fitted_ms >= 0))
+        return self.last_fitted
 
     # ---- fitting
 
@@ -113,8 +126,10 @@ class BehaviourLearner:
             at = np.flatnonzero(steps == step)
             r = rows[at]
             step_ms = int(step * 1000)
-            first = np.nanmin(ew.t_first[r]) * 1000 if np.isfinite(ew.t_first[r]).any() else now_ms
-            start = max(now_ms - self.max_history_ms, int(first))
+            start = now_ms - self.max_history_ms
+            if not self.history_before_start:  # a backtest's history begins with its first reading
+                first = np.nanmin(ew.t_first[r]) * 1000 if np.isfinite(ew.t_first[r]).any() else now_ms
+                start = max(start, int(first))
             start -= start % step_ms
             n_bins = max(0, (now_ms - start) // step_ms)
             if n_bins < 8:
@@ -137,6 +152,17 @@ class BehaviourLearner:
         """Write the fitted behaviour beside the journal (atomic replace)."""
         if self.store is not None:
             self.ew.behaviour.save(self.store, self.ew.ids)
+
+    def health(self) -> dict:
+        """For /healthz: how much of the fleet has learned behaviour, and the last fit."""
+        b = self.ew.behaviour
+        return {
+            "forecast_sensors": len(b),
+            "fitted": int(np.count_nonzero(b.fitted_ms >= 0)),
+            "mature": int(np.count_nonzero(self.ew.mature(np.arange(len(b))))),
+            "last_fit_ms": self.last_fit_ms if self.last_fit_ms >= 0 else None,
+            "last_fitted": self.last_fitted,
+        }
 
     def load(self) -> int:
         """Read saved behaviour for the sensors still in the registry; returns how many rows it fitted."""

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -155,6 +155,8 @@ class Alarm:
     eta_ms: int | None = None
     eta_low_ms: int | None = None
     eta_high_ms: int | None = None
+    # early warnings: chance, model and evidence (docs/contracts.md §3 `forecast`)
+    forecast: Mapping[str, Any] | None = field(default=None, compare=False)
     # times: event time for the condition, processing time for `updated_ms`
     raised_ms: int | None = None
     active_since_ms: int | None = None
@@ -266,6 +268,7 @@ class AlarmRaised(AlarmEvent):
     eta_high_ms: int | None = None
     reactivated: bool = False
     suspect: str = ""
+    forecast: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def to_contract_event(self, site_tz: str = DEFAULT_TZ) -> dict[str, Any] | None:
         kind = ConditionKind[self.key[3]]
@@ -276,6 +279,9 @@ class AlarmRaised(AlarmEvent):
             out["eta"] = _iso_or_none(self.eta_ms, site_tz)
             out["eta_low"] = _iso_or_none(self.eta_low_ms, site_tz)
             out["eta_high"] = _iso_or_none(self.eta_high_ms, site_tz)
+            if self.forecast:
+                out["probability"] = self.forecast.get("probability")
+                out["forecast"] = dict(self.forecast)
         return out
 
 
@@ -389,6 +395,7 @@ class AlarmUpdated(AlarmEvent):
     eta_ms: int | None = None
     eta_low_ms: int | None = None
     eta_high_ms: int | None = None
+    forecast: Mapping[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -531,6 +538,7 @@ def _raised(a: Alarm, t: int, reactivated: bool) -> AlarmRaised:
         eta_high_ms=a.eta_high_ms,
         reactivated=reactivated,
         suspect=a.suspect,
+        forecast=a.forecast,
     )
 
 
@@ -607,6 +615,7 @@ def apply_condition(
                 eta_ms=change.eta_ms,
                 eta_low_ms=change.eta_low_ms,
                 eta_high_ms=change.eta_high_ms,
+                forecast=change.forecast,
                 last_change_ms=t,
                 updated_ms=now_ms,
             )
@@ -622,6 +631,7 @@ def apply_condition(
                     eta_ms=alarm.eta_ms,
                     eta_low_ms=alarm.eta_low_ms,
                     eta_high_ms=alarm.eta_high_ms,
+                    forecast=alarm.forecast,
                 )
             )
         return alarm, events
@@ -664,6 +674,7 @@ def _activate(
         eta_ms=c.eta_ms,
         eta_low_ms=c.eta_low_ms,
         eta_high_ms=c.eta_high_ms,
+        forecast=c.forecast,
         active_since_ms=t,
         last_change_ms=t,
         updated_ms=now_ms,
@@ -706,6 +717,7 @@ def _deactivate(
         eta_ms=None,
         eta_low_ms=None,
         eta_high_ms=None,
+        forecast=None,
     )
     if a.hidden and not a.annunciated:
         events.append(

@@ -25,7 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from alerts.conditions import ConditionChange
@@ -55,6 +55,7 @@ class Work:
     batches: list[ReadingBatch]
     enqueued_s: list[float]  # time.monotonic() at enqueue, one per batch
     jobs: list[str]
+    calls: list[Callable[[], None]] = field(default_factory=list)  # work for the engine's thread
 
 
 class WorkQueue:
@@ -73,6 +74,7 @@ class WorkQueue:
         self._batches: deque[tuple[ReadingBatch, float]] = deque()
         self._readings = 0
         self._jobs: dict[str, None] = {}  # an ordered set
+        self._calls: list[Callable[[], None]] = []
         self._closed = False
         self.waits = 0  # puts that found the queue full and waited
         self.dropped_batches = 0
@@ -118,17 +120,25 @@ class WorkQueue:
                 self._jobs[job] = None
                 self._cond.notify_all()
 
+    def post_call(self, fn: Callable[[], None]) -> None:
+        """Run `fn` on the consumer's thread (after the batches and jobs of its take); each once."""
+        with self._cond:
+            if not self._closed:
+                self._calls.append(fn)
+                self._cond.notify_all()
+
     def take(self, timeout_s: float | None = None) -> Work | None:
         """Everything waiting (possibly nothing after `timeout_s`); None once closed and drained."""
         with self._cond:
-            self._cond.wait_for(lambda: self._closed or self._batches or self._jobs, timeout_s)
-            if self._closed and not self._batches and not self._jobs:
+            self._cond.wait_for(lambda: self._closed or self._batches or self._jobs or self._calls, timeout_s)
+            if self._closed and not self._batches and not self._jobs and not self._calls:
                 return None
             batches, self._batches = self._batches, deque()
             jobs, self._jobs = list(self._jobs), {}
+            calls, self._calls = self._calls, []
             self._readings = 0
             self._cond.notify_all()  # room for waiting producers
-        return Work([b for b, _ in batches], [t for _, t in batches], jobs)
+        return Work([b for b, _ in batches], [t for _, t in batches], jobs, calls)
 
     def close(self) -> None:
         """Refuse new work; take() returns what is left, then None."""
@@ -210,6 +220,12 @@ class AlarmPipeline:
             except Exception:
                 self.stats.add(errors=1)
                 logger.exception("alarm job %s failed", job)
+        for call in work.calls:
+            try:
+                call()
+            except Exception:
+                self.stats.add(errors=1)
+                logger.exception("call on the alarm engine's thread failed")
         self.last_work_s = time.monotonic()
 
     def _process(self, work: Work) -> None:

@@ -12,11 +12,14 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from alerts.engine import AlarmEngine
 from alerts.journal import AlarmBook, AlarmJournal
+from alerts.learning import BehaviourLearner
 from alerts.lifecycle import AlarmRaised, AlarmState
 from alerts.metrics import (
     DAY_MS,
@@ -33,6 +36,7 @@ from alerts.outbox import EventOutbox, OutboxRunner
 from alerts.pipeline import ADVANCE, EXPIRE_SHELVES, REFRESH_FORECASTS, AlarmPipeline
 from alerts.roster_store import RosterStore
 from alerts.stats import AlarmStats
+from ingest.influx import StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,8 @@ ADVANCE_EVERY_S = 1.0
 EXPIRE_SHELVES_EVERY_S = 10.0
 REFRESH_FORECASTS_EVERY_S = 60.0
 EEMUA_EVERY_S = 60.0
+LEARN_EVERY_S = 3600.0  # the learner refits what is due (new sensors hourly, the others daily)
+LEARN_FIRST_AFTER_S = 10.0
 FLOOD_CHECK_EVERY_S = 10.0  # a flood ends on the clock even when no alarm comes
 METRIC_TYPES = ("AlarmRaised", "AlarmReturnedToNormal", "AlarmSuppressed")  # what eemua_report reads
 
@@ -62,6 +68,7 @@ class AlarmService:
     transport: PahoEventTransport | None = None
     notifier: Notifier | None = None  # None when no SMS gateway is configured
     rosters: RosterStore | None = None
+    learner: BehaviourLearner | None = None  # None: early warnings judge by trends alone
     sms_tick_s: float = 1.0
     scheduler: BackgroundScheduler = field(
         default_factory=lambda: BackgroundScheduler(
@@ -96,6 +103,11 @@ class AlarmService:
         if self.notifier is not None:
             self.notifier.start()
             self.scheduler.add_job(self.notifier.tick, "interval", seconds=self.sms_tick_s, id="sms")
+        if self.learner is not None:
+            first = datetime.now(UTC) + timedelta(seconds=LEARN_FIRST_AFTER_S)
+            self.scheduler.add_job(
+                self.learn, "interval", seconds=LEARN_EVERY_S, id="learn", next_run_time=first
+            )
         self.scheduler.start()
         logger.info(
             "alarm pipeline started: %d alarm points loaded, %d active; events on MQTT: %s",
@@ -117,6 +129,47 @@ class AlarmService:
         if self.rosters is not None:
             self.rosters.close()
         self.journal.close()
+
+    # ---- learning each forecast sensor's behaviour (alerts/learning.py)
+
+    def learn(self, now_ms: int | None = None) -> int:
+        """Fit the sensors that are due from InfluxDB's history on this (the scheduler's) thread, then
+        install the fit on the engine's thread and keep it on disk; returns how many rows were fitted."""
+        learner = self.learner
+        if learner is None:
+            return 0
+        now = _now_ms() if now_ms is None else now_ms
+        rows = learner.due(now)
+        if not len(rows):
+            return 0
+        started = time.perf_counter()
+        try:
+            model = learner.fit(rows, now)
+        except StorageError as e:
+            logger.warning("cannot learn sensor behaviour now (%s); trying again at the next run", e)
+            return 0
+        fitted = int(np.count_nonzero(model.fitted_ms >= 0))
+
+        def install() -> None:
+            learner.install(rows, model, now)
+            learner.save()
+
+        self.pipeline.queue.post_call(install)
+        logger.info(
+            "learned the behaviour of %d of %d sensors due in %.1f s",
+            fitted,
+            len(rows),
+            time.perf_counter() - started,
+        )
+        return fitted
+
+    def forecast_outlook(self, site: str, sensor: str) -> dict | None:
+        """The forecaster's view of one sensor now (EarlyWarnings.outlook), or None."""
+        slot = self.engine.index.by_site.get(site, {}).get(sensor)
+        ew = self.engine.forecaster
+        if slot is None or ew is None or not hasattr(ew, "outlook"):
+            return None
+        return ew.outlook(slot, _now_ms())
 
     # ---- clock listener of the book (called after each commit, under the book's lock)
 
@@ -190,6 +243,7 @@ class AlarmService:
             "events_mqtt": self.outbox is not None,
             "sites_in_flood": len(self._flood_since),
             "sms": self.notifier.health() if self.notifier is not None else {"gateway": "none"},
+            "learning": self.learner.health() if self.learner is not None else None,
         }
         if self.outbox is not None and self.transport is not None:
             out |= {

@@ -217,3 +217,15 @@ class ForecastPublic(BaseModel):
     eta_high: str | None = None
     raised_ms: int | None = None
     updated_ms: int | None = None
+    # the active warning's evidence (docs/contracts.md §3 `forecast`)
+    probability: float | None = None  # chance of reaching `limit` within `horizon_s` when raised/updated
+    horizon_s: float | None = None
+    model: str | None = None  # trend | reverting | creep
+    trend_per_h: float | None = None
+    # what the forecaster knows now, warning or not
+    current_probability: float | None = None  # the chance at the sensor's last judgement
+    threshold: float | None = None  # the chance at which its kind warns (after persistence)
+    learned: str | None = None  # none | learning | mature: the sensor's learned behaviour
+    learned_at: str | None = None
+    normal_lo: float | None = None  # the sensor's normal range at this time of day and week
+    normal_hi: float | None = None

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from alerts.early_warning import attach_early_warnings
 from alerts.engine import AlarmEngine
 from alerts.journal import AlarmBook, AlarmJournal
+from alerts.learning import BehaviourLearner, HistorySource
 from alerts.mqtt_out import PahoEventTransport
 from alerts.notifier import Notifier
 from alerts.outbox import EventOutbox, OutboxRunner
@@ -34,6 +35,7 @@ from hazmon.mqtt_url import MqttTarget, parse_mqtt_url
 from ingest.collector import MqttCollector
 from ingest.devices import DeviceRegistry
 from ingest.influx import InfluxClient, StorageError
+from ingest.influx_history import InfluxHistory
 from ingest.lineproto import series_prefixes
 from ingest.payloads import PayloadDecoder
 from ingest.spool import Spool
@@ -124,7 +126,7 @@ def bootstrap(settings: Settings, registry: Registry | None = None) -> Service:
     decoder = PayloadDecoder(index, max_lateness_ms=int(settings.max_lateness_s * 1000))
     target = parse_mqtt_url(settings.mqtt_url)
     collector = MqttCollector(target, settings.mqtt_client_id, decoder, writer, stats, devices)
-    alarms = build_alarms(settings, registry, index, target)
+    alarms = build_alarms(settings, registry, index, target, InfluxHistory(influx, index))
     collector.batch_listeners.append(alarms.pipeline.on_batch)
     rosters = RosterStore(settings.data_dir / "rosters.sqlite")
     alarms.rosters = rosters
@@ -249,9 +251,14 @@ def build_notifier(
 
 
 def build_alarms(
-    settings: Settings, registry: Registry, index: SensorIndex, target: MqttTarget
+    settings: Settings,
+    registry: Registry,
+    index: SensorIndex,
+    target: MqttTarget,
+    history: HistorySource | None = None,
 ) -> AlarmService:
-    """The journal, the book, the engine restored to the journal's active conditions, the event output."""
+    """The journal, the book, the engine restored to the journal's active conditions, the event output,
+    and the learner of each forecast sensor's behaviour (from `history`, kept in behaviour.npz)."""
     journal = AlarmJournal(settings.data_dir / "alarms.sqlite")
     stats = AlarmStats()
     outbox = runner = transport = None
@@ -272,11 +279,18 @@ def build_alarms(
     book = AlarmBook(journal, on_events=listener)
     engine = AlarmEngine(index, start_ms=time.time_ns() // 1_000_000)
     # before restore_active, which restores the forecaster's active warnings too
-    attach_early_warnings(engine, site_timezones={site.id: site.timezone for site in registry.sites})
+    ew = attach_early_warnings(engine, site_timezones={site.id: site.timezone for site in registry.sites})
     engine.restore_active(book.active_condition_keys())  # a restart neither re-raises nor loses an alarm
+    learner = None
+    if history is not None:
+        learner = BehaviourLearner(
+            ew, history, store=settings.data_dir / "behaviour.npz", history_before_start=True
+        )
+        logger.info("learned behaviour of %d forecast sensors loaded from %s", learner.load(), learner.store)
     queue = WorkQueue(settings.alarm_queue_readings, settings.alarm_queue_wait_s)
     pipeline = AlarmPipeline(engine, book, queue, stats)
     service = AlarmService(journal, book, engine, pipeline, stats, outbox, runner, transport)
+    service.learner = learner
     listener.target = service.on_events
     return service
 

@@ -230,6 +230,26 @@ class InfluxClient:
                 out.append(Series(site=site, sensor=s["tags"]["sensor"], ts_ms=ts, values=cols))
         return out
 
+    def bin_means(
+        self, site: str, sensors: list[str], start_ms: int, end_ms: int, step_s: int
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Mean of the 1-minute rollup per sensor in bins of `step_s` (aligned to the epoch) over
+        [start, end): sensor -> (bin start times ms, means). Empty bins are left out."""
+        where = self._where(site, sensors, start_ms, end_ms)
+        data = self.query(
+            f'SELECT mean("mean") FROM {_quote_ident(ROLLUP_RP)}.{ROLLUP_MEASUREMENT}{where} '
+            f'GROUP BY time({int(step_s)}s), "sensor" fill(none)'
+        )
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for result in data.get("results", []):
+            for s in result.get("series", []):
+                rows = [r for r in s.get("values", []) if r[1] is not None]
+                out[s["tags"]["sensor"]] = (
+                    np.array([r[0] for r in rows], dtype=np.int64),
+                    np.array([r[1] for r in rows], dtype=np.float64),
+                )
+        return out
+
     @staticmethod
     def _where(site: str | None, sensors: list[str] | None, start_ms: int | None, end_ms: int | None) -> str:
         terms = []

@@ -350,14 +350,29 @@ def sensor_forecast(
         ),
         None,
     )
-    if warning is None:
-        return ForecastPublic(active=False, forecast_enabled=sensor.forecast)
     tz = site.timezone
 
     def iso(ms: int | None) -> str | None:
         return None if ms is None else local_iso(ms, tz)
 
+    outlook = service.alarms.forecast_outlook(site.id, sensor.id) or {}
+    now_view = {
+        "current_probability": outlook.get("probability"),
+        "threshold": outlook.get("threshold"),
+        "learned": outlook.get("learned"),
+        "learned_at": iso(outlook.get("learned_at_ms")),
+        "normal_lo": outlook.get("normal_lo"),
+        "normal_hi": outlook.get("normal_hi"),
+    }
+    if warning is None:
+        return ForecastPublic(active=False, forecast_enabled=sensor.forecast, **now_view)
+    evidence = dict(warning.forecast or {})
     return ForecastPublic(
+        **now_view,
+        probability=evidence.get("probability"),
+        horizon_s=evidence.get("horizon_s"),
+        model=evidence.get("model"),
+        trend_per_h=evidence.get("trend_per_h"),
         active=True,
         forecast_enabled=sensor.forecast,
         alarm_id=warning.alarm_id,
