@@ -17,13 +17,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+import numpy as np
 import orjson
 
+from alerts.calibration import Calibration, ForecastLog, Outcomes, calibrate, format_calibration
 from alerts.early_warning import attach_early_warnings
 from alerts.engine import AlarmEngine, EngineConfig
 from alerts.journal import AlarmBook, AlarmJournal
 from alerts.learning import BehaviourLearner, ReadingsHistory
-from alerts.lifecycle import AlarmEvent
+from alerts.lifecycle import AlarmEvent, AlarmRaised
 from alerts.metrics import EemuaReport, eemua_report
 from alerts.replay import LoadReport, load_readings_csv, replay
 from sensors.index import SensorIndex
@@ -44,6 +46,7 @@ class BacktestSummary:
     replay_s: float = 0.0
     events: Counter = field(default_factory=Counter)  # (type, level) -> count
     eemua: EemuaReport | None = None
+    calibration: Calibration | None = None
     out: str = ""
 
     @property
@@ -100,11 +103,30 @@ def run_backtest(
     engine = AlarmEngine(index, EngineConfig(stale_if_never_heard=False), start_ms=start_ms)
     ew = attach_early_warnings(engine, tz)
     learner = BehaviourLearner(ew, ReadingsHistory(batch))  # learns on event time, from the past only
+    log = ForecastLog(ew.slots, ew.horizon_s, engine.limits, ew.config.keep_frac * ew.p_warn)
+    ew.on_judged = log
+    warnings: list[dict] = []
     journal = AlarmJournal(":memory:")
     with open(out_path, "wb") as out:
 
         def write(events: list[AlarmEvent]) -> None:
             for ev in events:
+                if (
+                    isinstance(ev, AlarmRaised)
+                    and ev.key[3] == "EARLY_WARNING"
+                    and not ev.reactivated
+                    and ev.limit is not None
+                ):
+                    warnings.append(
+                        {
+                            "slot": index.by_site[ev.key[0]][ev.key[2]],
+                            "t_s": ev.time_ms / 1000,
+                            "limit": ev.limit,
+                            "up": ev.level in ("H", "HH"),
+                            "low_s": (ev.eta_low_ms if ev.eta_low_ms is not None else ev.time_ms) / 1000,
+                            "high_s": ev.eta_high_ms / 1000 if ev.eta_high_ms is not None else float("inf"),
+                        }
+                    )
                 d = ev.to_contract_event(tz.get(ev.key[0], "Asia/Shanghai"))
                 if d is not None:
                     out.write(orjson.dumps(d) + b"\n")
@@ -123,6 +145,8 @@ def run_backtest(
         summary.first_ms, summary.last_ms = int(batch.ts_ms[0]), int(batch.ts_ms[-1])
         end = summary.last_ms + tail_ms + 1
         summary.eemua = eemua_report(journal.history(limit=10**9, newest_first=False), start_ms, end)
+        outcomes = Outcomes(batch.slot.astype(np.intp), batch.ts_ms, batch.value)
+        summary.calibration = calibrate(log, outcomes, warnings)
     journal.close()
     return summary
 
@@ -154,6 +178,8 @@ def format_summary(s: BacktestSummary) -> str:
         if typ in by_type:
             levels = ", ".join(f"{lv} {n}" for lv, n in sorted(by_type[typ].items()))
             lines.append(f"  {typ}: {sum(by_type[typ].values())} ({levels})")
+    if s.calibration is not None and (s.calibration.judged or s.calibration.warnings):
+        lines += format_calibration(s.calibration)
     if s.eemua is not None and s.eemua.raises:
         e = s.eemua
         flood = max(e.flood_share.values(), default=0.0)

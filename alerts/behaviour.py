@@ -356,10 +356,13 @@ def fit_behaviour(
     )
     rho1 = _autocorr(z, np.ones(m, dtype=np.int64))
     rhol = _autocorr(z, lag.astype(np.int64))
-    rho1 = np.clip(rho1, 1e-3, 0.999)
-    rhol = np.clip(rhol, 1e-4, rho1 * 0.999)
-    theta = np.log(rho1 / rhol) / ((lag - 1) * step_s)
-    slow = np.clip(rho1 * np.exp(theta * step_s), 0.05, 1.0)
+    # ρ(k) ≈ a e^{-θ k}: θ from the decay between the two lags, a (the slow share) from lag one; a
+    # residual uncorrelated from one step to the next is all noise: θ of three steps, a at its floor
+    white = rho1 < 0.05
+    rho1 = np.clip(rho1, 0.05, 0.999)
+    rhol = np.clip(rhol, 0.01 * rho1, rho1 * 0.999)
+    theta = np.where(white, 3.0 / step_s, np.log(rho1 / rhol) / ((lag - 1) * step_s))
+    slow = np.where(white, 0.05, np.clip(rho1 * np.exp(theta * step_s), 0.05, 1.0))
     # rate envelopes over each trend memory
     rate_lo = np.full(windows.shape, np.nan)
     rate_hi = np.full(windows.shape, np.nan)
@@ -627,8 +630,6 @@ def reach_probability(z0: np.ndarray, zb: np.ndarray, theta: np.ndarray, leads_s
         lam = np.cumsum(rate * np.diff(h, axis=1, prepend=0.0) * (1.0 - decay), axis=1)
         p = 1.0 - (1.0 - persist) * (1.0 - direct) * np.exp(-lam)
     p = np.where(zb_now <= z0, 1.0, np.nan_to_num(p, nan=0.0))  # already at the limit
-    # a present beyond anything the scores can tell apart is outside the model: it says nothing
-    p = np.where(z0 >= SCORE_CAP - 0.5, 0.0, p)
     return np.maximum.accumulate(np.clip(p, 0.0, 1.0), axis=1)
 
 

@@ -100,6 +100,8 @@ WARN_PROFILES: dict[str, WarnProfile] = {
 DEFAULT_PROFILE = WarnProfile(0.8, 1800.0)
 BAND_Z = 1.2815515655446004  # the band is the 10 % .. 90 % of the crossing time: Φ⁻¹(0.9)
 LEAD_POINTS = 16  # lead-grid points per horizon for the learned model (two horizons are scanned)
+TREND_LASTS = 0.5  # exponent of the trend's survival (D / (D + T)); 1 would be Lindy's rule itself
+TREND_AGE_START = 0.25  # a trend is about this share of its memory old when it first shows as significant
 SCREEN_LEADS = np.array([0.25, 0.5, 0.75, 1.0])  # a coarse grid (in horizons) that rules most sensors out
 MODEL_TREND, MODEL_REVERTING, MODEL_CREEP = "trend", "reverting", "creep"
 _MODEL_ZH = {MODEL_TREND: "趋势外推", MODEL_REVERTING: "历史行为模型", MODEL_CREEP: "反速度法"}
@@ -143,6 +145,44 @@ class _Channel:
     pos: np.ndarray  # (m,) position of each EW row in this channel, -1 = not in it
     trend: fc.TrendState
     horizon_s: np.ndarray  # (k,)
+    # acceleration: how the trend's slope changes from one judgement to the next, EW over tau
+    slope_prev: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    slope_t: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    accel: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    # age: since when the trend has been significant in its present direction (a trend's age is the
+    # best guide to how much longer it lasts)
+    since: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    heading: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    last_sig: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __post_init__(self) -> None:
+        k = len(self.rows)
+        self.slope_prev, self.slope_t, self.accel = np.full(k, np.nan), np.full(k, np.nan), np.zeros(k)
+        self.since, self.heading, self.last_sig = np.full(k, np.nan), np.zeros(k), np.full(k, np.nan)
+
+    def follow_age(
+        self, pc: np.ndarray, now_s: np.ndarray, slope: np.ndarray, significant: np.ndarray
+    ) -> None:
+        """A trend's age restarts when it turns, or after it has not been significant for half its memory."""
+        heading = np.where(significant, np.sign(np.nan_to_num(slope)), 0.0)
+        lapsed = ~(now_s - self.last_sig[pc] <= 0.5 * self.trend.tau_s[pc])  # NaN: never significant
+        turned = significant & ((heading != self.heading[pc]) | lapsed)
+        self.since[pc] = np.where(turned, now_s, self.since[pc])
+        self.heading[pc] = np.where(significant, heading, np.where(lapsed, 0.0, self.heading[pc]))
+        self.last_sig[pc] = np.where(significant, now_s, self.last_sig[pc])
+
+    def follow_slope(self, pc: np.ndarray, now_s: np.ndarray, slope: np.ndarray) -> None:
+        """Update the acceleration of positions ``pc`` from their new slopes (units/s²)."""
+        ok = np.isfinite(slope)
+        pc, now_s, slope = pc[ok], now_s[ok], slope[ok]
+        dt = now_s - self.slope_t[pc]
+        seen = np.isfinite(dt) & (dt > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            raw = (slope - self.slope_prev[pc]) / dt
+            keep = np.exp(-np.where(seen, dt, 0.0) / self.trend.tau_s[pc])
+        self.accel[pc] = np.where(seen, keep * self.accel[pc] + (1.0 - keep) * raw, self.accel[pc])
+        self.slope_prev[pc], self.slope_t[pc] = slope, now_s
 
 
 class EarlyWarnings:
@@ -208,8 +248,8 @@ class EarlyWarnings:
         self.above_since_s = np.full(m, np.nan)  # since when the chance has been at or above p_warn
         self.prob = np.zeros(m)  # the chance at the last judgement (for the API and calibration)
         # learned behaviour: the grid of its history, the trend memories whose rates it learns
-        interval = np.array([s.interval_s for s in chosen], dtype=np.float64)
-        self.step_s = learning_step_s(interval, max_horizon)
+        self.interval_s = np.array([s.interval_s for s in chosen], dtype=np.float64)
+        self.step_s = learning_step_s(self.interval_s, max_horizon)
         n_ch = max(len(self.channels), 1)
         self.rate_windows_s = np.full((m, n_ch), np.nan)
         for c, ch in enumerate(self.channels):
@@ -351,6 +391,7 @@ class EarlyWarnings:
         slope = np.zeros(n)
         chan = np.full(n, -1, dtype=np.intp)
         fresh = np.zeros(n, dtype=bool)
+        crossings: list[tuple[fc.Crossing, np.ndarray]] = []
         for c, ch in enumerate(self.channels):
             p = ch.pos[rows]
             at = np.flatnonzero(p >= 0)
@@ -360,7 +401,10 @@ class EarlyWarnings:
             x = fc.forecast_crossing(
                 ch.trend.take(pc), now_s[at], self.limits_lo[r], self.limits_hi[r], ch.horizon_s[pc],
                 z_slope=cfg.z_slope, z_band=cfg.z_band, min_n_eff=cfg.min_n_eff,
+                se_scale=self._persistence_inflation(r),
             )  # fmt: skip
+            ch.follow_slope(pc, now_s[at], x.slope)
+            ch.follow_age(pc, now_s[at], x.slope, x.significant)
             ch_fresh = now_s[at] - ch.trend.t_ref[pc] <= cfg.lapse_after_tau * ch.trend.tau_s[pc]
             fresh[at] |= ch_fresh
             pr = np.where(ch_fresh, x.prob, 0.0)
@@ -369,6 +413,9 @@ class EarlyWarnings:
             prob[w], level[w], limit[w] = pr[better], x.limit_kind[better], x.limit_value[better]
             eta[w], low[w], high[w] = x.eta_s[better], x.eta_low_s[better], x.eta_high_s[better]
             slope[w], chan[w] = np.nan_to_num(x.slope[better]), c
+            age = now_s[at] - ch.since[pc] + TREND_AGE_START * ch.trend.tau_s[pc]
+            crossings.append((x, at, ch.accel[pc], age))
+        self._trend_reach(rows, now_s, crossings, chan, prob, eta, low, high)
         model = np.where(prob > 0, MODEL_TREND, "").astype(object)
         lo_n, hi_n = np.full(n, np.nan), np.full(n, np.nan)
         beyond = np.zeros(n)  # how far beyond the levels it has ever shown the sensor is
@@ -412,6 +459,41 @@ class EarlyWarnings:
         self._decide(
             rows, now_s, prob, level, eta, low, high, limit, model, slope, lo_n, hi_n, fresh, changes
         )
+
+    def _persistence_inflation(self, rows: np.ndarray) -> np.ndarray:
+        """sqrt((1 + ρ) / (1 - ρ)) for the lag-1 autocorrelation ρ = a e^{-θ·interval} the sensor learned;
+        1 while it has learned nothing. A wandering signal otherwise passes for a significant trend."""
+        b = self.behaviour
+        fitted = b.fitted_ms[rows] >= 0
+        theta = np.where(fitted, np.nan_to_num(b.theta[rows], nan=np.inf), np.inf)
+        slow = np.where(fitted, np.nan_to_num(b.slow_share[rows], nan=0.0), 0.0)
+        rho = np.clip(slow * np.exp(-theta * self.interval_s[rows]), 0.0, 0.99)
+        return np.sqrt((1.0 + rho) / (1.0 - rho))
+
+    def _trend_reach(self, rows, now_s, crossings, chan, prob, eta, low, high) -> None:
+        """For rows whose chosen trend gives a chance: the chance that a *reading* reaches the limit
+        (the line's uncertainty, a rate that may change, the noise about it: fc.trend_reach) and the
+        band of the crossing time from it, in place of the line's own figures."""
+        for c, (x, at, accel, age) in enumerate(crossings):
+            pos = np.flatnonzero((chan[at] == c) & (prob[at] > 0))
+            if not len(pos):
+                continue
+            i = at[pos]
+            r = rows[i]
+            b = self.behaviour
+            theta = np.where(b.fitted_ms[r] >= 0, np.nan_to_num(b.theta[r], nan=0.0), 0.0)
+            theta = np.where(theta > 0, theta, 1.0 / self.interval_s[r])
+            leads = x.horizon_s[pos, None] * (np.arange(1, 2 * LEAD_POINTS + 1) / LEAD_POINTS)[None, :]
+            cum = fc.trend_reach(x, pos, leads, theta, accel[pos])
+            # ... and the trend must last until then: a trend of age D lasts another T with chance
+            # (D / (D + T))^TREND_LASTS (Lindy's rule, softened): a storm two hours old is more likely
+            # to go on for another hour than one that began ten minutes ago
+            a = np.nan_to_num(age[pos], nan=0.0)[:, None]
+            lasts = (a / (a + leads)) ** TREND_LASTS
+            cum = np.cumsum(np.diff(cum, axis=1, prepend=0.0) * lasts, axis=1)
+            prob[i] = cum[:, LEAD_POINTS - 1]
+            q = bh.lead_quantiles(cum, leads, (0.5, 0.1, 0.9))
+            eta[i], low[i], high[i] = now_s[i] + q[:, 0], now_s[i] + q[:, 1], now_s[i] + q[:, 2]
 
     def _novelty(
         self, rows: np.ndarray, now_s: np.ndarray, slope: np.ndarray, chan: np.ndarray
@@ -474,6 +556,7 @@ class EarlyWarnings:
             p_h = bh.reach_probability(z0r, np.repeat(zbr, len(SCREEN_LEADS), axis=1), theta[i], coarse)[
                 :, -1
             ]
+            p_h[z0r >= bh.SCORE_CAP - 0.5] = 0.0  # beyond anything its scores tell apart: outside the model
             keep = np.flatnonzero(p_h >= matters[i])
             dir_band = np.full((len(i), 3), np.inf)
             if len(keep):  # both views in full where the levels' view leaves a chance that matters

@@ -112,7 +112,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from alerts.behaviour import norm_cdf
+from alerts.behaviour import SCORE_CAP, norm_cdf, reach_probability
 from alerts.conditions import ConditionKind
 from sensors.model import Sensor
 
@@ -815,6 +815,14 @@ class Crossing(NamedTuple):
     prob: np.ndarray  # float64: chance the line (with its uncertainty) is at the limit by the horizon;
     #                   0 where the trend is not significant, there is no limit, or it is already beyond
     slope: np.ndarray  # float64: the trend's slope, units per s (de-seasonalised for daily models)
+    # for `trend_reach`, in travel coordinates (towards the limit):
+    dist_now: np.ndarray  # float64: from the fitted line now to the limit (the cycle's peak bound added)
+    resid_now: np.ndarray  # float64: the last sample's deviation from the line
+    noise_sd: np.ndarray  # float64: residual sd of the samples about the line
+    level_sd: np.ndarray  # float64: uncertainty of the line's level now
+    slope_se: np.ndarray  # float64: standard error of the slope
+    horizon_s: np.ndarray  # float64: the horizon used (capped for young daily models)
+    lag_s: np.ndarray  # float64: now - t̄, how far behind the present the slope's estimate stands
 
 
 def _grade(lead_s: np.ndarray, warn: np.ndarray, bounds_s: tuple[float, ...]) -> np.ndarray:
@@ -842,6 +850,7 @@ def forecast_crossing(
     warmup_s: float = DAY_S,
     warmup_horizon_s: float = 2 * HOUR_S,
     grade_bounds_s: tuple[float, ...] = GRADE_BOUNDS_S,
+    se_scale: np.ndarray | float = 1.0,
 ) -> Crossing:
     """Project every trend to its next limit in the direction of travel and decide early warnings.
 
@@ -870,6 +879,9 @@ def forecast_crossing(
         Daily-cycle sensors with less than ``warmup_s`` of data use ``min(horizon, warmup_horizon_s)``.
     grade_bounds_s : tuple of float
         Ascending lead-time bounds of red, orange, yellow, blue.
+    se_scale : float or (n,) float64
+        Inflation of the slope's error and deflation of the effective count for autocorrelated
+        residuals (1: white residuals).
 
     Returns
     -------
@@ -883,6 +895,10 @@ def forecast_crossing(
         raise ValueError("limits_lo must be (n, 2) [L, LL] and limits_hi (n, 2) [H, HH]")
     horizon = np.broadcast_to(np.asarray(horizon_s, dtype=np.float64), (n,))
     st = _stats(state.sums, state.t_ref, state.x_ref, rate=False)
+    # readings that stay on one side of the line for a while carry less evidence than their count:
+    # the caller inflates the errors by sqrt((1 + ρ) / (1 - ρ)) for lag-1 autocorrelation ρ
+    scale = np.asarray(se_scale, dtype=np.float64)
+    st = st._replace(slope_se=st.slope_se * scale, n_eff=st.n_eff / (scale * scale))
     env = state.season_amp  # 0 without a daily model
     # Branch-free on purpose: rising/falling is a random mask over a fleet of flat sensors, and masked
     # selects with a random mask are ~10x slower than arithmetic (see _inf_unless).
@@ -946,8 +962,61 @@ def forecast_crossing(
         sd_u = np.sqrt(sigma0 * sigma0 + (st.slope_se * u) ** 2)
         prob = norm_cdf((speed * u - dist) / sd_u)
         prob = np.where(significant & before & has_limit, np.nan_to_num(prob, nan=0.0), 0.0)
+        u_now = now_s - st.t_mean_s
+        dist_now = dist - speed * u_now
+        resid_now = direction * (state.x_ref - st.intercept)
+        level_sd = np.sqrt(st.resid_sd**2 / st.n_eff + (st.slope_se * u_now) ** 2)
     grade = _grade(eta - now_s, warn, grade_bounds_s)
-    return Crossing(eta, eta_low, eta_high, limit, kind, significant, warn, grade, prob, st.slope)
+    return Crossing(
+        eta, eta_low, eta_high, limit, kind, significant, warn, grade, prob, st.slope,
+        dist_now, resid_now, st.resid_sd, level_sd, st.slope_se, horizon_eff, u_now,
+    )  # fmt: skip
+
+
+#: 3-point Gauss-Hermite nodes and weights for a standard normal: the line's uncertainty, integrated
+_GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(5)
+_GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
+#: sd of the log of the rate a trend will really keep: a line fitted over hours lags an onset and
+#: cannot see a storm build or a leak open, so the crossing time is uncertain by a factor, not a margin
+RATE_UNCERTAINTY = 0.3
+
+
+def trend_reach(
+    c: Crossing,
+    rows: np.ndarray,
+    leads_s: np.ndarray,
+    noise_theta: np.ndarray,
+    accel: np.ndarray | None = None,
+    kappa: float = RATE_UNCERTAINTY,
+) -> np.ndarray:
+    """Cumulative chance that a reading reaches the limit by each lead, on a trend (k, G).
+
+    The line moves towards the limit at its slope, and faster if its slope has been growing
+    (``accel``, units/s², only towards the limit: a leak that opens, a storm that builds; a slowing
+    trend is not trusted to stop). Its level, its slope and (by ``kappa``) the rate itself are
+    uncertain, integrated over a 3-point Gauss-Hermite rule; about the line the readings wander as a
+    mean-reverting noise of their residual sd and rate ``noise_theta`` (1/s), so a noisy reading may
+    touch the limit before the line does (alerts/behaviour.reach_probability in units of that sd).
+    ``kappa`` is the sd of the log of the rate (RATE_UNCERTAINTY); the rate and the line's own error
+    move together across the 5 Gauss-Hermite nodes.
+    Rows ``rows`` of the crossing ``c``; ``leads_s`` (k, G).
+    """
+    speed = np.abs(c.slope[rows])[:, None]
+    h = leads_s
+    if accel is not None:  # the slope is the rate at t̄; now it is further on, and it goes on growing
+        towards = np.sign(np.nan_to_num(c.slope[rows]))
+        a = np.maximum(np.nan_to_num(np.asarray(accel) * towards), 0.0)[:, None]
+        speed = speed + a * c.lag_s[rows, None] + 0.5 * a * h
+    sd_line = np.sqrt(c.level_sd[rows, None] ** 2 + (c.slope_se[rows, None] * h) ** 2)
+    noise = np.maximum(np.nan_to_num(c.noise_sd[rows]), 1e-12)[:, None]
+    z0 = np.nan_to_num(c.resid_now[rows]) / noise[:, 0]
+    out = np.zeros(h.shape)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for g, w in zip(_GH_NODES, _GH_WEIGHTS, strict=True):
+            # one node of the rate's log-normal uncertainty, with the line's own error beside it
+            gap = c.dist_now[rows, None] - speed * math.exp(g * kappa) * h - g * sd_line
+            out += w * reach_probability(z0, np.nan_to_num(gap / noise, nan=SCORE_CAP), noise_theta, h)
+    return np.clip(out, 0.0, 1.0)
 
 
 # ---- Inverse velocity (Fukuzono)

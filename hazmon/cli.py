@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -102,6 +103,8 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.close()
     print(format_summary(summary))
+    if args.calibration is not None and summary.calibration is not None:
+        args.calibration.write_text(json.dumps(summary.calibration.to_dict(), indent=1), encoding="utf-8")
     return 0
 
 
@@ -277,6 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--tail-s", type=float, default=0.0, help="run the clock this long past the last reading"
     )
     p_bt.add_argument("--quiet", action="store_true", help="no progress display")
+    p_bt.add_argument(
+        "--calibration",
+        type=Path,
+        help="also write the early warnings' calibration (reliability table, band coverage) as JSON",
+    )
     p_bt.set_defaults(func=_cmd_backtest)
 
     from hazmon.tune_cmd import add_arguments as add_tune_arguments
