@@ -6,9 +6,10 @@ A warning says "the chance of reaching this limit within the horizon is p, betwe
 - **reliability**: the forecasts' probabilities, binned, against how often the limit was really reached
   within the horizon. Sampled from every judgement with a target limit, at most once per
   ``min(1 h, horizon / 4)`` per sensor, so a long quiet stretch does not drown the table;
-- **band coverage**: for the warnings raised, whether the limit was reached inside their band; and the
-  same for every sampled judgement that held a warning (nominal 80 %). The first crossing after the
-  forecast counts; a band open at its late end ("not sure it crosses") also covers "never".
+- **band coverage**: a band says when the crossing comes *if it comes* (its 10 % and 90 % points given
+  a crossing); for the warnings raised that were followed by a crossing, and for every sampled
+  judgement holding a warning that was, whether it fell inside (nominal 80 %). The first crossing
+  after the forecast counts.
 
 Outcomes come from the readings themselves (the first reading at or beyond the limit); a forecast whose
 horizon (or band) reaches past the end of the data without a crossing has no known outcome and is left
@@ -102,11 +103,10 @@ class Calibration:
     reliability: list[dict]  # per bin: lo, hi, n, predicted, observed
     judged: int  # sampled judgements with a target
     known: int  # ... whose outcome within the horizon is known
-    band_known: int  # sampled judgements holding a warning whose band outcome is known
+    band_known: int  # sampled judgements holding a warning that were followed by a crossing
     band_inside: int
     warnings: int  # early warnings raised (with a target limit)
-    warnings_known: int
-    warnings_reached: int  # the limit was reached after the warning (before the data ended)
+    warnings_reached: int  # ... followed by a crossing of their limit (before the data ended)
     warnings_inside: int  # ... inside the warning's band
 
     @property
@@ -115,7 +115,7 @@ class Calibration:
 
     @property
     def warning_coverage(self) -> float | None:
-        return self.warnings_inside / self.warnings_known if self.warnings_known else None
+        return self.warnings_inside / self.warnings_reached if self.warnings_reached else None
 
     def to_dict(self) -> dict:
         return {
@@ -126,20 +126,16 @@ class Calibration:
             "band_inside": self.band_inside,
             "band_coverage": self.band_coverage,
             "warnings": self.warnings,
-            "warnings_known": self.warnings_known,
             "warnings_reached": self.warnings_reached,
             "warnings_inside": self.warnings_inside,
             "warning_coverage": self.warning_coverage,
         }
 
 
-def _band_outcome(hit: float, low: float, high: float, end_s: float) -> bool | None:
-    """Inside the band [low, high] (high inf = open)? None while the data cannot tell."""
-    if np.isfinite(hit):
-        return bool(low <= hit <= high)
-    if np.isfinite(high):
-        return False if end_s >= high else None
-    return True if end_s >= low else None
+def _band_outcome(hit: float, low: float, high: float) -> bool | None:
+    """Did the crossing fall inside the band [low, high] (high inf = open)? The band says when the
+    crossing comes *if it comes*, so only crossings are scored; None where there was none."""
+    return bool(low <= hit <= high) if np.isfinite(hit) else None
 
 
 def calibrate(log: ForecastLog, outcomes: Outcomes, warnings: list[dict]) -> Calibration:
@@ -155,7 +151,7 @@ def calibrate(log: ForecastLog, outcomes: Outcomes, warnings: list[dict]) -> Cal
         reached[i] = hit <= t + a["horizon"][i]
         known[i] = reached[i] or outcomes.end_s >= t + a["horizon"][i]
         if a["warns"][i] and np.isfinite(a["low"][i]):
-            inside = _band_outcome(hit, float(a["low"][i]), float(a["high"][i]), outcomes.end_s)
+            inside = _band_outcome(hit, float(a["low"][i]), float(a["high"][i]))
             if inside is not None:
                 band_known += 1
                 band_inside += int(inside)
@@ -175,17 +171,14 @@ def calibrate(log: ForecastLog, outcomes: Outcomes, warnings: list[dict]) -> Cal
             }
         )
         lo = hi
-    w_known = w_reached = w_inside = 0
+    w_reached = w_inside = 0
     for w in warnings:
         hit = outcomes.first_crossing(w["slot"], w["t_s"], w["limit"], w["up"])
-        inside = _band_outcome(hit, w["low_s"], w["high_s"], outcomes.end_s)
-        w_reached += int(np.isfinite(hit))
+        inside = _band_outcome(hit, w["low_s"], w["high_s"])
         if inside is not None:
-            w_known += 1
+            w_reached += 1
             w_inside += int(inside)
-    return Calibration(
-        rows, n, int(known.sum()), band_known, band_inside, len(warnings), w_known, w_reached, w_inside
-    )
+    return Calibration(rows, n, int(known.sum()), band_known, band_inside, len(warnings), w_reached, w_inside)
 
 
 def format_calibration(c: Calibration) -> list[str]:
@@ -202,11 +195,11 @@ def format_calibration(c: Calibration) -> list[str]:
             )
     if c.band_known:
         out.append(
-            f"  bands of judgements holding a warning (10-90 % of the crossing time): "
-            f"{c.band_inside}/{c.band_known} inside "
+            f"  bands (10-90 % of the crossing time if it comes) of judgements holding a warning and "
+            f"followed by a crossing: {c.band_inside}/{c.band_known} inside "
             f"({100 * c.band_inside / c.band_known:.0f} %, nominal 80 %)"
         )
     if c.warnings:
-        cov = f", inside the band {c.warnings_inside}/{c.warnings_known}" if c.warnings_known else ""
+        cov = f", inside the band {c.warnings_inside}/{c.warnings_reached}" if c.warnings_reached else ""
         out.append(f"  warnings: {c.warnings} raised, limit reached after {c.warnings_reached}{cov}")
     return out

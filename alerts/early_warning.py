@@ -27,6 +27,7 @@ sensor's normal range, and the band: the 10 % and 90 % points of the crossing ti
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -100,8 +101,7 @@ WARN_PROFILES: dict[str, WarnProfile] = {
 DEFAULT_PROFILE = WarnProfile(0.8, 1800.0)
 BAND_Z = 1.2815515655446004  # the band is the 10 % .. 90 % of the crossing time: Φ⁻¹(0.9)
 LEAD_POINTS = 16  # lead-grid points per horizon for the learned model (two horizons are scanned)
-TREND_LASTS = 0.5  # exponent of the trend's survival (D / (D + T)); 1 would be Lindy's rule itself
-TREND_AGE_START = 0.25  # a trend is about this share of its memory old when it first shows as significant
+TREND_LEADS = 3.0 * (1 / 192) ** (1 - np.arange(64) / 63)  # a trend's crossing, in horizons: 1/64 .. 3
 SCREEN_LEADS = np.array([0.25, 0.5, 0.75, 1.0])  # a coarse grid (in horizons) that rules most sensors out
 MODEL_TREND, MODEL_REVERTING, MODEL_CREEP = "trend", "reverting", "creep"
 _MODEL_ZH = {MODEL_TREND: "趋势外推", MODEL_REVERTING: "历史行为模型", MODEL_CREEP: "反速度法"}
@@ -150,27 +150,9 @@ class _Channel:
     slope_t: np.ndarray = field(default_factory=lambda: np.zeros(0))
     accel: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
-    # age: since when the trend has been significant in its present direction (a trend's age is the
-    # best guide to how much longer it lasts)
-    since: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    heading: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    last_sig: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
     def __post_init__(self) -> None:
         k = len(self.rows)
         self.slope_prev, self.slope_t, self.accel = np.full(k, np.nan), np.full(k, np.nan), np.zeros(k)
-        self.since, self.heading, self.last_sig = np.full(k, np.nan), np.zeros(k), np.full(k, np.nan)
-
-    def follow_age(
-        self, pc: np.ndarray, now_s: np.ndarray, slope: np.ndarray, significant: np.ndarray
-    ) -> None:
-        """A trend's age restarts when it turns, or after it has not been significant for half its memory."""
-        heading = np.where(significant, np.sign(np.nan_to_num(slope)), 0.0)
-        lapsed = ~(now_s - self.last_sig[pc] <= 0.5 * self.trend.tau_s[pc])  # NaN: never significant
-        turned = significant & ((heading != self.heading[pc]) | lapsed)
-        self.since[pc] = np.where(turned, now_s, self.since[pc])
-        self.heading[pc] = np.where(significant, heading, np.where(lapsed, 0.0, self.heading[pc]))
-        self.last_sig[pc] = np.where(significant, now_s, self.last_sig[pc])
 
     def follow_slope(self, pc: np.ndarray, now_s: np.ndarray, slope: np.ndarray) -> None:
         """Update the acceleration of positions ``pc`` from their new slopes (units/s²)."""
@@ -202,10 +184,14 @@ class EarlyWarnings:
         *,
         site_timezones: Mapping[str, str] | None = None,
         healthy: Callable[[np.ndarray], np.ndarray] | None = None,
+        step_noise: Callable[[np.ndarray], np.ndarray] | None = None,
     ):
         self.index = index
         self.config = cfg = config or EarlyWarningConfig()
         self.healthy = healthy
+        # the engine's mean |Δx| of slots: the readings' own step-to-step noise, which a line fitted
+        # across a bend (the start of a fill) overstates in its residuals
+        self.step_noise = step_noise
         self._tz = {site: ZoneInfo(tz) for site, tz in (site_timezones or {}).items()}
         sensors = index.sensors
         lo, hi = fc.limit_arrays(sensors) if sensors else (np.zeros((0, 2)), np.zeros((0, 2)))
@@ -401,10 +387,9 @@ class EarlyWarnings:
             x = fc.forecast_crossing(
                 ch.trend.take(pc), now_s[at], self.limits_lo[r], self.limits_hi[r], ch.horizon_s[pc],
                 z_slope=cfg.z_slope, z_band=cfg.z_band, min_n_eff=cfg.min_n_eff,
-                se_scale=self._persistence_inflation(r),
+                se_scale=1.0,  # self._persistence_inflation(r),
             )  # fmt: skip
             ch.follow_slope(pc, now_s[at], x.slope)
-            ch.follow_age(pc, now_s[at], x.slope, x.significant)
             ch_fresh = now_s[at] - ch.trend.t_ref[pc] <= cfg.lapse_after_tau * ch.trend.tau_s[pc]
             fresh[at] |= ch_fresh
             pr = np.where(ch_fresh, x.prob, 0.0)
@@ -413,8 +398,7 @@ class EarlyWarnings:
             prob[w], level[w], limit[w] = pr[better], x.limit_kind[better], x.limit_value[better]
             eta[w], low[w], high[w] = x.eta_s[better], x.eta_low_s[better], x.eta_high_s[better]
             slope[w], chan[w] = np.nan_to_num(x.slope[better]), c
-            age = now_s[at] - ch.since[pc] + TREND_AGE_START * ch.trend.tau_s[pc]
-            crossings.append((x, at, ch.accel[pc], age))
+            crossings.append((x, at, ch.accel[pc]))
         self._trend_reach(rows, now_s, crossings, chan, prob, eta, low, high)
         model = np.where(prob > 0, MODEL_TREND, "").astype(object)
         lo_n, hi_n = np.full(n, np.nan), np.full(n, np.nan)
@@ -471,10 +455,11 @@ class EarlyWarnings:
         return np.sqrt((1.0 + rho) / (1.0 - rho))
 
     def _trend_reach(self, rows, now_s, crossings, chan, prob, eta, low, high) -> None:
-        """For rows whose chosen trend gives a chance: the chance that a *reading* reaches the limit
-        (the line's uncertainty, a rate that may change, the noise about it: fc.trend_reach) and the
-        band of the crossing time from it, in place of the line's own figures."""
-        for c, (x, at, accel, age) in enumerate(crossings):
+        """The band of the crossing time on a trend: when a *reading* would reach the limit if the
+        trend goes on (the line's uncertainty, a rate that may change or grow, the noise about it:
+        fc.trend_reach), in place of the line's own. The chance stays the line's: the trend's own
+        figure, which the novelty then weighs."""
+        for c, (x, at, accel) in enumerate(crossings):
             pos = np.flatnonzero((chan[at] == c) & (prob[at] > 0))
             if not len(pos):
                 continue
@@ -483,16 +468,16 @@ class EarlyWarnings:
             b = self.behaviour
             theta = np.where(b.fitted_ms[r] >= 0, np.nan_to_num(b.theta[r], nan=0.0), 0.0)
             theta = np.where(theta > 0, theta, 1.0 / self.interval_s[r])
-            leads = x.horizon_s[pos, None] * (np.arange(1, 2 * LEAD_POINTS + 1) / LEAD_POINTS)[None, :]
-            cum = fc.trend_reach(x, pos, leads, theta, accel[pos])
-            # ... and the trend must last until then: a trend of age D lasts another T with chance
-            # (D / (D + T))^TREND_LASTS (Lindy's rule, softened): a storm two hours old is more likely
-            # to go on for another hour than one that began ten minutes ago
-            a = np.nan_to_num(age[pos], nan=0.0)[:, None]
-            lasts = (a / (a + leads)) ** TREND_LASTS
-            cum = np.cumsum(np.diff(cum, axis=1, prepend=0.0) * lasts, axis=1)
-            prob[i] = cum[:, LEAD_POINTS - 1]
-            q = bh.lead_quantiles(cum, leads, (0.5, 0.1, 0.9))
+            # from 1/64 of the horizon to three horizons (a slow rate crosses late), spaced by a constant
+            # ratio so the band's ends are placed to a few per cent wherever they fall
+            leads = x.horizon_s[pos, None] * TREND_LEADS[None, :]
+            noise = np.nan_to_num(x.noise_sd[pos], nan=0.0)
+            if self.step_noise is not None:  # white noise of sd σ steps by 2σ/√π on average
+                step = np.nan_to_num(self.step_noise(self.slots[r]), nan=np.inf) * math.sqrt(math.pi) / 2
+                q = b.quantiles[r]
+                learned = np.where(b.fitted_ms[r] >= 0, (q[:, 7] - q[:, 3]) / 2.563, 0.0)  # 10..90 %
+                noise = np.minimum(noise, np.maximum(step, np.nan_to_num(learned)))
+            q = conditional_band(fc.trend_reach(x, pos, leads, theta, accel[pos], noise_sd=noise), leads)
             eta[i], low[i], high[i] = now_s[i] + q[:, 0], now_s[i] + q[:, 1], now_s[i] + q[:, 2]
 
     def _novelty(
@@ -571,7 +556,7 @@ class EarlyWarnings:
                 cum = np.minimum(cum, bh.reach_probability(sign * z0, sign * zb, theta[j], leads[j]))
                 p_h[keep] = cum[:, LEAD_POINTS - 1]
                 sure = p_h[keep] >= matters[j]
-                dir_band[keep[sure]] = bh.lead_quantiles(cum[sure], leads[j[sure]], (0.5, 0.1, 0.9))
+                dir_band[keep[sure]] = conditional_band(cum[sure], leads[j[sure]])
             better = p_h > prob[i]
             j = i[better]
             prob[j] = p_h[better]
@@ -723,6 +708,14 @@ def _duration_zh(seconds: float) -> str:
     return f" {seconds / 86400:.0f} 天"
 
 
+def conditional_band(cum: np.ndarray, leads_s: np.ndarray) -> np.ndarray:
+    """(k, 3) leads of the median, 10 % and 90 % points of the crossing time *given that it comes*
+    within the leads scanned (two horizons): when it will happen, if it happens."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        given = np.nan_to_num(cum / cum[:, -1:], nan=0.0)
+    return bh.lead_quantiles(given, leads_s, (0.5, 0.1, 0.9))
+
+
 def learning_step_s(interval_s: np.ndarray, horizon_s: np.ndarray) -> np.ndarray:
     """Grid step (s) on which a sensor's behaviour is learned: about 1/144 of its horizon (10 min for a
     day), never finer than its reporting interval, in whole minutes between 1 min and 1 h."""
@@ -734,7 +727,11 @@ def attach_early_warnings(engine, site_timezones: Mapping[str, str] | None = Non
                           config: EarlyWarningConfig | None = None) -> EarlyWarnings:  # fmt: skip
     """Plug early warnings into `engine`; trends skip samples of sensors the engine finds faulty."""
     ew = EarlyWarnings(
-        engine.index, config, site_timezones=site_timezones, healthy=lambda s: engine.fault_code[s] == 0
+        engine.index,
+        config,
+        site_timezones=site_timezones,
+        healthy=lambda s: engine.fault_code[s] == 0,
+        step_noise=lambda s: engine.mad[s],
     )
     engine.attach_forecaster(ew)
     return ew

@@ -974,11 +974,11 @@ def forecast_crossing(
 
 
 #: 3-point Gauss-Hermite nodes and weights for a standard normal: the line's uncertainty, integrated
-_GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(5)
+_GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(9)
 _GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
 #: sd of the log of the rate a trend will really keep: a line fitted over hours lags an onset and
 #: cannot see a storm build or a leak open, so the crossing time is uncertain by a factor, not a margin
-RATE_UNCERTAINTY = 0.3
+RATE_UNCERTAINTY = 0.6
 
 
 def trend_reach(
@@ -988,33 +988,36 @@ def trend_reach(
     noise_theta: np.ndarray,
     accel: np.ndarray | None = None,
     kappa: float = RATE_UNCERTAINTY,
+    noise_sd: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cumulative chance that a reading reaches the limit by each lead, on a trend (k, G).
 
-    The line moves towards the limit at its slope, and faster if its slope has been growing
-    (``accel``, units/s², only towards the limit: a leak that opens, a storm that builds; a slowing
-    trend is not trusted to stop). Its level, its slope and (by ``kappa``) the rate itself are
-    uncertain, integrated over a 3-point Gauss-Hermite rule; about the line the readings wander as a
-    mean-reverting noise of their residual sd and rate ``noise_theta`` (1/s), so a noisy reading may
-    touch the limit before the line does (alerts/behaviour.reach_probability in units of that sd).
-    ``kappa`` is the sd of the log of the rate (RATE_UNCERTAINTY); the rate and the line's own error
-    move together across the 5 Gauss-Hermite nodes.
+    From the last reading, the trend moves towards the limit at its slope, brought up to now if its
+    slope has been growing (``accel``, units/s², only towards the limit: a leak that opens, a storm
+    that builds; at most three times the slope; a slowing trend is not trusted to stop). The rate
+    itself is uncertain (``kappa``: the sd of its log, RATE_UNCERTAINTY) and so is the line (its
+    level and slope errors); both move together across 9 Gauss-Hermite nodes. About the line the
+    readings wander as a mean-reverting noise of sd ``noise_sd`` (default: the residual sd; the caller
+    may know better, a line across a bend has large residuals) and rate ``noise_theta`` (1/s), so a
+    noisy reading may touch the limit before the line does (alerts/behaviour.reach_probability).
     Rows ``rows`` of the crossing ``c``; ``leads_s`` (k, G).
     """
     speed = np.abs(c.slope[rows])[:, None]
     h = leads_s
-    if accel is not None:  # the slope is the rate at t̄; now it is further on, and it goes on growing
+    if accel is not None:  # the slope is the rate at t̄, which lags the present: bring it up to now
         towards = np.sign(np.nan_to_num(c.slope[rows]))
         a = np.maximum(np.nan_to_num(np.asarray(accel) * towards), 0.0)[:, None]
-        speed = speed + a * c.lag_s[rows, None] + 0.5 * a * h
+        speed = np.minimum(speed + a * c.lag_s[rows, None], 3.0 * speed)
     sd_line = np.sqrt(c.level_sd[rows, None] ** 2 + (c.slope_se[rows, None] * h) ** 2)
-    noise = np.maximum(np.nan_to_num(c.noise_sd[rows]), 1e-12)[:, None]
-    z0 = np.nan_to_num(c.resid_now[rows]) / noise[:, 0]
+    noise = np.maximum(np.nan_to_num(c.noise_sd[rows] if noise_sd is None else noise_sd), 1e-12)[:, None]
+    # from the last reading, not the line: a line fitted across a bend (the start of a fill) lags it
+    start = (c.dist_now[rows] - np.nan_to_num(c.resid_now[rows]))[:, None]
+    z0 = np.zeros(len(rows))
     out = np.zeros(h.shape)
     with np.errstate(invalid="ignore", over="ignore"):
         for g, w in zip(_GH_NODES, _GH_WEIGHTS, strict=True):
             # one node of the rate's log-normal uncertainty, with the line's own error beside it
-            gap = c.dist_now[rows, None] - speed * math.exp(g * kappa) * h - g * sd_line
+            gap = start - speed * math.exp(g * kappa) * h - g * sd_line
             out += w * reach_probability(z0, np.nan_to_num(gap / noise, nan=SCORE_CAP), noise_theta, h)
     return np.clip(out, 0.0, 1.0)
 

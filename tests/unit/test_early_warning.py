@@ -77,11 +77,11 @@ def test_a_filling_tank_is_warned_once_hours_before_h_with_a_band_holding_the_tr
     lead_h = (crossing_ms - first.time_ms) / HOUR
     assert 12 <= lead_h <= 24.5, lead_h
     assert first.time_ms < h_alarm.time_ms
-    # the band is the white-noise band: the first one, with the start of the fill still in the EW memory,
-    # may miss by minutes; the ETA is within 3 % of the lead time and later bands hold the truth
+    # the ETA is when a reading (1 cm noise) is expected to reach H if the fill goes on: a little before
+    # the line, within 8 % of the lead time; every band (10-90 % if it comes) holds the truth
     on_h = [c for c in raised if c.level == "H"]
-    assert all(abs(c.eta_ms - crossing_ms) < 0.03 * (crossing_ms - c.time_ms) for c in on_h)
-    assert all(c.eta_low_ms <= crossing_ms <= c.eta_high_ms for c in raised[1:] if c.level == "H")
+    assert all(abs(c.eta_ms - crossing_ms) < 0.08 * (crossing_ms - c.time_ms) for c in on_h)
+    assert all(c.eta_low_ms <= crossing_ms <= c.eta_high_ms for c in on_h)
     # later changes are re-grades of the same warning (priority rises as the crossing nears), not re-raises
     prios = [c.priority for c in raised if c.level == "H"]
     assert prios == sorted(prios) and prios[-1] == Priority.HIGH
