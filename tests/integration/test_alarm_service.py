@@ -110,6 +110,10 @@ def write_sim_registry(path: Path) -> Path:
         "limits": {"ll": 0.8, "l": 1.2, "h": 14.2, "hh": 14.8},
         "deadband": 0.1,
         "device": "tf-gw-01",
+        # readings carry wall-clock stamps while the physics runs SPEED times faster: the gauge's
+        # 700 simulated frozen seconds are about 12 s of stamps, so the flat-line minimum is scaled
+        # the same way (300 s / SPEED)
+        "stuck_after_s": 5,
     }
     sensors = [
         {
