@@ -49,6 +49,9 @@ DAY_S = 86_400.0
 WEEK_S = 7 * DAY_S
 DAY_BINS = 48  # the daily profile: one value per half hour of the day, linear between them
 N_SEASON = DAY_BINS + 7  # ... then one offset per day of the week
+CELL_S = DAY_S / DAY_BINS
+FINE_COLS = 8192  # the distribution and the rates look at most this many grid columns, evenly spread
+DYNAMICS_COLS = 8192  # the autocorrelation looks at this many newest grid columns
 SHRINK = 2.0  # a profile value from n days counts n / (n + SHRINK): a few days make a timid profile
 #: probability levels of the kept quantiles of the residual
 PROBS = np.array([0.001, 0.005, 0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98, 0.995, 0.999])
@@ -350,10 +353,13 @@ def fit_behaviour(
     # distribution of the residual
     q, tail_lo, tail_hi = _distribution(r, fit)
     raw_q, raw_lo, raw_hi = _distribution(v_past, fit)
-    # dynamics: autocorrelation at one step and at the slow lag, in normal scores
-    z = np.where(past, _scores(q, tail_lo, tail_hi, r_all), np.nan)
+    # dynamics: autocorrelation at one step and at the slow lag, in normal scores, over the newest
+    # DYNAMICS_COLS columns (a week of 1-minute bins says as much about them as a month)
+    dyn = slice(max(0, n_bins - DYNAMICS_COLS), n_bins)
+    z = np.where(past[:, dyn], _scores(q, tail_lo, tail_hi, r_all[:, dyn]), np.nan)
+    n_dyn = z.shape[1]
     lag = np.clip(
-        np.rint(np.broadcast_to(np.asarray(slow_lag_s, float), (m,)) / step_s), 2, max(2, n_bins // 4)
+        np.rint(np.broadcast_to(np.asarray(slow_lag_s, float), (m,)) / step_s), 2, max(2, n_dyn // 4)
     )
     rho1 = _autocorr(z, np.ones(m, dtype=np.int64))
     rhol = _autocorr(z, lag.astype(np.int64))
@@ -387,10 +393,11 @@ def _distribution(x: np.ndarray, fit: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """Quantiles at PROBS of each row of ``x`` (NaN = missing) and the exponential tail scales beyond."""
     m = x.shape[0]
     q = np.full((m, len(PROBS)), np.nan)
+    x = _thin(x)
+    if fit.any():
+        q[fit] = nanquantile_rows(x[fit], PROBS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        if fit.any():
-            q[fit] = np.nanquantile(x[fit], PROBS, axis=1).T
         sd = np.nanstd(x, axis=1)
     floor = np.maximum(0.05 * np.nan_to_num(sd), 1e-9)
     tail_hi = np.maximum((q[:, -1] - q[:, -2]) / math.log((1 - PROBS[-2]) / (1 - PROBS[-1])), floor)
@@ -425,15 +432,85 @@ def _profile_rows(daily: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def _fill_circular(profile: np.ndarray) -> np.ndarray:
     """Fill NaN bins of each row's daily profile by linear interpolation around the clock (0 if all NaN)."""
-    out = profile.copy()
-    x = np.arange(DAY_BINS, dtype=np.float64)
-    for i in np.flatnonzero(np.isnan(out).any(axis=1)):
-        good = ~np.isnan(out[i])
-        if good.any():
-            out[i] = np.interp(x, x[good], out[i, good], period=DAY_BINS)
-        else:
-            out[i] = 0.0
+    m, n = profile.shape
+    good = ~np.isnan(profile)
+    idx = np.arange(3 * n)
+    good3 = np.tile(good, 3)
+    prev = np.maximum.accumulate(np.where(good3, idx, -1), axis=1)[:, n : 2 * n]
+    nxt = np.minimum.accumulate(np.where(good3, idx, 3 * n)[:, ::-1], axis=1)[:, ::-1][:, n : 2 * n]
+    vals = np.nan_to_num(np.tile(profile, 3))
+    rows = np.arange(m)[:, None]
+    has = good.any(axis=1)[:, None]
+    prev_c, nxt_c = np.clip(prev, 0, 3 * n - 1), np.clip(nxt, 0, 3 * n - 1)
+    here = np.arange(n, 2 * n)[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(nxt_c > prev_c, (here - prev_c) / (nxt_c - prev_c), 0.0)
+    filled = vals[rows, prev_c] * (1.0 - frac) + vals[rows, nxt_c] * frac
+    return np.where(good, profile, np.where(has, filled, 0.0))
+
+
+def nanquantile_rows(x: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Quantiles (numpy's linear rule) of each row of ``x`` (m, n), NaN = missing; (m, len(probs)).
+
+    One sort of the whole array: numpy's nanquantile loops over rows in Python.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    m = x.shape[0]
+    if x.shape[1] == 0:
+        return np.full((m, len(probs)), np.nan)
+    srt = np.sort(x, axis=1)  # NaN last
+    n = (~np.isnan(x)).sum(axis=1)
+    pos = np.maximum(n - 1, 0)[:, None] * probs[None, :]
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, np.maximum(n - 1, 0)[:, None])
+    a, b = np.take_along_axis(srt, lo, axis=1), np.take_along_axis(srt, hi, axis=1)
+    out = a + (b - a) * (pos - lo)
+    out[n == 0] = np.nan
     return out
+
+
+def _nanmedian_last(x: np.ndarray) -> np.ndarray:
+    """Median over the last axis, NaN = missing (all NaN: NaN); vectorised over the other axes."""
+    shape = x.shape
+    flat = x.reshape(-1, shape[-1])
+    return nanquantile_rows(flat, np.array([0.5]))[:, 0].reshape(shape[:-1])
+
+
+def _thin(x: np.ndarray, cols: int = FINE_COLS) -> np.ndarray:
+    """Every k-th column of ``x`` so that at most ``cols`` remain, over its whole width."""
+    k = -(-x.shape[1] // cols)
+    return x[:, ::k] if k > 1 else x
+
+
+def _day_cells(
+    v: np.ndarray, ok: np.ndarray, t: np.ndarray, step_s: float, day0_s: float, n_days: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Means of each row's valid bins in every half-hour cell of whole UTC days: (m, n_days, DAY_BINS)
+    means (NaN = empty) and counts. The profile is fitted on these: a month of 1-minute bins is 30 times
+    more data than the profile can tell apart."""
+    m, n = v.shape
+    n_cells = n_days * DAY_BINS
+    offset = (t[0] - 0.5 * step_s - day0_s) / step_s
+    per_cell = CELL_S / step_s
+    if per_cell == int(per_cell) and offset == int(offset):  # bins tile the cells: sum by reshaping
+        per_cell, offset = int(per_cell), int(offset)
+        width = n_cells * per_cell
+        sums, counts = np.zeros((m, width)), np.zeros((m, width), dtype=np.int64)
+        sums[:, offset : offset + n] = np.where(ok, v, 0.0)[:, : width - offset]
+        counts[:, offset : offset + n] = ok[:, : width - offset]
+        sums = sums.reshape(m, n_cells, per_cell).sum(axis=2)
+        counts = counts.reshape(m, n_cells, per_cell).sum(axis=2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = sums / counts
+        return means.reshape(m, n_days, DAY_BINS), counts.reshape(m, n_days, DAY_BINS)
+    cell = np.clip(((t - day0_s) // CELL_S).astype(np.int64), 0, n_cells - 1)
+    key = (np.arange(m)[:, None] * n_cells + cell[None, :]).ravel()
+    okf = ok.ravel()
+    sums = np.bincount(key[okf], weights=v.ravel()[okf], minlength=m * n_cells)
+    counts = np.bincount(key[okf], minlength=m * n_cells)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / counts
+    return means.reshape(m, n_days, DAY_BINS), counts.reshape(m, n_days, DAY_BINS)
 
 
 def _fit_season(
@@ -442,45 +519,43 @@ def _fit_season(
     """Level, daily profile and day-of-week offsets by medians (robust to excursions), backfitted twice.
 
     A profile captures any shape (the square wave of shifts, a plant that runs by day) where a few
-    harmonics ring; medians keep excursions out of it. Each value is shrunk by n / (n + SHRINK) for
-    the n days behind it; the profile needs two days of history, the offsets two weeks.
+    harmonics ring; medians keep excursions out of it. The medians are over half-hour cell means of
+    whole days (one value per profile bin per day). Each value is shrunk by n / (n + SHRINK) for the n
+    days behind it; the profile needs two days of history, the offsets two weeks.
     """
     m = v.shape[0]
     season = np.zeros((m, N_SEASON))
-    tod = (np.mod(t, DAY_S) / DAY_S * DAY_BINS).astype(np.intp)
-    dow = _weekday(t)
-    per_day = max(1.0, DAY_S / DAY_BINS / step_s)  # grid columns a profile bin gets each day
+    day0 = math.floor(t[0] / DAY_S) * DAY_S
+    n_days = max(1, math.ceil((t[-1] - day0) / DAY_S))
+    cells, counts = _day_cells(v, ok, t, step_s, day0, n_days)  # (m, D, B)
+    has = counts > 0
+    dow = (np.floor(day0 / DAY_S).astype(np.int64) + 3 + np.arange(n_days)) % 7  # (D,)
     day_ok, week_ok = span >= 2 * DAY_S, span >= 2 * WEEK_S
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices give NaN, handled below
-        level = np.nanmedian(v, axis=1)
-        if not day_ok.any():
-            return np.nan_to_num(level), season
-        daily = np.zeros((m, DAY_BINS))
-        weekly = np.zeros((m, 7))
-        for _ in range(2):
-            rest = v - level[:, None] - weekly[:, dow]
-            for b in range(DAY_BINS):
-                cols = tod == b
-                if not cols.any():
-                    daily[:, b] = np.nan
-                    continue
-                days = ok[:, cols].sum(axis=1) / per_day
-                daily[:, b] = np.nanmedian(rest[:, cols], axis=1) * days / (days + SHRINK)
-            daily = _fill_circular(daily)
-            daily -= daily.mean(axis=1, keepdims=True)
-            daily[~day_ok] = 0.0
-            if week_ok.any():
-                rest = v - level[:, None] - _profile_rows(daily, t)
-                for d in range(7):
-                    cols = dow == d
-                    weekly[:, d] = np.nan_to_num(np.nanmedian(rest[:, cols], axis=1)) if cols.any() else 0.0
-                weekly -= weekly.mean(axis=1, keepdims=True)
-                weekly[~week_ok] = 0.0
-            level = np.nanmedian(v - _profile_rows(daily, t) - weekly[:, dow], axis=1)
+    level = np.nan_to_num(_nanmedian_last(cells.reshape(m, -1)))
+    if not day_ok.any():
+        return level, season
+    days = has.sum(axis=1)  # (m, B): days behind each profile bin
+    daily = np.zeros((m, DAY_BINS))
+    weekly = np.zeros((m, 7))
+    for _ in range(2):
+        rest = cells - level[:, None, None] - weekly[:, dow][:, :, None]
+        daily = _nanmedian_last(np.swapaxes(rest, 1, 2)) * days / (days + SHRINK)
+        daily = _fill_circular(daily)
+        daily -= daily.mean(axis=1, keepdims=True)
+        daily[~day_ok] = 0.0
+        if week_ok.any():
+            rest = cells - level[:, None, None] - daily[:, None, :]
+            for d in range(7):
+                on = dow == d
+                if on.any():
+                    weekly[:, d] = np.nan_to_num(_nanmedian_last(rest[:, on, :].reshape(m, -1)))
+            weekly -= weekly.mean(axis=1, keepdims=True)
+            weekly[~week_ok] = 0.0
+        rest = cells - daily[:, None, :] - weekly[:, dow][:, :, None]
+        level = np.nan_to_num(_nanmedian_last(rest.reshape(m, -1)))
     season[:, :DAY_BINS] = daily
     season[:, DAY_BINS:] = weekly
-    return np.nan_to_num(level), np.nan_to_num(season)
+    return level, np.nan_to_num(season)
 
 
 def _autocorr(z: np.ndarray, lag: np.ndarray) -> np.ndarray:
@@ -519,19 +594,21 @@ def _rate_envelope(
         if k < 1 or 2 * k > n:
             continue
         rows = np.flatnonzero(k_all == k)
-        s, c = cs[rows], cn[rows]
+        # windows every `stride` columns: no more than FINE_COLS of them, and never a gap between two
+        # (a stride up to the window length still sees every rise of that length)
+        stride = max(1, min(k, -(-(n - 2 * k + 1) // FINE_COLS)))
+        cs_r, cn_r = (cs, cn) if len(rows) == m else (cs[rows], cn[rows])
+        end = n - 2 * k + 1
+        s0, s1, s2 = (cs_r[:, o : o + end : stride] for o in (0, k, 2 * k))
+        c0, c1, c2 = (cn_r[:, o : o + end : stride] for o in (0, k, 2 * k))
         with np.errstate(invalid="ignore", divide="ignore"):
-            now = (s[:, 2 * k :] - s[:, k:-k]) / (c[:, 2 * k :] - c[:, k:-k])
-            before = (s[:, k:-k] - s[:, : -2 * k]) / (c[:, k:-k] - c[:, : -2 * k])
-        rate = (now - before) / (k * step_s)
-        enough = (c[:, 2 * k :] - c[:, k:-k] >= max(1, k // 2)) & (
-            c[:, k:-k] - c[:, : -2 * k] >= max(1, k // 2)
-        )
+            rate = ((s2 - s1) / (c2 - c1) - (s1 - s0) / (c1 - c0)) / (k * step_s)
+        enough = (c2 - c1 >= max(1, k // 2)) & (c1 - c0 >= max(1, k // 2))
         rate = np.where(enough, rate, np.nan)
         has = (~np.isnan(rate)).sum(axis=1) >= 4
         if has.any():
-            qs = np.nanquantile(rate[has], RATE_PROBS, axis=1)
-            lo[rows[has]], hi[rows[has]] = qs[0], qs[1]
+            qs = nanquantile_rows(rate[has], np.array(RATE_PROBS))
+            lo[rows[has]], hi[rows[has]] = qs[:, 0], qs[:, 1]
     return lo, hi
 
 
@@ -547,21 +624,20 @@ def _scores(q: np.ndarray, tail_lo: np.ndarray, tail_hi: np.ndarray, r: np.ndarr
     shape = r.shape
     m = shape[0]
     r2 = r.reshape(m, -1)
-    width = r2.shape[1]
-    rows = np.repeat(np.arange(m), width)
-    flat = r2.ravel()
-    qr = q[rows]  # (m·T, Q)
-    k = np.clip((flat[:, None] >= qr).sum(axis=1) - 1, 0, len(PROBS) - 2)  # the bracket
-    at = np.arange(flat.size)
-    q_k, q_k1 = qr[at, k], qr[at, k + 1]
+    # the bracket, one quantile column at a time: no (m·T, Q) temporary
+    k = np.zeros(r2.shape, dtype=np.intp)
+    for j in range(len(PROBS)):
+        k += r2 >= q[:, j : j + 1]
+    k = np.clip(k - 1, 0, len(PROBS) - 2)
+    q_k, q_k1 = np.take_along_axis(q, k, axis=1), np.take_along_axis(q, k + 1, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        frac = np.clip((flat - q_k) / np.maximum(q_k1 - q_k, 1e-12), 0.0, 1.0)
+        frac = np.clip((r2 - q_k) / np.maximum(q_k1 - q_k, 1e-12), 0.0, 1.0)
     z = Z_PROBS[k] + frac * (Z_PROBS[k + 1] - Z_PROBS[k])
     for sign, edge, p_edge, tails in ((1.0, -1, 1 - PROBS[-1], tail_hi), (-1.0, 0, PROBS[0], tail_lo)):
-        out = np.flatnonzero(sign * (flat - qr[:, edge]) > 0)
-        if len(out):
-            beyond = sign * (flat[out] - qr[out, edge]) / tails[rows[out]]
-            z[out] = -sign * norm_ppf(np.maximum(p_edge * np.exp(-beyond), 1e-300))
+        out_r, out_c = np.nonzero(sign * (r2 - q[:, edge : edge + 1 if edge >= 0 else None]) > 0)
+        if len(out_r):
+            beyond = sign * (r2[out_r, out_c] - q[out_r, edge]) / tails[out_r]
+            z[out_r, out_c] = -sign * norm_ppf(np.maximum(p_edge * np.exp(-beyond), 1e-300))
     return np.clip(np.nan_to_num(z, nan=0.0), -SCORE_CAP, SCORE_CAP).reshape(shape)
 
 

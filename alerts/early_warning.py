@@ -387,7 +387,6 @@ class EarlyWarnings:
             x = fc.forecast_crossing(
                 ch.trend.take(pc), now_s[at], self.limits_lo[r], self.limits_hi[r], ch.horizon_s[pc],
                 z_slope=cfg.z_slope, z_band=cfg.z_band, min_n_eff=cfg.min_n_eff,
-                se_scale=1.0,  # self._persistence_inflation(r),
             )  # fmt: skip
             ch.follow_slope(pc, now_s[at], x.slope)
             ch_fresh = now_s[at] - ch.trend.t_ref[pc] <= cfg.lapse_after_tau * ch.trend.tau_s[pc]
@@ -443,16 +442,6 @@ class EarlyWarnings:
         self._decide(
             rows, now_s, prob, level, eta, low, high, limit, model, slope, lo_n, hi_n, fresh, changes
         )
-
-    def _persistence_inflation(self, rows: np.ndarray) -> np.ndarray:
-        """sqrt((1 + ρ) / (1 - ρ)) for the lag-1 autocorrelation ρ = a e^{-θ·interval} the sensor learned;
-        1 while it has learned nothing. A wandering signal otherwise passes for a significant trend."""
-        b = self.behaviour
-        fitted = b.fitted_ms[rows] >= 0
-        theta = np.where(fitted, np.nan_to_num(b.theta[rows], nan=np.inf), np.inf)
-        slow = np.where(fitted, np.nan_to_num(b.slow_share[rows], nan=0.0), 0.0)
-        rho = np.clip(slow * np.exp(-theta * self.interval_s[rows]), 0.0, 0.99)
-        return np.sqrt((1.0 + rho) / (1.0 - rho))
 
     def _trend_reach(self, rows, now_s, crossings, chan, prob, eta, low, high) -> None:
         """The band of the crossing time on a trend: when a *reading* would reach the limit if the

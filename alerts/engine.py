@@ -44,8 +44,10 @@ RANGE_TOLERANCE = kernels.RANGE_TOLERANCE
 LEVEL_NAMES_ZH = {K.LL: "低低", K.L: "低", K.H: "高", K.HH: "高高"}
 FLATLINE_KINDS = frozenset({"rainfall"})  # a dry rain gauge reads 0 for days: not stuck
 CRITICAL_KINDS = frozenset({"gas_lel", "gas_toxic", "oxygen"})  # people die within minutes
-FLAT_MEMORY_MS = 7 * 86_400_000  # a learned flat stretch or jump counts half after a week ...
+FLAT_MEMORY_MS = 7 * 86_400_000  # a learned flat stretch counts half after a week ...
 FLAT_CAP_MS = 86_400_000  # ... and counts at most a day
+JUMP_MEMORY_MS = 30 * 86_400_000  # a learned jump counts half after a month (bursts recur slowly) ...
+JUMP_FACTOR = 3.0  # ... and only a jump this many times as large is unusual again
 
 
 @dataclass(slots=True)
@@ -595,19 +597,20 @@ class AlarmEngine:
             self.forecaster.on_round(self.all_slots if full and live is None else slot, t, x, changes)
 
     def _unusual_jumps(self, jump: np.ndarray, slot, t, d) -> np.ndarray:
-        """Of the jumps beyond the noise, those also beyond twice the largest jump the sensor made lately.
+        """Of the jumps beyond the noise, those also beyond JUMP_FACTOR times the largest jump the sensor
+        made lately (JUMP_MEMORY_MS).
 
         A bursty signal (a batch that starts every day, a pump that kicks in) jumps as far every time;
-        only its first such jump, and a later one twice as big, is held as a possible spike.
+        only its first such jump, and a later one JUMP_FACTOR times as big, is held as a possible spike.
         """
         rows = np.flatnonzero(jump)
         s_, t_, d_ = slot[rows], t[rows], d[rows]
         age = np.maximum(t_ - self.jump_peak_t[s_], 0)
-        usual = self.jump_peak[s_] * np.exp2(-age / FLAT_MEMORY_MS)
+        usual = self.jump_peak[s_] * np.exp2(-age / JUMP_MEMORY_MS)
         self.jump_peak[s_] = np.maximum(usual, d_)
         self.jump_peak_t[s_] = t_
         jump = jump.copy()
-        jump[rows] = d_ > 2.0 * usual
+        jump[rows] = d_ > JUMP_FACTOR * usual
         return jump
 
     def _flat_norm(self, slot: np.ndarray, t: np.ndarray) -> np.ndarray:

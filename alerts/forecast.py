@@ -850,7 +850,6 @@ def forecast_crossing(
     warmup_s: float = DAY_S,
     warmup_horizon_s: float = 2 * HOUR_S,
     grade_bounds_s: tuple[float, ...] = GRADE_BOUNDS_S,
-    se_scale: np.ndarray | float = 1.0,
 ) -> Crossing:
     """Project every trend to its next limit in the direction of travel and decide early warnings.
 
@@ -879,9 +878,6 @@ def forecast_crossing(
         Daily-cycle sensors with less than ``warmup_s`` of data use ``min(horizon, warmup_horizon_s)``.
     grade_bounds_s : tuple of float
         Ascending lead-time bounds of red, orange, yellow, blue.
-    se_scale : float or (n,) float64
-        Inflation of the slope's error and deflation of the effective count for autocorrelated
-        residuals (1: white residuals).
 
     Returns
     -------
@@ -895,10 +891,6 @@ def forecast_crossing(
         raise ValueError("limits_lo must be (n, 2) [L, LL] and limits_hi (n, 2) [H, HH]")
     horizon = np.broadcast_to(np.asarray(horizon_s, dtype=np.float64), (n,))
     st = _stats(state.sums, state.t_ref, state.x_ref, rate=False)
-    # readings that stay on one side of the line for a while carry less evidence than their count:
-    # the caller inflates the errors by sqrt((1 + ρ) / (1 - ρ)) for lag-1 autocorrelation ρ
-    scale = np.asarray(se_scale, dtype=np.float64)
-    st = st._replace(slope_se=st.slope_se * scale, n_eff=st.n_eff / (scale * scale))
     env = state.season_amp  # 0 without a daily model
     # Branch-free on purpose: rising/falling is a random mask over a fleet of flat sensors, and masked
     # selects with a random mask are ~10x slower than arithmetic (see _inf_unless).

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 MAX_HISTORY_S = 30 * 86_400.0
+FIT_CELLS = 4_000_000  # grid cells (sensors x bins) fitted at once: ~32 MB per array, ~1 GB peak
 
 
 class HistorySource(Protocol):
@@ -134,16 +135,20 @@ class BehaviourLearner:
             n_bins = max(0, (now_ms - start) // step_ms)
             if n_bins < 8:
                 continue
-            values = self.history.bin_means(ew.slots[r], start, step, n_bins)
-            model = fit_behaviour(
-                values,
-                start / 1000.0,
-                step,
-                ew.rate_windows_s[r],
-                fitted_ms=now_ms,
-                slow_lag_s=ew.horizon_s[r] / 8.0,
-            )
-            out.put(at, model)
+            # a chunk of rows at a time: memory stays near FIT_CELLS grid cells whatever the fleet
+            chunk = max(1, FIT_CELLS // n_bins)
+            for lo in range(0, len(r), chunk):
+                part = slice(lo, lo + chunk)
+                values = self.history.bin_means(ew.slots[r[part]], start, step, n_bins)
+                model = fit_behaviour(
+                    values,
+                    start / 1000.0,
+                    step,
+                    ew.rate_windows_s[r[part]],
+                    fitted_ms=now_ms,
+                    slow_lag_s=ew.horizon_s[r[part]] / 8.0,
+                )
+                out.put(at[part], model)
         return out
 
     # ---- keeping it

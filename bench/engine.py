@@ -50,6 +50,7 @@ from alerts.early_warning import attach_early_warnings  # noqa: E402
 from alerts.engine import AlarmEngine, EngineConfig  # noqa: E402
 from alerts.replay import replay  # noqa: E402
 from bench.engine_baseline import PlainFleet  # noqa: E402
+from bench.learned import install_learned, time_refit  # noqa: E402
 from ingest.payloads import ReadingBatch  # noqa: E402
 from sensors.index import SensorIndex  # noqa: E402
 from simulators.generate import generate_registry  # noqa: E402
@@ -113,6 +114,7 @@ class Workload:
         self.span = hi - lo
         self.mid_range = (lo + hi) / 2
         self.sigma = 0.002 * self.span
+        self.noise_sd = self.sigma / math.sqrt(1 - 0.95**2)  # the walk's stationary spread
         self.x = self.center.copy()
         self.phase = self.rng.integers(0, INTERVAL_MS, n)  # each sensor samples at its own moment
         self.slot = np.arange(n, dtype=np.int32)
@@ -301,14 +303,21 @@ class Timed:
 FORECASTERS = ("early_warning", "trend", "none")
 
 
-def attach_forecaster(engine: AlarmEngine, kind: str) -> None:
+def attach_forecaster(engine: AlarmEngine, kind: str, learned: Workload | None = None) -> None:
     """The forecast step of the tick.
 
-    early_warning: alerts/early_warning.py as the service attaches it; trend: ForecastRound (trend
-    update per round, forecast per batch); none: the engine alone.
+    early_warning: alerts/early_warning.py as the service attaches it (with `learned`, every forecast
+    sensor has a fitted behaviour for that workload, as in a service that has learned); trend:
+    ForecastRound (trend update per round, forecast per batch); none: the engine alone.
     """
     if kind == "early_warning":
-        engine.attach_forecaster(Timed(attach_early_warnings(engine)))
+        ew = attach_early_warnings(engine)
+        if learned is not None:
+            t0 = time.perf_counter()
+            n = install_learned(ew, learned.center, learned.noise_sd, T0)
+            log(f"learned behaviour installed on {n:,} of {len(ew.slots):,} forecast sensors "
+                f"in {time.perf_counter() - t0:.1f} s")  # fmt: skip
+        engine.attach_forecaster(Timed(ew))
     elif kind == "trend":
         engine.attach_forecaster(ForecastRound(engine.index))
 
@@ -320,12 +329,14 @@ def change_key(c) -> tuple:
     return (c.site, c.scope, c.source, c.kind.name, c.active, c.time_ms, c.level)
 
 
-def run_engine(index: SensorIndex, warmup: int, ticks: int, profile: bool, forecaster: str) -> dict:
+def run_engine(
+    index: SensorIndex, warmup: int, ticks: int, profile: bool, forecaster: str, learned: bool = True
+) -> dict:
     t0 = time.perf_counter()
     engine = AlarmEngine(index, start_ms=T0)
-    attach_forecaster(engine, forecaster)
-    log(f"engine for {len(index):,} sensors built in {time.perf_counter() - t0:.1f} s")
     work = Workload(index)
+    attach_forecaster(engine, forecaster, work if learned else None)
+    log(f"engine for {len(index):,} sensors built in {time.perf_counter() - t0:.1f} s")
     proc_ms, adv_ms, fc_ms, keys = [], [], [], []
     for k in range(warmup + ticks):
         batch, now = work.tick(k, events=k >= warmup - 2)
@@ -416,14 +427,16 @@ def compare(engine_keys: list[Counter], baseline_keys: list[Counter], early_warn
 # ---- replay
 
 
-def run_replay(n_sensors: int, samples: int, forecaster: str, baseline_readings: int) -> dict:
+def run_replay(
+    n_sensors: int, samples: int, forecaster: str, baseline_readings: int, learned: bool = True
+) -> dict:
     index = build_index(n_sensors, seed=7)
     work = Workload(index, seed=7)
     parts = [work.tick(k, events=k >= 25)[0] for k in range(samples)]
     whole = ReadingBatch.concat(parts)
     batch = whole.take(np.argsort(whole.ts_ms, kind="stable"))  # as load_readings_csv returns it
     engine = AlarmEngine(index, EngineConfig(stale_if_never_heard=False), start_ms=T0)
-    attach_forecaster(engine, forecaster)
+    attach_forecaster(engine, forecaster, work if learned else None)
     seen = []
     a = time.perf_counter()
     n = replay(engine, batch, lambda changes, now: seen.append(len(changes)))
@@ -469,6 +482,43 @@ class _PlainEngine:
         return []
 
 
+# ---- refit of the learned behaviour
+
+
+def run_refits(n: int, n_1min: int, days: float) -> dict:
+    """Seconds to refit `n` sensors from `days` of history on their own grids, and (worst case) on
+    1-minute grids, measured on `n_1min` sensors and scaled to `n` (labelled _est)."""
+    out: dict[str, object] = {}
+    for size, step in ((n, None), (n_1min, 60.0)):
+        if size <= 0:
+            continue
+        index = build_index(size, seed=11)
+        engine = AlarmEngine(index, start_ms=T0)
+        ew = attach_early_warnings(engine)
+        work = Workload(index, seed=11)
+        rss0 = peak_rss_mb()
+        r = time_refit(ew, work.center, work.noise_sd, T0, days, step)
+        grid = "1-minute grid" if step else "their own grids"
+        log(
+            f"refit of {r['fitted']:,} of {r['sensors']:,} forecast sensors ({len(index):,} in the fleet), "
+            f"{days:g} days on {grid} {r['sensors_by_step_s']}: {r['grid_cells']:,} cells "
+            f"in {r['fit_s']:.1f} s "
+            f"(+ {r['history_s']:.1f} s making the history); peak RSS {rss0:,.0f} -> {peak_rss_mb():,.0f} MB"
+        )
+        if step is None:
+            out[f"refit_s_{size}"] = round(r["fit_s"], 1)
+            out[f"refit_forecast_sensors_{size}"] = r["sensors"]
+            out["refit_share_of_day"] = round(r["fit_s"] / 86_400, 4)
+        else:
+            per = r["fit_s"] / max(r["sensors"], 1)
+            fleet = n if n > 0 else size
+            out[f"refit_1min_s_{size}"] = round(r["fit_s"], 1)
+            out[f"refit_1min_s_est_{fleet}"] = round(per * fleet, 0)
+        del index, engine, ew, work
+        gc.collect()
+    return out
+
+
 # ---- main
 
 
@@ -485,6 +535,17 @@ def main() -> int:
         "--baseline-replay-readings", type=int, default=100_000, help="replay readings for the baseline rate"
     )
     parser.add_argument("--profile", action="store_true", help="cProfile 5 extra engine ticks per size")
+    parser.add_argument(
+        "--no-learned", action="store_true", help="time the early warnings before any behaviour is learned"
+    )
+    parser.add_argument("--refit-sensors", type=int, default=100_000, help="fleet refitted (0: skip)")
+    parser.add_argument("--refit-days", type=float, default=30.0, help="history per sensor for the refit")
+    parser.add_argument(
+        "--refit-1min-sensors",
+        type=int,
+        default=4_000,
+        help="sensors refitted on a 1-minute grid each (the worst case), scaled to --refit-sensors",
+    )
     parser.add_argument(
         "--forecaster",
         choices=FORECASTERS,
@@ -506,7 +567,7 @@ def main() -> int:
     for n in sizes:
         index = build_index(n)
         ticks = 100 if n <= 10_000 else 30 if n <= 100_000 else 8
-        eng = run_engine(index, args.warmup, ticks, args.profile, forecaster)
+        eng = run_engine(index, args.warmup, ticks, args.profile, forecaster, learned=not args.no_learned)
         figures[f"tick_ms_{n}"] = round(eng["tick_ms"], 2)
         figures[f"process_ms_{n}"] = round(eng["process_ms"], 2)
         figures[f"advance_ms_{n}"] = round(eng["advance_ms"], 2)
@@ -530,7 +591,15 @@ def main() -> int:
         gc.collect()
         log(f"peak RSS so far {peak_rss_mb():,.0f} MB")
 
-    replay = run_replay(args.replay_sensors, args.replay_samples, forecaster, args.baseline_replay_readings)
+    replay = run_replay(
+        args.replay_sensors,
+        args.replay_samples,
+        forecaster,
+        args.baseline_replay_readings,
+        not args.no_learned,
+    )
+    if args.refit_sensors > 0:
+        figures.update(run_refits(args.refit_sensors, args.refit_1min_sensors, args.refit_days))
     if ratios:
         ratio_n = max(ratios)
         figures["ratio"] = round(ratios[ratio_n], 1)
@@ -543,6 +612,7 @@ def main() -> int:
         figures["baseline_replay_readings_per_s"] = round(replay["baseline_readings_per_s"])
         figures["replay_ratio"] = round(replay["readings_per_s"] / replay["baseline_readings_per_s"], 1)
     figures["forecast_in_tick"] = forecaster
+    figures["learned_behaviour"] = forecaster == "early_warning" and not args.no_learned
     figures["targets_met"] = {
         k: k in figures and bool(figures[k] <= v if k.startswith("tick") else figures[k] >= v)
         for k, v in TARGETS.items()
