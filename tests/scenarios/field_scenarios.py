@@ -140,7 +140,8 @@ def reactor_setpoint(seed: int, registry: Registry) -> Built:
                 "noise (AR(1), Student-t innovations) on top of slow drift, occasional mean-reverting "
                 "process upsets, throughput that follows the day shift and the working week (full on "
                 "weekday days, ~85 % at night and at weekends, so the bed runs cooler and the flow "
-                "lower), instrument gaps. On " + datetime.fromtimestamp(raised, TZ).strftime("%a %d %b %H:%M")
+                "lower), instrument gaps. On "
+                + datetime.fromtimestamp(raised, TZ).strftime("%a %d %b %H:%M")
                 + " the operators raise the temperature setpoint by 5 °C to make up for catalyst ageing "
                 "(`setpoint` spec): the bed settles ~5 °C higher with the 30-min closed-loop response and "
                 "stays there, around 153-155 °C, some 15 °C under H. An operating change, not an incident: "
