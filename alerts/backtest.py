@@ -125,6 +125,7 @@ def run_backtest(
                             "up": ev.level in ("H", "HH"),
                             "low_s": (ev.eta_low_ms if ev.eta_low_ms is not None else ev.time_ms) / 1000,
                             "high_s": ev.eta_high_ms / 1000 if ev.eta_high_ms is not None else float("inf"),
+                            "horizon_s": float((ev.forecast or {}).get("horizon_s") or float("inf")),
                         }
                     )
                 d = ev.to_contract_event(tz.get(ev.key[0], "Asia/Shanghai"))

@@ -6,10 +6,11 @@ A warning says "the chance of reaching this limit within the horizon is p, betwe
 - **reliability**: the forecasts' probabilities, binned, against how often the limit was really reached
   within the horizon. Sampled from every judgement with a target limit, at most once per
   ``min(1 h, horizon / 4)`` per sensor, so a long quiet stretch does not drown the table;
-- **band coverage**: a band says when the crossing comes *if it comes* (its 10 % and 90 % points given
-  a crossing); for the warnings raised that were followed by a crossing, and for every sampled
-  judgement holding a warning that was, whether it fell inside (nominal 80 %). The first crossing
-  after the forecast counts.
+- **band coverage**: a band says when the crossing comes *if it comes within the horizon* (its 10 %
+  and 90 % points given a crossing within the horizon: what the warning claims); for the warnings
+  raised that were followed by a crossing within their horizon, and for every sampled judgement
+  holding a warning that was, whether it fell inside (nominal 80 %). The first crossing after the
+  forecast counts; one after the horizon is a warning that did not come true (reliability counts it).
 
 Outcomes come from the readings themselves (the first reading at or beyond the limit); a forecast whose
 horizon (or band) reaches past the end of the data without a crossing has no known outcome and is left
@@ -103,10 +104,10 @@ class Calibration:
     reliability: list[dict]  # per bin: lo, hi, n, predicted, observed
     judged: int  # sampled judgements with a target
     known: int  # ... whose outcome within the horizon is known
-    band_known: int  # sampled judgements holding a warning that were followed by a crossing
+    band_known: int  # sampled judgements holding a warning followed by a crossing within the horizon
     band_inside: int
     warnings: int  # early warnings raised (with a target limit)
-    warnings_reached: int  # ... followed by a crossing of their limit (before the data ended)
+    warnings_reached: int  # ... followed by a crossing of their limit within their horizon
     warnings_inside: int  # ... inside the warning's band
 
     @property
@@ -132,14 +133,16 @@ class Calibration:
         }
 
 
-def _band_outcome(hit: float, low: float, high: float) -> bool | None:
+def _band_outcome(hit: float, low: float, high: float, until: float) -> bool | None:
     """Did the crossing fall inside the band [low, high] (high inf = open)? The band says when the
-    crossing comes *if it comes*, so only crossings are scored; None where there was none."""
-    return bool(low <= hit <= high) if np.isfinite(hit) else None
+    crossing comes *if it comes* by ``until`` (the end of the horizon), so only those crossings are
+    scored; None where there was none."""
+    return bool(low <= hit <= high) if hit <= until else None
 
 
 def calibrate(log: ForecastLog, outcomes: Outcomes, warnings: list[dict]) -> Calibration:
-    """Score sampled judgements and raised warnings (dicts: slot, t_s, limit, up, low_s, high_s)."""
+    """Score sampled judgements and raised warnings (dicts: slot, t_s, limit, up, low_s, high_s,
+    horizon_s)."""
     a = log.arrays()
     n = len(a["t"])
     reached = np.zeros(n, dtype=bool)
@@ -151,7 +154,7 @@ def calibrate(log: ForecastLog, outcomes: Outcomes, warnings: list[dict]) -> Cal
         reached[i] = hit <= t + a["horizon"][i]
         known[i] = reached[i] or outcomes.end_s >= t + a["horizon"][i]
         if a["warns"][i] and np.isfinite(a["low"][i]):
-            inside = _band_outcome(hit, float(a["low"][i]), float(a["high"][i]))
+            inside = _band_outcome(hit, float(a["low"][i]), float(a["high"][i]), t + a["horizon"][i])
             if inside is not None:
                 band_known += 1
                 band_inside += int(inside)
@@ -174,7 +177,7 @@ def calibrate(log: ForecastLog, outcomes: Outcomes, warnings: list[dict]) -> Cal
     w_reached = w_inside = 0
     for w in warnings:
         hit = outcomes.first_crossing(w["slot"], w["t_s"], w["limit"], w["up"])
-        inside = _band_outcome(hit, w["low_s"], w["high_s"])
+        inside = _band_outcome(hit, w["low_s"], w["high_s"], w["t_s"] + w.get("horizon_s", np.inf))
         if inside is not None:
             w_reached += 1
             w_inside += int(inside)
@@ -196,10 +199,13 @@ def format_calibration(c: Calibration) -> list[str]:
     if c.band_known:
         out.append(
             f"  bands (10-90 % of the crossing time if it comes) of judgements holding a warning and "
-            f"followed by a crossing: {c.band_inside}/{c.band_known} inside "
+            f"followed by a crossing within the horizon: {c.band_inside}/{c.band_known} inside "
             f"({100 * c.band_inside / c.band_known:.0f} %, nominal 80 %)"
         )
     if c.warnings:
         cov = f", inside the band {c.warnings_inside}/{c.warnings_reached}" if c.warnings_reached else ""
-        out.append(f"  warnings: {c.warnings} raised, limit reached after {c.warnings_reached}{cov}")
+        out.append(
+            f"  warnings: {c.warnings} raised, limit reached within the horizon after "
+            f"{c.warnings_reached}{cov}"
+        )
     return out

@@ -100,8 +100,8 @@ WARN_PROFILES: dict[str, WarnProfile] = {
 }
 DEFAULT_PROFILE = WarnProfile(0.8, 1800.0)
 BAND_Z = 1.2815515655446004  # the band is the 10 % .. 90 % of the crossing time: Φ⁻¹(0.9)
-LEAD_POINTS = 16  # lead-grid points per horizon for the learned model (two horizons are scanned)
-TREND_LEADS = 3.0 * (1 / 192) ** (1 - np.arange(64) / 63)  # a trend's crossing, in horizons: 1/64 .. 3
+LEAD_POINTS = 32  # lead-grid points across the horizon for the learned model
+TREND_LEADS = (1 / 192) ** (1 - np.arange(64) / 63)  # a trend's crossing, in horizons: 1/192 .. 1
 SCREEN_LEADS = np.array([0.25, 0.5, 0.75, 1.0])  # a coarse grid (in horizons) that rules most sensors out
 MODEL_TREND, MODEL_REVERTING, MODEL_CREEP = "trend", "reverting", "creep"
 _MODEL_ZH = {MODEL_TREND: "趋势外推", MODEL_REVERTING: "历史行为模型", MODEL_CREEP: "反速度法"}
@@ -377,7 +377,7 @@ class EarlyWarnings:
         slope = np.zeros(n)
         chan = np.full(n, -1, dtype=np.intp)
         fresh = np.zeros(n, dtype=bool)
-        crossings: list[tuple[fc.Crossing, np.ndarray]] = []
+        crossings: list[tuple[fc.Crossing, np.ndarray, np.ndarray]] = []
         for c, ch in enumerate(self.channels):
             p = ch.pos[rows]
             at = np.flatnonzero(p >= 0)
@@ -398,8 +398,6 @@ class EarlyWarnings:
             eta[w], low[w], high[w] = x.eta_s[better], x.eta_low_s[better], x.eta_high_s[better]
             slope[w], chan[w] = np.nan_to_num(x.slope[better]), c
             crossings.append((x, at, ch.accel[pc]))
-        self._trend_reach(rows, now_s, crossings, chan, prob, eta, low, high)
-        model = np.where(prob > 0, MODEL_TREND, "").astype(object)
         lo_n, hi_n = np.full(n, np.nan), np.full(n, np.nan)
         beyond = np.zeros(n)  # how far beyond the levels it has ever shown the sensor is
         known = (self.behaviour.fitted_ms[rows] >= 0) & fresh
@@ -408,6 +406,8 @@ class EarlyWarnings:
             beyond[i], novelty = self._novelty(rows[i], now_s[i], slope[i], chan[i])
             prob[i] *= novelty
         mat = self.mature(rows) & fresh
+        self._trend_reach(rows, now_s, crossings, chan, prob, eta, low, high)
+        model = np.where(prob > 0, MODEL_TREND, "").astype(object)
         if mat.any():
             i = np.flatnonzero(mat)
             rv = self._reverting(rows[i], now_s[i])
@@ -457,8 +457,8 @@ class EarlyWarnings:
             b = self.behaviour
             theta = np.where(b.fitted_ms[r] >= 0, np.nan_to_num(b.theta[r], nan=0.0), 0.0)
             theta = np.where(theta > 0, theta, 1.0 / self.interval_s[r])
-            # from 1/64 of the horizon to three horizons (a slow rate crosses late), spaced by a constant
-            # ratio so the band's ends are placed to a few per cent wherever they fall
+            # from 1/192 of the horizon to the horizon, spaced by a constant ratio so the band's ends are
+            # placed to a few per cent wherever they fall
             leads = x.horizon_s[pos, None] * TREND_LEADS[None, :]
             noise = np.nan_to_num(x.noise_sd[pos], nan=0.0)
             if self.step_noise is not None:  # white noise of sd σ steps by 2σ/√π on average
@@ -466,7 +466,8 @@ class EarlyWarnings:
                 q = b.quantiles[r]
                 learned = np.where(b.fitted_ms[r] >= 0, (q[:, 7] - q[:, 3]) / 2.563, 0.0)  # 10..90 %
                 noise = np.minimum(noise, np.maximum(step, np.nan_to_num(learned)))
-            q = conditional_band(fc.trend_reach(x, pos, leads, theta, accel[pos], noise_sd=noise), leads)
+            cum = fc.trend_reach(x, pos, leads, theta, accel[pos], noise_sd=noise)
+            q = conditional_band(cum, leads, x.horizon_s[pos])
             eta[i], low[i], high[i] = now_s[i] + q[:, 0], now_s[i] + q[:, 1], now_s[i] + q[:, 2]
 
     def _novelty(
@@ -507,8 +508,8 @@ class EarlyWarnings:
         b = self.behaviour
         k = len(rows)
         horizon = self.horizon_s[rows]
-        # two horizons of leads: the band's late end may lie beyond the horizon
-        leads = horizon[:, None] * (np.arange(1, 2 * LEAD_POINTS + 1) / LEAD_POINTS)[None, :]
+        # leads across the horizon: the chance is at its end, the band (given a crossing within it) inside
+        leads = horizon[:, None] * (np.arange(1, LEAD_POINTS + 1) / LEAD_POINTS)[None, :]
         x = self.x_short[rows]
         theta = np.where(np.isnan(b.theta[rows]), 1.0 / horizon, b.theta[rows])
         matters = self.config.keep_frac * self.p_warn[rows]
@@ -534,18 +535,11 @@ class EarlyWarnings:
             keep = np.flatnonzero(p_h >= matters[i])
             dir_band = np.full((len(i), 3), np.inf)
             if len(keep):  # both views in full where the levels' view leaves a chance that matters
-                j, rj = i[keep], r[keep]
-                cum = bh.reach_probability(
-                    z0r[keep], np.repeat(zbr[keep], leads.shape[1], axis=1), theta[j], leads[j]
-                )
-                z0 = bh.scores(b, rj, x[j] - b.level[rj] - b.season_at(now_s[j], rj))
-                zb = bh.scores(
-                    b, rj, first[j, None] - b.level[rj, None] - b.season_at(now_s[j, None] + leads[j], rj)
-                )
-                cum = np.minimum(cum, bh.reach_probability(sign * z0, sign * zb, theta[j], leads[j]))
-                p_h[keep] = cum[:, LEAD_POINTS - 1]
+                j = i[keep]
+                cum = self._learned_reach(rows[j], now_s[j], first[j], np.full(len(j), sign), leads[j])
+                p_h[keep] = cum[:, -1]
                 sure = p_h[keep] >= matters[j]
-                dir_band[keep[sure]] = conditional_band(cum[sure], leads[j[sure]])
+                dir_band[keep[sure]] = conditional_band(cum[sure], leads[j[sure]], horizon[j[sure]])
             better = p_h > prob[i]
             j = i[better]
             prob[j] = p_h[better]
@@ -554,6 +548,26 @@ class EarlyWarnings:
             band[j] = dir_band[better]
         t = now_s[:, None] + band
         return prob, level, limit, t[:, 0], t[:, 1], t[:, 2]
+
+    def _learned_reach(
+        self, rows: np.ndarray, now_s: np.ndarray, target: np.ndarray, sign: np.ndarray, leads: np.ndarray
+    ) -> np.ndarray:
+        """(k, G) cumulative chance, under the learned behaviour, that a reading reaches ``target``
+        (upwards where ``sign`` is 1, downwards where -1) by each lead: the smaller of the two views
+        (the readings' own levels; the profile with the residual's reversion)."""
+        b = self.behaviour
+        x = self.x_short[rows]
+        theta = np.where(np.isnan(b.theta[rows]), 1.0 / self.horizon_s[rows], b.theta[rows])
+        s = sign[:, None]
+        zr = bh.raw_scores(b, rows, np.column_stack([x, target]))
+        levels = bh.reach_probability(
+            sign * zr[:, 0], np.repeat(s * zr[:, 1:], leads.shape[1], axis=1), theta, leads
+        )
+        z0 = bh.scores(b, rows, x - b.level[rows] - b.season_at(now_s, rows))
+        zb = bh.scores(
+            b, rows, target[:, None] - b.level[rows, None] - b.season_at(now_s[:, None] + leads, rows)
+        )
+        return np.minimum(levels, bh.reach_probability(sign * z0, s * zb, theta, leads))
 
     def _normal_range(self, rows: np.ndarray, now_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The sensor's normal range now (its 0.1 % .. 99.9 % values at this time of day and week)."""
@@ -697,12 +711,14 @@ def _duration_zh(seconds: float) -> str:
     return f" {seconds / 86400:.0f} 天"
 
 
-def conditional_band(cum: np.ndarray, leads_s: np.ndarray) -> np.ndarray:
-    """(k, 3) leads of the median, 10 % and 90 % points of the crossing time *given that it comes*
-    within the leads scanned (two horizons): when it will happen, if it happens."""
+def conditional_band(cum: np.ndarray, leads_s: np.ndarray, horizon_s: np.ndarray) -> np.ndarray:
+    """(k, 3) leads of the median, 10 % and 90 % points of the crossing time *given that it comes
+    within the horizon*: when it will happen if the warning comes true (what calibration scores)."""
+    within = leads_s <= horizon_s[:, None] * (1 + 1e-9)
+    cum_h = np.max(np.where(within, cum, 0.0), axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        given = np.nan_to_num(cum / cum[:, -1:], nan=0.0)
-    return bh.lead_quantiles(given, leads_s, (0.5, 0.1, 0.9))
+        given = np.where(within, np.nan_to_num(cum / cum_h, nan=0.0), 1.0)
+    return bh.lead_quantiles(np.clip(given, 0.0, 1.0), leads_s, (0.5, 0.1, 0.9))
 
 
 def learning_step_s(interval_s: np.ndarray, horizon_s: np.ndarray) -> np.ndarray:
