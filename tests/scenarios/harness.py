@@ -48,6 +48,7 @@ class Backtest:
     events: list[dict[str, Any]]
     stdout: str
     seconds: float
+    calibration: dict[str, Any] | None = None  # `hazmon backtest --calibration` (alerts/calibration.py)
 
 
 @functools.cache
@@ -69,6 +70,8 @@ def run_backtest(name: str) -> Backtest:
         str(folder / exp["readings"]),
         "--out",
         str(out),
+        "--calibration",
+        str(out.with_name("calibration.json")),
         "--quiet",
     ]
     t0 = time.monotonic()
@@ -85,7 +88,8 @@ def run_backtest(name: str) -> Backtest:
     for ev in events:
         ev["_ms"] = ms(ev["time"])
     events.sort(key=lambda e: e["_ms"])
-    return Backtest(events, proc.stdout, took)
+    cal = out.with_name("calibration.json")
+    return Backtest(events, proc.stdout, took, orjson.loads(cal.read_bytes()) if cal.exists() else None)
 
 
 # ---- judging

@@ -1,6 +1,8 @@
-"""Run every scenario through `hazmon backtest` and write the lead-time table to REPORT.md (and stdout).
+"""Run every scenario through `hazmon backtest` and write the lead-time table and the early warnings'
+calibration to REPORT.md (and stdout); the calibration also covers the ewbench traces where
+../shared/tools/ewbench is present (read in place; --no-ewbench leaves them out).
 
-python tests/scenarios/report.py
+python tests/scenarios/report.py [--no-ewbench]
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.scenarios import harness  # noqa: E402
+from tests.scenarios import calibration_report, harness  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)  # --help only
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-ewbench", action="store_true", help="the scenario library only")
+    args = parser.parse_args(argv)
     harness.run_all()
     results, false_events = harness.judge_all()
     commit = (
@@ -49,6 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     out += [f"- {name}: {harness.describe(e)}" for name, evs in false_events.items() for e in evs] or [
         "- none"
     ]
+    groups = {
+        "scenario library": {
+            name: harness.run_backtest(name).calibration or {} for name in harness.scenario_names()
+        }
+    }
+    if not args.no_ewbench and calibration_report.ewbench_cases():
+        groups["ewbench traces"] = calibration_report.ewbench_calibrations()
+    out += ["", *calibration_report.calibration_section(groups)]
     text = "\n".join(out) + "\n"
     (harness.LIB / "REPORT.md").write_text(text, encoding="utf-8")
     sys.stdout.write(text)
