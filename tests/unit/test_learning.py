@@ -190,3 +190,14 @@ def test_the_model_fitted_at_t_is_the_same_whether_or_not_later_readings_exist()
     # the later readings are different enough that a fit which saw them would differ
     after = next(f for f in with_future if f[0] > cut)
     assert (after[2].level - without[-1][2].level > 0.5).all()
+
+
+def test_the_replay_clock_keeps_calling_the_scheduler_jobs_through_the_tail_after_the_last_reading():
+    """`hazmon backtest --tail-s` runs the clock on past the data: the learner (a scheduler job) must
+    run on it too, every minute to the end of the tail, as the service's scheduler would."""
+    engine, _ = engine_with(tank("LT-1", 60.0))
+    t = T0 + np.arange(30) * MIN
+    batch = readings(np.zeros(30, dtype=np.int32), t, np.full(30, 8.0))
+    seen: list[int] = []
+    replay(engine, batch, lambda changes, now: None, 60_000, tail_ms=10 * MIN, on_clock=seen.append)
+    assert seen == list(range(T0 + MIN, int(t[-1]) + 10 * MIN + MIN + 1, MIN))
