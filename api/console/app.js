@@ -471,10 +471,34 @@ async function renderTrend(siteId, sensorId) {
         data: [[{ name: t("eta_band"), xAxis: mid - half }, { xAxis: mid + half }]],
       },
     });
+    const pct = (p) => (p === null || p === undefined ? "–" : Math.round(100 * p));
+    const trend = f.trend_per_h === null || f.trend_per_h === undefined ? null
+      : `${f.trend_per_h >= 0 ? "+" : ""}${f.trend_per_h.toPrecision(3)} ${h.unit}`;
     $("#forecast-note").textContent = t("forecast")({
       ...f, eta: shortTime(f.eta), eta_low: shortTime(f.eta_low), eta_high: shortTime(f.eta_high),
+      pct: pct(f.probability), hours: f.horizon_s ? +(f.horizon_s / 3600).toFixed(1) : 24,
+      basis: t("basis")[f.model] ?? f.model ?? "", trend,
     });
     state.forecastShown = true;
+  } else if (f.forecast_enabled && f.current_probability !== null && f.current_probability !== undefined) {
+    $("#forecast-note").textContent = t("outlook")({
+      pct: Math.round(100 * f.current_probability), thr: Math.round(100 * (f.threshold ?? 0)),
+      learned: t("learned")[f.learned] ?? f.learned ?? "",
+    });
+  }
+  if (f.normal_lo !== null && f.normal_lo !== undefined && f.normal_hi !== null && f.normal_hi !== undefined) {
+    // what this sensor normally reads now (learned), behind the readings
+    series.push({
+      name: t("normal_band"), type: "line", data: [], showSymbol: false,
+      markArea: {
+        silent: true, itemStyle: { color: "rgba(80, 200, 120, 0.10)" },
+        label: { position: "insideTopLeft", color: "#7c9" },
+        data: [[{ name: t("normal_band"), yAxis: f.normal_lo }, { yAxis: f.normal_hi }]],
+      },
+    });
+    state.normalShown = true;
+  } else {
+    state.normalShown = false;
   }
   const el = $("#trend");
   if (!state.chart) state.chart = echarts.init(el, "dark");
@@ -628,6 +652,7 @@ window.hazmonConsole = {
   lastRefreshMs: () => state.lastRefreshMs,
   chartPoints: () => state.chartPoints,
   forecastShown: () => state.forecastShown === true,
+  normalShown: () => state.normalShown === true,
   lang: () => state.lang,
 };
 

@@ -17,8 +17,13 @@ export const STRINGS = {
     risk: { red: "红", orange: "橙", yellow: "黄", blue: "蓝" },
     role: { viewer: "查看员", operator: "操作员", supervisor: "值班长", admin: "管理员" },
     counts: "未确认 / 已确认 / 恢复未确认 / 搁置", worst: "最高", no_data: "无数据", ok: "正常",
-    age_s: (s) => `${s} 秒前`, forecast: (f) => `预测 ${f.level} 约于 ${f.eta} 越限（${f.eta_low} – ${f.eta_high}）`,
-    forecast_series: "24 小时预测", eta_band: "预计越限区间", value: "值",
+    age_s: (s) => `${s} 秒前`,
+    forecast: (f) => `预测 ${f.level}：${f.hours} 小时内越限概率 ${f.pct}%，约于 ${f.eta}（最早 ${f.eta_low}，最晚 ${f.eta_high}）`
+      + `；依据 ${f.basis}${f.trend ? `，趋势 ${f.trend}/小时` : ""}`,
+    outlook: (f) => `当前越限概率 ${f.pct}%（预警阈值 ${f.thr}%）· ${f.learned}`,
+    learned: { none: "尚未学习正常行为", learning: "正在学习正常行为", mature: "已学习正常行为" },
+    basis: { trend: "趋势外推", reverting: "历史行为模型", creep: "反速度法" },
+    forecast_series: "越限预测", eta_band: "预计越限区间", normal_band: "正常范围", value: "值",
   },
   en: {
     title: "Major hazard control room", login: "Log in", logout: "Log out", username: "Username",
@@ -37,7 +42,13 @@ export const STRINGS = {
     risk: { red: "Red", orange: "Orange", yellow: "Yellow", blue: "Blue" },
     role: { viewer: "viewer", operator: "operator", supervisor: "supervisor", admin: "admin" },
     counts: "unack / ack / rtn-unack / shelved", worst: "worst", no_data: "no data", ok: "normal",
-    age_s: (s) => `${s} s ago`, forecast: (f) => `forecast: ${f.level} at about ${f.eta} (${f.eta_low} – ${f.eta_high})`,
-    forecast_series: "24 h forecast", eta_band: "ETA band", value: "value",
+    age_s: (s) => `${s} s ago`,
+    forecast: (f) => `forecast: ${f.level} within ${f.hours} h with probability ${f.pct}%, at about ${f.eta}`
+      + ` (earliest ${f.eta_low}, latest ${f.eta_high}); basis: ${f.basis}${f.trend ? `, trend ${f.trend}/h` : ""}`,
+    outlook: (f) => `chance of reaching a limit now ${f.pct}% (warns at ${f.thr}%) · ${f.learned}`,
+    learned: { none: "normal behaviour not learned yet", learning: "learning normal behaviour",
+      mature: "normal behaviour learned" },
+    basis: { trend: "trend", reverting: "learned behaviour", creep: "inverse velocity" },
+    forecast_series: "forecast", eta_band: "ETA band", normal_band: "normal range", value: "value",
   },
 };

@@ -116,9 +116,10 @@ def test_screens_keyboard_shelve_and_trend(page: Page, plant, screenshots):
     plant.pub.wait_all_acked()
     rtn = page.locator("tr.alarm[data-state='RTN_UNACK']", has_text="GT-102")
     expect(rtn).to_have_count(1, timeout=3000)
-    flashing = "el => getComputedStyle(el).animationName"
-    assert rtn.evaluate(flashing) == "none"
-    assert page.locator("tr.alarm[data-state='UNACK']").first.evaluate(flashing) == "flash"
+    # (polled: the list is re-rendered by live events, and a row read while it is being replaced has
+    # no computed style yet)
+    expect(rtn).to_have_css("animation-name", "none")
+    expect(page.locator("tr.alarm[data-state='UNACK']").first).to_have_css("animation-name", "flash")
 
     # English switch, remembered
     page.click("#lang-btn")
@@ -166,6 +167,10 @@ def test_the_trend_draws_the_forecast_to_the_eta_band(page: Page, plant, screens
     expect(page.locator("#trend")).to_have_attribute("data-rendered", "true")
     page.click("#zoom button[data-range='6h']")
     expect(page.locator("#forecast-note")).to_contain_text("H")
+    # the warning's chance and its basis, as the API gives them (a fill with no history: the trend)
+    note = page.locator("#forecast-note")
+    expect(note).to_contain_text(f"越限概率 {round(100 * f['probability'])}%")
+    expect(note).to_contain_text("依据 趋势外推")
     assert page.evaluate("window.hazmonConsole.forecastShown()") is True
     page.wait_for_timeout(300)
     page.screenshot(path=str(screenshots / "trend-forecast.png"), full_page=True)
