@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,13 +21,15 @@ import numpy as np
 import orjson
 
 from alerts.calibration import Calibration, ForecastLog, Outcomes, calibrate, format_calibration
-from alerts.early_warning import attach_early_warnings
+from alerts.early_warning import EarlyWarnings, attach_early_warnings
 from alerts.engine import AlarmEngine, EngineConfig
 from alerts.journal import AlarmBook, AlarmJournal
 from alerts.learning import BehaviourLearner, ReadingsHistory
 from alerts.lifecycle import AlarmEvent, AlarmRaised
 from alerts.metrics import EemuaReport, eemua_report
+from alerts.probability_log import ProbabilityRecorder
 from alerts.replay import LoadReport, load_readings_csv, replay
+from ingest.payloads import ReadingBatch
 from sensors.index import SensorIndex
 from sensors.registry import load_registry
 
@@ -85,6 +87,47 @@ class Progress:
             self.stream.flush()
 
 
+def event_time_engine(
+    index: SensorIndex, site_timezones: Mapping[str, str], batch: ReadingBatch
+) -> tuple[AlarmEngine, EarlyWarnings, BehaviourLearner]:
+    """The service's engine with its early warnings, and a learner of behaviour from `batch` itself.
+
+    Replay `batch` through it with ``replay(..., on_clock=learner.maybe_refit)``: the learner then runs
+    on event time and learns only from readings before each refit, as the service would have.
+    """
+    start_ms = int(batch.ts_ms[0]) if len(batch) else 0
+    engine = AlarmEngine(index, EngineConfig(stale_if_never_heard=False), start_ms=start_ms)
+    ew = attach_early_warnings(engine, site_timezones)
+    learner = BehaviourLearner(ew, ReadingsHistory(batch))  # learns on event time, from the past only
+    return engine, ew, learner
+
+
+def replay_probabilities(
+    index: SensorIndex,
+    site_timezones: Mapping[str, str],
+    batch: ReadingBatch,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ProbabilityRecorder:
+    """Replay a time-sorted `batch` (slots of `index`) as backtest does; the early warnings' probability
+    of every forecast sensor at each judgement in [start_ms, end_ms) (for `hazmon tune`).
+
+    Only the forecast sensors' readings are replayed: a sensor's probability depends on its own
+    readings alone (its trends, its learned behaviour, its own fault code and noise), so the others
+    would change nothing but the time taken. Readings before `start_ms` still count: they warm the
+    trends up and teach the learner, as the service's past would have.
+    """
+    forecast = np.array([s.forecast for s in index.sensors], dtype=bool)
+    wanted = forecast[batch.slot]
+    mine = batch if wanted.all() else batch.take(np.flatnonzero(wanted))
+    engine, ew, learner = event_time_engine(index, site_timezones, mine)
+    recorder = ProbabilityRecorder(index, ew.slots, start_ms, end_ms)
+    ew.on_judged = recorder
+    replay(engine, mine, lambda _changes, _now: None, CHUNK_MS, 0, progress, on_clock=learner.maybe_refit)
+    return recorder
+
+
 def run_backtest(
     registry_path: str | Path,
     readings_path: str | Path,
@@ -100,9 +143,7 @@ def run_backtest(
     batch, load = load_readings_csv(readings_path, index)
     summary = BacktestSummary(load, sensors=len(index), sites=len(registry.sites), out=str(out_path))
     start_ms = int(batch.ts_ms[0]) if len(batch) else 0
-    engine = AlarmEngine(index, EngineConfig(stale_if_never_heard=False), start_ms=start_ms)
-    ew = attach_early_warnings(engine, tz)
-    learner = BehaviourLearner(ew, ReadingsHistory(batch))  # learns on event time, from the past only
+    engine, ew, learner = event_time_engine(index, tz, batch)
     log = ForecastLog(ew.slots, ew.horizon_s, engine.limits, ew.config.keep_frac * ew.p_warn)
     ew.on_judged = log
     warnings: list[dict] = []

@@ -131,6 +131,10 @@ class EarlyWarningConfig:
     mature_horizons: float = 4.0
     creep_horizon_s: float = 48 * fc.HOUR_S  # a forecast dam failure is worth two days' notice
 
+    def profile(self, kind: str) -> WarnProfile:
+        """The warning threshold and persistence of a sensor kind."""
+        return self.profiles.get(kind, self.default_profile)
+
 
 def _ms(t_s: float) -> int:
     """Seconds (float) to integer epoch milliseconds."""
@@ -228,7 +232,7 @@ class EarlyWarnings:
         self.horizon_iv_s = np.full(len(self.creep_rows), cfg.creep_horizon_s)
         self.horizon_s = max_horizon
         # per-kind warning profiles
-        profiles = [cfg.profiles.get(s.kind, cfg.default_profile) for s in chosen]
+        profiles = [cfg.profile(s.kind) for s in chosen]
         self.p_warn = np.array([p.p_warn for p in profiles], dtype=np.float64)
         self.persist_s = np.array([p.persist_s for p in profiles], dtype=np.float64)
         self.above_since_s = np.full(m, np.nan)  # since when the chance has been at or above p_warn

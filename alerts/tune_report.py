@@ -6,6 +6,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from alerts.early_warning import EarlyWarningConfig
 from alerts.lifecycle import local_iso
 from alerts.metrics import DAY_MS
 from alerts.tune import Outcome, SensorTuning, Status, TuneConfig
@@ -13,10 +14,8 @@ from alerts.tune_settings import Setting, span
 from alerts.warning_threshold import ThresholdSuggestion
 
 NOTICE = "hazmon tune: suggestions only; nothing was changed (the registry and the service are untouched)."
-SEAM_NOTE = (
-    "not suggested: alerts/early_warning.py gives no per-sensor probability to tune a threshold on "
-    "(seam: alerts.warning_threshold.ProbabilityHistory)"
-)
+NO_FORECAST = "not available: no selected sensor has early warnings (forecast: true)"
+NO_FORECAST_NOTE = "not available: no selected sensor of this kind has early warnings (forecast: true)"
 VERDICT = {
     Status.NO_LIMITS: "nothing to tune",
     Status.TOO_LITTLE_DATA: "too little data",
@@ -124,15 +123,36 @@ def format_table(
             lines.append("  ".join(_pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip())
             if k:
                 lines += [f"    {line}" for line in _verdict_lines(rows[k - 1])]
-    lines += ["", "warning thresholds (early warnings):"]
-    if thresholds is None:
-        lines.append(f"  {SEAM_NOTE}")
-    else:
-        for kind, s in thresholds.items():
-            got = f"{s.threshold:g}" if s.threshold is not None else "none"
-            lines.append(f"  {kind}: {got} ({s.reason})")
+    lines += ["", *threshold_lines(thresholds)]
     lines += ["", NOTICE]
     return "\n".join(lines)
+
+
+def threshold_lines(thresholds: Mapping[str, ThresholdSuggestion] | None) -> list[str]:
+    """The early-warning threshold per kind, with the warnings each step of the ladder would have raised."""
+    if not thresholds:
+        return [
+            "warning thresholds (early warnings):",
+            f"  {NO_FORECAST}",
+        ]
+    target = next(iter(thresholds.values())).target_per_100_days
+    lines = [
+        "warning thresholds (early warnings), per kind, from the probabilities they gave on this history;",
+        f"target <= {target:g} false warning per 100 quiet sensor-days (no real excursion within 24 h):",
+    ]
+    config = EarlyWarningConfig()
+    for kind, s in thresholds.items():
+        if s.threshold is not None:
+            verdict = f"suggest {s.threshold:g}"
+        elif not s.enough_quiet:
+            verdict = "not available"
+        else:
+            verdict = "none of the ladder is quiet enough"
+        now = config.profile(kind).p_warn
+        lines.append(f"  {kind}: {verdict} ({s.reason}); now {now:g}, held {s.persistence_s:g} s")
+        steps = ", ".join(f"{thr:g}: {n}" for thr, n in s.warnings.items())
+        lines.append(f"    warnings per threshold: {steps}")
+    return lines
 
 
 def _verdict_lines(t: SensorTuning) -> list[str]:
@@ -183,20 +203,22 @@ def tuning_json(
 ) -> dict[str, Any]:
     """One sensor as a JSON-ready dict (`hazmon tune --json` prints one per line)."""
     s = t.sensor
-    if thresholds is None:
-        warning: dict[str, Any] | None = {"threshold": None, "reason": SEAM_NOTE}
-    elif s.kind in thresholds:
-        w = thresholds[s.kind]
+    w = (thresholds or {}).get(s.kind)
+    warning: dict[str, Any]
+    if w is None:
+        warning = {"kind": s.kind, "threshold": None, "available": False, "reason": NO_FORECAST_NOTE}
+    else:
         warning = {
             "kind": s.kind,
             "threshold": w.threshold,
+            "available": w.enough_quiet,
+            "current_threshold": EarlyWarningConfig().profile(s.kind).p_warn,
+            "persistence_s": w.persistence_s,
             "warnings": {f"{k:g}": n for k, n in w.warnings.items()},
             "quiet_sensor_days": round(w.quiet_days, 3),
             "target_per_100_days": w.target_per_100_days,
             "reason": w.reason,
         }
-    else:
-        warning = None
     return {
         "suggestion_only": True,
         "site": s.site,

@@ -1,22 +1,23 @@
 """The early-warning threshold to suggest per sensor kind, from a history of forecast probabilities.
 
-The early-warning engine being rebuilt (issue 9) raises a warning when a sensor's probability of
-reaching a limit within its horizon is at or above a per-kind threshold. Given that probability at
-each evaluation in *quiet* time (away from real excursions, so every warning there is false), this
-picks the lowest threshold of a ladder whose warnings meet a target rate: by default 1 per 100
-quiet sensor-days, the goal of the early-warning bench (../shared/tools/ewbench). The lowest such
-threshold is the most sensitive one that is still quiet enough.
+The early warnings (alerts/early_warning.py) raise a warning when a sensor's probability of reaching
+a limit within its horizon has held at or above its kind's threshold for its kind's persistence.
+Given that probability at each evaluation in *quiet* time (away from real excursions, so every
+warning there is false), this picks the lowest threshold of a ladder whose warnings meet a target
+rate: by default 1 per 100 quiet sensor-days, the goal of the early-warning bench
+(../shared/tools/ewbench). The lowest such threshold is the most sensitive one that is still quiet
+enough.
 
-SEAM: today's alerts/early_warning.py decides with significance tests on a trend (z-scores), not
-with a probability, so nothing here can be fed from it without inventing numbers. The rebuilt
-engine plugs in by offering `ProbabilityHistory` (one series per sensor over the tuning window,
-e.g. recorded while `hazmon tune` replays the history); until then `hazmon tune` says the warning
-threshold is not available.
+The probabilities come from the early warnings themselves (alerts/early_warning.py gives one per
+forecast sensor at each judgement): `hazmon tune` replays the same history through the service's
+engine, early warnings and behaviour learner on event time (alerts/backtest.replay_probabilities),
+records them (alerts/probability_log.ProbabilityRecorder, a `ProbabilityHistory`) and asks for a
+threshold per kind, each kind with its own persistence (alerts/early_warning.WARN_PROFILES).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 THRESHOLD_LADDER: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 TARGET_PER_100_DAYS = 1.0  # false warnings per 100 quiet sensor-days (ewbench goal)
-PERSISTENCE_S = 300.0  # the probability must hold this long before a warning; the engine's own may differ
+PERSISTENCE_S = 300.0  # the probability must hold this long before a warning, unless told per kind
 LEAD_S = 86_400.0  # evaluations this long before a real excursion may rightly warn: not quiet (24 h horizon)
 MIN_QUIET_DAYS = 3.0
 
@@ -43,7 +44,7 @@ class ProbabilitySeries:
 
 
 class ProbabilityHistory(Protocol):
-    """What the rebuilt early-warning engine must offer for threshold tuning (the seam)."""
+    """The early warnings' probabilities over the tuning window (alerts/probability_log.py records them)."""
 
     def probability_series(self, site: str, sensor: str) -> ProbabilitySeries | None:
         """The sensor's evaluations over the tuning window; None if it is not forecast."""
@@ -59,6 +60,8 @@ class ThresholdSuggestion:
     quiet_days: float  # sensor-days
     target_per_100_days: float
     reason: str
+    persistence_s: float = PERSISTENCE_S  # how long a probability had to hold to count as a warning
+    enough_quiet: bool = True  # False: too few quiet sensor-days to suggest anything
 
 
 def count_warnings(
@@ -104,18 +107,20 @@ def suggest_warning_threshold(
     if quiet_days < min_quiet_days:
         return ThresholdSuggestion(
             None, warnings, quiet_days, target_per_100_days,
-            f"{quiet_days:.1f} quiet sensor-days; at least {min_quiet_days:g} are needed",
+            f"{quiet_days:.1f} quiet sensor-days; at least {min_quiet_days:g} are needed", persistence_s,
+            enough_quiet=False,
         )  # fmt: skip
     allowed = target_per_100_days * quiet_days / 100
     for thr, n in warnings.items():
         if n <= allowed:
             return ThresholdSuggestion(
                 thr, warnings, quiet_days, target_per_100_days,
-                f"{n} warnings in {quiet_days:.1f} quiet sensor-days at {thr:g}",
+                f"{n} warnings in {quiet_days:.1f} quiet sensor-days at {thr:g}", persistence_s,
             )  # fmt: skip
     return ThresholdSuggestion(
         None, warnings, quiet_days, target_per_100_days,
         f"even {ladder[-1]:g} gives {warnings[ladder[-1]]} warnings in {quiet_days:.1f} quiet sensor-days",
+        persistence_s,
     )  # fmt: skip
 
 
@@ -156,9 +161,16 @@ def warning_thresholds_by_kind(
     """One threshold per sensor kind, from the quiet part of each forecast sensor's probability history.
 
     `tunings` come from alerts.tune.tune over the same window (their real excursions and observed
-    days); `kw` goes to suggest_warning_threshold.
+    days); `kw` goes to suggest_warning_threshold, except that `persistence_s` may also be a mapping
+    kind -> seconds (the early warnings' persistence differs per kind; a kind not in it gets
+    PERSISTENCE_S).
     """
     lead_s = kw.pop("lead_s", LEAD_S)
+    persistence = kw.pop("persistence_s", PERSISTENCE_S)
+
+    def persistence_of(kind: str) -> float:
+        return persistence.get(kind, PERSISTENCE_S) if isinstance(persistence, Mapping) else persistence
+
     groups: dict[str, tuple[list[ProbabilitySeries], list[float]]] = {}
     for tu in tunings:
         s = tu.sensor
@@ -169,4 +181,7 @@ def warning_thresholds_by_kind(
         got, day_list = groups.setdefault(s.kind, ([], []))
         got.append(quiet)
         day_list.append(days)
-    return {kind: suggest_warning_threshold(got, sum(days), **kw) for kind, (got, days) in groups.items()}
+    return {
+        kind: suggest_warning_threshold(got, sum(days), persistence_s=persistence_of(kind), **kw)
+        for kind, (got, days) in groups.items()
+    }

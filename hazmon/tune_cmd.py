@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from alerts.early_warning import EarlyWarningConfig
 from alerts.metrics import DAY_MS
-from alerts.tune import TuneConfig, tune
+from alerts.tune import SensorTuning, TuneConfig, tune
 from alerts.tune_report import NOTICE, format_table, tuning_json
+from alerts.warning_threshold import ProbabilityHistory, ThresholdSuggestion, warning_thresholds_by_kind
 from ingest.influx import StorageError
 from ingest.payloads import ReadingBatch
 from sensors.index import SensorIndex
@@ -126,9 +128,10 @@ def _say(line: str) -> None:
 class _Progress:
     """Readings replayed so far, on stderr every few seconds for long histories."""
 
-    def __init__(self, every_s: float = 5.0):
+    def __init__(self, every_s: float = 5.0, what: str = "readings replayed"):
         self.done = 0
         self.every_s = every_s
+        self.what = what
         self.started = self.last = time.perf_counter()
 
     def __call__(self, n: int) -> None:
@@ -137,7 +140,20 @@ class _Progress:
         if now - self.last >= self.every_s:
             self.last = now
             rate = self.done / (now - self.started)
-            _say(f"tune: {self.done:,} readings replayed, {rate:,.0f}/s")
+            _say(f"tune: {self.done:,} {self.what}, {rate:,.0f}/s")
+
+    def of_total(self, done: int, _total: int) -> None:
+        """As alerts.replay.replay reports: readings done so far."""
+        self(done - self.done)
+
+
+def warning_thresholds(
+    tunings: list[SensorTuning], history: ProbabilityHistory
+) -> dict[str, ThresholdSuggestion]:
+    """A threshold per kind from the recorded probabilities, each kind held for its own persistence."""
+    config = EarlyWarningConfig()  # what attach_early_warnings uses: the service's profiles
+    persistence = {t.sensor.kind: config.profile(t.sensor.kind).persist_s for t in tunings}
+    return warning_thresholds_by_kind(tunings, history, persistence_s=persistence)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -161,7 +177,10 @@ def run(args: argparse.Namespace) -> int:
         resolution_s=60.0 if args.rollup else 0.0,
     )
     days_ms = int(args.days * DAY_MS)
+    forecast = np.array([s.forecast for s in index.sensors], dtype=bool)
+    tz = {site.id: site.timezone for site in registry.sites}
     chunks: Iterable[ReadingBatch]
+    kept: list[ReadingBatch] = []  # the readings to replay through the early warnings after the tune
     if args.readings is not None:
         try:
             batch, source = csv_history(args.readings, SensorIndex.build(registry), index)
@@ -174,10 +193,15 @@ def run(args: argparse.Namespace) -> int:
         end_ms = (int(batch.ts_ms[-1]) // 1000 + 1) * 1000  # the second after the last reading
         start_ms = max(end_ms - days_ms, int(batch.ts_ms[0]))
         chunks = [batch]
+        kept.append(batch)  # in memory already
     else:
         end_ms = int(time.time() * 1000)
         start_ms = end_ms - days_ms
-        chunks = influx_history(index, start_ms, end_ms, args.rollup)
+        # The early warnings are replayed after the tune (their learner needs a sensor's whole past),
+        # from the forecast sensors' readings kept as the tune reads them: one read of InfluxDB, and
+        # memory for those sensors only (~21 bytes a reading, twice while replaying: a month of 10-s
+        # readings is ~11 MB per forecast sensor), rather than reading the history a second time.
+        chunks = _keeping(influx_history(index, start_ms, end_ms, args.rollup), forecast, kept)
         source = "InfluxDB " + (
             "year.readings_1m (1-minute means: chattering and delays under a minute are not visible)"
             if args.rollup
@@ -189,11 +213,34 @@ def run(args: argparse.Namespace) -> int:
     except StorageError as e:
         _say(f"hazmon tune: {e}")
         return 1
+    thresholds: dict[str, ThresholdSuggestion] = {}
+    if forecast.any():
+        from alerts.backtest import replay_probabilities
+
+        history = ReadingBatch.concat(kept)
+        kept.clear()
+        ew_progress = None if args.quiet else _Progress(what="readings replayed through the early warnings")
+        recorder = replay_probabilities(
+            index, tz, history, start_ms, end_ms, ew_progress.of_total if ew_progress else None
+        )
+        thresholds = warning_thresholds(tunings, recorder)
     if args.json:
         for t in tunings:
-            sys.stdout.write(orjson.dumps(tuning_json(t, config, start_ms, end_ms)).decode() + "\n")
+            row = tuning_json(t, config, start_ms, end_ms, thresholds)
+            sys.stdout.write(orjson.dumps(row).decode() + "\n")
         _say(f"hazmon tune: {source}")
         _say(NOTICE)
     else:
-        sys.stdout.write(format_table(tunings, config, start_ms, end_ms, source) + "\n")
+        sys.stdout.write(format_table(tunings, config, start_ms, end_ms, source, thresholds) + "\n")
     return 0
+
+
+def _keeping(
+    chunks: Iterable[ReadingBatch], wanted: np.ndarray, kept: list[ReadingBatch]
+) -> Iterator[ReadingBatch]:
+    """Pass `chunks` on, keeping the readings of the slots where `wanted` is true in `kept`."""
+    for chunk in chunks:
+        mine = np.flatnonzero(wanted[chunk.slot])
+        if len(mine):
+            kept.append(chunk.take(mine))
+        yield chunk

@@ -90,3 +90,20 @@ def test_thresholds_are_per_kind_from_the_forecast_sensors_only():
     assert set(got) == {"level"}
     assert got["level"].quiet_days == 10.0 and got["level"].threshold == 0.7
     assert got["level"].warnings[0.6] == 100
+
+
+def test_each_kind_is_held_for_its_own_persistence_when_given_per_kind():
+    def tuning(sensor_id: str, kind: str):
+        s = Sensor(sensor_id, "s", sensor_id, kind, "m", (0.0, 1.0), 60.0, Limits(h=0.9), forecast=True)
+        return SimpleNamespace(sensor=s, excursion_spans_ms=(), observed_days=5.0)
+
+    class History:
+        def probability_series(self, site: str, sensor: str) -> ProbabilitySeries:
+            return series([0.1, 0.8, 0.8, 0.8, 0.1] * 10)  # 2-minute runs at 0.8, one a run of 5 min
+
+    tunings = [tuning("G", "gas_lel"), tuning("L", "level"), tuning("P", "pressure")]
+    got = warning_thresholds_by_kind(tunings, History(), persistence_s={"gas_lel": 60, "level": 600})
+    assert got["gas_lel"].warnings[0.8] == 10 and got["gas_lel"].persistence_s == 60
+    assert got["level"].warnings[0.8] == 0 and got["level"].persistence_s == 600
+    # a kind the mapping does not name is held for the default persistence (300 s)
+    assert got["pressure"].warnings[0.8] == 0 and got["pressure"].persistence_s == 300
