@@ -122,7 +122,7 @@ def replay_probabilities(
     wanted = forecast[batch.slot]
     mine = batch if wanted.all() else batch.take(np.flatnonzero(wanted))
     engine, ew, learner = event_time_engine(index, site_timezones, mine)
-    recorder = ProbabilityRecorder(index, ew.slots, start_ms, end_ms)
+    recorder = ProbabilityRecorder(index, ew.slots, start_ms, end_ms, mature=ew.mature)
     ew.on_judged = recorder
     replay(engine, mine, lambda _changes, _now: None, CHUNK_MS, 0, progress, on_clock=learner.maybe_refit)
     return recorder

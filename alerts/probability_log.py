@@ -8,10 +8,14 @@ Memory: 20 bytes per judgement (a level sensor is judged every 4 min, gas every 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from alerts.warning_threshold import ProbabilitySeries
 from sensors.index import SensorIndex
+
+NEVER = np.iinfo(np.int64).max
 
 
 class ProbabilityRecorder:
@@ -23,23 +27,32 @@ class ProbabilityRecorder:
         row_slots: np.ndarray,
         start_ms: int | None = None,
         end_ms: int | None = None,
+        mature: Callable[[np.ndarray], np.ndarray] | None = None,
     ):
         """`row_slots`: the early warnings' slot of each row (``EarlyWarnings.slots``): its forecast sensors.
 
         Judgements before `start_ms` or at/after `end_ms` are not kept (a replay may start earlier, to
-        learn and warm its trends up before the window that is tuned)."""
+        learn and warm its trends up before the window that is tuned). `mature(rows)` says which rows
+        judge by learned behaviour (``EarlyWarnings.mature``): the first such judgement of a sensor ends
+        its warm-up (``ProbabilitySeries.learned_from_ms``)."""
         self.index = index
         self.row_slots = np.asarray(row_slots, dtype=np.int32)
         self.forecast = np.zeros(len(index), dtype=bool)
         self.forecast[self.row_slots] = True
         self.start_ms = start_ms
         self.end_ms = end_ms
+        self.mature = mature
+        self.learned_from_ms = np.full(len(index), NEVER, dtype=np.int64)
         self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def __call__(self, rows: np.ndarray, now_s: np.ndarray, prob: np.ndarray, *_evidence) -> None:
         """The on_judged hook: (rows, now_s, prob, level, eta, low, high); only the chance is kept."""
         t_ms = np.rint(np.asarray(now_s, dtype=np.float64) * 1000.0).astype(np.int64)
+        if self.mature is not None:  # warm-up ends at a sensor's first judgement by learned behaviour
+            rows_a = np.asarray(rows)
+            m = np.asarray(self.mature(rows_a), dtype=bool)
+            np.minimum.at(self.learned_from_ms, self.row_slots[rows_a[m]], t_ms[m])
         keep = np.ones(len(t_ms), dtype=bool)
         if self.start_ms is not None:
             keep &= t_ms >= self.start_ms
@@ -74,4 +87,8 @@ class ProbabilityRecorder:
             return None
         slots, t, p = self._columns()
         lo, hi = np.searchsorted(slots, [slot, slot + 1], side="left")
-        return ProbabilitySeries(t[lo:hi], p[lo:hi])
+        learned = None
+        if self.mature is not None:  # never learned: all of it was warm-up
+            first = int(self.learned_from_ms[slot])
+            learned = first if first != NEVER else (int(t[hi - 1]) + 1 if hi > lo else None)
+        return ProbabilitySeries(t[lo:hi], p[lo:hi], learned)

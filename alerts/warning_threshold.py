@@ -41,6 +41,9 @@ class ProbabilitySeries:
 
     t_ms: np.ndarray  # (n,) int64, ascending
     p: np.ndarray  # (n,) float64 in 0..1; NaN = no verdict (counts as below any threshold)
+    # evaluations before this time were made before the sensor had learned its behaviour (its warm-up:
+    # the trend alone speaks, as a service that has run a while never does); None: no warm-up known
+    learned_from_ms: int | None = None
 
 
 class ProbabilityHistory(Protocol):
@@ -177,7 +180,11 @@ def warning_thresholds_by_kind(
         series = history.probability_series(s.site, s.id) if s.forecast else None
         if series is None:
             continue
-        quiet, days = quiet_part(series, tu.excursion_spans_ms, tu.observed_days, lead_s)
+        spans = list(tu.excursion_spans_ms)
+        if series.learned_from_ms is not None and len(series.t_ms):
+            # the warm-up is not quiet time: its trend-only warnings are not what the service will do
+            spans.append((int(series.t_ms[0]), int(series.learned_from_ms)))
+        quiet, days = quiet_part(series, spans, tu.observed_days, lead_s)
         got, day_list = groups.setdefault(s.kind, ([], []))
         got.append(quiet)
         day_list.append(days)

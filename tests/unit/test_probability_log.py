@@ -58,3 +58,22 @@ def test_judgements_outside_the_tuning_window_are_not_kept():
     judged(rec, [0, 0, 0, 0], [59.999, 60.0, 119.999, 120.0], [0.1, 0.2, 0.3, 0.4])
     a = rec.probability_series("s1", "A")
     assert a is not None and a.t_ms.tolist() == [60_000, 119_999] and a.p.tolist() == [0.2, 0.3]
+
+
+def test_a_sensors_warm_up_ends_at_its_first_judgement_by_learned_behaviour_and_lasts_if_it_never_learned():
+    idx = index()
+    row_slots = np.array([idx.slot("s1", "A"), idx.slot("s1", "B"), idx.slot("s1", "C")])
+    learned_at = {0: 200.0, 1: 100.0}  # row -> when it is first judged mature; row 2 never is
+    now = {"t": 0.0}
+
+    def mature(rows: np.ndarray) -> np.ndarray:
+        return np.array([now["t"] >= learned_at.get(int(r), np.inf) for r in rows])
+
+    rec = ProbabilityRecorder(idx, row_slots, mature=mature)
+    for t in (50.0, 100.0, 150.0, 200.0, 250.0):
+        now["t"] = t
+        judged(rec, [0, 1, 2], [t, t, t], [0.1, 0.1, 0.1])
+    assert rec.probability_series("s1", "A").learned_from_ms == 200_000
+    assert rec.probability_series("s1", "B").learned_from_ms == 100_000
+    assert rec.probability_series("s1", "C").learned_from_ms == 250_001  # all of it was warm-up
+    assert ProbabilityRecorder(idx, row_slots).probability_series("s1", "A").learned_from_ms is None

@@ -119,18 +119,19 @@ def test_a_forecast_kind_gets_a_warning_threshold_from_the_probabilities_replaye
     assert w["kind"] == "level" and w["available"] is True
     assert w["persistence_s"] == WARN_PROFILES["level"].persist_s == 600.0
     assert w["current_threshold"] == WARN_PROFILES["level"].p_warn
-    # no fill reaches H, so all six days are quiet: every warning there is false
-    assert w["quiet_sensor_days"] == pytest.approx(6.0, abs=0.01)
+    # no fill reaches H, so every day is quiet once the tank has learned its routine (a fit covering
+    # four horizons, 8 h: the refit at 9 h of history): the warm-up before that, judged by the trend
+    # alone, is not counted
+    assert 6.0 - 11 / 24 <= w["quiet_sensor_days"] <= 6.0 - 8 / 24
     counts = {float(k): n for k, n in w["warnings"].items()}
     assert list(counts) == list(THRESHOLD_LADDER)
     assert list(counts.values()) == sorted(counts.values(), reverse=True)
-    # the first day's fill, before its routine is learned, warns on the trend alone
-    assert counts[0.5] >= 1
     # the suggestion is the lowest step of the ladder that meets 1 warning per 100 quiet sensor-days
     allowed = w["target_per_100_days"] * w["quiet_sensor_days"] / 100
     assert w["threshold"] in counts and counts[w["threshold"]] <= allowed
     assert all(n > allowed for thr, n in counts.items() if thr < w["threshold"])
-    assert w["reason"] == f"{counts[w['threshold']]} warnings in 6.0 quiet sensor-days at {w['threshold']:g}"
+    days, thr = f"{w['quiet_sensor_days']:.1f}", w["threshold"]
+    assert w["reason"] == f"{counts[thr]} warnings in {days} quiet sensor-days at {thr:g}"
     # a kind without forecasting sensors has none to tune
     other = rows["PT-1"]["warning_threshold"]
     assert other["kind"] == "pressure" and other["threshold"] is None and other["available"] is False
@@ -173,5 +174,6 @@ def test_from_influx_the_forecast_readings_kept_while_tuning_give_the_same_thres
     from_influx = [orjson.loads(line)["warning_threshold"] for line in capsys.readouterr().out.splitlines()]
     assert from_influx == from_csv
     level = from_influx[0]
-    assert level["kind"] == "level" and level["quiet_sensor_days"] == pytest.approx(2.0, abs=0.01)
-    assert level["available"] is False and sum(level["warnings"].values()) >= 1  # the first fill
+    # two days less the warm-up (8-11 h) are too few quiet days to suggest a threshold
+    assert level["kind"] == "level" and 2.0 - 11 / 24 <= level["quiet_sensor_days"] <= 2.0 - 8 / 24
+    assert level["available"] is False and level["threshold"] is None

@@ -107,3 +107,24 @@ def test_each_kind_is_held_for_its_own_persistence_when_given_per_kind():
     assert got["level"].warnings[0.8] == 0 and got["level"].persistence_s == 600
     # a kind the mapping does not name is held for the default persistence (300 s)
     assert got["pressure"].warnings[0.8] == 0 and got["pressure"].persistence_s == 300
+
+
+def test_the_warm_up_before_a_sensor_learned_its_behaviour_is_neither_quiet_time_nor_its_warnings_false():
+    """Before its behaviour is learned a sensor is judged by its trend alone, which a service that has
+    run a while never is: those judgements and that time are left out of the quiet part."""
+
+    def tuning(sensor_id: str):
+        s = Sensor(sensor_id, "s", sensor_id, "level", "m", (0.0, 1.0), 60.0, Limits(h=0.9), forecast=True)
+        return SimpleNamespace(sensor=s, excursion_spans_ms=(), observed_days=2.0)
+
+    day_of_30_min = 48  # judgements every 30 min: two days in all
+    warm, learned = [0.95] * 4 + [0.1] * (day_of_30_min - 4), [0.1] * day_of_30_min
+
+    class History:
+        def probability_series(self, site: str, sensor: str) -> ProbabilitySeries:
+            s = series(warm + learned, step_ms=30 * MIN)
+            return ProbabilitySeries(s.t_ms, s.p, learned_from_ms=day_of_30_min * 30 * MIN)
+
+    got = warning_thresholds_by_kind([tuning("A")], History(), persistence_s=0, min_quiet_days=0.5)
+    assert got["level"].quiet_days == pytest.approx(1.0, abs=0.03)
+    assert got["level"].warnings[0.9] == 0
