@@ -393,11 +393,10 @@ def _distribution(x: np.ndarray, fit: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """Quantiles at PROBS of each row of ``x`` (NaN = missing) and the exponential tail scales beyond."""
     m = x.shape[0]
     q = np.full((m, len(PROBS)), np.nan)
-    x = _thin(x)
-    if fit.any():
-        q[fit] = nanquantile_rows(x[fit], PROBS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        for rows, part in _thin_rows(x, fit):
+            q[rows] = nanquantile_rows(part, PROBS)
         sd = np.nanstd(x, axis=1)
     floor = np.maximum(0.05 * np.nan_to_num(sd), 1e-9)
     tail_hi = np.maximum((q[:, -1] - q[:, -2]) / math.log((1 - PROBS[-2]) / (1 - PROBS[-1])), floor)
@@ -476,10 +475,24 @@ def _nanmedian_last(x: np.ndarray) -> np.ndarray:
     return nanquantile_rows(flat, np.array([0.5]))[:, 0].reshape(shape[:-1])
 
 
-def _thin(x: np.ndarray, cols: int = FINE_COLS) -> np.ndarray:
-    """Every k-th column of ``x`` so that at most ``cols`` remain, over its whole width."""
-    k = -(-x.shape[1] // cols)
-    return x[:, ::k] if k > 1 else x
+def _thin_rows(x: np.ndarray, rows: np.ndarray, cols: int = FINE_COLS) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(row indices, columns) groups that keep at most ``cols`` columns of each chosen row's own span
+    of data (first to last valid column), every k-th: a month-wide grid of a sensor that reported for
+    two hours keeps all of its two hours, a month of 1-minute bins keeps every sixth."""
+    ok = ~np.isnan(x)
+    chosen = np.flatnonzero(rows & ok.any(axis=1))
+    if not len(chosen):
+        return []
+    n = x.shape[1]
+    first = np.argmax(ok[chosen], axis=1)
+    last = n - 1 - np.argmax(ok[chosen, ::-1], axis=1)
+    k = -(-(last - first + 1) // cols)
+    out = []
+    for step in np.unique(k).tolist():
+        g = chosen[k == step]
+        lo, hi = int(first[k == step].min()), int(last[k == step].max()) + 1
+        out.append((g, x[g, lo:hi:step]))
+    return out
 
 
 def _day_cells(

@@ -137,7 +137,7 @@ def _band_outcome(hit: float, low: float, high: float, until: float) -> bool | N
     """Did the crossing fall inside the band [low, high] (high inf = open)? The band says when the
     crossing comes *if it comes* by ``until`` (the end of the horizon), so only those crossings are
     scored; None where there was none."""
-    return bool(low <= hit <= high) if hit <= until else None
+    return bool(low <= hit <= high) if np.isfinite(hit) and hit <= until else None
 
 
 def calibrate(log: ForecastLog, outcomes: Outcomes, warnings: list[dict]) -> Calibration:
@@ -198,7 +198,8 @@ def format_calibration(c: Calibration) -> list[str]:
             )
     if c.band_known:
         out.append(
-            f"  bands (10-90 % of the crossing time if it comes) of judgements holding a warning and "
+            f"  bands (10-90 % of the crossing time if it comes within the horizon) of judgements "
+            f"holding a warning and "
             f"followed by a crossing within the horizon: {c.band_inside}/{c.band_known} inside "
             f"({100 * c.band_inside / c.band_known:.0f} %, nominal 80 %)"
         )
