@@ -47,7 +47,7 @@ bench-ingest: deps venv  ## simulator -> Mosquitto -> hazmon -> InfluxDB vs a on
 bench-api: deps venv  ## API p50/p95/p99 under load from a second process, 2 000 sites / 100 000 sensors, vs /livez
 	$(PY) bench/api_load.py
 
-bench-engine: venv  ## alarm-engine tick at 10k/100k/1M sensors and backtest replay, vs plain per-sensor Python
+bench-engine: venv  ## engine tick at 10k/100k/1M sensors (learned behaviour on), replay, refit time; vs plain Python
 	$(PY) bench/engine.py
 
 scenarios: venv  ## the scenario library through `hazmon backtest`: lead time of every incident

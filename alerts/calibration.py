@@ -51,8 +51,9 @@ class ForecastLog:
         self.next_s = np.full(len(self.slots), -np.inf)
         self.cols = {k: [] for k in ("slot", "t", "prob", "limit", "up", "horizon", "low", "high", "warns")}
 
-    def __call__(self, rows, now_s, prob, level, eta, low, high) -> None:
-        """The on_judged hook: keep the judgements with a target limit that are due for a sample."""
+    def __call__(self, rows, now_s, prob, level, eta, low, high, horizon_s=None) -> None:
+        """The on_judged hook: keep the judgements with a target limit that are due for a sample.
+        ``horizon_s`` (per judgement): the horizon its chance is over (default the row's)."""
         lv = np.asarray(level, dtype=np.int64)
         col = np.array([_KIND_COL.get(int(k), -1) for k in lv.tolist()])
         due = (col >= 0) & (now_s >= self.next_s[rows])
@@ -67,7 +68,7 @@ class ForecastLog:
         c["prob"].append(np.asarray(prob)[due])
         c["limit"].append(self.limits[slots, col[due]])
         c["up"].append(np.isin(lv[due], _UP))
-        c["horizon"].append(self.horizon_s[r])
+        c["horizon"].append(self.horizon_s[r] if horizon_s is None else np.asarray(horizon_s)[due])
         c["low"].append(np.asarray(low)[due])
         c["high"].append(np.asarray(high)[due])
         c["warns"].append(np.asarray(prob)[due] >= self.holds[r])

@@ -236,7 +236,8 @@ class EarlyWarnings:
         self.p_warn = np.array([p.p_warn for p in profiles], dtype=np.float64)
         self.persist_s = np.array([p.persist_s for p in profiles], dtype=np.float64)
         self.above_since_s = np.full(m, np.nan)  # since when the chance has been at or above p_warn
-        self.prob = np.zeros(m)  # the chance at the last judgement (for the API and calibration)
+        self.prob = np.zeros(m)  # the chance at the last judgement (for the API and calibration) ...
+        self.prob_horizon_s = self.horizon_s.copy()  # ... and the horizon it is over
         # learned behaviour: the grid of its history, the trend memories whose rates it learns
         self.interval_s = np.array([s.interval_s for s in chosen], dtype=np.float64)
         self.step_s = learning_step_s(self.interval_s, max_horizon)
@@ -249,7 +250,8 @@ class EarlyWarnings:
         self.x_short = np.full(m, np.nan)  # EW mean over one grid step: the state the learned model sees
         self.t_short = np.full(m, np.nan)
         self.ids = [f"{s.site}/{s.id}" for s in chosen]
-        #: called after each judgement with (rows, now_s, prob, level, eta, low, high): calibration
+        #: called after each judgement with (rows, now_s, prob, level, eta, low, high, horizon_s), the
+        #: last the horizon each chance is over: calibration, threshold tuning
         self.on_judged: Callable[..., None] | None = None
 
     def _channels(self, chosen: list) -> list[_Channel]:
@@ -351,7 +353,7 @@ class EarlyWarnings:
             lo, hi = _finite(float(lo_a[0])), _finite(float(hi_a[0]))
         return {
             "probability": round(float(self.prob[row]), 3),
-            "horizon_s": float(self.horizon_s[row]),
+            "horizon_s": float(self.prob_horizon_s[row]),
             "threshold": float(self.p_warn[row]),
             "learned": "mature"
             if fitted and bool(self.mature(rows)[0])
@@ -380,6 +382,7 @@ class EarlyWarnings:
         prob = np.zeros(n)
         slope = np.zeros(n)
         chan = np.full(n, -1, dtype=np.intp)
+        hz = self.horizon_s[rows].copy()  # the horizon the chance is over: the winning model's
         fresh = np.zeros(n, dtype=bool)
         crossings: list[tuple[fc.Crossing, np.ndarray, np.ndarray]] = []
         for c, ch in enumerate(self.channels):
@@ -400,7 +403,7 @@ class EarlyWarnings:
             w = at[better]
             prob[w], level[w], limit[w] = pr[better], x.limit_kind[better], x.limit_value[better]
             eta[w], low[w], high[w] = x.eta_s[better], x.eta_low_s[better], x.eta_high_s[better]
-            slope[w], chan[w] = np.nan_to_num(x.slope[better]), c
+            slope[w], chan[w], hz[w] = np.nan_to_num(x.slope[better]), c, x.horizon_s[better]
             crossings.append((x, at, ch.accel[pc]))
         lo_n, hi_n = np.full(n, np.nan), np.full(n, np.nan)
         beyond = np.zeros(n)  # how far beyond the levels it has ever shown the sensor is
@@ -421,7 +424,7 @@ class EarlyWarnings:
             j = i[take]
             prob[j], level[j], limit[j] = rv[0][take], rv[1][take], rv[2][take]
             eta[j], low[j], high[j] = rv[3][take], rv[4][take], rv[5][take]
-            model[j] = MODEL_REVERTING
+            model[j], hz[j] = MODEL_REVERTING, self.horizon_s[rows[j]]
             lo_n[i], hi_n[i] = self._normal_range(rows[i], now_s[i])
         iv = self.iv_of[rows]
         creeping = iv >= 0
@@ -439,12 +442,12 @@ class EarlyWarnings:
                 # the failure band is ±z_band of the fit; report its 10 %..90 % points
                 low[w] = f.tf_s[fail] - BAND_Z * sd
                 high[w] = np.where(np.isfinite(f.tf_high_s[fail]), f.tf_s[fail] + BAND_Z * sd, np.inf)
-                model[w] = MODEL_CREEP
-        self.prob[rows] = prob
+                model[w], hz[w] = MODEL_CREEP, self.horizon_iv_s[iv[w]]
+        self.prob[rows], self.prob_horizon_s[rows] = prob, hz
         if self.on_judged is not None:
-            self.on_judged(rows, now_s, prob, level, eta, low, high)
+            self.on_judged(rows, now_s, prob, level, eta, low, high, hz)
         self._decide(
-            rows, now_s, prob, level, eta, low, high, limit, model, slope, lo_n, hi_n, fresh, changes
+            rows, now_s, prob, level, eta, low, high, limit, model, slope, lo_n, hi_n, fresh, hz, changes
         )
 
     def _trend_reach(self, rows, now_s, crossings, chan, prob, eta, low, high) -> None:
@@ -471,7 +474,7 @@ class EarlyWarnings:
                 learned = np.where(b.fitted_ms[r] >= 0, (q[:, 7] - q[:, 3]) / 2.563, 0.0)  # 10..90 %
                 noise = np.minimum(noise, np.maximum(step, np.nan_to_num(learned)))
             cum = fc.trend_reach(x, pos, leads, theta, accel[pos], noise_sd=noise)
-            q = conditional_band(cum, leads, x.horizon_s[pos])
+            q = conditional_band(cum, leads)  # the leads end at the horizon
             eta[i], low[i], high[i] = now_s[i] + q[:, 0], now_s[i] + q[:, 1], now_s[i] + q[:, 2]
 
     def _novelty(
@@ -543,7 +546,7 @@ class EarlyWarnings:
                 cum = self._learned_reach(rows[j], now_s[j], first[j], np.full(len(j), sign), leads[j])
                 p_h[keep] = cum[:, -1]
                 sure = p_h[keep] >= matters[j]
-                dir_band[keep[sure]] = conditional_band(cum[sure], leads[j[sure]], horizon[j[sure]])
+                dir_band[keep[sure]] = conditional_band(cum[sure], leads[j[sure]])
             better = p_h > prob[i]
             j = i[better]
             prob[j] = p_h[better]
@@ -580,7 +583,7 @@ class EarlyWarnings:
         return centre + b.quantiles[rows, 0], centre + b.quantiles[rows, -1]
 
     def _decide(
-        self, rows, now_s, prob, level, eta, low, high, limit, model, slope, lo_n, hi_n, fresh, changes
+        self, rows, now_s, prob, level, eta, low, high, limit, model, slope, lo_n, hi_n, fresh, hz, changes
     ):
         """Persistence, hold and clearance: which judgements become raises, updates and clears."""
         cfg = self.config
@@ -612,9 +615,7 @@ class EarlyWarnings:
             self.level[row], self.grade[row] = level[i], grade[i]
             evidence = {
                 "probability": round(float(prob[i]), 3),
-                "horizon_s": float(
-                    self.horizon_iv_s[self.iv_of[row]] if model[i] == MODEL_CREEP else self.horizon_s[row]
-                ),
+                "horizon_s": float(hz[i]),
                 "model": str(model[i]),
                 "trend_per_h": _finite(float(slope[i]) * 3600.0),
                 "normal_lo": _finite(float(lo_n[i])),
@@ -715,13 +716,12 @@ def _duration_zh(seconds: float) -> str:
     return f" {seconds / 86400:.0f} 天"
 
 
-def conditional_band(cum: np.ndarray, leads_s: np.ndarray, horizon_s: np.ndarray) -> np.ndarray:
+def conditional_band(cum: np.ndarray, leads_s: np.ndarray) -> np.ndarray:
     """(k, 3) leads of the median, 10 % and 90 % points of the crossing time *given that it comes
-    within the horizon*: when it will happen if the warning comes true (what calibration scores)."""
-    within = leads_s <= horizon_s[:, None] * (1 + 1e-9)
-    cum_h = np.max(np.where(within, cum, 0.0), axis=1, keepdims=True)
+    within the horizon* (the last lead): when it will happen if the warning comes true (what
+    calibration scores)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        given = np.where(within, np.nan_to_num(cum / cum_h, nan=0.0), 1.0)
+        given = np.nan_to_num(cum / cum[:, -1:], nan=0.0)
     return bh.lead_quantiles(np.clip(given, 0.0, 1.0), leads_s, (0.5, 0.1, 0.9))
 
 

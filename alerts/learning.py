@@ -7,9 +7,10 @@ history through a :class:`HistorySource` port, and hands the result to the early
   (:class:`ReadingsHistory`): a warning never learns from the future;
 - in the service it is InfluxDB's 1-minute rollup (ingest/influx_history.py), read by a scheduled job.
 
-Schedule: a sensor is first fitted an hour after its first reading, then again after half the span it
-was fitted on, but not sooner than an hour (so with 1 h, 2 h, 3 h, 4 h, 6 h, 9 h ... of history) and at
-least daily; up to ``max_history_s`` (30 days)
+Schedule: in a backtest a sensor is first fitted an hour after its first reading (the service, whose
+history reaches back before it started, fits a sensor never fitted at once), then again after half
+the span it was fitted on, but not sooner than an hour (so with about 1, 2, 3, 4.5, 6.75, 10 h ... of
+history) and at least daily; up to ``max_history_s`` (30 days)
 of history is used. A row whose fit failed (too little data) is tried again after an hour. The fitted
 state is saved beside the journal (`save`/`load`), so a restart is instant.
 """

@@ -47,7 +47,8 @@ class ProbabilityRecorder:
         self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def __call__(self, rows: np.ndarray, now_s: np.ndarray, prob: np.ndarray, *_evidence) -> None:
-        """The on_judged hook: (rows, now_s, prob, level, eta, low, high); only the chance is kept."""
+        """The on_judged hook: (rows, now_s, prob, level, eta, low, high, horizon_s); only the chance is
+        kept."""
         t_ms = np.rint(np.asarray(now_s, dtype=np.float64) * 1000.0).astype(np.int64)
         if self.mature is not None:  # warm-up ends at a sensor's first judgement by learned behaviour
             rows_a = np.asarray(rows)

@@ -458,7 +458,8 @@ async function renderTrend(siteId, sensorId) {
     const from = last ?? [f.updated_ms ?? end, f.value];
     const target = f.limit ?? from[1];
     const lo = f.eta_low_ms ?? f.eta_ms, hi = f.eta_high_ms ?? f.eta_ms;
-    const farthest = Math.min(Math.max(hi, f.eta_ms), end + 24 * 3600e3); // a 24-hour forecast
+    const horizonMs = (f.horizon_s ?? 24 * 3600) * 1000; // the chance is over this horizon
+    const farthest = Math.min(Math.max(hi, f.eta_ms), end + horizonMs);
     xMax = Math.max(end, farthest + 0.05 * (farthest - start));
     const minWidth = 0.01 * (xMax - start); // a certain ETA is still a visible band
     const mid = (lo + hi) / 2, half = Math.max(hi - lo, minWidth) / 2;
@@ -486,7 +487,9 @@ async function renderTrend(siteId, sensorId) {
       learned: t("learned")[f.learned] ?? f.learned ?? "",
     });
   }
-  if (f.normal_lo !== null && f.normal_lo !== undefined && f.normal_hi !== null && f.normal_hi !== undefined) {
+  const shortView = RANGES[state.range] <= 24 * 3600e3; // the range is for this time of day and week
+  if (shortView && f.normal_lo !== null && f.normal_lo !== undefined
+      && f.normal_hi !== null && f.normal_hi !== undefined) {
     // what this sensor normally reads now (learned), behind the readings
     series.push({
       name: t("normal_band"), type: "line", data: [], showSymbol: false,
