@@ -102,6 +102,13 @@ DEFAULT_PROFILE = WarnProfile(0.8, 1800.0)
 BAND_Z = 1.2815515655446004  # the band is the 10 % .. 90 % of the crossing time: Φ⁻¹(0.9)
 LEAD_POINTS = 32  # lead-grid points across the horizon for the learned model
 TREND_LEADS = (1 / 192) ** (1 - np.arange(64) / 63)  # a trend's crossing, in horizons: 1/192 .. 1
+#: Kinds whose readings, during an excursion, swing about the trend in gusts (a gas plume meanders and
+#: its concentration at a detector is intermittent): the trend's own residuals are the noise of its
+#: band, decorrelating within GUST_TAU_FRAC of the trend's memory. Other kinds take the smaller of
+#: the residuals and the sensor's usual noise (a line across a bend has large residuals that are not
+#: noise) at the sensor's learned pace.
+GUSTY_KINDS = frozenset({"gas_lel", "gas_toxic"})
+GUST_TAU_FRAC = 0.05
 SCREEN_LEADS = np.array([0.25, 0.5, 0.75, 1.0])  # a coarse grid (in horizons) that rules most sensors out
 MODEL_TREND, MODEL_REVERTING, MODEL_CREEP = "trend", "reverting", "creep"
 _MODEL_ZH = {MODEL_TREND: "趋势外推", MODEL_REVERTING: "历史行为模型", MODEL_CREEP: "反速度法"}
@@ -240,6 +247,7 @@ class EarlyWarnings:
         self.prob_horizon_s = self.horizon_s.copy()  # ... and the horizon it is over
         # learned behaviour: the grid of its history, the trend memories whose rates it learns
         self.interval_s = np.array([s.interval_s for s in chosen], dtype=np.float64)
+        self.gusty = np.array([s.kind in GUSTY_KINDS for s in chosen], dtype=bool)
         self.step_s = learning_step_s(self.interval_s, max_horizon)
         n_ch = max(len(self.channels), 1)
         self.rate_windows_s = np.full((m, n_ch), np.nan)
@@ -384,7 +392,7 @@ class EarlyWarnings:
         chan = np.full(n, -1, dtype=np.intp)
         hz = self.horizon_s[rows].copy()  # the horizon the chance is over: the winning model's
         fresh = np.zeros(n, dtype=bool)
-        crossings: list[tuple[fc.Crossing, np.ndarray, np.ndarray]] = []
+        crossings: list[tuple[fc.Crossing, np.ndarray, np.ndarray, np.ndarray]] = []
         for c, ch in enumerate(self.channels):
             p = ch.pos[rows]
             at = np.flatnonzero(p >= 0)
@@ -404,7 +412,7 @@ class EarlyWarnings:
             prob[w], level[w], limit[w] = pr[better], x.limit_kind[better], x.limit_value[better]
             eta[w], low[w], high[w] = x.eta_s[better], x.eta_low_s[better], x.eta_high_s[better]
             slope[w], chan[w], hz[w] = np.nan_to_num(x.slope[better]), c, x.horizon_s[better]
-            crossings.append((x, at, ch.accel[pc]))
+            crossings.append((x, at, ch.accel[pc], ch.trend.tau_s[pc]))
         lo_n, hi_n = np.full(n, np.nan), np.full(n, np.nan)
         beyond = np.zeros(n)  # how far beyond the levels it has ever shown the sensor is
         known = (self.behaviour.fitted_ms[rows] >= 0) & fresh
@@ -443,6 +451,10 @@ class EarlyWarnings:
                 low[w] = f.tf_s[fail] - BAND_Z * sd
                 high[w] = np.where(np.isfinite(f.tf_high_s[fail]), f.tf_s[fail] + BAND_Z * sd, np.inf)
                 model[w], hz[w] = MODEL_CREEP, self.horizon_iv_s[iv[w]]
+        # a crossing is seen when a reading shows it: up to one reporting interval after the value
+        # gets there (an hourly sensor shows it within the hour), so the band's late end allows that
+        seen = level != self.FAILURE_CODE
+        high[seen] += self.interval_s[rows[seen]]
         self.prob[rows], self.prob_horizon_s[rows] = prob, hz
         if self.on_judged is not None:
             self.on_judged(rows, now_s, prob, level, eta, low, high, hz)
@@ -455,7 +467,7 @@ class EarlyWarnings:
         trend goes on (the line's uncertainty, a rate that may change or grow, the noise about it:
         fc.trend_reach), in place of the line's own. The chance stays the line's: the trend's own
         figure, which the novelty then weighs."""
-        for c, (x, at, accel) in enumerate(crossings):
+        for c, (x, at, accel, tau) in enumerate(crossings):
             pos = np.flatnonzero((chan[at] == c) & (prob[at] > 0))
             if not len(pos):
                 continue
@@ -464,6 +476,7 @@ class EarlyWarnings:
             b = self.behaviour
             theta = np.where(b.fitted_ms[r] >= 0, np.nan_to_num(b.theta[r], nan=0.0), 0.0)
             theta = np.where(theta > 0, theta, 1.0 / self.interval_s[r])
+            gusty = self.gusty[r]
             # from 1/192 of the horizon to the horizon, spaced by a constant ratio so the band's ends are
             # placed to a few per cent wherever they fall
             leads = x.horizon_s[pos, None] * TREND_LEADS[None, :]
@@ -472,7 +485,10 @@ class EarlyWarnings:
                 step = np.nan_to_num(self.step_noise(self.slots[r]), nan=np.inf) * math.sqrt(math.pi) / 2
                 q = b.quantiles[r]
                 learned = np.where(b.fitted_ms[r] >= 0, (q[:, 7] - q[:, 3]) / 2.563, 0.0)  # 10..90 %
-                noise = np.minimum(noise, np.maximum(step, np.nan_to_num(learned)))
+                noise = np.where(gusty, noise, np.minimum(noise, np.maximum(step, np.nan_to_num(learned))))
+            # a plume's concentration swings about its trend within a minute or so, not at the slow
+            # pace the detector's quiet baseline taught: the deviations about the line are that noise
+            theta = np.where(gusty, np.maximum(theta, 1.0 / (GUST_TAU_FRAC * tau[pos])), theta)
             cum = fc.trend_reach(x, pos, leads, theta, accel[pos], noise_sd=noise)
             q = conditional_band(cum, leads)  # the leads end at the horizon
             eta[i], low[i], high[i] = now_s[i] + q[:, 0], now_s[i] + q[:, 1], now_s[i] + q[:, 2]
