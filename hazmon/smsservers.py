@@ -215,9 +215,7 @@ catch-all = true
         """Start bearerbox, then fakesmsc and smsbox once bearerbox's ports accept."""
         t0 = time.monotonic()
         try:
-            self.bearerbox = self._popen("bearerbox", [BEARERBOX_BIN, "-v", "1", str(self.config)])
-            for port in (self.admin_port, self.smsbox_port, self.smsc_port):
-                wait_port(port, proc=self.bearerbox)
+            self._start_bearerbox()
             self.start_fakesmsc()
             self.start_smsbox()
             self._wait_smsc_online()
@@ -225,6 +223,24 @@ catch-all = true
             self.kill()
             raise
         logger.info("kannel ready in %.2f s (sendsms port %s)", time.monotonic() - t0, self.sendsms_port)
+
+    def _start_bearerbox(self, attempts: int = 3) -> None:
+        """bearerbox on its ports; if it exits before they open (a port picked free was taken meanwhile
+        by a parallel test: free_port() can only promise the past), again on fresh ports. The sendsms
+        port is smsbox's and already given to clients, so it stays."""
+        for attempt in range(attempts):
+            if attempt:
+                self.admin_port, self.smsbox_port, self.smsc_port = free_port(), free_port(), free_port()
+                self.config.write_text(self._config_text())
+            self.bearerbox = self._popen("bearerbox", [BEARERBOX_BIN, "-v", "1", str(self.config)])
+            try:
+                for port in (self.admin_port, self.smsbox_port, self.smsc_port):
+                    wait_port(port, proc=self.bearerbox)
+                return
+            except ServerError:
+                if self.bearerbox.poll() is None or attempt == attempts - 1:
+                    raise
+                logger.warning("bearerbox exited before its ports opened; again on fresh ports")
 
     def start_fakesmsc(self) -> None:
         self.fakesmsc = subprocess.Popen(
