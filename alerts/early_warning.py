@@ -558,8 +558,14 @@ class EarlyWarnings:
             keep = np.flatnonzero(p_h >= matters[i])
             dir_band = np.full((len(i), 3), np.inf)
             if len(keep):  # both views in full where the levels' view leaves a chance that matters
-                j = i[keep]
-                cum = self._learned_reach(rows[j], now_s[j], first[j], np.full(len(j), sign), leads[j])
+                j, rj = i[keep], r[keep]
+                cum = bh.reach_probability(
+                    z0r[keep], np.repeat(zbr[keep], leads.shape[1], axis=1), theta[j], leads[j]
+                )
+                z0 = bh.scores(b, rj, x[j] - b.level[rj] - b.season_at(now_s[j], rj))
+                at = now_s[j, None] + leads[j]
+                zb = bh.scores(b, rj, first[j, None] - b.level[rj, None] - b.season_at(at, rj))
+                cum = np.minimum(cum, bh.reach_probability(sign * z0, sign * zb, theta[j], leads[j]))
                 p_h[keep] = cum[:, -1]
                 sure = p_h[keep] >= matters[j]
                 dir_band[keep[sure]] = conditional_band(cum[sure], leads[j[sure]])
@@ -571,26 +577,6 @@ class EarlyWarnings:
             band[j] = dir_band[better]
         t = now_s[:, None] + band
         return prob, level, limit, t[:, 0], t[:, 1], t[:, 2]
-
-    def _learned_reach(
-        self, rows: np.ndarray, now_s: np.ndarray, target: np.ndarray, sign: np.ndarray, leads: np.ndarray
-    ) -> np.ndarray:
-        """(k, G) cumulative chance, under the learned behaviour, that a reading reaches ``target``
-        (upwards where ``sign`` is 1, downwards where -1) by each lead: the smaller of the two views
-        (the readings' own levels; the profile with the residual's reversion)."""
-        b = self.behaviour
-        x = self.x_short[rows]
-        theta = np.where(np.isnan(b.theta[rows]), 1.0 / self.horizon_s[rows], b.theta[rows])
-        s = sign[:, None]
-        zr = bh.raw_scores(b, rows, np.column_stack([x, target]))
-        levels = bh.reach_probability(
-            sign * zr[:, 0], np.repeat(s * zr[:, 1:], leads.shape[1], axis=1), theta, leads
-        )
-        z0 = bh.scores(b, rows, x - b.level[rows] - b.season_at(now_s, rows))
-        zb = bh.scores(
-            b, rows, target[:, None] - b.level[rows, None] - b.season_at(now_s[:, None] + leads, rows)
-        )
-        return np.minimum(levels, bh.reach_probability(sign * z0, s * zb, theta, leads))
 
     def _normal_range(self, rows: np.ndarray, now_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The sensor's normal range now (its 0.1 % .. 99.9 % values at this time of day and week)."""
