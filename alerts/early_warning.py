@@ -489,7 +489,7 @@ class EarlyWarnings:
             # a plume's concentration swings about its trend within a minute or so, not at the slow
             # pace the detector's quiet baseline taught: the deviations about the line are that noise
             theta = np.where(gusty, np.maximum(theta, 1.0 / (GUST_TAU_FRAC * tau[pos])), theta)
-            cum = fc.trend_reach(x, pos, leads, theta, accel[pos], noise_sd=noise)
+            cum = fc.trend_reach(x, pos, leads, theta, accel[pos], noise_sd=noise, touches=gusty)
             q = conditional_band(cum, leads)  # the leads end at the horizon
             eta[i], low[i], high[i] = now_s[i] + q[:, 0], now_s[i] + q[:, 1], now_s[i] + q[:, 2]
 

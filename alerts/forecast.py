@@ -981,6 +981,7 @@ def trend_reach(
     accel: np.ndarray | None = None,
     kappa: float = RATE_UNCERTAINTY,
     noise_sd: np.ndarray | None = None,
+    touches: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cumulative chance that a reading reaches the limit by each lead, on a trend (k, G).
 
@@ -991,7 +992,11 @@ def trend_reach(
     level and slope errors); both move together across 9 Gauss-Hermite nodes. About the line the
     readings wander as a mean-reverting noise of sd ``noise_sd`` (default: the residual sd; the caller
     may know better, a line across a bend has large residuals) and rate ``noise_theta`` (1/s), so a
-    noisy reading may touch the limit before the line does (alerts/behaviour.reach_probability).
+    noisy reading may touch the limit before the line does (alerts/behaviour.reach_probability)
+    where ``touches`` (k,) holds (a gusty signal: a plume's swings reach the limit first). Elsewhere
+    the reading is there when the value about the line is (its law at each lead): reach_probability's
+    touches err early by design (for a chance, high is the safe side), and a band built on them ended
+    hours before real temperatures and loads that crept on to their limits.
     Rows ``rows`` of the crossing ``c``; ``leads_s`` (k, G).
     """
     speed = np.abs(c.slope[rows])[:, None]
@@ -1004,13 +1009,22 @@ def trend_reach(
     noise = np.maximum(np.nan_to_num(c.noise_sd[rows] if noise_sd is None else noise_sd), 1e-12)[:, None]
     # from the last reading, not the line: a line fitted across a bend (the start of a fill) lags it
     start = (c.dist_now[rows] - np.nan_to_num(c.resid_now[rows]))[:, None]
-    z0 = np.zeros(len(rows))
+    theta = np.broadcast_to(np.asarray(noise_theta, dtype=np.float64), (len(rows),))
+    touch = np.ones(len(rows), dtype=bool) if touches is None else np.asarray(touches, dtype=bool)
+    t, v = np.flatnonzero(touch), np.flatnonzero(~touch)
+    z0 = np.zeros(len(t))
+    # the sd of the noise about the line at each lead, in its own units (1 once its memory has passed)
+    spread = np.sqrt(np.maximum(-np.expm1(-2.0 * theta[v, None] * h[v]), 1e-12))
     out = np.zeros(h.shape)
     with np.errstate(invalid="ignore", over="ignore"):
         for g, w in zip(_GH_NODES, _GH_WEIGHTS, strict=True):
             # one node of the rate's log-normal uncertainty, with the line's own error beside it
             gap = start - speed * math.exp(g * kappa) * h - g * sd_line
-            out += w * reach_probability(z0, np.nan_to_num(gap / noise, nan=SCORE_CAP), noise_theta, h)
+            zb = np.nan_to_num(gap / noise, nan=SCORE_CAP)
+            if len(t):
+                out[t] += w * reach_probability(z0, zb[t], theta[t], h[t])
+            if len(v):
+                out[v] += w * np.maximum.accumulate(norm_cdf(-zb[v] / spread), axis=1)
     return np.clip(out, 0.0, 1.0)
 
 

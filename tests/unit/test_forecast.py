@@ -25,6 +25,7 @@ from alerts.forecast import (
     limit_arrays,
     season_profile,
     sensor_params,
+    trend_reach,
     trend_stats,
     update_inverse_velocity,
     update_trend,
@@ -245,6 +246,34 @@ def test_linear_ramp_gives_eta_within_a_few_percent_and_a_band_holding_the_truth
     assert (c.eta_low_s <= c.eta_s).all() and (c.eta_s <= c.eta_high_s).all()
     assert c.significant.all() and c.warn.all()
     assert (c.grade == WarningGrade.BLUE).all()  # ~22 h ahead
+
+
+def test_a_smooth_trend_band_centres_on_the_line_and_only_a_gusty_one_is_pulled_early_by_touches() -> None:
+    """A noisy level about a steady fill reaches the limit about when the line does; counting every
+    chance touch of the noise (right for a plume's gusts) would place the crossing hours early."""
+    rng = np.random.default_rng(2)
+    n = 50
+    rate = 0.25 / HOUR_S
+    state = TrendState.empty(np.full(n, 2 * HOUR_S))
+    lo, hi = np.tile([1.5, 1.0], (n, 1)), np.tile([12.5, 18.0], (n, 1))
+    for k in range(4 * 60):
+        t = T0 + 60.0 * k
+        update_trend(state, None, np.full(n, t), 10.0 + rate * (t - T0) + rng.normal(0, 0.15, n))
+    now = T0 + 4 * HOUR_S - 60.0
+    truth = T0 + 2.5 / rate  # 6 h ahead
+    c = forecast_crossing(state, now, lo, hi, 24 * HOUR_S)
+    rows = np.arange(n)
+    leads = np.tile(np.linspace(0.25, 24.0, 96) * HOUR_S, (n, 1))
+    theta = np.full(n, 1 / 60.0)  # the noise forgets itself within a minute
+
+    def median_s(touches: bool) -> np.ndarray:
+        cum = trend_reach(c, rows, leads, theta, noise_sd=np.full(n, 0.15), touches=np.full(n, touches))
+        assert (np.diff(cum, axis=1) >= 0).all()
+        return leads[rows, np.argmax(cum >= 0.5 * cum[:, -1:], axis=1)]
+
+    line, gusts = median_s(False), median_s(True)
+    assert np.abs(np.median(now + line) - truth) < 0.1 * (truth - now)
+    assert np.median(gusts) < np.median(line) - 1 * HOUR_S  # 4.5 h against 6 h
 
 
 def test_limit_in_the_direction_of_travel_and_no_warning_beyond_it() -> None:
