@@ -5,7 +5,8 @@ history through a :class:`HistorySource` port, and hands the result to the early
 
 - in `hazmon backtest` the history is the replay's own readings, strictly before the refit's event time
   (:class:`ReadingsHistory`): a warning never learns from the future;
-- in the service it is InfluxDB's 1-minute rollup (ingest/influx_history.py), read by a scheduled job.
+- in the service it is the reading store's 1-minute rollup (ingest/rollup_history.py over the
+  ingest/store.py port: InfluxDB's `year.readings_1m`), read by a scheduled job.
 
 Schedule: in a backtest a sensor is first fitted an hour after its first reading (the service, whose
 history reaches back before it started, fits a sensor never fitted at once), then again after half

@@ -36,7 +36,7 @@ from alerts.outbox import EventOutbox, OutboxRunner
 from alerts.pipeline import ADVANCE, EXPIRE_SHELVES, REFRESH_FORECASTS, AlarmPipeline
 from alerts.roster_store import RosterStore
 from alerts.stats import AlarmStats
-from ingest.influx import StorageError
+from ingest.store import StorageError
 
 logger = logging.getLogger(__name__)
 

@@ -34,12 +34,13 @@ from hazmon.faults import CrashingGateway, FaultPoints
 from hazmon.mqtt_url import MqttTarget, parse_mqtt_url
 from ingest.collector import MqttCollector
 from ingest.devices import DeviceRegistry
-from ingest.influx import InfluxClient, StorageError
-from ingest.influx_history import InfluxHistory
-from ingest.lineproto import series_prefixes
+from ingest.influx import InfluxClient
+from ingest.influx_store import InfluxStore
 from ingest.payloads import PayloadDecoder
+from ingest.rollup_history import RollupHistory
 from ingest.spool import Spool
 from ingest.stats import IngestStats
+from ingest.store import ReadingStore, Resolution, Series, StorageError
 from ingest.writer import BatchWriter
 from sensors.index import SensorIndex
 from sensors.model import Registry
@@ -57,7 +58,7 @@ class Service:
     index: SensorIndex
     stats: IngestStats
     devices: DeviceRegistry
-    influx: InfluxClient
+    store: ReadingStore
     writer: BatchWriter
     collector: MqttCollector
     alarms: AlarmService
@@ -65,7 +66,7 @@ class Service:
     _schema_thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._schema_thread = threading.Thread(target=self._ensure_schema, name="influx-schema", daemon=True)
+        self._schema_thread = threading.Thread(target=self._ensure_schema, name="store-schema", daemon=True)
         self._schema_thread.start()
         self.writer.start()
         self.alarms.start()  # before the collector: its first batch goes to a running engine
@@ -83,17 +84,22 @@ class Service:
         self._stop.set()
         self.collector.stop()  # flushes the writer too
         self.alarms.stop()  # after the collector: no batch can arrive any more
-        self.influx.close()
+        self.store.close()
         logger.info("hazmon stopped")
+
+    def read_history(
+        self, site: str, sensors: list[str], start_ms: int, end_ms: int, resolution: Resolution, limit: int
+    ) -> list[Series]:
+        """Stored readings of a site's sensors, for the API (which never talks to the store itself)."""
+        return self.store.read(site, sensors, start_ms, end_ms, resolution=resolution, limit=limit)
 
     def _ensure_schema(self) -> None:
         """Create the database and policies, retrying while InfluxDB is not up yet (writes spool)."""
         delay = 1.0
         while not self._stop.is_set():
             try:
-                self.influx.ensure_schema(
-                    self.settings.raw_retention_days, self.settings.rollup_retention_days
-                )
+                s = self.settings
+                self.store.ensure_schema(s.raw_retention_days, s.rollup_retention_days)
                 return
             except StorageError as e:
                 logger.warning("InfluxDB schema not ready (%s); retrying in %.0f s", e, delay)
@@ -108,17 +114,11 @@ def bootstrap(settings: Settings, registry: Registry | None = None) -> Service:
     stats = IngestStats()
     devices = DeviceRegistry()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    influx = InfluxClient(
-        settings.influx_url,
-        settings.influx_db,
-        settings.influx_username,
-        settings.influx_password.get_secret_value() if settings.influx_password else None,
-    )
+    store = build_store(settings, index)
     spool = Spool(settings.data_dir / "spool", settings.spool_max_bytes)
     writer = BatchWriter(
-        influx,
+        store,
         spool,
-        series_prefixes(index),
         stats,
         max_points=settings.write_batch_points,
         max_age_s=settings.write_max_age_s,
@@ -126,13 +126,24 @@ def bootstrap(settings: Settings, registry: Registry | None = None) -> Service:
     decoder = PayloadDecoder(index, max_lateness_ms=int(settings.max_lateness_s * 1000))
     target = parse_mqtt_url(settings.mqtt_url)
     collector = MqttCollector(target, settings.mqtt_client_id, decoder, writer, stats, devices)
-    alarms = build_alarms(settings, registry, index, target, InfluxHistory(influx, index))
+    alarms = build_alarms(settings, registry, index, target, RollupHistory(store, index))
     collector.batch_listeners.append(alarms.pipeline.on_batch)
     rosters = RosterStore(settings.data_dir / "rosters.sqlite")
     alarms.rosters = rosters
     alarms.notifier = build_notifier(settings, registry, alarms.book, rosters)
     alarms.sms_tick_s = settings.sms_tick_s
-    return Service(settings, registry, index, stats, devices, influx, writer, collector, alarms)
+    return Service(settings, registry, index, stats, devices, store, writer, collector, alarms)
+
+
+def build_store(settings: Settings, index: SensorIndex) -> ReadingStore:
+    """The reading store the settings name (InfluxDB over its v1 API) for the sensors of ``index``."""
+    client = InfluxClient(
+        settings.influx_url,
+        settings.influx_db,
+        settings.influx_username,
+        settings.influx_password.get_secret_value() if settings.influx_password else None,
+    )
+    return InfluxStore(client, index)
 
 
 def import_rosters(settings: Settings, store: RosterStore) -> str | None:

@@ -21,8 +21,8 @@ from alerts.metrics import DAY_MS
 from alerts.tune import SensorTuning, TuneConfig, tune
 from alerts.tune_report import NOTICE, format_table, tuning_json
 from alerts.warning_threshold import ProbabilityHistory, ThresholdSuggestion, warning_thresholds_by_kind
-from ingest.influx import StorageError
 from ingest.payloads import ReadingBatch
+from ingest.store import StorageError
 from sensors.index import SensorIndex
 from sensors.model import Registry
 from sensors.registry import RegistryError, load_registry
@@ -106,17 +106,15 @@ def csv_history(path: Path, full: SensorIndex, index: SensorIndex) -> tuple[Read
 
 
 def influx_history(index: SensorIndex, start_ms: int, end_ms: int, rollup: bool) -> Iterator[ReadingBatch]:
+    from hazmon.bootstrap import build_store
     from hazmon.config import Settings
     from ingest.history import read_history
-    from ingest.influx import InfluxClient
 
-    settings = Settings()
-    password = settings.influx_password.get_secret_value() if settings.influx_password else None
-    client = InfluxClient(settings.influx_url, settings.influx_db, settings.influx_username, password)
+    store = build_store(Settings(), index)
     try:
-        yield from read_history(client, index, start_ms, end_ms, rollup=rollup)
+        yield from read_history(store, index, start_ms, end_ms, rollup=rollup)
     finally:
-        client.close()
+        store.close()
 
 
 def _say(line: str) -> None:

@@ -1,4 +1,4 @@
-"""Recorded readings from InfluxDB as time-ordered batches: the history `hazmon tune` replays.
+"""Recorded readings from the reading store as time-ordered batches: the history `hazmon tune` replays.
 
 Read window by window (1 h of raw data, 1 day of the 1-minute rollup) and at most SENSORS_PER_QUERY
 sensors per query, so a month of 1-s data never sits in memory whole (InfluxDB's JSON answer is
@@ -17,8 +17,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ingest.influx import InfluxClient, Series
 from ingest.payloads import ReadingBatch
+from ingest.store import ReadingStore, Series
 from sensors.index import SensorIndex
 
 RAW_WINDOW_MS = 3_600_000
@@ -28,7 +28,7 @@ PAGE_POINTS = 100_000  # LIMIT per series and query
 
 
 def read_history(
-    client: InfluxClient,
+    store: ReadingStore,
     index: SensorIndex,
     start_ms: int,
     end_ms: int,
@@ -48,7 +48,7 @@ def read_history(
             _to_batch(index, series, rollup)
             for site, sensors in index.by_site.items()
             for k in range(0, len(sensors), SENSORS_PER_QUERY)
-            for series in _read_all(client, site, list(sensors)[k : k + SENSORS_PER_QUERY], lo, hi, rollup)
+            for series in _read_all(store, site, list(sensors)[k : k + SENSORS_PER_QUERY], lo, hi, rollup)
         ]
         batch = ReadingBatch.concat([p for p in parts if len(p)])
         if len(batch):
@@ -56,14 +56,14 @@ def read_history(
 
 
 def _read_all(
-    client: InfluxClient, site: str, sensors: list[str], lo: int, hi: int, rollup: bool
+    store: ReadingStore, site: str, sensors: list[str], lo: int, hi: int, rollup: bool
 ) -> Iterator[Series]:
     """Every point of the sensors in [lo, hi); a series that filled its LIMIT is read on after its last."""
     pending = {s: lo for s in sensors}
     while pending:
         froms = sorted(set(pending.values()))
         group = [s for s in pending if pending[s] == froms[0]]
-        got = client.read(site, group, froms[0], hi, downsampled=rollup, limit=PAGE_POINTS)
+        got = store.read(site, group, froms[0], hi, resolution="1m" if rollup else "raw", limit=PAGE_POINTS)
         for s in group:
             del pending[s]
         for series in got:

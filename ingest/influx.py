@@ -3,10 +3,13 @@
 The v1 API (`/write`, `/query`) is served by InfluxDB 1.x natively, by 2.x through its v1
 compatibility layer and by 3.x (docs/design.md decision 1), so this one adapter covers all three.
 
-Errors (ours, so callers never see httpx's):
+Errors (the reading-store port's, ingest/store.py, so callers never see httpx's):
     StorageError
-    ├── InfluxUnavailable   network failure, timeout or 5xx: retry later, spool meanwhile
-    └── InfluxRejected      4xx: the request itself is wrong; retrying will not help
+    ├── StoreUnavailable ── InfluxUnavailable   network failure, timeout or 5xx: retry, spool meanwhile
+    └── StoreRejected ──── InfluxRejected       4xx: the request itself is wrong; retrying will not help
+
+The port itself (batches in, series out, line protocol hidden) is ingest/influx_store.py's
+InfluxStore, built on this client.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import httpx
 import numpy as np
+
+from ingest.store import Series, StoreRejected, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -27,20 +31,15 @@ ROLLUP_MEASUREMENT = "readings_1m"
 CQ_NAME = "cq_readings_1m"
 
 
-class StorageError(Exception):
-    """Something went wrong talking to InfluxDB."""
-
-
-class InfluxUnavailable(StorageError):
+class InfluxUnavailable(StoreUnavailable):
     """InfluxDB could not be reached or failed on its side (5xx); worth retrying."""
 
 
-class InfluxRejected(StorageError):
+class InfluxRejected(StoreRejected):
     """InfluxDB refused the request (4xx); retrying the same request will not help."""
 
     def __init__(self, status: int, message: str):
-        self.status = status
-        super().__init__(f"InfluxDB refused the request ({status}): {message}")
+        super().__init__(status, f"InfluxDB refused the request ({status}): {message}")
 
 
 @contextmanager
@@ -57,16 +56,6 @@ def _quote_ident(name: str) -> str:
 
 def _quote_str(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-@dataclass(frozen=True, slots=True)
-class Series:
-    """Points of one sensor: columns of equal length."""
-
-    site: str
-    sensor: str
-    ts_ms: np.ndarray  # (n,) int64
-    values: dict[str, np.ndarray]  # field name -> (n,) float64 (NaN where null)
 
 
 class InfluxClient:

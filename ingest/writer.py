@@ -1,9 +1,11 @@
-"""Batch accepted readings into InfluxDB writes, spooling to disk while InfluxDB is away.
+"""Batch accepted readings into reading-store writes, spooling to disk while the store is away.
 
 Durability contract with the collector: `submit(batch, on_durable)` calls `on_durable` only
-once the batch is either in InfluxDB or fsynced in the spool. The collector acknowledges the
+once the batch is either in the store (InfluxDB) or fsynced in the spool. The collector acknowledges the
 MQTT messages then, so anything not yet durable is still owned by the broker and is redelivered
-after a crash. Order is kept: while the spool is not empty new batches go behind it.
+after a crash. Order is kept: while the spool is not empty new batches go behind it. The writer
+speaks only to the ingest/store.py port: a batch is encoded by the store into opaque bytes, which
+are what is sent and what the spool keeps.
 """
 
 from __future__ import annotations
@@ -13,21 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Protocol
 
-import numpy as np
-
-from ingest.influx import InfluxRejected, InfluxUnavailable
-from ingest.lineproto import batch_to_line_protocol
 from ingest.payloads import ReadingBatch
 from ingest.spool import Spool, SpoolFull
 from ingest.stats import IngestStats
+from ingest.store import ReadingStore, StoreRejected, StoreUnavailable
 
 logger = logging.getLogger(__name__)
-
-
-class LineWriter(Protocol):
-    def write_lines(self, body: bytes) -> None: ...
 
 
 class BatchWriter:
@@ -35,9 +29,8 @@ class BatchWriter:
 
     def __init__(
         self,
-        store: LineWriter,
+        store: ReadingStore,
         spool: Spool,
-        prefixes: np.ndarray,
         stats: IngestStats,
         max_points: int = 10_000,
         max_age_s: float = 0.5,
@@ -48,7 +41,6 @@ class BatchWriter:
     ):
         self.store = store
         self.spool = spool
-        self.prefixes = prefixes
         self.stats = stats
         self.max_points = max_points
         self.max_age_s = max_age_s
@@ -167,7 +159,7 @@ class BatchWriter:
             return
         for start in chunks:
             part = batch.take(slice(start, start + self.max_points))
-            body = batch_to_line_protocol(self.prefixes, part)
+            body = self.store.encode(part)
             self._slots.acquire()
             with self._cond:
                 self._in_flight += 1
@@ -208,12 +200,12 @@ class BatchWriter:
         """One write attempt; True if InfluxDB has the data (or refused it for good)."""
         t0 = time.perf_counter()
         try:
-            self.store.write_lines(body)
-        except InfluxUnavailable as e:
+            self.store.write_encoded(body)
+        except StoreUnavailable as e:
             self.stats.add(write_failures=1)
             self._mark_down(str(e))
             return False
-        except InfluxRejected as e:
+        except StoreRejected as e:
             # 4xx: retrying the same body cannot help, so count and log rather than block the
             # stream. (On a 400 "partial write" InfluxDB 1.x has stored the valid points; the
             # counter then overstates the loss, which errs on the side of attention.)
@@ -232,7 +224,7 @@ class BatchWriter:
             if head is None:
                 return
             seq, body = head
-            n_points = body.count(b"\n") + 1
+            n_points = self.store.encoded_points(body)
             if not self._try_write(body, n_points):
                 return
             with self._cond:  # idle() must never see the spool empty before the counters say so

@@ -44,7 +44,7 @@ from api.schemas_sites import (
 )
 from api.site_overview import COLOUR_NAMES, SiteOverview, SiteSlots, site_overview
 from hazmon.bootstrap import Service
-from ingest.influx import InfluxRejected, StorageError
+from ingest.store import StorageError, StoreRejected
 from sensors.index import SensorIndex
 from sensors.model import Sensor, Site
 
@@ -283,11 +283,11 @@ def sensor_history(
         raise HTTPException(422, detail="the range may span at most 400 days")
     raw = end_ms - start_ms <= RAW_MAX_MS
     try:
-        found = service.influx.read(site.id, [sensor.id], start_ms, end_ms, downsampled=not raw, limit=limit)
-    except InfluxRejected as e:
-        raise HTTPException(502, detail=f"InfluxDB refused the history query: {e}") from None
+        found = service.read_history(site.id, [sensor.id], start_ms, end_ms, "raw" if raw else "1m", limit)
+    except StoreRejected as e:
+        raise HTTPException(502, detail=f"the reading store refused the history query: {e}") from None
     except StorageError as e:
-        raise HTTPException(503, detail=f"history unavailable, InfluxDB unreachable: {e}") from None
+        raise HTTPException(503, detail=f"history unavailable, reading store unreachable: {e}") from None
     series = next((s for s in found if s.sensor == sensor.id), None)
     ts = series.ts_ms if series is not None else np.zeros(0, dtype=np.int64)
     cols = series.values if series is not None else {}

@@ -12,6 +12,7 @@ import pytest
 from alerts.tune import tune
 from hazmon.cli import main
 from ingest import history as influx_history
+from ingest.influx_store import InfluxStore
 from ingest.lineproto import batch_to_line_protocol, series_prefixes
 from ingest.payloads import ReadingBatch
 from sensors.index import SensorIndex
@@ -53,12 +54,12 @@ def test_the_history_comes_back_whole_in_hour_windows_also_when_a_series_fills_i
     influx_client, recorded, monkeypatch
 ):
     index, batch, t0, end = recorded
-    windows = list(influx_history.read_history(influx_client, index, t0, end))
+    windows = list(influx_history.read_history(InfluxStore(influx_client, index), index, t0, end))
     assert all(w.ts_ms[0] // HOUR == w.ts_ms[-1] // HOUR for w in windows)
     assert all(np.all(np.diff(w.ts_ms) >= 0) for w in windows)
     assert _sorted(ReadingBatch.concat(windows)) == _sorted(batch)
     monkeypatch.setattr(influx_history, "PAGE_POINTS", 50)  # the noon hour of CHAT has 360+ points
-    paged = list(influx_history.read_history(influx_client, index, t0, end))
+    paged = list(influx_history.read_history(InfluxStore(influx_client, index), index, t0, end))
     assert _sorted(ReadingBatch.concat(paged)) == _sorted(batch)
 
 
@@ -108,7 +109,8 @@ def test_the_rollup_fallback_reads_the_one_minute_means(influx_client):
     )
     influx_client.write_lines(lines.encode(), rp="year")
     index = SensorIndex.build(registry(SENSORS[2]))
-    windows = list(influx_history.read_history(influx_client, index, t0, t0 + DAY, rollup=True))
+    store = InfluxStore(influx_client, index)
+    windows = list(influx_history.read_history(store, index, t0, t0 + DAY, rollup=True))
     assert len(windows) == 1  # one day per window
     got = windows[0]
     assert got.ts_ms.tolist() == minutes.tolist()

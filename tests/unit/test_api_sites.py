@@ -1,4 +1,4 @@
-"""The sites REST API over a real AlarmBook and engine arrays, InfluxDB faked: answers and 4xx/503."""
+"""The sites REST API over a real AlarmBook and engine arrays, the reading store faked: answers, 4xx/503."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from alerts.pipeline import AlarmPipeline, WorkQueue
 from alerts.service import AlarmService
 from alerts.stats import AlarmStats
 from api.main import create_app
-from ingest.influx import InfluxRejected, InfluxUnavailable, Series
+from ingest.store import Series, StoreRejected, StoreUnavailable
 from sensors.index import SensorIndex
 from sensors.model import Limits, Location, Registry, Sensor, Site
 from tests.unit.conftest import make_registry
@@ -24,12 +24,13 @@ from tests.unit.test_api_alarms import make_auth
 T0 = 1_795_392_000_000
 
 
-class FakeInflux:
+class FakeStore:
     def __init__(self):
         self.calls: list[tuple] = []
         self.fail: Exception | None = None
 
-    def read(self, site, sensors, start_ms, end_ms, downsampled=False, limit=100_000):
+    def read(self, site, sensors, start_ms, end_ms, *, resolution="raw", limit=100_000):
+        downsampled = resolution == "1m"
         self.calls.append((site, tuple(sensors), start_ms, end_ms, downsampled, limit))
         if self.fail is not None:
             raise self.fail
@@ -47,10 +48,13 @@ class FakeInflux:
 
 
 class StubService:
-    def __init__(self, registry, alarms, influx):
+    def __init__(self, registry, alarms, store):
         self.registry = registry
         self.alarms = alarms
-        self.influx = influx
+        self.store = store
+
+    def read_history(self, site, sensors, start_ms, end_ms, resolution, limit):
+        return self.store.read(site, sensors, start_ms, end_ms, resolution=resolution, limit=limit)
 
     def start(self) -> None:
         pass
@@ -113,7 +117,7 @@ def rig(tmp_path):
         ],
         now,
     )
-    influx = FakeInflux()
+    influx = FakeStore()
     auth, tokens = make_auth(tmp_path)
     app = create_app(lambda: StubService(registry, alarms, influx), auth)
     with TestClient(app, headers={"Authorization": f"Bearer {tokens['zhang']}"}) as c:
@@ -227,10 +231,10 @@ def test_bad_history_times_are_422_with_a_message(rig, params, needle):
 
 def test_history_when_influxdb_is_down_is_503_and_refusal_502(rig):
     client, _, influx, _ = rig
-    influx.fail = InfluxUnavailable("InfluxDB unreachable: ConnectError")
+    influx.fail = StoreUnavailable("InfluxDB unreachable: ConnectError")
     r = client.get("/api/v1/sites/site-0/sensors/S0/history")
     assert r.status_code == 503 and "unreachable" in r.json()["detail"]
-    influx.fail = InfluxRejected(400, "bad query")
+    influx.fail = StoreRejected(400, "bad query")
     assert client.get("/api/v1/sites/site-0/sensors/S0/history").status_code == 502
 
 
@@ -264,7 +268,7 @@ def test_sites_list_is_fast_for_two_thousand_sites(tmp_path, capsys):
         T0,
     )
     auth, tokens = make_auth(tmp_path)
-    app = create_app(lambda: StubService(registry, alarms, FakeInflux()), auth)
+    app = create_app(lambda: StubService(registry, alarms, FakeStore()), auth)
     with TestClient(app, headers={"Authorization": f"Bearer {tokens['zhang']}"}) as client:
         client.get("/api/v1/sites")  # the slot map is built on first use
         t0 = time.perf_counter()

@@ -8,11 +8,11 @@ import time
 import numpy as np
 import pytest
 
-from ingest.influx import InfluxRejected, InfluxUnavailable
 from ingest.lineproto import batch_to_line_protocol, escape_tag, series_prefixes
 from ingest.payloads import ReadingBatch
 from ingest.spool import Spool, SpoolFull
 from ingest.stats import IngestStats
+from ingest.store import StoreRejected, StoreUnavailable
 from ingest.writer import BatchWriter
 
 
@@ -82,32 +82,37 @@ def test_spool_refuses_beyond_its_byte_limit(tmp_path):
 # ---- writer
 
 
-class FakeInflux:
-    """Records bodies; can be switched down to raise InfluxUnavailable."""
+class FakeStore:
+    """A reading store of its own format (one `ts` per line), to show the writer and the spool treat
+    bodies as opaque; it records what it stores and can be switched down or to refusing."""
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
         self.down = False
         self.refuse = False
 
-    def write_lines(self, body: bytes) -> None:
+    def encode(self, batch) -> bytes:
+        return "\n".join(map(str, batch.ts_ms.tolist())).encode()
+
+    def encoded_points(self, body: bytes) -> int:
+        return body.count(b"\n") + 1 if body else 0
+
+    def write_encoded(self, body: bytes) -> None:
         if self.down:
-            raise InfluxUnavailable("connection refused")
+            raise StoreUnavailable("connection refused")
         if self.refuse:
-            raise InfluxRejected(400, "field type conflict")
+            raise StoreRejected(400, "field type conflict")
         self.bodies.append(body)
 
     def points(self) -> list[int]:
-        return [int(line.rsplit(b" ", 1)[1]) for body in self.bodies for line in body.splitlines()]
+        return [int(line) for body in self.bodies for line in body.splitlines()]
 
 
 def make_writer(tmp_path, store, **kw) -> tuple[BatchWriter, IngestStats]:
     stats = IngestStats()
-    prefixes = np.array(["readings,kind=level,sensor=S0,site=a value="], dtype=np.dtypes.StringDType())
     w = BatchWriter(
         store,
         Spool(tmp_path / "spool", 10**8),
-        prefixes,
         stats,
         max_age_s=0.05,
         retry_min_s=0.05,
@@ -126,7 +131,7 @@ def wait_until(predicate, timeout_s: float = 5.0) -> None:
 
 
 def test_writer_batches_by_size_and_acks_only_after_the_write(tmp_path):
-    store = FakeInflux()
+    store = FakeStore()
     w, stats = make_writer(tmp_path, store, max_points=100)
     acked = threading.Event()
     w.submit(batch(250), acked.set)
@@ -137,7 +142,7 @@ def test_writer_batches_by_size_and_acks_only_after_the_write(tmp_path):
 
 
 def test_writer_spools_while_influx_is_down_acks_anyway_and_replays_in_order(tmp_path):
-    store = FakeInflux()
+    store = FakeStore()
     w, stats = make_writer(tmp_path, store, max_points=50)
     store.down = True
     acks = []
@@ -155,7 +160,7 @@ def test_writer_spools_while_influx_is_down_acks_anyway_and_replays_in_order(tmp
 
 
 def test_writer_refused_batch_is_counted_and_does_not_block_the_stream(tmp_path):
-    store = FakeInflux()
+    store = FakeStore()
     w, stats = make_writer(tmp_path, store, max_points=10)
     store.refuse = True
     done = threading.Event()
@@ -166,7 +171,7 @@ def test_writer_refused_batch_is_counted_and_does_not_block_the_stream(tmp_path)
 
 
 def test_writer_stop_flushes_pending_points(tmp_path):
-    store = FakeInflux()
+    store = FakeStore()
     w, _ = make_writer(tmp_path, store, max_points=10_000)
     w.max_age_s = 60
     w.submit(batch(7))

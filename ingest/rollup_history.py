@@ -1,4 +1,4 @@
-"""Sensors' history from InfluxDB's 1-minute rollup, binned for learning their behaviour.
+"""Sensors' history from the reading store's 1-minute rollup, binned for learning their behaviour.
 
 The adapter behind alerts/learning.py's HistorySource port in the service: `bin_means` answers the
 learner's grid (bins of the learning step, aligned to the epoch) from `year.readings_1m`, which holds a
@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ingest.influx import InfluxClient
+from ingest.store import ReadingStore
 from sensors.index import SensorIndex
 
 SENSORS_PER_QUERY = 50
 
 
-class InfluxHistory:
+class RollupHistory:
     """Bin means of the rollup for sensor slots of one SensorIndex."""
 
-    def __init__(self, client: InfluxClient, index: SensorIndex):
-        self.client = client
+    def __init__(self, store: ReadingStore, index: SensorIndex):
+        self.store = store
         self.keys = [(s.site, s.id) for s in index.sensors]
 
     def bin_means(self, slots: np.ndarray, start_ms: int, step_s: float, n_bins: int) -> np.ndarray:
@@ -35,7 +35,7 @@ class InfluxHistory:
             names = sorted(rows)
             for k in range(0, len(names), SENSORS_PER_QUERY):
                 part = names[k : k + SENSORS_PER_QUERY]
-                got = self.client.bin_means(site, part, start_ms, end_ms, round(step_s))
+                got = self.store.bin_means(site, part, start_ms, end_ms, round(step_s))
                 for sensor, (ts, mean) in got.items():
                     if sensor not in rows:
                         continue
