@@ -17,7 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from hazmon.mqtt_url import MqttTarget
+from ingest.mqtt_url import MqttTarget
 
 logger = logging.getLogger(__name__)
 

@@ -7,20 +7,20 @@ from typing import Annotated
 from fastapi import Depends, Request, Response
 
 from api.auth.model import Principal, can_see
-from hazmon.bootstrap import Service
+from api.service_port import ServicePort
 
 
-def get_service(request: Request) -> Service:
+def get_service(request: Request) -> ServicePort:
     return request.app.state.service
 
 
-ServiceDep = Annotated[Service, Depends(get_service)]
+ServiceDep = Annotated[ServicePort, Depends(get_service)]
 
 
 _site_maps: dict[int, tuple[object, dict]] = {}
 
 
-def site_map(service: Service) -> dict:
+def site_map(service: ServicePort) -> dict:
     """Site id -> Site, built once per registry (routes look sites up per alarm: no linear scans)."""
     registry = service.registry
     hit = _site_maps.get(id(registry))
@@ -41,7 +41,7 @@ def json_response(model) -> Response:
     return Response(model.model_dump_json().encode(), media_type="application/json")
 
 
-def sees_site(principal: Principal, service: Service, site_id: str | None) -> bool:
+def sees_site(principal: Principal, service: ServicePort, site_id: str | None) -> bool:
     """Whether the caller's scope covers this site: an all-sites user sees everything (even a site
     the registry no longer has); anyone else only the registry's sites their scope names."""
     if principal.user.scope.kind == "all":

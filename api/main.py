@@ -13,7 +13,7 @@ from api import console_app
 from api.auth import router as auth_router
 from api.auth.store import AuthStore
 from api.routers import alarms, health, ingest, sites, sms, stream
-from hazmon.bootstrap import Service
+from api.service_port import ServicePort
 
 #: domain errors -> HTTP status, the one place where they are mapped
 ERROR_STATUS: dict[type[AlarmError], int] = {UnknownAlarm: 404, InvalidTransition: 409, InvalidCommand: 422}
@@ -24,7 +24,7 @@ async def _alarm_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=status)
 
 
-def create_app(service_factory: Callable[[], Service], auth: AuthStore) -> FastAPI:
+def create_app(service_factory: Callable[[], ServicePort], auth: AuthStore) -> FastAPI:
     """Build the app; the service is created and started in the lifespan, stopped on shutdown.
 
     Every route but login, `/livez` and Kannel's token-checked callbacks needs a user (api/auth).

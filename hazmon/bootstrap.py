@@ -31,11 +31,11 @@ from alerts.sms_render import AlarmDescriber
 from alerts.stats import AlarmStats
 from hazmon.config import Settings
 from hazmon.faults import CrashingGateway, FaultPoints
-from hazmon.mqtt_url import MqttTarget, parse_mqtt_url
 from ingest.collector import MqttCollector
 from ingest.devices import DeviceRegistry
 from ingest.influx import InfluxClient
 from ingest.influx_store import InfluxStore
+from ingest.mqtt_url import MqttTarget, parse_mqtt_url
 from ingest.payloads import PayloadDecoder
 from ingest.rollup_history import RollupHistory
 from ingest.spool import Spool

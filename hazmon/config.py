@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hazmon.mqtt_url import parse_mqtt_url
+from ingest.mqtt_url import parse_mqtt_url
 
 EXAMPLE_REGISTRY = Path(__file__).resolve().parent.parent / "sensors" / "examples"
 EXAMPLE_ROSTERS = EXAMPLE_REGISTRY / "rosters"

@@ -21,8 +21,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from hazmon.mqtt_url import MqttTarget
 from ingest.devices import DeviceRegistry
+from ingest.mqtt_url import MqttTarget
 from ingest.payloads import PayloadDecoder, RawMessage, ReadingBatch, Reject, RejectReason, split_topic
 from ingest.stats import IngestStats
 from ingest.writer import BatchWriter

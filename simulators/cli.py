@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 import sensors
-from hazmon.mqtt_url import parse_mqtt_url
+from ingest.mqtt_url import parse_mqtt_url
 from sensors.model import Registry
 from sensors.registry import RegistryError, load_registry
 from simulators.durations import format_duration, parse_duration

@@ -36,7 +36,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from hazmon.mqtt_url import MqttTarget
+from ingest.mqtt_url import MqttTarget
 from simulators.stream import Simulation
 
 logger = logging.getLogger(__name__)

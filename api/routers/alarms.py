@@ -35,23 +35,23 @@ from api.schemas import (
     ReasonRequest,
     ShelveRequest,
 )
-from hazmon.bootstrap import Service
+from api.service_port import ServicePort
 
 router = APIRouter(prefix="/api/v1", tags=["alarms"], dependencies=[Depends(current_principal)])
 
 AlarmIdPath = Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 
-def _tz(service: Service, site: str) -> str:
+def _tz(service: ServicePort, site: str) -> str:
     s = site_map(service).get(site)
     return s.timezone if s is not None else DEFAULT_TZ
 
 
-def _site(service: Service, site_id: str):
+def _site(service: ServicePort, site_id: str):
     return site_map(service).get(site_id)
 
 
-def _alarm_in_scope(principal: Principal, service: Service, alarm_id: str):
+def _alarm_in_scope(principal: Principal, service: ServicePort, alarm_id: str):
     """The alarm if the caller may see its site; otherwise UnknownAlarm (a 404, like a missing one)."""
     a = service.alarms.book.get(alarm_id)
     if not sees_site(principal, service, a.site):
@@ -60,7 +60,7 @@ def _alarm_in_scope(principal: Principal, service: Service, alarm_id: str):
 
 
 def _operate(
-    service: Service,
+    service: ServicePort,
     request: Request,
     principal: Principal,
     alarm_id: str,

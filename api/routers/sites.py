@@ -42,8 +42,8 @@ from api.schemas_sites import (
     SitesPublic,
     priority_name,
 )
+from api.service_port import ServicePort
 from api.site_overview import COLOUR_NAMES, SiteOverview, SiteSlots, site_overview
-from hazmon.bootstrap import Service
 from ingest.store import StorageError, StoreRejected
 from sensors.index import SensorIndex
 from sensors.model import Sensor, Site
@@ -66,7 +66,7 @@ SensorIdPath = Annotated[str, Path(min_length=1, max_length=64)]
 _slots_cache: dict[int, tuple[SensorIndex, SiteSlots]] = {}
 
 
-def site_slots(service: Service) -> tuple[SiteSlots, dict[str, Site]]:
+def site_slots(service: ServicePort) -> tuple[SiteSlots, dict[str, Site]]:
     index = service.alarms.engine.index
     hit = _slots_cache.get(id(index))
     if hit is None or hit[0] is not index:
@@ -80,7 +80,7 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _site(service: Service, site_id: str, principal: Principal) -> Site:
+def _site(service: ServicePort, site_id: str, principal: Principal) -> Site:
     """The site if it exists and the caller's scope covers it; 404 either way otherwise."""
     site = site_slots(service)[1].get(site_id)
     check_site(principal, site)
@@ -127,7 +127,7 @@ class _OverviewCache:
         self.time_ms = 0
         self.rows: list[tuple[Site, dict]] = []
 
-    def get(self, service: Service) -> tuple[int, list[tuple[Site, dict]]]:
+    def get(self, service: ServicePort) -> tuple[int, list[tuple[Site, dict]]]:
         with self.lock:
             now = _now_ms()
             if self.key is not service or now - self.time_ms > OVERVIEW_MAX_AGE_MS:

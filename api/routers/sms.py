@@ -20,7 +20,7 @@ from alerts.sms.kannel import CallbackRefused, KannelSmsGateway, parse_query
 from api.auth.deps import PrincipalDep, check_site, current_principal, require
 from api.auth.model import Action
 from api.deps import ServiceDep, site_map
-from hazmon.bootstrap import Service
+from api.service_port import ServicePort
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ router = APIRouter(prefix="/api/v1", tags=["sms"], dependencies=[Depends(current
 roster_readers = [Depends(require(Action.EDIT_ROSTER))]
 
 
-def _notifier(service: Service) -> Notifier:
+def _notifier(service: ServicePort) -> Notifier:
     if service.alarms.notifier is None:
         raise HTTPException(404, "SMS is off: no gateway configured (HAZMON_SMS_GATEWAY)")
     return service.alarms.notifier

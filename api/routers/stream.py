@@ -35,7 +35,7 @@ from api.auth.deps import PrincipalDep, current_principal
 from api.auth.model import Principal, can_see
 from api.deps import ServiceDep
 from api.routers.sites import site_slots
-from hazmon.bootstrap import Service
+from api.service_port import ServicePort
 
 router = APIRouter(prefix="/api/v1", tags=["stream"], dependencies=[Depends(current_principal)])
 
@@ -53,7 +53,7 @@ def _sse(event: str, data: dict, event_id: int | None = None) -> bytes:
 class _Scope:
     """The caller's sites, as a set of ids and a mask over sensor slots (built once per connection)."""
 
-    def __init__(self, service: Service, principal: Principal):
+    def __init__(self, service: ServicePort, principal: Principal):
         slots, sites = site_slots(service)
         visible = np.array([can_see(principal.user, sites[s]) for s in slots.site_ids], dtype=bool)
         self.site_ids = slots.site_ids
@@ -62,7 +62,7 @@ class _Scope:
         self.slot_mask = visible[slots.site_of_slot] if len(slots.site_of_slot) else np.zeros(0, bool)
 
 
-def _alarm_rows(service: Service, scope: _Scope, after: int) -> tuple[list[bytes], int]:
+def _alarm_rows(service: ServicePort, scope: _Scope, after: int) -> tuple[list[bytes], int]:
     """The next journalled events after `after` as SSE frames (only sites in scope); the new cursor."""
     rows = service.alarms.journal.history_after(after, ALL_TYPES, limit=500)
     frames = []
@@ -79,7 +79,7 @@ def _alarm_rows(service: Service, scope: _Scope, after: int) -> tuple[list[bytes
     return frames, after
 
 
-def _values(service: Service, scope: _Scope, sent_t: np.ndarray) -> bytes | None:
+def _values(service: ServicePort, scope: _Scope, sent_t: np.ndarray) -> bytes | None:
     """Sensors in scope whose latest reading is newer than what this stream sent; updates `sent_t`."""
     engine = service.alarms.engine
     last_t = engine.last_t.copy()
@@ -98,7 +98,7 @@ def _values(service: Service, scope: _Scope, sent_t: np.ndarray) -> bytes | None
 
 
 async def _events(
-    request: Request, service: Service, principal: Principal, after: int | None
+    request: Request, service: ServicePort, principal: Principal, after: int | None
 ) -> AsyncIterator[bytes]:
     scope = _Scope(service, principal)
     journal = service.alarms.journal
