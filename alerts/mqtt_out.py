@@ -27,9 +27,9 @@ QOS = 1
 class PahoEventTransport:
     """Publishes event payloads; the outbox bounds how many are unacknowledged at once."""
 
-    def __init__(self, target: MqttTarget, client_id: str):
+    def __init__(self, target: MqttTarget, client_id: str, on_ack: Callable[[int, bool], None] | None = None):
         self.target = target
-        self.on_ack: Callable[[int, bool], None] = lambda _mid, _ok: None
+        self.on_ack: Callable[[int, bool], None] = on_ack or (lambda _mid, _ok: None)
         self.connected = threading.Event()
         self._stopping = False
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)

@@ -71,6 +71,8 @@ class Notifier:
         acknowledger: SmsAcknowledger | None = None,
         fault_point: FaultPoint = _no_fault,
         clock: Callable[[], int] = _now_ms,
+        roster_error: str | None = None,
+        kannel: object | None = None,
     ):
         self.book, self.outbox, self.routing, self.duty = book, outbox, routing, duty
         self.describe = describe
@@ -85,8 +87,8 @@ class Notifier:
         self.last_gateway_error: str | None = None
         self.last_gateway_error_ms: int | None = None
         self.gateway_ok: bool | None = None  # None until the first send
-        self.roster_error: str | None = None  # the last roster import's mistake, for /healthz
-        self.kannel = None  # the Kannel adapter whose HTTP callbacks the API routes here (if any)
+        self.roster_error = roster_error  # the last roster import's mistake, for /healthz
+        self.kannel = kannel  # the Kannel adapter whose HTTP callbacks the API routes here (if any)
         self._next_check: dict[str, int] = {}  # alarm id -> when its chain next needs a look
         self._lock = threading.Lock()  # one tick at a time, whoever calls it
         gateway.set_listener(CallbackListener(on_receipt=self.on_receipt, on_mo=self.on_mo))

@@ -17,17 +17,14 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from alerts.alarm_events import AlarmEventWatch
 from alerts.engine import AlarmEngine
 from alerts.journal import AlarmBook, AlarmJournal
 from alerts.learning import BehaviourLearner
-from alerts.lifecycle import AlarmRaised, AlarmState
+from alerts.lifecycle import AlarmState
 from alerts.metrics import (
     DAY_MS,
     EemuaReport,
-    FloodDetector,
-    FloodEnded,
-    FloodEvent,
-    FloodStarted,
     eemua_report,
 )
 from alerts.mqtt_out import PahoEventTransport
@@ -63,6 +60,7 @@ class AlarmService:
     engine: AlarmEngine
     pipeline: AlarmPipeline
     stats: AlarmStats
+    events: AlarmEventWatch | None = None  # the book's listener (built with the stats if not given)
     outbox: EventOutbox | None = None  # None when events are not published on MQTT
     outbox_runner: OutboxRunner | None = None
     transport: PahoEventTransport | None = None
@@ -75,12 +73,12 @@ class AlarmService:
             timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 5}
         )
     )
-    floods: FloodDetector = field(default_factory=FloodDetector)  # live, per site (the site's console)
-    _flood_since: dict[str, int] = field(default_factory=dict)  # site -> flood start (event time, ms)
-    _floods_total: int = 0
-    _flood_lock: threading.Lock = field(default_factory=threading.Lock)
     _eemua: EemuaReport | None = None
     _eemua_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        if self.events is None:
+            self.events = AlarmEventWatch(self.stats, self.outbox_runner)
 
     # ---- lifecycle
 
@@ -174,40 +172,14 @@ class AlarmService:
     # ---- clock listener of the book (called after each commit, under the book's lock)
 
     def on_events(self, events) -> None:
-        self.stats.count_events(events)
-        raises = [(ev.key[0], ev.time_ms) for ev in events if isinstance(ev, AlarmRaised)]
-        if raises:
-            with self._flood_lock:
-                for site, t in raises:
-                    self._on_flood(self.floods.add(site, t))
-        if self.outbox_runner is not None:
-            self.outbox_runner.wake()
-
-    # ---- alarm floods (EEMUA 191: more than 10 alarms in 10 minutes on one console)
+        self.events(events)
 
     def check_floods(self, now_ms: int | None = None) -> None:
-        with self._flood_lock:
-            self._on_flood(self.floods.advance(_now_ms() if now_ms is None else now_ms))
-
-    def _on_flood(self, changes: list[FloodEvent]) -> None:
-        for f in changes:
-            site = str(f.console)
-            if isinstance(f, FloodStarted):
-                self._flood_since[site] = f.time_ms
-                self._floods_total += 1
-                logger.warning("alarm flood on %s: %d alarms within 10 minutes", site, f.count)
-            elif isinstance(f, FloodEnded):
-                self._flood_since.pop(site, None)
-                logger.warning(
-                    "alarm flood on %s ended after %.0f min", site, (f.time_ms - f.started_ms) / 60e3
-                )
+        self.events.check_floods(now_ms)
 
     def current_floods(self) -> list[tuple[str, int, int]]:
         """Sites in flood now: (site, since ms, raises in the last 10 minutes)."""
-        with self._flood_lock:
-            return [
-                (site, since, self.floods.count(site)) for site, since in sorted(self._flood_since.items())
-            ]
+        return self.events.current_floods()
 
     # ---- reports
 
@@ -241,7 +213,7 @@ class AlarmService:
                 self.book.current(states={AlarmState.UNACK, AlarmState.ACK, AlarmState.RTN_UNACK})
             ),
             "events_mqtt": self.outbox is not None,
-            "sites_in_flood": len(self._flood_since),
+            "sites_in_flood": len(self.events.current_floods()),
             "sms": self.notifier.health() if self.notifier is not None else {"gateway": "none"},
             "learning": self.learner.health() if self.learner is not None else None,
         }
@@ -264,7 +236,7 @@ class AlarmService:
             "hazmon_alarm_pipeline_up": ("1 while the alarm engine thread runs", int(self.pipeline.alive)),
             "hazmon_alarm_sites_in_flood": (
                 "Sites with more than 10 alarms in 10 minutes",
-                len(self._flood_since),
+                len(self.events.current_floods()),
             ),
         }
         counters: dict[str, tuple[str, int]] = {
@@ -273,7 +245,7 @@ class AlarmService:
                 "Readings dropped by a full alarm queue",
                 q.dropped_readings,
             ),
-            "hazmon_alarm_floods_total": ("Alarm floods started (per site)", self._floods_total),
+            "hazmon_alarm_floods_total": ("Alarm floods started (per site)", self.events.floods_total),
         }
         if self.outbox is not None:
             o = self.outbox

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from alerts.alarm_events import AlarmEventWatch
 from alerts.early_warning import attach_early_warnings
 from alerts.engine import AlarmEngine
 from alerts.journal import AlarmBook, AlarmJournal
@@ -30,7 +32,6 @@ from alerts.sms_plan import Policy
 from alerts.sms_render import AlarmDescriber
 from alerts.stats import AlarmStats
 from hazmon.config import Settings
-from hazmon.faults import CrashingGateway, FaultPoints
 from ingest.collector import MqttCollector
 from ingest.devices import DeviceRegistry
 from ingest.influx import InfluxClient
@@ -107,14 +108,43 @@ class Service:
                 delay = min(delay * 2, 30.0)
 
 
-def bootstrap(settings: Settings, registry: Registry | None = None) -> Service:
-    """Build the service from settings; opens no connection until start()."""
+Clock = Callable[[], int]  # wall time, ms since the epoch
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Channels:
+    """Where alarms are sent: the SMS gateway (None: SMS is off) and the second channel, with names."""
+
+    gateway: SmsGateway | None
+    gateway_name: str = "none"
+    fallback: SmsGateway | None = None
+    fallback_name: str = ""
+
+
+def bootstrap(
+    settings: Settings,
+    registry: Registry | None = None,
+    *,
+    store: ReadingStore | None = None,
+    journal: AlarmJournal | None = None,
+    channels: Channels | None = None,
+    clock: Clock | None = None,
+) -> Service:
+    """Build the whole service from settings, in order, each part complete when built; opens no
+    connection until start(). The keyword arguments replace what the settings would build (a test's
+    in-memory or fake adapters): the reading store, the alarm journal, the notification channels and
+    the wall clock (ms)."""
     registry = registry or load_registry(settings.registry)
+    clock = clock or _wall_ms
     index = SensorIndex.build(registry)
     stats = IngestStats()
     devices = DeviceRegistry()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = build_store(settings, index)
+    store = store or build_store(settings, index)
     spool = Spool(settings.data_dir / "spool", settings.spool_max_bytes)
     writer = BatchWriter(
         store,
@@ -123,15 +153,28 @@ def bootstrap(settings: Settings, registry: Registry | None = None) -> Service:
         max_points=settings.write_batch_points,
         max_age_s=settings.write_max_age_s,
     )
-    decoder = PayloadDecoder(index, max_lateness_ms=int(settings.max_lateness_s * 1000))
     target = parse_mqtt_url(settings.mqtt_url)
-    collector = MqttCollector(target, settings.mqtt_client_id, decoder, writer, stats, devices)
-    alarms = build_alarms(settings, registry, index, target, RollupHistory(store, index))
-    collector.batch_listeners.append(alarms.pipeline.on_batch)
-    rosters = RosterStore(settings.data_dir / "rosters.sqlite")
-    alarms.rosters = rosters
-    alarms.notifier = build_notifier(settings, registry, alarms.book, rosters)
-    alarms.sms_tick_s = settings.sms_tick_s
+    alarms = build_alarms(
+        settings,
+        registry,
+        index,
+        target,
+        RollupHistory(store, index),
+        journal=journal,
+        channels=channels or build_channels(settings),
+        clock=clock,
+    )
+    decoder = PayloadDecoder(index, max_lateness_ms=int(settings.max_lateness_s * 1000))
+    collector = MqttCollector(
+        target,
+        settings.mqtt_client_id,
+        decoder,
+        writer,
+        stats,
+        devices,
+        clock_ms=clock,
+        batch_listeners=[alarms.pipeline.on_batch],
+    )
     return Service(settings, registry, index, stats, devices, store, writer, collector, alarms)
 
 
@@ -203,21 +246,36 @@ def build_fallback(settings: Settings) -> tuple[SmsGateway | None, str]:
     return robot, f"{settings.webhook_flavor} robot"
 
 
-def build_notifier(
-    settings: Settings, registry: Registry, book: AlarmBook, rosters: RosterStore
-) -> Notifier | None:
-    """Rosters, routing, the outbox and the gateway(s); None when no SMS gateway is configured."""
+def build_channels(settings: Settings) -> Channels:
+    """The channels the settings name: HAZMON_SMS_GATEWAY and the group-chat robot (HAZMON_WEBHOOK_URL)."""
     gateway, name = build_gateway(settings)
+    fallback, fallback_name = build_fallback(settings) if gateway is not None else (None, "")
+    return Channels(gateway, name, fallback, fallback_name)
+
+
+def build_notifier(
+    settings: Settings,
+    registry: Registry,
+    book: AlarmBook,
+    rosters: RosterStore,
+    channels: Channels,
+    clock: Clock = _wall_ms,
+) -> Notifier | None:
+    """Rosters, routing, the outbox and the channels; None when no SMS gateway is configured."""
+    gateway, name = channels.gateway, channels.gateway_name
     if gateway is None:
         logger.info("no SMS gateway configured (HAZMON_SMS_GATEWAY=none): alarms are not texted")
         return None
     roster_error = import_rosters(settings, rosters)
     by_id = rosters.load_all()
     sites = {site.id: site for site in registry.sites}
-    faults = FaultPoints(settings.crash_at, settings.data_dir)
     kannel = gateway if isinstance(gateway, KannelSmsGateway) else None
-    if settings.crash_at is not None:
-        gateway = CrashingGateway(gateway, faults)
+    faults = {}
+    if settings.crash_at is not None:  # the crash tests only: hazmon/dev is imported on request
+        from hazmon.dev.faults import CrashingGateway, FaultPoints
+
+        faults["fault_point"] = FaultPoints(settings.crash_at, settings.data_dir)
+        gateway = CrashingGateway(gateway, faults["fault_point"])
     policy = Policy(
         merge_window_ms=int(settings.sms_merge_window_s * 1000),
         urgent_wait_ms=int(settings.sms_urgent_wait_s * 1000),
@@ -234,7 +292,6 @@ def build_notifier(
         recent_for=outbox.last_alarm_ids,
         country_code=settings.sms_country_code,
     )
-    fallback, fallback_name = build_fallback(settings)
     notifier = Notifier(
         book,
         outbox,
@@ -243,22 +300,43 @@ def build_notifier(
         AlarmDescriber(registry),
         gateway,
         gateway_name=name,
-        fallback=fallback,
-        fallback_name=fallback_name,
+        fallback=channels.fallback,
+        fallback_name=channels.fallback_name,
         failover_after_ms=int(settings.webhook_failover_after_s * 1000),
         acknowledger=acknowledger,
-        fault_point=faults,
+        **faults,
+        clock=clock,
+        roster_error=roster_error,
+        kannel=kannel,
     )
-    notifier.roster_error = roster_error
-    notifier.kannel = kannel
     logger.info(
         "SMS via %s: %d rosters, %d people; second channel: %s",
         name,
         len(by_id),
         sum(len(r.people) for r in by_id.values()),
-        fallback_name or "none",
+        channels.fallback_name or "none",
     )
     return notifier
+
+
+def build_event_output(
+    settings: Settings, registry: Registry, target: MqttTarget, journal: AlarmJournal
+) -> tuple[EventOutbox | None, OutboxRunner | None, PahoEventTransport | None]:
+    """The alarm events published on MQTT from the journal (docs/contracts.md §3), if enabled."""
+    if not settings.events_mqtt:
+        return None, None, None
+    events_target = parse_mqtt_url(settings.events_mqtt_url) if settings.events_mqtt_url else target
+
+    def on_ack(mid: int, ok: bool) -> None:  # PUBACKs come only after start(), when both exist
+        outbox.on_ack(mid, ok)
+        runner.wake()
+
+    transport = PahoEventTransport(events_target, f"{settings.mqtt_client_id}-events", on_ack=on_ack)
+    tz = {site.id: site.timezone for site in registry.sites}
+    # the cursor is opened before the book can journal anything (see EventOutbox)
+    outbox = EventOutbox(journal, transport, site_tz=lambda site: tz.get(site, "Asia/Shanghai"))
+    runner = OutboxRunner(outbox)
+    return outbox, runner, transport
 
 
 def build_alarms(
@@ -267,28 +345,20 @@ def build_alarms(
     index: SensorIndex,
     target: MqttTarget,
     history: HistorySource | None = None,
+    *,
+    journal: AlarmJournal | None = None,
+    channels: Channels | None = None,
+    clock: Clock = _wall_ms,
 ) -> AlarmService:
-    """The journal, the book, the engine restored to the journal's active conditions, the event output,
-    and the learner of each forecast sensor's behaviour (from `history`, kept in behaviour.npz)."""
-    journal = AlarmJournal(settings.data_dir / "alarms.sqlite")
+    """The journal, the event output, the book, the engine restored to the journal's active
+    conditions, the learner of each forecast sensor's behaviour (from `history`, kept in
+    behaviour.npz), the pipeline and the notifier, in that order."""
+    journal = journal or AlarmJournal(settings.data_dir / "alarms.sqlite")
     stats = AlarmStats()
-    outbox = runner = transport = None
-    if settings.events_mqtt:
-        events_target = parse_mqtt_url(settings.events_mqtt_url) if settings.events_mqtt_url else target
-        transport = PahoEventTransport(events_target, f"{settings.mqtt_client_id}-events")
-        tz = {site.id: site.timezone for site in registry.sites}
-        # the cursor is opened before the book can journal anything (see EventOutbox)
-        outbox = EventOutbox(journal, transport, site_tz=lambda site: tz.get(site, "Asia/Shanghai"))
-        runner = OutboxRunner(outbox)
-
-        def on_ack(mid: int, ok: bool) -> None:
-            outbox.on_ack(mid, ok)
-            runner.wake()
-
-        transport.on_ack = on_ack
-    listener = _Listener()
-    book = AlarmBook(journal, on_events=listener)
-    engine = AlarmEngine(index, start_ms=time.time_ns() // 1_000_000)
+    outbox, runner, transport = build_event_output(settings, registry, target, journal)
+    events = AlarmEventWatch(stats, runner)
+    book = AlarmBook(journal, on_events=events)
+    engine = AlarmEngine(index, start_ms=clock())
     # before restore_active, which restores the forecaster's active warnings too
     ew = attach_early_warnings(engine, site_timezones={site.id: site.timezone for site in registry.sites})
     engine.restore_active(book.active_condition_keys())  # a restart neither re-raises nor loses an alarm
@@ -300,17 +370,20 @@ def build_alarms(
         logger.info("learned behaviour of %d forecast sensors loaded from %s", learner.load(), learner.store)
     queue = WorkQueue(settings.alarm_queue_readings, settings.alarm_queue_wait_s)
     pipeline = AlarmPipeline(engine, book, queue, stats)
-    service = AlarmService(journal, book, engine, pipeline, stats, outbox, runner, transport)
-    service.learner = learner
-    listener.target = service.on_events
-    return service
-
-
-class _Listener:
-    """The book's on_events, bound to the AlarmService once that exists (the book is built first)."""
-
-    target = None
-
-    def __call__(self, events) -> None:
-        if self.target is not None:
-            self.target(events)
+    rosters = RosterStore(settings.data_dir / "rosters.sqlite")
+    notifier = build_notifier(settings, registry, book, rosters, channels or Channels(None), clock)
+    return AlarmService(
+        journal,
+        book,
+        engine,
+        pipeline,
+        stats,
+        events,
+        outbox,
+        runner,
+        transport,
+        notifier=notifier,
+        rosters=rosters,
+        learner=learner,
+        sms_tick_s=settings.sms_tick_s,
+    )

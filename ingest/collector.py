@@ -52,6 +52,7 @@ class MqttCollector:
         session_expiry_s: int = 7 * 24 * 3600,
         batch_interval_s: float = 0.02,
         clock_ms: Callable[[], int] = _now_ms,
+        batch_listeners: list[Callable[[ReadingBatch], None]] | None = None,
     ):
         self.target = target
         self.decoder = decoder
@@ -61,7 +62,7 @@ class MqttCollector:
         self.session_expiry_s = session_expiry_s
         self.batch_interval_s = batch_interval_s
         self.clock_ms = clock_ms
-        self.batch_listeners: list[Callable[[ReadingBatch], None]] = []
+        self.batch_listeners = list(batch_listeners or [])  # each accepted batch, after the writer has it
         self._inbox: list[tuple[RawMessage, int, int]] = []  # (message, mid, connection epoch)
         self._inbox_lock = threading.Lock()
         self._wake = threading.Event()

@@ -19,8 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from alerts.sms.encoding import encode_sms
-
 logger = logging.getLogger(__name__)
 
 
@@ -151,23 +149,3 @@ class SmsGateway(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional for adapters without a connection
         """Release connections and threads."""
-
-
-class FakeSmsGateway(SmsGateway):
-    """Records sent messages per number, for unit tests of the notifier; can be set to fail."""
-
-    def __init__(self) -> None:
-        self.sent: dict[str, list[tuple[str, str]]] = {}
-        self.fail_with: SmsError | None = None
-        self._n = 0
-
-    def send(self, to: str, text: str, key: str) -> SendResult:
-        if self.fail_with is not None:
-            raise self.fail_with
-        enc = encode_sms(text)
-        self.sent.setdefault(to, []).append((key, text))
-        ids = []
-        for _ in enc.parts:
-            self._n += 1
-            ids.append(f"fake-{self._n}")
-        return SendResult(key, tuple(ids), len(enc.parts), enc.data_coding)

@@ -16,7 +16,7 @@ Callbacks (the service mounts api/routers/sms.py, or calls these functions from 
 - DLR: `dlr-url` = `<callback_base>/dlr?k=<key>&id=<id>&type=%d&status=%A&ts=%T` (+ `&t=<token>`);
   Kannel DLR types: 1 delivered, 2 failed, 4 buffered, 8 SMSC accepted, 16 SMSC rejected.
 - MO: an sms-service `get-url` = `<callback_base>/mo?from=%p&to=%P&text=%a&...` with smsbox
-  `mo-recode = true`, so UCS-2 replies arrive as UTF-8 (hazmon/smsservers.py writes that config).
+  `mo-recode = true`, so UCS-2 replies arrive as UTF-8 (tests/support/smsservers.py writes that config).
 
 Errors: connection refused / timeout / 5xx / 503 queue full -> GatewayUnavailable; 4xx (bad
 credentials 403, missing or bad parameters 400) -> MessageRejected.

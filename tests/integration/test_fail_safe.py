@@ -14,9 +14,9 @@ import threading
 
 import pytest
 
-from hazmon.smsservers import ensure_kannel_installed
 from tests.support.events import wait_for
 from tests.support.sms import LEAD, OPERATOR, SITE
+from tests.support.smsservers import ensure_kannel_installed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

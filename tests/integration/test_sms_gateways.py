@@ -22,7 +22,7 @@ from alerts.sms.kannel import KannelSmsGateway
 from alerts.sms.smpp import SmppSmsGateway
 from api.routers.sms import kannel_router
 from hazmon.devservers import free_port
-from hazmon.smsservers import KannelServer, SmppSimulator, ensure_kannel_installed
+from tests.support.smsservers import KannelServer, SmppSimulator, ensure_kannel_installed
 from tests.support.web import Uvicorn
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from hazmon.smsservers import ensure_kannel_installed
 from tests.support.events import wait_for
 from tests.support.sms import LEAD, OPERATOR
+from tests.support.smsservers import ensure_kannel_installed
 from tests.support.web import FakeWecomRobot, Uvicorn
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]

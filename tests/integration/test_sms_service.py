@@ -14,7 +14,6 @@ import orjson
 import pytest
 
 from alerts.sms.encoding import DCS_UCS2, reassemble
-from hazmon.smsservers import SmppSimulator, ensure_kannel_installed
 from sensors.registry import load_registry
 from simulators.incidents import parse_incident
 from simulators.stream import Simulation
@@ -32,6 +31,7 @@ from tests.support.sms import (
     write_routing,
     write_site,
 )
+from tests.support.smsservers import SmppSimulator, ensure_kannel_installed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 

@@ -12,10 +12,10 @@ import yaml
 
 from alerts.conditions import EVENT_TYPE, Priority
 from alerts.sms.encoding import DCS_UCS2, concat_info, reassemble
-from hazmon.smsservers import KannelServer
 from tests.support.events import MonotonicMs
 from tests.support.publisher import TestPublisher
 from tests.support.service import HazmonProcess
+from tests.support.smsservers import KannelServer
 
 SITE = "sms-01"
 OPERATOR, LEAD, PRINCIPAL = "+8613800139001", "+8613800139002", "+8613800139003"

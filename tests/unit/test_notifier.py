@@ -14,12 +14,13 @@ from alerts.lifecycle import AlarmRaised, AlarmState
 from alerts.notifier import Notifier
 from alerts.roster import Role, duty_lookup, find_duty
 from alerts.roster_yaml import load_rosters
-from alerts.sms.gateway import FakeSmsGateway, GatewayUnavailable, MessageRejected, SendResult, SmsGateway
+from alerts.sms.gateway import GatewayUnavailable, MessageRejected, SendResult, SmsGateway
 from alerts.sms_ack import SmsAcknowledger, people_by_phone_from, roster_may_ack
 from alerts.sms_outbox import SmsOutbox
 from alerts.sms_plan import Policy
 from alerts.sms_render import AlarmDescriber, english_line
 from sensors.registry import load_registry
+from tests.support.fake_sms import FakeSmsGateway
 
 ROOT = Path(__file__).resolve().parents[2]
 ROSTERS = load_rosters(ROOT / "sensors/examples/rosters")

@@ -9,11 +9,11 @@ from alerts.escalation import Notification
 from alerts.sms.gateway import (
     DeliveryReceipt,
     DeliveryStatus,
-    FakeSmsGateway,
     GatewayUnavailable,
     MessageRejected,
 )
 from alerts.sms_outbox import DELIVERED, FAILED, READY, SENDING, SENT, Rendered, SmsOutbox, message_key
+from tests.support.fake_sms import FakeSmsGateway
 
 T0 = 1_795_392_000_000
 S = 1_000

@@ -75,7 +75,8 @@ def test_key_reference_is_stable_per_key():
 
 
 def test_fake_gateway_records_and_fails_on_demand():
-    from alerts.sms.gateway import FakeSmsGateway, GatewayUnavailable
+    from alerts.sms.gateway import GatewayUnavailable
+    from tests.support.fake_sms import FakeSmsGateway
 
     gw = FakeSmsGateway()
     res = gw.send("+86138", "危" * 71, key="k1")

@@ -1,6 +1,6 @@
 """SMPP 3.4 SMSC simulator for tests and the demo: the smpp34 server (PyPI) as a child process.
 
-`python -m hazmon.smsc_sim --port N` listens on 127.0.0.1:N, accepts every bind (smpp34 has no
+`python -m tests.support.smsc_sim --port N` listens on 127.0.0.1:N, accepts every bind (smpp34 has no
 password hook), answers each submit_sm with an 8-hex-digit message id and, when the submit asked
 for one (registered_delivery bit 0), sends a delivery receipt deliver_sm (esm_class 0x04, text
 "id:<id> sub:001 dlvrd:001 submit date:... done date:... stat:DELIVRD err:000 text:", TLVs

@@ -2,7 +2,7 @@
 
 Like hazmon/devservers.py: every process is a foreground child on 127.0.0.1 with free ports and its
 config and logs in a temp folder. Recipes and pitfalls: ../shared/COMPONENTS.md §1 (Kannel) and §2
-(SMPP: the smpp34 simulator, run here as a child process by hazmon/smsc_sim.py).
+(SMPP: the smpp34 simulator, run here as a child process by tests/support/smsc_sim.py).
 """
 
 from __future__ import annotations
@@ -338,7 +338,7 @@ catch-all = true
 
 
 class SmppSimulator:
-    """The smpp34 SMSC simulator (hazmon/smsc_sim.py) as a child process on a free loopback port.
+    """The smpp34 SMSC simulator (tests/support/smsc_sim.py) as a child process on a free loopback port.
 
     It prints one JSON object per line on stdout (bound, submit, unbound, mo_sent); `events`
     collects them. `send_mo` asks it to deliver_sm an MO to every bound ESME.
@@ -355,12 +355,12 @@ class SmppSimulator:
     def start(self) -> None:
         self._log = open(self.root / "smsc_sim.err", "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hazmon.smsc_sim", "--port", str(self.port)],
+            [sys.executable, "-m", "tests.support.smsc_sim", "--port", str(self.port)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
             start_new_session=True,
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=Path(__file__).resolve().parents[2],  # the repository root, where `tests` is a package
         )
         threading.Thread(target=self._read, args=(self.proc,), daemon=True, name="smsc-sim-reader").start()
         try:
