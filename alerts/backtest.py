@@ -29,8 +29,8 @@ from alerts.lifecycle import AlarmEvent, AlarmRaised
 from alerts.metrics import EemuaReport, eemua_report
 from alerts.probability_log import ProbabilityRecorder
 from alerts.replay import LoadReport, load_readings_csv, replay
-from ingest.payloads import ReadingBatch
 from sensors.index import SensorIndex
+from sensors.readings import ReadingBatch
 from sensors.registry import load_registry
 
 CHUNK_MS = 60_000  # the live scheduler's clock-driven checks run about this often

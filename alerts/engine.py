@@ -28,8 +28,8 @@ import numpy as np
 
 from alerts import kernels
 from alerts.conditions import FAULT_NAMES, FAULT_NAMES_ZH, ConditionChange, ConditionKind, Priority
-from ingest.payloads import ReadingBatch
 from sensors.index import SensorIndex
+from sensors.readings import ReadingBatch
 
 logger = logging.getLogger(__name__)
 

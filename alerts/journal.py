@@ -23,7 +23,6 @@ InvalidCommand); sqlite3 errors propagate as they are, because they are not the 
 from __future__ import annotations
 
 import logging
-import re
 import sqlite3
 import threading
 import time
@@ -35,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from alerts.alarm_numbers import format_alarm_number, normalize_alarm_ref
 from alerts.conditions import ConditionChange, ConditionKind, Priority
 from alerts.lifecycle import (
     ANNUNCIATED_STATES,
@@ -112,21 +112,6 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
-
-
-def format_alarm_number(n: int) -> str:
-    """The id people read and type in SMS replies: A000123."""
-    return f"A{n:06d}"
-
-
-_NUMBER_RE = re.compile(r"A?0*(\d+)")
-
-
-def normalize_alarm_ref(text: str) -> str:
-    """Accept what people type ("a123", " A000123 ") for an alarm number; other ids pass unchanged."""
-    s = text.strip()
-    m = _NUMBER_RE.fullmatch(s.upper())
-    return format_alarm_number(int(m.group(1))) if m else s
 
 
 # ---- rows

@@ -25,7 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from alerts.behaviour import BehaviourModel, fit_behaviour
-from ingest.payloads import ReadingBatch
+from sensors.readings import ReadingBatch
 
 logger = logging.getLogger(__name__)
 

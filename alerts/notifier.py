@@ -33,7 +33,8 @@ from alerts.sms.gateway import (
     SmsGateway,
 )
 from alerts.sms_ack import SmsAcknowledger, Status
-from alerts.sms_outbox import Rendered, SmsOutbox, message_key
+from alerts.sms_outbox import SmsOutbox, message_key
+from alerts.sms_render import Rendered
 
 logger = logging.getLogger(__name__)
 

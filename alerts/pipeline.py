@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from alerts.conditions import ConditionChange
 from alerts.stats import AlarmStats
-from ingest.payloads import ReadingBatch
+from sensors.readings import ReadingBatch
 
 if TYPE_CHECKING:
     from alerts.engine import AlarmEngine

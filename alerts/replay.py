@@ -18,8 +18,8 @@ import numpy as np
 
 from alerts.conditions import ConditionChange
 from alerts.engine import AlarmEngine
-from ingest.payloads import QUALITY_CODES, ReadingBatch, parse_timestamp_ms
 from sensors.index import SensorIndex
+from sensors.readings import QUALITY_CODES, ReadingBatch, parse_timestamp_ms
 
 
 @dataclass(slots=True)

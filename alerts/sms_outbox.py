@@ -20,7 +20,6 @@ period ends in a resend: at most one duplicate, only for a crash in that instant
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -29,6 +28,7 @@ from alerts.conditions import Priority
 from alerts.escalation import Notification
 from alerts.sms.gateway import DeliveryReceipt, DeliveryStatus, GatewayUnavailable, SmsError, SmsGateway
 from alerts.sms_plan import Policy, Waiting, plan_messages
+from alerts.sms_render import Rendered
 from alerts.sqlite_store import SqliteStore
 
 SCHEMA = (  # version 1
@@ -48,19 +48,6 @@ SCHEMA = (  # version 1
     "CREATE INDEX messages_state ON messages (state, next_try_ms)",
 )
 READY, SENDING, SENT, DELIVERED, FAILED = "ready", "sending", "sent", "delivered", "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class Rendered:
-    """What the people see of one notification (from the alarm and the registry)."""
-
-    site_name: str
-    line_zh: str
-    line_en: str
-    priority: Priority
-    event_ms: int
-    language: str = "zh"
-    tz: str = "Asia/Shanghai"  # the site's, for the time shown
 
 
 def message_key(message_id: int) -> str:

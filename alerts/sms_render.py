@@ -9,13 +9,27 @@ by alerts/sms_plan.render, which may merge several alarms into one text.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from alerts.conditions import FAULT_ZH_BY_LEVEL, ConditionKind
+from alerts.conditions import FAULT_ZH_BY_LEVEL, ConditionKind, Priority
 from alerts.lifecycle import Alarm
-from alerts.sms_outbox import Rendered
 from sensors.model import Registry, Sensor, Site
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """What the people see of one notification (from the alarm and the registry)."""
+
+    site_name: str
+    line_zh: str
+    line_en: str
+    priority: Priority
+    event_ms: int
+    language: str = "zh"
+    tz: str = "Asia/Shanghai"  # the site's, for the time shown
+
 
 K = ConditionKind
 _LEVEL_EN = {K.HH: "high-high", K.H: "high", K.L: "low", K.LL: "low-low"}

@@ -60,9 +60,9 @@ from alerts.tune_settings import (
     Setting,
     candidate_settings,
 )
-from ingest.payloads import ReadingBatch
 from sensors.index import SensorIndex
 from sensors.model import Sensor
+from sensors.readings import ReadingBatch
 
 N_COLS = len(DELAYED_COLS)
 LEVELS = tuple(k.name for k in DELAYED_COLS)  # LL, L, H, HH, ROC

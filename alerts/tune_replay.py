@@ -18,9 +18,9 @@ from alerts.conditions import ConditionChange, ConditionKind
 from alerts.engine import DELAYED_COLS, AlarmEngine, EngineConfig
 from alerts.replay import replay
 from alerts.tune_settings import Setting
-from ingest.payloads import ReadingBatch
 from sensors.index import SensorIndex
 from sensors.model import Registry, Site
+from sensors.readings import ReadingBatch
 
 CHUNK_MS = 60_000  # clock-driven checks every minute of event time, as `hazmon backtest`
 MAX_EXPANDED = 2_000_000  # readings per engine call after expansion: bounds memory, not results

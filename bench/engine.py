@@ -51,8 +51,8 @@ from alerts.engine import AlarmEngine, EngineConfig  # noqa: E402
 from alerts.replay import replay  # noqa: E402
 from bench.engine_baseline import PlainFleet  # noqa: E402
 from bench.learned import install_learned, time_refit  # noqa: E402
-from ingest.payloads import ReadingBatch  # noqa: E402
 from sensors.index import SensorIndex  # noqa: E402
+from sensors.readings import ReadingBatch  # noqa: E402
 from simulators.generate import generate_registry  # noqa: E402
 
 T0 = 1_795_392_000_000  # 2026-11-23T16:00:00Z, on a whole minute

@@ -21,10 +21,10 @@ from alerts.metrics import DAY_MS
 from alerts.tune import SensorTuning, TuneConfig, tune
 from alerts.tune_report import NOTICE, format_table, tuning_json
 from alerts.warning_threshold import ProbabilityHistory, ThresholdSuggestion, warning_thresholds_by_kind
-from ingest.payloads import ReadingBatch
 from ingest.store import StorageError
 from sensors.index import SensorIndex
 from sensors.model import Registry
+from sensors.readings import ReadingBatch
 from sensors.registry import RegistryError, load_registry
 
 

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ingest.payloads import ReadingBatch
 from ingest.store import ReadingStore, Series
 from sensors.index import SensorIndex
+from sensors.readings import ReadingBatch
 
 RAW_WINDOW_MS = 3_600_000
 ROLLUP_WINDOW_MS = 86_400_000

@@ -11,9 +11,9 @@ import numpy as np
 
 from ingest.influx import InfluxClient
 from ingest.lineproto import batch_to_line_protocol, series_prefixes
-from ingest.payloads import ReadingBatch
 from ingest.store import Resolution, Series
 from sensors.index import SensorIndex
+from sensors.readings import ReadingBatch
 
 
 class InfluxStore:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ingest.payloads import ReadingBatch
 from sensors.index import SensorIndex
+from sensors.readings import ReadingBatch
 
 MEASUREMENT = "readings"
 _SD = np.dtypes.StringDType()

@@ -11,21 +11,19 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import IntEnum
 
 import numpy as np
 import orjson
 
 from sensors.index import SensorIndex
+from sensors.readings import QUALITY_CODES, ReadingBatch, parse_timestamp_ms
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_ITEMS = 10_000
 MAX_FUTURE_MS = 5 * 60 * 1000
 SAMPLE_BYTES = 256
 TOPIC_PREFIX = "hazmon/v1/"
-
-QUALITY_CODES = {None: 0, "good": 0, "uncertain": 1, "bad": 2}
 
 
 class RejectReason(IntEnum):
@@ -60,42 +58,6 @@ class RawMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class ReadingBatch:
-    """Accepted readings as columns, all of length n."""
-
-    slot: np.ndarray  # (n,) int32: sensor slot in the SensorIndex
-    ts_ms: np.ndarray  # (n,) int64: event time, ms since the epoch (UTC)
-    value: np.ndarray  # (n,) float64: finite, in the sensor's unit
-    quality: np.ndarray  # (n,) int8: 0 good, 1 uncertain, 2 bad
-
-    @classmethod
-    def empty(cls) -> ReadingBatch:
-        return cls(
-            np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.int8)
-        )
-
-    @classmethod
-    def concat(cls, batches: list[ReadingBatch]) -> ReadingBatch:
-        if not batches:
-            return cls.empty()
-        if len(batches) == 1:
-            return batches[0]
-        return cls(
-            np.concatenate([b.slot for b in batches]),
-            np.concatenate([b.ts_ms for b in batches]),
-            np.concatenate([b.value for b in batches]),
-            np.concatenate([b.quality for b in batches]),
-        )
-
-    def __len__(self) -> int:
-        return int(self.slot.shape[0])
-
-    def take(self, index: slice | np.ndarray) -> ReadingBatch:
-        """Rows selected by a slice or a boolean/integer index."""
-        return ReadingBatch(self.slot[index], self.ts_ms[index], self.value[index], self.quality[index])
-
-
-@dataclass(frozen=True, slots=True)
 class Reject:
     """A refused message or item, kept for the API's 'rejected readings' view."""
 
@@ -114,27 +76,6 @@ class DecodeResult:
     ts_from_receipt: int = 0
     reject_counts: dict[str, int] = field(default_factory=dict)
     rejects: list[Reject] = field(default_factory=list)
-
-
-MAX_TS_MS = 2**53  # far beyond any real time; keeps every timestamp exact in int64 and float64
-
-
-def parse_timestamp_ms(value: object) -> int | None:
-    """Parse an ISO 8601 string with an offset or integer ms since the epoch; None if invalid."""
-    ms: int | None = None
-    if type(value) is int:
-        ms = value
-    elif type(value) is float:
-        ms = int(value) if math.isfinite(value) and value.is_integer() and abs(value) < 2**63 else None
-    elif type(value) is str and 10 <= len(value) <= 40:
-        try:
-            dt = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        if dt.tzinfo is None:
-            return None  # a time without an offset is ambiguous for a plant in another zone
-        ms = int(dt.timestamp() * 1000)
-    return ms if ms is not None and 0 <= ms < MAX_TS_MS else None
 
 
 def split_topic(topic: str) -> tuple[str, str, str] | None:

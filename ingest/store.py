@@ -19,7 +19,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from ingest.payloads import ReadingBatch
+from sensors.readings import ReadingBatch
 
 #: "raw": the readings as stored (`value`, `quality`); "1m": 1-minute `min`, `mean`, `max`, `count`
 Resolution = Literal["raw", "1m"]

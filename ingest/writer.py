@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from ingest.payloads import ReadingBatch
 from ingest.spool import Spool, SpoolFull
 from ingest.stats import IngestStats
 from ingest.store import ReadingStore, StoreRejected, StoreUnavailable
+from sensors.readings import ReadingBatch
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
+from alerts.alarm_numbers import normalize_alarm_ref
 from alerts.conditions import Priority
-from alerts.journal import normalize_alarm_ref
 from alerts.lifecycle import DEFAULT_TZ, Alarm, AlarmState, UnknownAlarm, local_iso
 from api.auth.deps import PrincipalDep, audit, check_site, current_principal, forbidden, require
 from api.auth.model import Action, Principal, shelve_action

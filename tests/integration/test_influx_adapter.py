@@ -9,8 +9,8 @@ import pytest
 
 from ingest.influx import CQ_NAME, InfluxClient, InfluxRejected, InfluxUnavailable
 from ingest.lineproto import batch_to_line_protocol, series_prefixes
-from ingest.payloads import ReadingBatch
 from sensors.index import SensorIndex
+from sensors.readings import ReadingBatch
 from tests.unit.conftest import make_registry
 
 pytestmark = pytest.mark.integration

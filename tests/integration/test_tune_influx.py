@@ -14,8 +14,8 @@ from hazmon.cli import main
 from ingest import history as influx_history
 from ingest.influx_store import InfluxStore
 from ingest.lineproto import batch_to_line_protocol, series_prefixes
-from ingest.payloads import ReadingBatch
 from sensors.index import SensorIndex
+from sensors.readings import ReadingBatch
 from tests.unit.test_tune import DAY, HOUR, SENSORS, batch_of, history, registry
 
 pytestmark = pytest.mark.integration

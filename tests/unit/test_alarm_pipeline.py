@@ -12,8 +12,8 @@ from alerts.engine import AlarmEngine
 from alerts.journal import AlarmBook, AlarmJournal
 from alerts.pipeline import ADVANCE, EXPIRE_SHELVES, AlarmPipeline, WorkQueue
 from alerts.stats import AlarmStats
-from ingest.payloads import ReadingBatch
 from sensors.index import SensorIndex
+from sensors.readings import ReadingBatch
 from tests.unit.conftest import make_registry
 
 T0 = 1_795_392_000_000

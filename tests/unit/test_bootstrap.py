@@ -7,8 +7,8 @@ import numpy as np
 
 from hazmon.bootstrap import Channels, bootstrap
 from hazmon.config import Settings
-from ingest.payloads import ReadingBatch
 from ingest.store import Series
+from sensors.readings import ReadingBatch
 from tests.support.fake_sms import FakeSmsGateway
 
 T0 = 1_795_392_000_000
@@ -63,7 +63,8 @@ def test_bootstrap_wires_the_given_store_channels_and_clock_without_patching_aft
     alarms = service.alarms
     assert service.store is store and service.writer.store is store
     assert (alarms.engine.seen_since == T0).all()  # the stale-data clock starts at the given time
-    assert alarms.notifier is not None and alarms.notifier.gateway is sms and alarms.notifier.fallback is robot
+    assert alarms.notifier is not None
+    assert alarms.notifier.gateway is sms and alarms.notifier.fallback is robot
     assert alarms.notifier.clock() == T0
     assert service.collector.batch_listeners == [alarms.pipeline.on_batch]
     assert alarms.book._on_events is alarms.events  # the book reports to the event watch it was built with

@@ -7,9 +7,9 @@ import numpy as np
 from alerts.conditions import ConditionKind, Priority
 from alerts.early_warning import FAILURE_LEVEL, EarlyWarningConfig, attach_early_warnings
 from alerts.engine import AlarmEngine, EngineConfig
-from ingest.payloads import ReadingBatch
 from sensors.index import SensorIndex
 from sensors.model import Limits, Registry, Sensor, Site
+from sensors.readings import ReadingBatch
 
 T0 = 1_795_392_000_000  # ms
 MIN = 60_000

@@ -24,9 +24,9 @@ from alerts.early_warning import (
 from alerts.engine import AlarmEngine, EngineConfig
 from alerts.learning import BehaviourLearner, ReadingsHistory
 from alerts.replay import replay
-from ingest.payloads import ReadingBatch
 from sensors.index import SensorIndex
 from sensors.model import Limits, Registry, Sensor, Site
+from sensors.readings import ReadingBatch
 
 T0 = 1_795_392_000_000  # ms, 2026-11-23T00:00:00Z
 MIN = 60_000

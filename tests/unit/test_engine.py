@@ -8,9 +8,9 @@ import pytest
 from alerts import kernels
 from alerts.conditions import ConditionKind as K
 from alerts.engine import AlarmEngine, EngineConfig
-from ingest.payloads import ReadingBatch
 from sensors.index import SensorIndex
 from sensors.model import Limits, Registry, Sensor, Site
+from sensors.readings import ReadingBatch
 
 T0 = 1_795_392_000_000
 NAN, INF = np.nan, np.inf

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from ingest.lineproto import batch_to_line_protocol, escape_tag, series_prefixes
-from ingest.payloads import ReadingBatch
 from ingest.spool import Spool, SpoolFull
 from ingest.stats import IngestStats
 from ingest.store import StoreRejected, StoreUnavailable
 from ingest.writer import BatchWriter
+from sensors.readings import ReadingBatch
 
 
 def batch(n: int, start_ts: int = 1_795_392_000_000, slot: int = 0) -> ReadingBatch:

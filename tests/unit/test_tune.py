@@ -13,9 +13,9 @@ from alerts.metrics import chattering_points
 from alerts.replay import replay
 from alerts.tune import Status, TuneConfig, tune
 from alerts.tune_settings import Setting
-from ingest.payloads import ReadingBatch
 from sensors.index import SensorIndex
 from sensors.model import Limits, Registry, Sensor, Site
+from sensors.readings import ReadingBatch
 
 T0 = 1_795_392_000_000  # 2026-11-23T00:00:00Z
 DAY, HOUR, MIN = 86_400_000, 3_600_000, 60_000
