@@ -33,8 +33,9 @@ integration: deps venv
 browser: deps venv  ## the console in Debian's Chromium (Playwright) against a real hazmon; screenshots in artifacts/
 	$(PY) -m pytest -q tests/browser
 
-lint: venv
+lint: venv  ## ruff, and the import contracts of pyproject.toml (imports point inward)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 format: venv
 	$(VENV)/bin/ruff format .
