@@ -171,3 +171,61 @@ def test_every_route_of_the_app_is_in_contracts_section_7(tmp_path):
     docs = section(CONTRACTS.read_text(encoding="utf-8"), 7)
     missing = sorted(r for r in routes if f"`{r}`" not in docs)
     assert not missing, f"served but not in docs/contracts.md §7: {missing}"
+
+
+def _normal(route: str) -> str:
+    """`GET /api/v1/alarms/{alarm_id}?x=1` -> `GET /api/v1/alarms/{}`: the docs name parameters freely."""
+    return re.sub(r"\{[^}]*\}", "{}", route.split("?")[0])
+
+
+def test_every_route_the_docs_name_is_served(tmp_path):
+    served = {_normal(r) for r in app_routes(tmp_path)}
+    checked = 0
+    for path in (README, CONTRACTS):
+        for route in re.findall(
+            r"`((?:GET|POST|PUT|PATCH|DELETE) /[^`\s]*)`", path.read_text(encoding="utf-8")
+        ):
+            assert _normal(route) in served, f"{path.name} names {route}, which the app does not serve"
+            checked += 1
+    assert checked > 40
+
+
+def _body_fields(cell: str) -> set[str]:
+    """`{reason (1-500, not blank), minutes (> 0, ≤ 1440)}` -> {"reason", "minutes"}."""
+    match = re.search(r"\{(.*)\}", cell)
+    assert match, cell
+    flat = match.group(1)
+    while "(" in flat:  # drop the notes in parentheses, innermost first
+        flat = re.sub(r"\([^()]*\)", "", flat)
+    return {part.strip() for part in flat.split(",")}
+
+
+def test_every_request_body_in_contracts_section_7_has_the_fields_of_its_schema(tmp_path):
+    from api.main import create_app
+    from tests.unit.conftest import make_registry
+    from tests.unit.test_api_alarms import StubService, make_auth
+
+    auth, _ = make_auth(tmp_path)
+    try:
+        spec = create_app(lambda: StubService(make_registry(), alarms=None), auth).openapi()
+    finally:
+        auth.close()
+    schemas = spec["components"]["schemas"]
+    rows = {
+        m.group(1): m.group(2).split("|")[1]
+        for m in re.finditer(
+            r"^\| `((?:POST|PATCH|PUT) /[^`]+)` \|(.*)$", section(CONTRACTS.read_text("utf-8"), 7), re.M
+        )
+    }
+    checked = 0
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            ref = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            if "$ref" not in ref:
+                continue
+            fields = set(schemas[ref["$ref"].rsplit("/", 1)[1]]["properties"])
+            route = f"{method.upper()} {path}"
+            assert route in rows, f"{route} takes a body; contracts §7 has no row for it"
+            assert _body_fields(rows[route]) == fields, f"{route}: contracts §7 says {rows[route].strip()}"
+            checked += 1
+    assert checked >= 10  # seven alarm steps, login, tokens, users
