@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit integration browser lint format bench bench-ingest bench-engine bench-api scenarios deps venv clean
+.PHONY: run test test-deep unit integration browser lint format bench bench-ingest bench-engine bench-api scenarios deps venv clean
 
 deps:            ## Debian packages: Mosquitto, InfluxDB and Kannel (only when missing)
 	bash scripts/install-system-deps.sh
@@ -21,11 +21,14 @@ run: deps venv   ## the demo: Mosquitto, InfluxDB, hazmon and a simulated fleet;
 # integration tests mostly wait on real servers and clocks: files run side by side in workers
 PYTEST_WORKERS ?= 3
 
-test: deps venv lint  ## the whole suite: unit and integration tests (real servers), files in parallel
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+test: deps venv lint  ## the whole suite: unit and integration tests (real servers), files in parallel; deep profile
+	TEST_PROFILE=deep $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
-unit: venv
+unit: venv  ## the unit tests, fast profile: tests marked deep left out, property tests with fewer examples
 	$(PY) -m pytest -q tests/unit
+
+test-deep: venv  ## the unit tests, deep profile: every test, every property test with its full examples
+	TEST_PROFILE=deep $(PY) -m pytest -q tests/unit
 
 integration: deps venv
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests/integration

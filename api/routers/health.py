@@ -15,7 +15,7 @@ protected = [Depends(current_principal)]
 
 @router.get("/livez", include_in_schema=False)
 def livez(service: ServiceDep) -> JSONResponse:
-    """Liveness for probes (Docker, load balancers): one word, nothing about the plant."""
+    """Liveness for probes (Docker, load balancers): {"status": "ok" or "down"}, nothing about the plant."""
     alarms = service.alarms
     # cheap on purpose (probes call it often): two flags, no journal or outbox reads
     running = alarms.pipeline.alive and (alarms.outbox_runner is None or alarms.outbox_runner.alive)

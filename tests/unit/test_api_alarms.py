@@ -43,7 +43,7 @@ def change(site, sensor, kind, active, t, prio=Priority.MEDIUM):
 
 def make_auth(tmp_path) -> tuple[AuthStore, dict[str, str]]:
     """An auth store with an all-sites admin, an operator of site-0 and a viewer, and their tokens."""
-    auth = AuthStore(tmp_path / "auth.sqlite", hasher=PasswordHasher(time_cost=1, memory_cost=8 * 1024))
+    auth = AuthStore(tmp_path / "auth.sqlite", hasher=PasswordHasher(time_cost=1, memory_cost=64))
     tokens = {}
     for name, role, scope in (
         ("zhang", "admin", Scope.everything()),
@@ -146,6 +146,7 @@ def test_acknowledging_a_return_to_normal_clears_it_from_the_default_list(client
         ("get", "/api/v1/alarm-metrics?hours=abc", None, 422),
     ],
 )
+@pytest.mark.deep
 def test_bad_requests_get_4xx(client, method, path, body, status):
     r = client.request(method, path, json=body)
     assert r.status_code == status, r.text

@@ -223,6 +223,7 @@ def test_history_takes_iso_times_with_offsets(rig):
         ({"end": "5000000000000"}, "out of range"),
     ],
 )
+@pytest.mark.deep
 def test_bad_history_times_are_422_with_a_message(rig, params, needle):
     client, _, _, _ = rig
     r = client.get("/api/v1/sites/site-0/sensors/S0/history", params=params)
@@ -249,6 +250,7 @@ def test_forecast_active_from_the_early_warning_and_inactive_elsewhere(rig):
     assert quiet["active"] is False and quiet["eta_ms"] is None and quiet["forecast_enabled"] is False
 
 
+@pytest.mark.deep
 def test_sites_list_is_fast_for_two_thousand_sites(tmp_path, capsys):
     sites = []
     for i in range(2_000):

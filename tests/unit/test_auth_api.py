@@ -55,7 +55,7 @@ def build_app(store: AuthStore) -> FastAPI:
 
 @pytest.fixture
 def store(tmp_path):
-    s = AuthStore(tmp_path / "auth.sqlite", hasher=PasswordHasher(time_cost=1, memory_cost=8 * 1024))
+    s = AuthStore(tmp_path / "auth.sqlite", hasher=PasswordHasher(time_cost=1, memory_cost=64))
     s.create_user("root", PW, Role.ADMIN, Scope.everything(), actor="test")
     s.create_user("op", PW, Role.OPERATOR, Scope.jurisdiction("江门市", "江海区"), actor="test")
     s.create_user("viewer", PW, Role.VIEWER, Scope.jurisdiction("江门市"), actor="test")

@@ -26,6 +26,7 @@ def run(monkeypatch, argv: list[str], stdin: str = "") -> int:
     return main(["--log-level", "WARNING", "user", *argv])
 
 
+@pytest.mark.deep
 def test_first_admin_then_users_list_and_token(data_dir, monkeypatch, capsys):
     assert (
         run(monkeypatch, ["add", "root", "--role", "admin", "--all-sites", "--password-stdin"], PW + "\n")
@@ -54,6 +55,7 @@ def test_first_admin_then_users_list_and_token(data_dir, monkeypatch, capsys):
         assert all(e.actor.startswith("cli") for e in store.audit_log() if e.action == "create_user")
 
 
+@pytest.mark.deep
 def test_passwd_changes_the_password(data_dir, monkeypatch):
     assert run(monkeypatch, ["add", "root", "--role", "admin", "--all-sites", "--password-stdin"], PW) == 0
     assert run(monkeypatch, ["passwd", "root", "--password-stdin"], "a brand new one\n") == 0

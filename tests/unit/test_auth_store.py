@@ -44,9 +44,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def store(tmp_path, clock) -> AuthStore:
-    s = AuthStore(
-        tmp_path / "auth.sqlite", hasher=PasswordHasher(time_cost=1, memory_cost=8 * 1024), clock=clock
-    )
+    s = AuthStore(tmp_path / "auth.sqlite", hasher=PasswordHasher(time_cost=1, memory_cost=64), clock=clock)
     s.create_user("root", PW, Role.ADMIN, Scope.everything(), actor="test")
     s.create_user(
         "op", PW, Role.OPERATOR, Scope.jurisdiction("江门市", "江海区"), display_name="值班员", actor="root"
@@ -100,9 +98,7 @@ def test_duplicate_user_and_unknown_role(store: AuthStore):
 
 def test_users_persist_across_reopen(tmp_path, store: AuthStore):
     store.close()
-    with AuthStore(
-        tmp_path / "auth.sqlite", hasher=PasswordHasher(time_cost=1, memory_cost=8 * 1024)
-    ) as again:
+    with AuthStore(tmp_path / "auth.sqlite", hasher=PasswordHasher(time_cost=1, memory_cost=64)) as again:
         op = again.get_user("op")
     assert (op.display_name, op.scope) == ("值班员", Scope.jurisdiction("江门市", "江海区"))
 
@@ -235,7 +231,7 @@ def test_session_absolute_expiry(store: AuthStore, clock: FakeClock):
 
 
 def test_session_lifetimes_are_configurable(tmp_path, clock: FakeClock):
-    hasher = PasswordHasher(time_cost=1, memory_cost=8 * 1024)
+    hasher = PasswordHasher(time_cost=1, memory_cost=64)
     with AuthStore(tmp_path / "a.sqlite", hasher=hasher, clock=clock, session_idle_s=60) as s:
         u = s.create_user("a", PW, Role.VIEWER, Scope.everything(), actor="t")
         sess = s.create_session(u)
@@ -343,9 +339,9 @@ def test_newer_schema_is_refused(tmp_path, store: AuthStore):
 
 def test_weaker_hash_is_upgraded_at_login(tmp_path, clock: FakeClock):
     path = tmp_path / "up.sqlite"
-    with AuthStore(path, hasher=PasswordHasher(time_cost=1, memory_cost=8 * 1024), clock=clock) as s:
+    with AuthStore(path, hasher=PasswordHasher(time_cost=1, memory_cost=64), clock=clock) as s:
         s.create_user("a", PW, Role.VIEWER, Scope.everything(), actor="t")
-    with AuthStore(path, hasher=PasswordHasher(time_cost=2, memory_cost=8 * 1024), clock=clock) as s:
+    with AuthStore(path, hasher=PasswordHasher(time_cost=2, memory_cost=64), clock=clock) as s:
         (old,) = s._conn.execute("SELECT password_hash FROM users").fetchone()
         assert s.hasher.needs_rehash(old)
         s.authenticate("a", PW)

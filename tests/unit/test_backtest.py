@@ -38,6 +38,7 @@ def events(path: Path) -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
+@pytest.mark.deep
 def test_a_fill_gives_an_early_warning_before_the_h_alarm_as_contract_events(tmp_path, capsys):
     csv = write_csv(tmp_path / "r.csv", filling_tank_rows())
     out = tmp_path / "e.jsonl"
@@ -54,6 +55,7 @@ def test_a_fill_gives_an_early_warning_before_the_h_alarm_as_contract_events(tmp
     assert "early_warning: 2 (H 1, HH 1)" in printed and "readings/s" in printed
 
 
+@pytest.mark.deep
 def test_rows_in_any_order_give_the_same_events_and_bad_rows_are_counted(tmp_path, capsys):
     rows = filling_tank_rows(hours=26)
     ordered = write_csv(tmp_path / "a.csv", rows)

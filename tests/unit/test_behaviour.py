@@ -355,6 +355,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("z0", "zb", "theta_h", "dip"), CASES)
+@pytest.mark.deep
 def test_reach_probability_errs_high_but_within_bounds_of_monte_carlo(z0, zb, theta_h, dip):
     approx, mc, se = _compare(z0, zb, theta_h, dip)
     assert (approx >= mc - 3 * se).all(), (approx, mc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from alerts.conditions import ConditionKind, Priority
 from alerts.early_warning import FAILURE_LEVEL, EarlyWarningConfig, attach_early_warnings
@@ -64,6 +65,7 @@ def run(engine: AlarmEngine, t: np.ndarray, x: np.ndarray, slot: int = 0, chunk:
     return changes
 
 
+@pytest.mark.deep
 def test_a_filling_tank_is_warned_once_hours_before_h_with_a_band_holding_the_truth():
     engine, _ = engine_for(tank())
     t, x = fill_then_hold()
@@ -88,6 +90,7 @@ def test_a_filling_tank_is_warned_once_hours_before_h_with_a_band_holding_the_tr
     assert all("预计" in c.message and "高限" in c.message for c in raised)
 
 
+@pytest.mark.deep
 def test_by_default_a_routine_fill_is_not_warned_but_an_overfill_is_warned_before_h():
     rng = np.random.default_rng(9)
     t = T0 + np.arange(20 * 60) * MIN
@@ -103,6 +106,7 @@ def test_by_default_a_routine_fill_is_not_warned_but_an_overfill_is_warned_befor
     assert first.active and first.level == "H" and 1.5 * HOUR <= crossing - first.time_ms <= 2.1 * HOUR
 
 
+@pytest.mark.deep
 def test_a_rainstorm_on_a_pond_is_warned_by_the_short_channel_hours_ahead():
     pond = Sensor(
         id="PL-1", site="s1", name="库水位", kind="pond_level", unit="m", range=(0.0, 50.0),
@@ -120,6 +124,7 @@ def test_a_rainstorm_on_a_pond_is_warned_by_the_short_channel_hours_ahead():
     assert changes[0].time_ms > T0 + 40 * HOUR  # nothing during the quiet 40 h
 
 
+@pytest.mark.deep
 def test_streaming_minute_by_minute_equals_one_batch():
     t, x = fill_then_hold(hours=30)
     one, _ = engine_for(tank())
@@ -129,6 +134,7 @@ def test_streaming_minute_by_minute_equals_one_batch():
     assert a == b and len(a) >= 1
 
 
+@pytest.mark.deep
 def test_sensors_without_the_forecast_flag_and_steady_noise_give_no_warning():
     engine, _ = engine_for(tank("LT-1", forecast=False), tank("LT-2"))
     rng = np.random.default_rng(3)
@@ -140,6 +146,7 @@ def test_sensors_without_the_forecast_flag_and_steady_noise_give_no_warning():
     assert [c for c in changes if c.kind == EW] == []
 
 
+@pytest.mark.deep
 def test_a_warning_clears_some_hours_after_the_fill_stops():
     engine, _ = engine_for(tank())
     rng = np.random.default_rng(5)
@@ -155,6 +162,7 @@ def test_a_warning_clears_some_hours_after_the_fill_stops():
     assert sum(1 for c in changes if c.active and c.time_ms > cleared[0].time_ms) == 0
 
 
+@pytest.mark.deep
 def test_restart_with_an_active_warning_sends_no_new_raise_only_updates():
     t, x = fill_then_hold()
     engine, _ = engine_for(tank())
@@ -169,6 +177,7 @@ def test_restart_with_an_active_warning_sends_no_new_raise_only_updates():
     assert restarted.forecaster.active[0]
 
 
+@pytest.mark.deep
 def test_silent_trend_lapses_on_the_clock():
     engine, _ = engine_for(tank())
     t, x = fill_then_hold()
@@ -182,6 +191,7 @@ def test_silent_trend_lapses_on_the_clock():
     assert len(off) == 1 and off[0].time_ms > last + 2 * HOUR  # tau (2 h) of silence, then 15 min
 
 
+@pytest.mark.deep
 def test_accelerating_creep_gets_a_failure_time_forecast():
     disp = Sensor(
         id="GNSS-1", site="s1", name="坝顶位移", kind="displacement", unit="mm", range=(-500.0, 2000.0),

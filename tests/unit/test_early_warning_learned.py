@@ -154,6 +154,7 @@ def _days(changes: list[ConditionChange]) -> set[int]:
     return {(c.time_ms - T0) // DAY for c in changes}
 
 
+@pytest.mark.deep
 def test_routine_excursions_close_to_h_raise_nothing_once_learned_but_the_trend_alone_warns(
     series, learned, trend_only
 ):
@@ -204,6 +205,7 @@ def often_near_h() -> Run:
     return Run([tank("LT-3")], readings({0: (t, 15.5 + w)}), learn=True)
 
 
+@pytest.mark.deep
 def test_evidence_says_which_model_gave_the_chance_and_carries_its_keys(learned, trend_only, often_near_h):
     reverting = [c for c in often_near_h.raised("LT-3") if c.forecast["model"] == MODEL_REVERTING]
     assert reverting, "no warning from the learned behaviour"
@@ -248,6 +250,7 @@ def _level_profile(persist_s: float) -> EarlyWarningConfig:
     return EarlyWarningConfig(profiles={**WARN_PROFILES, "level": WarnProfile(LEVEL.p_warn, persist_s)})
 
 
+@pytest.mark.deep
 def test_a_chance_above_the_threshold_for_less_than_the_persistence_raises_nothing():
     """A routine fill that stops at 14.33 m: the trend's chance of H within 2 h passes 70 % for about half
     an hour. Judged with a persistence longer than that, nothing is raised; with one exactly as long, it

@@ -229,6 +229,7 @@ def test_stuck_after_s_is_read_per_sensor():
 
 
 @pytest.mark.parametrize("declared", [0.0, 0.05])
+@pytest.mark.deep
 def test_a_quantised_gauge_in_a_slow_fill_is_not_stuck_between_its_steps(declared):
     # 0.25 m/h read at 5 cm resolution: the reading steps every 12 minutes; declared or learned
     eng, _ = engine_for(sensor("LT", resolution=declared))
@@ -446,6 +447,7 @@ def feed(engine: AlarmEngine, batch: ReadingBatch, cuts: list[int], clock: list[
 
 
 @pytest.mark.parametrize("seed", range(12))
+@pytest.mark.deep
 def test_shortcuts_raise_exactly_what_full_evaluation_raises(seed):
     rng = np.random.default_rng(seed)
     index = random_fleet(rng)
@@ -490,6 +492,7 @@ def test_shortcuts_raise_exactly_what_full_evaluation_raises(seed):
 
 
 @pytest.mark.parametrize("seed", range(4))
+@pytest.mark.deep
 def test_one_reading_at_a_time_raises_what_one_big_batch_raises(seed):
     rng = np.random.default_rng(100 + seed)
     index = random_fleet(rng)

@@ -140,6 +140,7 @@ def test_malformed_chains_are_refused(steps):
         Chain(steps)
 
 
+@pytest.mark.deep
 def test_the_example_rosters_answer_every_step_of_the_critical_chain():
     from pathlib import Path
 

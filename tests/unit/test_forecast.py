@@ -393,6 +393,7 @@ def level_fleet() -> tuple[Run, np.ndarray]:
     return run, T0 + (16.5 - start) / rate
 
 
+@pytest.mark.deep
 def test_noise_and_small_random_walks_raise_no_warning(level_fleet: tuple[Run, np.ndarray]) -> None:
     """1000 flat noisy sensors and 1000 random walks, 2 days of 1-min samples: no warning at all."""
     run, _ = level_fleet
@@ -485,6 +486,7 @@ def slow_fleet() -> tuple[Run, np.ndarray, Callable[[float], np.ndarray]]:
     return run, crossing, clean
 
 
+@pytest.mark.deep
 def test_daily_cycles_raise_no_warning_over_five_days(slow_fleet: tuple[Run, np.ndarray, Callable]) -> None:
     """LPG sphere pressure (H 1.45 / HH 1.6 MPa) and tank temperatures follow the weather: no warnings,
     with the kinds' horizons (pressure 2 h, temperature 24 h) and with 24 h for the spheres too."""

@@ -183,6 +183,7 @@ def reference(path: Path, k: int) -> AlarmJournal:
     return j
 
 
+@pytest.mark.deep
 def test_sigkill_mid_write_loses_nothing_committed_and_half_of_nothing(tmp_path):
     db = tmp_path / "crash.sqlite"
     code = f"import tests.unit.test_journal as t; t.crash_child({str(db)!r})"

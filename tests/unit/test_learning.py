@@ -111,6 +111,7 @@ def schedule_run():
     return fits, attempts, ew
 
 
+@pytest.mark.deep
 def test_first_fit_an_hour_after_the_first_reading_then_after_half_the_span_at_least_daily(schedule_run):
     fits, _, ew = schedule_run
     times = np.array([f[0] for f in fits])
@@ -160,6 +161,7 @@ def _backtest(
     return installed
 
 
+@pytest.mark.deep
 def test_the_model_fitted_at_t_is_the_same_whether_or_not_later_readings_exist():
     """Three days of two tanks every 10 minutes with a daily cycle; from T = 32 h 10 min (a scheduled
     refit) the tanks do something else entirely (+5 m and a ramp), starting with a reading at exactly T.

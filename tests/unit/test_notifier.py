@@ -155,6 +155,7 @@ def test_acknowledging_on_the_console_cancels_what_still_waits(h):
     assert h.outbox.backlog()["waiting_notifications"] == 0
 
 
+@pytest.mark.deep
 def test_a_flood_of_500_alarms_becomes_a_few_merged_texts_that_count_them(h):
     for i in range(500):
         h.raise_alarm(f"FLOOD-{i:03d}")

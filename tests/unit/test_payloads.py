@@ -19,6 +19,7 @@ from ingest.payloads import (
     parse_timestamp_ms,
 )
 from sensors.index import SensorIndex
+from tests.support.profile import examples
 from tests.unit.conftest import make_registry
 
 NOW = 1_795_392_000_000  # 2026-11-23T08:00:00+08:00
@@ -226,7 +227,7 @@ def _expected_valid(item: object, top_ts: object) -> bool:
     return NOW - 3600_000 <= ts <= NOW + 300_000
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(250), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(docs=st.lists(payload_docs, min_size=1, max_size=6))
 def test_generated_payloads_never_crash_and_every_item_is_either_stored_or_counted(docs):
     messages = [msg(d) for d in docs]
@@ -255,7 +256,7 @@ def test_generated_payloads_never_crash_and_every_item_is_either_stored_or_count
     assert set(r.reject_counts) <= {x.name for x in RejectReason}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(raw=st.binary(max_size=600), topic=st.text(max_size=60))
 def test_arbitrary_bytes_on_arbitrary_topics_never_crash_and_are_counted(raw, topic):
     good = msg({"ts": NOW, "readings": [{"sensor": "S1", "v": 5.0}]})
@@ -266,7 +267,7 @@ def test_arbitrary_bytes_on_arbitrary_topics_never_crash_and_are_counted(raw, to
     assert len(values) - 2 + sum(r.reject_counts.values()) >= 1
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(values=st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=1, max_size=50))
 def test_finite_values_survive_decoding_bit_for_bit(values):
     payload = {"ts": NOW, "readings": [{"sensor": "S1", "v": v} for v in values]}

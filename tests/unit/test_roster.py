@@ -28,6 +28,7 @@ from alerts.roster import (
     on_duty_all,
     rotation_cycle,
 )
+from tests.support.profile import examples
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY = Shift("day", time(8), time(20))
@@ -385,7 +386,7 @@ instants = st.integers(0, 366 * 24 * 3600).map(
 )
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=examples(120), deadline=None)
 @given(covering_rosters(), instants)
 def test_a_rota_covering_24h_always_has_someone_on_duty(r: Roster, at: datetime) -> None:
     for role, people in on_duty_all(r, at).items():
@@ -393,7 +394,7 @@ def test_a_rota_covering_24h_always_has_someone_on_duty(r: Roster, at: datetime)
         assert people, (role, at)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(covering_rosters(), instants, st.lists(st.floats(0, 1, exclude_max=True), min_size=5, max_size=5))
 def test_duty_changes_only_at_the_instants_next_change_reports(
     r: Roster, at: datetime, fractions: list[float]
@@ -422,7 +423,7 @@ DST_NIGHTS = [
 ]
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(
     st.sets(st.integers(6, 14) | st.integers(0, 24 * 4 - 1), min_size=2, max_size=4),  # 01:30-03:30 often
     st.sampled_from(DST_NIGHTS),

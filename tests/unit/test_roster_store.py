@@ -115,6 +115,7 @@ def test_an_invalid_override_changes_nothing(store: RosterStore, examples) -> No
     assert len(store.audit_log()) == 1
 
 
+@pytest.mark.deep
 def test_import_yaml_replaces_the_stored_rosters(store: RosterStore, examples, tmp_path: Path) -> None:
     changes = store.import_yaml(EXAMPLE_ROSTERS, user="admin")
     assert set(changes) == set(examples) and all(c == ["created"] for c in changes.values())

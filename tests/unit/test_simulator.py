@@ -163,6 +163,7 @@ def test_tank_level_fills_and_draws_at_plausible_rates(registry: Registry) -> No
     assert rate_m_per_h.max() < 0.5  # 0.15-0.35 m/h plus gauge noise (DOMAIN §7.1)
 
 
+@pytest.mark.deep
 def test_gas_baseline_near_zero_with_noise_clipped_at_zero(registry: Registry) -> None:
     model = FleetModel(registry, seed=5)
     values = run(model, times=NOV + np.arange(0, 3 * 3600, 3.0))

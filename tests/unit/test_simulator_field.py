@@ -129,6 +129,7 @@ def test_classic_is_the_default_and_has_no_field_physics(registry: Registry) -> 
     assert default.field is None and default.silent(MON) is None and default.devices_down(MON) is None
 
 
+@pytest.mark.deep
 def test_field_fleet_is_deterministic_by_seed(registry: Registry) -> None:
     times = MON + np.arange(0, 2 * DAY, 300.0)
     a, b, c = (FleetModel(registry, seed=s, realism=FIELD) for s in (7, 7, 8))
@@ -138,6 +139,7 @@ def test_field_fleet_is_deterministic_by_seed(registry: Registry) -> None:
     assert not np.array_equal(va, vc)
 
 
+@pytest.mark.deep
 def test_switching_a_feature_off_changes_only_what_it_does(registry: Registry) -> None:
     times = MON + np.arange(0, 3 * DAY, 300.0)
     full = FleetModel(registry, seed=2, realism=FIELD)
@@ -153,11 +155,13 @@ DEC = datetime(2026, 12, 7, tzinfo=TZ).timestamp()
 
 
 @pytest.mark.parametrize("start", [MON, DEC], ids=["july", "december"])
+@pytest.mark.deep
 def test_field_fleet_stays_inside_its_limits_for_a_week(registry: Registry, start: float) -> None:
     model = FleetModel(registry, seed=1, realism=FIELD)
     assert_inside_limits(model, run(model, start + np.arange(0, 7 * DAY, 300.0)))
 
 
+@pytest.mark.deep
 def test_generated_field_fleet_is_quiet_too() -> None:
     model = FleetModel(generate_registry(8, 40, seed=3), seed=3, realism=FIELD)
     assert_inside_limits(model, run(model, MON + np.arange(0, 2 * DAY, 300.0)))
@@ -166,6 +170,7 @@ def test_generated_field_fleet_is_quiet_too() -> None:
 # ---- coloured noise and bursts
 
 
+@pytest.mark.deep
 def test_ar_noise_has_the_lag1_autocorrelation_of_its_time_constant(registry: Registry) -> None:
     """The AR part is added on top of the unchanged classic draws: the difference is the AR(1) path."""
     dt = 300.0
@@ -183,6 +188,7 @@ def test_ar_noise_has_the_lag1_autocorrelation_of_its_time_constant(registry: Re
     assert kurtosis > 4.0  # Student-t (ν = 4) innovations: heavier tails than a normal's 3
 
 
+@pytest.mark.deep
 def test_gas_bursts_are_upward_heavy_tailed_and_revert(registry: Registry) -> None:
     times = MON + np.arange(0, 10 * DAY, 180.0)
     i = slot(FleetModel(registry), "GT-1")
@@ -197,6 +203,7 @@ def test_gas_bursts_are_upward_heavy_tailed_and_revert(registry: Registry) -> No
 # ---- operating modes
 
 
+@pytest.mark.deep
 def test_a_stopped_machine_reads_no_flow_and_a_started_one_its_running_flow(registry: Registry) -> None:
     times = MON + np.arange(0, 4 * DAY, 120.0)
     model = FleetModel(registry, seed=6, realism=Realism.parse("modes"))
@@ -210,6 +217,7 @@ def test_a_stopped_machine_reads_no_flow_and_a_started_one_its_running_flow(regi
     assert all(at[t + 600] > 0.5 * running for t in starts)  # and back at its running flow after a start
 
 
+@pytest.mark.deep
 def test_sensors_of_one_machine_share_its_modes(registry: Registry) -> None:
     times = MON + np.arange(0, 4 * DAY, 120.0)
     model = FleetModel(registry, seed=6, realism=Realism.parse("modes"))
@@ -224,6 +232,7 @@ def test_sensors_of_one_machine_share_its_modes(registry: Registry) -> None:
     assert temp.max() < 150.0
 
 
+@pytest.mark.deep
 def test_a_pump_stop_drops_its_discharge_pressure_by_the_head(registry: Registry) -> None:
     times = MON + np.arange(0, 4 * DAY, 120.0)
     model = FleetModel(registry, seed=8, realism=Realism.parse("modes"))
@@ -243,6 +252,7 @@ def test_a_pump_stop_drops_its_discharge_pressure_by_the_head(registry: Registry
     assert p.min() > 1.0 and p.max() < 3.0  # both modes inside L..H
 
 
+@pytest.mark.deep
 def test_batch_reactor_heats_holds_below_h_and_rests_at_the_weekend(registry: Registry) -> None:
     times = MON + np.arange(0, 7 * DAY, 120.0)
     model = FleetModel(registry, seed=9, realism=Realism.parse("modes"))
@@ -257,6 +267,7 @@ def test_batch_reactor_heats_holds_below_h_and_rests_at_the_weekend(registry: Re
     assert 30.0 < rise_c_per_h.max() < 47.0  # steam heating at 30-45 °C/h (plus noise)
 
 
+@pytest.mark.deep
 def test_heated_tank_saw_tooths_between_its_thermostat_switch_points(registry: Registry) -> None:
     times = MON + np.arange(0, 3 * DAY, 120.0)
     model = FleetModel(registry, seed=20, realism=Realism.parse("modes"))
@@ -270,6 +281,7 @@ def test_heated_tank_saw_tooths_between_its_thermostat_switch_points(registry: R
     assert flips > 10  # many heating and cooling half-cycles in three days
 
 
+@pytest.mark.deep
 def test_tanks_fill_to_their_normal_fill_height_and_are_drawn_only_on_day_shifts(registry: Registry) -> None:
     times = MON + np.arange(0, 14 * DAY, 300.0)
     model = FleetModel(registry, seed=10, realism=Realism.parse("modes"))
@@ -285,6 +297,7 @@ def test_tanks_fill_to_their_normal_fill_height_and_are_drawn_only_on_day_shifts
     assert falling.any() and not (falling & ~trucks_come).any()
 
 
+@pytest.mark.deep
 def test_setpoint_moves_settle_at_the_new_level(registry: Registry) -> None:
     times = MON + np.arange(0, 30 * DAY, 900.0)
     i = slot(FleetModel(registry), "R1-TT")
@@ -350,6 +363,7 @@ def test_wet_season_showers_are_heavier_tailed_and_stay_ordinary(registry: Regis
 # ---- maintenance and gaps
 
 
+@pytest.mark.deep
 def test_maintenance_takes_a_sensor_off_line_and_brings_it_back_offset(registry: Registry) -> None:
     times = MON + np.arange(0, 60 * DAY, 1800.0)
     model = FleetModel(registry, seed=15, realism=Realism.parse("maintenance"))
@@ -386,6 +400,7 @@ def readings_by_sensor(sim: Simulation, n_ticks: int) -> tuple[dict[str, list[fl
     return seen, status
 
 
+@pytest.mark.deep
 def test_a_gap_produces_no_readings_for_its_length(registry: Registry) -> None:
     sim = Simulation(registry, start_s=MON, seed=16, realism=Realism.parse("gaps"), tick_s=120.0)
     seen, status = readings_by_sensor(sim, 6 * 720)  # six days of 2-min ticks

@@ -232,6 +232,7 @@ def test_run_fleet_stops_at_count() -> None:
     assert summary["messages"] == 25 and summary["stopped_by"] == "count"
 
 
+@pytest.mark.deep
 def test_run_fleet_never_runs_ahead_of_the_wall_clock() -> None:
     start = time.time() - 2.4  # ticks at -2.4, -1.4, -0.4 s run at once; the one at +0.6 s must wait
     sim = Simulation(small_fleet(), start_s=start)
@@ -242,6 +243,7 @@ def test_run_fleet_never_runs_ahead_of_the_wall_clock() -> None:
     assert summary["last_ts_ms"] <= time.time() * 1000
 
 
+@pytest.mark.deep
 def test_run_fleet_honours_speed_and_rate() -> None:
     sim = Simulation(small_fleet(), start_s=math.floor(time.time()) - 3600)
     t0 = time.monotonic()

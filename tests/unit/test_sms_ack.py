@@ -23,6 +23,7 @@ from alerts.sms_ack import (
     roster_may_ack,
 )
 from sensors.registry import load_registry
+from tests.support.profile import examples
 
 ROOT = Path(__file__).resolve().parents[2]
 ROSTERS = load_rosters(ROOT / "sensors/examples/rosters")
@@ -250,7 +251,9 @@ def test_roster_may_ack_is_own_site_or_regulator_jurisdiction_only():
     assert not may_ack(operator, "no-such-site")
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(phone=st.text(max_size=20), text=st.text(max_size=200))
 def test_any_sender_and_text_never_raise(acker, phone, text):
     out = acker.on_mo(phone, text, REPLIED)

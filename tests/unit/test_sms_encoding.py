@@ -22,6 +22,7 @@ from alerts.sms.encoding import (
     reassemble,
     sms_length,
 )
+from tests.support.profile import examples
 
 
 def test_ascii_alarm_is_one_gsm7_sms_without_udh():
@@ -121,7 +122,7 @@ texts = st.text(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(texts, st.integers(0, 255))
 def test_parts_reassemble_and_fit(text, ref):
     enc = encode_sms(text, reference=ref)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 
+import pytest
+
 from alerts.conditions import Priority
 from alerts.escalation import Notification
 from alerts.sms.gateway import (
@@ -144,6 +146,7 @@ def test_acknowledged_alarms_are_cancelled_before_they_are_sent(tmp_path):
     assert box.messages()[0]["covers"] == 1 and mid
 
 
+@pytest.mark.deep
 def test_a_flood_of_500_alarms_to_three_officers_is_a_handful_of_texts_each(tmp_path):
     box, gw = SmsOutbox(tmp_path / "sms.sqlite"), FakeSmsGateway()
     phones = [WANG, "+8613800138002", "+8613800138003"]

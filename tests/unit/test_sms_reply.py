@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alerts.sms_reply import MAX_REPLY_CHARS, ParseError, Reply, parse_reply
+from tests.support.profile import examples
 
 
 @pytest.mark.parametrize(
@@ -86,7 +87,7 @@ def test_too_many_numbers_is_refused():
     assert "too many" in result.reason
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.one_of(st.text(max_size=600), st.text(alphabet="1确认Aa0239 ,，、：:;\u3000１Ａ。收到\n", max_size=40))
 )
@@ -98,7 +99,7 @@ def test_any_text_gives_a_reply_or_a_parse_error_and_never_raises(text):
         assert all(a.startswith("A") and len(a) >= 7 for a in result.alarm_ids)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=999_999), min_size=1, max_size=5, unique=True))
 def test_numbers_survive_full_width_and_mixed_separators(numbers):
     fullwidth = str.maketrans("0123456789A", "０１２３４５６７８９Ａ")

@@ -141,6 +141,7 @@ def test_writer_batches_by_size_and_acks_only_after_the_write(tmp_path):
     w.stop()
 
 
+@pytest.mark.deep
 def test_writer_spools_while_influx_is_down_acks_anyway_and_replays_in_order(tmp_path):
     store = FakeStore()
     w, stats = make_writer(tmp_path, store, max_points=50)

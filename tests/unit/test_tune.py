@@ -139,6 +139,7 @@ def replay_with(sensor: Sensor, setting: Setting, data, end: int) -> list:
     return [c for c in changes if c.active and c.kind in DELAYED_COLS and c.time_ms < end]
 
 
+@pytest.mark.deep
 def test_a_chattering_alarm_gets_a_setting_that_stops_the_chatter_when_the_engine_reruns_with_it(verdicts):
     by_id, data, end = verdicts
     chat = by_id["CHAT"]
@@ -175,6 +176,7 @@ def test_too_little_data_is_said_instead_of_a_suggestion(verdicts):
     assert short.observed_days == pytest.approx(1.0, abs=0.01) and "1.0 days" in short.message
 
 
+@pytest.mark.deep
 def test_a_delay_that_would_hide_short_hh_crossings_is_never_suggested(verdicts):
     by_id, data, end = verdicts
     blip = by_id["BLIP"]
@@ -186,6 +188,7 @@ def test_a_delay_that_would_hide_short_hh_crossings_is_never_suggested(verdicts)
     assert blip.closest.missed == 0 and blip.closest.activations["HH"] == 3 * DAYS
 
 
+@pytest.mark.deep
 def test_slicing_the_history_into_windows_and_small_engine_calls_gives_the_same_verdicts(monkeypatch):
     data, _ = history()
     index = SensorIndex.build(registry(SENSORS[0], SENSORS[2]))

@@ -22,6 +22,7 @@ ARGS = [
 ]  # fmt: skip
 
 
+@pytest.mark.deep
 def test_hours_of_readings_are_too_little_for_a_suggestion_and_the_table_says_so(capsys):
     assert main([*ARGS, "--quiet"]) == 0
     out = capsys.readouterr().out
@@ -39,6 +40,7 @@ def test_hours_of_readings_are_too_little_for_a_suggestion_and_the_table_says_so
     assert "    warnings per threshold: 0.5: " in out
 
 
+@pytest.mark.deep
 def test_json_gives_one_object_per_selected_sensor_with_what_the_current_setting_raised(capsys):
     assert main([*ARGS, "--quiet", "--json", "--min-days", "0.05", "--sensor", "GT-111", "GT-113"]) == 0
     captured = capsys.readouterr()
@@ -110,6 +112,7 @@ def tank_farm(tmp_path: Path, forecast: bool, days: int = 6) -> list[str]:
     return ["tune", "--registry", str(reg), "--readings", str(csv), "--quiet"]
 
 
+@pytest.mark.deep
 def test_a_forecast_kind_gets_a_warning_threshold_from_the_probabilities_replayed_on_its_history(
     tmp_path, capsys
 ):
@@ -138,6 +141,7 @@ def test_a_forecast_kind_gets_a_warning_threshold_from_the_probabilities_replaye
     assert other["reason"].startswith("not available")
 
 
+@pytest.mark.deep
 def test_without_forecast_sensors_the_warning_threshold_is_not_available(tmp_path, capsys):
     args = tank_farm(tmp_path, forecast=False, days=1)
     assert main(args) == 0
@@ -152,6 +156,7 @@ def test_without_forecast_sensors_the_warning_threshold_is_not_available(tmp_pat
         assert row["warning_threshold"]["reason"].startswith("not available: no selected sensor")
 
 
+@pytest.mark.deep
 def test_from_influx_the_forecast_readings_kept_while_tuning_give_the_same_thresholds_as_the_csv(
     tmp_path, capsys, monkeypatch
 ):
