@@ -28,10 +28,10 @@ from alerts.metrics import (
     eemua_report,
 )
 from alerts.mqtt_out import PahoEventTransport
-from alerts.notifier import Notifier
+from alerts.notify.notifier import Notifier
+from alerts.notify.roster_store import RosterStore
 from alerts.outbox import EventOutbox, OutboxRunner
 from alerts.pipeline import ADVANCE, EXPIRE_SHELVES, REFRESH_FORECASTS, AlarmPipeline
-from alerts.roster_store import RosterStore
 from alerts.stats import AlarmStats
 from ingest.store import StorageError
 

@@ -14,22 +14,22 @@ from alerts.engine import AlarmEngine
 from alerts.journal import AlarmBook, AlarmJournal
 from alerts.learning import BehaviourLearner, HistorySource
 from alerts.mqtt_out import PahoEventTransport
-from alerts.notifier import Notifier
+from alerts.notify.channels.gateway import SmsGateway
+from alerts.notify.channels.kannel import KannelSmsGateway
+from alerts.notify.channels.smpp import SmppSmsGateway
+from alerts.notify.channels.webhook import RobotWebhook
+from alerts.notify.notifier import Notifier
+from alerts.notify.roster import duty_lookup
+from alerts.notify.roster_store import RosterStore
+from alerts.notify.roster_yaml import RosterError
+from alerts.notify.routing_yaml import load_routing
+from alerts.notify.sms_ack import SmsAcknowledger, people_by_phone_from, roster_may_ack
+from alerts.notify.sms_outbox import SmsOutbox
+from alerts.notify.sms_plan import Policy
+from alerts.notify.sms_render import AlarmDescriber
 from alerts.outbox import EventOutbox, OutboxRunner
 from alerts.pipeline import AlarmPipeline, WorkQueue
-from alerts.roster import duty_lookup
-from alerts.roster_store import RosterStore
-from alerts.roster_yaml import RosterError
-from alerts.routing_yaml import load_routing
 from alerts.service import AlarmService
-from alerts.sms.gateway import SmsGateway
-from alerts.sms.kannel import KannelSmsGateway
-from alerts.sms.smpp import SmppSmsGateway
-from alerts.sms.webhook import RobotWebhook
-from alerts.sms_ack import SmsAcknowledger, people_by_phone_from, roster_may_ack
-from alerts.sms_outbox import SmsOutbox
-from alerts.sms_plan import Policy
-from alerts.sms_render import AlarmDescriber
 from alerts.stats import AlarmStats
 from hazmon.config import Settings
 from ingest.collector import MqttCollector

@@ -22,7 +22,7 @@ def _configure_logging(level: str) -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # httpx logs every request's URL at INFO: each InfluxDB write, and Kannel's password in sendsms
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    from alerts.sms.webhook import RedactWebhookSecrets
+    from alerts.notify.channels.webhook import RedactWebhookSecrets
 
     logging.getLogger("uvicorn.access").addFilter(RedactWebhookSecrets())  # Kannel's callback token
 

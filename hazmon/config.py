@@ -44,7 +44,9 @@ class Settings(BaseSettings):
 
     # ---- notifications (SMS to the officers on duty; docs/design.md decision 4)
     rosters: Path | None = EXAMPLE_ROSTERS  # YAML file or folder imported into the roster store at start
-    routing: Path | None = None  # escalation chains (alerts/routing_yaml.py); default: the built-in ones
+    routing: Path | None = (
+        None  # escalation chains (alerts/notify/routing_yaml.py); default: the built-in ones
+    )
     sms_gateway: Literal["none", "kannel", "smpp"] = "none"
     kannel_sendsms_url: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
     kannel_username: str = "hazmon"

@@ -14,9 +14,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 
-from alerts.notifier import Notifier
-from alerts.roster import Role, find_duty
-from alerts.sms.kannel import CallbackRefused, KannelSmsGateway, parse_query
+from alerts.notify.channels.kannel import CallbackRefused, KannelSmsGateway, parse_query
+from alerts.notify.notifier import Notifier
+from alerts.notify.roster import Role, find_duty
 from api.auth.deps import PrincipalDep, check_site, current_principal, require
 from api.auth.model import Action
 from api.deps import ServiceDep, site_map

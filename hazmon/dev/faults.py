@@ -11,11 +11,11 @@ import os
 import signal
 from pathlib import Path
 
-from alerts.sms.gateway import SendResult, SmsGateway
+from alerts.notify.channels.gateway import SendResult, SmsGateway
 
 logger = logging.getLogger(__name__)
 
-#: the points the code offers (alerts/notifier.py and CrashingGateway below)
+#: the points the code offers (alerts/notify/notifier.py and CrashingGateway below)
 POINTS = ("sms_after_enqueue", "sms_after_plan", "sms_before_send", "sms_after_send")
 
 

@@ -11,15 +11,15 @@ import time
 import pytest
 from fastapi import FastAPI
 
-from alerts.sms.encoding import DCS_UCS2, concat_info, reassemble
-from alerts.sms.gateway import (
+from alerts.notify.channels.encoding import DCS_UCS2, concat_info, reassemble
+from alerts.notify.channels.gateway import (
     CallbackListener,
     DeliveryStatus,
     GatewayUnavailable,
     MessageRejected,
 )
-from alerts.sms.kannel import KannelSmsGateway
-from alerts.sms.smpp import SmppSmsGateway
+from alerts.notify.channels.kannel import KannelSmsGateway
+from alerts.notify.channels.smpp import SmppSmsGateway
 from api.routers.sms import kannel_router
 from hazmon.devservers import free_port
 from tests.support.smsservers import KannelServer, SmppSimulator, ensure_kannel_installed

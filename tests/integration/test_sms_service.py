@@ -13,7 +13,7 @@ import time
 import orjson
 import pytest
 
-from alerts.sms.encoding import DCS_UCS2, reassemble
+from alerts.notify.channels.encoding import DCS_UCS2, reassemble
 from sensors.registry import load_registry
 from simulators.incidents import parse_incident
 from simulators.stream import Simulation

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from alerts.sms.gateway import GatewayUnavailable
-from alerts.sms.webhook import RobotWebhook
+from alerts.notify.channels.gateway import GatewayUnavailable
+from alerts.notify.channels.webhook import RobotWebhook
 from hazmon.devservers import free_port
 from tests.support.web import FakeWecomRobot, Uvicorn
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from alerts.sms.encoding import encode_sms
-from alerts.sms.gateway import SendResult, SmsError, SmsGateway
+from alerts.notify.channels.encoding import encode_sms
+from alerts.notify.channels.gateway import SendResult, SmsError, SmsGateway
 
 
 class FakeSmsGateway(SmsGateway):

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from alerts.conditions import EVENT_TYPE, Priority
-from alerts.sms.encoding import DCS_UCS2, concat_info, reassemble
+from alerts.notify.channels.encoding import DCS_UCS2, concat_info, reassemble
 from tests.support.events import MonotonicMs
 from tests.support.publisher import TestPublisher
 from tests.support.service import HazmonProcess

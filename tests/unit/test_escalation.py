@@ -7,7 +7,8 @@ from dataclasses import dataclass, replace
 import pytest
 
 from alerts.conditions import ConditionChange, ConditionKind, Priority
-from alerts.escalation import (
+from alerts.lifecycle import acknowledge, apply_condition, shelve
+from alerts.notify.escalation import (
     OPERATOR,
     PRINCIPAL,
     REGULATOR_DUTY,
@@ -18,7 +19,6 @@ from alerts.escalation import (
     due_notifications,
     next_due_ms,
 )
-from alerts.lifecycle import acknowledge, apply_condition, shelve
 
 T0 = 1_795_392_000_000
 MIN = 60_000
@@ -144,9 +144,9 @@ def test_malformed_chains_are_refused(steps):
 def test_the_example_rosters_answer_every_step_of_the_critical_chain():
     from pathlib import Path
 
-    from alerts.escalation import DEFAULT_CHAINS
-    from alerts.roster import duty_lookup
-    from alerts.roster_yaml import load_rosters
+    from alerts.notify.escalation import DEFAULT_CHAINS
+    from alerts.notify.roster import duty_lookup
+    from alerts.notify.roster_yaml import load_rosters
     from sensors.registry import load_registry
 
     examples = Path(__file__).resolve().parents[2] / "sensors" / "examples"

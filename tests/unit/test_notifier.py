@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 
 from alerts.conditions import ConditionChange, ConditionKind, Priority
-from alerts.escalation import Chain, Routing, Step
 from alerts.journal import AlarmBook, AlarmJournal
 from alerts.lifecycle import AlarmRaised, AlarmState
-from alerts.notifier import Notifier
-from alerts.roster import Role, duty_lookup, find_duty
-from alerts.roster_yaml import load_rosters
-from alerts.sms.gateway import GatewayUnavailable, MessageRejected, SendResult, SmsGateway
-from alerts.sms_ack import SmsAcknowledger, people_by_phone_from, roster_may_ack
-from alerts.sms_outbox import SmsOutbox
-from alerts.sms_plan import Policy
-from alerts.sms_render import AlarmDescriber, english_line
+from alerts.notify.channels.gateway import GatewayUnavailable, MessageRejected, SendResult, SmsGateway
+from alerts.notify.escalation import Chain, Routing, Step
+from alerts.notify.notifier import Notifier
+from alerts.notify.roster import Role, duty_lookup, find_duty
+from alerts.notify.roster_yaml import load_rosters
+from alerts.notify.sms_ack import SmsAcknowledger, people_by_phone_from, roster_may_ack
+from alerts.notify.sms_outbox import SmsOutbox
+from alerts.notify.sms_plan import Policy
+from alerts.notify.sms_render import AlarmDescriber, english_line
 from sensors.registry import load_registry
 from tests.support.fake_sms import FakeSmsGateway
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from alerts.roster import (
+from alerts.notify.roster import (
     Jurisdiction,
     Override,
     Person,

@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from alerts.roster import Override, Role, RosterValueError, on_duty
-from alerts.roster_store import RosterStore, RosterTx, UnknownRoster, describe_changes
-from alerts.roster_yaml import RosterError, load_rosters
+from alerts.notify.roster import Override, Role, RosterValueError, on_duty
+from alerts.notify.roster_store import RosterStore, RosterTx, UnknownRoster, describe_changes
+from alerts.notify.roster_yaml import RosterError, load_rosters
 
 EXAMPLE_ROSTERS = Path(__file__).resolve().parents[2] / "sensors" / "examples" / "rosters"
 

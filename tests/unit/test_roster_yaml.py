@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from alerts.roster import Jurisdiction, Role, duty_for_site, find_duty, next_change, on_duty
-from alerts.roster_yaml import RosterError, load_rosters, parse_rosters_text
+from alerts.notify.roster import Jurisdiction, Role, duty_for_site, find_duty, next_change, on_duty
+from alerts.notify.roster_yaml import RosterError, load_rosters, parse_rosters_text
 from sensors import load_registry
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "sensors" / "examples"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from alerts.conditions import Priority
-from alerts.escalation import DEFAULT_CHAINS, Chain, Step
 from alerts.lifecycle import Alarm
-from alerts.routing_yaml import RoutingError, load_routing, parse_routing
+from alerts.notify.escalation import DEFAULT_CHAINS, Chain, Step
+from alerts.notify.routing_yaml import RoutingError, load_routing, parse_routing
 
 TEXT = """
 chains:

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from alerts.conditions import ConditionChange, ConditionKind, Priority
 from alerts.journal import AlarmBook, AlarmJournal
 from alerts.lifecycle import AlarmRaised
-from alerts.roster import Role, find_duty
-from alerts.roster_yaml import load_rosters
-from alerts.sms_ack import (
+from alerts.notify.roster import Role, find_duty
+from alerts.notify.roster_yaml import load_rosters
+from alerts.notify.sms_ack import (
     Reason,
     SmsAcknowledger,
     Status,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.sms.encoding import (
+from alerts.notify.channels.encoding import (
     DCS_GSM7,
     DCS_UCS2,
     ESM_UDHI,

@@ -5,8 +5,13 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from alerts.sms.gateway import CallbackListener, DeliveryStatus, GatewayUnavailable, MessageRejected
-from alerts.sms.kannel import CallbackRefused, KannelSmsGateway, parse_dlr, parse_mo, parse_query
+from alerts.notify.channels.gateway import (
+    CallbackListener,
+    DeliveryStatus,
+    GatewayUnavailable,
+    MessageRejected,
+)
+from alerts.notify.channels.kannel import CallbackRefused, KannelSmsGateway, parse_dlr, parse_mo, parse_query
 
 
 def _gateway(handler, **kw) -> KannelSmsGateway:

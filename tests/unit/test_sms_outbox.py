@@ -7,14 +7,14 @@ import contextlib
 import pytest
 
 from alerts.conditions import Priority
-from alerts.escalation import Notification
-from alerts.sms.gateway import (
+from alerts.notify.channels.gateway import (
     DeliveryReceipt,
     DeliveryStatus,
     GatewayUnavailable,
     MessageRejected,
 )
-from alerts.sms_outbox import DELIVERED, FAILED, READY, SENDING, SENT, Rendered, SmsOutbox, message_key
+from alerts.notify.escalation import Notification
+from alerts.notify.sms_outbox import DELIVERED, FAILED, READY, SENDING, SENT, Rendered, SmsOutbox, message_key
 from tests.support.fake_sms import FakeSmsGateway
 
 T0 = 1_795_392_000_000

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.sms_reply import MAX_REPLY_CHARS, ParseError, Reply, parse_reply
+from alerts.notify.sms_reply import MAX_REPLY_CHARS, ParseError, Reply, parse_reply
 from tests.support.profile import examples
 
 

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from alerts.sms.encoding import encode_sms
-from alerts.sms.gateway import CallbackListener, DeliveryStatus
-from alerts.sms.smpp import SmppSmsGateway, key_reference, parse_receipt_text, receipt_from_pdu
+from alerts.notify.channels.encoding import encode_sms
+from alerts.notify.channels.gateway import CallbackListener, DeliveryStatus
+from alerts.notify.channels.smpp import SmppSmsGateway, key_reference, parse_receipt_text, receipt_from_pdu
 
 
 def _pdu(**kw):
@@ -75,7 +75,7 @@ def test_key_reference_is_stable_per_key():
 
 
 def test_fake_gateway_records_and_fails_on_demand():
-    from alerts.sms.gateway import GatewayUnavailable
+    from alerts.notify.channels.gateway import GatewayUnavailable
     from tests.support.fake_sms import FakeSmsGateway
 
     gw = FakeSmsGateway()

@@ -13,8 +13,8 @@ import urllib.parse
 import httpx
 import pytest
 
-from alerts.sms.gateway import GatewayUnavailable, MessageRejected
-from alerts.sms.webhook import (
+from alerts.notify.channels.gateway import GatewayUnavailable, MessageRejected
+from alerts.notify.channels.webhook import (
     DINGTALK_BODY_LIMIT_BYTES,
     WECOM_CONTENT_LIMIT_BYTES,
     RobotWebhook,
@@ -188,7 +188,7 @@ def test_dingtalk_long_text_fits_the_body_limit_even_with_escapes():
 
 def test_secrets_stay_out_of_errors_and_logs(caplog):
     # per logger: other tests run hazmon.cli, which leaves the "alerts" logger at WARNING
-    caplog.set_level(logging.DEBUG, logger="alerts.sms.webhook")
+    caplog.set_level(logging.DEBUG, logger="alerts.notify.channels.webhook")
     caplog.set_level(logging.DEBUG, logger="httpx")
     # a robot that echoes the URL and the secret in its errmsg
     echo = {"errcode": 310000, "errmsg": f"sign not match {DING_URL}&sign=abc {DING_SECRET}"}

@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 import httpx
 
-from alerts.sms.gateway import GatewayUnavailable, MessageRejected, SendResult, SmsGateway
+from alerts.notify.channels.gateway import GatewayUnavailable, MessageRejected, SendResult, SmsGateway
 
 logger = logging.getLogger(__name__)
 

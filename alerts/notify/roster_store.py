@@ -28,8 +28,8 @@ from typing import Any
 
 import orjson
 
-from alerts.roster import Jurisdiction, Override, Person, Role, Roster, Rota, Shift
-from alerts.roster_yaml import load_rosters
+from alerts.notify.roster import Jurisdiction, Override, Person, Role, Roster, Rota, Shift
+from alerts.notify.roster_yaml import load_rosters
 from alerts.sqlite_store import SqliteStore
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ Sending (Kannel 1.4.5, proven in COMPONENTS.md §1 and tests/integration/test_sm
 text itself (sendsms-user `concatenation = true`, `max-messages` >= our part count): it adds the
 05 00 03 ref total seq UDH, and it reports ONE delivery receipt per message and DLR type, not one per
 part, so the outbox tracks one id per message. Sending our own parts with `udh=` would mean binary
-text per part and one DLR stream per part for nothing. alerts/sms/encoding.py is still used to
+text per part and one DLR stream per part for nothing. alerts/notify/channels/encoding.py is still used to
 pick the coding and to refuse a text longer than `max_parts` before Kannel sees it.
 
 Kannel's sendsms answer carries no message id, so the id is ours: `<uuid>` put into the
@@ -36,8 +36,8 @@ from datetime import UTC, datetime
 
 import httpx
 
-from alerts.sms.encoding import DCS_UCS2, encode_sms
-from alerts.sms.gateway import (
+from alerts.notify.channels.encoding import DCS_UCS2, encode_sms
+from alerts.notify.channels.gateway import (
     DeliveryReceipt,
     DeliveryStatus,
     GatewayUnavailable,

@@ -1,6 +1,6 @@
 """SMPP 3.4 adapter (smpplib): a transceiver session with a reader thread, keep-alive and reconnect.
 
-- `send` encodes the text with alerts/sms/encoding.py (GSM-7 or UCS-2, concatenation UDH with
+- `send` encodes the text with alerts/notify/channels/encoding.py (GSM-7 or UCS-2, concatenation UDH with
   esm_class 0x40), submits every part pipelined and waits for each submit_sm_resp; the result
   holds one SMSC message id per part.
 - The idempotency key cannot travel whole in SMPP: it is logged with the message ids, the 16-bit
@@ -37,7 +37,7 @@ import smpplib.consts as c
 import smpplib.exceptions
 import smpplib.smpp
 
-from alerts.sms.encoding import (
+from alerts.notify.channels.encoding import (
     DCS_UCS2,
     ESM_UDHI,
     concat_info,
@@ -45,7 +45,7 @@ from alerts.sms.encoding import (
     encode_sms,
     split_udh,
 )
-from alerts.sms.gateway import (
+from alerts.notify.channels.gateway import (
     DeliveryReceipt,
     DeliveryStatus,
     GatewayUnavailable,

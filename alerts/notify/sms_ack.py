@@ -1,7 +1,7 @@
 """Acknowledge alarms from an officer's SMS reply (issue 4 item 6).
 
 The gateway hands over each mobile-originated (MO) message; SmsAcknowledger finds who sent it (by
-phone, from the rosters), parses the reply (alerts/sms_reply.py) and acknowledges each alarm through
+phone, from the rosters), parses the reply (alerts/notify/sms_reply.py) and acknowledges each alarm through
 the AlarmBook, so the journal records the ack under the person's name like a console ack. A phone
 number is weak identity, so a person may only acknowledge alarms of sites they answer for: their own
 site's roster, or a regulator roster whose jurisdiction covers the site. Every refusal is audited in
@@ -22,8 +22,8 @@ from enum import StrEnum
 
 from alerts.journal import AlarmBook, AuditEntry
 from alerts.lifecycle import AlarmKey, InvalidTransition, UnknownAlarm
-from alerts.roster import E164_RE, Person, Roster, SiteLike, regulator_rosters
-from alerts.sms_reply import ParseError, parse_reply
+from alerts.notify.roster import E164_RE, Person, Roster, SiteLike, regulator_rosters
+from alerts.notify.sms_reply import ParseError, parse_reply
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Parse an officer's SMS reply to an alarm ("1 A000123", "确认A000123") into alarm numbers (pure).
 
-Our alarm texts say 回复“1 A000123”确认 (alerts/sms_plan.py). People answer from Chinese phones: the
+Our alarm texts say 回复“1 A000123”确认 (alerts/notify/sms_plan.py). People answer from Chinese phones: the
 IME may give full-width digits, letters, spaces and colons, and they join numbers with , ， or 、.
 NFKC folds the full-width forms, so one grammar covers them. A bare "1" or "确认" means "every alarm
 in the last message sent to me". Anything else is a ParseError with a reason, never an exception:

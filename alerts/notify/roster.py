@@ -398,7 +398,7 @@ def duty_lookup(
 ) -> Callable[[str, str, int], list[Person]]:
     """Adapt duty_for_site to a (site id, role name, UTC ms) -> people callable.
 
-    That is the shape the escalation planner asks for (alerts/escalation.py DutyLookup on main).
+    That is the shape the escalation planner asks for (alerts/notify/escalation.py DutyLookup on main).
     An unknown site has nobody; an unknown role name is a configuration error and raises ValueError.
     """
 

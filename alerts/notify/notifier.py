@@ -2,7 +2,7 @@
 
 The service's clock (APScheduler) calls `tick`, which
 1. lists, for every open alarm, the notifications its escalation chain wants by now
-   (alerts/escalation.py) and stores the new ones in the outbox (idempotency keys make repeats
+   (alerts/notify/escalation.py) and stores the new ones in the outbox (idempotency keys make repeats
    harmless), cancelling what still waits for alarms acknowledged, cleared or shelved since;
 2. lets the outbox merge what waits per phone (quiet merging, rate limit) and send what is due,
    retrying an unreachable gateway with backoff; messages left in doubt by a crash are settled;
@@ -21,10 +21,9 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
-from alerts.escalation import DutyLookup, Routing, due_notifications, is_open, next_due_ms
 from alerts.journal import AlarmBook
 from alerts.lifecycle import Alarm, AlarmState
-from alerts.sms.gateway import (
+from alerts.notify.channels.gateway import (
     CallbackListener,
     DeliveryReceipt,
     DeliveryStatus,
@@ -32,9 +31,10 @@ from alerts.sms.gateway import (
     SmsError,
     SmsGateway,
 )
-from alerts.sms_ack import SmsAcknowledger, Status
-from alerts.sms_outbox import SmsOutbox, message_key
-from alerts.sms_render import Rendered
+from alerts.notify.escalation import DutyLookup, Routing, due_notifications, is_open, next_due_ms
+from alerts.notify.sms_ack import SmsAcknowledger, Status
+from alerts.notify.sms_outbox import SmsOutbox, message_key
+from alerts.notify.sms_render import Rendered
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ MINUTE_MS = 60_000
 class Waiting:
     """One notification waiting for its recipient (the outbox row, rendered to what people read)."""
 
-    key: str  # idempotency key from alerts/escalation.py
+    key: str  # idempotency key from alerts/notify/escalation.py
     alarm_id: str
     site_name: str
     line_zh: str  # e.g. "T101甲醇储罐液位高高报警 15.0 m ≥ 14.8 m"

@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from alerts.roster import (
+from alerts.notify.roster import (
     DEFAULT_HANDOVER,
     DEFAULT_TIMEZONE,
     LANGUAGES,

@@ -4,7 +4,7 @@ Three steps, each one committed before the next (docs/design.md decisions 2 and 
 
 1. `enqueue` stores the notifications the escalation planner lists; the idempotency key (alarm
    episode, step, reminder, recipient) is the primary key, so listing them again is harmless.
-2. `plan` turns what waits for one phone into one message (alerts/sms_plan.py: quiet merging and
+2. `plan` turns what waits for one phone into one message (alerts/notify/sms_plan.py: quiet merging and
    the per-recipient rate limit) and marks the notifications as covered, in one transaction.
 3. `send_due` marks a message `sending`, calls the gateway, then records `sent` with the gateway's
    ids; an unreachable gateway puts it back with exponential backoff, a refusal fails it.
@@ -25,10 +25,16 @@ from pathlib import Path
 import orjson
 
 from alerts.conditions import Priority
-from alerts.escalation import Notification
-from alerts.sms.gateway import DeliveryReceipt, DeliveryStatus, GatewayUnavailable, SmsError, SmsGateway
-from alerts.sms_plan import Policy, Waiting, plan_messages
-from alerts.sms_render import Rendered
+from alerts.notify.channels.gateway import (
+    DeliveryReceipt,
+    DeliveryStatus,
+    GatewayUnavailable,
+    SmsError,
+    SmsGateway,
+)
+from alerts.notify.escalation import Notification
+from alerts.notify.sms_plan import Policy, Waiting, plan_messages
+from alerts.notify.sms_render import Rendered
 from alerts.sqlite_store import SqliteStore
 
 SCHEMA = (  # version 1

@@ -1,4 +1,4 @@
-"""Escalation chains from YAML (HAZMON_ROUTING), on top of the defaults in alerts/escalation.py.
+"""Escalation chains from YAML (HAZMON_ROUTING), on top of the defaults in alerts/notify/escalation.py.
 
     chains:                       # replaces the default chain of each (type, priority) given
       alarm/critical:
@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 
 from alerts.conditions import EVENT_TYPE, Priority
-from alerts.escalation import DEFAULT_CHAINS, Chain, Routing, Step
-from alerts.roster import Role
+from alerts.notify.escalation import DEFAULT_CHAINS, Chain, Routing, Step
+from alerts.notify.roster import Role
 
 EVENT_TYPES = sorted(set(EVENT_TYPE.values()))
 ChainTable = dict[tuple[str, Priority], Chain | None]

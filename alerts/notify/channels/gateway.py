@@ -7,7 +7,7 @@ Error hierarchy (what the outbox does with each):
     └── MessageRejected     the gateway refused this message (bad number, bad credentials, too long):
                             retrying the same message will not help
 
-Adapters: alerts/sms/kannel.py (Kannel HTTP sendsms), alerts/sms/smpp.py (SMPP 3.4 transceiver).
+Adapters: kannel.py (Kannel HTTP sendsms) and smpp.py (SMPP 3.4 transceiver), beside this module.
 """
 
 from __future__ import annotations
