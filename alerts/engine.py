@@ -30,6 +30,7 @@ from alerts import kernels
 from alerts.conditions import FAULT_NAMES, FAULT_NAMES_ZH, ConditionChange, ConditionKind, Priority
 from ingest.payloads import ReadingBatch
 from sensors.index import SensorIndex
+from sensors.kinds import names_where
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +43,8 @@ assert all(int(k) == c for c, k in enumerate(DELAYED_COLS))
 VOTING_KINDS = (K.H, K.HH)
 RANGE_TOLERANCE = kernels.RANGE_TOLERANCE
 LEVEL_NAMES_ZH = {K.LL: "低低", K.L: "低", K.H: "高", K.HH: "高高"}
-FLATLINE_KINDS = frozenset({"rainfall"})  # a dry rain gauge reads 0 for days: not stuck
-CRITICAL_KINDS = frozenset({"gas_lel", "gas_toxic", "oxygen"})  # people die within minutes
+FLATLINE_KINDS = names_where(lambda k: k.may_flatline)  # a dry rain gauge reads 0 for days: not stuck
+CRITICAL_KINDS = names_where(lambda k: k.critical)  # people die within minutes
 FLAT_MEMORY_MS = 7 * 86_400_000  # a learned flat stretch counts half after a week ...
 FLAT_CAP_MS = 86_400_000  # ... and counts at most a day
 JUMP_MEMORY_MS = 30 * 86_400_000  # a learned jump counts half after a month (bursts recur slowly) ...
