@@ -109,6 +109,13 @@ KINDS: MappingProxyType[str, SensorKind] = _kinds(
         "oxygen", ("%VOL",), critical=True, trend_window_s=15 * _MINUTE_S, horizon_s=30 * _MINUTE_S,
         warn=_GAS_WARN, tune_cap=_GAS_CAP,
     ),
+    # hydrogen sulphide (sour crude, sulphur recovery, sulphide ores): a toxic gas that guards people and
+    # spreads in gusts like gas_toxic, read in ppm only. GB/T 50493-2019 alarms at 10 and 20 mg/m³
+    # (DOMAIN §2.2), about 7 and 14 ppm at 25 °C (1 ppm = 1.39 mg/m³): the limits its sensors get.
+    SensorKind(
+        "h2s_ppm", ("ppm",), critical=True, trend_window_s=15 * _MINUTE_S, horizon_s=30 * _MINUTE_S,
+        gusty=True, warn=_GAS_WARN, tune_cap=_GAS_CAP,
+    ),
     # LPG sphere pressure follows the liquid temperature (DOMAIN §7.2)
     SensorKind(
         "pressure", ("MPa", "kPa", "bar"), horizon_s=2 * _HOUR_S, daily_cycle=True,
