@@ -39,10 +39,11 @@ from alerts import behaviour as bh
 from alerts import forecast as fc
 from alerts.conditions import ConditionChange, ConditionKind, Priority
 from sensors.index import SensorIndex
+from sensors.kinds import DEFAULT_PROFILE, KINDS, Channels, WarnProfile, names_where
 
 K = ConditionKind
 #: Kinds whose displacement feeds the inverse-velocity failure forecast (DOMAIN §7.4).
-CREEP_KINDS = frozenset({"displacement"})
+CREEP_KINDS = names_where(lambda k: k.creep)
 FAILURE_LEVEL = "FAILURE"  # docs/contracts.md §3 level of an inverse-velocity failure forecast
 NO_KIND = -1
 
@@ -54,16 +55,8 @@ _GRADE_ZH = {
     fc.WarningGrade.BLUE: "蓝色",
 }
 #: (trend memory s, horizon s) per sensor kind where the defaults (alerts/forecast.py: one channel,
-#: TREND_WINDOW_S and HORIZON_S) do not fit the physics:
-#: - tank level moves by operator-driven transfers that start and stop within hours; a straight line
-#:   through a routine fill meets H within a day, so the horizon is the operator's response window;
-#: - a tailings pond rises slowly with the seasons and fast after a rainstorm: a 12 h memory sees
-#:   the first, a 1 h memory with a 6 h horizon the second (the flood routing reacts in hours).
-Channels = tuple[tuple[float, float], ...]
-FORECAST_CHANNELS: dict[str, Channels] = {
-    "level": ((2 * fc.HOUR_S, 2 * fc.HOUR_S),),
-    "pond_level": ((12 * fc.HOUR_S, fc.DAY_S), (1 * fc.HOUR_S, 6 * fc.HOUR_S)),
-}
+#: TREND_WINDOW_S and HORIZON_S) do not fit the physics (sensors/kinds.py `SensorKind.channels`, with why).
+FORECAST_CHANNELS: dict[str, Channels] = {k.name: k.channels for k in KINDS.values() if k.channels}
 #: Priority of a limit-crossing warning, by grade; a forecast is less certain than a crossing.
 TREND_PRIORITY = {
     fc.WarningGrade.RED: Priority.HIGH,
@@ -80,25 +73,9 @@ FAILURE_PRIORITY = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class WarnProfile:
-    """When a kind's chance of reaching a limit becomes a warning."""
-
-    p_warn: float  # raise at or above this probability ...
-    persist_s: float  # ... once it has held this long
-
-
-#: Per sensor kind: gas spreads in minutes and a late warning is worthless, so half a chance held a
-#: minute warns; a tank's level is moved by operators, a pond's by storms: 70 % held 10 min; the
-#: slow rest needs 80 % held half an hour. Kinds not listed use DEFAULT_PROFILE.
-WARN_PROFILES: dict[str, WarnProfile] = {
-    "gas_lel": WarnProfile(0.5, 60.0),
-    "gas_toxic": WarnProfile(0.5, 60.0),
-    "oxygen": WarnProfile(0.5, 60.0),
-    "level": WarnProfile(0.7, 600.0),
-    "pond_level": WarnProfile(0.7, 600.0),
-}
-DEFAULT_PROFILE = WarnProfile(0.8, 1800.0)
+#: Per sensor kind (sensors/kinds.py `SensorKind.warn`, with why); a kind without a profile uses
+#: DEFAULT_PROFILE.
+WARN_PROFILES: dict[str, WarnProfile] = {k.name: k.warn for k in KINDS.values()}
 BAND_Z = 1.2815515655446004  # the band is the 10 % .. 90 % of the crossing time: Φ⁻¹(0.9)
 LEAD_POINTS = 32  # lead-grid points across the horizon for the learned model
 TREND_LEADS = (1 / 192) ** (1 - np.arange(64) / 63)  # a trend's crossing, in horizons: 1/192 .. 1
@@ -107,7 +84,7 @@ TREND_LEADS = (1 / 192) ** (1 - np.arange(64) / 63)  # a trend's crossing, in ho
 #: band, decorrelating within GUST_TAU_FRAC of the trend's memory. Other kinds take the smaller of
 #: the residuals and the sensor's usual noise (a line across a bend has large residuals that are not
 #: noise) at the sensor's learned pace.
-GUSTY_KINDS = frozenset({"gas_lel", "gas_toxic"})
+GUSTY_KINDS = names_where(lambda k: k.gusty)
 GUST_TAU_FRAC = 0.05
 SCREEN_LEADS = np.array([0.25, 0.5, 0.75, 1.0])  # a coarse grid (in horizons) that rules most sensors out
 MODEL_TREND, MODEL_REVERTING, MODEL_CREEP = "trend", "reverting", "creep"
@@ -116,7 +93,7 @@ _MODEL_ZH = {MODEL_TREND: "趋势外推", MODEL_REVERTING: "历史行为模型",
 
 @dataclass(frozen=True, slots=True)
 class EarlyWarningConfig:
-    """Tuning of the early warnings; the per-kind tables default to alerts/forecast.py's."""
+    """Tuning of the early warnings; the per-kind tables default to the kinds' profiles (sensors/kinds.py)."""
 
     windows_s: Mapping[str, float] = field(default_factory=lambda: dict(fc.TREND_WINDOW_S))
     horizons_s: Mapping[str, float] = field(default_factory=lambda: dict(fc.HORIZON_S))

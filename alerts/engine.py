@@ -29,6 +29,7 @@ import numpy as np
 from alerts import kernels
 from alerts.conditions import FAULT_NAMES, FAULT_NAMES_ZH, ConditionChange, ConditionKind, Priority
 from sensors.index import SensorIndex
+from sensors.kinds import names_where
 from sensors.readings import ReadingBatch
 
 logger = logging.getLogger(__name__)
@@ -42,8 +43,8 @@ assert all(int(k) == c for c, k in enumerate(DELAYED_COLS))
 VOTING_KINDS = (K.H, K.HH)
 RANGE_TOLERANCE = kernels.RANGE_TOLERANCE
 LEVEL_NAMES_ZH = {K.LL: "低低", K.L: "低", K.H: "高", K.HH: "高高"}
-FLATLINE_KINDS = frozenset({"rainfall"})  # a dry rain gauge reads 0 for days: not stuck
-CRITICAL_KINDS = frozenset({"gas_lel", "gas_toxic", "oxygen"})  # people die within minutes
+FLATLINE_KINDS = names_where(lambda k: k.may_flatline)  # a dry rain gauge reads 0 for days: not stuck
+CRITICAL_KINDS = names_where(lambda k: k.critical)  # people die within minutes
 FLAT_MEMORY_MS = 7 * 86_400_000  # a learned flat stretch counts half after a week ...
 FLAT_CAP_MS = 86_400_000  # ... and counts at most a day
 JUMP_MEMORY_MS = 30 * 86_400_000  # a learned jump counts half after a month (bursts recur slowly) ...
@@ -66,6 +67,33 @@ class EngineConfig:
     # changed, the stale roll-up before any sensor can be overdue, sorting a batch already in order.
     # False evaluates every rule on every reading: the reference the unit tests hold the shortcuts to.
     shortcuts: bool = True
+
+
+class _Round:
+    """One round's readings (each sensor at most once) and what its rule steps found so far."""
+
+    __slots__ = (
+        "any_bad_q", "bad_q", "d", "diff", "full", "heard", "held", "held_slots", "last_t", "last_x", "live",
+        "q", "slot", "t", "x",
+    )  # fmt: skip
+
+    def __init__(self, engine: AlarmEngine, slot: np.ndarray, t: np.ndarray, x: np.ndarray, q, full: bool):
+        self.slot, self.t, self.x, self.q, self.full = slot, t, x, q, full
+        self.last_x: np.ndarray = self.g(engine.last_x)  # the sensors' previous readings
+        self.last_t: np.ndarray = self.g(engine.last_t)
+        self.diff: np.ndarray = x - self.last_x
+        self.d: np.ndarray = np.abs(self.diff)
+        self.bad_q: np.ndarray = q >= 2
+        self.any_bad_q = bool(self.bad_q.any())
+        # rows of sensors heard before; None when every sensor of the fleet has been (the usual case)
+        self.heard: np.ndarray | None = None if engine._n_heard == engine.n else self.last_t >= 0
+        self.held: np.ndarray | None = None  # rows held as possible spikes: they change nothing else
+        self.held_slots: np.ndarray | None = None  # ... and their slots
+        self.live: np.ndarray | None = None  # (m,) bool of the other rows, when some are held
+
+    def g(self, a: np.ndarray) -> np.ndarray:
+        """This round's rows of a per-sensor array (the array itself when the round is every sensor)."""
+        return a if self.full else a.take(self.slot)
 
 
 class AlarmEngine:
@@ -132,9 +160,9 @@ class AlarmEngine:
         # low limit and the lowest high limit raises nothing (the deadband only delays a clear)
         self.quiet_lo = np.nan_to_num(np.fmax(self.limits[:, 0], self.limits[:, 1]), nan=-np.inf)
         self.quiet_hi = np.nan_to_num(np.fmin(self.limits[:, 2], self.limits[:, 3]), nan=np.inf)
-        margin = self.span * RANGE_TOLERANCE  # kernels.out_of_range
+        margin = self.span * RANGE_TOLERANCE  # kernels.outside
         self.range_lo_tol, self.range_hi_tol = self.lo - margin, self.hi + margin
-        self.spike_floor = kernels.SPIKE_MIN_FRACTION * self.span  # kernels.robust_jump
+        self.spike_floor = kernels.SPIKE_MIN_FRACTION * self.span  # kernels.jump_beyond
         self.roc_slots = np.flatnonzero(~np.isnan(self.roc_limit))
         self.has_roc = ~np.isnan(self.roc_limit)
         self.all_slots = np.arange(n, dtype=np.intp)
@@ -379,55 +407,64 @@ class AlarmEngine:
             self._round_inner(slot, t, x, q, changes, full, time_order)
 
     def _round_inner(self, slot, t, x, q, changes, full, time_order) -> None:
+        """The rule steps of one round, in order; each calls its kernels and leaves what it found in `rd`."""
+        rd = _Round(self, slot, t, x, q, full)
+        if not self._step_spikes(rd, changes, time_order):
+            return  # every reading is held as a possible spike
+        self._step_health(rd, changes)
+        self._step_limits(rd, changes)
+        self._step_last_reading(rd, changes)
+        self._step_votes_and_forecast(rd, changes)
+
+    def _step_spikes(self, rd: _Round, changes, time_order: bool) -> bool:
+        """Spikes: a suspicious jump is held for one sample; a return proves it was a spike.
+
+        Held rows change nothing else this round. Returns False when every row is held.
+        """
         cfg = self.config
         short = cfg.shortcuts
-
-        def g(a: np.ndarray) -> np.ndarray:  # this round's rows of a per-sensor array
-            return a if full else a.take(slot)
-
-        last_x, last_t, mad, n_seen = g(self.last_x), g(self.last_t), g(self.mad), g(self.n_seen)
-        diff = x - last_x
-        d = np.abs(diff)
-        # -- spikes: a suspicious jump is held for one sample; a return proves it was a spike
+        g = rd.g
         pend = None
         if self._n_spikes_held or not short:
             pend = g(self.spike_pending)
             if pend.any():
                 pend = pend.copy()
-                self._resolve_spikes(slot, t, x, last_x, pend, changes, time_order)
+                self._resolve_spikes(rd.slot, rd.t, rd.x, rd.last_x, pend, changes, time_order)
             else:
                 pend = None
-        bad_q = q >= 2
-        any_bad_q = bool(bad_q.any())
+        mad, n_seen = g(self.mad), g(self.n_seen)
         if short:
-            thr = np.multiply(mad, cfg.spike_k)
-            np.maximum(thr, g(self.spike_floor), out=thr)
-            jump = d > thr  # kernels.robust_jump
+            jump = kernels.jump_beyond(rd.d, mad, g(self.spike_floor), cfg.spike_k)
             if not self._warm:
                 jump &= n_seen >= kernels.SPIKE_WARMUP
         else:
-            jump = kernels.robust_jump(x, last_x, mad, g(self.span), n_seen, k=cfg.spike_k)
+            jump = kernels.robust_jump(rd.x, rd.last_x, mad, g(self.span), n_seen, k=cfg.spike_k)
         if pend is not None:
             jump &= ~pend
-        if any_bad_q:
-            jump &= ~bad_q
-        held = None  # rows held as possible spikes: they change nothing else this round
-        live = None  # the other rows, when some are held
+        if rd.any_bad_q:
+            jump &= ~rd.bad_q
         if jump.any():
-            jump = self._unusual_jumps(jump, slot, t, d)
+            jump = self._unusual_jumps(jump, rd.slot, rd.t, rd.d)
         if jump.any():
             held = np.flatnonzero(jump)
-            hs = slot[held]
+            hs = rd.slot[held]
             self.spike_pending[hs] = True
-            self.spike_x[hs] = x[held]
-            self.spike_t[hs] = t[held]
+            self.spike_x[hs] = rd.x[held]
+            self.spike_t[hs] = rd.t[held]
             self._n_spikes_held += len(held)
-            if len(held) == len(slot):
-                return
-            live = ~jump
+            rd.held, rd.held_slots = held, hs
+            if len(held) == len(rd.slot):
+                return False
+            rd.live = ~jump
+        return True
 
-        # -- instrument health
-        heard = None if self._n_heard == self.n else last_t >= 0
+    def _step_health(self, rd: _Round, changes) -> None:
+        """Instrument health: how each reading moves (rate, frozen stretch, noise), then the faults
+        stuck (kernels.stuck_condition), out of range (kernels.outside / out_of_range) and bad quality."""
+        short = self.config.shortcuts
+        g, slot, t, x = rd.g, rd.slot, rd.t, rd.x
+        last_x, last_t, held = rd.last_x, rd.last_t, rd.held
+        heard = rd.heard
         changed = x != last_x  # NaN never equals: a change
         if heard is None:
             step_ok = changed
@@ -435,16 +472,15 @@ class AlarmEngine:
             changed |= ~heard
             step_ok = changed & heard
         all_changed = short and bool(changed.all())
-        rate_old = g(self.rate_at_change)
-        # the rate since the reading last changed: a quantised signal steps once in a while, and its
-        # step over one sample interval would overstate how fast it moves
         lct = g(self.last_change_t)
-        step = diff / (t - np.where(lct >= 0, lct, last_t))  # dt >= 1: t > last_t >= lct
-        step *= 0.3
-        rate = rate_old * 0.7
-        rate += step
-        if not (all_changed and heard is None):
-            rate = np.where(step_ok, rate, rate_old)
+        rate = kernels.change_rate(
+            g(self.rate_at_change),
+            rd.diff,
+            t,
+            lct,
+            last_t,
+            None if all_changed and heard is None else step_ok,
+        )
         ended = np.flatnonzero(changed & (g(self.frozen_samples) >= kernels.STUCK_QUICK_SAMPLES))
         if len(ended):
             self._learn_flat_runs(slot[ended], t[ended], last_t[ended], lct[ended], last_x[ended])
@@ -454,49 +490,25 @@ class AlarmEngine:
             n_changes = g(self.n_changes) + 1 if heard is None else g(self.n_changes) + step_ok
         else:
             frozen = np.where(changed, 0, g(self.frozen_samples) + 1)
-            change_t = np.where(changed, t, g(self.last_change_t))
+            change_t = np.where(changed, t, lct)
             n_changes = g(self.n_changes) + step_ok
-        moved = np.where(step_ok & (d > 0), d, np.inf)
-        if full:
+        moved = np.where(step_ok & (rd.d > 0), rd.d, np.inf)
+        if rd.full:
             np.minimum(self.step_min, moved, out=self.step_min)
         else:
             self.step_min[slot] = np.minimum(self.step_min.take(slot), moved)
-        new_mad = kernels.update_mad_abs(mad, d) if short else kernels.update_mad(mad, x, last_x)
+        mad = g(self.mad)
+        new_mad = kernels.update_mad_abs(mad, rd.d) if short else kernels.update_mad(mad, x, last_x)
         if heard is not None:
             new_mad = np.where(heard, new_mad, mad)
-        new_seen = n_seen + 1
-        # a stuck verdict needs some frozen samples: judge only those rows
-        stuck = None
-        if not all_changed:
-            cand = np.flatnonzero(frozen >= kernels.STUCK_QUICK_SAMPLES) if short else np.arange(len(slot))
-            if len(cand):
-                frozen_ms = t[cand] - change_t[cand]
-                sc = slot[cand]
-                verdict = kernels.stuck_condition(
-                    frozen[cand],
-                    frozen_ms,
-                    np.abs(rate[cand]) * frozen_ms,
-                    np.nan_to_num(new_mad[cand]),
-                    n_changes[cand] >= 10,
-                    # a value pinned at the range floor is clamped (a gas detector's zero suppression
-                    # in clean air, an empty tank), not frozen: the out-of-range check owns the ends
-                    self.may_flatline[sc] | (x[cand] <= self.lo[sc]),
-                    self.stuck_after_ms[sc],
-                    np.fmax(
-                        self.resolution[sc], np.where(np.isinf(self.step_min[sc]), 0.0, self.step_min[sc])
-                    ),
-                    self._flat_norm(sc, t[cand]),
-                    x[cand] == self.rest_x[sc],
-                )
-                if verdict.any():
-                    stuck = np.zeros(len(slot), dtype=bool)
-                    stuck[cand] = verdict
+        new_seen = g(self.n_seen) + 1
+        stuck = None if all_changed else self._stuck(rd, frozen, change_t, rate, new_mad, n_changes)
         if short:
-            oor = (x < g(self.range_lo_tol)) | (x > g(self.range_hi_tol))  # kernels.out_of_range
+            oor = kernels.outside(x, g(self.range_lo_tol), g(self.range_hi_tol))
         else:
             oor = kernels.out_of_range(x, g(self.lo), g(self.hi))
         if held is not None:  # held rows keep their state
-            src = held if full else hs
+            src = held if rd.full else rd.held_slots
             for new, old in (
                 (rate, self.rate_at_change),
                 (frozen, self.frozen_samples),
@@ -506,7 +518,7 @@ class AlarmEngine:
                 (new_seen, self.n_seen),
             ):
                 new[held] = old[src]
-        if full:  # fresh arrays: bind them
+        if rd.full:  # fresh arrays: bind them
             self.rate_at_change, self.frozen_samples, self.last_change_t = rate, frozen, change_t
             self.n_changes, self.mad, self.n_seen = n_changes, new_mad, new_seen
         else:
@@ -516,19 +528,60 @@ class AlarmEngine:
             self.n_changes[slot] = n_changes
             self.mad[slot] = new_mad
             self.n_seen[slot] = new_seen
-        if not self._warm and full:
+        if not self._warm and rd.full:
             self._warm = bool(new_seen.min() >= kernels.SPIKE_WARMUP)
-        if not short or any_bad_q or stuck is not None or self._n_faulty or bool(oor.any()):
-            fault = np.where(bad_q, 4, np.where(oor, 1, 0 if stuck is None else np.where(stuck, 2, 0)))
-            self._set_fault(slot, fault.astype(np.int8), held, t, x, changes, full)
+        if not short or rd.any_bad_q or stuck is not None or self._n_faulty or bool(oor.any()):
+            fault = np.where(rd.bad_q, 4, np.where(oor, 1, 0 if stuck is None else np.where(stuck, 2, 0)))
+            self._set_fault(slot, fault.astype(np.int8), held, t, x, changes, rd.full)
         if self._fault_restored:
-            self._unrestore_faults(slot, live, full, t, x, changes)
+            self._unrestore_faults(slot, rd.live, rd.full, t, x, changes)
 
-        # -- process conditions (evaluated even while faulted; the lifecycle suppresses them)
+    def _stuck(self, rd: _Round, frozen, change_t, rate, mad, n_changes) -> np.ndarray | None:
+        """(m,) bool of the rows judged stuck (kernels.stuck_condition), None when there is none.
+
+        A verdict needs some frozen samples: with the shortcuts only those rows are judged.
+        """
+        slot, t, x = rd.slot, rd.t, rd.x
+        cand = np.flatnonzero(frozen >= kernels.STUCK_QUICK_SAMPLES) if self.config.shortcuts else None
+        if cand is None:
+            cand = np.arange(len(slot))
+        if not len(cand):
+            return None
+        frozen_ms = t[cand] - change_t[cand]
+        sc = slot[cand]
+        verdict = kernels.stuck_condition(
+            frozen[cand],
+            frozen_ms,
+            np.abs(rate[cand]) * frozen_ms,
+            np.nan_to_num(mad[cand]),
+            n_changes[cand] >= 10,
+            # a value pinned at the range floor is clamped (a gas detector's zero suppression in clean
+            # air, an empty tank), not frozen: the out-of-range check owns the ends
+            self.may_flatline[sc] | (x[cand] <= self.lo[sc]),
+            self.stuck_after_ms[sc],
+            np.fmax(self.resolution[sc], np.where(np.isinf(self.step_min[sc]), 0.0, self.step_min[sc])),
+            self._flat_norm(sc, t[cand]),
+            x[cand] == self.rest_x[sc],
+        )
+        if not verdict.any():
+            return None
+        stuck = np.zeros(len(slot), dtype=bool)
+        stuck[cand] = verdict
+        return stuck
+
+    def _step_limits(self, rd: _Round, changes) -> None:
+        """Process conditions: rate of change (kernels.rate_of_change) and limits with their deadband
+        (kernels.limit_conditions), debounced by the on/off delays (kernels.apply_delays, in _settle).
+
+        Evaluated even while faulted: the lifecycle suppresses them.
+        """
+        short = self.config.shortcuts
+        g, slot, t, x, live = rd.g, rd.slot, rd.t, rd.x, rd.live
         roc_rows = roc = None
         if len(self.roc_slots) or not short:
-            roc_rows = np.flatnonzero(g(self.has_roc) if live is None else g(self.has_roc) & live)
-            if not short:
+            if short:
+                roc_rows = np.flatnonzero(g(self.has_roc) if live is None else g(self.has_roc) & live)
+            else:
                 roc_rows = np.arange(len(slot)) if live is None else np.flatnonzero(live)
             rs = slot[roc_rows]
             roc, self.anchor_x[rs], self.anchor_t[rs] = kernels.rate_of_change(
@@ -536,8 +589,8 @@ class AlarmEngine:
                 t[roc_rows],
                 self.anchor_x[rs],
                 self.anchor_t[rs],
-                last_x[roc_rows],
-                last_t[roc_rows],
+                rd.last_x[roc_rows],
+                rd.last_t[roc_rows],
                 self.roc_window_ms[rs],
             )
         if short:
@@ -547,8 +600,8 @@ class AlarmEngine:
             quiet &= ~g(self.hot)
             if roc_rows is not None:
                 quiet[roc_rows] = False
-            if held is not None:
-                quiet[held] = True
+            if rd.held is not None:
+                quiet[rd.held] = True
             rows = np.flatnonzero(~quiet)
         else:
             rows = np.arange(len(slot)) if live is None else np.flatnonzero(live)
@@ -563,38 +616,47 @@ class AlarmEngine:
                 at = np.searchsorted(rows, roc_rows)  # roc_rows are among rows
                 raw[at, 4] = np.abs(roc) > self.roc_limit[slot[roc_rows]]
             self._settle(rs, t[rows], raw, xr, changes)
-        if full:
+
+    def _step_last_reading(self, rd: _Round, changes) -> None:
+        """The reading becomes the sensor's latest (held rows keep theirs); fresh data ends staleness."""
+        slot, t, x, held, live = rd.slot, rd.t, rd.x, rd.held, rd.live
+        if rd.full:
             new_x, new_t = x.copy(), t.copy()
             if held is not None:
-                new_x[held], new_t[held] = last_x[held], last_t[held]
+                new_x[held], new_t[held] = rd.last_x[held], rd.last_t[held]
             self.last_x, self.last_t = new_x, new_t
         else:
             self.last_x[slot], self.last_t[slot] = x, t
             if held is not None:
-                self.last_x[hs], self.last_t[hs] = last_x[held], last_t[held]
-        if heard is not None:  # first readings: the stale clock of those sensors restarts earlier maybe
-            new = ~heard if live is None else ~heard & live
+                hs = rd.held_slots
+                self.last_x[hs], self.last_t[hs] = rd.last_x[held], rd.last_t[held]
+        if rd.heard is not None:  # first readings: the stale clock of those sensors restarts earlier maybe
+            new = ~rd.heard if live is None else ~rd.heard & live
             if new.any():
                 self._n_heard += int(np.count_nonzero(new))
                 first = np.flatnonzero(new)
                 due = t[first] + self.stale_after_ms[slot[first]]
                 self._next_overdue = min(self._next_overdue, int(due.min()))
-        # fresh data ends staleness of the sensor
-        if self._stale_marked or not short:
-            was_stale = self.active[slot, K.STALE] if not full else self.active[:, K.STALE].copy()
+        if self._stale_marked or not self.config.shortcuts:
+            was_stale = self.active[slot, K.STALE] if not rd.full else self.active[:, K.STALE].copy()
             if held is not None:
                 was_stale[held] = False
             if was_stale.any():
                 back = np.flatnonzero(was_stale)
                 self._emit(slot[back], K.STALE, np.zeros(self.n, dtype=bool), t[back], changes)
                 self.active[slot[back], K.STALE] = False
+
+    def _step_votes_and_forecast(self, rd: _Round, changes) -> None:
+        """Votes of the groups whose voters changed (kernels.group_votes); the round's samples to the
+        forecaster (early warnings), held rows left out."""
+        slot, t, x, live = rd.slot, rd.t, rd.x, rd.live
         if live is not None:
             slot, t, x = slot[live], t[live], x[live]
-        if len(self.group_members) and (self._votes_due or not short):
+        if len(self.group_members) and (self._votes_due or not self.config.shortcuts):
             self._votes(int(t.max()), changes)
             self._votes_due = False
         if self.forecaster is not None:
-            self.forecaster.on_round(self.all_slots if full and live is None else slot, t, x, changes)
+            self.forecaster.on_round(self.all_slots if rd.full and live is None else slot, t, x, changes)
 
     def _unusual_jumps(self, jump: np.ndarray, slot, t, d) -> np.ndarray:
         """Of the jumps beyond the noise, those also beyond JUMP_FACTOR times the largest jump the sensor

@@ -114,6 +114,7 @@ import numpy as np
 
 from alerts.behaviour import SCORE_CAP, norm_cdf, reach_probability
 from alerts.conditions import ConditionKind
+from sensors.kinds import DEFAULT_HORIZON_S, DEFAULT_TREND_WINDOW_S, KINDS, names_where
 from sensors.model import Sensor
 
 MINUTE_S = 60.0
@@ -121,39 +122,16 @@ HOUR_S = 3600.0
 DAY_S = 86400.0
 OMEGA_DAY = 2.0 * math.pi / DAY_S  # rad/s
 
-#: Trend memory (EW time-constant, s) per sensor kind: how much history one trend describes.
+#: Trend memory (EW time-constant, s) per kind (sensors/kinds.py): how much history one trend describes.
 TREND_WINDOW_S: MappingProxyType[str, float] = MappingProxyType(
-    {
-        "gas_lel": 15 * MINUTE_S,
-        "gas_toxic": 15 * MINUTE_S,
-        "oxygen": 15 * MINUTE_S,
-        "flow": 30 * MINUTE_S,
-        "rainfall": 1 * HOUR_S,
-        "level": 2 * HOUR_S,
-        "pressure": 6 * HOUR_S,
-        "temperature": 6 * HOUR_S,
-        "seepage": 6 * HOUR_S,
-        "pond_level": 12 * HOUR_S,
-        "phreatic_depth": 12 * HOUR_S,
-        "dry_beach": 12 * HOUR_S,
-        "displacement": 3 * DAY_S,
-    }
+    {k.name: k.trend_window_s for k in KINDS.values()}
 )
-DEFAULT_TREND_WINDOW_S = 6 * HOUR_S
 
-#: Forecast horizon (s) per sensor kind; kinds not listed use DEFAULT_HORIZON_S.
-HORIZON_S: MappingProxyType[str, float] = MappingProxyType(
-    {
-        "gas_lel": 30 * MINUTE_S,
-        "gas_toxic": 30 * MINUTE_S,
-        "oxygen": 30 * MINUTE_S,
-        "pressure": 2 * HOUR_S,
-    }
-)
-DEFAULT_HORIZON_S = 24 * HOUR_S
+#: Forecast horizon (s) per sensor kind (sensors/kinds.py); a kind without a profile uses DEFAULT_HORIZON_S.
+HORIZON_S: MappingProxyType[str, float] = MappingProxyType({k.name: k.horizon_s for k in KINDS.values()})
 
 #: Kinds whose value follows the weather's daily cycle (DOMAIN §7.2): they get a harmonic daily model.
-DAILY_CYCLE_KINDS: frozenset[str] = frozenset({"temperature", "pressure"})
+DAILY_CYCLE_KINDS: frozenset[str] = names_where(lambda k: k.daily_cycle)
 
 #: Lead-time bounds (s) of the grades red, orange, yellow, blue; beyond the last one a warning is blue.
 GRADE_BOUNDS_S: tuple[float, float, float, float] = (2 * HOUR_S, 6 * HOUR_S, 12 * HOUR_S, 24 * HOUR_S)

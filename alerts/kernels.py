@@ -16,6 +16,7 @@ MAD_ALPHA = 0.05  # weight of a new |Δx| in the mean absolute difference
 STUCK_QUICK_SAMPLES = 6  # fewest frozen samples of any stuck verdict
 STUCK_SLOW_SAMPLES = 60
 RANGE_TOLERANCE = 0.01  # out of range: beyond the range by this share of its span
+CHANGE_RATE_ALPHA = 0.3  # weight of a new step in the rate since the last change (stuck check)
 
 # ---- limits with deadband hysteresis
 
@@ -193,7 +194,12 @@ def out_of_range(
     A reading at full scale (a saturated gas detector in a real release) is not a fault.
     """
     margin = (hi - lo) * tolerance
-    return (x < lo - margin) | (x > hi + margin)
+    return outside(x, lo - margin, hi + margin)
+
+
+def outside(x: np.ndarray, lo_tol: np.ndarray, hi_tol: np.ndarray) -> np.ndarray:
+    """(m,) bool: `out_of_range` against bounds that already include the tolerance (precomputed once)."""
+    return (x < lo_tol) | (x > hi_tol)
 
 
 def robust_jump(
@@ -211,9 +217,40 @@ def robust_jump(
     `mad` is an exponentially weighted mean absolute difference (a robust scale that single
     outliers barely move); a jump must exceed k * mad and a share of the span, after warm-up.
     """
-    d = np.abs(x - prev_x)
     with np.errstate(invalid="ignore"):
-        return (n_seen >= warmup) & (d > k * mad) & (d > min_fraction * span)
+        return (n_seen >= warmup) & jump_beyond(np.abs(x - prev_x), mad, min_fraction * span, k)
+
+
+def jump_beyond(d: np.ndarray, mad: np.ndarray, floor: np.ndarray, k: float = 10.0) -> np.ndarray:
+    """(m,) bool: `robust_jump` past warm-up, from the absolute steps ``d`` and ``floor`` = the span's share.
+
+    One threshold ``max(k * mad, floor)`` instead of two comparisons; NaN (no mad yet) is no jump.
+    """
+    thr = np.multiply(mad, k)
+    np.maximum(thr, floor, out=thr)
+    return d > thr
+
+
+def change_rate(
+    rate: np.ndarray,
+    diff: np.ndarray,
+    t: np.ndarray,
+    last_change_t: np.ndarray,
+    last_t: np.ndarray,
+    stepped: np.ndarray | None = None,
+) -> np.ndarray:
+    """(m,) float64: the EW rate (units/ms, weight CHANGE_RATE_ALPHA) of the reading since it last changed.
+
+    A quantised signal steps once in a while, and its step over one sample interval would overstate
+    how fast it moves, so a step ``diff`` is spread over the time since the last change
+    (``last_change_t``, or ``last_t`` before any; ``t > last_t >= last_change_t``). Rows where
+    ``stepped`` is False keep ``rate``; None = every row stepped.
+    """
+    step = diff / (t - np.where(last_change_t >= 0, last_change_t, last_t))
+    step *= CHANGE_RATE_ALPHA
+    new = rate * (1 - CHANGE_RATE_ALPHA)
+    new += step
+    return new if stepped is None else np.where(stepped, new, rate)
 
 
 def update_mad(mad: np.ndarray, x: np.ndarray, prev_x: np.ndarray, alpha: float = MAD_ALPHA) -> np.ndarray:

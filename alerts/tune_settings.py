@@ -1,11 +1,11 @@
 """Candidate alarm settings for `hazmon tune`: deadband and on/off delay ladders, capped per signal kind.
 
 A candidate never goes below the sensor's current value of any setting (rationalisation tightens a
-noisy alarm; it does not loosen what an engineer chose) and never above the kind's cap. The caps
-are the starting points of DOMAIN.md §6 (widely quoted ISA-18.2 guidance, UNCONFIRMED there, so
-they are data here, not law): flow 5 % / 15 s, level 5 % / 60 s, pressure 2 % / 15 s, temperature
-1 % / 60 s. A deadband also stays below the distance between adjacent limits, so a cleared H can
-never still be on when L trips.
+noisy alarm; it does not loosen what an engineer chose) and never above the kind's cap
+(sensors/kinds.py). The caps are the starting points of DOMAIN.md §6 (widely quoted ISA-18.2
+guidance, UNCONFIRMED there, so they are data, not law): flow 5 % / 15 s, level 5 % / 60 s,
+pressure 2 % / 15 s, temperature 1 % / 60 s. A deadband also stays below the distance between
+adjacent limits, so a cleared H can never still be on when L trips.
 """
 
 from __future__ import annotations
@@ -15,37 +15,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from sensors.kinds import DEFAULT_CAP, KINDS, Cap
 from sensors.model import Sensor
 
 DELAY_LADDER_S: tuple[float, ...] = (0.0, 5.0, 15.0, 30.0, 60.0, 120.0)
 DEADBAND_LADDER_PCT: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 5.0)  # % of the instrument range
 
 
-@dataclass(frozen=True, slots=True)
-class Cap:
-    """The largest deadband (% of range) and on/off delays (s) `hazmon tune` may suggest."""
-
-    deadband_pct: float
-    on_delay_s: float
-    off_delay_s: float
-
-
-CAPS: Mapping[str, Cap] = MappingProxyType(
-    {
-        # DOMAIN.md §6 starting points (UNCONFIRMED ISA-18.2 guidance)
-        "flow": Cap(5.0, 15.0, 15.0),
-        "level": Cap(5.0, 60.0, 60.0),
-        "pressure": Cap(2.0, 15.0, 15.0),
-        "temperature": Cap(1.0, 60.0, 60.0),
-        # our choice, not sourced: gas detectors guard people, where minutes matter. A deadband up to
-        # the detector's ±3 %LEL action error (GB 15322.1), at most 5 s before an alarm shows, but up
-        # to 60 s of holding it on (an off-delay never postpones an alarm; wind makes a leak flicker)
-        "gas_lel": Cap(3.0, 5.0, 60.0),
-        "gas_toxic": Cap(3.0, 5.0, 60.0),
-        "oxygen": Cap(3.0, 5.0, 60.0),
-    }
-)
-DEFAULT_CAP = Cap(2.0, 15.0, 15.0)  # other kinds (tailings, seepage, rain): the pressure/flow point, ours
+#: Per kind (sensors/kinds.py: `SensorKind.tune_cap`, with the sources of its figures).
+CAPS: Mapping[str, Cap] = MappingProxyType({k.name: k.tune_cap for k in KINDS.values()})
 
 
 @dataclass(frozen=True, slots=True, order=True)

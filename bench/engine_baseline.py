@@ -26,6 +26,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 from alerts.conditions import ConditionChange, ConditionKind, Priority
+from sensors.kinds import KINDS
 from sensors.model import Sensor
 
 try:
@@ -41,8 +42,8 @@ K = ConditionKind
 # plain ints on the hot path (an IntEnum member lookup costs ~0.2 µs in CPython 3.11)
 LL, L, H, HH, ROC, FAULT, STALE = (int(k) for k in (K.LL, K.L, K.H, K.HH, K.ROC, K.FAULT, K.STALE))
 DELAYED = (LL, L, H, HH, ROC)
-CRITICAL_KINDS = frozenset({"gas_lel", "gas_toxic", "oxygen"})
-FLATLINE_KINDS = frozenset({"rainfall"})
+CRITICAL_KINDS = frozenset(k.name for k in KINDS.values() if k.critical)  # the facts, not the engine's code
+FLATLINE_KINDS = frozenset(k.name for k in KINDS.values() if k.may_flatline)
 FAULT_NAMES = {1: "out_of_range", 2: "stuck", 3: "spike", 4: "bad_quality"}
 
 SPIKE_K = 10.0  # a jump must exceed SPIKE_K * MAD ...

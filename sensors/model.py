@@ -10,25 +10,13 @@ from enum import IntEnum
 from types import MappingProxyType
 from typing import Literal
 
+from sensors.kinds import KINDS
+
 SiteKind = Literal["chemical", "tailings"]
 
-#: Sensor kinds and the units each accepts (docs/contracts.md §2). The first unit is the usual one.
+#: Sensor kinds and the units each accepts (sensors/kinds.py; docs/contracts.md §2), the usual one first.
 UNITS_BY_KIND: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
-    {
-        "gas_lel": ("%LEL",),
-        "gas_toxic": ("ppm", "mg/m3", "mg/m³"),
-        "oxygen": ("%VOL",),
-        "pressure": ("MPa", "kPa", "bar"),
-        "level": ("m", "mm", "%"),
-        "temperature": ("°C",),
-        "flow": ("m3/h", "m³/h", "t/h", "L/s", "kg/h"),
-        "pond_level": ("m",),
-        "phreatic_depth": ("m",),
-        "dry_beach": ("m",),
-        "displacement": ("mm",),
-        "rainfall": ("mm", "mm/h"),
-        "seepage": ("L/s", "m3/h", "m³/h"),
-    }
+    {k.name: k.units for k in KINDS.values()}
 )
 SENSOR_KINDS: frozenset[str] = frozenset(UNITS_BY_KIND)
 LIMIT_KEYS: tuple[str, ...] = ("ll", "l", "h", "hh")
