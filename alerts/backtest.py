@@ -20,12 +20,13 @@ from typing import TextIO
 import numpy as np
 import orjson
 
+from alerts.book.book import AlarmBook
+from alerts.book.sqlite_journal import AlarmJournal
 from alerts.calibration import Calibration, ForecastLog, Outcomes, calibrate, format_calibration
-from alerts.early_warning import EarlyWarnings, attach_early_warnings
-from alerts.engine import AlarmEngine, EngineConfig
-from alerts.journal import AlarmBook, AlarmJournal
+from alerts.engine.alarm_engine import AlarmEngine, EngineConfig
+from alerts.engine.early_warning import EarlyWarnings, attach_early_warnings
+from alerts.engine.lifecycle import AlarmEvent, AlarmRaised
 from alerts.learning import BehaviourLearner, ReadingsHistory
-from alerts.lifecycle import AlarmEvent, AlarmRaised
 from alerts.metrics import EemuaReport, eemua_report
 from alerts.probability_log import ProbabilityRecorder
 from alerts.replay import LoadReport, load_readings_csv, replay

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from alerts.conditions import ConditionKind
+from alerts.engine.conditions import ConditionKind
 
 #: reliability bins (upper edges) of the predicted probability
 BIN_EDGES = (0.05, 0.2, 0.4, 0.6, 0.8, 0.95, 1.0000001)

@@ -1,6 +1,6 @@
 """Learning each forecast sensor's behaviour from its own history: when to refit, from what, and keeping it.
 
-The fit itself is pure (alerts/behaviour.py); this module decides which sensors are due, reads their
+The fit itself is pure (alerts/engine/behaviour.py); this module decides which sensors are due, reads their
 history through a :class:`HistorySource` port, and hands the result to the early warnings:
 
 - in `hazmon backtest` the history is the replay's own readings, strictly before the refit's event time
@@ -24,7 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
-from alerts.behaviour import BehaviourModel, fit_behaviour
+from alerts.engine.behaviour import BehaviourModel, fit_behaviour
 from sensors.readings import ReadingBatch
 
 logger = logging.getLogger(__name__)

@@ -288,7 +288,7 @@ def priority_distribution(priorities: Iterable[str]) -> dict[str, float]:
 
 
 class HistoryLike(Protocol):
-    """What the report reads from a history row (alerts.journal.HistoryEntry fits)."""
+    """What the report reads from a history row (alerts.book.sqlite_journal.HistoryEntry fits)."""
 
     @property
     def time_ms(self) -> int: ...

@@ -28,13 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from alerts.conditions import ConditionChange
+from alerts.engine.conditions import ConditionChange
 from alerts.stats import AlarmStats
 from sensors.readings import ReadingBatch
 
 if TYPE_CHECKING:
-    from alerts.engine import AlarmEngine
-    from alerts.journal import AlarmBook
+    from alerts.book.book import AlarmBook
+    from alerts.engine.alarm_engine import AlarmEngine
 
 logger = logging.getLogger(__name__)
 

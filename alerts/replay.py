@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from alerts.conditions import ConditionChange
-from alerts.engine import AlarmEngine
+from alerts.engine.alarm_engine import AlarmEngine
+from alerts.engine.conditions import ConditionChange
 from sensors.index import SensorIndex
 from sensors.readings import QUALITY_CODES, ReadingBatch, parse_timestamp_ms
 

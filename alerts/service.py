@@ -17,20 +17,21 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from alerts.alarm_events import AlarmEventWatch
-from alerts.engine import AlarmEngine
-from alerts.journal import AlarmBook, AlarmJournal
+from alerts.book.alarm_events import AlarmEventWatch
+from alerts.book.book import AlarmBook
+from alerts.book.mqtt_out import PahoEventTransport
+from alerts.book.outbox import EventOutbox, OutboxRunner
+from alerts.book.sqlite_journal import AlarmJournal
+from alerts.engine.alarm_engine import AlarmEngine
+from alerts.engine.lifecycle import AlarmState
 from alerts.learning import BehaviourLearner
-from alerts.lifecycle import AlarmState
 from alerts.metrics import (
     DAY_MS,
     EemuaReport,
     eemua_report,
 )
-from alerts.mqtt_out import PahoEventTransport
 from alerts.notify.notifier import Notifier
 from alerts.notify.roster_store import RosterStore
-from alerts.outbox import EventOutbox, OutboxRunner
 from alerts.pipeline import ADVANCE, EXPIRE_SHELVES, REFRESH_FORECASTS, AlarmPipeline
 from alerts.stats import AlarmStats
 from ingest.store import StorageError

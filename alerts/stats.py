@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 
-from alerts.lifecycle import AlarmEvent
+from alerts.engine.lifecycle import AlarmEvent
 from ingest.stats import Histogram
 
 ENGINE_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)

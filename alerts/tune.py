@@ -37,8 +37,8 @@ from enum import StrEnum
 
 import numpy as np
 
-from alerts.engine import DELAYED_COLS
-from alerts.lifecycle import DEFAULT_CHATTER, ChatterPolicy
+from alerts.engine.alarm_engine import DELAYED_COLS
+from alerts.engine.lifecycle import DEFAULT_CHATTER, ChatterPolicy
 from alerts.metrics import DAY_MS, chattering_points
 from alerts.tune_replay import FAULT_COL, Coverage, Fleet, build_fleet, run
 from alerts.tune_score import (

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alerts.conditions import ConditionChange, ConditionKind
-from alerts.engine import DELAYED_COLS, AlarmEngine, EngineConfig
+from alerts.engine.alarm_engine import DELAYED_COLS, AlarmEngine, EngineConfig
+from alerts.engine.conditions import ConditionChange, ConditionKind
 from alerts.replay import replay
 from alerts.tune_settings import Setting
 from sensors.index import SensorIndex

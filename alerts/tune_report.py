@@ -6,8 +6,8 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from alerts.early_warning import EarlyWarningConfig
-from alerts.lifecycle import local_iso
+from alerts.engine.early_warning import EarlyWarningConfig
+from alerts.engine.lifecycle import local_iso
 from alerts.metrics import DAY_MS
 from alerts.tune import Outcome, SensorTuning, Status, TuneConfig
 from alerts.tune_settings import Setting, span

@@ -1,6 +1,6 @@
 """The early-warning threshold to suggest per sensor kind, from a history of forecast probabilities.
 
-The early warnings (alerts/early_warning.py) raise a warning when a sensor's probability of reaching
+The early warnings (alerts/engine/early_warning.py) raise a warning when a sensor's probability of reaching
 a limit within its horizon has held at or above its kind's threshold for its kind's persistence.
 Given that probability at each evaluation in *quiet* time (away from real excursions, so every
 warning there is false), this picks the lowest threshold of a ladder whose warnings meet a target
@@ -8,7 +8,7 @@ rate: by default 1 per 100 quiet sensor-days, the goal of the early-warning benc
 (../shared/tools/ewbench). The lowest such threshold is the most sensitive one that is still quiet
 enough.
 
-The probabilities come from the early warnings themselves (alerts/early_warning.py gives one per
+The probabilities come from the early warnings themselves (alerts/engine/early_warning.py gives one per
 forecast sensor at each judgement): `hazmon tune` replays the same history through the service's
 engine, early warnings and behaviour learner on event time (alerts/backtest.replay_probabilities),
 records them (alerts/probability_log.ProbabilityRecorder, a `ProbabilityHistory`) and asks for a

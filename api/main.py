@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from alerts.lifecycle import AlarmError, InvalidCommand, InvalidTransition, UnknownAlarm
+from alerts.engine.lifecycle import AlarmError, InvalidCommand, InvalidTransition, UnknownAlarm
 from api import console_app
 from api.auth import router as auth_router
 from api.auth.store import AuthStore

@@ -6,8 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
-from alerts.journal import HistoryEntry
-from alerts.lifecycle import Alarm, local_iso
+from alerts.book.records import HistoryEntry
+from alerts.engine.lifecycle import Alarm, local_iso
 from alerts.metrics import EemuaReport
 
 PriorityName = Literal["low", "medium", "high", "critical"]

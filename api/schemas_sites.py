@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from alerts.conditions import Priority
-from alerts.lifecycle import Alarm, local_iso
+from alerts.engine.conditions import Priority
+from alerts.engine.lifecycle import Alarm, local_iso
 from api.schemas import PriorityName
 from sensors.model import Limits, Sensor, Site
 

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alerts.conditions import ConditionKind, Priority
-from alerts.early_warning import FAILURE_LEVEL
-from alerts.lifecycle import Alarm, AlarmState
+from alerts.engine.conditions import ConditionKind, Priority
+from alerts.engine.early_warning import FAILURE_LEVEL
+from alerts.engine.lifecycle import Alarm, AlarmState
 
 BLUE, YELLOW, ORANGE, RED = 0, 1, 2, 3
 COLOUR_NAMES = ("blue", "yellow", "orange", "red")

@@ -4,7 +4,7 @@ A tick is one new sample for every sensor of a generated fleet (simulators/gener
 limits, 2oo3 gas groups, gateways), as one ReadingBatch in slot order with per-sensor phases
 inside the second, then the clock-driven checks at the end of the second:
 `engine.process(batch)` + `engine.advance(now)`: limits, delays, rate of change, instrument
-health, stale data, votes and, when alerts/forecast.py exists, the early-warning step (trend
+health, stale data, votes and, when alerts/engine/forecast.py exists, the early-warning step (trend
 update, limit-crossing forecast, inverse velocity; `ForecastRound`, the engine's forecaster).
 Values are a vectorised mean-reverting random walk; a few sensors hover at their H limit, a
 few readings are spikes or bad quality, so some conditions change, as in a real fleet.
@@ -44,10 +44,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from alerts import forecast as _forecast  # noqa: E402
-from alerts.conditions import ConditionChange, ConditionKind, Priority  # noqa: E402
-from alerts.early_warning import attach_early_warnings  # noqa: E402
-from alerts.engine import AlarmEngine, EngineConfig  # noqa: E402
+from alerts.engine import forecast as _forecast  # noqa: E402
+from alerts.engine.alarm_engine import AlarmEngine, EngineConfig  # noqa: E402
+from alerts.engine.conditions import ConditionChange, ConditionKind, Priority  # noqa: E402
+from alerts.engine.early_warning import attach_early_warnings  # noqa: E402
 from alerts.replay import replay  # noqa: E402
 from bench.engine_baseline import PlainFleet  # noqa: E402
 from bench.learned import install_learned, time_refit  # noqa: E402
@@ -135,16 +135,16 @@ class Workload:
         return ReadingBatch(self.slot, ts, value, quality), T0 + (k + 1) * INTERVAL_MS
 
 
-# ---- forecast trend in the tick (when alerts/forecast.py exists)
+# ---- forecast trend in the tick (when alerts/engine/forecast.py exists)
 
 
 class ForecastRound:
-    """engine.forecaster for the bench: alerts/forecast.py's trend updates every round, forecasts per batch.
+    """engine.forecaster for the bench: forecast.py's trend updates each round, forecasts per batch.
 
     Sensors with `forecast: true` get an EW trend (`update_trend`) and a limit-crossing forecast
     (`forecast_crossing`); displacement sensors also get the inverse-velocity failure time
     (`update_inverse_velocity`, `failure_time`). Flips of a warning become EARLY_WARNING changes.
-    A cheaper alternative to alerts/early_warning.py (`--forecaster trend`), through the same hooks:
+    A cheaper alternative to alerts/engine/early_warning.py (`--forecaster trend`), through the same hooks:
     `on_round` updates the trends of the round's sensors (the whole state at once when the round has
     every sensor), `on_batch_end` forecasts once per batch, only for trends that are significant (a
     warning needs a significant trend) or warned before; `refresh` forecasts on the clock alone.
@@ -306,7 +306,7 @@ FORECASTERS = ("early_warning", "trend", "none")
 def attach_forecaster(engine: AlarmEngine, kind: str, learned: Workload | None = None) -> None:
     """The forecast step of the tick.
 
-    early_warning: alerts/early_warning.py as the service attaches it (with `learned`, every forecast
+    early_warning: alerts/engine/early_warning.py as the service attaches it (with `learned`, every forecast
     sensor has a fitted behaviour for that workload, as in a service that has learned); trend:
     ForecastRound (trend update per round, forecast per batch); none: the engine alone.
     """
@@ -407,7 +407,7 @@ def compare(engine_keys: list[Counter], baseline_keys: list[Counter], early_warn
     """The engine and the baseline must raise the same condition changes on the same readings.
 
     early_warnings=False leaves EARLY_WARNING changes out (the baseline does not reproduce
-    alerts/early_warning.py's warning rules, only its work).
+    alerts/engine/early_warning.py's warning rules, only its work).
     """
     n = min(len(engine_keys), len(baseline_keys))
     e, b = sum(engine_keys[:n], Counter()), sum(baseline_keys[:n], Counter())
@@ -550,8 +550,8 @@ def main() -> int:
         "--forecaster",
         choices=FORECASTERS,
         default="early_warning",
-        help="the forecast step of the tick: alerts/early_warning.py (default), the "
-        "bench's ForecastRound on alerts/forecast.py, or none",
+        help="the forecast step of the tick: alerts/engine/early_warning.py (default), the "
+        "bench's ForecastRound on alerts/engine/forecast.py, or none",
     )
     args = parser.parse_args()
     started = time.perf_counter()

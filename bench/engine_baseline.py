@@ -1,4 +1,4 @@
-"""The alarm rules of alerts/engine.py written plainly: one Python object per sensor.
+"""The alarm rules of alerts/engine/alarm_engine.py written plainly: one Python object per sensor.
 
 This is the reference `make bench-engine` compares the array engine with. It is what a competent
 engineer writes first: a class with attributes, an `update(t_ms, x)` method per reading, a loop
@@ -7,13 +7,13 @@ expire in silence, stale sensors rolled up by device). Same rules and thresholds
 and its kernels, so on the same readings it raises the same condition changes (the benchmark
 checks that); nothing in it is slowed down on purpose.
 
-Early warnings (sensors with `forecast: true`, when alerts/forecast.py exists) follow that
+Early warnings (sensors with `forecast: true`, when alerts/engine/forecast.py exists) follow that
 module's arithmetic one sensor at a time: the exponentially weighted least-squares trend with
 its ten sums, the projection to the next limit in the direction of travel with its band, and for
 displacement the inverse-velocity (Fukuzono) failure time. The daily-cycle model of the module
 (temperature and pressure kinds) is not reproduced: no forecast sensor of a generated fleet has it.
 
-With `cadence=True` the forecasts do the work alerts/early_warning.py does: one trend per channel of
+With `cadence=True` the forecasts do the work alerts/engine/early_warning.py does: one trend per channel of
 the sensor's kind (pond level watches two timescales), samples of a faulty instrument skipped, and
 each sensor judged on its own time once per `eval_every_s` instead of every batch. Its warning
 rules (hysteresis, regrading) are not reproduced: the bench then compares only the engine's own
@@ -25,16 +25,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from alerts.conditions import ConditionChange, ConditionKind, Priority
+from alerts.engine.conditions import ConditionChange, ConditionKind, Priority
 from sensors.kinds import KINDS
 from sensors.model import Sensor
 
 try:
-    from alerts import forecast as _fc
+    from alerts.engine import forecast as _fc
 except ImportError:  # no forecast module yet: no early warnings
     _fc = None
 try:
-    from alerts.early_warning import EarlyWarningConfig
+    from alerts.engine.early_warning import EarlyWarningConfig
 except ImportError:
     EarlyWarningConfig = None
 
@@ -55,7 +55,7 @@ STUCK_QUICK_SAMPLES, STUCK_SLOW_SAMPLES, STUCK_SLOW_MS = 6, 60, 30 * 60_000
 
 
 class Trend:
-    """Streaming EW least-squares line of one sensor: alerts/forecast.py's arithmetic, one sample at a time.
+    """Streaming EW least-squares line of one sensor: forecast.py's arithmetic, sample by sample.
 
     Ten sums (w, t, x, t², t·x, x², t³, w², w²·t, w²·t²) kept relative to the last sample (t_ref, x_ref);
     each sample moves the origin to itself with the binomial shift, decays by exp(-d/tau), adds weight 1.

@@ -5,7 +5,7 @@ The tick bench must measure the early warnings as they run in a service that has
 forecast sensor judged by its fitted model (screening, first-passage chances), not by the trend alone
 as in its first hour. Fitting 1 M sensors for real would take longer than the bench, and the tick's
 cost does not depend on the numbers in a model, only on its being there. So a few hundred prototype
-sensors per grid step are fitted for real (alerts/behaviour.py) to synthetic history of the workload's
+sensors per grid step are fitted for real (alerts/engine/behaviour.py) to synthetic history of the workload's
 own kind (a mean-reverting walk with a daily cycle), and every sensor gets a prototype moved to its own
 centre and scaled to its own noise.
 
@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from alerts import behaviour as bh
+from alerts.engine import behaviour as bh
 from alerts.learning import BehaviourLearner
 
 DAY_S = 86_400.0
@@ -92,7 +92,7 @@ def time_refit(
     """Refit every row of ``ew`` from ``days`` of history through the service's learner.
 
     ``step_s`` forces one grid step on every row (60: the worst case, a month of 1-minute bins for
-    every sensor); None keeps each sensor's own step (alerts/early_warning.py learning_step_s).
+    every sensor); None keeps each sensor's own step (alerts/engine/early_warning.py learning_step_s).
     """
     if step_s is not None:
         ew.step_s[:] = step_s

@@ -8,12 +8,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from alerts.alarm_events import AlarmEventWatch
-from alerts.early_warning import attach_early_warnings
-from alerts.engine import AlarmEngine
-from alerts.journal import AlarmBook, AlarmJournal
+from alerts.book.alarm_events import AlarmEventWatch
+from alerts.book.book import AlarmBook
+from alerts.book.mqtt_out import PahoEventTransport
+from alerts.book.outbox import EventOutbox, OutboxRunner
+from alerts.book.sqlite_journal import AlarmJournal
+from alerts.engine.alarm_engine import AlarmEngine
+from alerts.engine.early_warning import attach_early_warnings
 from alerts.learning import BehaviourLearner, HistorySource
-from alerts.mqtt_out import PahoEventTransport
 from alerts.notify.channels.gateway import SmsGateway
 from alerts.notify.channels.kannel import KannelSmsGateway
 from alerts.notify.channels.smpp import SmppSmsGateway
@@ -27,7 +29,6 @@ from alerts.notify.sms_ack import SmsAcknowledger, people_by_phone_from, roster_
 from alerts.notify.sms_outbox import SmsOutbox
 from alerts.notify.sms_plan import Policy
 from alerts.notify.sms_render import AlarmDescriber
-from alerts.outbox import EventOutbox, OutboxRunner
 from alerts.pipeline import AlarmPipeline, WorkQueue
 from alerts.service import AlarmService
 from alerts.stats import AlarmStats

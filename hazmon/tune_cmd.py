@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from alerts.early_warning import EarlyWarningConfig
+from alerts.engine.early_warning import EarlyWarningConfig
 from alerts.metrics import DAY_MS
 from alerts.tune import SensorTuning, TuneConfig, tune
 from alerts.tune_report import NOTICE, format_table, tuning_json

@@ -2,9 +2,9 @@
 
 Adding a kind is one entry in :data:`KINDS` (plus its rule, if it needs one the profile cannot
 express), its tests and its line in docs/contracts.md §2. The modules that need a per-kind table
-derive it from here (sensors/model.py ``UNITS_BY_KIND``, alerts/engine.py ``CRITICAL_KINDS`` and
-``FLATLINE_KINDS``, alerts/forecast.py ``TREND_WINDOW_S``, ``HORIZON_S`` and ``DAILY_CYCLE_KINDS``,
-alerts/early_warning.py ``CREEP_KINDS``, ``FORECAST_CHANNELS``, ``GUSTY_KINDS`` and
+derive it from here (sensors/model.py ``UNITS_BY_KIND``, alerts/engine/alarm_engine.py ``CRITICAL_KINDS`` and
+``FLATLINE_KINDS``, alerts/engine/forecast.py ``TREND_WINDOW_S``, ``HORIZON_S`` and ``DAILY_CYCLE_KINDS``,
+alerts/engine/early_warning.py ``CREEP_KINDS``, ``FORECAST_CHANNELS``, ``GUSTY_KINDS`` and
 ``WARN_PROFILES``, alerts/tune_settings.py ``CAPS``).
 
 Pure data: no I/O and no imports from the rest of hazmon, so every layer may read it.
@@ -75,7 +75,7 @@ class SensorKind:
     #: forecast horizon (s): how far ahead a limit crossing is worth warning of
     horizon_s: float = DEFAULT_HORIZON_S
     #: the value follows the weather's daily cycle (DOMAIN §7.2): a harmonic daily model de-seasonalises
-    #: the trend. (Weekly cycles are learned per sensor, alerts/behaviour.py, for every kind.)
+    #: the trend. (Weekly cycles are learned per sensor, alerts/engine/behaviour.py, for every kind.)
     daily_cycle: bool = False
     #: displacement of a tailings dam: also feeds the inverse-velocity failure forecast (DOMAIN §7.4)
     creep: bool = False

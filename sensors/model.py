@@ -66,7 +66,7 @@ class Sensor:
     roc_window_s: float = 60.0
     stale_after_s: float | None = None  # default: 3 reporting intervals (at least 30 s)
     # flat-line (stuck) detection: the shortest frozen stretch that may be judged stuck (default
-    # 300 s, alerts/engine.py EngineConfig.stuck_after_s), and the instrument's resolution (its
+    # 300 s, alerts/engine/alarm_engine.py EngineConfig.stuck_after_s), and the instrument's resolution (its
     # smallest step, e.g. 1 %LEL; 0 = unknown, the engine learns it from the readings)
     stuck_after_s: float | None = None
     resolution: float = 0.0

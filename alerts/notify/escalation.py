@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from alerts.conditions import EVENT_TYPE, ConditionKind, Priority
-from alerts.lifecycle import Alarm
+from alerts.engine.conditions import EVENT_TYPE, ConditionKind, Priority
+from alerts.engine.lifecycle import Alarm
 
 MINUTE_MS = 60_000
 

@@ -21,8 +21,8 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
-from alerts.journal import AlarmBook
-from alerts.lifecycle import Alarm, AlarmState
+from alerts.book.book import AlarmBook
+from alerts.engine.lifecycle import Alarm, AlarmState
 from alerts.notify.channels.gateway import (
     CallbackListener,
     DeliveryReceipt,

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from alerts.conditions import EVENT_TYPE, Priority
+from alerts.engine.conditions import EVENT_TYPE, Priority
 from alerts.notify.escalation import DEFAULT_CHAINS, Chain, Routing, Step
 from alerts.notify.roster import Role
 

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from alerts.journal import AlarmBook, AuditEntry
-from alerts.lifecycle import AlarmKey, InvalidTransition, UnknownAlarm
+from alerts.book.book import AlarmBook
+from alerts.book.records import AuditEntry
+from alerts.engine.lifecycle import AlarmKey, InvalidTransition, UnknownAlarm
 from alerts.notify.roster import E164_RE, Person, Roster, SiteLike, regulator_rosters
 from alerts.notify.sms_reply import ParseError, parse_reply
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import orjson
 
-from alerts.conditions import Priority
+from alerts.engine.conditions import Priority
 from alerts.notify.channels.gateway import (
     DeliveryReceipt,
     DeliveryStatus,

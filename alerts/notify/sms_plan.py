@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from alerts.conditions import Priority
+from alerts.engine.conditions import Priority
 
 SECOND_MS = 1_000
 MINUTE_MS = 60_000

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from alerts.conditions import FAULT_ZH_BY_LEVEL, ConditionKind, Priority
-from alerts.lifecycle import Alarm
+from alerts.engine.conditions import FAULT_ZH_BY_LEVEL, ConditionKind, Priority
+from alerts.engine.lifecycle import Alarm
 from sensors.model import Registry, Sensor, Site
 
 

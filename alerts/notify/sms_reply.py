@@ -13,7 +13,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from alerts.alarm_numbers import normalize_alarm_ref
+from alerts.book.alarm_numbers import normalize_alarm_ref
 
 #: A few concatenated SMS; anything longer is not a reply to us and is not worth normalising.
 MAX_REPLY_CHARS = 480

@@ -13,9 +13,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
-from alerts.alarm_numbers import normalize_alarm_ref
-from alerts.conditions import Priority
-from alerts.lifecycle import DEFAULT_TZ, Alarm, AlarmState, UnknownAlarm, local_iso
+from alerts.book.alarm_numbers import normalize_alarm_ref
+from alerts.engine.conditions import Priority
+from alerts.engine.lifecycle import DEFAULT_TZ, Alarm, AlarmState, UnknownAlarm, local_iso
 from api.auth.deps import PrincipalDep, audit, check_site, current_principal, forbidden, require
 from api.auth.model import Action, Principal, shelve_action
 from api.deps import ServiceDep, json_response, sees_site, site_map

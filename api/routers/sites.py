@@ -23,8 +23,8 @@ import numpy as np
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 
-from alerts.conditions import ConditionKind
-from alerts.lifecycle import Alarm, AlarmState, local_iso
+from alerts.engine.conditions import ConditionKind
+from alerts.engine.lifecycle import Alarm, AlarmState, local_iso
 from api.auth.deps import PrincipalDep, check_site, current_principal
 from api.auth.model import Principal, can_see
 from api.deps import ServiceDep, site_map

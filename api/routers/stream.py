@@ -30,7 +30,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from alerts.lifecycle import EVENT_CLASSES
+from alerts.engine.lifecycle import EVENT_CLASSES
 from api.auth.deps import PrincipalDep, current_principal
 from api.auth.model import Principal, can_see
 from api.deps import ServiceDep

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from alerts.conditions import EVENT_TYPE, Priority
+from alerts.engine.conditions import EVENT_TYPE, Priority
 from alerts.notify.channels.encoding import DCS_UCS2, concat_info, reassemble
 from tests.support.events import MonotonicMs
 from tests.support.publisher import TestPublisher

@@ -7,8 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from alerts.conditions import ConditionChange, ConditionKind, Priority
-from alerts.journal import AlarmBook, AlarmJournal, HistoryEntry
+from alerts.book.book import AlarmBook
+from alerts.book.records import HistoryEntry
+from alerts.book.sqlite_journal import AlarmJournal
+from alerts.engine.conditions import ConditionChange, ConditionKind, Priority
 from alerts.metrics import (
     DAY_MS,
     TEN_MIN_MS,

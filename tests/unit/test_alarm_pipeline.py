@@ -8,8 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from alerts.engine import AlarmEngine
-from alerts.journal import AlarmBook, AlarmJournal
+from alerts.book.book import AlarmBook
+from alerts.book.sqlite_journal import AlarmJournal
+from alerts.engine.alarm_engine import AlarmEngine
 from alerts.pipeline import ADVANCE, EXPIRE_SHELVES, AlarmPipeline, WorkQueue
 from alerts.stats import AlarmStats
 from sensors.index import SensorIndex

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from alerts.conditions import ConditionChange, ConditionKind, Priority
-from alerts.engine import AlarmEngine
-from alerts.journal import AlarmBook, AlarmJournal
+from alerts.book.book import AlarmBook
+from alerts.book.sqlite_journal import AlarmJournal
+from alerts.engine.alarm_engine import AlarmEngine
+from alerts.engine.conditions import ConditionChange, ConditionKind, Priority
 from alerts.pipeline import AlarmPipeline, WorkQueue
 from alerts.service import AlarmService
 from alerts.stats import AlarmStats

@@ -1,5 +1,5 @@
-"""alerts/behaviour.py: the normal distribution, what `fit_behaviour` learns from a sensor's history, and
-the chance of reaching a limit (`reach_probability`) against a Monte-Carlo simulation of the same process.
+"""alerts/engine/behaviour.py: the normal distribution, what `fit_behaviour` learns from a sensor's history,
+and the chance of reaching a limit (`reach_probability`) against a Monte-Carlo simulation of the same process.
 
 Series are synthetic on the learner's grid (10-minute bin means), seeded, a few days to a month long.
 """
@@ -13,7 +13,7 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from alerts.behaviour import (
+from alerts.engine.behaviour import (
     DAY_BINS,
     DAY_S,
     PROBS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from alerts.calibration import ForecastLog, Outcomes, calibrate
-from alerts.conditions import ConditionKind
+from alerts.engine.conditions import ConditionKind
 
 H = int(ConditionKind.H)
 HOUR = 3600.0

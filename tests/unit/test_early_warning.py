@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alerts.conditions import ConditionKind, Priority
-from alerts.early_warning import FAILURE_LEVEL, EarlyWarningConfig, attach_early_warnings
-from alerts.engine import AlarmEngine, EngineConfig
+from alerts.engine.alarm_engine import AlarmEngine, EngineConfig
+from alerts.engine.conditions import ConditionKind, Priority
+from alerts.engine.early_warning import FAILURE_LEVEL, EarlyWarningConfig, attach_early_warnings
 from sensors.index import SensorIndex
 from sensors.model import Limits, Registry, Sensor, Site
 from sensors.readings import ReadingBatch

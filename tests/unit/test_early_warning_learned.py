@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alerts.behaviour import BehaviourModel, fit_behaviour
-from alerts.conditions import ConditionChange, ConditionKind
-from alerts.early_warning import (
+from alerts.engine.alarm_engine import AlarmEngine, EngineConfig
+from alerts.engine.behaviour import BehaviourModel, fit_behaviour
+from alerts.engine.conditions import ConditionChange, ConditionKind
+from alerts.engine.early_warning import (
     MODEL_REVERTING,
     MODEL_TREND,
     WARN_PROFILES,
@@ -21,7 +22,6 @@ from alerts.early_warning import (
     WarnProfile,
     attach_early_warnings,
 )
-from alerts.engine import AlarmEngine, EngineConfig
 from alerts.learning import BehaviourLearner, ReadingsHistory
 from alerts.replay import replay
 from sensors.index import SensorIndex

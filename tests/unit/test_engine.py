@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alerts import kernels
-from alerts.conditions import ConditionKind as K
-from alerts.engine import AlarmEngine, EngineConfig
+from alerts.engine import kernels
+from alerts.engine.alarm_engine import AlarmEngine, EngineConfig
+from alerts.engine.conditions import ConditionKind as K
 from sensors.index import SensorIndex
 from sensors.model import Limits, Registry, Sensor, Site
 from sensors.readings import ReadingBatch

@@ -6,8 +6,8 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from alerts.conditions import ConditionChange, ConditionKind, Priority
-from alerts.lifecycle import acknowledge, apply_condition, shelve
+from alerts.engine.conditions import ConditionChange, ConditionKind, Priority
+from alerts.engine.lifecycle import acknowledge, apply_condition, shelve
 from alerts.notify.escalation import (
     OPERATOR,
     PRINCIPAL,

@@ -1,4 +1,4 @@
-"""alerts/forecast.py: streaming EW trends, forecast limit crossings, daily cycles, inverse velocity.
+"""alerts/engine/forecast.py: streaming EW trends, forecast limit crossings, daily cycles, inverse velocity.
 
 Scenarios are simulated vectorised over many sensors at once (one `update_trend` call per round, as
 the engine does), on the physics of DOMAIN §7: a tank filling at 0.25 m/h, LPG sphere pressure and tank
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from alerts.conditions import ConditionKind
-from alerts.forecast import (
+from alerts.engine.conditions import ConditionKind
+from alerts.engine.forecast import (
     DAY_S,
     HOUR_S,
     InverseVelocityState,

@@ -12,16 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from alerts.conditions import ConditionChange, ConditionKind, Priority
-from alerts.journal import (
-    AlarmBook,
-    AlarmJournal,
-    AuditEntry,
-    alarm_from_json,
-    alarm_to_json,
-    normalize_alarm_ref,
-)
-from alerts.lifecycle import (
+from alerts.book.alarm_numbers import normalize_alarm_ref
+from alerts.book.book import AlarmBook
+from alerts.book.records import AuditEntry
+from alerts.book.sqlite_journal import AlarmJournal, alarm_from_json, alarm_to_json
+from alerts.engine.conditions import ConditionChange, ConditionKind, Priority
+from alerts.engine.lifecycle import (
     INSTRUMENT_FAULT,
     Alarm,
     AlarmEvent,

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from alerts import early_warning as ew
-from alerts import engine
-from alerts import forecast as fc
-from alerts.conditions import ConditionChange, ConditionKind, Priority
-from alerts.early_warning import attach_early_warnings
-from alerts.engine import AlarmEngine, EngineConfig
+from alerts.engine import alarm_engine as engine
+from alerts.engine import early_warning as ew
+from alerts.engine import forecast as fc
+from alerts.engine.alarm_engine import AlarmEngine, EngineConfig
+from alerts.engine.conditions import ConditionChange, ConditionKind, Priority
+from alerts.engine.early_warning import attach_early_warnings
 from alerts.tune_settings import CAPS
-from ingest.payloads import ReadingBatch
 from sensors.index import SensorIndex
 from sensors.kinds import KINDS, WarnProfile
 from sensors.model import SENSOR_KINDS, UNITS_BY_KIND, Registry
+from sensors.readings import ReadingBatch
 from sensors.registry import parse_registry_text
 
 

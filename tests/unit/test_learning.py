@@ -8,9 +8,9 @@ from dataclasses import fields
 import numpy as np
 import pytest
 
-from alerts.behaviour import BehaviourModel
-from alerts.early_warning import EarlyWarnings, attach_early_warnings
-from alerts.engine import AlarmEngine, EngineConfig
+from alerts.engine.alarm_engine import AlarmEngine, EngineConfig
+from alerts.engine.behaviour import BehaviourModel
+from alerts.engine.early_warning import EarlyWarnings, attach_early_warnings
 from alerts.learning import BehaviourLearner, ReadingsHistory
 from alerts.replay import replay
 from sensors.index import SensorIndex

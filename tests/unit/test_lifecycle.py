@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from alerts.conditions import ConditionChange, ConditionKind, Priority
-from alerts.lifecycle import (
+from alerts.engine.conditions import ConditionChange, ConditionKind, Priority
+from alerts.engine.lifecycle import (
     CHATTERING,
     DEFAULT_CHATTER,
     Alarm,

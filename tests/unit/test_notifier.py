@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from alerts.conditions import ConditionChange, ConditionKind, Priority
-from alerts.journal import AlarmBook, AlarmJournal
-from alerts.lifecycle import AlarmRaised, AlarmState
+from alerts.book.book import AlarmBook
+from alerts.book.sqlite_journal import AlarmJournal
+from alerts.engine.conditions import ConditionChange, ConditionKind, Priority
+from alerts.engine.lifecycle import AlarmRaised, AlarmState
 from alerts.notify.channels.gateway import GatewayUnavailable, MessageRejected, SendResult, SmsGateway
 from alerts.notify.escalation import Chain, Routing, Step
 from alerts.notify.notifier import Notifier
@@ -183,7 +184,7 @@ def test_a_limit_alarm_beside_a_stuck_detector_still_escalates_and_its_text_says
 
 
 def test_english_speakers_get_english_lines():
-    from alerts.lifecycle import Alarm
+    from alerts.engine.lifecycle import Alarm
 
     alarm = Alarm(
         ("s", "sensor", "T1", "HH"), "A000001", priority=Priority.HIGH, level="HH", value=15.0, limit=14.8

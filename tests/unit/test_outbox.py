@@ -5,10 +5,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from alerts.conditions import ConditionChange, ConditionKind, Priority
-from alerts.journal import AlarmBook, AlarmJournal
-from alerts.lifecycle import CONTRACT_EVENT_TYPES, event_from_record
-from alerts.outbox import EventOutbox, events_topic
+from alerts.book.book import AlarmBook
+from alerts.book.outbox import EventOutbox, events_topic
+from alerts.book.sqlite_journal import AlarmJournal
+from alerts.engine.conditions import ConditionChange, ConditionKind, Priority
+from alerts.engine.lifecycle import CONTRACT_EVENT_TYPES, event_from_record
 
 T0 = 1_795_392_000_000
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from alerts.conditions import Priority
-from alerts.lifecycle import Alarm
+from alerts.engine.conditions import Priority
+from alerts.engine.lifecycle import Alarm
 from alerts.notify.escalation import DEFAULT_CHAINS, Chain, Step
 from alerts.notify.routing_yaml import RoutingError, load_routing, parse_routing
 

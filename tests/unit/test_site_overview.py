@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from alerts.conditions import Priority
-from alerts.lifecycle import Alarm
+from alerts.engine.conditions import Priority
+from alerts.engine.lifecycle import Alarm
 from api.site_overview import (
     BLUE,
     COLOUR_NAMES,

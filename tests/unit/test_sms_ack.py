@@ -9,9 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts.conditions import ConditionChange, ConditionKind, Priority
-from alerts.journal import AlarmBook, AlarmJournal
-from alerts.lifecycle import AlarmRaised
+from alerts.book.book import AlarmBook
+from alerts.book.sqlite_journal import AlarmJournal
+from alerts.engine.conditions import ConditionChange, ConditionKind, Priority
+from alerts.engine.lifecycle import AlarmRaised
 from alerts.notify.roster import Role, find_duty
 from alerts.notify.roster_yaml import load_rosters
 from alerts.notify.sms_ack import (

@@ -6,7 +6,7 @@ import contextlib
 
 import pytest
 
-from alerts.conditions import Priority
+from alerts.engine.conditions import Priority
 from alerts.notify.channels.gateway import (
     DeliveryReceipt,
     DeliveryStatus,

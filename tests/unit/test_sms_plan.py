@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from alerts.conditions import Priority
+from alerts.engine.conditions import Priority
 from alerts.notify.sms_plan import Policy, Waiting, next_wakeup_ms, plan_messages, send_allowed_at
 
 T0 = 1_795_392_000_000  # 2026-11-23 08:00 in Shanghai

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from alerts.conditions import ConditionKind
-from alerts.engine import DELAYED_COLS, AlarmEngine, EngineConfig
+from alerts.engine.alarm_engine import DELAYED_COLS, AlarmEngine, EngineConfig
+from alerts.engine.conditions import ConditionKind
 from alerts.metrics import chattering_points
 from alerts.replay import replay
 from alerts.tune import Status, TuneConfig, tune

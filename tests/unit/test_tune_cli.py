@@ -8,7 +8,7 @@ import numpy as np
 import orjson
 import pytest
 
-from alerts.early_warning import WARN_PROFILES
+from alerts.engine.early_warning import WARN_PROFILES
 from alerts.replay import load_readings_csv
 from alerts.warning_threshold import THRESHOLD_LADDER
 from hazmon import tune_cmd

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from alerts import kernels
-from alerts.conditions import FAULT_NAMES, FAULT_NAMES_ZH, ConditionChange, ConditionKind, Priority
+from alerts.engine import kernels
+from alerts.engine.conditions import FAULT_NAMES, FAULT_NAMES_ZH, ConditionChange, ConditionKind, Priority
 from sensors.index import SensorIndex
 from sensors.kinds import names_where
 from sensors.readings import ReadingBatch
@@ -294,7 +294,7 @@ class AlarmEngine:
         return ts
 
     def attach_forecaster(self, forecaster) -> None:
-        """Plug in early warnings (alerts/early_warning.py): fed every round, judged once per batch."""
+        """Plug in early warnings (alerts/engine/early_warning.py): fed every round, judged once per batch."""
         self.forecaster = forecaster
 
     def refresh_forecasts(self, now_ms: int) -> list[ConditionChange]:

@@ -11,9 +11,9 @@ import logging
 import threading
 import time
 
-from alerts.lifecycle import AlarmRaised
+from alerts.book.outbox import OutboxRunner
+from alerts.engine.lifecycle import AlarmRaised
 from alerts.metrics import FloodDetector, FloodEnded, FloodEvent, FloodStarted
-from alerts.outbox import OutboxRunner
 from alerts.stats import AlarmStats
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ last history seq whose event the transport acknowledged (MQTT: the PUBACK), so
   written at most every `persist_every_s` while events flow, and at once when the outbox falls
   idle, so a restart repeats at most that much.
 
-The transport (alerts/mqtt_out.py, or a fake in tests) must resend what it accepted until it is
+The transport (alerts/book/mqtt_out.py, or a fake in tests) must resend what it accepted until it is
 acknowledged (paho does so for QoS 1 across reconnects) and call `on_ack` for each token.
 A refused acknowledgement (e.g. MQTT v5 "not authorized") is counted and not retried: the broker
 would refuse it again, and holding the cursor would stall every later event.
@@ -29,8 +29,9 @@ from typing import Protocol
 
 import orjson
 
-from alerts.journal import AlarmJournal, HistoryEntry
-from alerts.lifecycle import CONTRACT_EVENT_TYPES, DEFAULT_TZ
+from alerts.book.records import HistoryEntry
+from alerts.book.sqlite_journal import AlarmJournal
+from alerts.engine.lifecycle import CONTRACT_EVENT_TYPES, DEFAULT_TZ
 
 logger = logging.getLogger(__name__)
 

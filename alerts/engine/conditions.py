@@ -2,7 +2,7 @@
 
 The engine (array kernels) decides, per sensor, which *conditions* are true: a limit crossed,
 a rate of change, an instrument fault, silence, a forecast crossing. The alarm lifecycle
-(ISA-18.2, alerts/lifecycle.py) turns condition changes into alarms that people acknowledge,
+(ISA-18.2, alerts/engine/lifecycle.py) turns condition changes into alarms that people acknowledge,
 shelve and clear. This module is the contract between the two and imports nothing heavy.
 """
 

@@ -1,4 +1,4 @@
-"""Early warnings as alarm conditions: the engine's forecaster, on alerts/forecast.py and alerts/behaviour.py.
+"""Early warnings as alarm conditions: the engine's forecaster, on forecast.py and behaviour.py beside it.
 
 The engine feeds every accepted sample of a sensor with ``forecast: true`` (docs/contracts.md §2) into
 streaming trends (O(1) per sample). Each sensor is judged on its *own* event time, once per
@@ -8,10 +8,10 @@ the same warnings whether they arrive one by one or as one backtest batch.
 A warning is a **probability**: the chance that the sensor reaches its next limit within the horizon.
 Two models give it, and the larger counts:
 
-- *its own behaviour* (alerts/behaviour.py, learned from the sensor's history by alerts/learning.py):
+- *its own behaviour* (alerts/engine/behaviour.py, learned from the sensor's history by alerts/learning.py):
   level distribution, daily and weekly cycles and mean reversion; an excursion like the ones this
   sensor always came back from gives a small chance;
-- *the trend* (alerts/forecast.py: an EW line with its uncertainty), which is how a tank fills, a
+- *the trend* (alerts/engine/forecast.py: an EW line with its uncertainty), which is how a tank fills, a
   pond rises in a storm or a leak spreads. It counts in full while the sensor has no learned
   behaviour yet, and otherwise only as far as the present is **unlike its history**: a level beyond
   anything it showed, or a rate faster than it ever moved over the trend's memory (the *novelty*).
@@ -35,9 +35,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from alerts import behaviour as bh
-from alerts import forecast as fc
-from alerts.conditions import ConditionChange, ConditionKind, Priority
+from alerts.engine import behaviour as bh
+from alerts.engine import forecast as fc
+from alerts.engine.conditions import ConditionChange, ConditionKind, Priority
 from sensors.index import SensorIndex
 from sensors.kinds import DEFAULT_PROFILE, KINDS, Channels, WarnProfile, names_where
 
@@ -54,7 +54,7 @@ _GRADE_ZH = {
     fc.WarningGrade.YELLOW: "黄色",
     fc.WarningGrade.BLUE: "蓝色",
 }
-#: (trend memory s, horizon s) per sensor kind where the defaults (alerts/forecast.py: one channel,
+#: (trend memory s, horizon s) per sensor kind where the defaults (alerts/engine/forecast.py: one channel,
 #: TREND_WINDOW_S and HORIZON_S) do not fit the physics (sensors/kinds.py `SensorKind.channels`, with why).
 FORECAST_CHANNELS: dict[str, Channels] = {k.name: k.channels for k in KINDS.values() if k.channels}
 #: Priority of a limit-crossing warning, by grade; a forecast is less certain than a crossing.

@@ -1,7 +1,7 @@
 """The ISA-18.2 alarm state machine as pure step functions: one input in, the new alarm and its events out.
 
-Inputs are condition changes from the engine (alerts/conditions.py), operator commands and the clock.
-Nothing here does I/O or keeps state: the journal (alerts/journal.py) stores what these functions
+Inputs are condition changes from the engine (alerts/engine/conditions.py), operator commands and the clock.
+Nothing here does I/O or keeps state: the book and its journal (alerts/book/) store what these functions
 return, so the live service, a restart and a backtest all run the same transitions.
 
 States (DOMAIN.md §6). The process state comes from two flags, `active` (the condition as last
@@ -38,7 +38,7 @@ from functools import lru_cache
 from typing import Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
-from alerts.conditions import EVENT_TYPE, ConditionChange, ConditionKind, Priority
+from alerts.engine.conditions import EVENT_TYPE, ConditionChange, ConditionKind, Priority
 
 #: (site, scope, source, kind name): one alarm point, as ConditionChange.key
 AlarmKey = tuple[str, str, str, str]

@@ -112,8 +112,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from alerts.behaviour import SCORE_CAP, norm_cdf, reach_probability
-from alerts.conditions import ConditionKind
+from alerts.engine.behaviour import SCORE_CAP, norm_cdf, reach_probability
+from alerts.engine.conditions import ConditionKind
 from sensors.kinds import DEFAULT_HORIZON_S, DEFAULT_TREND_WINDOW_S, KINDS, names_where
 from sensors.model import Sensor
 

@@ -1,0 +1,431 @@
+"""The alarm journal on SQLite (WAL): the adapter behind the book's port (alerts/book/journal_port.py).
+
+docs/design.md decision 2: alarm state lives in SQLite, so a restart reloads it and neither re-raises
+nor loses an alarm. One step (a batch of condition changes, or one operator command) is one
+transaction: the alarm rows, their history events, the audit row and any new alarm number commit
+together or not at all, and the in-memory view changes only after the commit.
+
+Durability: WAL with synchronous=FULL. With NORMAL, WAL commits survive a process crash but the
+last ones can be lost on power failure, which here would mean an acknowledged alarm coming back
+unacknowledged, or a raised alarm (already sent by SMS) missing from the record. Alarm steps are
+rare next to readings (tens per second at worst), so an fsync per commit costs little.
+
+Tables: alarms (one row per alarm point, full state as JSON plus queryable columns), history
+(every AlarmEvent), audit (every operator command, refused ones too, with the reason),
+alarm_sequence (human-friendly alarm numbers, A000123), source_suppressions (sources whose
+process alarms are suppressed, e.g. a faulty sensor), publish_cursors (how far each outbox
+consumer has delivered the history, alerts/book/outbox.py), schema_version. Times are UTC ms.
+
+Errors are the lifecycle's domain errors (AlarmError: UnknownAlarm, InvalidTransition,
+InvalidCommand); sqlite3 errors propagate as they are, because they are not the operator's fault.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from alerts.book.records import AuditEntry, HistoryEntry
+from alerts.engine.conditions import Priority
+from alerts.engine.lifecycle import (
+    ANNUNCIATED_STATES,
+    Alarm,
+    AlarmEvent,
+    AlarmKey,
+    AlarmState,
+)
+from alerts.sqlite_store import SqliteStore
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
+
+# Each entry upgrades the schema by one version; statements run in one transaction.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE alarms (
+            site TEXT NOT NULL, scope TEXT NOT NULL, source TEXT NOT NULL, kind TEXT NOT NULL,
+            alarm_id TEXT NOT NULL, state TEXT NOT NULL, priority INTEGER NOT NULL,
+            active INTEGER NOT NULL, acked INTEGER NOT NULL, updated_ms INTEGER, data TEXT NOT NULL,
+            PRIMARY KEY (site, scope, source, kind)) WITHOUT ROWID""",
+        "CREATE INDEX alarms_alarm_id ON alarms (alarm_id)",
+        "CREATE INDEX alarms_state ON alarms (state, site)",
+        """CREATE TABLE history (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NULL, recorded_ms INTEGER NOT NULL,
+            alarm_id TEXT NOT NULL, site TEXT NOT NULL, scope TEXT NOT NULL, source TEXT NOT NULL,
+            kind TEXT NOT NULL, type TEXT NOT NULL, details TEXT NOT NULL)""",
+        "CREATE INDEX history_time ON history (time_ms)",
+        "CREATE INDEX history_alarm ON history (alarm_id)",
+        "CREATE INDEX history_point ON history (site, source, time_ms)",
+        """CREATE TABLE audit (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NULL, user TEXT NOT NULL,
+            action TEXT NOT NULL, outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'refused')),
+            alarm_id TEXT NOT NULL, site TEXT, scope TEXT, source TEXT, kind TEXT,
+            reason TEXT NOT NULL, error TEXT NOT NULL, details TEXT NOT NULL)""",
+        "CREATE INDEX audit_time ON audit (time_ms)",
+        "CREATE INDEX audit_user ON audit (user, time_ms)",
+        "CREATE INDEX audit_alarm ON audit (alarm_id)",
+        "CREATE TABLE alarm_sequence (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL)",
+        "INSERT INTO alarm_sequence (id, last) VALUES (1, 0)",
+        """CREATE TABLE source_suppressions (
+            site TEXT NOT NULL, source TEXT NOT NULL, reason TEXT NOT NULL, since_ms INTEGER NOT NULL,
+            user TEXT NOT NULL, PRIMARY KEY (site, source, reason)) WITHOUT ROWID""",
+    ),
+    (
+        # outbox cursors: the last history seq a consumer (e.g. MQTT event output) has delivered
+        "CREATE TABLE publish_cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID",
+    ),
+)
+assert len(_MIGRATIONS) == SCHEMA_VERSION
+
+
+def _dumps(obj: Any) -> str:
+    # orjson writes NaN as null and UTF-8 as is (Chinese messages stay readable in the file)
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
+
+
+_ALARM_FIELDS = tuple(f.name for f in fields(Alarm))
+
+
+def alarm_to_json(a: Alarm) -> str:
+    """Serialise the whole alarm (the alarms.data column)."""
+    d: dict[str, Any] = {}
+    for name in _ALARM_FIELDS:
+        v = getattr(a, name)
+        d[name] = list(v) if isinstance(v, tuple) else int(v) if isinstance(v, Priority) else v
+    return _dumps(d)
+
+
+def alarm_from_json(text: str) -> Alarm:
+    """Rebuild an alarm; unknown keys are ignored and missing ones take defaults (tolerant reader)."""
+    d = orjson.loads(text)
+    kw = {k: v for k, v in d.items() if k in _ALARM_FIELDS}
+    kw["key"] = tuple(kw["key"])
+    kw["priority"] = Priority(kw.get("priority", Priority.LOW))
+    for name in ("suppressions", "recent_activations_ms"):
+        if name in kw:
+            kw[name] = tuple(kw[name])
+    return Alarm(**kw)
+
+
+def _alarm_row(a: Alarm) -> tuple[Any, ...]:
+    state = (a.alarm_id, a.state.value, int(a.priority), int(a.active), int(a.acked), a.updated_ms)
+    return (*a.key, *state, alarm_to_json(a))
+
+
+# ---- the journal
+
+
+class JournalTx:
+    """Writes inside one open transaction; obtained from AlarmJournal.transaction()."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self._conn = conn
+
+    def save_alarm(self, a: Alarm) -> None:
+        self.save_alarms((a,))
+
+    def save_alarms(self, alarms: Iterable[Alarm]) -> None:
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO alarms (site, scope, source, kind, alarm_id, state, priority, active,"
+            " acked, updated_ms, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [_alarm_row(a) for a in alarms],
+        )
+
+    def append_events(self, events: Iterable[AlarmEvent], recorded_ms: int) -> None:
+        self._conn.executemany(
+            "INSERT INTO history (time_ms, recorded_ms, alarm_id, site, scope, source, kind, type, details)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(e.time_ms, recorded_ms, e.alarm_id, *e.key, e.type, _dumps(e.details())) for e in events],
+        )
+
+    def add_audit(self, entry: AuditEntry) -> None:
+        site, scope, source, kind = entry.key if entry.key else (None, None, None, None)
+        self._conn.execute(
+            "INSERT INTO audit (time_ms, user, action, outcome, alarm_id, site, scope, source, kind, reason,"
+            " error, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.time_ms,
+                entry.user,
+                entry.action,
+                entry.outcome,
+                entry.alarm_id,
+                site,
+                scope,
+                source,
+                kind,
+                entry.reason,
+                entry.error,
+                _dumps(dict(entry.details)),
+            ),
+        )
+
+    def next_alarm_number(self) -> int:
+        (n,) = self._conn.execute(
+            "UPDATE alarm_sequence SET last = last + 1 WHERE id = 1 RETURNING last"
+        ).fetchone()
+        return int(n)
+
+    def set_source_suppression(self, site: str, source: str, reason: str, since_ms: int, user: str) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO source_suppressions (site, source, reason, since_ms, user)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (site, source, reason, since_ms, user),
+        )
+
+    def clear_source_suppression(self, site: str, source: str, reason: str) -> None:
+        self._conn.execute(
+            "DELETE FROM source_suppressions WHERE site = ? AND source = ? AND reason = ?",
+            (site, source, reason),
+        )
+
+
+class AlarmJournal(SqliteStore):
+    """SQLite store of alarm state, history and audit; one connection, one writer at a time."""
+
+    def __init__(self, path: str | Path):
+        super().__init__(path, _MIGRATIONS, "alarm journal")
+
+    @contextmanager
+    def transaction(self) -> Iterator[JournalTx]:
+        """One atomic unit: everything written through the yielded JournalTx commits, or none of it."""
+        with self._atomic() as conn:
+            yield JournalTx(conn)
+
+    # ---- writes
+
+    def record(
+        self,
+        alarm_after: Alarm | None,
+        events: Sequence[AlarmEvent],
+        audit: AuditEntry | None = None,
+        recorded_ms: int | None = None,
+    ) -> None:
+        """Store one step atomically: the alarm's new state, its events and the audit row."""
+        with self.transaction() as tx:
+            if alarm_after is not None:
+                tx.save_alarm(alarm_after)
+            tx.append_events(events, _now_ms() if recorded_ms is None else recorded_ms)
+            if audit is not None:
+                tx.add_audit(audit)
+
+    def add_audit(self, entry: AuditEntry) -> None:
+        """Store one audit row on its own (refused commands change nothing else)."""
+        with self.transaction() as tx:
+            tx.add_audit(entry)
+
+    def next_alarm_number(self) -> int:
+        """Take the next alarm number; numbers only grow, across restarts too."""
+        with self.transaction() as tx:
+            return tx.next_alarm_number()
+
+    # ---- reads
+
+    def load_current(self) -> dict[AlarmKey, Alarm]:
+        """Every alarm point with its full state (used on restart)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT data FROM alarms").fetchall()
+        alarms = (alarm_from_json(data) for (data,) in rows)
+        return {a.key: a for a in alarms}
+
+    def active_alarms(
+        self,
+        site: str | None = None,
+        states: Iterable[AlarmState] = ANNUNCIATED_STATES,
+        min_priority: Priority | None = None,
+    ) -> list[Alarm]:
+        """Alarms in `states` (default: on the operator's list), highest priority first."""
+        states = list(states)
+        sql = f"SELECT data FROM alarms WHERE state IN ({','.join('?' * len(states))})"
+        args: list[Any] = [s.value for s in states]
+        if site is not None:
+            sql += " AND site = ?"
+            args.append(site)
+        if min_priority is not None:
+            sql += " AND priority >= ?"
+            args.append(int(min_priority))
+        sql += " ORDER BY priority DESC, updated_ms DESC"
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        return [alarm_from_json(data) for (data,) in rows]
+
+    def history(
+        self,
+        *,
+        site: str | None = None,
+        source: str | None = None,
+        alarm_id: str | None = None,
+        key: AlarmKey | None = None,
+        types: Iterable[str] | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        limit: int = 1000,
+        newest_first: bool = True,
+    ) -> list[HistoryEntry]:
+        """Journaled events matching every filter given; `until_ms` is exclusive."""
+        where, args = _filters(
+            site=site, source=source, alarm_id=alarm_id, since_ms=since_ms, until_ms=until_ms, types=types
+        )
+        if key is not None:
+            where.append("site = ? AND scope = ? AND source = ? AND kind = ?")
+            args.extend(key)
+        order = "DESC" if newest_first else "ASC"
+        sql = (
+            "SELECT seq, time_ms, recorded_ms, alarm_id, site, scope, source, kind, type, details"
+            " FROM history"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + f" ORDER BY time_ms {order}, seq {order} LIMIT ?"
+        )
+        with self._lock:
+            rows = self._conn.execute(sql, [*args, limit]).fetchall()
+        return [
+            HistoryEntry(seq, t, rec, aid, (si, sc, so, k), typ, orjson.loads(det))
+            for seq, t, rec, aid, si, sc, so, k, typ, det in rows
+        ]
+
+    def audit_log(
+        self,
+        *,
+        user: str | None = None,
+        alarm_id: str | None = None,
+        site: str | None = None,
+        action: str | None = None,
+        outcome: str | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        limit: int = 1000,
+        newest_first: bool = True,
+    ) -> list[AuditEntry]:
+        """Audit rows matching every filter given; `until_ms` is exclusive."""
+        where, args = _filters(site=site, alarm_id=alarm_id, since_ms=since_ms, until_ms=until_ms)
+        for column, value in (("user", user), ("action", action), ("outcome", outcome)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        order = "DESC" if newest_first else "ASC"
+        sql = (
+            "SELECT seq, time_ms, user, action, outcome, alarm_id, site, scope, source, kind, reason, error,"
+            " details FROM audit"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + f" ORDER BY time_ms {order}, seq {order} LIMIT ?"
+        )
+        with self._lock:
+            rows = self._conn.execute(sql, [*args, limit]).fetchall()
+        return [
+            AuditEntry(
+                time_ms=t,
+                user=u,
+                action=act,
+                outcome=out,
+                alarm_id=aid,
+                key=(si, sc, so, k) if si is not None else None,
+                reason=why,
+                error=err,
+                details=orjson.loads(det),
+                seq=seq,
+            )
+            for seq, t, u, act, out, aid, si, sc, so, k, why, err, det in rows
+        ]
+
+    def history_after(self, seq: int, types: Iterable[str], limit: int = 1000) -> list[HistoryEntry]:
+        """Events of `types` journaled after `seq`, in journal (commit) order: what an outbox sends next."""
+        types = list(types)
+        sql = (
+            "SELECT seq, time_ms, recorded_ms, alarm_id, site, scope, source, kind, type, details"
+            f" FROM history WHERE seq > ? AND type IN ({','.join('?' * len(types))}) ORDER BY seq LIMIT ?"
+        )
+        with self._lock:
+            rows = self._conn.execute(sql, [seq, *types, limit]).fetchall()
+        return [
+            HistoryEntry(seq, t, rec, aid, (si, sc, so, k), typ, orjson.loads(det))
+            for seq, t, rec, aid, si, sc, so, k, typ, det in rows
+        ]
+
+    def last_seq(self) -> int:
+        """The newest history row's sequence number (0 for an empty journal): a live stream's start."""
+        with self._lock:
+            (seq,) = self._conn.execute("SELECT coalesce(max(seq), 0) FROM history").fetchone()
+        return int(seq)
+
+    def count_after(self, seq: int, types: Iterable[str]) -> int:
+        """How many events of `types` were journaled after `seq` (an outbox's backlog)."""
+        types = list(types)
+        sql = f"SELECT count(*) FROM history WHERE seq > ? AND type IN ({','.join('?' * len(types))})"
+        with self._lock:
+            (n,) = self._conn.execute(sql, [seq, *types]).fetchone()
+        return int(n)
+
+    # ---- outbox cursors
+
+    def open_cursor(self, name: str) -> int:
+        """The cursor `name`; a new one starts at the end of the history (nothing old is re-sent).
+
+        Open it before any step is journaled (at start), so no event can fall between the end
+        of the history and the new cursor.
+        """
+        with self.transaction():
+            self._conn.execute(
+                "INSERT OR IGNORE INTO publish_cursors (name, seq)"
+                " SELECT ?, coalesce(max(seq), 0) FROM history",
+                (name,),
+            )
+            (seq,) = self._conn.execute("SELECT seq FROM publish_cursors WHERE name = ?", (name,)).fetchone()
+        return int(seq)
+
+    def set_cursor(self, name: str, seq: int) -> None:
+        """Move the cursor forward to `seq` (never back); the cursor must have been opened."""
+        with self.transaction():
+            self._conn.execute(
+                "UPDATE publish_cursors SET seq = ? WHERE name = ? AND seq < ?", (seq, name, seq)
+            )
+
+    def load_source_suppressions(self) -> dict[tuple[str, str], dict[str, int]]:
+        """(site, source) -> {reason: since_ms} for sources whose process alarms are suppressed."""
+        out: dict[tuple[str, str], dict[str, int]] = {}
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT site, source, reason, since_ms FROM source_suppressions"
+            ).fetchall()
+        for site, source, reason, since in rows:
+            out.setdefault((site, source), {})[reason] = since
+        return out
+
+
+def _filters(
+    *,
+    site: str | None = None,
+    source: str | None = None,
+    alarm_id: str | None = None,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    types: Iterable[str] | None = None,
+) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+    for column, value in (("site", site), ("source", source), ("alarm_id", alarm_id)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if since_ms is not None:
+        where.append("time_ms >= ?")
+        args.append(since_ms)
+    if until_ms is not None:
+        where.append("time_ms < ?")
+        args.append(until_ms)
+    if types is not None:
+        types = list(types)
+        where.append(f"type IN ({','.join('?' * len(types))})")
+        args.extend(types)
+    return where, args
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
