@@ -9,6 +9,7 @@ under the user's own name and audited. Domain errors become HTTP answers in api/
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -59,21 +60,43 @@ def _alarm_in_scope(principal: Principal, service: ServicePort, alarm_id: str):
     return a
 
 
-def _operate(
-    service: ServicePort,
-    request: Request,
-    principal: Principal,
-    alarm_id: str,
-    action: str,
-    detail: str,
-    step: Callable[[str], Alarm],
-) -> AlarmPublic:
-    """Every operator step: the alarm in scope (else 404), `step(user)` done under the login's name,
-    audited, the alarm returned."""
-    _alarm_in_scope(principal, service, alarm_id)
-    a = step(principal.username)
-    audit(request, principal, action, target=a.alarm_id, detail=detail)
-    return AlarmPublic.from_alarm(a, _tz(service, a.site))
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """An operator step on one alarm: who asks, on which alarm, through which service."""
+
+    service: ServicePort
+    request: Request
+    principal: Principal
+    alarm_id: str
+
+    @property
+    def book(self):
+        return self.service.alarms.book
+
+    def run(self, action: str, detail: str, step: Callable[[str], Alarm]) -> AlarmPublic:
+        """The alarm in scope (else 404), `step(user)` done under the login's name, audited, the alarm
+        returned."""
+        _alarm_in_scope(self.principal, self.service, self.alarm_id)
+        a = step(self.principal.username)
+        audit(self.request, self.principal, action, target=a.alarm_id, detail=detail)
+        return AlarmPublic.from_alarm(a, _tz(self.service, a.site))
+
+
+def operation(action: Action | None = None) -> Callable[..., Operation]:
+    """A dependency giving the Operation on the path's alarm, for a caller whose role allows `action`
+    (None: any logged-in caller; the route checks what it needs)."""
+    # a default, not an annotation: annotations here are strings, resolved in the module's namespace
+    caller = Depends(require(action) if action is not None else current_principal)
+
+    def dependency(
+        request: Request,
+        service: ServiceDep,
+        alarm_id: str = AlarmIdPath,
+        principal: Principal = caller,
+    ) -> Operation:
+        return Operation(service, request, principal, alarm_id)
+
+    return dependency
 
 
 @router.get("/alarms", response_model=AlarmsPublic)
@@ -117,101 +140,57 @@ def get_alarm(service: ServiceDep, principal: PrincipalDep, alarm_id: str = Alar
 
 @router.post("/alarms/{alarm_id}/ack", response_model=AlarmPublic)
 def acknowledge_alarm(
-    body: AckRequest,
-    service: ServiceDep,
-    request: Request,
-    principal: Annotated[Principal, Depends(require(Action.ACKNOWLEDGE))],
-    alarm_id: str = AlarmIdPath,
+    body: AckRequest, op: Annotated[Operation, Depends(operation(Action.ACKNOWLEDGE))]
 ) -> AlarmPublic:
     """Acknowledge an alarm, under the caller's name."""
-    ack = service.alarms.book.acknowledge
-    return _operate(
-        service, request, principal, alarm_id, "acknowledge", body.comment,
-        lambda user: ack(alarm_id, user, body.comment),
-    )  # fmt: skip
+    return op.run(
+        "acknowledge", body.comment, lambda user: op.book.acknowledge(op.alarm_id, user, body.comment)
+    )
 
 
 @router.post("/alarms/{alarm_id}/shelve", response_model=AlarmPublic)
-def shelve_alarm(
-    body: ShelveRequest,
-    service: ServiceDep,
-    request: Request,
-    principal: PrincipalDep,
-    alarm_id: str = AlarmIdPath,
-) -> AlarmPublic:
+def shelve_alarm(body: ShelveRequest, op: Annotated[Operation, Depends(operation())]) -> AlarmPublic:
     """Shelve an alarm for some minutes, with a reason (long shelves need a supervisor)."""
-    needed = shelve_action(body.minutes)
-    if not principal.user.may(needed):
-        raise forbidden(f"role {principal.user.role.value} may not shelve for {body.minutes:g} minutes")
-    shelve = service.alarms.book.shelve
-    return _operate(
-        service, request, principal, alarm_id, "shelve", f"{body.minutes:g} min: {body.reason}",
-        lambda user: shelve(alarm_id, user, body.minutes * 60.0, body.reason),
-    )  # fmt: skip
+    role = op.principal.user
+    if not role.may(shelve_action(body.minutes)):
+        raise forbidden(f"role {role.role.value} may not shelve for {body.minutes:g} minutes")
+    seconds = body.minutes * 60.0
+    detail = f"{body.minutes:g} min: {body.reason}"
+    return op.run("shelve", detail, lambda user: op.book.shelve(op.alarm_id, user, seconds, body.reason))
 
 
 @router.post("/alarms/{alarm_id}/unshelve", response_model=AlarmPublic)
 def unshelve_alarm(
-    body: AckRequest,
-    service: ServiceDep,
-    request: Request,
-    principal: Annotated[Principal, Depends(require(Action.SHELVE))],
-    alarm_id: str = AlarmIdPath,
+    body: AckRequest, op: Annotated[Operation, Depends(operation(Action.SHELVE))]
 ) -> AlarmPublic:
     """End a shelve early (it annunciates the alarm again if it is still active)."""
-    unshelve = service.alarms.book.unshelve
-    return _operate(
-        service, request, principal, alarm_id, "unshelve", body.comment,
-        lambda user: unshelve(alarm_id, user, body.comment),
-    )  # fmt: skip
+    return op.run("unshelve", body.comment, lambda user: op.book.unshelve(op.alarm_id, user, body.comment))
 
 
 @router.post("/alarms/{alarm_id}/comment", response_model=AlarmPublic)
 def comment_alarm(
-    body: CommentRequest,
-    service: ServiceDep,
-    request: Request,
-    principal: Annotated[Principal, Depends(require(Action.COMMENT))],
-    alarm_id: str = AlarmIdPath,
+    body: CommentRequest, op: Annotated[Operation, Depends(operation(Action.COMMENT))]
 ) -> AlarmPublic:
     """Attach a note to an alarm (journalled with the caller's name)."""
-    comment = service.alarms.book.comment
-    return _operate(
-        service, request, principal, alarm_id, "comment", body.text[:200],
-        lambda user: comment(alarm_id, user, body.text),
-    )  # fmt: skip
+    return op.run("comment", body.text[:200], lambda user: op.book.comment(op.alarm_id, user, body.text))
 
 
 @router.post("/alarms/{alarm_id}/out-of-service", response_model=AlarmPublic)
 def remove_from_service(
-    body: ReasonRequest,
-    service: ServiceDep,
-    request: Request,
-    principal: Annotated[Principal, Depends(require(Action.OUT_OF_SERVICE))],
-    alarm_id: str = AlarmIdPath,
+    body: ReasonRequest, op: Annotated[Operation, Depends(operation(Action.OUT_OF_SERVICE))]
 ) -> AlarmPublic:
     """Take an alarm point out of service (a supervisor's decision, with a reason)."""
-    remove = service.alarms.book.set_out_of_service
-    return _operate(
-        service, request, principal, alarm_id, "out_of_service", body.reason,
-        lambda user: remove(alarm_id, user, body.reason),
-    )  # fmt: skip
+    step = op.book.set_out_of_service
+    return op.run("out_of_service", body.reason, lambda user: step(op.alarm_id, user, body.reason))
 
 
 @router.post("/alarms/{alarm_id}/return-to-service", response_model=AlarmPublic)
 def return_to_service(
-    body: AckRequest,
-    service: ServiceDep,
-    request: Request,
-    principal: Annotated[Principal, Depends(require(Action.OUT_OF_SERVICE))],
-    alarm_id: str = AlarmIdPath,
+    body: AckRequest, op: Annotated[Operation, Depends(operation(Action.OUT_OF_SERVICE))]
 ) -> AlarmPublic:
     """Put an alarm point back in service."""
-    restore = service.alarms.book.return_to_service
-    return _operate(
-        service, request, principal, alarm_id, "return_to_service", body.comment,
-        lambda user: restore(alarm_id, user, body.comment),
-    )  # fmt: skip
+    step = op.book.return_to_service
+    return op.run("return_to_service", body.comment, lambda user: step(op.alarm_id, user, body.comment))
 
 
 @router.get("/audit", response_model=AuditPublic)
