@@ -19,6 +19,7 @@ state is saved beside the journal (`save`/`load`), so a restart is instant.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -33,6 +34,10 @@ HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 MAX_HISTORY_S = 30 * 86_400.0
 FIT_CELLS = 4_000_000  # grid cells (sensors x bins) fitted at once: ~32 MB per array, ~1 GB peak
+
+
+class LearningStopped(Exception):
+    """The service is stopping: a fit in progress gave up between two chunks; nothing was installed."""
 
 
 class HistorySource(Protocol):
@@ -89,6 +94,12 @@ class BehaviourLearner:
         self.retry_ms = np.full(len(self.ew.slots), -1, dtype=np.int64)  # no new try before this
         self.last_fit_ms = -1
         self.last_fitted = 0
+        # a whole fleet's first fit reads thousands of history chunks: stopping must not wait for it
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Make a fit in progress (on another thread) give up at its next chunk, and later ones at once."""
+        self._stopping.set()
 
     # ---- schedule
 
@@ -121,7 +132,8 @@ class BehaviourLearner:
     # ---- fitting
 
     def fit(self, rows: np.ndarray, now_ms: int) -> BehaviourModel:
-        """Fit ``rows`` from their history in [now - max_history, now); grouped by grid step."""
+        """Fit ``rows`` from their history in [now - max_history, now); grouped by grid step. Raises
+        LearningStopped if stop() is called meanwhile."""
         ew = self.ew
         rows = np.asarray(rows, dtype=np.intp)
         out = BehaviourModel.empty(len(rows), ew.rate_windows_s.shape[1])
@@ -141,6 +153,8 @@ class BehaviourLearner:
             # a chunk of rows at a time: memory stays near FIT_CELLS grid cells whatever the fleet
             chunk = max(1, FIT_CELLS // n_bins)
             for lo in range(0, len(r), chunk):
+                if self._stopping.is_set():
+                    raise LearningStopped(f"after {lo} of {len(r)} rows on the {step:g} s grid")
                 part = slice(lo, lo + chunk)
                 values = self.history.bin_means(ew.slots[r[part]], start, step, n_bins)
                 model = fit_behaviour(

@@ -24,7 +24,7 @@ from alerts.book.outbox import EventOutbox, OutboxRunner
 from alerts.book.sqlite_journal import AlarmJournal
 from alerts.engine.alarm_engine import AlarmEngine
 from alerts.engine.lifecycle import AlarmState
-from alerts.learning import BehaviourLearner
+from alerts.learning import BehaviourLearner, LearningStopped
 from alerts.metrics import (
     DAY_MS,
     EemuaReport,
@@ -117,6 +117,8 @@ class AlarmService:
 
     def stop(self) -> None:
         """Stop after the collector: work off what is queued, send what was committed, close."""
+        if self.learner is not None:
+            self.learner.stop()  # a fit in progress gives up at its next chunk: shutdown need not wait
         self.scheduler.shutdown(wait=True)  # jobs are short; an SMS send gives up within seconds
         self.pipeline.stop()
         if self.outbox_runner is not None:
@@ -146,6 +148,9 @@ class AlarmService:
             model = learner.fit(rows, now)
         except StorageError as e:
             logger.warning("cannot learn sensor behaviour now (%s); trying again at the next run", e)
+            return 0
+        except LearningStopped as e:
+            logger.info("learning interrupted by the stop (%s); it starts again with the service", e)
             return 0
         fitted = int(np.count_nonzero(model.fitted_ms >= 0))
 

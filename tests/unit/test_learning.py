@@ -11,7 +11,7 @@ import pytest
 from alerts.engine.alarm_engine import AlarmEngine, EngineConfig
 from alerts.engine.behaviour import BehaviourModel
 from alerts.engine.early_warning import EarlyWarnings, attach_early_warnings
-from alerts.learning import BehaviourLearner, ReadingsHistory
+from alerts.learning import BehaviourLearner, LearningStopped, ReadingsHistory
 from alerts.replay import replay
 from sensors.index import SensorIndex
 from sensors.model import Limits, Registry, Sensor, Site
@@ -203,3 +203,31 @@ def test_the_replay_clock_keeps_calling_the_scheduler_jobs_through_the_tail_afte
     seen: list[int] = []
     replay(engine, batch, lambda changes, now: None, 60_000, tail_ms=10 * MIN, on_clock=seen.append)
     assert seen == list(range(T0 + MIN, int(t[-1]) + 10 * MIN + MIN + 1, MIN))
+
+
+def test_a_fit_in_progress_gives_up_at_its_next_chunk_when_the_service_stops(monkeypatch):
+    """A fleet's first fit reads thousands of history chunks; a stop (SIGTERM) must not wait for them all."""
+    engine, ew = engine_with(*(tank(f"LT-{i}", 60.0) for i in range(6)))
+    rng = np.random.default_rng(2)
+    n = 3 * 60
+    t = T0 + np.arange(n) * MIN
+    batch = readings(np.repeat(np.arange(6), n), np.tile(t, 6), 10.0 + rng.normal(0, 0.05, 6 * n))
+    engine.process(batch)
+    history = ReadingsHistory(batch)
+    learner = BehaviourLearner(ew, history)
+    calls = []
+    bin_means = history.bin_means
+
+    def first_chunk_then_stop(slots, start_ms, step_s, n_bins):
+        calls.append(len(slots))
+        learner.stop()  # the service stops while this chunk is read
+        return bin_means(slots, start_ms, step_s, n_bins)
+
+    monkeypatch.setattr(history, "bin_means", first_chunk_then_stop)
+    monkeypatch.setattr("alerts.learning.FIT_CELLS", 2 * n)  # two sensors per chunk
+    with pytest.raises(LearningStopped):
+        learner.fit(np.arange(6), T0 + n * MIN)
+    assert calls == [2]  # the chunk under way finished; the other two never started
+    with pytest.raises(LearningStopped):  # and a later run gives up at once
+        learner.fit(np.arange(6), T0 + n * MIN)
+    assert calls == [2]
