@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from alerts.engine.conditions import ConditionChange
 from alerts.stats import AlarmStats
 from sensors.readings import ReadingBatch
+from sensors.readings import now_ms as _now_ms
 
 if TYPE_CHECKING:
     from alerts.book.book import AlarmBook
@@ -42,10 +43,6 @@ ADVANCE = "advance"
 EXPIRE_SHELVES = "expire_shelves"
 REFRESH_FORECASTS = "refresh_forecasts"
 JOBS = (ADVANCE, EXPIRE_SHELVES, REFRESH_FORECASTS)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

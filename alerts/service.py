@@ -35,6 +35,7 @@ from alerts.notify.roster_store import RosterStore
 from alerts.pipeline import ADVANCE, EXPIRE_SHELVES, REFRESH_FORECASTS, AlarmPipeline
 from alerts.stats import AlarmStats
 from ingest.store import StorageError
+from sensors.readings import now_ms as _now_ms
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +47,6 @@ LEARN_EVERY_S = 3600.0  # the learner refits what is due (new sensors hourly, th
 LEARN_FIRST_AFTER_S = 10.0
 FLOOD_CHECK_EVERY_S = 10.0  # a flood ends on the clock even when no alarm comes
 METRIC_TYPES = ("AlarmRaised", "AlarmReturnedToNormal", "AlarmSuppressed")  # what eemua_report reads
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass

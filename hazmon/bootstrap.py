@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -46,6 +45,7 @@ from ingest.store import ReadingStore, Resolution, Series, StorageError
 from ingest.writer import BatchWriter
 from sensors.index import SensorIndex
 from sensors.model import Registry
+from sensors.readings import now_ms as _wall_ms
 from sensors.registry import load_registry
 
 logger = logging.getLogger(__name__)
@@ -110,10 +110,6 @@ class Service:
 
 
 Clock = Callable[[], int]  # wall time, ms since the epoch
-
-
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,16 +26,13 @@ from ingest.mqtt_url import MqttTarget
 from ingest.payloads import PayloadDecoder, RawMessage, ReadingBatch, Reject, RejectReason, split_topic
 from ingest.stats import IngestStats
 from ingest.writer import BatchWriter
+from sensors.readings import now_ms as _now_ms
 
 logger = logging.getLogger(__name__)
 
 READINGS_FILTER = "hazmon/v1/+/+/readings"
 STATUS_FILTER = "hazmon/v1/+/+/status"
 RECEIVE_MAXIMUM = 65535  # MQTT v5 maximum: acks wait for the InfluxDB flush, so keep the window wide
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class MqttCollector:

@@ -7,6 +7,7 @@ learner and the store all speak ReadingBatch, and a CSV or a database read yield
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -71,3 +72,8 @@ def parse_timestamp_ms(value: object) -> int | None:
             return None  # a time without an offset is ambiguous for a plant in another zone
         ms = int(dt.timestamp() * 1000)
     return ms if ms is not None and 0 <= ms < MAX_TS_MS else None
+
+
+def now_ms() -> int:
+    """The wall clock in the unit of event times: ms since the epoch (UTC)."""
+    return time.time_ns() // 1_000_000

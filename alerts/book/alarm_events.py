@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from alerts.book.outbox import OutboxRunner
 from alerts.engine.lifecycle import AlarmRaised
 from alerts.metrics import FloodDetector, FloodEnded, FloodEvent, FloodStarted
 from alerts.stats import AlarmStats
+from sensors.readings import now_ms as _now_ms
 
 logger = logging.getLogger(__name__)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class AlarmEventWatch:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -54,14 +53,11 @@ from alerts.engine.lifecycle import (
 )
 from alerts.engine.lifecycle import comment as comment_alarm
 from alerts.engine.lifecycle import shelve as shelve_alarm
+from sensors.readings import now_ms as _now_ms
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_SHELVE_S = 24 * 3600
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 # ---- the service

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
@@ -43,6 +42,7 @@ from alerts.engine.lifecycle import (
     AlarmState,
 )
 from alerts.sqlite_store import SqliteStore
+from sensors.readings import now_ms as _now_ms
 
 logger = logging.getLogger(__name__)
 
@@ -425,7 +425,3 @@ def _filters(
         where.append(f"type IN ({','.join('?' * len(types))})")
         args.extend(types)
     return where, args
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
@@ -35,6 +34,7 @@ from alerts.notify.escalation import DutyLookup, Routing, due_notifications, is_
 from alerts.notify.sms_ack import SmsAcknowledger, Status
 from alerts.notify.sms_outbox import SmsOutbox, message_key
 from alerts.notify.sms_render import Rendered
+from sensors.readings import now_ms as _now_ms
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +42,6 @@ logger = logging.getLogger(__name__)
 RECHECK_MS = 60_000
 Describe = Callable[[Alarm, str], Rendered]
 FaultPoint = Callable[[str], None]
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _no_fault(_: str) -> None:

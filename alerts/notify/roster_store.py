@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time as _time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
@@ -31,6 +30,7 @@ import orjson
 from alerts.notify.roster import Jurisdiction, Override, Person, Role, Roster, Rota, Shift
 from alerts.notify.roster_yaml import load_rosters
 from alerts.sqlite_store import SqliteStore
+from sensors.readings import now_ms as _now_ms
 
 logger = logging.getLogger(__name__)
 
@@ -409,7 +409,3 @@ class RosterStore(SqliteStore):
             prune=prune,
             now_ms=now_ms,
         )
-
-
-def _now_ms() -> int:
-    return _time.time_ns() // 1_000_000

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import re
 import threading
-import time
 from datetime import datetime
 from typing import Annotated
 
@@ -47,6 +46,7 @@ from api.site_overview import COLOUR_NAMES, SiteOverview, SiteSlots, site_overvi
 from ingest.store import StorageError, StoreRejected
 from sensors.index import SensorIndex
 from sensors.model import Sensor, Site
+from sensors.readings import now_ms as _now_ms
 
 router = APIRouter(prefix="/api/v1", tags=["sites"], dependencies=[Depends(current_principal)])
 
@@ -74,10 +74,6 @@ def site_slots(service: ServicePort) -> tuple[SiteSlots, dict[str, Site]]:
         _slots_cache.clear()  # one service per process; keep no stale index alive
         _slots_cache[id(index)] = hit
     return hit[1], site_map(service)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _site(service: ServicePort, site_id: str, principal: Principal) -> Site:
