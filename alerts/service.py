@@ -216,7 +216,7 @@ class AlarmService:
                 self.book.current(states={AlarmState.UNACK, AlarmState.ACK, AlarmState.RTN_UNACK})
             ),
             "events_mqtt": self.outbox is not None,
-            "sites_in_flood": len(self.events.current_floods()),
+            "sites_in_flood": self.events.sites_in_flood(),
             "sms": self.notifier.health() if self.notifier is not None else {"gateway": "none"},
             "learning": self.learner.health() if self.learner is not None else None,
         }
@@ -239,7 +239,7 @@ class AlarmService:
             "hazmon_alarm_pipeline_up": ("1 while the alarm engine thread runs", int(self.pipeline.alive)),
             "hazmon_alarm_sites_in_flood": (
                 "Sites with more than 10 alarms in 10 minutes",
-                len(self.events.current_floods()),
+                self.events.sites_in_flood(),
             ),
         }
         counters: dict[str, tuple[str, int]] = {

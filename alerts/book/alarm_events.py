@@ -53,6 +53,10 @@ class AlarmEventWatch:
                 (site, since, self.floods.count(site)) for site, since in sorted(self._flood_since.items())
             ]
 
+    def sites_in_flood(self) -> int:
+        with self._lock:
+            return len(self._flood_since)
+
     def _on_flood(self, changes: list[FloodEvent]) -> None:
         for f in changes:
             site = str(f.console)
