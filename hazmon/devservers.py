@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -29,9 +30,31 @@ class ServerError(RuntimeError):
     """A development server could not be installed or started."""
 
 
+def _ephemeral_low() -> int:
+    """The first port the kernel hands out as the source port of outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """Ask the kernel for a free loopback TCP port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    """A free loopback TCP port below the kernel's ephemeral range.
+
+    A server stopped and started again on its port (InfluxDB in the no-loss tests, Kannel's boxes)
+    must find it free: a port from the ephemeral range may meanwhile be the source port of any
+    client's connection, and the restart fails with "address already in use".
+    """
+    low = max(1025, _ephemeral_low())
+    for _ in range(200):
+        port = random.randrange(10_000, low) if low > 10_000 else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # the kernel's choice, as a last resort
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
