@@ -1,39 +1,15 @@
-"""The alarm REST API over a real AlarmBook (no servers): answers, filters, and 4xx for bad input."""
+"""The alarm REST API over the service bootstrap() builds (tests/support/api_rig.py, no servers): answers,
+filters, scopes, and 4xx for bad input."""
 
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
-from alerts.book.book import AlarmBook
-from alerts.book.sqlite_journal import AlarmJournal
-from alerts.engine.alarm_engine import AlarmEngine
 from alerts.engine.conditions import ConditionChange, ConditionKind, Priority
-from alerts.pipeline import AlarmPipeline, WorkQueue
-from alerts.service import AlarmService
-from alerts.stats import AlarmStats
-from api.auth.model import Scope
-from api.auth.passwords import PasswordHasher
-from api.auth.store import AuthStore
-from api.main import create_app
-from sensors.index import SensorIndex
+from tests.support.api_rig import api_rig
 from tests.unit.conftest import make_registry
 
 T0 = 1_795_392_000_000
-
-
-class StubService:
-    """What the routers read from the Service: the registry and the alarm side."""
-
-    def __init__(self, registry, alarms):
-        self.registry = registry
-        self.alarms = alarms
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
 
 
 def change(site, sensor, kind, active, t, prio=Priority.MEDIUM):
@@ -42,44 +18,22 @@ def change(site, sensor, kind, active, t, prio=Priority.MEDIUM):
     )
 
 
-def make_auth(tmp_path) -> tuple[AuthStore, dict[str, str]]:
-    """An auth store with an all-sites admin, an operator of site-0 and a viewer, and their tokens."""
-    auth = AuthStore(tmp_path / "auth.sqlite", hasher=PasswordHasher(time_cost=1, memory_cost=64))
-    tokens = {}
-    for name, role, scope in (
-        ("zhang", "admin", Scope.everything()),
-        ("li", "operator", Scope.of_sites(["site-0"])),
-        ("wang", "viewer", Scope.everything()),
-    ):
-        auth.create_user(name, f"pw-{name}-0123456789", role, scope, actor="test")
-        tokens[name] = auth.create_token(name, "test", actor="test")[1]
-    return auth, tokens
-
-
 @pytest.fixture
 def client(tmp_path):
-    registry = make_registry()
-    journal = AlarmJournal(tmp_path / "alarms.sqlite")
-    book = AlarmBook(journal)
-    engine = AlarmEngine(SensorIndex.build(registry), start_ms=T0)
-    stats = AlarmStats()
-    alarms = AlarmService(journal, book, engine, AlarmPipeline(engine, book, WorkQueue(), stats), stats)
-    book.on_changes(
-        [
-            change("site-0", "S0", ConditionKind.H, True, T0),  # A000001
-            change("site-0", "S1", ConditionKind.HH, True, T0 + 1, Priority.HIGH),  # A000002
-            change("site-1", "S0", ConditionKind.H, True, T0 + 2),  # A000003
-        ],
-        T0 + 10,
-    )
-    book.on_changes([change("site-1", "S0", ConditionKind.H, False, T0 + 5)], T0 + 10)  # RTN_UNACK
-    auth, tokens = make_auth(tmp_path)
-    with TestClient(create_app(lambda: StubService(registry, alarms), auth)) as c:
-        c.headers["Authorization"] = f"Bearer {tokens['zhang']}"
-        c.tokens = tokens
-        yield c
-    journal.close()
-    auth.close()
+    """Three alarms in the bootstrapped service's book; the client is the all-sites admin."""
+    with api_rig(tmp_path, make_registry(), clock=lambda: T0) as rig:
+        book = rig.service.alarms.book
+        book.on_changes(
+            [
+                change("site-0", "S0", ConditionKind.H, True, T0),  # A000001
+                change("site-0", "S1", ConditionKind.HH, True, T0 + 1, Priority.HIGH),  # A000002
+                change("site-1", "S0", ConditionKind.H, True, T0 + 2),  # A000003
+            ],
+            T0 + 10,
+        )
+        book.on_changes([change("site-1", "S0", ConditionKind.H, False, T0 + 5)], T0 + 10)  # RTN_UNACK
+        with rig.client() as c:
+            yield c
 
 
 def as_user(client, name: str) -> dict[str, str]:
@@ -175,33 +129,24 @@ def test_alarm_metrics_report_the_raises(client):
 
 
 def test_more_than_ten_alarms_in_ten_minutes_put_a_site_in_flood_until_the_window_empties(tmp_path):
-    registry = make_registry()
-    journal = AlarmJournal(tmp_path / "alarms.sqlite")
-    holder: list[AlarmService] = []
-    book = AlarmBook(journal, on_events=lambda evs: holder[0].on_events(evs))
-    engine = AlarmEngine(SensorIndex.build(registry), start_ms=T0)
-    stats = AlarmStats()
-    holder.append(AlarmService(journal, book, engine, AlarmPipeline(engine, book, WorkQueue(), stats), stats))
     kinds = (ConditionKind.H, ConditionKind.HH, ConditionKind.ROC)
     raises = [
         change("site-0", f"S{i}", kind, True, T0 + 30_000 * (3 * i + j))
         for i in range(4)
         for j, kind in enumerate(kinds)
     ]  # 12 raises in 5.5 minutes on site-0
-    auth, tokens = make_auth(tmp_path)
-    app = create_app(lambda: StubService(registry, holder[0]), auth)
-    with TestClient(app, headers={"Authorization": f"Bearer {tokens['zhang']}"}) as c:
-        book.on_changes(raises[:10], T0 + 600_000)
+    with api_rig(tmp_path, make_registry(), clock=lambda: T0) as rig, rig.client() as c:
+        alarms = rig.service.alarms
+        alarms.book.on_changes(raises[:10], T0 + 600_000)
         assert c.get("/api/v1/alarm-floods").json() == {"data": [], "count": 0}  # 10 is not a flood
-        book.on_changes(raises[10:], T0 + 600_000)
+        alarms.book.on_changes(raises[10:], T0 + 600_000)
         floods = c.get("/api/v1/alarm-floods").json()
         assert floods["count"] == 1
         assert floods["data"][0]["site"] == "site-0" and floods["data"][0]["alarms_10min"] == 12
         assert floods["data"][0]["since"].endswith("+08:00")
-        assert "hazmon_alarm_sites_in_flood 1" in holder[0].render_prometheus()
-        holder[0].check_floods(T0 + 30_000 * 11 + 600_000)  # ten minutes after the last raise
+        assert "hazmon_alarm_sites_in_flood 1" in alarms.render_prometheus()
+        alarms.check_floods(T0 + 30_000 * 11 + 600_000)  # ten minutes after the last raise
         assert c.get("/api/v1/alarm-floods").json()["count"] == 0
-    journal.close()
 
 
 # ---- who may see and do what (api/auth)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api.main import create_app
+from tests.support.api_rig import api_rig
 from tests.unit.conftest import make_registry
-from tests.unit.test_api_alarms import StubService, make_auth
 
 #: the only operations open to anyone, and why
 OPEN = {("post", "/api/v1/auth/login")}  # how one stops being anonymous
@@ -17,16 +15,14 @@ OPEN = {("post", "/api/v1/auth/login")}  # how one stops being anonymous
 
 @pytest.fixture
 def app_and_ops(tmp_path):
-    auth, _ = make_auth(tmp_path)
-    app = create_app(lambda: StubService(make_registry(), alarms=None), auth)
-    ops = [
-        (method, path)
-        for path, item in app.openapi()["paths"].items()
-        for method in item
-        if method in ("get", "post", "put", "patch", "delete")
-    ]
-    yield app, ops
-    auth.close()
+    with api_rig(tmp_path, make_registry()) as rig, rig.client(user=None) as client:
+        ops = [
+            (method, path)
+            for path, item in client.app.openapi()["paths"].items()
+            for method in item
+            if method in ("get", "post", "put", "patch", "delete")
+        ]
+        yield client, ops
 
 
 def test_the_walk_covers_the_whole_api(app_and_ops):
@@ -43,8 +39,7 @@ def test_the_walk_covers_the_whole_api(app_and_ops):
 
 
 def test_every_operation_refuses_anonymous_callers(app_and_ops):
-    app, ops = app_and_ops
-    client = TestClient(app)  # no lifespan: the service is never started, nothing is reached anyway
+    client, ops = app_and_ops
     refused = []
     for method, path in ops:
         if (method, path) in OPEN:
@@ -58,8 +53,7 @@ def test_every_operation_refuses_anonymous_callers(app_and_ops):
 
 
 def test_a_forged_or_revoked_token_is_refused_like_none(app_and_ops):
-    app, _ = app_and_ops
-    client = TestClient(app)
+    client, _ = app_and_ops
     for token in ("hzm_forged", "", "Basic abc"):
         r = client.get("/api/v1/alarms", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401

@@ -1,4 +1,5 @@
-"""The sites REST API over a real AlarmBook and engine arrays, the reading store faked: answers, 4xx/503."""
+"""The sites REST API over the service bootstrap() builds, its reading store in memory
+(tests/support/api_rig.py): answers, scopes, 4xx, and 503/502 when the store is down or refuses."""
 
 from __future__ import annotations
 
@@ -6,79 +7,23 @@ import time
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
-from alerts.book.book import AlarmBook
-from alerts.book.sqlite_journal import AlarmJournal
-from alerts.engine.alarm_engine import AlarmEngine
 from alerts.engine.conditions import ConditionChange, ConditionKind, Priority
-from alerts.pipeline import AlarmPipeline, WorkQueue
-from alerts.service import AlarmService
-from alerts.stats import AlarmStats
-from api.main import create_app
-from ingest.store import Series, StoreRejected, StoreUnavailable
-from sensors.index import SensorIndex
+from ingest.store import StoreRejected, StoreUnavailable
 from sensors.model import Limits, Location, Registry, Sensor, Site
+from tests.support.api_rig import api_rig
 from tests.unit.conftest import make_registry
-from tests.unit.test_api_alarms import make_auth
 
 T0 = 1_795_392_000_000
-
-
-class FakeStore:
-    def __init__(self):
-        self.calls: list[tuple] = []
-        self.fail: Exception | None = None
-
-    def read(self, site, sensors, start_ms, end_ms, *, resolution="raw", limit=100_000):
-        downsampled = resolution == "1m"
-        self.calls.append((site, tuple(sensors), start_ms, end_ms, downsampled, limit))
-        if self.fail is not None:
-            raise self.fail
-        ts = np.array([start_ms, start_ms + 60_000], dtype=np.int64)
-        if downsampled:
-            cols = {
-                "min": np.array([1.0, np.nan]),
-                "mean": np.array([1.5, 2.0]),
-                "max": np.array([2.0, 2.5]),
-                "count": np.array([60.0, 59.0]),
-            }
-        else:
-            cols = {"value": np.array([1.0, np.nan]), "quality": np.array([0.0, 2.0])}
-        return [Series(site, sensors[0], ts, cols)]
-
-
-class StubService:
-    def __init__(self, registry, alarms, store):
-        self.registry = registry
-        self.alarms = alarms
-        self.store = store
-
-    def read_history(self, site, sensors, start_ms, end_ms, resolution, limit):
-        return self.store.read(site, sensors, start_ms, end_ms, resolution=resolution, limit=limit)
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
 
 
 def change(site, sensor, kind, active, t, prio=Priority.MEDIUM, **kw):
     return ConditionChange(site, sensor, kind, active, t, prio, kw.pop("level", kind.name), **kw)
 
 
-def build(tmp_path, registry):
-    journal = AlarmJournal(tmp_path / "alarms.sqlite")
-    book = AlarmBook(journal)
-    engine = AlarmEngine(SensorIndex.build(registry), start_ms=T0)
-    stats = AlarmStats()
-    alarms = AlarmService(journal, book, engine, AlarmPipeline(engine, book, WorkQueue(), stats), stats)
-    return journal, book, engine, alarms
-
-
 @pytest.fixture
 def rig(tmp_path):
+    """Site-0 with a place, latest values, an HH alarm and an early warning; the store holds S0's readings."""
     base = make_registry()
     site0 = Site(
         id="site-0",
@@ -91,41 +36,40 @@ def rig(tmp_path):
         district="金山区",
     )
     registry = Registry((site0, base.sites[1]))
-    journal, book, engine, alarms = build(tmp_path, registry)
-    now = time.time_ns() // 1_000_000
-    engine.last_x[0], engine.last_t[0] = 12.5, now - 2_000  # site-0 S0
-    engine.last_x[1], engine.last_t[1] = np.nan, now - 1_000  # site-0 S1: heard, not a number
-    book.on_changes(
-        [
-            change(
-                "site-0", "S0", ConditionKind.HH, True, now - 5_000, Priority.HIGH, value=18.5, limit=18.0
-            ),
-            change(
-                "site-0",
-                "S2",
-                ConditionKind.EARLY_WARNING,
-                True,
-                now - 4_000,
-                Priority.MEDIUM,
-                level="H",
-                value=15.0,
-                limit=16.5,
-                eta_ms=now + 3_600_000,
-                eta_low_ms=now + 3_000_000,
-                eta_high_ms=now + 4_000_000,
-                message="预计1小时后超高限",
-            ),
-        ],
-        now,
-    )
-    influx = FakeStore()
-    auth, tokens = make_auth(tmp_path)
-    app = create_app(lambda: StubService(registry, alarms, influx), auth)
-    with TestClient(app, headers={"Authorization": f"Bearer {tokens['zhang']}"}) as c:
-        c.tokens = tokens
-        yield c, book, influx, now
-    journal.close()
-    auth.close()
+    with api_rig(tmp_path, registry) as api:
+        engine, book, store = api.service.alarms.engine, api.service.alarms.book, api.store
+        now = time.time_ns() // 1_000_000
+        engine.last_x[0], engine.last_t[0] = 12.5, now - 2_000  # site-0 S0
+        engine.last_x[1], engine.last_t[1] = np.nan, now - 1_000  # site-0 S1: heard, not a number
+        book.on_changes(
+            [
+                change(
+                    "site-0", "S0", ConditionKind.HH, True, now - 5_000, Priority.HIGH, value=18.5, limit=18.0
+                ),
+                change(
+                    "site-0",
+                    "S2",
+                    ConditionKind.EARLY_WARNING,
+                    True,
+                    now - 4_000,
+                    Priority.MEDIUM,
+                    level="H",
+                    value=15.0,
+                    limit=16.5,
+                    eta_ms=now + 3_600_000,
+                    eta_low_ms=now + 3_000_000,
+                    eta_high_ms=now + 4_000_000,
+                    message="预计1小时后超高限",
+                ),
+            ],
+            now,
+        )
+        # S0 within the last hour: a good 1.0, a bad reading the database holds no value for, and a
+        # minute later 2.0
+        m0 = ((now - 3_600_000) // 60_000 + 1) * 60_000
+        store.put("site-0", "S0", [m0 + 1_000, m0 + 2_000, m0 + 61_000], [1.0, np.nan, 2.0], [0, 2, 0])
+        with api.client() as c:
+            yield c, book, store, now
 
 
 def test_sites_list_with_colour_counts_and_age(rig):
@@ -180,9 +124,9 @@ def test_history_raw_for_short_ranges_with_limits_and_markers(rig):
     )
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["resolution"] == "raw" and influx.calls[-1][4] is False
-    assert body["series"]["value"] == [1.0, None] and body["series"]["quality"] == [0, 2]
-    assert body["series"]["mean"] is None and body["points"] == 2 and body["truncated"] is False
+    assert body["resolution"] == "raw" and influx.calls[-1].resolution == "raw"
+    assert body["series"]["value"] == [1.0, None, 2.0] and body["series"]["quality"] == [0, 2, 0]
+    assert body["series"]["mean"] is None and body["points"] == 3 and body["truncated"] is False
     assert body["limits"]["hh"] == 18.0
     assert [(m["type"], m["kind"], m["level"], m["priority"]) for m in body["alarms"]] == [
         ("AlarmRaised", "HH", "HH", "high")
@@ -193,8 +137,8 @@ def test_history_defaults_to_a_day_of_one_minute_rollups(rig):
     client, _, influx, _ = rig
     body = client.get("/api/v1/sites/site-0/sensors/S0/history").json()
     assert body["resolution"] == "1m" and body["end_ms"] - body["start_ms"] == 86_400_000
-    assert influx.calls[-1][4] is True
-    assert body["series"]["min"] == [1.0, None] and body["series"]["count"] == [60, 59]
+    assert influx.calls[-1].resolution == "1m"
+    assert body["series"]["min"] == [1.0, 2.0] and body["series"]["count"] == [1, 1]
     assert body["series"]["value"] is None
 
 
@@ -205,7 +149,10 @@ def test_history_takes_iso_times_with_offsets(rig):
         params={"start": "2026-11-20T08:00:00+08:00", "end": "2026-11-20T02:00:00Z"},
     )
     assert r.status_code == 200 and r.json()["resolution"] == "raw"
-    assert influx.calls[-1][2:4] == (1_795_132_800_000, 1_795_140_000_000)  # 00:00Z to 02:00Z
+    assert (influx.calls[-1].start_ms, influx.calls[-1].end_ms) == (
+        1_795_132_800_000,
+        1_795_140_000_000,
+    )  # 00:00Z to 02:00Z
     # "+" sent unencoded arrives as a blank; still understood
     r = client.get(
         "/api/v1/sites/site-0/sensors/S0/history?start=2026-11-20T08:00:00+08:00&end=1795140000000"
@@ -261,23 +208,19 @@ def test_sites_list_is_fast_for_two_thousand_sites(tmp_path, capsys):
         )
         sites.append(Site(sid, f"站{i}", "chemical", 3, sensors, city="c", district=f"d{i % 10}"))
     registry = Registry(tuple(sites))
-    journal, book, engine, alarms = build(tmp_path, registry)
-    engine.last_t[:] = T0
-    book.on_changes(
-        [
-            change(f"site-{i:04d}", "S0", ConditionKind.H, True, T0, Priority.MEDIUM)
-            for i in range(0, 2_000, 2)
-        ],
-        T0,
-    )
-    auth, tokens = make_auth(tmp_path)
-    app = create_app(lambda: StubService(registry, alarms, FakeStore()), auth)
-    with TestClient(app, headers={"Authorization": f"Bearer {tokens['zhang']}"}) as client:
+    with api_rig(tmp_path, registry) as api, api.client() as client:
+        api.service.alarms.engine.last_t[:] = T0
+        api.service.alarms.book.on_changes(
+            [
+                change(f"site-{i:04d}", "S0", ConditionKind.H, True, T0, Priority.MEDIUM)
+                for i in range(0, 2_000, 2)
+            ],
+            T0,
+        )
         client.get("/api/v1/sites")  # the slot map is built on first use
         t0 = time.perf_counter()
         body = client.get("/api/v1/sites").json()
         took = time.perf_counter() - t0
-    journal.close()
     with capsys.disabled():
         print(f"\nGET /sites, 2000 sites / 100000 sensors / 1000 alarms: {took * 1000:.0f} ms")  # noqa: T201
     assert body["count"] == 2_000

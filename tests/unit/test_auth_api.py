@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 import pytest
@@ -36,9 +40,12 @@ ViewerDep = Annotated[Principal, Depends(require(Action.VIEW))]
 AckDep = Annotated[Principal, Depends(require(Action.ACKNOWLEDGE))]
 
 
-def build_app(store: AuthStore) -> FastAPI:
+@functools.cache
+def _app() -> FastAPI:
+    """One app for the module: FastAPI builds a route's validators on its first request, which costs
+    more than most tests here; each test puts its own store on app.state (see build_app)."""
     app = FastAPI()
-    install(app, store)
+    install(app, None)
 
     @app.get("/api/v1/sites/{site_id}")
     def get_site(site_id: str, principal: ViewerDep) -> dict:
@@ -53,12 +60,28 @@ def build_app(store: AuthStore) -> FastAPI:
     return app
 
 
+def build_app(store: AuthStore) -> FastAPI:
+    """The auth router and two scoped routes over ``store``, as api.auth.router.install wires them."""
+    app = _app()
+    app.state.auth = store
+    return app
+
+
+@functools.cache
+def _template() -> Path:
+    """The three users' store, made once: each test starts from a copy instead of hashing again."""
+    path = Path(tempfile.mkdtemp(prefix="hazmon-auth-api-")) / "auth.sqlite"
+    with AuthStore(path, hasher=PasswordHasher(time_cost=1, memory_cost=64)) as s:
+        s.create_user("root", PW, Role.ADMIN, Scope.everything(), actor="test")
+        s.create_user("op", PW, Role.OPERATOR, Scope.jurisdiction("江门市", "江海区"), actor="test")
+        s.create_user("viewer", PW, Role.VIEWER, Scope.jurisdiction("江门市"), actor="test")
+    return path
+
+
 @pytest.fixture
 def store(tmp_path):
+    shutil.copyfile(_template(), tmp_path / "auth.sqlite")
     s = AuthStore(tmp_path / "auth.sqlite", hasher=PasswordHasher(time_cost=1, memory_cost=64))
-    s.create_user("root", PW, Role.ADMIN, Scope.everything(), actor="test")
-    s.create_user("op", PW, Role.OPERATOR, Scope.jurisdiction("江门市", "江海区"), actor="test")
-    s.create_user("viewer", PW, Role.VIEWER, Scope.jurisdiction("江门市"), actor="test")
     yield s
     s.close()
 

@@ -3,49 +3,12 @@ from the settings or from the adapters a test hands it (no server, no connection
 
 from __future__ import annotations
 
-import numpy as np
-
 from hazmon.bootstrap import Channels, bootstrap
 from hazmon.config import Settings
-from ingest.store import Series
-from sensors.readings import ReadingBatch
 from tests.support.fake_sms import FakeSmsGateway
+from tests.support.memory_store import MemoryStore
 
 T0 = 1_795_392_000_000
-
-
-class MemoryStore:
-    """A reading store in memory: keeps encoded bodies and answers reads from them."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-        self.schema: tuple[int, int] | None = None
-        self.closed = False
-
-    def encode(self, batch: ReadingBatch) -> bytes:
-        return np.column_stack([batch.slot, batch.ts_ms, batch.value]).astype(np.float64).tobytes()
-
-    def encoded_points(self, body: bytes) -> int:
-        return len(body) // 24
-
-    def write_encoded(self, body: bytes) -> None:
-        self.bodies.append(body)
-
-    def read(self, site, sensors, start_ms, end_ms, *, resolution="raw", limit=100_000):
-        ts = np.array([start_ms], dtype=np.int64)
-        return [Series(site, s, ts, {"value": np.array([1.5]), "quality": np.array([0.0])}) for s in sensors]
-
-    def bin_means(self, site, sensors, start_ms, end_ms, step_s):
-        return {}
-
-    def ensure_schema(self, raw_days: int, rollup_days: int) -> None:
-        self.schema = (raw_days, rollup_days)
-
-    def ping(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self.closed = True
 
 
 def settings(tmp_path, **kw) -> Settings:
@@ -71,6 +34,7 @@ def test_bootstrap_wires_the_given_store_channels_and_clock_without_patching_aft
     assert alarms.rosters is not None and alarms.learner is not None
     site = service.registry.sites[0]
     sensor = site.sensors[0]
+    store.put(site.id, sensor.id, [T0 - 30_000], [1.5])
     got = service.read_history(site.id, [sensor.id], T0 - 60_000, T0, "raw", 10)
     assert got[0].sensor == sensor.id and got[0].values["value"].tolist() == [1.5]
     service.alarms.journal.close()

@@ -148,25 +148,19 @@ def _walk(routes) -> set[str]:
     return found
 
 
-def app_routes(tmp_path) -> set[str]:
+def app_routes() -> set[str]:
     """`METHOD /path` of every route the app serves, the ones left out of OpenAPI included."""
-    from api.main import create_app
-    from tests.unit.conftest import make_registry
-    from tests.unit.test_api_alarms import StubService, make_auth
+    from tests.support.api_rig import shared_app
 
-    auth, _ = make_auth(tmp_path)
-    try:
-        app = create_app(lambda: StubService(make_registry(), alarms=None), auth)
-        routes = _walk(app.routes)
-        in_openapi = {f"{m.upper()} {path}" for path, item in app.openapi()["paths"].items() for m in item}
-        assert in_openapi <= routes  # the walk misses nothing the OpenAPI document shows
-        return routes
-    finally:
-        auth.close()
+    app = shared_app()
+    routes = _walk(app.routes)
+    in_openapi = {f"{m.upper()} {path}" for path, item in app.openapi()["paths"].items() for m in item}
+    assert in_openapi <= routes  # the walk misses nothing the OpenAPI document shows
+    return routes
 
 
-def test_every_route_of_the_app_is_in_contracts_section_7(tmp_path):
-    routes = app_routes(tmp_path)
+def test_every_route_of_the_app_is_in_contracts_section_7():
+    routes = app_routes()
     assert {"GET /livez", "GET /api/v1/audit", "POST /api/v1/alarms/{alarm_id}/ack"} <= routes
     docs = section(CONTRACTS.read_text(encoding="utf-8"), 7)
     missing = sorted(r for r in routes if f"`{r}`" not in docs)
@@ -178,8 +172,8 @@ def _normal(route: str) -> str:
     return re.sub(r"\{[^}]*\}", "{}", route.split("?")[0])
 
 
-def test_every_route_the_docs_name_is_served(tmp_path):
-    served = {_normal(r) for r in app_routes(tmp_path)}
+def test_every_route_the_docs_name_is_served():
+    served = {_normal(r) for r in app_routes()}
     checked = 0
     for path in (README, CONTRACTS):
         for route in re.findall(
@@ -200,16 +194,10 @@ def _body_fields(cell: str) -> set[str]:
     return {part.strip() for part in flat.split(",")}
 
 
-def test_every_request_body_in_contracts_section_7_has_the_fields_of_its_schema(tmp_path):
-    from api.main import create_app
-    from tests.unit.conftest import make_registry
-    from tests.unit.test_api_alarms import StubService, make_auth
+def test_every_request_body_in_contracts_section_7_has_the_fields_of_its_schema():
+    from tests.support.api_rig import shared_app
 
-    auth, _ = make_auth(tmp_path)
-    try:
-        spec = create_app(lambda: StubService(make_registry(), alarms=None), auth).openapi()
-    finally:
-        auth.close()
+    spec = shared_app().openapi()
     schemas = spec["components"]["schemas"]
     rows = {
         m.group(1): m.group(2).split("|")[1]

@@ -173,6 +173,7 @@ def test_routine_excursions_close_to_h_raise_nothing_once_learned_but_the_trend_
     assert {c.forecast["model"] for c in trend_only.raised("LT-1")} == {MODEL_TREND}
 
 
+@pytest.mark.deep
 def test_a_novel_fill_is_warned_before_h_with_its_chance_band_and_message(learned):
     raised = learned.raised("LT-2")
     assert [c for c in raised if T0 + DAY <= c.time_ms < FILL_START_MS] == []  # its routine: nothing

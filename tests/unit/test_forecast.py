@@ -401,6 +401,7 @@ def test_noise_and_small_random_walks_raise_no_warning(level_fleet: tuple[Run, n
     assert np.isnan(run.first_warn_s[WALK]).all()
 
 
+@pytest.mark.deep
 def test_tank_filling_at_a_quarter_metre_per_hour_is_warned_hours_before_h(
     level_fleet: tuple[Run, np.ndarray],
 ) -> None:
@@ -501,6 +502,7 @@ def test_daily_cycles_raise_no_warning_over_five_days(slow_fleet: tuple[Run, np.
     assert (amp >= 0.95 * half_swing).all() and (amp <= 1.3 * half_swing).all()
 
 
+@pytest.mark.deep
 def test_without_the_daily_model_the_cycle_would_warn(slow_fleet: tuple[Run, np.ndarray, Callable]) -> None:
     """The control group: the same temperatures without a daily model: the afternoon rise projects
     across H within 24 h, which is why daily kinds get a model."""
@@ -518,6 +520,7 @@ def test_real_temperature_rise_on_top_of_the_daily_cycle_is_warned(
     assert (run.first_kind[RISE] == ConditionKind.H).all()
 
 
+@pytest.mark.deep
 def test_pond_level_rising_after_rain_is_warned(slow_fleet: tuple[Run, np.ndarray, Callable]) -> None:
     run, crossing, _ = slow_fleet
     assert np.isfinite(crossing[POND]).all()

@@ -154,6 +154,7 @@ def test_a_chattering_alarm_gets_a_setting_that_stops_the_chatter_when_the_engin
     assert chat.suggested.late == 0 and chat.suggested.chattering == ()
 
 
+@pytest.mark.deep
 def test_a_standing_alarm_is_reported_with_its_time_in_alarm(verdicts):
     stand = verdicts[0]["STAND"]
     assert stand.current.standing == ("H",)
@@ -162,6 +163,7 @@ def test_a_standing_alarm_is_reported_with_its_time_in_alarm(verdicts):
     assert stand.status is Status.NO_CHANGE  # one activation in four days: the rate is fine, the limit is not
 
 
+@pytest.mark.deep
 def test_a_quiet_sensor_gets_no_change(verdicts):
     quiet = verdicts[0]["QUIET"]
     assert quiet.status is Status.NO_CHANGE and quiet.suggested is None
@@ -169,6 +171,7 @@ def test_a_quiet_sensor_gets_no_change(verdicts):
     assert quiet.observed_days == pytest.approx(DAYS, abs=0.01)
 
 
+@pytest.mark.deep
 def test_too_little_data_is_said_instead_of_a_suggestion(verdicts):
     short = verdicts[0]["SHORT"]
     assert short.status is Status.TOO_LITTLE_DATA

@@ -1,0 +1,155 @@
+"""The API as the unit tests see it: the app of api/main.py over a service built by the composition
+root, `hazmon.bootstrap.bootstrap()`, with in-memory fakes in place of the servers.
+
+- The service comes from `bootstrap(settings, registry, store=MemoryStore(...), clock=...)`: the
+  real journal, book, engine, early warnings, pipeline and counters, the reading store in memory.
+  It is not started: no thread runs and nothing is connected (the integration tests run the app's
+  lifespan against real Mosquitto and InfluxDB). The rig puts it on `app.state.service`, where the
+  lifespan would.
+- One app serves every test of a worker: FastAPI builds a route's validators on its first request,
+  which costs more than most API tests, so the app is made once and each test puts its own service
+  and auth store on `app.state`.
+- The auth store is a copy of one made per worker, with three users and their API tokens, so a test
+  does not spend three password hashes before it starts.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.auth.model import Scope
+from api.auth.passwords import PasswordHasher
+from api.auth.store import AuthStore
+from api.main import create_app
+from hazmon.bootstrap import Service, bootstrap
+from hazmon.config import Settings
+from sensors.index import SensorIndex
+from sensors.model import Registry
+from tests.support.memory_store import MemoryStore
+
+#: the rig's users: an all-sites admin, an operator of site-0 only, an all-sites viewer
+USERS = (
+    ("zhang", "admin", Scope.everything()),
+    ("li", "operator", Scope.of_sites(["site-0"])),
+    ("wang", "viewer", Scope.everything()),
+)
+
+
+def password_of(name: str) -> str:
+    return f"pw-{name}-0123456789"
+
+
+def cheap_hasher() -> PasswordHasher:
+    """argon2id at its lowest cost: the tests check what is hashed, not how hard."""
+    return PasswordHasher(time_cost=1, memory_cost=64)
+
+
+@functools.cache
+def _auth_template() -> tuple[Path, dict[str, str]]:
+    """An auth store file with the rig's users and one API token each (made once per worker)."""
+    path = Path(tempfile.mkdtemp(prefix="hazmon-auth-")) / "auth.sqlite"
+    tokens = {}
+    with AuthStore(path, hasher=cheap_hasher()) as auth:
+        for name, role, scope in USERS:
+            auth.create_user(name, password_of(name), role, scope, actor="test")
+            tokens[name] = auth.create_token(name, "test", actor="test")[1]
+    return path, tokens
+
+
+def make_auth(folder: Path) -> tuple[AuthStore, dict[str, str]]:
+    """A fresh auth store in ``folder`` with the rig's users; returns it and their token secrets."""
+    template, tokens = _auth_template()
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, folder / "auth.sqlite")
+    return AuthStore(folder / "auth.sqlite", hasher=cheap_hasher()), dict(tokens)
+
+
+@functools.cache
+def _settings_template() -> Settings:
+    return Settings(data_dir=Path(tempfile.gettempdir()) / "unused", rosters=None, sms_gateway="none")
+
+
+def rig_settings(data_dir: Path, **overrides: object) -> Settings:
+    """The service's settings for a test: SMS off, no roster file, the data in ``data_dir``."""
+    return _settings_template().model_copy(update={"data_dir": data_dir, **overrides})
+
+
+@asynccontextmanager
+async def _state_only(app: FastAPI) -> AsyncIterator[None]:
+    """The rig's lifespan: the service on app.state is the test's, and it is not started."""
+    yield
+
+
+@functools.cache
+def shared_app() -> FastAPI:
+    """The app of api/main.py, made once; `serve` puts a test's service and auth store on it."""
+    app = create_app(_no_factory, None)  # each test's auth store is put on app.state
+    app.router.lifespan_context = _state_only
+    return app
+
+
+def _no_factory() -> Service:
+    raise AssertionError("the rig sets app.state.service itself")
+
+
+@dataclass
+class ApiRig:
+    """A bootstrapped service, its in-memory store, an auth store with tokens, and the app over them."""
+
+    service: Service
+    store: MemoryStore
+    auth: AuthStore
+    tokens: dict[str, str]
+    app: FastAPI
+
+    def headers(self, user: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[user]}"}
+
+    @contextmanager
+    def client(self, user: str | None = "zhang", **kw: object) -> Iterator[TestClient]:
+        """A client of the app, as ``user`` (None: anonymous)."""
+        self.app.state.service = self.service
+        self.app.state.auth = self.auth
+        headers = self.headers(user) if user else {}
+        with TestClient(self.app, headers=headers, **kw) as client:
+            client.tokens = self.tokens
+            yield client
+
+    def close(self) -> None:
+        """Close what bootstrap() opened (the service was never started, so stop() is not for it)."""
+        alarms = self.service.alarms
+        if alarms.notifier is not None:
+            alarms.notifier.close()
+        if alarms.rosters is not None:
+            alarms.rosters.close()
+        alarms.journal.close()
+        self.store.close()
+        self.auth.close()
+
+
+@contextmanager
+def api_rig(
+    tmp_path: Path,
+    registry: Registry,
+    *,
+    clock: Callable[[], int] | None = None,
+    **settings: object,
+) -> Iterator[ApiRig]:
+    """Build the service with bootstrap() and in-memory fakes; closed when the block ends."""
+    store = MemoryStore(SensorIndex.build(registry))
+    service = bootstrap(rig_settings(tmp_path / "var", **settings), registry, store=store, clock=clock)
+    auth, tokens = make_auth(tmp_path / "auth")
+    rig = ApiRig(service, store, auth, tokens, shared_app())
+    try:
+        yield rig
+    finally:
+        rig.close()
