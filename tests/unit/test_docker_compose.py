@@ -1,7 +1,7 @@
 """The container deployment (docker-compose.yml, Dockerfile, deploy/mosquitto) is consistent.
 
 No Docker engine is needed: the files are parsed and cross-checked against each other, the repo
-and the configuration contract (CONTRACTS.md §6), so a broken path, a missing variable or a
+and the configuration contract (docs/contracts.md §6), so a broken path, a missing variable or a
 broker setting that drops readings fails here rather than on a user's `docker compose up`.
 """
 
@@ -24,12 +24,11 @@ COMPOSE_DIR = COMPOSE_FILE.parent
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 MOSQUITTO_CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
-# CI checks the repo out with shared/ beside it; a plain clone may not have it.
-CONTRACTS = REPO.parent / "shared" / "CONTRACTS.md"
+CONTRACTS = REPO / "docs" / "contracts.md"  # the project's own record (../shared is a read-only briefing)
 
 SERVICES = {"mosquitto", "influxdb", "hazmon", "simulator"}
-# CONTRACTS.md §6, v1. Extended below with whatever the current CONTRACTS.md lists.
-CONTRACT_ENV_VARS = {
+# the variables a container deployment must set: their defaults (localhost, ./var) are wrong in a container
+DEPLOYMENT_ENV_VARS = {
     "HAZMON_REGISTRY",
     "HAZMON_MQTT_URL",
     "HAZMON_INFLUX_URL",
@@ -234,14 +233,12 @@ def path_in_image_from_repo(container_path: str) -> Path | None:
     return None
 
 
-def contract_env_vars() -> set[str]:
-    names = set(CONTRACT_ENV_VARS)
-    if CONTRACTS.is_file():
-        text = CONTRACTS.read_text(encoding="utf-8")
-        section = re.search(r"^## 6\..*?(?=^## |\Z)", text, flags=re.M | re.S)
-        if section:
-            names |= set(re.findall(r"`(HAZMON_[A-Z0-9_]+)`", section.group(0)))
-    return names
+def documented_env_vars() -> set[str]:
+    """Every HAZMON_* variable docs/contracts.md §6 documents."""
+    text = CONTRACTS.read_text(encoding="utf-8")
+    section = re.search(r"^## 6\..*?(?=^## |\Z)", text, flags=re.M | re.S)
+    assert section, f"{CONTRACTS}: no section 6 (configuration)"
+    return set(re.findall(r"`(HAZMON_[A-Z0-9_]+)`", section.group(0)))
 
 
 # ---------------------------------------------------------------------------------- compose
@@ -321,10 +318,18 @@ def test_simulator_runs_the_same_image_as_the_service(services):
     assert build_of(services["simulator"]) == build_of(services["hazmon"])
 
 
-def test_hazmon_environment_sets_every_contract_variable(services):
+def test_hazmon_environment_sets_every_deployment_variable(services):
     env = env_of(services["hazmon"])
-    missing = sorted(v for v in contract_env_vars() if not env.get(v))
+    missing = sorted(v for v in DEPLOYMENT_ENV_VARS if not env.get(v))
     assert not missing, f"hazmon's environment lacks {missing}"
+
+
+def test_every_variable_the_deployment_sets_is_documented(services):
+    documented = documented_env_vars()
+    assert documented >= DEPLOYMENT_ENV_VARS
+    for name in ("hazmon", "simulator"):
+        stale = sorted(v for v in env_of(services[name]) if v.startswith("HAZMON_") and v not in documented)
+        assert not stale, f"{name} sets {stale}, which docs/contracts.md §6 does not document"
 
 
 def test_hazmon_reaches_the_broker_by_its_service_name_and_listener_port(services):
