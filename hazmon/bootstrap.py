@@ -15,7 +15,7 @@ from alerts.book.sqlite_journal import AlarmJournal
 from alerts.engine.alarm_engine import AlarmEngine
 from alerts.engine.early_warning import attach_early_warnings
 from alerts.learning import BehaviourLearner, HistorySource
-from alerts.notify.channels.gateway import SmsGateway
+from alerts.notify.channels.gateway import NamedChannel
 from alerts.notify.channels.kannel import KannelSmsGateway
 from alerts.notify.channels.smpp import SmppSmsGateway
 from alerts.notify.channels.webhook import RobotWebhook
@@ -114,12 +114,14 @@ Clock = Callable[[], int]  # wall time, ms since the epoch
 
 @dataclass(frozen=True, slots=True)
 class Channels:
-    """Where alarms are sent: the SMS gateway (None: SMS is off) and the second channel, with names."""
+    """Where alarm texts go, in order: the SMS gateway, then each fallback tier. Empty: SMS is off."""
 
-    gateway: SmsGateway | None
-    gateway_name: str = "none"
-    fallback: SmsGateway | None = None
-    fallback_name: str = ""
+    tiers: tuple[NamedChannel, ...] = ()
+
+    @property
+    def kannel(self) -> KannelSmsGateway | None:
+        """The Kannel adapter among them, whose HTTP callbacks the API hands to the notifier."""
+        return next((c.channel for c in self.tiers if isinstance(c.channel, KannelSmsGateway)), None)
 
 
 def bootstrap(
@@ -201,53 +203,51 @@ def import_rosters(settings: Settings, store: RosterStore) -> str | None:
     return None
 
 
-def build_gateway(settings: Settings) -> tuple[SmsGateway | None, str]:
+def build_gateway(settings: Settings) -> NamedChannel | None:
     """The SMS gateway HAZMON_SMS_GATEWAY names, not yet started (None: SMS is off)."""
     if settings.sms_gateway == "kannel":
         token = settings.sms_callback_token
-        return (
-            KannelSmsGateway(
-                settings.kannel_sendsms_url,
-                settings.kannel_username,
-                settings.kannel_password.get_secret_value(),
-                callback_base=settings.callback_base,
-                callback_token=token.get_secret_value() if token else None,
-                sender=settings.kannel_sender,
-                smsc=settings.kannel_smsc,
-            ),
-            "kannel",
+        kannel = KannelSmsGateway(
+            settings.kannel_sendsms_url,
+            settings.kannel_username,
+            settings.kannel_password.get_secret_value(),
+            callback_base=settings.callback_base,
+            callback_token=token.get_secret_value() if token else None,
+            sender=settings.kannel_sender,
+            smsc=settings.kannel_smsc,
         )
+        return NamedChannel("kannel", kannel)
     if settings.sms_gateway == "smpp":
-        return (
-            SmppSmsGateway(
-                settings.smpp_host,
-                settings.smpp_port,
-                settings.smpp_system_id,
-                settings.smpp_password.get_secret_value(),
-                source_addr=settings.smpp_source_addr,
-            ),
-            "smpp",
+        smpp = SmppSmsGateway(
+            settings.smpp_host,
+            settings.smpp_port,
+            settings.smpp_system_id,
+            settings.smpp_password.get_secret_value(),
+            source_addr=settings.smpp_source_addr,
         )
-    return None, "none"
+        return NamedChannel("smpp", smpp)
+    return None
 
 
-def build_fallback(settings: Settings) -> tuple[SmsGateway | None, str]:
+def build_robot(settings: Settings) -> NamedChannel | None:
     """The group-chat robot that gets what SMS cannot deliver (None when not configured)."""
     if settings.webhook_url is None:
-        return None, ""
-
+        return None
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     robot = RobotWebhook(
         settings.webhook_url.get_secret_value(), flavor=settings.webhook_flavor, secret=secret
     )
-    return robot, f"{settings.webhook_flavor} robot"
+    return NamedChannel(f"{settings.webhook_flavor} robot", robot)
 
 
 def build_channels(settings: Settings) -> Channels:
-    """The channels the settings name: HAZMON_SMS_GATEWAY and the group-chat robot (HAZMON_WEBHOOK_URL)."""
-    gateway, name = build_gateway(settings)
-    fallback, fallback_name = build_fallback(settings) if gateway is not None else (None, "")
-    return Channels(gateway, name, fallback, fallback_name)
+    """The channels the settings name, in order: HAZMON_SMS_GATEWAY, then the group-chat robot
+    (HAZMON_WEBHOOK_URL) as fallback tier 1. No SMS gateway: no channel at all."""
+    gateway = build_gateway(settings)
+    if gateway is None:
+        return Channels()
+    robot = build_robot(settings)
+    return Channels((gateway,) if robot is None else (gateway, robot))
 
 
 def build_notifier(
@@ -259,20 +259,20 @@ def build_notifier(
     clock: Clock = _wall_ms,
 ) -> Notifier | None:
     """Rosters, routing, the outbox and the channels; None when no SMS gateway is configured."""
-    gateway, name = channels.gateway, channels.gateway_name
-    if gateway is None:
+    if not channels.tiers:
         logger.info("no SMS gateway configured (HAZMON_SMS_GATEWAY=none): alarms are not texted")
         return None
     roster_error = import_rosters(settings, rosters)
     by_id = rosters.load_all()
     sites = {site.id: site for site in registry.sites}
-    kannel = gateway if isinstance(gateway, KannelSmsGateway) else None
+    tiers = list(channels.tiers)
     faults = {}
     if settings.crash_at is not None:  # the crash tests only: hazmon/dev is imported on request
         from hazmon.dev.faults import CrashingGateway, FaultPoints
 
         faults["fault_point"] = FaultPoints(settings.crash_at, settings.data_dir)
-        gateway = CrashingGateway(gateway, faults["fault_point"])
+        primary = tiers[0]
+        tiers[0] = NamedChannel(primary.name, CrashingGateway(primary.channel, faults["fault_point"]))
     policy = Policy(
         merge_window_ms=int(settings.sms_merge_window_s * 1000),
         urgent_wait_ms=int(settings.sms_urgent_wait_s * 1000),
@@ -295,23 +295,20 @@ def build_notifier(
         load_routing(settings.routing),
         duty_lookup(sites, by_id),
         AlarmDescriber(registry),
-        gateway,
-        gateway_name=name,
-        fallback=channels.fallback,
-        fallback_name=channels.fallback_name,
+        tiers,
         failover_after_ms=int(settings.webhook_failover_after_s * 1000),
         acknowledger=acknowledger,
         **faults,
         clock=clock,
         roster_error=roster_error,
-        kannel=kannel,
+        kannel=channels.kannel,  # from the list as given: the crash wrapper hides its type
     )
     logger.info(
-        "SMS via %s: %d rosters, %d people; second channel: %s",
-        name,
+        "SMS via %s: %d rosters, %d people; fallback tiers: %s",
+        tiers[0].name,
         len(by_id),
         sum(len(r.people) for r in by_id.values()),
-        channels.fallback_name or "none",
+        ", ".join(c.name for c in tiers[1:]) or "none",
     )
     return notifier
 
@@ -368,7 +365,7 @@ def build_alarms(
     queue = WorkQueue(settings.alarm_queue_readings, settings.alarm_queue_wait_s)
     pipeline = AlarmPipeline(engine, book, queue, stats)
     rosters = RosterStore(settings.data_dir / "rosters.sqlite")
-    notifier = build_notifier(settings, registry, book, rosters, channels or Channels(None), clock)
+    notifier = build_notifier(settings, registry, book, rosters, channels or Channels(), clock)
     return AlarmService(
         journal,
         book,

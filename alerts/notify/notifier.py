@@ -6,10 +6,18 @@ The service's clock (APScheduler) calls `tick`, which
    harmless), cancelling what still waits for alarms acknowledged, cleared or shelved since;
 2. lets the outbox merge what waits per phone (quiet merging, rate limit) and send what is due,
    retrying an unreachable gateway with backoff; messages left in doubt by a crash are settled;
-3. hands alarm messages SMS cannot deliver to the second channel (a group-chat robot).
+3. hands alarm messages the SMS gateway cannot deliver down the fallback tiers.
 
-The gateway's callbacks come back here: delivery receipts go to the outbox, SMS replies to the
-acknowledger, and the acknowledger's answer goes out through the outbox like any other text.
+The notifier holds an ordered list of channels (alerts/notify/channels/gateway.py `NamedChannel`).
+The first, the primary, is the SMS gateway: texts go out through the outbox, exactly once. Each
+later one is a fallback tier (1, 2, ...) that gets the alarm messages the one before it could not
+deliver (refused, or not delivered `failover_after_ms` after it was made or first tried), once per
+tier; the outbox records each tier's post (`SmsOutbox.failover_due`).
+
+The primary's callbacks come back here: delivery receipts go to the outbox, SMS replies to the
+acknowledger, and the acknowledger's answer goes out through the outbox like any other text. The
+fallback tiers get no listener: they report nothing back, and a receipt of theirs, carrying the
+message's key, would be taken for the primary's.
 """
 
 from __future__ import annotations
@@ -17,22 +25,23 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from alerts.book.book import AlarmBook
 from alerts.engine.lifecycle import Alarm, AlarmState
 from alerts.notify.channels.gateway import (
     CallbackListener,
+    Channel,
     DeliveryReceipt,
     DeliveryStatus,
     GatewayUnavailable,
+    NamedChannel,
     SmsError,
-    SmsGateway,
 )
 from alerts.notify.escalation import DutyLookup, Routing, due_notifications, is_open, next_due_ms
 from alerts.notify.sms_ack import SmsAcknowledger, Status
-from alerts.notify.sms_outbox import SmsOutbox, message_key
+from alerts.notify.sms_outbox import SmsOutbox, message_key, tier_prefix
 from alerts.notify.sms_render import Rendered
 from sensors.readings import now_ms as _now_ms
 
@@ -49,7 +58,7 @@ def _no_fault(_: str) -> None:
 
 
 class Notifier:
-    """Owns the SMS side of the service: one `tick` at a time (APScheduler max_instances=1)."""
+    """Owns the notification side of the service: one `tick` at a time (APScheduler max_instances=1)."""
 
     def __init__(
         self,
@@ -58,11 +67,8 @@ class Notifier:
         routing: Routing,
         duty: DutyLookup,
         describe: Describe,
-        gateway: SmsGateway,
+        channels: Sequence[NamedChannel],
         *,
-        gateway_name: str = "sms",
-        fallback: SmsGateway | None = None,
-        fallback_name: str = "",
         failover_after_ms: int = 120_000,
         fallback_retry_ms: int = 30_000,
         acknowledger: SmsAcknowledger | None = None,
@@ -71,10 +77,11 @@ class Notifier:
         roster_error: str | None = None,
         kannel: object | None = None,
     ):
+        if not channels:
+            raise ValueError("the notifier needs at least one channel: the SMS gateway")
         self.book, self.outbox, self.routing, self.duty = book, outbox, routing, duty
         self.describe = describe
-        self.gateway, self.gateway_name = gateway, gateway_name
-        self.fallback, self.fallback_name = fallback, fallback_name
+        self.channels = tuple(channels)  # [0] the SMS gateway, then fallback tiers 1, 2, ...
         self.failover_after_ms = failover_after_ms
         self.fallback_retry_ms = fallback_retry_ms
         self.acknowledger = acknowledger
@@ -85,10 +92,21 @@ class Notifier:
         self.last_gateway_error_ms: int | None = None
         self.gateway_ok: bool | None = None  # None until the first send
         self.roster_error = roster_error  # the last roster import's mistake, for /healthz
-        self.kannel = kannel  # the Kannel adapter whose HTTP callbacks the API routes here (if any)
+        # the Kannel adapter among the channels, whose HTTP callbacks the API routes here (if any);
+        # the composition root finds it in its channel list (hazmon/bootstrap.py Channels.kannel)
+        self.kannel = kannel
         self._next_check: dict[str, int] = {}  # alarm id -> when its chain next needs a look
         self._lock = threading.Lock()  # one tick at a time, whoever calls it
-        gateway.set_listener(CallbackListener(on_receipt=self.on_receipt, on_mo=self.on_mo))
+        self.gateway.set_listener(CallbackListener(on_receipt=self.on_receipt, on_mo=self.on_mo))
+
+    @property
+    def gateway(self) -> Channel:
+        """The primary channel: the SMS gateway the outbox sends through."""
+        return self.channels[0].channel
+
+    @property
+    def gateway_name(self) -> str:
+        return self.channels[0].name
 
     # ---- the clock
 
@@ -169,24 +187,28 @@ class Notifier:
         self.last_gateway_error, self.last_gateway_error_ms = error, now_ms
 
     def fail_over(self, now_ms: int) -> None:
-        """Post what SMS could not deliver to the second channel, once each."""
-        if self.fallback is None:
+        """Post what the tier before could not deliver to each fallback tier in turn, once each."""
+        for tier, named in enumerate(self.channels[1:], start=1):
+            due = self.outbox.failover_due(tier, named.name, now_ms, self.failover_after_ms)
+            for mid, phone, text in due:
+                self._post(tier, named, mid, phone, text, now_ms)
+
+    def _post(self, tier: int, named: NamedChannel, mid: int, phone: str, text: str, now_ms: int) -> None:
+        counter = tier_prefix(tier)  # fallback_posted for tier 1, fallback2_posted for tier 2, ...
+        try:
+            named.channel.send(phone, text, message_key(mid))
+        except GatewayUnavailable as e:
+            self.outbox.record_post(mid, tier, False, now_ms, str(e), retry_ms=self.fallback_retry_ms)
+            self.counters[f"{counter}_retry"] += 1
             return
-        for mid, phone, text in self.outbox.failover_due(now_ms, self.failover_after_ms):
-            try:
-                self.fallback.send(phone, text, message_key(mid))
-            except GatewayUnavailable as e:
-                self.outbox.record_fallback(mid, False, now_ms, str(e), retry_ms=self.fallback_retry_ms)
-                self.counters["fallback_retry"] += 1
-                continue
-            except SmsError as e:
-                self.outbox.record_fallback(mid, False, now_ms, str(e))
-                self.counters["fallback_failed"] += 1
-                logger.error("%s refused sms-%d: %s", self.fallback_name, mid, e)
-                continue
-            self.outbox.record_fallback(mid, True, now_ms)
-            self.counters["fallback_posted"] += 1
-            logger.warning("sms-%d not delivered by SMS: posted to %s", mid, self.fallback_name)
+        except SmsError as e:
+            self.outbox.record_post(mid, tier, False, now_ms, str(e))
+            self.counters[f"{counter}_failed"] += 1
+            logger.error("%s (tier %d) refused sms-%d: %s", named.name, tier, mid, e)
+            return
+        self.outbox.record_post(mid, tier, True, now_ms)
+        self.counters[f"{counter}_posted"] += 1
+        logger.warning("sms-%d undelivered by the tier before: posted to %s (tier %d)", mid, named.name, tier)
 
     # ---- the gateway's callbacks (its own thread, or an HTTP request's)
 
@@ -216,23 +238,21 @@ class Notifier:
             "gateway_ok": self.gateway_ok,
             "last_gateway_error": self.last_gateway_error,
             "last_gateway_error_ms": self.last_gateway_error_ms,
-            "fallback": self.fallback_name or None,
+            "fallback": self.channels[1].name if len(self.channels) > 1 else None,
             "roster_error": self.roster_error,
             "backlog": backlog,
             "unsent": backlog.get("ready", 0) + backlog.get("sending", 0),
             "oldest_unsent_age_s": None if oldest is None else round((self.clock() - oldest) / 1000, 1),
             "counters": dict(self.counters),
+            "channels": [{"name": c.name, "tier": tier} for tier, c in enumerate(self.channels)],
         }
 
     def start(self) -> None:
-        """Start gateways that keep a session (SMPP binds in the background)."""
-        for g in (self.gateway, self.fallback):
-            start = getattr(g, "start", None)
-            if start is not None:
-                start()
+        """Start channels that keep a session (SMPP binds in the background)."""
+        for named in self.channels:
+            named.channel.start()
 
     def close(self) -> None:
-        for g in (self.gateway, self.fallback):
-            if g is not None:
-                g.close()
+        for named in self.channels:
+            named.channel.close()
         self.outbox.close()

@@ -15,6 +15,11 @@ A crash between the gateway's acceptance and the `sent` commit leaves it `sendin
 (Kannel echoes it in the DLR URL); a receipt proves it went out, silence means it did not, and
 it is sent again. A gateway that echoes no key (plain SMPP) cannot prove either, so the grace
 period ends in a resend: at most one duplicate, only for a crash in that instant, never a loss.
+
+Fallback tiers (the notifier's later channels, alerts/notify/channels/gateway.py) are recorded per
+message and tier in `channel_posts` (schema version 2); see `failover_due`. Version 1 kept tier 1
+alone in `messages.fallback_state/fallback_ms/fallback_error`: the upgrade copies them into tier-1
+rows, and the columns stay, unused (nothing reads or writes them from version 2 on).
 """
 
 from __future__ import annotations
@@ -53,7 +58,23 @@ SCHEMA = (  # version 1
         fallback_state TEXT, fallback_ms INTEGER, fallback_error TEXT)""",
     "CREATE INDEX messages_state ON messages (state, next_try_ms)",
 )
+SCHEMA_V2 = (  # one row per message and fallback tier (1, 2, ...): each channel posts a message once
+    """CREATE TABLE channel_posts (
+        message_id INTEGER NOT NULL REFERENCES messages (id), tier INTEGER NOT NULL,
+        channel TEXT NOT NULL, state TEXT NOT NULL, first_ms INTEGER NOT NULL, next_ms INTEGER NOT NULL,
+        error TEXT, PRIMARY KEY (message_id, tier))""",
+    "CREATE INDEX channel_posts_state ON channel_posts (tier, state)",
+    # version 1's single fallback becomes tier 1: `posted`/`failed` stay settled (a group chat never
+    # sees a message twice across the upgrade), `posting`/`retry` are offered again from fallback_ms.
+    # v1 kept no first attempt nor the channel's name: first_ms is fallback_ms (which can only delay
+    # tier 2, by at most one retry interval) and the name is "fallback".
+    """INSERT INTO channel_posts (message_id, tier, channel, state, first_ms, next_ms, error)
+        SELECT id, 1, 'fallback', fallback_state, coalesce(fallback_ms, 0), coalesce(fallback_ms, 0),
+        fallback_error FROM messages WHERE fallback_state IS NOT NULL""",
+)
+MIGRATIONS = (SCHEMA, SCHEMA_V2)
 READY, SENDING, SENT, DELIVERED, FAILED = "ready", "sending", "sent", "delivered", "failed"
+POSTING, RETRY, POSTED = "posting", "retry", "posted"  # a fallback tier's post (plus FAILED: refused)
 
 
 def message_key(message_id: int) -> str:
@@ -78,7 +99,7 @@ class SmsOutbox(SqliteStore):
         self.backoff_ms = backoff_ms
         self.max_attempts = max_attempts
         self.in_doubt_grace_ms = in_doubt_grace_ms
-        super().__init__(path, (SCHEMA,), "sms outbox")
+        super().__init__(path, MIGRATIONS, "sms outbox")
 
     # ---- 1. notifications in
 
@@ -266,55 +287,75 @@ class SmsOutbox(SqliteStore):
             )
         return ids
 
-    # ---- the second channel (a group-chat robot) for messages SMS cannot deliver
+    # ---- fallback tiers: the notifier's later channels, for messages the tier before could not deliver
 
-    def failover_due(self, now_ms: int, after_ms: int) -> list[tuple[int, str, str]]:
-        """Alarm messages SMS gave up on, or still has not sent `after_ms` after they were made.
+    def failover_due(self, tier: int, channel: str, now_ms: int, after_ms: int) -> list[tuple[int, str, str]]:
+        """Alarm messages fallback tier `tier` (1, 2, ...) should post now, marked `posting`.
 
-        Returns (id, phone, text) and marks them `posting` in the same transaction; the caller
-        posts each and records the outcome with `record_fallback`. A crash in between leaves
-        `posting`, which `failover_due` offers again (a group chat may then see it twice).
+        Tier 1 gets what SMS gave up on, or still has not sent `after_ms` after it was made. Tier
+        k >= 2 gets what tier k-1 refused (`failed`), or still has not posted `after_ms` after its
+        first try. Either way only while SMS has not sent it, and each tier once: a post that is
+        `posted` or `failed` is settled, `retry` waits for its time. Returns (id, phone, text) and
+        marks them in the same transaction; the caller posts each and records the outcome with
+        `record_post`. A crash in between leaves `posting`, which is offered again (a group chat
+        may then see it twice).
         """
+        before = (  # tier k >= 2: tier k-1 refused it, or has not posted it since its first try
+            ""
+            if tier == 1
+            else " JOIN channel_posts prev ON prev.message_id = m.id AND prev.tier = :tier - 1"
+            " AND (prev.state = :failed OR (prev.state IN (:posting, :retry) AND prev.first_ms <= :since))"
+        )
+        sql = (
+            f"SELECT m.id, m.phone, m.text FROM messages m{before}"
+            " LEFT JOIN channel_posts p ON p.message_id = m.id AND p.tier = :tier"
+            " WHERE m.kind = 'alarm'"
+            " AND (m.state = :failed OR (m.state IN (:ready, :sending) AND m.created_ms <= :since))"
+            " AND (p.state IS NULL OR (p.state IN (:posting, :retry) AND p.next_ms <= :now)) ORDER BY m.id"
+        )
+        params = {
+            "tier": tier, "since": now_ms - after_ms, "now": now_ms, "failed": FAILED, "ready": READY,
+            "sending": SENDING, "posting": POSTING, "retry": RETRY,
+        }  # fmt: skip
         with self._atomic() as db:
-            rows = db.execute(
-                "SELECT id, phone, text FROM messages WHERE kind = 'alarm'"
-                " AND (fallback_state IS NULL OR fallback_state IN ('posting', 'retry'))"
-                " AND coalesce(fallback_ms, 0) <= ?"
-                " AND (state = ? OR (state IN (?, ?) AND created_ms <= ?)) ORDER BY id",
-                (now_ms, FAILED, READY, SENDING, now_ms - after_ms),
-            ).fetchall()
+            rows = db.execute(sql, params).fetchall()
             db.executemany(
-                "UPDATE messages SET fallback_state = 'posting', fallback_ms = ? WHERE id = ?",
-                [(now_ms, mid) for mid, _, _ in rows],
+                "INSERT INTO channel_posts (message_id, tier, channel, state, first_ms, next_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id, tier) DO UPDATE SET"
+                " channel = excluded.channel, state = excluded.state, next_ms = excluded.next_ms",
+                [(mid, tier, channel, POSTING, now_ms, now_ms) for mid, _, _ in rows],
             )
         return [(int(mid), phone, text) for mid, phone, text in rows]
 
-    def record_fallback(
-        self, mid: int, ok: bool, now_ms: int, error: str | None = None, retry_ms: int = 0
+    def record_post(
+        self, mid: int, tier: int, ok: bool, now_ms: int, error: str | None = None, retry_ms: int = 0
     ) -> None:
-        """`posted`, or `retry` after `retry_ms` (a robot that is down), or `failed` (it refused)."""
-        state = "posted" if ok else ("retry" if retry_ms else "failed")
+        """`posted`, or `retry` after `retry_ms` (a channel that is down), or `failed` (it refused)."""
+        state = POSTED if ok else (RETRY if retry_ms else FAILED)
         with self._atomic() as db:
             db.execute(
-                "UPDATE messages SET fallback_state = ?, fallback_ms = ?, fallback_error = ? WHERE id = ?",
-                (state, now_ms + retry_ms, error, mid),
+                "UPDATE channel_posts SET state = ?, next_ms = ?, error = ?"
+                " WHERE message_id = ? AND tier = ?",
+                (state, now_ms + retry_ms, error, mid, tier),
             )
 
     # ---- reads (API, console, tests)
 
     def backlog(self) -> dict[str, int]:
-        """Messages per state and notifications still waiting: the console shows a stuck gateway."""
+        """Messages per state, fallback posts per tier and state, and notifications still waiting.
+
+        Tier 1's posts count as `fallback_<state>` (as before tiers existed), tier k's as
+        `fallback<k>_<state>`: the console shows a stuck gateway and a robot that is down.
+        """
         with self._lock:
             out = dict(self._conn.execute("SELECT state, count(*) FROM messages GROUP BY state").fetchall())
             (waiting,) = self._conn.execute(
                 "SELECT count(*) FROM notifications WHERE state = 'waiting'"
             ).fetchone()
-            fallback = dict(
-                self._conn.execute(
-                    "SELECT 'fallback_' || fallback_state, count(*) FROM messages"
-                    " WHERE fallback_state IS NOT NULL GROUP BY fallback_state"
-                ).fetchall()
-            )
+            posts = self._conn.execute(
+                "SELECT tier, state, count(*) FROM channel_posts GROUP BY tier, state"
+            ).fetchall()
+        fallback = {f"{tier_prefix(tier)}_{state}": n for tier, state, n in posts}
         return {**out, **fallback, "waiting_notifications": waiting}
 
     def oldest_unsent_ms(self) -> int | None:
@@ -349,7 +390,11 @@ class SmsOutbox(SqliteStore):
         newest_first: bool = False,
         message_id: int | None = None,
     ) -> list[dict]:
-        """Messages with what happened to them, optionally for one phone, one state or one id."""
+        """Messages with what happened to them, optionally for one phone, one state or one id.
+
+        `state`/`error` are the SMS gateway's; `channels` lists each fallback tier's post (tier,
+        channel, state, error), and `fallback_state`/`fallback_error` repeat tier 1's.
+        """
         where: list[str] = []
         args: list[object] = []
         if message_id is not None:
@@ -363,7 +408,9 @@ class SmsOutbox(SqliteStore):
             args.append(state)
         sql = (
             "SELECT id, phone, text, covers, kind, created_ms, state, attempts, sent_ms, receipt, error,"
-            " fallback_state, fallback_error FROM messages"
+            " (SELECT json_group_array(json_object('tier', p.tier, 'channel', p.channel, 'state', p.state,"
+            " 'error', p.error)) FROM channel_posts p WHERE p.message_id = messages.id) AS channels"
+            " FROM messages"
             + (" WHERE " + " AND ".join(where) if where else "")
             + (" ORDER BY id DESC" if newest_first else " ORDER BY id")
             + " LIMIT ?"
@@ -371,4 +418,16 @@ class SmsOutbox(SqliteStore):
         with self._lock:
             cur = self._conn.execute(sql, (*args, limit))
             names = [d[0] for d in cur.description]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+            rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        for row in rows:
+            posts = sorted(orjson.loads(row.pop("channels")), key=lambda p: p["tier"])
+            tier1 = next((p for p in posts if p["tier"] == 1), None)
+            row["fallback_state"] = tier1["state"] if tier1 else None
+            row["fallback_error"] = tier1["error"] if tier1 else None
+            row["channels"] = posts
+        return rows
+
+
+def tier_prefix(tier: int) -> str:
+    """The name a fallback tier's counts go by: `fallback` for tier 1, `fallback<k>` for tier k."""
+    return "fallback" if tier == 1 else f"fallback{tier}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +12,14 @@ from alerts.book.book import AlarmBook
 from alerts.book.sqlite_journal import AlarmJournal
 from alerts.engine.conditions import ConditionChange, ConditionKind, Priority
 from alerts.engine.lifecycle import AlarmRaised, AlarmState
-from alerts.notify.channels.gateway import GatewayUnavailable, MessageRejected, SendResult, SmsGateway
+from alerts.notify.channels.gateway import (
+    Channel,
+    GatewayUnavailable,
+    MessageRejected,
+    NamedChannel,
+    SendResult,
+    SmsGateway,
+)
 from alerts.notify.escalation import Chain, Routing, Step
 from alerts.notify.notifier import Notifier
 from alerts.notify.roster import Role, duty_lookup, find_duty
@@ -49,12 +57,19 @@ SENSORS = [s.id for s in SITES[SITE].sensors]
 
 
 class Harness:
-    def __init__(self, tmp: Path, gateway: SmsGateway | None = None, fallback: SmsGateway | None = None):
+    """The SMS gateway `gateway`, then fallback tiers `fallbacks` named robot1, robot2, ..."""
+
+    def __init__(self, tmp: Path, gateway: SmsGateway | None = None, fallbacks: Sequence[Channel] = ()):
         self.now = T0
         self.journal = AlarmJournal(tmp / "alarms.sqlite")
         self.book = AlarmBook(self.journal, clock=lambda: self.now)
         self.outbox = SmsOutbox(tmp / "sms.sqlite", POLICY, in_doubt_grace_ms=30 * SECOND)
-        self.gateway = gateway or FakeSmsGateway()
+        self.fallbacks = [NamedChannel(f"robot{i}", c) for i, c in enumerate(fallbacks, start=1)]
+        self.restart(gateway or FakeSmsGateway())
+
+    def restart(self, gateway: SmsGateway) -> None:
+        """A new notifier on the same journal and outbox, as after a restart of the service."""
+        self.gateway = gateway
         acker = SmsAcknowledger(
             self.book,
             people_by_phone_from(ROSTERS),
@@ -63,7 +78,7 @@ class Harness:
         )
         self.notifier = Notifier(
             self.book, self.outbox, ROUTING, duty_lookup(SITES, ROSTERS), AlarmDescriber(REGISTRY),
-            self.gateway, fallback=fallback, fallback_name="robot", failover_after_ms=MINUTE,
+            [NamedChannel("sms", gateway), *self.fallbacks], failover_after_ms=MINUTE,
             acknowledger=acker, clock=lambda: self.now,
         )  # fmt: skip
 
@@ -220,7 +235,7 @@ def test_a_gateway_down_holds_the_messages_shows_the_backlog_and_sends_each_once
 def test_what_sms_cannot_deliver_goes_to_the_second_channel_once(tmp_path):
     sms, robot = FakeSmsGateway(), FakeSmsGateway()
     sms.fail_with = MessageRejected("bad number")
-    h = Harness(tmp_path, sms, fallback=robot)
+    h = Harness(tmp_path, sms, fallbacks=[robot])
     h.raise_alarm(SENSORS[0])
     h.run_until(T0 + 5 * MINUTE)
     assert len(robot.sent[OPERATOR.phone]) == 1 and len(robot.sent[LEAD.phone]) == 1
@@ -239,8 +254,57 @@ def test_a_message_left_in_doubt_by_a_crash_is_sent_again_only_without_a_receipt
     with pytest.raises(KeyboardInterrupt):
         h.run_until(T0 + MINUTE)
     assert h.outbox.backlog().get("sending") == 1
-    # the "restarted" notifier, with a gateway that works
-    h.notifier.gateway = h.gateway = FakeSmsGateway()
+    h.restart(FakeSmsGateway())  # the restarted notifier, with a gateway that works
     h.run_until(T0 + 2 * MINUTE)
     assert len(h.sent_to(OPERATOR.phone)) == 1  # the grace passed with no receipt: sent again once
     assert h.notifier.counters["resent_in_doubt"] == 1
+
+
+def test_a_robot_that_refuses_hands_each_message_to_the_next_tier_which_posts_it_once(tmp_path):
+    sms, robot1, robot2 = FakeSmsGateway(), FakeSmsGateway(), FakeSmsGateway()
+    sms.fail_with = MessageRejected("bad number")
+    robot1.fail_with = MessageRejected("errcode 93000: invalid webhook url")
+    h = Harness(tmp_path, sms, fallbacks=[robot1, robot2])
+    h.raise_alarm(SENSORS[0])
+    h.run_until(T0 + 5 * MINUTE)
+    assert robot1.sent == {}
+    assert len(robot2.sent[OPERATOR.phone]) == 1 and len(robot2.sent[LEAD.phone]) == 1
+    backlog = h.outbox.backlog()
+    assert backlog.get("fallback_failed") == 2 and backlog.get("fallback2_posted") == 2
+    assert h.notifier.counters["fallback_failed"] == 2 and h.notifier.counters["fallback2_posted"] == 2
+    row = h.outbox.messages(phone=OPERATOR.phone)[0]
+    assert [(p["tier"], p["channel"], p["state"]) for p in row["channels"]] == [
+        (1, "robot1", "failed"),
+        (2, "robot2", "posted"),
+    ]
+
+
+def test_a_robot_that_is_down_hands_over_to_the_next_tier_after_the_failover_delay_each_posting_once(
+    tmp_path,
+):
+    sms, robot1, robot2 = FlakyGateway(), FlakyGateway(), FakeSmsGateway()
+    h = Harness(tmp_path, sms, fallbacks=[robot1, robot2])
+    h.raise_alarm(SENSORS[0])
+    h.run_until(T0 + 90 * SECOND)  # SMS down a minute: tier 1 tried, and is down too
+    assert h.notifier.counters["fallback_retry"] >= 1 and robot2.sent == {}
+    h.run_until(T0 + 2 * MINUTE + 10 * SECOND)  # tier 1 has not posted it a minute after it first tried
+    assert len(robot2.sent[OPERATOR.phone]) == 1
+    robot1.down = False  # tier 1 comes back and still posts what it owes, once
+    h.run_until(T0 + 8 * MINUTE)
+    assert len(robot1.sent[OPERATOR.phone]) == 1 and len(robot1.sent[LEAD.phone]) == 1
+    assert len(robot2.sent[OPERATOR.phone]) == 1  # the lead's text found tier 1 up: tier 2 not needed
+    assert LEAD.phone not in robot2.sent
+    assert h.sent_to(OPERATOR.phone) == [] and h.notifier.health()["unsent"] == 2
+
+
+def test_health_lists_the_channels_by_tier_and_names_tier_one_the_fallback(tmp_path):
+    h = Harness(tmp_path, fallbacks=[FakeSmsGateway(), FakeSmsGateway()])
+    health = h.notifier.health()
+    assert health["gateway"] == "sms" and health["fallback"] == "robot1"
+    assert health["channels"] == [
+        {"name": "sms", "tier": 0},
+        {"name": "robot1", "tier": 1},
+        {"name": "robot2", "tier": 2},
+    ]
+    h.journal.close()
+    h.outbox.close()

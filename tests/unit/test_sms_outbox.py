@@ -14,7 +14,18 @@ from alerts.notify.channels.gateway import (
     MessageRejected,
 )
 from alerts.notify.escalation import Notification
-from alerts.notify.sms_outbox import DELIVERED, FAILED, READY, SENDING, SENT, Rendered, SmsOutbox, message_key
+from alerts.notify.sms_outbox import (
+    DELIVERED,
+    FAILED,
+    READY,
+    SCHEMA,
+    SENDING,
+    SENT,
+    Rendered,
+    SmsOutbox,
+    message_key,
+)
+from alerts.sqlite_store import SqliteStore
 from tests.support.fake_sms import FakeSmsGateway
 
 T0 = 1_795_392_000_000
@@ -175,3 +186,107 @@ def test_a_bare_reply_means_the_alarms_of_the_last_message_sent_to_that_phone(tm
     box.enqueue([note(3)], T0 + 60 * S)
     box.plan(T0 + 80 * S)  # planned, not sent yet: not what the officer has read
     assert box.last_alarm_ids(WANG) == ["A000001", "A000002"]
+
+
+# ---- fallback tiers (schema version 2: channel_posts)
+
+
+def v1_file_with_fallback_rows(path) -> None:
+    """An outbox file as the code before fallback tiers left it: tier 1 in messages.fallback_*."""
+    with SqliteStore(path, (SCHEMA,), "sms outbox v1") as v1:
+        rows = [  # (fallback_state, fallback_ms, fallback_error); every SMS failed for good
+            ("posted", T0, None),
+            ("posting", T0, None),  # a crash between marking and posting
+            ("retry", T0 + 30 * S, "wecom robot unreachable"),
+            ("failed", T0, "wecom robot errcode 93000: invalid webhook url"),
+        ]
+        with v1._atomic() as db:
+            db.executemany(
+                "INSERT INTO messages (phone, text, covers, created_ms, state, next_try_ms,"
+                " fallback_state, fallback_ms, fallback_error) VALUES (?, ?, 1, ?, 'failed', ?, ?, ?, ?)",
+                [(WANG, f"text {i}", T0 - 60 * S, T0 - 60 * S, *r) for i, r in enumerate(rows, start=1)],
+            )
+
+
+def test_an_upgraded_v1_file_never_reposts_what_was_posted_and_reoffers_what_was_posting_or_retrying(
+    tmp_path,
+):
+    path = tmp_path / "sms.sqlite"
+    v1_file_with_fallback_rows(path)
+    box = SmsOutbox(path)
+    versions = box._conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+    assert versions == [(1,), (2,)]
+    assert [(m["fallback_state"], m["channels"][0]["state"]) for m in box.messages()] == [
+        ("posted", "posted"),
+        ("posting", "posting"),
+        ("retry", "retry"),
+        ("failed", "failed"),
+    ]
+    assert box.messages()[3]["fallback_error"].startswith("wecom robot errcode 93000")
+    assert box.backlog()["fallback_posted"] == 1
+    assert [mid for mid, _, _ in box.failover_due(1, "wecom robot", T0 + S, 60 * S)] == [2]
+    box.record_post(2, 1, True, T0 + S)
+    assert box.failover_due(1, "wecom robot", T0 + 29 * S, 60 * S) == []  # 3 waits for its retry time
+    assert [mid for mid, _, _ in box.failover_due(1, "wecom robot", T0 + 30 * S, 60 * S)] == [3]
+    box.record_post(3, 1, True, T0 + 30 * S)
+    assert box.failover_due(1, "wecom robot", T0 + 10 * 60 * S, 60 * S) == []
+    assert box.backlog()["fallback_posted"] == 3
+    box.close()
+
+
+def failed_sms(box: SmsOutbox) -> int:
+    """One alarm message the gateway refused, made at T0."""
+    box.enqueue([note(1)], T0 - 30 * S)
+    (mid,) = box.plan(T0)
+    gw = FakeSmsGateway()
+    gw.fail_with = MessageRejected("bad number")
+    assert box.send_due(gw, T0) == [(mid, FAILED)]
+    return mid
+
+
+def test_tier_two_gets_what_tier_one_left_unposted_past_the_failover_delay_once(tmp_path):
+    box = SmsOutbox(tmp_path / "sms.sqlite")
+    mid = failed_sms(box)
+    assert box.failover_due(2, "dingtalk robot", T0, 60 * S) == []  # tier 1 has not tried
+    assert [m for m, _, _ in box.failover_due(1, "wecom robot", T0, 60 * S)] == [mid]
+    box.record_post(mid, 1, False, T0, "unreachable", retry_ms=30 * S)
+    assert box.failover_due(2, "dingtalk robot", T0 + 59 * S, 60 * S) == []  # tier 1 still has time
+    assert [m for m, _, _ in box.failover_due(2, "dingtalk robot", T0 + 60 * S, 60 * S)] == [mid]
+    box.record_post(mid, 2, True, T0 + 60 * S)
+    assert box.failover_due(2, "dingtalk robot", T0 + 10 * 60 * S, 60 * S) == []  # posted: once
+    (row,) = box.messages()
+    assert row["channels"] == [
+        {"tier": 1, "channel": "wecom robot", "state": "retry", "error": "unreachable"},
+        {"tier": 2, "channel": "dingtalk robot", "state": "posted", "error": None},
+    ]
+    assert (row["fallback_state"], row["fallback_error"]) == ("retry", "unreachable")
+    assert box.backlog()["fallback_retry"] == 1 and box.backlog()["fallback2_posted"] == 1
+    box.close()
+
+
+def test_tier_two_gets_what_tier_one_refused_at_once(tmp_path):
+    box = SmsOutbox(tmp_path / "sms.sqlite")
+    mid = failed_sms(box)
+    box.failover_due(1, "wecom robot", T0, 60 * S)
+    box.record_post(mid, 1, False, T0, "errcode 93000")
+    assert [m for m, _, _ in box.failover_due(2, "dingtalk robot", T0, 60 * S)] == [mid]
+    box.record_post(mid, 2, True, T0)
+    assert box.failover_due(1, "wecom robot", T0 + 10 * 60 * S, 60 * S) == []  # refused: settled
+    assert box.failover_due(2, "dingtalk robot", T0 + 10 * 60 * S, 60 * S) == []
+    box.close()
+
+
+def test_a_message_sms_sends_late_is_no_longer_offered_to_any_tier(tmp_path):
+    box, gw = SmsOutbox(tmp_path / "sms.sqlite"), FakeSmsGateway()
+    box.enqueue([note(1)], T0 - 30 * S)
+    (mid,) = box.plan(T0)
+    gw.fail_with = GatewayUnavailable("down")
+    box.send_due(gw, T0)
+    assert [m for m, _, _ in box.failover_due(1, "wecom robot", T0 + 60 * S, 60 * S)] == [mid]
+    box.record_post(mid, 1, False, T0 + 60 * S, "unreachable", retry_ms=30 * S)
+    gw.fail_with = None
+    box.send_due(gw, T0 + 90 * S)
+    assert states(box) == [SENT]
+    assert box.failover_due(1, "wecom robot", T0 + 10 * 60 * S, 60 * S) == []
+    assert box.failover_due(2, "dingtalk robot", T0 + 10 * 60 * S, 60 * S) == []
+    box.close()

@@ -1,2 +1,2 @@
-"""SMS for the notifier: text encoding (pure), the gateway port, and the Kannel and SMPP adapters,
-and the WeCom/DingTalk group-robot webhook (webhook.py)."""
+"""How alarm texts leave hazmon: the channel port (gateway.py), its SMS adapters (kannel.py, smpp.py, with
+the pure text encoding in encoding.py) and the WeCom/DingTalk group-robot adapter (webhook.py)."""

@@ -1,13 +1,22 @@
-"""The SMS gateway port: send a text, hear back delivery receipts and mobile-originated replies.
+"""The channel port: every way hazmon sends an alarm text is a `Channel`.
 
-Error hierarchy (what the outbox does with each):
+A channel takes one text for one person with an idempotency key (`send(to, text, key)` ->
+`SendResult`), may report back through a listener (`set_listener`: delivery receipts and replies;
+only SMS gateways do), may keep a session (`start`, e.g. an SMPP bind) and releases it on `close`.
+`NamedChannel` pairs an adapter with the name it is shown by (/api/v1/sms/status, logs, the outbox's
+`channel_posts`); the notifier holds an ordered list of them: the first is the primary (SMS through
+the outbox), each later one a fallback tier for what the one before it could not deliver.
+
+Adapters, beside this module: kannel.py (Kannel HTTP sendsms) and smpp.py (SMPP 3.4 transceiver),
+the SMS gateways; webhook.py (WeCom and DingTalk group robots). `SmsGateway` is the same port under
+the name the SMS side (outbox, fault injection, fakes) uses.
+
+Error hierarchy (what the outbox and the fallback tiers do with each):
     SmsError
-    ├── GatewayUnavailable  the gateway could not be reached or did not answer: retry later, with
+    ├── GatewayUnavailable  the channel could not be reached or did not answer: retry later, with
     │                       the same idempotency key (it may or may not have taken the message)
-    └── MessageRejected     the gateway refused this message (bad number, bad credentials, too long):
+    └── MessageRejected     the channel refused this message (bad number, bad credentials, too long):
                             retrying the same message will not help
-
-Adapters: kannel.py (Kannel HTTP sendsms) and smpp.py (SMPP 3.4 transceiver), beside this module.
 """
 
 from __future__ import annotations
@@ -135,8 +144,8 @@ def notify_mo(listener: SmsListener | None, mo: MobileOriginated) -> None:
         logger.exception("sms MO listener failed for a message from %s", mo.from_number)
 
 
-class SmsGateway(abc.ABC):
-    """Sends SMS. `key` is the idempotency key; an adapter passes it to the gateway where it can."""
+class Channel(abc.ABC):
+    """Sends alarm texts. `key` is the idempotency key; an adapter passes it on where it can."""
 
     listener: SmsListener | None = None
 
@@ -145,7 +154,22 @@ class SmsGateway(abc.ABC):
 
     @abc.abstractmethod
     def send(self, to: str, text: str, key: str) -> SendResult:
-        """Hand one text to the gateway; raise GatewayUnavailable or MessageRejected on failure."""
+        """Hand one text to the channel; raise GatewayUnavailable or MessageRejected on failure."""
+
+    def start(self) -> None:  # noqa: B027 - optional for adapters without a session
+        """Open a session that must live in the background (SMPP binds); a no-op by default."""
 
     def close(self) -> None:  # noqa: B027 - optional for adapters without a connection
         """Release connections and threads."""
+
+
+#: the port's name where the channel is an SMS gateway (Kannel, SMPP): one port, not a second one
+SmsGateway = Channel
+
+
+@dataclass(frozen=True, slots=True)
+class NamedChannel:
+    """A channel and the name it is shown by ("kannel", "wecom robot"); the notifier's list holds these."""
+
+    name: str
+    channel: Channel

@@ -1,8 +1,9 @@
 """Group-chat robot adapter: alarm texts to a WeCom (企业微信) or DingTalk (钉钉) group robot.
 
-A second channel beside SMS, behind the same SmsGateway port, so the outbox's retries and audit trail
-work unchanged. The robot's URL decides the group; `to` (the officer's phone) only becomes an
-@-mention, so the officer's phone rings even in a muted group.
+An adapter of the channel port (gateway.py `Channel`), used as a fallback tier behind SMS: the
+notifier posts to it what the tier before could not deliver and records each post in the outbox.
+The robot's URL decides the group; `to` (the officer's phone) only becomes an @-mention, so the
+officer's phone rings even in a muted group.
 
 Wire formats (robot documentation: WeCom "消息推送/群机器人" developer.work.weixin.qq.com path/91770,
 DingTalk "自定义机器人接入" open.dingtalk.com custom-robot-access):
@@ -18,7 +19,7 @@ DingTalk "自定义机器人接入" open.dingtalk.com custom-robot-access):
 
 Both answer HTTP 200 {"errcode": 0, "errmsg": "ok"}. Neither returns a message id nor a delivery
 receipt: SendResult carries a fresh uuid4 hex (an audit handle, as in the Kannel adapter), and no
-receipt ever follows, so a message a crash left `sending` is resent and may show twice in the group.
+receipt ever follows, so a post a crash left `posting` is offered again and may show twice in the group.
 
 Errors: transport errors, timeouts, HTTP 5xx/429, a body that is not the robot's JSON, and the
 errcodes in RETRYABLE_ERRCODES (busy, throttled) -> GatewayUnavailable; HTTP 4xx and every other
@@ -44,7 +45,7 @@ from typing import Any, Literal
 
 import httpx
 
-from alerts.notify.channels.gateway import GatewayUnavailable, MessageRejected, SendResult, SmsGateway
+from alerts.notify.channels.gateway import Channel, GatewayUnavailable, MessageRejected, SendResult
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def dingtalk_sign(secret: str, timestamp_ms: int) -> str:
     return base64.b64encode(digest).decode()
 
 
-class RobotWebhook(SmsGateway):
+class RobotWebhook(Channel):
     """Posts each text to one WeCom or DingTalk group robot, @-mentioning the recipient's phone."""
 
     def __init__(
