@@ -4,6 +4,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
+# Compiled bytecode, pytest's rewritten test modules included, is kept under the venv (out of the
+# tree): a re-run does not compile the project again. Some shells set PYTHONDONTWRITEBYTECODE, which
+# would make every run pay that (about 3 s of the unit suite); empty means unset to Python.
+export PYTHONPYCACHEPREFIX := $(abspath $(VENV))/pycache
+export PYTHONDONTWRITEBYTECODE :=
+
 .PHONY: run test test-deep unit integration browser lint format bench bench-ingest bench-engine bench-api scenarios deps venv clean
 
 deps:            ## Debian packages: Mosquitto, InfluxDB and Kannel (only when missing)
@@ -24,8 +30,11 @@ PYTEST_WORKERS ?= 3
 test: deps venv lint  ## the whole suite: unit and integration tests (real servers), files in parallel; deep profile
 	TEST_PROFILE=deep $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
+# the unit tests are CPU-bound: one worker per core (two here); the browser plugin is not needed
+UNIT_WORKERS ?= 2
+
 unit: venv  ## the unit tests, fast profile: tests marked deep left out, property tests with fewer examples
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q -n $(UNIT_WORKERS) -p no:playwright tests/unit
 
 test-deep: venv  ## the unit tests, deep profile: every test, every property test with its full examples
 	TEST_PROFILE=deep $(PY) -m pytest -q tests/unit

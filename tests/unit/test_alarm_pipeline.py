@@ -58,8 +58,10 @@ def test_a_full_queue_makes_the_producer_wait_until_the_consumer_takes():
         done.set()
 
     threading.Thread(target=produce).start()
-    assert not done.wait(0.2)  # blocked: room for nothing
-    assert q.waits == 1
+    deadline = time.monotonic() + 5
+    while q.waits == 0 and time.monotonic() < deadline:  # until the producer finds no room
+        time.sleep(0.001)
+    assert q.waits == 1 and not done.wait(0.02)  # blocked: room for nothing
     assert len(q.take(0).batches) == 1
     assert done.wait(2)
     assert q.dropped_batches == 0 and q.depth == 1

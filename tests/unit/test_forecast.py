@@ -510,6 +510,7 @@ def test_without_the_daily_model_the_cycle_would_warn(slow_fleet: tuple[Run, np.
     assert np.isnan(crossing[NAIVE]).all() and np.isfinite(run.first_warn_s[NAIVE]).all()
 
 
+@pytest.mark.deep
 def test_real_temperature_rise_on_top_of_the_daily_cycle_is_warned(
     slow_fleet: tuple[Run, np.ndarray, Callable],
 ) -> None:

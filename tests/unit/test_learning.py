@@ -127,6 +127,7 @@ def test_first_fit_an_hour_after_the_first_reading_then_after_half_the_span_at_l
     assert ew.behaviour.fitted_ms[0] == times[-1]
 
 
+@pytest.mark.deep
 def test_a_row_whose_fit_fails_is_retried_after_an_hour_not_every_tick(schedule_run):
     _, attempts, ew = schedule_run
     tried = np.array([now for now, rows in attempts if 1 in rows])

@@ -129,6 +129,7 @@ def test_same_seed_same_values_other_seed_other_values(registry: Registry) -> No
     assert not np.array_equal(a, c)
 
 
+@pytest.mark.deep
 @pytest.mark.parametrize("start", [NOV, JUL], ids=["november", "july"])
 def test_quiet_fleet_stays_in_range_and_inside_limits_for_a_day(registry: Registry, start: float) -> None:
     model = FleetModel(registry, seed=1)

@@ -259,7 +259,7 @@ def test_run_fleet_honours_speed_and_rate() -> None:
 def test_run_fleet_stops_on_the_stop_event_and_still_says_offline() -> None:
     sim = Simulation(small_fleet(), start_s=math.floor(time.time()))
     stop = threading.Event()
-    threading.Timer(0.3, stop.set).start()
+    threading.Timer(0.05, stop.set).start()
     pub = FakePublisher()
     summary = run_fleet(sim, pub, RunOptions(speed=1.0), stop)
     assert summary["stopped_by"] == "signal"
