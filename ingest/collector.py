@@ -23,6 +23,7 @@ from paho.mqtt.properties import Properties
 
 from ingest.devices import DeviceRegistry
 from ingest.mqtt_url import MqttTarget
+from ingest.paho_log import paho_logger
 from ingest.payloads import PayloadDecoder, RawMessage, ReadingBatch, Reject, RejectReason, split_topic
 from ingest.stats import IngestStats
 from ingest.writer import BatchWriter
@@ -71,7 +72,7 @@ class MqttCollector:
         c = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True
         )
-        c.enable_logger(logging.getLogger("paho"))
+        c.enable_logger(paho_logger("paho"))
         if target.username:
             c.username_pw_set(target.username, target.password)
         if target.tls:

@@ -37,6 +37,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ingest.mqtt_url import MqttTarget
+from ingest.paho_log import paho_logger
 from simulators.stream import Simulation
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ class PahoPublisher:
         self._connected = threading.Event()
         self._refused: str | None = None
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        client.enable_logger(logging.getLogger(f"{__name__}.paho"))
+        client.enable_logger(paho_logger(f"{__name__}.paho"))
         client.max_inflight_messages_set(PAHO_MAX_INFLIGHT)
         client.max_queued_messages_set(0)  # unbounded in paho; MAX_OUTSTANDING bounds it here
         client.reconnect_delay_set(min_delay=1, max_delay=30)

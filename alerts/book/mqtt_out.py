@@ -18,6 +18,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.mqtt_url import MqttTarget
+from ingest.paho_log import paho_logger
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class PahoEventTransport:
         self.connected = threading.Event()
         self._stopping = False
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        c.enable_logger(logging.getLogger("paho.events"))
+        c.enable_logger(paho_logger("paho.events"))
         c.max_inflight_messages_set(0)  # unlimited in paho; EventOutbox.max_in_flight bounds it
         c.max_queued_messages_set(0)
         c.reconnect_delay_set(min_delay=1, max_delay=30)
