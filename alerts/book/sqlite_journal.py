@@ -277,15 +277,8 @@ class AlarmJournal(SqliteStore):
         if key is not None:
             where.append("site = ? AND scope = ? AND source = ? AND kind = ?")
             args.extend(key)
-        order = "DESC" if newest_first else "ASC"
-        sql = (
-            "SELECT seq, time_ms, recorded_ms, alarm_id, site, scope, source, kind, type, details"
-            " FROM history"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + f" ORDER BY time_ms {order}, seq {order} LIMIT ?"
-        )
-        with self._lock:
-            rows = self._conn.execute(sql, [*args, limit]).fetchall()
+        columns = "seq, time_ms, recorded_ms, alarm_id, site, scope, source, kind, type, details"
+        rows = self._select_in_time_order("history", columns, where, args, newest_first, limit)
         return [
             HistoryEntry(seq, t, rec, aid, (si, sc, so, k), typ, orjson.loads(det))
             for seq, t, rec, aid, si, sc, so, k, typ, det in rows
@@ -310,15 +303,10 @@ class AlarmJournal(SqliteStore):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
-        order = "DESC" if newest_first else "ASC"
-        sql = (
-            "SELECT seq, time_ms, user, action, outcome, alarm_id, site, scope, source, kind, reason, error,"
-            " details FROM audit"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + f" ORDER BY time_ms {order}, seq {order} LIMIT ?"
+        columns = (
+            "seq, time_ms, user, action, outcome, alarm_id, site, scope, source, kind, reason, error, details"
         )
-        with self._lock:
-            rows = self._conn.execute(sql, [*args, limit]).fetchall()
+        rows = self._select_in_time_order("audit", columns, where, args, newest_first, limit)
         return [
             AuditEntry(
                 time_ms=t,
@@ -334,6 +322,19 @@ class AlarmJournal(SqliteStore):
             )
             for seq, t, u, act, out, aid, si, sc, so, k, why, err, det in rows
         ]
+
+    def _select_in_time_order(
+        self, table: str, columns: str, where: list[str], args: list, newest_first: bool, limit: int
+    ) -> list[tuple]:
+        """Rows of `table` (history or audit) matching every `where`, by event time then journal order."""
+        order = "DESC" if newest_first else "ASC"
+        sql = (
+            f"SELECT {columns} FROM {table}"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + f" ORDER BY time_ms {order}, seq {order} LIMIT ?"
+        )
+        with self._lock:
+            return self._conn.execute(sql, [*args, limit]).fetchall()
 
     def history_after(self, seq: int, types: Iterable[str], limit: int = 1000) -> list[HistoryEntry]:
         """Events of `types` journaled after `seq`, in journal (commit) order: what an outbox sends next."""
