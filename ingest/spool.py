@@ -1,11 +1,18 @@
-"""A bounded on-disk FIFO of line-protocol bodies, kept while InfluxDB is unreachable.
+"""A bounded on-disk FIFO of the store's encoded bodies, kept while InfluxDB is unreachable.
 
 One file per flushed batch, written to a temporary name, fsynced, then renamed: a crash leaves
 either the whole segment or none of it, never half. Segments replay in sequence order.
+
+Errors (ingest/writer.py holds the readings unacknowledged at the broker on either):
+    SpoolError
+    ├── SpoolFull          the byte limit (HAZMON_SPOOL_MAX_BYTES) is reached
+    └── SpoolWriteFailed   the disk refused the write (full, read-only, I/O error); nothing of the
+                           segment is left behind
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -16,8 +23,16 @@ logger = logging.getLogger(__name__)
 SUFFIX = ".lp"
 
 
-class SpoolFull(Exception):
-    """The spool reached its byte limit; the caller must hold the data upstream (unacked)."""
+class SpoolError(Exception):
+    """A body could not be made durable in the spool; the caller must hold it upstream (unacked)."""
+
+
+class SpoolFull(SpoolError):
+    """The spool reached its byte limit."""
+
+
+class SpoolWriteFailed(SpoolError):
+    """The filesystem refused the segment (ENOSPC, EROFS, EIO...); no part of it is kept."""
 
 
 class Spool:
@@ -56,7 +71,8 @@ class Spool:
             return self._bytes
 
     def append(self, body: bytes) -> None:
-        """Durably add one body at the tail; raise SpoolFull when over the limit."""
+        """Durably add one body at the tail; raise SpoolFull over the limit, SpoolWriteFailed when the
+        disk refuses it."""
         with self._lock:
             if self._bytes + len(body) > self.max_bytes:
                 raise SpoolFull(f"spool at {self._bytes} bytes, limit {self.max_bytes}")
@@ -64,12 +80,20 @@ class Spool:
             self._next += 1
         path = self._path(seq)
         tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            f.write(body)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(self.folder)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(body)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            _fsync_dir(self.folder)
+        except OSError as e:
+            # neither a partial temp file nor a segment whose rename may not be durable stays behind:
+            # the caller keeps the body and tries again, so a leftover would only be replayed twice
+            for leftover in (tmp, path):
+                with contextlib.suppress(OSError):
+                    leftover.unlink(missing_ok=True)
+            raise SpoolWriteFailed(f"spool write to {self.folder} failed: {e.strerror or e}") from e
         with self._lock:
             self._segments.append((seq, len(body)))
             self._segments.sort()

@@ -55,6 +55,9 @@ class IngestStats:
         self.points_refused = 0  # refused by InfluxDB itself (4xx), e.g. a field type conflict
         self.write_failures = 0
         self.callback_errors = 0
+        self.spool_refusals = 0  # bodies the spool could not take (full, or its disk refusing)
+        self.spool_error: str | None = None  # the last refusal while readings are held for it
+        self.batches_withheld = 0  # flushes never acknowledged: not durable when the writer stopped
         self.status_messages = 0
         self.write_latency = Histogram()
         self.spool_bytes = 0
@@ -106,6 +109,9 @@ class IngestStats:
                 "pending_points": self.pending_points,
                 "spool_bytes": self.spool_bytes,
                 "spool_segments": self.spool_segments,
+                "spool_error": self.spool_error,
+                "spool_refusals": self.spool_refusals,
+                "batches_withheld": self.batches_withheld,
                 "mqtt_connected": self.mqtt_connected,
                 "influx_up": self.influx_up,
             }
@@ -151,6 +157,16 @@ class IngestStats:
                 ),
                 ("hazmon_points_refused_total", "Points InfluxDB refused (4xx)", self.points_refused),
                 ("hazmon_write_failures_total", "Failed InfluxDB write attempts", self.write_failures),
+                (
+                    "hazmon_spool_refusals_total",
+                    "Batches the spool could not take (full or its disk refusing): held unacknowledged",
+                    self.spool_refusals,
+                ),
+                (
+                    "hazmon_batches_withheld_total",
+                    "Flushes never acknowledged because they were not durable when the writer stopped",
+                    self.batches_withheld,
+                ),
             ]
             lines: list[str] = []
             for name, help_text, value in counters:
@@ -166,6 +182,11 @@ class IngestStats:
                 ("hazmon_pending_points", "Accepted points not yet written or spooled", self.pending_points),
                 ("hazmon_mqtt_connected", "1 while connected to the broker", int(self.mqtt_connected)),
                 ("hazmon_influx_up", "1 while the last InfluxDB write succeeded", int(self.influx_up)),
+                (
+                    "hazmon_spool_ok",
+                    "0 while readings are held because the spool cannot take them",
+                    int(self.spool_error is None),
+                ),
             ]
             for name, help_text, value in gauges:
                 lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}"]

@@ -1,11 +1,14 @@
 """Batch accepted readings into reading-store writes, spooling to disk while the store is away.
 
-Durability contract with the collector: `submit(batch, on_durable)` calls `on_durable` only
-once the batch is either in the store (InfluxDB) or fsynced in the spool. The collector acknowledges the
-MQTT messages then, so anything not yet durable is still owned by the broker and is redelivered
-after a crash. Order is kept: while the spool is not empty new batches go behind it. The writer
-speaks only to the ingest/store.py port: a batch is encoded by the store into opaque bytes, which
-are what is sent and what the spool keeps.
+Durability contract with the collector: `submit(batch, on_durable)` calls `on_durable` only once
+the batch is either in the store (InfluxDB) or fsynced in the spool. The collector acknowledges
+the MQTT messages then, so anything not yet durable is still owned by the broker and is
+redelivered after a crash. Nothing else acknowledges: a spool that is full or whose disk refuses
+the write holds the batch (and, through the broker's receive window, what follows it) until the
+store or the disk takes it, and a batch that is still not durable when the writer stops, or whose
+write failed in a way nobody expected, is never acknowledged. Order is kept: while the spool is
+not empty new batches go behind it. The writer speaks only to the ingest/store.py port: a batch is
+encoded by the store into opaque bytes, which are what is sent and what the spool keeps.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from ingest.spool import Spool, SpoolFull
+from ingest.spool import Spool, SpoolError, SpoolFull
 from ingest.stats import IngestStats
 from ingest.store import ReadingStore, StoreRejected, StoreUnavailable
 from sensors.readings import ReadingBatch
@@ -52,6 +55,7 @@ class BatchWriter:
         self._pending_points = 0
         self._oldest = 0.0
         self._stopping = False
+        self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._backoff = retry_min_s
         self._next_try = 0.0  # monotonic time of the next InfluxDB attempt while it is down
@@ -71,12 +75,14 @@ class BatchWriter:
         with self._cond:
             while self._pending_points >= self.max_pending_points and not self._stopping:
                 self._cond.wait(0.5)
-            if not self._pending:
+            first = not self._pending
+            if first:
                 self._oldest = time.monotonic()
             self._pending.append((batch, on_durable))
             self._pending_points += len(batch)
             self.stats.pending_points = self._pending_points
-            if self._pending_points >= self.max_points:
+            # the first batch starts the max_age_s clock: an idle writer must not sleep its full second
+            if first or self._pending_points >= self.max_points:
                 self._cond.notify_all()
 
     def start(self) -> None:
@@ -87,6 +93,7 @@ class BatchWriter:
         """Flush what is pending (to InfluxDB or the spool) and stop."""
         with self._cond:
             self._stopping = True
+            self._stopped.set()  # a sender holding a batch for the spool stops waiting too
             self._cond.notify_all()
         if self._thread:
             self._thread.join(timeout_s)
@@ -137,22 +144,37 @@ class BatchWriter:
         return max(0.005, min(waits))
 
     def _flush(self, taken: list[tuple[ReadingBatch, Callable[[], None] | None]]) -> None:
-        """Send the taken batches as write-sized requests; run their callbacks once all are durable."""
+        """Send the taken batches as write-sized requests; run their callbacks once all are durable.
+
+        If any chunk did not become durable, no callback runs: its readings, and those it was
+        flushed with, stay unacknowledged at the broker, which delivers them again."""
         batch = ReadingBatch.concat([b for b, _ in taken])
         callbacks = [cb for _, cb in taken if cb is not None]
         chunks = range(0, len(batch), self.max_points)
         remaining = [len(chunks)]
+        all_durable = [True]
         lock = threading.Lock()
 
-        def chunk_done(_: Future) -> None:
+        def chunk_done(future: Future) -> None:
             with self._cond:
                 self._in_flight -= 1
             self._slots.release()
+            durable = self._durable(future)
             with lock:
                 remaining[0] -= 1
+                all_durable[0] = all_durable[0] and durable
                 last = remaining[0] == 0
-            if last:
+            if not last:
+                return
+            if all_durable[0]:
                 self._run_callbacks(callbacks)
+            else:
+                self.stats.add(batches_withheld=1)
+                logger.error(
+                    "%d readings are not durable: left unacknowledged at the broker (%d messages)",
+                    len(batch),
+                    len(callbacks),
+                )
 
         if not chunks:
             self._run_callbacks(callbacks)
@@ -165,6 +187,17 @@ class BatchWriter:
                 self._in_flight += 1
             self._senders.submit(self._store_durably, body, len(part)).add_done_callback(chunk_done)
 
+    @staticmethod
+    def _durable(future: Future) -> bool:
+        """Whether a chunk's write ended durable; an unexpected error is logged and counts as not."""
+        if future.cancelled():
+            return False
+        error = future.exception()
+        if error is not None:
+            logger.error("writing a chunk failed unexpectedly", exc_info=error)
+            return False
+        return bool(future.result())
+
     def _run_callbacks(self, callbacks: list[Callable[[], None]]) -> None:
         for callback in callbacks:
             try:
@@ -173,28 +206,55 @@ class BatchWriter:
                 self.stats.add(callback_errors=1)
                 logger.exception("on_durable callback failed")
 
-    def _store_durably(self, body: bytes, n_points: int) -> None:
-        """Write to InfluxDB, or spool; return only once the body is durable somewhere."""
+    def _store_durably(self, body: bytes, n_points: int) -> bool:
+        """Write to InfluxDB, or spool; True once the body is durable somewhere.
+
+        While neither takes it (InfluxDB away and the spool full or its disk refusing) the body is
+        held here, retried, and the broker keeps what follows; False if the writer stops first."""
         if self.spool.segments == 0 and not self._down and self._try_write(body, n_points):
             self.stats.add(points_written=n_points)
-            return
+            return True
         while True:
             try:
                 self.spool.append(body)
-                self.stats.add(points_spooled=n_points)
-                self._sync_spool_stats()
-                return
-            except SpoolFull:
-                # Hold the batch (it stays unacknowledged, so the broker keeps the rest) until
-                # InfluxDB takes the spool back or this body directly.
-                logger.error(
-                    "spool full (%d bytes); holding readings until InfluxDB returns", self.spool.bytes
-                )
+            except SpoolError as e:
+                self._spool_refused(e)
+                if self._stopping:
+                    return False
                 self._replay(force=True)
                 if self.spool.segments == 0 and self._try_write(body, n_points):
                     self.stats.add(points_written=n_points)
-                    return
-                time.sleep(min(self._backoff, 1.0))
+                    self._spool_recovered("the held readings went to InfluxDB")
+                    return True
+                self._stopped.wait(min(self._backoff, 1.0))
+                continue
+            self._spool_recovered("spool writable again")
+            self.stats.add(points_spooled=n_points)
+            self._sync_spool_stats()
+            with self._cond:  # the writer thread plans its next replay from the spool's state
+                self._cond.notify_all()
+            return True
+
+    def _spool_refused(self, error: SpoolError) -> None:
+        """Count and show (in /healthz) a spool that cannot take a body; log once per episode."""
+        with self._state_lock:
+            first = self.stats.spool_error is None
+            self.stats.spool_error = str(error)
+            self.stats.add(spool_refusals=1)
+        if first:
+            what = "full" if isinstance(error, SpoolFull) else "failing"
+            logger.error(
+                "spool %s (%s); holding readings unacknowledged until InfluxDB or the disk takes them",
+                what,
+                error,
+            )
+
+    def _spool_recovered(self, how: str) -> None:
+        with self._state_lock:
+            if self.stats.spool_error is None:
+                return
+            self.stats.spool_error = None
+        logger.warning("%s: readings are acknowledged again", how)
 
     def _try_write(self, body: bytes, n_points: int) -> bool:
         """One write attempt; True if InfluxDB has the data (or refused it for good)."""

@@ -31,17 +31,22 @@ def healthz(service: ServiceDep) -> JSONResponse:
     # without the alarm thread nothing is being watched: as bad as a lost broker
     ok = snap["mqtt_connected"] and alarms["running"]
     body = {
-        "status": "ok" if ok and snap["influx_up"] else ("degraded" if ok else "down"),
+        "status": "ok"
+        if ok and snap["influx_up"] and snap["spool_error"] is None
+        else ("degraded" if ok else "down"),
         "mqtt_connected": snap["mqtt_connected"],
         "influx_up": snap["influx_up"],
         "spool_bytes": snap["spool_bytes"],
         "spool_segments": snap["spool_segments"],
+        # the spool cannot take readings (full, or its disk refusing): they wait unacknowledged at the broker
+        "spool_error": snap["spool_error"],
         "pending_points": snap["pending_points"],
         "sites": len(service.registry.sites),
         "sensors": len(service.index),
         "alarms": alarms,
     }
-    # Degraded (InfluxDB away, spooling) is still serving: only a lost broker is a 503.
+    # Degraded (InfluxDB away, spooling, or readings held for a spool that cannot take them) is still
+    # serving: only a lost broker is a 503.
     return JSONResponse(body, status_code=200 if ok else 503)
 
 

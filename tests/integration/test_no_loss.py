@@ -16,6 +16,7 @@ from ingest.influx import InfluxClient
 from tests.support.publisher import TestPublisher
 from tests.support.registries import write_registry
 from tests.support.service import HazmonProcess
+from tests.support.small_fs import small_tmpfs
 
 pytestmark = pytest.mark.integration
 
@@ -153,3 +154,32 @@ def test_hazmon_killed_while_spooling_replays_the_spool_after_restart(setup, inf
     )
     pub.wait_all_acked()
     assert wait_for_count(influx_client, sent) == sent
+
+
+def test_a_spool_on_a_full_disk_holds_readings_unacknowledged_and_loses_none(
+    tmp_path, mosquitto, influx, influx_client
+):
+    """InfluxDB down and the spool on a 256 KiB filesystem: the disk fills (ENOSPC, not the spool's
+    own limit), hazmon stops acknowledging and says so in /healthz; the broker keeps the rest, and
+    once InfluxDB is back every published reading is stored and no partial segment is left."""
+    registry = write_registry(tmp_path / "registry.yaml", n_sites=len(SITES), sensors_per_site=len(SENSORS))
+    workdir = tmp_path / "hazmon"
+    with small_tmpfs(workdir / "data" / "spool", size_kib=256) as spool_dir:
+        service = HazmonProcess(workdir, registry, mosquitto.url, influx.url)
+        service.start()
+        pub = TestPublisher(mosquitto.port, f"test-pub-{tmp_path.name}")
+        try:
+            influx.stop()
+            sent = stream(pub, rounds=200, pace_s=0.02, faults={})  # 12 000 readings, about 1 MB encoded
+            pub.wait_all_acked()
+            held = service.wait_healthy(lambda h: h["spool_error"] is not None, timeout_s=60)
+            assert "No space left" in held["spool_error"] and held["status"] == "degraded"
+            assert service.get("/api/v1/ingest/stats").json()["spool_refusals"] > 0
+            influx.start()
+            assert wait_for_count(influx_client, sent, timeout_s=120) == sent
+            health = service.wait_healthy(lambda h: h["spool_error"] is None and h["spool_bytes"] == 0)
+            assert health["influx_up"]
+            assert not list(spool_dir.glob("*.tmp"))
+        finally:
+            pub.close()
+            service.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 import time
 
@@ -9,7 +11,7 @@ import numpy as np
 import pytest
 
 from ingest.lineproto import batch_to_line_protocol, escape_tag, series_prefixes
-from ingest.spool import Spool, SpoolFull
+from ingest.spool import Spool, SpoolFull, SpoolWriteFailed
 from ingest.stats import IngestStats
 from ingest.store import StoreRejected, StoreUnavailable
 from ingest.writer import BatchWriter
@@ -77,6 +79,34 @@ def test_spool_refuses_beyond_its_byte_limit(tmp_path):
     spool.append(b"12345678")
     with pytest.raises(SpoolFull):
         spool.append(b"123")
+
+
+def test_a_disk_that_refuses_a_segment_is_a_spool_error_and_leaves_no_part_of_it(tmp_path, monkeypatch):
+    spool = Spool(tmp_path, max_bytes=1_000)
+    spool.append(b"kept")
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(SpoolWriteFailed, match="No space left"):
+        spool.append(b"refused")
+    monkeypatch.undo()
+    assert [p.suffix for p in tmp_path.iterdir()] == [".lp"]  # no .tmp, no half segment
+    assert (spool.segments, spool.bytes) == (1, 4)
+    spool.append(b"later")  # the disk has room again
+    assert spool.segments == 2
+
+
+class RefusingSpool(Spool):
+    """A spool whose disk refuses every write while `refusing` is set (ENOSPC, as a full disk)."""
+
+    refusing = True
+
+    def append(self, body: bytes) -> None:
+        if self.refusing:
+            raise SpoolWriteFailed("spool write failed: No space left on device")
+        super().append(body)
 
 
 # ---- writer
@@ -178,3 +208,75 @@ def test_writer_stop_flushes_pending_points(tmp_path):
     w.submit(batch(7))
     w.stop()
     assert len(store.points()) == 7
+
+
+def test_a_spool_that_cannot_take_a_batch_holds_it_unacknowledged_until_the_disk_takes_it(tmp_path):
+    store = FakeStore()
+    stats = IngestStats()
+    spool = RefusingSpool(tmp_path / "spool", 10**8)
+    w = BatchWriter(store, spool, stats, max_points=50, max_age_s=0.02, retry_min_s=0.02, retry_max_s=0.05)
+    w.start()
+    store.down = True
+    acked = threading.Event()
+    w.submit(batch(50), acked.set)
+    wait_until(lambda: stats.spool_refusals >= 2)  # tried again and again
+    assert not acked.is_set() and stats.spool_error and "No space left" in stats.spool_error
+    assert stats.snapshot()["spool_error"] == stats.spool_error
+    assert "hazmon_spool_ok 0" in stats.render_prometheus()
+    spool.refusing = False  # room on the disk again: spooled, then acknowledged
+    wait_until(acked.is_set)
+    assert stats.points_spooled == 50 and stats.spool_error is None
+    store.down = False
+    wait_until(w.idle)
+    assert store.points() == list(range(1_795_392_000_000, 1_795_392_000_050))
+    w.stop()
+
+
+def test_held_readings_go_to_influxdb_when_it_returns_before_the_disk(tmp_path):
+    store = FakeStore()
+    stats = IngestStats()
+    w = BatchWriter(
+        store,
+        RefusingSpool(tmp_path / "spool", 10**8),
+        stats,
+        max_age_s=0.02,
+        retry_min_s=0.02,
+        retry_max_s=0.05,
+    )
+    w.start()
+    store.down = True
+    acked = threading.Event()
+    w.submit(batch(20), acked.set)
+    wait_until(lambda: stats.spool_refusals >= 1)
+    store.down = False
+    wait_until(acked.is_set)
+    assert len(store.points()) == 20 and stats.spool_error is None
+    w.stop()
+
+
+def test_a_batch_still_held_when_the_writer_stops_is_never_acknowledged(tmp_path):
+    store = FakeStore()
+    stats = IngestStats()
+    w = BatchWriter(store, RefusingSpool(tmp_path / "spool", 10**8), stats, max_age_s=0.02, retry_min_s=0.02)
+    w.start()
+    store.down = True
+    acked = threading.Event()
+    w.submit(batch(20), acked.set)
+    wait_until(lambda: stats.spool_refusals >= 1)
+    w.stop()
+    assert not acked.is_set() and stats.batches_withheld == 1  # the broker keeps them and sends them again
+
+
+def test_an_unexpected_error_while_storing_acknowledges_nothing(tmp_path):
+    class BrokenStore(FakeStore):
+        def write_encoded(self, body: bytes) -> None:
+            raise RuntimeError("a bug in the adapter")
+
+    stats = IngestStats()
+    w = BatchWriter(BrokenStore(), Spool(tmp_path / "spool", 10**8), stats, max_age_s=0.02)
+    w.start()
+    acked = threading.Event()
+    w.submit(batch(5), acked.set)
+    wait_until(lambda: stats.batches_withheld == 1)
+    assert not acked.is_set()
+    w.stop()
