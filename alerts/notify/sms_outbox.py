@@ -389,8 +389,10 @@ class SmsOutbox(SqliteStore):
         limit: int = 10_000,
         newest_first: bool = False,
         message_id: int | None = None,
+        sites: Collection[str] | None = None,
     ) -> list[dict]:
-        """Messages with what happened to them, optionally for one phone, one state or one id.
+        """Messages with what happened to them, optionally for one phone, one state or one id, or
+        only the alarm texts all of whose alarms are at `sites` (a reader with a narrower scope).
 
         `state`/`error` are the SMS gateway's; `channels` lists each fallback tier's post (tier,
         channel, state, error), and `fallback_state`/`fallback_error` repeat tier 1's.
@@ -406,6 +408,12 @@ class SmsOutbox(SqliteStore):
         if state:
             where.append("state = ?")
             args.append(state)
+        if sites is not None:  # a scoped reader: alarm texts about none but these sites
+            where.append(
+                "kind = 'alarm' AND NOT EXISTS (SELECT 1 FROM notifications n"
+                " WHERE n.message_id = messages.id AND n.site NOT IN (SELECT value FROM json_each(?)))"
+            )
+            args.append(orjson.dumps(sorted(sites)).decode())
         sql = (
             "SELECT id, phone, text, covers, kind, created_ms, state, attempts, sent_ms, receipt, error,"
             " (SELECT json_group_array(json_object('tier', p.tier, 'channel', p.channel, 'state', p.state,"

@@ -1,9 +1,8 @@
 """The errors of authentication and user management.
 
 AuthError                      base; the API turns each into a JSON answer (api/auth/router.py)
-├── InvalidCredentials         wrong username or password (one message for both)
+├── InvalidCredentials         wrong username or password, or a disabled account (one message for all)
 ├── AccountLocked              too many failed logins; `retry_after_s` says for how long
-├── AccountDisabled            the password was right but the account is disabled
 ├── UnknownUser                no user by that name (user management, never at login)
 ├── UserExists                 create_user with a name already taken
 ├── UnknownToken               no such API token (or not the caller's)
@@ -32,13 +31,6 @@ class AccountLocked(AuthError):
     def __init__(self, retry_after_s: int):
         super().__init__(f"too many failed logins; try again in {retry_after_s} s")
         self.retry_after_s = retry_after_s
-
-
-class AccountDisabled(AuthError):
-    """The account exists and the password was right, but the account is disabled."""
-
-    def __init__(self, msg: str = "account disabled"):
-        super().__init__(msg)
 
 
 class UnknownUser(AuthError):

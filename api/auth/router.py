@@ -31,7 +31,6 @@ from api.auth.deps import (
     require,
 )
 from api.auth.errors import (
-    AccountDisabled,
     AccountLocked,
     AuthError,
     InvalidCredentials,
@@ -41,9 +40,10 @@ from api.auth.errors import (
     UnknownUser,
     UserExists,
 )
+from api.auth.login_gate import LoginGate, TooManyLogins
 from api.auth.model import Action, Principal, Role, Scope, User, allowed, scope_within
 from api.auth.passwords import MAX_LENGTH as PASSWORD_MAX
-from api.auth.store import ApiToken, AuthStore
+from api.auth.store import ApiToken, AuthStore, SessionInfo
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 users_router = APIRouter(prefix="/api/v1/users", tags=["users"])
@@ -52,7 +52,7 @@ users_router = APIRouter(prefix="/api/v1/users", tags=["users"])
 ERROR_STATUS: dict[type[AuthError], tuple[int, str]] = {
     InvalidCredentials: (401, "invalid_credentials"),
     AccountLocked: (429, "locked"),
-    AccountDisabled: (403, "account_disabled"),
+    TooManyLogins: (429, "too_many_logins"),
     UnknownUser: (404, "not_found"),
     UnknownToken: (404, "not_found"),
     UserExists: (409, "conflict"),
@@ -202,11 +202,19 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, max
 
 
 @router.post("/login", response_model=LoginPublic)
-def login(body: LoginRequest, request: Request, response: Response, store: AuthStoreDep) -> LoginPublic:
-    """Log in with username and password; sets the session cookie and returns the CSRF token."""
+async def login(body: LoginRequest, request: Request, response: Response, store: AuthStoreDep) -> LoginPublic:
+    """Log in with username and password; sets the session cookie and returns the CSRF token.
+
+    The check runs behind the login gate (api/auth/login_gate.py): a rate limit per address and
+    a password-hashing pool of its own, never the threads the other routes share."""
     remote = remote_address(request)
-    user = store.authenticate(body.username, body.password, remote=remote)
-    session = store.create_session(user, remote=remote)
+    gate: LoginGate = request.app.state.login_gate
+
+    def check() -> tuple[User, SessionInfo]:
+        user = store.authenticate(body.username, body.password, remote=remote)
+        return user, store.create_session(user, remote=remote)
+
+    user, session = await gate.run(remote, check)
     max_age = store.session_absolute_ms // 1000
     _set_cookie(request, response, SESSION_COOKIE, session.token, max_age, http_only=True)
     _set_cookie(request, response, CSRF_COOKIE, session.csrf, max_age, http_only=False)
@@ -363,15 +371,18 @@ async def auth_http_error(request: Request, exc: Exception) -> JSONResponse:
 async def auth_store_error(request: Request, exc: Exception) -> JSONResponse:
     """Render a store AuthError with its status (see ERROR_STATUS)."""
     status, code = next((v for cls, v in ERROR_STATUS.items() if isinstance(exc, cls)), (400, "bad_request"))
-    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, AccountLocked) else None
+    retry_after = isinstance(exc, (AccountLocked, TooManyLogins))
+    headers = {"Retry-After": str(exc.retry_after_s)} if retry_after else None
     if isinstance(exc, InvalidCredentials):
         headers = {"WWW-Authenticate": "Bearer"}
     return JSONResponse({"detail": str(exc), "error": code}, status_code=status, headers=headers)
 
 
-def install(app: FastAPI, store: AuthStore) -> None:
-    """Wire authentication into an app: the store on app.state.auth, the routers, the error handlers."""
+def install(app: FastAPI, store: AuthStore, gate: LoginGate | None = None) -> None:
+    """Wire authentication into an app: the store on app.state.auth, the login gate on
+    app.state.login_gate, the routers, the error handlers."""
     app.state.auth = store
+    app.state.login_gate = gate or LoginGate()
     app.include_router(router)
     app.include_router(users_router)
     app.add_exception_handler(AuthHTTPException, auth_http_error)

@@ -10,9 +10,15 @@ busy console does not fsync on every request. Changing a user's password, disabl
 changing their role or scope revokes their sessions (they log in again under the new rules);
 API tokens of a disabled user stop resolving while the user stays disabled.
 
-Lockout is per username, known or not (so it does not reveal which names exist): `max_failures`
-failed logins within `failure_window_s` lock the name for `lockout_s`. A login for an unknown
-name spends one dummy argon2 verification, so its answer time matches a real one.
+Lockout is per (username, source address), known name or not (so it does not reveal which names
+exist): `max_failures` failed logins from one address within `failure_window_s` lock the name for
+that address for `lockout_s`, so a stranger cannot lock a real user out from elsewhere. Across all
+addresses, once a name has `global_failures` failures in the window, its password is checked at
+most once every `global_backoff_s` (a distributed guesser gets a few guesses a minute, the real user
+waits seconds). Each attempt is reserved, counted as a failure, in one transaction before its
+password is checked and is forgiven if the password proves right, so parallel attempts cannot
+check more passwords than the limit allows. A login for an unknown name spends one dummy argon2
+verification, so its answer time matches a real one.
 
 Every mutation writes one `auth_audit` row in the same transaction (actor, action, outcome,
 target, detail, remote address); so does every login attempt, including failed and locked ones.
@@ -37,7 +43,6 @@ import orjson
 
 from alerts.sqlite_store import SqliteStore
 from api.auth.errors import (
-    AccountDisabled,
     AccountLocked,
     InvalidCredentials,
     InvalidUserData,
@@ -51,7 +56,7 @@ from api.auth.passwords import PasswordHasher, check_policy
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -77,6 +82,13 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             action TEXT NOT NULL, outcome TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL,
             remote TEXT NOT NULL)""",
         "CREATE INDEX auth_audit_time ON auth_audit (time_ms)",
+    ),
+    (  # version 2: failed logins counted per (username, source), plus one '*' row per username
+        "DROP TABLE login_failures",
+        """CREATE TABLE login_throttle (
+            username TEXT NOT NULL, source TEXT NOT NULL, failures INTEGER NOT NULL,
+            first_ms INTEGER NOT NULL, locked_until_ms INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (username, source)) WITHOUT ROWID""",
     ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
@@ -154,6 +166,8 @@ class AuthStore(SqliteStore):
         max_failures: int = 5,
         failure_window_s: float = 15 * 60,
         lockout_s: float = 5 * 60,
+        global_failures: int = 20,
+        global_backoff_s: float = 2.0,
     ):
         super().__init__(path, _MIGRATIONS, "auth store")
         self.hasher = hasher if hasher is not None else PasswordHasher()
@@ -163,6 +177,8 @@ class AuthStore(SqliteStore):
         self.max_failures = max_failures
         self.failure_window_ms = int(failure_window_s * 1000)
         self.lockout_ms = int(lockout_s * 1000)
+        self.global_failures = global_failures
+        self.global_backoff_ms = int(global_backoff_s * 1000)
 
     def now_ms(self) -> int:
         """The store's clock (UTC ms)."""
@@ -384,21 +400,22 @@ class AuthStore(SqliteStore):
     def authenticate(
         self, username: str, password: str, *, remote: str = "", now_ms: int | None = None
     ) -> User:
-        """Return the user if the password is right; else raise InvalidCredentials, AccountLocked or
-        AccountDisabled."""
+        """Return the user if the password is right; else raise InvalidCredentials or AccountLocked.
+
+        A disabled account answers like a wrong password (InvalidCredentials): only the audit says
+        which, so a guesser learns nothing about the account."""
         name = normalize_username(username)[:64]
+        source = (remote or "unknown")[:64]
         now = self._now(now_ms)
-        with self._lock:
-            locked = self._conn.execute(
-                "SELECT locked_until_ms FROM login_failures WHERE username = ?", (name,)
-            ).fetchone()
-            row = self._conn.execute(
+        with self._atomic() as conn:  # the attempt is reserved (or refused) before any password check
+            retry_ms, detail = self._reserve_attempt(conn, name, source, now)
+            if retry_ms:
+                self._audit(conn, now, name, "login", "locked", name, detail, remote)
+            row = conn.execute(
                 f"SELECT {self._USER_COLS}, password_hash FROM users WHERE username = ?", (name,)
             ).fetchone()
-        if locked is not None and locked[0] > now:
-            with self._atomic() as conn:
-                self._audit(conn, now, name, "login", "locked", name, "", remote)
-            raise AccountLocked(retry_after_s=max(1, -(-(locked[0] - now) // 1000)))
+        if retry_ms:
+            raise AccountLocked(retry_after_s=max(1, -(-retry_ms // 1000)))
         if row is None:
             self.hasher.verify_unknown(password)
             ok, password_hash = False, None
@@ -407,14 +424,13 @@ class AuthStore(SqliteStore):
             ok = self.hasher.verify(password_hash, password)
         if not ok:
             with self._atomic() as conn:
-                detail = self._count_failure(conn, name, now)
                 self._audit(conn, now, name, "login", "denied", name, detail, remote)
             raise InvalidCredentials()
         user = self._row_user(row[:-1])
         # argon2 parameters raised since this hash was made: upgrade it now that we know the password
         new_hash = self.hasher.hash(password) if self.hasher.needs_rehash(password_hash) else None
         with self._atomic() as conn:
-            conn.execute("DELETE FROM login_failures WHERE username = ?", (name,))
+            self._forgive_attempt(conn, name, source)
             if user.disabled:
                 self._audit(conn, now, name, "login", "disabled", name, "", remote)
             else:
@@ -425,39 +441,63 @@ class AuthStore(SqliteStore):
                     )
                 self._audit(conn, now, name, "login", "ok", name, "", remote)
         if user.disabled:
-            raise AccountDisabled()
+            raise InvalidCredentials()
         return user
 
-    def _count_failure(self, conn: sqlite3.Connection, name: str, now: int) -> str:
-        row = conn.execute(
-            "SELECT failures, first_ms FROM login_failures WHERE username = ?", (name,)
-        ).fetchone()
-        failures = 1 if row is None or now - row[1] > self.failure_window_ms else row[0] + 1
-        first = now if failures == 1 else row[1]
+    def _reserve_attempt(self, conn: sqlite3.Connection, name: str, source: str, now: int) -> tuple[int, str]:
+        """Count this attempt as failed, up front, for its source and for the name; or refuse it.
+
+        Returns (0, what was counted) when its password may be checked, or (ms to wait, why) when the
+        source is locked out or the name's global backoff has not run out."""
+        window = self.failure_window_ms
         # forget stale counters (guessed names would otherwise pile up forever)
         conn.execute(
-            "DELETE FROM login_failures WHERE locked_until_ms <= ? AND first_ms < ?",
-            (now, now - self.failure_window_ms),
+            "DELETE FROM login_throttle WHERE locked_until_ms <= ? AND first_ms < ?", (now, now - window)
         )
-        if failures >= self.max_failures:
+        rows = {
+            src: (failures, first, until)
+            for src, failures, first, until in conn.execute(
+                "SELECT source, failures, first_ms, locked_until_ms FROM login_throttle"
+                " WHERE username = ? AND source IN (?, '*')",
+                (name, source),
+            )
+        }
+        mine, everyone = rows.get(source), rows.get("*")
+        if mine is not None and mine[2] > now:
+            return mine[2] - now, f"locked for {source} after {mine[0]} failures"
+        if everyone is not None and everyone[0] >= self.global_failures and everyone[2] > now:
+            return everyone[2] - now, f"global backoff after {everyone[0]} failures from all sources"
+        counted = []
+        for src, row, limit, hold_ms in (
+            (source, mine, self.max_failures, self.lockout_ms),
+            ("*", everyone, self.global_failures, self.global_backoff_ms),
+        ):
+            failures = 1 if row is None or now - row[1] > window else row[0] + 1
+            first = now if failures == 1 else row[1]
+            until = now + hold_ms if failures >= limit else 0
             conn.execute(
-                "INSERT OR REPLACE INTO login_failures (username, failures, first_ms, locked_until_ms)"
-                " VALUES (?, 0, ?, ?)",
-                (name, now, now + self.lockout_ms),
+                "INSERT OR REPLACE INTO login_throttle"
+                " (username, source, failures, first_ms, locked_until_ms) VALUES (?, ?, ?, ?, ?)",
+                (name, src, failures, first, until),
             )
+            counted.append(failures)
+        if counted[0] >= self.max_failures:
             logger.warning(
-                "auth: username %r locked for %d s after %d failed logins",
+                "auth: username %r locked for %s for %d s after %d failed logins",
                 name,
+                source,
                 self.lockout_ms // 1000,
-                failures,
+                counted[0],
             )
-            return f"failure {failures}; locked for {self.lockout_ms // 1000} s"
+        return 0, f"failure {counted[0]} from {source}, {counted[1]} from all sources"
+
+    def _forgive_attempt(self, conn: sqlite3.Connection, name: str, source: str) -> None:
+        """The password was right: its source starts afresh, and the name's count loses this attempt."""
+        conn.execute("DELETE FROM login_throttle WHERE username = ? AND source = ?", (name, source))
         conn.execute(
-            "INSERT OR REPLACE INTO login_failures (username, failures, first_ms, locked_until_ms)"
-            " VALUES (?, ?, ?, 0)",
-            (name, failures, first),
+            "UPDATE login_throttle SET failures = max(failures - 1, 0) WHERE username = ? AND source = '*'",
+            (name,),
         )
-        return f"failure {failures}"
 
     # ---- sessions
 

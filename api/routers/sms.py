@@ -16,9 +16,9 @@ from fastapi.responses import PlainTextResponse
 
 from alerts.notify.channels.kannel import CallbackRefused, KannelSmsGateway, parse_query
 from alerts.notify.notifier import Notifier
-from alerts.notify.roster import Role, find_duty
+from alerts.notify.roster import Role, Roster, find_duty, regulator_rosters
 from api.auth.deps import PrincipalDep, check_site, current_principal, require
-from api.auth.model import Action
+from api.auth.model import Action, Principal, visible_sites
 from api.deps import ServiceDep, site_map
 from api.service_port import ServicePort
 
@@ -82,24 +82,50 @@ def sms_status(service: ServiceDep) -> dict:
     return _notifier(service).health()
 
 
+def _scoped_sites(service: ServicePort, principal: Principal) -> list | None:
+    """The sites a reader may see; None for an all-sites scope (nothing to filter)."""
+    if principal.user.scope.kind == "all":
+        return None
+    return visible_sites(principal.user, service.registry.sites)
+
+
 @router.get("/sms/messages", dependencies=roster_readers)
 def sms_messages(
     service: ServiceDep,
+    principal: PrincipalDep,
     phone: str | None = Query(None, max_length=32, pattern=r"^\+?[0-9]{3,20}$"),
     state: str | None = Query(None, pattern=r"^(ready|sending|sent|delivered|failed)$"),
     limit: int = Query(200, ge=1, le=5000),
 ) -> dict:
-    """Messages sent or waiting, newest first, with their receipts and errors."""
-    rows = _notifier(service).outbox.messages(phone=phone, state=state, limit=limit, newest_first=True)
+    """Messages sent or waiting, newest first, with their receipts and errors; a scoped reader sees
+    only alarm texts about their own sites (no other city's texts or phone numbers)."""
+    sites = _scoped_sites(service, principal)
+    rows = _notifier(service).outbox.messages(
+        phone=phone,
+        state=state,
+        limit=limit,
+        newest_first=True,
+        sites=None if sites is None else [s.id for s in sites],
+    )
     return {"data": rows, "count": len(rows)}
 
 
+def _answers_for(roster: Roster, sites: list) -> bool:
+    """Whether the roster answers for one of `sites`: its own roster, or its district's or city's."""
+    return any(
+        site.roster == roster.id or regulator_rosters([roster], site.city, site.district) for site in sites
+    )
+
+
 @router.get("/rosters", dependencies=roster_readers)
-def list_rosters(service: ServiceDep) -> dict:
-    """The stored duty rosters: id, name, time zone, jurisdiction and people count."""
+def list_rosters(service: ServiceDep, principal: PrincipalDep) -> dict:
+    """The stored duty rosters: id, name, time zone, jurisdiction and people count; a scoped reader
+    sees the rosters that answer for their sites."""
     store = service.alarms.rosters
     if store is None:
         return {"data": [], "count": 0}
+    sites = _scoped_sites(service, principal)
+    rosters = [r for r in store.load_all().values() if sites is None or _answers_for(r, sites)]
     data = [
         {
             "id": r.id,
@@ -110,7 +136,7 @@ def list_rosters(service: ServiceDep) -> dict:
             else {"city": r.jurisdiction.city, "district": r.jurisdiction.district},
             "people": len(r.people),
         }
-        for r in store.load_all().values()
+        for r in rosters
     ]
     return {"data": data, "count": len(data)}
 

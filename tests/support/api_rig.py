@@ -26,11 +26,12 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from api.auth.login_gate import LoginGate
 from api.auth.model import Scope
 from api.auth.passwords import PasswordHasher
 from api.auth.store import AuthStore
 from api.main import create_app
-from hazmon.bootstrap import Service, bootstrap
+from hazmon.bootstrap import Channels, Service, bootstrap
 from hazmon.config import Settings
 from sensors.index import SensorIndex
 from sensors.model import Registry
@@ -119,6 +120,8 @@ class ApiRig:
         """A client of the app, as ``user`` (None: anonymous)."""
         self.app.state.service = self.service
         self.app.state.auth = self.auth
+        self.app.state.login_gate.close()
+        self.app.state.login_gate = LoginGate()  # the test's own per-address login budget
         headers = self.headers(user) if user else {}
         with TestClient(self.app, headers=headers, **kw) as client:
             client.tokens = self.tokens
@@ -142,11 +145,17 @@ def api_rig(
     registry: Registry,
     *,
     clock: Callable[[], int] | None = None,
+    channels: Channels | None = None,
     **settings: object,
 ) -> Iterator[ApiRig]:
-    """Build the service with bootstrap() and in-memory fakes; closed when the block ends."""
+    """Build the service with bootstrap() and in-memory fakes; closed when the block ends.
+
+    SMS is off unless `channels` are given (e.g. a FakeSmsGateway): then the notifier, its outbox
+    and the roster store are the real ones, in tmp_path."""
     store = MemoryStore(SensorIndex.build(registry))
-    service = bootstrap(rig_settings(tmp_path / "var", **settings), registry, store=store, clock=clock)
+    service = bootstrap(
+        rig_settings(tmp_path / "var", **settings), registry, store=store, clock=clock, channels=channels
+    )
     auth, tokens = make_auth(tmp_path / "auth")
     rig = ApiRig(service, store, auth, tokens, shared_app())
     try:

@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 
 from api.auth.deps import CSRF_HEADER, audit, find_site, require
+from api.auth.login_gate import LoginGate
 from api.auth.model import Action, Principal, Role, Scope
 from api.auth.passwords import PasswordHasher
 from api.auth.router import install
@@ -64,6 +65,8 @@ def build_app(store: AuthStore) -> FastAPI:
     """The auth router and two scoped routes over ``store``, as api.auth.router.install wires them."""
     app = _app()
     app.state.auth = store
+    app.state.login_gate.close()
+    app.state.login_gate = LoginGate()  # each test starts with its own per-address login budget
     return app
 
 
@@ -196,10 +199,19 @@ def test_lockout_is_429_with_retry_after(client: TestClient):
     assert int(r.headers["retry-after"]) > 0
 
 
-def test_disabled_account_is_403(client: TestClient, store: AuthStore):
-    store.disable("op", actor="test")
+def test_logins_beyond_twenty_a_minute_from_one_address_are_429_with_retry_after(client: TestClient):
+    for _ in range(20):
+        assert client.post("/api/v1/auth/login", json={"username": "op", "password": PW}).status_code == 200
     r = client.post("/api/v1/auth/login", json={"username": "op", "password": PW})
-    assert r.status_code == 403 and r.json()["error"] == "account_disabled"
+    assert r.status_code == 429 and r.json()["error"] == "too_many_logins"
+    assert 1 <= int(r.headers["retry-after"]) <= 60
+
+
+def test_a_disabled_account_answers_like_a_wrong_password(client: TestClient, store: AuthStore):
+    store.disable("op", actor="test")
+    disabled = client.post("/api/v1/auth/login", json={"username": "op", "password": PW})
+    wrong = client.post("/api/v1/auth/login", json={"username": "viewer", "password": "not it at all"})
+    assert disabled.status_code == wrong.status_code == 401 and disabled.json() == wrong.json()
 
 
 @pytest.mark.parametrize(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 
 import pytest
 
 from api.auth.errors import (
-    AccountDisabled,
     AccountLocked,
     InvalidCredentials,
     InvalidUserData,
@@ -118,8 +119,9 @@ def test_disabled_user_cannot_log_in_and_loses_sessions_and_tokens(store: AuthSt
     session = store.create_session(store.authenticate("op", PW))
     _, secret = store.create_token("op", "scada", actor="root")
     store.disable("op", actor="root")
-    with pytest.raises(AccountDisabled):
+    with pytest.raises(InvalidCredentials):  # answered like a wrong password; only the audit says why
         store.authenticate("op", PW)
+    assert store.audit_log(limit=1)[0].outcome == "disabled"
     assert store.resolve_session(session.token) is None
     assert store.resolve_token(secret) is None
     store.update_user("op", disabled=False, actor="root")
@@ -196,6 +198,80 @@ def test_unknown_usernames_lock_too(store: AuthStore):
             store.authenticate("ghost", PW)
     with pytest.raises(AccountLocked):
         store.authenticate("ghost", PW)  # the same answers as for a real name
+
+
+class CountingHasher(PasswordHasher):
+    """Counts password checks, and holds each for a moment so that parallel attempts overlap."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=64)
+        self.checks = 0
+        self._lock = threading.Lock()
+
+    def _count(self) -> None:
+        with self._lock:
+            self.checks += 1
+        time.sleep(0.005)
+
+    def verify(self, stored_hash: str, password: str) -> bool:
+        self._count()
+        return super().verify(stored_hash, password)
+
+    def verify_unknown(self, password: str) -> None:
+        self._count()
+        super().verify_unknown(password)
+
+
+def test_parallel_guesses_from_one_address_check_at_most_five_passwords_then_even_the_right_one_waits(
+    tmp_path,
+):
+    hasher = CountingHasher()
+    store = AuthStore(tmp_path / "auth.sqlite", hasher=hasher)
+    store.create_user("op", PW, Role.OPERATOR, Scope.everything(), actor="test")
+    hasher.checks = 0
+    outcomes: list[str] = []
+
+    def guess(i: int) -> None:
+        for j in range(20):
+            try:
+                store.authenticate("op", f"guess {i}-{j}", remote="203.0.113.7")
+            except (InvalidCredentials, AccountLocked) as e:
+                outcomes.append(type(e).__name__)
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert hasher.checks <= 5 and outcomes.count("InvalidCredentials") == hasher.checks
+    assert outcomes.count("AccountLocked") == 160 - hasher.checks
+    with pytest.raises(AccountLocked):
+        store.authenticate("op", PW, remote="203.0.113.7")
+    assert hasher.checks <= 5  # refused without a check
+    store.close()
+
+
+def test_a_stranger_locking_a_name_from_one_address_does_not_lock_its_user_out_elsewhere(store: AuthStore):
+    for _ in range(5):
+        with pytest.raises(InvalidCredentials):
+            store.authenticate("op", "wrong password", remote="198.51.100.66")
+    with pytest.raises(AccountLocked):
+        store.authenticate("op", PW, remote="198.51.100.66")
+    assert store.authenticate("op", PW, remote="10.1.2.3").username == "op"  # the control room
+
+
+def test_guesses_from_many_addresses_slow_the_name_down_without_locking_its_user_out(
+    store: AuthStore, clock: FakeClock
+):
+    for i in range(20):  # a botnet: one guess per address, no address reaches its own lockout
+        with pytest.raises(InvalidCredentials):
+            store.authenticate("op", f"guess {i}", remote=f"192.0.2.{i}")
+    with pytest.raises(AccountLocked) as backoff:
+        store.authenticate("op", "guess 21", remote="192.0.2.200")
+    assert backoff.value.retry_after_s <= 2  # a backoff of seconds, not a lockout of minutes
+    clock.advance(2_000)
+    assert store.authenticate("op", PW, remote="10.1.2.3").username == "op"
+    assert "global backoff" in store.audit_log(limit=2)[1].detail
 
 
 # ---- sessions
@@ -357,5 +433,5 @@ def test_stale_failure_counters_are_forgotten(store: AuthStore, clock: FakeClock
     clock.advance(16 * MIN)
     with pytest.raises(InvalidCredentials):
         store.authenticate("ghost3", PW)
-    names = [r[0] for r in store._conn.execute("SELECT username FROM login_failures")]
-    assert names == ["ghost3"]
+    names = {r[0] for r in store._conn.execute("SELECT username FROM login_throttle")}
+    assert names == {"ghost3"}
