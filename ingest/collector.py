@@ -137,7 +137,7 @@ class MqttCollector:
                 topic = msg.topic
             except UnicodeDecodeError:
                 topic = msg._topic.decode("utf-8", errors="replace")
-            raw = RawMessage(topic, msg.payload, self.clock_ms())
+            raw = RawMessage(topic, msg.payload, self.clock_ms(), bool(msg.retain))
             with self._inbox_lock:
                 self._inbox.append((raw, msg.mid if msg.qos else -1, self._epoch))
             self._wake.set()
@@ -170,7 +170,13 @@ class MqttCollector:
             if mid >= 0:
                 acks.append((mid, epoch))
             if raw.topic.endswith("/status"):
-                self._handle_status(raw)
+                self._handle_status(raw)  # a retained status (a gateway's last will) is its current state
+            elif raw.retained:
+                # a reading the broker kept and replays at every subscribe: without its own ts it
+                # would be stored again at the time of receipt, with a fresh timestamp
+                self._reject(
+                    raw, RejectReason.retained, "retained readings are ignored: publish with retain=0"
+                )
             else:
                 readings.append(raw)
         result = self.decoder.decode(readings, now)
@@ -199,6 +205,9 @@ class MqttCollector:
             if self.devices.set_status(parts[0], parts[1], status, raw.received_ms):
                 logger.info("device %s/%s is %s", parts[0], parts[1], status)
             return
+        self._reject(raw, reason, detail)
+
+    def _reject(self, raw: RawMessage, reason: RejectReason, detail: str) -> None:
         self.stats.add_reject(
             Reject(
                 raw.received_ms,

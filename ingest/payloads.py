@@ -46,6 +46,7 @@ class RejectReason(IntEnum):
     future_timestamp = 14
     too_late = 15
     bad_status = 16
+    retained = 17  # a retained reading: the broker's old copy, replayed at every subscribe
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ class RawMessage:
     topic: str
     payload: bytes
     received_ms: int
+    retained: bool = False  # the broker's retained copy, not a new publish
 
 
 @dataclass(frozen=True, slots=True)
