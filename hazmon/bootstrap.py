@@ -141,7 +141,7 @@ def bootstrap(
     clock = clock or _wall_ms
     index = SensorIndex.build(registry)
     stats = IngestStats()
-    devices = DeviceRegistry()
+    devices = DeviceRegistry({(s.site, s.device) for s in index.sensors if s.device})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = store or build_store(settings, index)
     spool = Spool(settings.data_dir / "spool", settings.spool_max_bytes)

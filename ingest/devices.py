@@ -1,9 +1,20 @@
-"""Field device (gateway/RTU) status from retained last-will topics and from traffic seen."""
+"""Field device (gateway/RTU) status from retained last-will topics and from traffic seen.
+
+The map is bounded: the devices the registry names are always kept, but a topic can name any
+device, so at most `max_unknown_per_site` others per site (and `max_unknown` in all) are tracked.
+Past that, their messages still count as readings; the device is just not listed, and
+`untracked` counts how often that happened (a junk flood of device names once added 96 MB and
+made the device list answer 100 MB).
+"""
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+MAX_DEVICE_NAME = 64  # characters; a longer topic level is not a device anyone configured
 
 
 @dataclass(slots=True)
@@ -17,23 +28,43 @@ class DeviceState:
 
 
 class DeviceRegistry:
-    """Thread-safe map of (site, device) -> DeviceState."""
+    """Thread-safe, bounded map of (site, device) -> DeviceState."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        known: Iterable[tuple[str, str]] = (),
+        *,
+        max_unknown_per_site: int = 16,
+        max_unknown: int = 1_000,
+    ) -> None:
         self._lock = threading.Lock()
+        self._known = frozenset(known)
+        self.max_unknown_per_site = max_unknown_per_site
+        self.max_unknown = max_unknown
         self._devices: dict[tuple[str, str], DeviceState] = {}
+        self._unknown_by_site: Counter[str] = Counter()
+        self.untracked = 0  # messages of devices beyond the bounds
 
-    def _get(self, site: str, device: str) -> DeviceState:
+    def _get(self, site: str, device: str) -> DeviceState | None:
         key = (site, device)
         state = self._devices.get(key)
-        if state is None:
-            state = self._devices[key] = DeviceState(site, device)
+        if state is not None:
+            return state
+        if key not in self._known:
+            full = self._unknown_by_site[site] >= self.max_unknown_per_site
+            if full or self._unknown_by_site.total() >= self.max_unknown or len(device) > MAX_DEVICE_NAME:
+                self.untracked += 1
+                return None
+            self._unknown_by_site[site] += 1
+        state = self._devices[key] = DeviceState(site, device)
         return state
 
     def set_status(self, site: str, device: str, status: str, at_ms: int) -> bool:
         """Record an `online`/`offline` announcement; return True if it changed."""
         with self._lock:
             state = self._get(site, device)
+            if state is None:
+                return False
             changed = state.status != status
             if changed:
                 state.status, state.status_since_ms = status, at_ms
@@ -43,6 +74,8 @@ class DeviceRegistry:
         """Count a readings message from a device."""
         with self._lock:
             state = self._get(site, device)
+            if state is None:
+                return
             state.last_message_ms = max(state.last_message_ms, at_ms)
             state.messages += 1
 
