@@ -555,6 +555,35 @@ class AuthStore(SqliteStore):
                 self._conn.execute("UPDATE sessions SET last_seen_ms = ? WHERE id = ?", (now, sid))
         return Principal(user=user, via="session", credential_id=sid, csrf=csrf)
 
+    def recheck(self, principal: Principal, *, now_ms: int | None = None) -> Principal | None:
+        """The caller as they stand now, for a connection that outlives its request (the live stream).
+
+        None once the session or token is revoked (logout) or expired, or the user disabled; else the
+        principal with the user's current role and scope (a token keeps working across a change of
+        scope, under the new scope). A session's open stream counts as activity: it is touched."""
+        now = self._now(now_ms)
+        table = "sessions" if principal.via == "session" else "api_tokens"
+        seen = "last_seen_ms" if principal.via == "session" else "last_used_ms"
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT c.expires_ms, c.revoked_ms, c.{seen}, {self._USER_COLS}"
+                f" FROM {table} c JOIN users USING (username) WHERE c.id = ?",
+                (principal.credential_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            expires, revoked, last = row[:3]
+            user = self._row_user(row[3:])
+            if revoked is not None or (expires is not None and now >= expires) or user.disabled:
+                return None
+            if last is None or now - last >= _TOUCH_EVERY_MS:
+                self._conn.execute(
+                    f"UPDATE {table} SET {seen} = ? WHERE id = ?", (now, principal.credential_id)
+                )
+        return Principal(
+            user=user, via=principal.via, credential_id=principal.credential_id, csrf=principal.csrf
+        )
+
     def revoke_session(
         self, session_id: str, *, actor: str, remote: str = "", now_ms: int | None = None
     ) -> bool:

@@ -10,6 +10,12 @@ cookie, which EventSource sends, or a bearer token). Events:
   changed since the last `values` event (every VALUES_EVERY_S); the first one after connecting
   carries every sensor in scope that has a reading, so a page needs nothing else to start.
 
+- `bye`    {"reason"}: the stream ends because its session or token was revoked (logout), expired,
+  or its user disabled; the caller's rights are checked again every RECHECK_S, and a change of
+  role or scope applies to the open stream (its next `values` event carries the new scope's state).
+
+A user has at most MAX_STREAMS_PER_USER open streams; another is refused with 429.
+
 Resuming: the journal is the durable event log, so a client that reconnects with `Last-Event-ID`
 (EventSource does it by itself) gets every alarm event after that id, none lost and none twice,
 even across a restart of hazmon. Values are state, not history: after a reconnect the next
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -27,7 +34,7 @@ from typing import Annotated
 import numpy as np
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from alerts.engine.lifecycle import EVENT_CLASSES
@@ -42,6 +49,8 @@ router = APIRouter(prefix="/api/v1", tags=["stream"], dependencies=[Depends(curr
 ALARM_POLL_S = 0.25
 VALUES_EVERY_S = 2.0
 KEEPALIVE_S = 15.0
+RECHECK_S = 5.0
+MAX_STREAMS_PER_USER = 8
 ALL_TYPES = tuple(sorted(EVENT_CLASSES))
 
 
@@ -97,9 +106,43 @@ def _values(service: ServicePort, scope: _Scope, sent_t: np.ndarray) -> bytes | 
     return _sse("values", {"time_ms": time.time_ns() // 1_000_000, "sites": out})
 
 
+class StreamCounts:
+    """Open streams per user, on app.state: a user may hold at most MAX_STREAMS_PER_USER."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[str, int] = {}
+
+    def acquire(self, username: str) -> bool:
+        with self._lock:
+            if self._open.get(username, 0) >= MAX_STREAMS_PER_USER:
+                return False
+            self._open[username] = self._open.get(username, 0) + 1
+            return True
+
+    def release(self, username: str) -> None:
+        with self._lock:
+            left = self._open.get(username, 1) - 1
+            if left > 0:
+                self._open[username] = left
+            else:
+                self._open.pop(username, None)
+
+
 async def _events(
+    request: Request, service: ServicePort, principal: Principal, after: int | None, counts: StreamCounts
+) -> AsyncIterator[bytes]:
+    try:
+        async for frame in _frames(request, service, principal, after):
+            yield frame
+    finally:
+        counts.release(principal.username)
+
+
+async def _frames(
     request: Request, service: ServicePort, principal: Principal, after: int | None
 ) -> AsyncIterator[bytes]:
+    store = request.app.state.auth
     scope = _Scope(service, principal)
     journal = service.alarms.journal
     cursor = after if after is not None else await run_in_threadpool(journal.last_seq)
@@ -107,7 +150,18 @@ async def _events(
     yield _sse("hello", {"seq": cursor, "user": principal.username, "sites": len(scope.sites)})
     sent_t = np.full(len(scope.slot_mask), -1, dtype=np.int64)
     next_values = next_keepalive = 0.0
+    next_check = time.monotonic() + RECHECK_S
     while not await request.is_disconnected():
+        if time.monotonic() >= next_check:  # logged out, disabled, or given another scope since?
+            next_check = time.monotonic() + RECHECK_S
+            fresh = await run_in_threadpool(store.recheck, principal)
+            if fresh is None:
+                yield _sse("bye", {"reason": "the session or token ended, or the user was disabled"})
+                return
+            if fresh.user != principal.user:
+                principal, scope = fresh, _Scope(service, fresh)
+                sent_t = np.full(len(scope.slot_mask), -1, dtype=np.int64)
+                next_values = 0.0
         frames, cursor = await run_in_threadpool(_alarm_rows, service, scope, cursor)
         for frame in frames:
             yield frame
@@ -135,11 +189,20 @@ async def stream(
     after: Annotated[
         int | None, Query(ge=0, description="resume after this event id, without the header")
     ] = None,
-) -> StreamingResponse:
+) -> Response:
     """Server-Sent Events: alarm events and value changes for the caller's sites, resumable."""
     start = last_event_id if last_event_id is not None else after
+    counts = getattr(request.app.state, "stream_counts", None)
+    if counts is None:
+        counts = request.app.state.stream_counts = StreamCounts()
+    if not counts.acquire(principal.username):
+        return JSONResponse(
+            {"detail": f"at most {MAX_STREAMS_PER_USER} open streams per user", "error": "too_many_streams"},
+            status_code=429,
+            headers={"Retry-After": "5"},
+        )
     return StreamingResponse(
-        _events(request, service, principal, start),
+        _events(request, service, principal, start, counts),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

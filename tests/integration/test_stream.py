@@ -149,3 +149,35 @@ def test_stream_is_scoped_fast_and_resumes_without_loss_across_a_restart(tmp_pat
             f"\n[stream] publish -> alarm event on the stream {latency * 1000:.0f} ms;"
             " resumed 2 missed events after SIGKILL"
         )
+
+
+def test_a_disabled_user_s_open_streams_end_and_a_user_holds_at_most_eight(tmp_path, mosquitto, influx):
+    """Issue 11, findings 9 and 10: rights are checked again on an open stream, and streams are capped."""
+    registry = write_two_cities(tmp_path / "registry.yaml")
+    svc = HazmonProcess(tmp_path / "hazmon", registry, mosquitto.url, influx.url)
+    svc.start()
+    token = svc.create_user("north-op", "operator", "--city", "北市")
+    url = svc.base_url + "/api/v1/stream"
+    streams = [SseClient(url, token) for _ in range(8)]
+    try:
+        for s in streams:
+            assert s.next("hello")[2]["user"] == "north-op"
+        ninth = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        assert ninth.status_code == 429 and ninth.json()["error"] == "too_many_streams"
+        r = httpx.patch(svc.base_url + "/api/v1/users/north-op", json={"disabled": True}, headers=svc.headers)
+        assert r.status_code == 200, r.text
+        disabled_at = time.monotonic()
+        for s in streams:
+            assert "disabled" in s.next("bye", timeout_s=10)[2]["reason"]
+        assert time.monotonic() - disabled_at < 7  # within one recheck (5 s) and a poll
+    finally:
+        for s in streams:
+            s.close()
+    r = httpx.patch(svc.base_url + "/api/v1/users/north-op", json={"disabled": False}, headers=svc.headers)
+    assert r.status_code == 200
+    again = SseClient(url, token)  # the ended streams no longer count
+    try:
+        assert again.next("hello")[2]["user"] == "north-op"
+    finally:
+        again.close()
+        svc.stop()

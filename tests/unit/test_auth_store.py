@@ -435,3 +435,20 @@ def test_stale_failure_counters_are_forgotten(store: AuthStore, clock: FakeClock
         store.authenticate("ghost3", PW)
     names = {r[0] for r in store._conn.execute("SELECT username FROM login_throttle")}
     assert names == {"ghost3"}
+
+
+def test_recheck_ends_a_logged_out_or_disabled_caller_and_follows_a_change_of_scope(store: AuthStore):
+    session = store.resolve_session(store.create_session(store.authenticate("op", PW)).token)
+    _, secret = store.create_token("op", "screen", actor="op")
+    token = store.resolve_token(secret)
+    assert session is not None and token is not None
+    store.update_user("op", scope=Scope.jurisdiction("珠海市"), actor="root")
+    assert store.recheck(session) is None  # a change of rights ends sessions
+    moved = store.recheck(token)
+    assert moved is not None and moved.user.scope == Scope.jurisdiction("珠海市")
+    store.disable("op", actor="root")
+    assert store.recheck(token) is None
+    store.update_user("op", disabled=False, actor="root")
+    fresh = store.resolve_session(store.create_session(store.authenticate("op", PW)).token)
+    store.revoke_session(fresh.credential_id, actor="op")  # logout
+    assert store.recheck(fresh) is None
