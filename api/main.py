@@ -13,6 +13,7 @@ from api import console_app
 from api.auth import router as auth_router
 from api.auth.store import AuthStore
 from api.routers import alarms, health, ingest, sites, sms, stream
+from api.security_headers import SecurityHeaders
 from api.service_port import ServicePort
 
 #: domain errors -> HTTP status, the one place where they are mapped
@@ -56,4 +57,5 @@ def create_app(service_factory: Callable[[], ServicePort], auth: AuthStore) -> F
     app.include_router(sms.callbacks)
     app.add_exception_handler(AlarmError, _alarm_error)
     console_app.install(app)
+    app.add_middleware(SecurityHeaders)
     return app

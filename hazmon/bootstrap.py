@@ -34,7 +34,7 @@ from alerts.stats import AlarmStats
 from hazmon.config import Settings
 from ingest.collector import MqttCollector
 from ingest.devices import DeviceRegistry
-from ingest.influx import InfluxClient
+from ingest.influx import InfluxClient, redacted
 from ingest.influx_store import InfluxStore
 from ingest.mqtt_url import MqttTarget, parse_mqtt_url
 from ingest.payloads import PayloadDecoder
@@ -78,7 +78,7 @@ class Service:
             len(self.registry.sites),
             len(self.index),
             self.collector.target,
-            self.settings.influx_url,
+            redacted(self.settings.influx_url),
             self.settings.influx_db,
         )
 

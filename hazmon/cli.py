@@ -59,6 +59,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         port=settings.http_port,
         log_level=args.log_level.lower(),
         log_config=None,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
     )
     return 0
 

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ingest.influx import redacted
 from ingest.mqtt_url import parse_mqtt_url
 
 EXAMPLE_REGISTRY = Path(__file__).resolve().parent.parent / "sensors" / "examples"
@@ -18,7 +19,10 @@ EXAMPLE_ROSTERS = EXAMPLE_REGISTRY / "rosters"
 class Settings(BaseSettings):
     """Every field has a working default for the demo; `hazmon run` needs no file edited."""
 
-    model_config = SettingsConfigDict(env_prefix="HAZMON_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused HAZMON_INFLUX_URL or HAZMON_MQTT_URL may carry a password
+    model_config = SettingsConfigDict(
+        env_prefix="HAZMON_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     registry: Path = EXAMPLE_REGISTRY
     mqtt_url: str = "mqtt://127.0.0.1:1883"
@@ -30,6 +34,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./var")
     http_host: str = "127.0.0.1"
     http_port: int = Field(8000, ge=1, le=65535)
+    # the reverse proxies whose X-Forwarded-For/-Proto are believed (uvicorn's forwarded_allow_ips):
+    # behind a TLS-offloading proxy the cookies are then Secure, and logins are counted per real address
+    trusted_proxies: str = "127.0.0.1"
 
     max_lateness_s: float = Field(7 * 86400, gt=0)  # gateways forward stored readings after outages
     write_batch_points: int = Field(10_000, ge=1)
@@ -87,7 +94,7 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_influx_url(cls, v: str) -> str:
         if not v.startswith(("http://", "https://")):
-            raise ValueError(f"HAZMON_INFLUX_URL {v!r} must start with http:// or https://")
+            raise ValueError(f"HAZMON_INFLUX_URL {redacted(v)!r} must start with http:// or https://")
         return v
 
     @model_validator(mode="after")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 import numpy as np
@@ -58,6 +59,28 @@ def _quote_str(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def split_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """`http://user:pass@host:8086` -> (`http://host:8086`, user, pass): the URL without its
+    credentials, which then travel as HTTP basic auth and never in a URL that a log or an error
+    message could show."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None, None
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user, _, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=host)), unquote(user) or None, unquote(password) or None
+
+
+def redacted(url: str) -> str:
+    """The URL for a log line: a password in it replaced by `***`."""
+    bare, user, password = split_credentials(url)
+    if user is None and password is None:
+        return url
+    parts = urlsplit(bare)
+    shown = f"{user or ''}{':***' if password else ''}@"
+    return urlunsplit(parts._replace(netloc=shown + parts.netloc))
+
+
 class InfluxClient:
     """Talks to one InfluxDB database through the v1 HTTP API."""
 
@@ -70,6 +93,8 @@ class InfluxClient:
         timeout_s: float = 10.0,
     ):
         self.database = database
+        base_url, url_user, url_password = split_credentials(base_url)
+        username, password = username or url_user, password or url_password
         auth = (username, password or "") if username else None
         self._http = httpx.Client(base_url=base_url.rstrip("/"), auth=auth, timeout=timeout_s)
 

@@ -480,3 +480,20 @@ def test_login_audit_has_the_remote_address(client: TestClient, store: AuthStore
     login(client, "op")
     entry = next(e for e in store.audit_log() if e.action == "login")
     assert (entry.actor, entry.outcome, entry.remote) == ("op", "ok", "testclient")
+
+
+def test_cookies_are_secure_behind_a_trusted_tls_offloading_proxy(store: AuthStore):
+    """hazmon runs uvicorn with proxy_headers and HAZMON_TRUSTED_PROXIES (hazmon/cli.py); this is that
+    middleware, trusting the test client as the proxy: X-Forwarded-Proto https makes the cookies Secure."""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    app = ProxyHeadersMiddleware(build_app(store), trusted_hosts="*")
+    with TestClient(app) as c:
+        r = c.post(
+            "/api/v1/auth/login",
+            json={"username": "op", "password": PW},
+            headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.20"},
+        )
+    assert r.status_code == 200
+    assert all("Secure" in h for h in r.headers.get_list("set-cookie"))
+    assert store.audit_log(limit=1)[0].remote == "203.0.113.20"  # the real client, not the proxy

@@ -35,3 +35,19 @@ def test_the_console_is_not_part_of_the_api_document(anonymous):
     paths = anonymous.get("/openapi.json")
     assert paths.status_code == 200
     assert not any(p == "/" or p.startswith("/console") for p in paths.json()["paths"])
+
+
+def test_every_answer_forbids_framing_sniffing_and_inline_script(anonymous):
+    for path in ("/console/", "/console/app.js", "/api/v1/alarms", "/livez"):
+        headers = anonymous.get(path).headers
+        csp = headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self';" in csp, path
+        assert "unsafe-eval" not in csp and "script-src 'self' 'unsafe-inline'" not in csp
+        assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff", path
+
+
+def test_the_console_page_has_no_inline_script_for_the_policy_to_block(anonymous):
+    page = anonymous.get("/console/").text
+    scripts = page.split("<script")[1:]
+    assert scripts and all(' src="' in tag.split(">", 1)[0] for tag in scripts)
+    assert " on" not in page.replace("\n", " ").split("<body", 1)[1].split(">", 1)[0]  # no onload= etc.

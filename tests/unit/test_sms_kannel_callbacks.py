@@ -91,3 +91,10 @@ def test_token_is_checked_and_listener_errors_do_not_escape():
     assert gw.handle_mo({"from": "1", "text": "x", "t": "tok-12345678"}).text == "x"
     with pytest.raises(ValueError):
         KannelSmsGateway("http://k", "u", "p", callback_token="bad token%")
+
+
+@pytest.mark.parametrize("forged", ["令牌-12345678", "tok-1234567\udcff", "", "tok-12345678 "])
+def test_a_forged_token_of_any_characters_is_refused_not_a_crash(forged: str):
+    gw = _gateway(lambda req: httpx.Response(202), callback_token="tok-12345678")
+    with pytest.raises(CallbackRefused):
+        gw.handle_mo({"from": "1", "text": "x", "t": forged})

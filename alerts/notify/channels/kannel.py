@@ -156,7 +156,9 @@ class KannelSmsGateway(SmsGateway):
     # ---- callbacks
 
     def _check_token(self, query: Mapping[str, str]) -> None:
-        if self._token and not hmac.compare_digest(query.get("t", ""), self._token):
+        # as bytes: compare_digest refuses non-ASCII str with a TypeError (a 500 for a forged token)
+        given = query.get("t", "").encode("utf-8", "surrogateescape")
+        if self._token and not hmac.compare_digest(given, self._token.encode()):
             raise CallbackRefused("bad or missing callback token")
 
     def handle_dlr(self, query: Mapping[str, str]) -> DeliveryReceipt:
