@@ -156,6 +156,13 @@ def test_a_disabled_user_s_open_streams_end_and_a_user_holds_at_most_eight(tmp_p
     registry = write_two_cities(tmp_path / "registry.yaml")
     svc = HazmonProcess(tmp_path / "hazmon", registry, mosquitto.url, influx.url)
     svc.start()
+    try:
+        _disabled_user_and_cap(svc)
+    finally:
+        svc.stop()
+
+
+def _disabled_user_and_cap(svc: HazmonProcess) -> None:
     token = svc.create_user("north-op", "operator", "--city", "北市")
     url = svc.base_url + "/api/v1/stream"
     streams = [SseClient(url, token) for _ in range(8)]
@@ -180,4 +187,3 @@ def test_a_disabled_user_s_open_streams_end_and_a_user_holds_at_most_eight(tmp_p
         assert again.next("hello")[2]["user"] == "north-op"
     finally:
         again.close()
-        svc.stop()
