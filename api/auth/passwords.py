@@ -7,6 +7,8 @@ for a username that does not exist cannot be told apart by its answer time.
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher as _Argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -16,8 +18,21 @@ MIN_LENGTH = 10
 MAX_LENGTH = 1024  # hashing a megabyte of "password" is a cheap denial of service
 
 
+MIN_SCORE = 3  # zxcvbn: 0-4; 3 is "safely unguessable" (about 10^8 guesses and more)
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    """The 30 000 most common passwords of public breaches, as zxcvbn ships them (lower case)."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
 def check_policy(password: str, username: str) -> None:
-    """Raise PasswordPolicyError unless the password is acceptable for this user."""
+    """Raise PasswordPolicyError unless the password is acceptable for this user: long enough, not
+    the name, not one of the common passwords of public breaches, and not guessable by the patterns
+    zxcvbn knows (1234567890, 88888888888, the name with a year, keyboard walks)."""
     if len(password) < MIN_LENGTH:
         raise PasswordPolicyError(f"password must be at least {MIN_LENGTH} characters")
     if len(password) > MAX_LENGTH:
@@ -26,6 +41,15 @@ def check_policy(password: str, username: str) -> None:
         raise PasswordPolicyError("password must not be blank")
     if password.strip().casefold() == username.strip().casefold():
         raise PasswordPolicyError("password must not be the username")
+    if password.strip().casefold() in _common_passwords():
+        raise PasswordPolicyError("password is one of the most common passwords of public breaches")
+    from zxcvbn import zxcvbn
+
+    if zxcvbn(password[:100], user_inputs=[username])["score"] < MIN_SCORE:
+        raise PasswordPolicyError(
+            "password is too easy to guess (a sequence, a repeat, a keyboard walk, or the name with"
+            " digits): use a few unrelated words or more varied characters"
+        )
 
 
 class PasswordHasher:

@@ -75,6 +75,11 @@ class LoginRequest(_Strict):
     password: str = Field(min_length=1, max_length=PASSWORD_MAX)
 
 
+class PasswordChange(_Strict):
+    current_password: str = Field(min_length=1, max_length=PASSWORD_MAX)
+    new_password: str = Field(min_length=1, max_length=PASSWORD_MAX)
+
+
 class ScopeIn(_Strict):
     kind: Literal["all", "sites", "jurisdiction"]
     sites: list[Text64] = Field(default_factory=list, max_length=1000)
@@ -221,6 +226,30 @@ async def login(body: LoginRequest, request: Request, response: Response, store:
     return LoginPublic(
         user=UserPublic.from_user(user), csrf_token=session.csrf, expires_at=_dt(session.expires_ms)
     )
+
+
+@router.post("/password", status_code=204, response_class=Response)
+async def change_own_password(
+    body: PasswordChange, principal: PrincipalDep, request: Request, store: AuthStoreDep
+) -> Response:
+    """Change one's own password, proving the current one; every session of the user ends (log in
+    again). The check runs behind the login gate, and a wrong current password counts towards the
+    lockout like a failed login."""
+    remote = remote_address(request)
+    gate: LoginGate = request.app.state.login_gate
+
+    def change() -> None:
+        try:
+            store.authenticate(principal.username, body.current_password, remote=remote)
+        except InvalidCredentials:
+            raise AuthHTTPException(403, "wrong_password", "the current password is not right") from None
+        store.set_password(principal.username, body.new_password, actor=principal.username, remote=remote)
+
+    await gate.run(remote, change)
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
+    return response
 
 
 @router.post("/logout", status_code=204, response_class=Response)

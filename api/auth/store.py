@@ -22,6 +22,7 @@ verification, so its answer time matches a real one.
 
 Every mutation writes one `auth_audit` row in the same transaction (actor, action, outcome,
 target, detail, remote address); so does every login attempt, including failed and locked ones.
+The audit keeps `audit_retention_days` (3 years) and at most `audit_max_rows` (1 000 000) rows.
 
 Times are UTC ms; every method takes an optional `now_ms` (default: the injected clock).
 Errors: see api/auth/errors.py.
@@ -96,6 +97,7 @@ assert len(_MIGRATIONS) == SCHEMA_VERSION
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
 TOKEN_PREFIX = "hzm_"  # API tokens are recognisable in a leaked log or a secret scanner
 _TOUCH_EVERY_MS = 60_000  # last_seen / last_used resolution
+AUDIT_PRUNE_EVERY = 500  # audit rows written between two prunings
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +170,9 @@ class AuthStore(SqliteStore):
         lockout_s: float = 5 * 60,
         global_failures: int = 20,
         global_backoff_s: float = 2.0,
+        audit_retention_days: int = 3 * 365,
+        audit_max_rows: int = 1_000_000,
+        audit_prune_every: int = AUDIT_PRUNE_EVERY,
     ):
         super().__init__(path, _MIGRATIONS, "auth store")
         self.hasher = hasher if hasher is not None else PasswordHasher()
@@ -179,6 +184,10 @@ class AuthStore(SqliteStore):
         self.lockout_ms = int(lockout_s * 1000)
         self.global_failures = global_failures
         self.global_backoff_ms = int(global_backoff_s * 1000)
+        self.audit_retention_days = audit_retention_days
+        self.audit_max_rows = audit_max_rows
+        self.audit_prune_every = audit_prune_every
+        self._audits_since_prune = 0
 
     def now_ms(self) -> int:
         """The store's clock (UTC ms)."""
@@ -187,8 +196,8 @@ class AuthStore(SqliteStore):
     def _now(self, now_ms: int | None) -> int:
         return self._clock() if now_ms is None else now_ms
 
-    @staticmethod
     def _audit(
+        self,
         conn: sqlite3.Connection,
         now_ms: int,
         actor: str,
@@ -203,6 +212,26 @@ class AuthStore(SqliteStore):
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (now_ms, actor, action, outcome, target, detail, remote or ""),
         )
+        self._audits_since_prune += 1
+        if self._audits_since_prune >= self.audit_prune_every:
+            self._audits_since_prune = 0
+            self._prune_audit(conn, now_ms)
+
+    def _prune_audit(self, conn: sqlite3.Connection, now_ms: int) -> None:
+        """Keep the audit bounded: rows older than `audit_retention_days`, and beyond the newest
+        `audit_max_rows`, go (a flood of failed logins writes a row per attempt)."""
+        cutoff = now_ms - self.audit_retention_days * 86_400_000
+        old = conn.execute("DELETE FROM auth_audit WHERE time_ms < ?", (cutoff,)).rowcount
+        (newest,) = conn.execute("SELECT coalesce(max(seq), 0) FROM auth_audit").fetchone()
+        over = conn.execute("DELETE FROM auth_audit WHERE seq <= ?", (newest - self.audit_max_rows,)).rowcount
+        if old or over:
+            logger.info(
+                "auth audit: %d rows past %d days and %d past the newest %d dropped",
+                old,
+                self.audit_retention_days,
+                over,
+                self.audit_max_rows,
+            )
 
     # ---- users
 

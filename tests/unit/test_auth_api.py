@@ -497,3 +497,26 @@ def test_cookies_are_secure_behind_a_trusted_tls_offloading_proxy(store: AuthSto
     assert r.status_code == 200
     assert all("Secure" in h for h in r.headers.get_list("set-cookie"))
     assert store.audit_log(limit=1)[0].remote == "203.0.113.20"  # the real client, not the proxy
+
+
+def test_a_user_changes_their_own_password_proving_the_current_one(client: TestClient, store: AuthStore):
+    csrf = login(client, "op")
+    h = {CSRF_HEADER: csrf}
+    wrong = client.post(
+        "/api/v1/auth/password",
+        json={"current_password": "not it", "new_password": "Tank-Farm-2026!"},
+        headers=h,
+    )
+    assert wrong.status_code == 403 and wrong.json()["error"] == "wrong_password"
+    weak = client.post(
+        "/api/v1/auth/password", json={"current_password": PW, "new_password": "1234567890"}, headers=h
+    )
+    assert weak.status_code == 422 and "common" in weak.json()["detail"]
+    ok = client.post(
+        "/api/v1/auth/password", json={"current_password": PW, "new_password": "Tank-Farm-2026!"}, headers=h
+    )
+    assert ok.status_code == 204
+    assert client.get("/api/v1/auth/me").status_code == 401  # every session ended: log in again
+    r = client.post("/api/v1/auth/login", json={"username": "op", "password": "Tank-Farm-2026!"})
+    assert r.status_code == 200
+    assert ("set_password", "op") in [(e.action, e.actor) for e in store.audit_log(limit=5)]

@@ -77,11 +77,27 @@ def test_authenticate_right_and_wrong_password(store: AuthStore):
 
 
 @pytest.mark.parametrize(
-    ("password", "rule"), [("short", "at least 10"), ("operator-1", "username"), (" " * 12, "blank")]
+    ("password", "rule"),
+    [
+        ("short", "at least 10"),
+        ("operator-1", "username"),
+        (" " * 12, "blank"),
+        ("1234567890", "most common"),  # accepted before issue 11
+        ("qwertyuiop", "most common"),
+        ("88888888888", "too easy"),
+        ("operator-12345", "too easy"),  # the name with digits
+        ("woaini1314", "too easy"),  # a common Chinese password (love you for life)
+    ],
 )
 def test_password_policy(store: AuthStore, password: str, rule: str):
     with pytest.raises(PasswordPolicyError, match=rule):
         store.create_user("operator-1", password, Role.VIEWER, Scope.everything(), actor="root")
+
+
+@pytest.mark.parametrize("password", ["correct horse battery", "Tank-Farm-2026!", "jianghai-ops-7731"])
+def test_passwords_that_are_long_and_unguessable_are_taken(store: AuthStore, password: str):
+    store.create_user("operator-1", password, Role.VIEWER, Scope.everything(), actor="root")
+    assert store.authenticate("operator-1", password).username == "operator-1"
 
 
 @pytest.mark.parametrize("name", ["", "a b", "x" * 65, "-lead", "名字"])
@@ -452,3 +468,27 @@ def test_recheck_ends_a_logged_out_or_disabled_caller_and_follows_a_change_of_sc
     fresh = store.resolve_session(store.create_session(store.authenticate("op", PW)).token)
     store.revoke_session(fresh.credential_id, actor="op")  # logout
     assert store.recheck(fresh) is None
+
+
+@pytest.mark.deep
+def test_the_audit_stays_bounded_under_a_flood_of_failed_logins(tmp_path, clock: FakeClock):
+    store = AuthStore(
+        tmp_path / "auth.sqlite",
+        hasher=PasswordHasher(time_cost=1, memory_cost=64),
+        clock=clock,
+        audit_max_rows=100,
+        audit_retention_days=30,
+        audit_prune_every=50,
+    )
+    for i in range(300):  # guessed names from many addresses: one audit row each
+        with pytest.raises((InvalidCredentials, AccountLocked)):
+            store.authenticate(f"ghost{i % 7}", "wrong password", remote=f"192.0.2.{i % 250}")
+    (rows,) = store._conn.execute("SELECT count(*) FROM auth_audit").fetchone()
+    assert rows <= 100 + 50  # pruned every 50 rows to the newest 100
+    clock.advance(31 * 24 * 60 * MIN)
+    for i in range(50):
+        with pytest.raises((InvalidCredentials, AccountLocked)):
+            store.authenticate("ghost", "wrong password", remote=f"198.51.100.{i}")
+    oldest = store._conn.execute("SELECT min(time_ms) FROM auth_audit").fetchone()[0]
+    assert oldest >= clock.t - 30 * 24 * 60 * MIN  # nothing older than the retention is left
+    store.close()
