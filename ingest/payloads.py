@@ -47,6 +47,7 @@ class RejectReason(IntEnum):
     too_late = 15
     bad_status = 16
     retained = 17  # a retained reading: the broker's old copy, replayed at every subscribe
+    wrong_device = 18  # a sensor the registry puts on another device of the site
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,14 @@ class PayloadDecoder:
         self._sites_of_sensor: dict[str, list[str]] = {}
         for s in index.sensors:
             self._sites_of_sensor.setdefault(s.id, []).append(s.site)
+        # a sensor's registered device: only that gateway may publish its readings (its own
+        # store-and-forward replays included); another gateway of the site cannot write its history
+        names = sorted({s.device for s in index.sensors if s.device})
+        self._device_ids = {name: i for i, name in enumerate(names)}
+        self._device_names = names
+        self._device_of_slot = np.array(
+            [self._device_ids[s.device] if s.device else -1 for s in index.sensors], dtype=np.int64
+        )
 
     # ---- whole batch
 
@@ -124,11 +133,13 @@ class PayloadDecoder:
         msg_top_ts: list[int] = []  # per message: ms, or -1 receipt time, or -2 invalid top-level ts
         msg_received: list[int] = []
         msg_index: list[int] = []  # which input message each accepted-structure message was
+        msg_device: list[int] = []  # the topic's device as a registry device id, -2 if none names it
         for i, msg in enumerate(messages):
             parsed = self._parse_message(msg, result)
             if parsed is None:
                 continue
-            site_sensors, doc_items, top_ts = parsed
+            site_sensors, doc_items, top_ts, device = parsed
+            msg_device.append(self._device_ids.get(device, -2))
             items.extend(doc_items)
             get = site_sensors.get
             item_slots.extend(
@@ -150,17 +161,24 @@ class PayloadDecoder:
                 msg_top_ts,
                 msg_received,
                 msg_index,
+                msg_device,
                 messages,
                 now_ms,
                 result,
             )
         return result
 
+    def _registered_device(self, slot: int) -> str:
+        if slot < 0:
+            return ""
+        device = int(self._device_of_slot[slot])
+        return self._device_names[device] if device >= 0 else ""
+
     # ---- per message: size, topic, UTF-8, JSON, structure
 
     def _parse_message(
         self, msg: RawMessage, result: DecodeResult
-    ) -> tuple[dict[str, int], list[object], int] | None:
+    ) -> tuple[dict[str, int], list[object], int, str] | None:
         def reject(reason: RejectReason, detail: str) -> None:
             self._count(result, reason, 1)
             self._keep(result, Reject(msg.received_ms, msg.topic, reason.name, detail, _sample(msg.payload)))
@@ -211,7 +229,7 @@ class PayloadDecoder:
         else:
             parsed_top = parse_timestamp_ms(top)
             top_ts = parsed_top if parsed_top is not None else -2
-        return site_sensors, doc_items, top_ts
+        return site_sensors, doc_items, top_ts, parts[1]
 
     # ---- per item, vectorised checks
 
@@ -223,6 +241,7 @@ class PayloadDecoder:
         msg_top_ts: list[int],
         msg_received: list[int],
         msg_index: list[int],
+        msg_device: list[int],
         messages: list[RawMessage],
         now_ms: int,
         result: DecodeResult,
@@ -253,12 +272,16 @@ class PayloadDecoder:
         ts = np.where(own_ts >= 0, own_ts, np.where(top_ts >= 0, top_ts, received))
         bad_ts = (own_ts == -2) | ((own_ts == -1) & (top_ts == -2))
         from_receipt = (own_ts == -1) & (top_ts == -1)
+        device = np.repeat(np.asarray(msg_device, dtype=np.int64), counts)
+        registered = np.where(slot >= 0, self._device_of_slot[np.clip(slot, 0, None)], -1)
+        wrong_device = (registered >= 0) & (device != registered)
 
         # Checks in order of precedence: the first failing one names the reject.
         checks = [
             (R.bad_structure, ~np.asarray(is_dict, dtype=bool)),
             (R.missing_sensor, slot == -2),
             (R.unknown_sensor, slot == -1),
+            (R.wrong_device, wrong_device),
             (R.bad_value, ~np.isfinite(value)),
             (R.bad_quality, quality < 0),
             (R.bad_timestamp, bad_ts),
@@ -297,7 +320,7 @@ class PayloadDecoder:
                     msg.received_ms,
                     msg.topic,
                     code.name,
-                    _item_detail(code, items[i], int(ts[i]), now_ms),
+                    _item_detail(code, items[i], int(ts[i]), now_ms, self._registered_device(int(slot[i]))),
                     _item_sample(items[i]),
                 ),
             )
@@ -363,7 +386,7 @@ def _item_sample(item: object) -> str:
         return repr(item)[:SAMPLE_BYTES]
 
 
-def _item_detail(code: RejectReason, item: object, ts_ms: int, now_ms: int) -> str:
+def _item_detail(code: RejectReason, item: object, ts_ms: int, now_ms: int, device: str = "") -> str:
     d = item if isinstance(item, dict) else {}
     sensor = d.get("sensor")
     R = RejectReason
@@ -375,6 +398,8 @@ def _item_detail(code: RejectReason, item: object, ts_ms: int, now_ms: int) -> s
         return f"sensor {sensor!r} is not registered for this site"
     if code == R.wrong_site:
         return f"sensor {sensor!r} belongs to another site"
+    if code == R.wrong_device:
+        return f"sensor {sensor!r} reports through device {device!r}, not the device of this topic"
     if code == R.bad_value:
         return f"sensor {sensor!r}: 'v' must be a finite number, got {d.get('v')!r:.60}"
     if code == R.bad_quality:

@@ -273,3 +273,32 @@ def test_finite_values_survive_decoding_bit_for_bit(values):
     payload = {"ts": NOW, "readings": [{"sensor": "S1", "v": v} for v in values]}
     r = decode(msg(payload))
     assert r.batch.value.tolist() == values
+
+
+def test_only_a_sensors_own_device_may_write_its_readings():
+    """Issue 11: another gateway of the site (or a forged one) cannot write a sensor's history; the
+    sensor's own device may, its store-and-forward replays included. Sensors with no device: any."""
+    from dataclasses import replace
+
+    from sensors.model import Registry
+
+    base = make_registry()
+    site0 = base.sites[0]
+    sensors = (
+        replace(site0.sensors[0], device="gw-01"),
+        replace(site0.sensors[1], device="gw-02"),
+        *site0.sensors[2:],
+    )
+    index = SensorIndex.build(Registry((replace(site0, sensors=sensors), *base.sites[1:])))
+    dec = PayloadDecoder(index, max_lateness_ms=3600_000)
+    body = {
+        "ts": NOW - 60_000,
+        "readings": [{"sensor": "S0", "v": 1.0}, {"sensor": "S1", "v": 2.0}, {"sensor": "S2", "v": 3.0}],
+    }
+    own = dec.decode([msg(body, "hazmon/v1/site-0/gw-01/readings")], NOW)
+    assert [index.sensor(s).id for s in own.batch.slot.tolist()] == ["S0", "S2"]
+    assert own.reject_counts == {"wrong_device": 1}
+    assert "'gw-02'" in own.rejects[0].detail
+    forged = dec.decode([msg(body, "hazmon/v1/site-0/intruder/readings")], NOW)
+    assert [index.sensor(s).id for s in forged.batch.slot.tolist()] == ["S2"]  # no device named: any
+    assert forged.reject_counts == {"wrong_device": 2}
