@@ -55,6 +55,11 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _policy_matches(row: list, days: int, default: bool) -> bool:
+    """A SHOW RETENTION POLICIES row (name, duration, shard duration, replicas, default) as wanted."""
+    return row[1] == f"{days * 24}h0m0s" and row[3] == 1 and (row[4] is True or not default)
+
+
 def _quote_str(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -114,16 +119,34 @@ class InfluxClient:
         """Create the database, retention policies and the 1-minute continuous query if missing.
 
         `rollup_every` is how often the CQ recomputes its last 10 minutes (tests use "1s").
+
+        A user without admin rights (docker-compose.yml gives hazmon one) may not create a database
+        or a retention policy, nor list continuous queries. What exists is then used as it is: a
+        policy that differs from the configuration is logged with the statement an InfluxDB admin
+        must run, and only a missing policy is an error (the caller retries).
         """
         db = _quote_ident(self.database)
-        self.execute(f"CREATE DATABASE {db}")
+        self._execute_as_admin(f"CREATE DATABASE {db}")  # refused to a non-admin; the policies tell
         existing = {row[0]: row for row in self._rows(f"SHOW RETENTION POLICIES ON {db}")}
         for rp, days, default in ((RAW_RP, raw_days, True), (ROLLUP_RP, rollup_days, False)):
-            verb = "ALTER" if rp in existing else "CREATE"
-            self.execute(
-                f"{verb} RETENTION POLICY {_quote_ident(rp)} ON {db} DURATION {days}d REPLICATION 1"
-                + (" DEFAULT" if default else "")
+            row = existing.get(rp)
+            if row is not None and _policy_matches(row, days, default):
+                continue
+            statement = (
+                f"{'ALTER' if row else 'CREATE'} RETENTION POLICY {_quote_ident(rp)} ON {db} "
+                f"DURATION {days}d REPLICATION 1" + (" DEFAULT" if default else "")
             )
+            if self._execute_as_admin(statement):
+                continue
+            if row is None:
+                raise InfluxRejected(
+                    403, f"retention policy {rp} is missing and this user may not create it; "
+                    f"an InfluxDB admin must run: {statement}"
+                )  # fmt: skip
+            logger.warning(
+                "InfluxDB retention policy %s is %s, not %dd as configured, and this user may not "
+                "alter it; an InfluxDB admin must run: %s", rp, row[1], days, statement
+            )  # fmt: skip
         into = f"{db}.{_quote_ident(ROLLUP_RP)}.{_quote_ident(ROLLUP_MEASUREMENT)}"
         cq = (
             f"CREATE CONTINUOUS QUERY {_quote_ident(CQ_NAME)} ON {db} "
@@ -132,8 +155,18 @@ class InfluxClient:
             f'count("value") AS "count" INTO {into} '
             f'FROM {db}.{_quote_ident(RAW_RP)}."readings" GROUP BY time(1m), * END'
         )
-        if not any(row[0] == CQ_NAME for row in self._cq_rows()):
-            self.execute(cq)
+        try:
+            exists = any(row[0] == CQ_NAME for row in self._cq_rows())
+        except InfluxRejected as e:
+            if e.status != 403:
+                raise
+            exists = False  # only an admin may list them; creating one needs read on the database
+        if not exists:
+            try:
+                self.execute(cq)
+            except InfluxRejected as e:
+                if "already exists" not in str(e):  # listed by no one but there: keep it
+                    raise
         logger.info(
             "InfluxDB schema ready: db=%s rp %s=%dd %s=%dd, cq %s",
             self.database,
@@ -143,6 +176,16 @@ class InfluxClient:
             rollup_days,
             CQ_NAME,
         )
+
+    def _execute_as_admin(self, statement: str) -> bool:
+        """Run a statement that needs admin rights; False if this user lacks them (403)."""
+        try:
+            self.execute(statement)
+        except InfluxRejected as e:
+            if e.status != 403:
+                raise
+            return False
+        return True
 
     def _cq_rows(self) -> list[list]:
         data = self._query_raw("SHOW CONTINUOUS QUERIES", db=None)

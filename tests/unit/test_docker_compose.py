@@ -3,6 +3,9 @@
 No Docker engine is needed: the files are parsed and cross-checked against each other, the repo
 and the configuration contract (docs/contracts.md §6), so a broken path, a missing variable or a
 broker setting that drops readings fails here rather than on a user's `docker compose up`.
+Compose's variables are filled in as `docker compose config` would, with stand-ins for the
+secrets deploy/make-secrets.sh generates; the real script, broker and database run in
+tests/integration/test_deploy_*.py.
 """
 
 from __future__ import annotations
@@ -18,12 +21,20 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from hazmon.config import Settings
+from ingest.influx import RAW_RP, ROLLUP_RP
+from tests.support.compose import VARIABLE, interpolate_tree
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 COMPOSE_DIR = COMPOSE_FILE.parent
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 MOSQUITTO_CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
+MAKE_SECRETS = REPO / "deploy" / "make-secrets.sh"
+SECRETS_DIR = REPO / "deploy" / "secrets"  # generated, never committed
+INFLUX_INIT = REPO / "deploy" / "influxdb" / "init"
+GITIGNORE = REPO / ".gitignore"
 CONTRACTS = REPO / "docs" / "contracts.md"  # the project's own record (../shared is a read-only briefing)
 
 SERVICES = {"mosquitto", "influxdb", "hazmon", "simulator"}
@@ -36,7 +47,21 @@ DEPLOYMENT_ENV_VARS = {
     "HAZMON_DATA_DIR",
     "HAZMON_HTTP_HOST",
     "HAZMON_HTTP_PORT",
+    # its own broker and database users (the stack allows no anonymous client)
+    "HAZMON_EVENTS_MQTT_URL",
+    "HAZMON_INFLUX_USERNAME",
+    "HAZMON_INFLUX_PASSWORD",
 }
+
+
+def compose_variables() -> list[tuple[str, str | None, str | None]]:
+    """(name, kind, argument) of every ${...} in docker-compose.yml; kind "?" (required) or "-"."""
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    return [m.groups() for m in VARIABLE.finditer(text) if m.group(0) != "$$"]
+
+
+# what deploy/make-secrets.sh writes into .env: a distinct stand-in per variable
+GENERATED = {name: f"{name.lower()}0generated" for name, _, _ in compose_variables()}
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -44,12 +69,14 @@ DEPLOYMENT_ENV_VARS = {
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
+    """docker-compose.yml as written, variables and all."""
     return yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
 def services(compose: dict) -> dict:
-    return compose["services"]
+    """The services as compose runs them, with the generated secrets filled in."""
+    return interpolate_tree(compose, GENERATED)["services"]
 
 
 def env_of(service: dict) -> dict[str, str]:
@@ -233,6 +260,23 @@ def path_in_image_from_repo(container_path: str) -> Path | None:
     return None
 
 
+def script_users() -> dict[str, str]:
+    """The broker user names deploy/make-secrets.sh creates (INGEST_USER=hazmon-ingest, ...)."""
+    return dict(re.findall(r"^(\w+_USER)=(\S+)", MAKE_SECRETS.read_text(encoding="utf-8"), flags=re.M))
+
+
+def listener_blocks(text: str) -> list[dict[str, list[str]]]:
+    """Each `listener` of a mosquitto.conf with the options that follow it (listener options)."""
+    blocks: list[dict[str, list[str]]] = []
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key == "listener":
+            blocks.append({})
+        if blocks and key and not key.startswith("#"):
+            blocks[-1].setdefault(key, []).append(value.strip())
+    return blocks
+
+
 def documented_env_vars() -> set[str]:
     """Every HAZMON_* variable docs/contracts.md §6 documents."""
     text = CONTRACTS.read_text(encoding="utf-8")
@@ -289,13 +333,26 @@ def test_state_of_every_server_lives_on_a_named_volume(services):
     assert env_of(services["hazmon"])["HAZMON_DATA_DIR"] in targets["hazmon"]
 
 
-def test_every_bind_mounted_host_path_exists_in_the_repo(services):
+def test_every_bind_mounted_host_path_exists_in_the_repo_or_is_generated(services):
     binds = [(name, m) for name, svc in services.items() for m in volume_mounts(svc) if m["type"] == "bind"]
     assert binds, "expected at least the mosquitto.conf bind mount"
     for name, mount in binds:
         host = (COMPOSE_DIR / mount["source"]).resolve()
         assert is_inside_repo(host), f"{name}: {mount['source']} is outside the repo"
+        if host.is_relative_to(SECRETS_DIR):  # made by deploy/make-secrets.sh, not in a checkout
+            assert mount["read_only"], f"{name}: {mount['source']} must be mounted read-only"
+            continue
         assert host.exists(), f"{name}: bind source {mount['source']} does not exist"
+
+
+def test_generated_files_are_long_syntax_binds_that_fail_when_missing(compose):
+    # the short syntax makes Docker create an empty directory in place of a missing file
+    for name, svc in compose["services"].items():
+        for v in svc.get("volumes", []):
+            source = v.get("source", "") if isinstance(v, dict) else v.split(":")[0]
+            if (COMPOSE_DIR / source).resolve().is_relative_to(SECRETS_DIR):
+                assert isinstance(v, dict), f"{name}: {source} in short syntax"
+                assert v.get("bind", {}).get("create_host_path") is False, f"{name}: {source}"
 
 
 def test_broker_runs_the_repo_mosquitto_conf_read_only(services):
@@ -369,13 +426,15 @@ def test_registry_paths_in_compose_are_example_folders_baked_into_the_image(serv
         assert registry_files, f"{name}: no registry files in {repo_path}"
 
 
-def test_simulator_publishes_to_the_compose_broker(services):
+def test_simulator_publishes_to_the_compose_broker_as_its_own_user(services):
     cmd = services["simulator"]["command"]
     if isinstance(cmd, str):
         cmd = shlex.split(cmd)
     assert cmd[:2] == ["hazmon", "simulate"]
-    url = urlsplit(cmd[cmd.index("--mqtt-url") + 1])
-    assert (url.scheme, url.hostname) == ("mqtt", "mosquitto")
+    assert "--mqtt-url" not in cmd  # the URL holds a password, and `ps` shows argv to every user
+    url = urlsplit(env_of(services["simulator"])["HAZMON_MQTT_URL"])
+    assert (url.scheme, url.hostname, url.username) == ("mqtt", "mosquitto", script_users()["SIMULATOR_USER"])
+    assert url.password == GENERATED["MQTT_SIMULATOR_PASSWORD"]
 
 
 def test_dependencies_wait_for_healthy_servers_that_have_a_healthcheck(services):
@@ -393,10 +452,30 @@ def test_hazmon_restarts_unless_stopped(services):
     assert services["hazmon"].get("restart") == "unless-stopped"
 
 
-def test_influxdb_has_reporting_off_and_no_auth_for_the_demo(services):
-    env = env_of(services["influxdb"])
-    assert env["INFLUXDB_REPORTING_DISABLED"] == "true"
-    assert env["INFLUXDB_HTTP_AUTH_ENABLED"] == "false"
+def test_influxdb_requires_a_login_and_gives_hazmon_a_user_of_its_own(services):
+    influx, hazmon = env_of(services["influxdb"]), env_of(services["hazmon"])
+    assert influx["INFLUXDB_REPORTING_DISABLED"] == "true"
+    assert influx["INFLUXDB_HTTP_AUTH_ENABLED"] == "true"
+    assert influx["INFLUXDB_ADMIN_USER"]
+    assert influx["INFLUXDB_ADMIN_PASSWORD"] == GENERATED["INFLUX_ADMIN_PASSWORD"]
+    # INFLUXDB_USER gets read and write on INFLUXDB_DB only (the image's GRANT ALL ON <db>)
+    assert hazmon["HAZMON_INFLUX_USERNAME"] == influx["INFLUXDB_USER"] != influx["INFLUXDB_ADMIN_USER"]
+    assert hazmon["HAZMON_INFLUX_PASSWORD"] == influx["INFLUXDB_USER_PASSWORD"]
+    assert influx["INFLUXDB_USER_PASSWORD"] == GENERATED["INFLUX_USER_PASSWORD"]
+
+
+def test_influxdb_init_creates_the_retention_policies_hazmon_may_not_create(services):
+    mounts = {m["target"]: m for m in volume_mounts(services["influxdb"])}
+    init = mounts["/docker-entrypoint-initdb.d"]
+    assert (COMPOSE_DIR / init["source"]).resolve() == INFLUX_INIT and init["read_only"]
+    scripts = sorted(INFLUX_INIT.glob("*.sh"))  # the image sources *.sh and runs *.iql there
+    assert scripts and sorted(INFLUX_INIT.iterdir()) == scripts
+    text = "\n".join(p.read_text(encoding="utf-8") for p in scripts).replace('\\"', '"')  # shell quoting
+    defaults = Settings.model_fields
+    raw_days, rollup_days = defaults["raw_retention_days"].default, defaults["rollup_retention_days"].default
+    policy = 'CREATE RETENTION POLICY "{}" ON "$INFLUXDB_DB" DURATION {}d REPLICATION 1'
+    assert policy.format(RAW_RP, raw_days) + ' DEFAULT"' in text
+    assert policy.format(ROLLUP_RP, rollup_days) + '"' in text
 
 
 # ---------------------------------------------------------------------------------- mosquitto
@@ -476,3 +555,86 @@ def test_image_runs_hazmon_as_non_root_with_a_healthcheck_and_port_8000():
     assert dockerfile_workdir_of_last_stage() == PurePosixPath("/app")
     env = " ".join(args for w, args in instructions if w == "ENV")
     assert "HAZMON_HTTP_HOST=0.0.0.0" in env and "HAZMON_DATA_DIR=/var/lib/hazmon" in env
+
+
+# ---------------------------------------------------------------------------------- secrets
+
+
+def test_every_compose_variable_is_a_required_secret_that_make_secrets_generates():
+    variables = compose_variables()
+    assert variables
+    script = MAKE_SECRETS.read_text(encoding="utf-8")
+    for name, kind, message in variables:
+        assert kind == "?", f"${{{name}}} would fall back to a default instead of stopping compose"
+        assert "deploy/make-secrets.sh" in message, f"${{{name}}}: say how to make it"
+        assert re.search(rf"\b{name}\b", script), f"deploy/make-secrets.sh does not generate {name}"
+
+
+def test_compose_stops_with_a_clear_message_without_the_generated_secrets(compose):
+    with pytest.raises(KeyError, match=r"is missing a value: run deploy/make-secrets\.sh"):
+        interpolate_tree(compose, {})
+
+
+def test_no_password_is_written_into_compose(compose):
+    for name, svc in compose["services"].items():
+        for key, value in env_of(svc).items():
+            secret = re.fullmatch(r"\$\{\w+:\?[^}]*\}", value or "")
+            if "PASSWORD" in key:
+                assert secret, f"{name}: {key} is not a generated secret"
+            for _user, password in re.findall(r"://([^:/@]+):([^@]*)@", value or ""):
+                assert re.fullmatch(r"\$\{\w+:\?[^}]*\}", password), f"{name}: {key} holds a password"
+
+
+def test_generated_secrets_stay_out_of_git_and_of_the_image():
+    ignored = {line.strip() for line in GITIGNORE.read_text(encoding="utf-8").splitlines()}
+    assert {".env", "deploy/secrets/"} <= ignored
+    patterns = dockerignore_patterns()
+    assert is_dockerignored(".env", patterns) and is_dockerignored("deploy/secrets/gateways.csv", patterns)
+
+
+# ---------------------------------------------------------------------------------- broker login
+
+
+def test_broker_admits_no_anonymous_client_and_reads_the_generated_users_and_acl(services):
+    settings = mosquitto_settings()
+    assert settings["allow_anonymous"] == ["false"]
+    mounts = {m["target"]: m for m in volume_mounts(services["mosquitto"])}
+    for option, generated in (("password_file", "passwd"), ("acl_file", "acl")):
+        mount = mounts[settings[option][-1]]
+        assert (COMPOSE_DIR / mount["source"]).resolve() == SECRETS_DIR / "mosquitto" / generated
+        assert mount["read_only"]
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["as shipped", "TLS example enabled"])
+def test_every_listener_binds_the_client_id_to_the_user_name(tls):
+    # else a gateway's password could take over hazmon's persistent session by its client id
+    text = MOSQUITTO_CONF.read_text(encoding="utf-8")
+    if tls:
+        text = text.replace("\n#TLS ", "\n")
+    blocks = listener_blocks(text)
+    assert len(blocks) == (2 if tls else 1)
+    for block in blocks:
+        assert block.get("use_username_as_clientid") == ["true"], block["listener"]
+    if tls:
+        assert {"cafile", "certfile", "keyfile", "tls_version"} <= set(blocks[1])
+
+
+def test_hazmon_logs_in_to_the_broker_with_one_user_per_client(services):
+    env, users = env_of(services["hazmon"]), script_users()
+    ingest, events = urlsplit(env["HAZMON_MQTT_URL"]), urlsplit(env["HAZMON_EVENTS_MQTT_URL"])
+    assert (ingest.username, ingest.password) == (users["INGEST_USER"], GENERATED["MQTT_INGEST_PASSWORD"])
+    assert (events.username, events.password) == (users["EVENTS_USER"], GENERATED["MQTT_EVENTS_PASSWORD"])
+    # the broker forces client id = user name: one user for both clients would make them
+    # disconnect each other in turns
+    assert ingest.username != events.username
+    assert (events.scheme, events.hostname, events.port) == (ingest.scheme, ingest.hostname, ingest.port)
+    assert users["INGEST_USER"] == Settings.model_fields["mqtt_client_id"].default  # ids in logs match
+
+
+def test_broker_healthcheck_logs_in_as_its_own_user(services):
+    kind, command = services["mosquitto"]["healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    assert f"-u {script_users()['HEALTHCHECK_USER']} " in command
+    assert '-P "$MQTT_HEALTHCHECK_PASSWORD"' in command  # the container's variable, expanded by sh
+    password = env_of(services["mosquitto"])["MQTT_HEALTHCHECK_PASSWORD"]
+    assert password == GENERATED["MQTT_HEALTHCHECK_PASSWORD"]
