@@ -3,7 +3,8 @@
 A pure ASGI middleware (not BaseHTTPMiddleware), so the live stream is passed through as it flows.
 The console loads only its own files: `script-src 'self'` without 'unsafe-inline' or 'unsafe-eval'
 (its scripts are app.js, i18n.js and the vendored ECharts); inline styles stay allowed, because
-ECharts sizes its canvas through them.
+ECharts sizes its canvas through them, and media may be `data:`: the alarm tones are WAV data
+URIs the console makes itself (blocking them silenced the critical alarm's sound).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "media-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
 )
 HEADERS = (
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),

@@ -43,6 +43,7 @@ def test_every_answer_forbids_framing_sniffing_and_inline_script(anonymous):
         csp = headers["content-security-policy"]
         assert "frame-ancestors 'none'" in csp and "script-src 'self';" in csp, path
         assert "unsafe-eval" not in csp and "script-src 'self' 'unsafe-inline'" not in csp
+        assert "media-src 'self' data:" in csp  # the console's alarm tones are WAV data URIs
         assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff", path
 
 
