@@ -213,8 +213,10 @@ def test_an_alarm_event_on_the_stream_refreshes_the_list(page: Page, plant):
         "request", lambda r: fetched.append(time.monotonic()) if r.url.endswith("/api/v1/alarms") else None
     )
     log_in(page, plant, "op-jm")
-    page.wait_for_function("window.hazmonConsole.sseAlarmEvents() === 1")
+    # predicates as functions, not expressions: Playwright polls an expression with eval, which the
+    # console's Content-Security-Policy (no 'unsafe-eval') rightly refuses
+    page.wait_for_function("() => window.hazmonConsole.sseAlarmEvents() === 1")
     assert page.evaluate("window.hazmonConsole.liveModes()")[0] == "sse"
     assert len(fetched) >= 2  # at login, then for the event
     # the recorded stream ended: the console polls while the browser waits to reconnect
-    page.wait_for_function("window.hazmonConsole.liveMode() === 'poll'")
+    page.wait_for_function("() => window.hazmonConsole.liveMode() === 'poll'")
