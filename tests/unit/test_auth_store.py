@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -43,13 +47,27 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+@functools.cache
+def _template() -> Path:
+    """root and op, made once at T0: each test starts from a copy, not from two policy checks and hashes."""
+    path = Path(tempfile.mkdtemp(prefix="hazmon-auth-store-")) / "auth.sqlite"
+    with AuthStore(path, hasher=PasswordHasher(time_cost=1, memory_cost=64), clock=FakeClock()) as s:
+        s.create_user("root", PW, Role.ADMIN, Scope.everything(), actor="test")
+        s.create_user(
+            "op",
+            PW,
+            Role.OPERATOR,
+            Scope.jurisdiction("江门市", "江海区"),
+            display_name="值班员",
+            actor="root",
+        )
+    return path
+
+
 @pytest.fixture
 def store(tmp_path, clock) -> AuthStore:
+    shutil.copyfile(_template(), tmp_path / "auth.sqlite")
     s = AuthStore(tmp_path / "auth.sqlite", hasher=PasswordHasher(time_cost=1, memory_cost=64), clock=clock)
-    s.create_user("root", PW, Role.ADMIN, Scope.everything(), actor="test")
-    s.create_user(
-        "op", PW, Role.OPERATOR, Scope.jurisdiction("江门市", "江海区"), display_name="值班员", actor="root"
-    )
     yield s
     s.close()
 

@@ -336,10 +336,11 @@ def test_hidden_activation_from_normal_is_a_new_episode_when_revealed():
     a = BUILD["SUPPRESSED/inactive"]()
     old = a.alarm_id
     a, _ = apply_condition(a, change(True, T), T, new_id=IDS)
-    a, evs = unsuppress(a, FAULT, T + 1000, new_id=numbered())
+    fresh = numbered()  # a number the shared IDS never gave: whichever test ran first in this worker
+    a, evs = unsuppress(a, FAULT, T + 1000, new_id=lambda key, t: "B" + fresh(key, t)[1:])
     raised = evs[-1]
     assert isinstance(raised, AlarmRaised) and not raised.reactivated
-    assert raised.alarm_id == a.alarm_id == "A000001" != old
+    assert raised.alarm_id == a.alarm_id == "B000001" != old
     assert a.raised_ms == T + 1000  # annunciated when it became visible
 
 

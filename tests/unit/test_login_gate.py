@@ -58,7 +58,10 @@ def test_no_more_checks_run_at_once_than_the_gate_has_workers_and_a_full_queue_r
                 return "busy"
 
         tasks = [asyncio.create_task(one(i)) for i in range(8)]
-        await asyncio.sleep(0.2)  # all eight have asked; two run, three wait, three were refused
+        for _ in range(500):  # until all eight have asked: two run, three wait, three were refused
+            await asyncio.sleep(0.002)
+            if gate.refused["busy"] == 3 and running[0] == 2:
+                break
         release.set()
         return await asyncio.gather(*tasks)
 
