@@ -34,7 +34,7 @@ from alerts.stats import AlarmStats
 from hazmon.config import Settings
 from ingest.collector import MqttCollector
 from ingest.devices import DeviceRegistry
-from ingest.influx import InfluxClient, redacted
+from ingest.influx import InfluxClient
 from ingest.influx_store import InfluxStore
 from ingest.mqtt_url import MqttTarget, parse_mqtt_url
 from ingest.payloads import PayloadDecoder
@@ -42,6 +42,7 @@ from ingest.rollup_history import RollupHistory
 from ingest.spool import Spool
 from ingest.stats import IngestStats
 from ingest.store import ReadingStore, Resolution, Series, StorageError
+from ingest.url_credentials import redacted
 from ingest.writer import BatchWriter
 from sensors.index import SensorIndex
 from sensors.model import Registry

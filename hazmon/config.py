@@ -9,8 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ingest.influx import redacted
 from ingest.mqtt_url import parse_mqtt_url
+from ingest.url_credentials import redacted
 
 EXAMPLE_REGISTRY = Path(__file__).resolve().parent.parent / "sensors" / "examples"
 EXAMPLE_ROSTERS = EXAMPLE_REGISTRY / "rosters"

@@ -17,12 +17,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 import numpy as np
 
 from ingest.store import Series, StoreRejected, StoreUnavailable
+from ingest.url_credentials import split_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -62,28 +62,6 @@ def _policy_matches(row: list, days: int, default: bool) -> bool:
 
 def _quote_str(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def split_credentials(url: str) -> tuple[str, str | None, str | None]:
-    """`http://user:pass@host:8086` -> (`http://host:8086`, user, pass): the URL without its
-    credentials, which then travel as HTTP basic auth and never in a URL that a log or an error
-    message could show."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url, None, None
-    userinfo, host = parts.netloc.rsplit("@", 1)
-    user, _, password = userinfo.partition(":")
-    return urlunsplit(parts._replace(netloc=host)), unquote(user) or None, unquote(password) or None
-
-
-def redacted(url: str) -> str:
-    """The URL for a log line: a password in it replaced by `***`."""
-    bare, user, password = split_credentials(url)
-    if user is None and password is None:
-        return url
-    parts = urlsplit(bare)
-    shown = f"{user or ''}{':***' if password else ''}@"
-    return urlunsplit(parts._replace(netloc=shown + parts.netloc))
 
 
 class InfluxClient:

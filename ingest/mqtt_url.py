@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from ingest.url_credentials import redacted
+
 
 @dataclass(frozen=True, slots=True)
 class MqttTarget:
@@ -20,27 +22,17 @@ class MqttTarget:
         return f"{scheme}://{user}{self.host}:{self.port}"
 
 
-def _shown(url: str) -> str:
-    """The URL for an error message: whatever stands between `:` and `@` (a password) is `***`."""
-    head, at, tail = url.rpartition("@")
-    if not at:
-        return url
-    scheme, sep, userinfo = head.rpartition("//")
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}{sep}{user}{':***' if ':' in userinfo else ''}@{tail}"
-
-
 def parse_mqtt_url(url: str) -> MqttTarget:
     """Parse an mqtt:// or mqtts:// URL; raise ValueError naming the bad part (never the password)."""
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts"):
-        raise ValueError(f"MQTT URL {_shown(url)!r}: scheme must be mqtt:// or mqtts://")
+        raise ValueError(f"MQTT URL {redacted(url)!r}: scheme must be mqtt:// or mqtts://")
     if not parts.hostname:
-        raise ValueError(f"MQTT URL {_shown(url)!r}: no host")
+        raise ValueError(f"MQTT URL {redacted(url)!r}: no host")
     try:
         port = parts.port
     except ValueError as e:
-        raise ValueError(f"MQTT URL {_shown(url)!r}: bad port") from e
+        raise ValueError(f"MQTT URL {redacted(url)!r}: bad port") from e
     tls = parts.scheme == "mqtts"
     return MqttTarget(
         host=parts.hostname,

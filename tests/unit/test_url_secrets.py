@@ -7,8 +7,9 @@ import pytest
 from pydantic import ValidationError
 
 from hazmon.config import Settings
-from ingest.influx import InfluxClient, redacted, split_credentials
+from ingest.influx import InfluxClient
 from ingest.mqtt_url import parse_mqtt_url
+from ingest.url_credentials import redacted, split_credentials
 
 SECRET = "s3cr%40t-pw"  # percent-encoded '@' inside
 
