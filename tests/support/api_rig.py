@@ -16,7 +16,6 @@ root, `hazmon.bootstrap.bootstrap()`, with in-memory fakes in place of the serve
 from __future__ import annotations
 
 import functools
-import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -28,50 +27,34 @@ from fastapi.testclient import TestClient
 
 from api.auth.login_gate import LoginGate
 from api.auth.model import Scope
-from api.auth.passwords import PasswordHasher
 from api.auth.store import AuthStore
 from api.main import create_app
 from hazmon.bootstrap import Channels, Service, bootstrap
 from hazmon.config import Settings
 from sensors.index import SensorIndex
 from sensors.model import Registry
+from tests.support.auth_copies import AuthUser, auth_store_copy
 from tests.support.memory_store import MemoryStore
-
-#: the rig's users: an all-sites admin, an operator of site-0 only, an all-sites viewer
-USERS = (
-    ("zhang", "admin", Scope.everything()),
-    ("li", "operator", Scope.of_sites(["site-0"])),
-    ("wang", "viewer", Scope.everything()),
-)
 
 
 def password_of(name: str) -> str:
     return f"pw-{name}-0123456789"
 
 
-def cheap_hasher() -> PasswordHasher:
-    """argon2id at its lowest cost: the tests check what is hashed, not how hard."""
-    return PasswordHasher(time_cost=1, memory_cost=64)
-
-
-@functools.cache
-def _auth_template() -> tuple[Path, dict[str, str]]:
-    """An auth store file with the rig's users and one API token each (made once per worker)."""
-    path = Path(tempfile.mkdtemp(prefix="hazmon-auth-")) / "auth.sqlite"
-    tokens = {}
-    with AuthStore(path, hasher=cheap_hasher()) as auth:
-        for name, role, scope in USERS:
-            auth.create_user(name, password_of(name), role, scope, actor="test")
-            tokens[name] = auth.create_token(name, "test", actor="test")[1]
-    return path, tokens
+#: the rig's users: an all-sites admin, an operator of site-0 only, an all-sites viewer
+USERS = tuple(
+    AuthUser(name, password_of(name), role, scope)
+    for name, role, scope in (
+        ("zhang", "admin", Scope.everything()),
+        ("li", "operator", Scope.of_sites(["site-0"])),
+        ("wang", "viewer", Scope.everything()),
+    )
+)
 
 
 def make_auth(folder: Path) -> tuple[AuthStore, dict[str, str]]:
     """A fresh auth store in ``folder`` with the rig's users; returns it and their token secrets."""
-    template, tokens = _auth_template()
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(template, folder / "auth.sqlite")
-    return AuthStore(folder / "auth.sqlite", hasher=cheap_hasher()), dict(tokens)
+    return auth_store_copy(folder, USERS, tokens=True)
 
 
 @functools.cache

@@ -13,7 +13,7 @@ from alerts.notify.sms_render import Rendered
 from api.auth.model import Scope
 from hazmon.bootstrap import Channels
 from sensors.model import Registry, Site
-from tests.support.api_rig import api_rig, cheap_hasher, password_of
+from tests.support.api_rig import api_rig, password_of
 from tests.support.fake_sms import FakeSmsGateway
 from tests.unit.conftest import make_registry
 
@@ -47,7 +47,6 @@ def rig(tmp_path):
                 f"reg-{phone[-4:]}", {"p": person}, {}, name=city, jurisdiction=Jurisdiction(city)
             )
             api.service.alarms.rosters.save(roster, user="test")
-        api.auth.hasher = cheap_hasher()
         api.auth.create_user(
             "zhao", password_of("zhao"), "supervisor", Scope.jurisdiction("江门市"), actor="t"
         )

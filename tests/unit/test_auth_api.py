@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import functools
-import shutil
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 import pytest
@@ -16,9 +13,9 @@ from fastapi.testclient import TestClient
 from api.auth.deps import CSRF_HEADER, audit, find_site, require
 from api.auth.login_gate import LoginGate
 from api.auth.model import Action, Principal, Role, Scope
-from api.auth.passwords import PasswordHasher
 from api.auth.router import install
 from api.auth.store import AuthStore
+from tests.support.auth_copies import AuthUser, auth_store_copy
 
 PW = "correct horse battery"
 
@@ -70,21 +67,17 @@ def build_app(store: AuthStore) -> FastAPI:
     return app
 
 
-@functools.cache
-def _template() -> Path:
-    """The three users' store, made once: each test starts from a copy instead of hashing again."""
-    path = Path(tempfile.mkdtemp(prefix="hazmon-auth-api-")) / "auth.sqlite"
-    with AuthStore(path, hasher=PasswordHasher(time_cost=1, memory_cost=64)) as s:
-        s.create_user("root", PW, Role.ADMIN, Scope.everything(), actor="test")
-        s.create_user("op", PW, Role.OPERATOR, Scope.jurisdiction("江门市", "江海区"), actor="test")
-        s.create_user("viewer", PW, Role.VIEWER, Scope.jurisdiction("江门市"), actor="test")
-    return path
+#: made once, copied for each test (tests/support/auth_copies.py)
+USERS = (
+    AuthUser("root", PW, Role.ADMIN, Scope.everything()),
+    AuthUser("op", PW, Role.OPERATOR, Scope.jurisdiction("江门市", "江海区")),
+    AuthUser("viewer", PW, Role.VIEWER, Scope.jurisdiction("江门市")),
+)
 
 
 @pytest.fixture
 def store(tmp_path):
-    shutil.copyfile(_template(), tmp_path / "auth.sqlite")
-    s = AuthStore(tmp_path / "auth.sqlite", hasher=PasswordHasher(time_cost=1, memory_cost=64))
+    s, _ = auth_store_copy(tmp_path, USERS)
     yield s
     s.close()
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-import shutil
 import sqlite3
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -25,6 +21,7 @@ from api.auth.errors import (
 from api.auth.model import Role, Scope
 from api.auth.passwords import PasswordHasher
 from api.auth.store import AuthStore
+from tests.support.auth_copies import AuthUser, auth_store_copy
 
 MIN = 60_000
 T0 = 1_800_000_000_000
@@ -47,27 +44,18 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@functools.cache
-def _template() -> Path:
-    """root and op, made once at T0: each test starts from a copy, not from two policy checks and hashes."""
-    path = Path(tempfile.mkdtemp(prefix="hazmon-auth-store-")) / "auth.sqlite"
-    with AuthStore(path, hasher=PasswordHasher(time_cost=1, memory_cost=64), clock=FakeClock()) as s:
-        s.create_user("root", PW, Role.ADMIN, Scope.everything(), actor="test")
-        s.create_user(
-            "op",
-            PW,
-            Role.OPERATOR,
-            Scope.jurisdiction("江门市", "江海区"),
-            display_name="值班员",
-            actor="root",
-        )
-    return path
+#: made once at T0, copied for each test (tests/support/auth_copies.py)
+USERS = (
+    AuthUser("root", PW, Role.ADMIN, Scope.everything()),
+    AuthUser(
+        "op", PW, Role.OPERATOR, Scope.jurisdiction("江门市", "江海区"), display_name="值班员", actor="root"
+    ),
+)
 
 
 @pytest.fixture
 def store(tmp_path, clock) -> AuthStore:
-    shutil.copyfile(_template(), tmp_path / "auth.sqlite")
-    s = AuthStore(tmp_path / "auth.sqlite", hasher=PasswordHasher(time_cost=1, memory_cost=64), clock=clock)
+    s, _ = auth_store_copy(tmp_path, USERS, made_at_ms=T0, clock=clock)
     yield s
     s.close()
 
