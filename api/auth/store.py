@@ -97,6 +97,7 @@ assert len(_MIGRATIONS) == SCHEMA_VERSION
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
 TOKEN_PREFIX = "hzm_"  # API tokens are recognisable in a leaked log or a secret scanner
 _TOUCH_EVERY_MS = 60_000  # last_seen / last_used resolution
+_SEEN_COLUMN = {"sessions": "last_seen_ms", "api_tokens": "last_used_ms"}  # when a credential was last used
 AUDIT_PRUNE_EVERY = 500  # audit rows written between two prunings
 
 
@@ -580,9 +581,16 @@ class AuthStore(SqliteStore):
                 or user.disabled
             ):
                 return None
-            if now - last_seen >= _TOUCH_EVERY_MS:
-                self._conn.execute("UPDATE sessions SET last_seen_ms = ? WHERE id = ?", (now, sid))
+            self._touch("sessions", sid, last_seen, now)
         return Principal(user=user, via="session", credential_id=sid, csrf=csrf)
+
+    def _touch(self, table: str, credential_id: str, last_ms: int | None, now: int) -> None:
+        """Record a credential's use at most once a minute (a busy console must not fsync per request).
+
+        Called with the lock held, inside the read that found the credential."""
+        if last_ms is None or now - last_ms >= _TOUCH_EVERY_MS:
+            column = _SEEN_COLUMN[table]
+            self._conn.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", (now, credential_id))
 
     def recheck(self, principal: Principal, *, now_ms: int | None = None) -> Principal | None:
         """The caller as they stand now, for a connection that outlives its request (the live stream).
@@ -592,7 +600,7 @@ class AuthStore(SqliteStore):
         scope, under the new scope). A session's open stream counts as activity: it is touched."""
         now = self._now(now_ms)
         table = "sessions" if principal.via == "session" else "api_tokens"
-        seen = "last_seen_ms" if principal.via == "session" else "last_used_ms"
+        seen = _SEEN_COLUMN[table]
         with self._lock:
             row = self._conn.execute(
                 f"SELECT c.expires_ms, c.revoked_ms, c.{seen}, {self._USER_COLS}"
@@ -605,10 +613,7 @@ class AuthStore(SqliteStore):
             user = self._row_user(row[3:])
             if revoked is not None or (expires is not None and now >= expires) or user.disabled:
                 return None
-            if last is None or now - last >= _TOUCH_EVERY_MS:
-                self._conn.execute(
-                    f"UPDATE {table} SET {seen} = ? WHERE id = ?", (now, principal.credential_id)
-                )
+            self._touch(table, principal.credential_id, last, now)
         return Principal(
             user=user, via=principal.via, credential_id=principal.credential_id, csrf=principal.csrf
         )
@@ -697,8 +702,7 @@ class AuthStore(SqliteStore):
             user = self._row_user(row[4:])
             if revoked is not None or (expires is not None and now >= expires) or user.disabled:
                 return None
-            if last_used is None or now - last_used >= _TOUCH_EVERY_MS:
-                self._conn.execute("UPDATE api_tokens SET last_used_ms = ? WHERE id = ?", (now, tid))
+            self._touch("api_tokens", tid, last_used, now)
         return Principal(user=user, via="token", credential_id=tid)
 
     def revoke_token(
