@@ -33,8 +33,13 @@ test: deps venv lint  ## the whole suite: unit and integration tests (real serve
 # the unit tests are CPU-bound: one worker per core (two here); the browser plugin is not needed
 UNIT_WORKERS ?= 2
 
+# the unit tests' temporary files (SQLite stores, spools) go to RAM when /dev/shm has room: they test
+# logic, not the disk, and each commit's fsync on a real disk cost 2-4 s of the suite. Only the
+# directories of failed tests are kept.
+UNIT_TMPDIR ?= $(shell [ -w /dev/shm ] && [ "$$(df -Pk /dev/shm | awk 'NR==2 {print $$4}')" -gt 262144 ] && echo /dev/shm || echo $${TMPDIR:-/tmp})
+
 unit: venv  ## the unit tests, fast profile: tests marked deep left out, property tests with fewer examples
-	$(PY) -m pytest -q -n $(UNIT_WORKERS) -p no:playwright tests/unit
+	TMPDIR=$(UNIT_TMPDIR) $(PY) -m pytest -q -n $(UNIT_WORKERS) -p no:playwright -o tmp_path_retention_policy=failed tests/unit
 
 test-deep: venv  ## the unit tests, deep profile: every test, every property test with its full examples
 	TEST_PROFILE=deep $(PY) -m pytest -q tests/unit

@@ -104,7 +104,7 @@ class ApiRig:
         self.app.state.service = self.service
         self.app.state.auth = self.auth
         self.app.state.login_gate.close()
-        self.app.state.login_gate = LoginGate()  # the test's own per-address login budget
+        self.app.state.login_gate = LoginGate(refusal_delay_s=0)  # the test's own per-address login budget
         headers = self.headers(user) if user else {}
         with TestClient(self.app, headers=headers, **kw) as client:
             client.tokens = self.tokens

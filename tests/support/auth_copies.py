@@ -31,10 +31,21 @@ def cheap_hasher() -> PasswordHasher:
 
 
 @functools.cache
+def _templates_folder() -> Path:
+    """One temporary folder per worker for the templates; removed when the worker exits."""
+    folder = tempfile.TemporaryDirectory(prefix="hazmon-auth-templates-")
+    _keep_until_exit.append(folder)
+    return Path(folder.name)
+
+
+_keep_until_exit: list[tempfile.TemporaryDirectory] = []
+
+
+@functools.cache
 def _template(
     users: tuple[AuthUser, ...], tokens: bool, made_at_ms: int | None
 ) -> tuple[Path, dict[str, str]]:
-    path = Path(tempfile.mkdtemp(prefix="hazmon-auth-")) / "auth.sqlite"
+    path = _templates_folder() / f"auth-{_template.cache_info().currsize}.sqlite"
     clock = None if made_at_ms is None else (lambda: made_at_ms)
     secrets = {}
     with AuthStore(path, hasher=cheap_hasher(), clock=clock) as store:

@@ -63,7 +63,7 @@ def build_app(store: AuthStore) -> FastAPI:
     app = _app()
     app.state.auth = store
     app.state.login_gate.close()
-    app.state.login_gate = LoginGate()  # each test starts with its own per-address login budget
+    app.state.login_gate = LoginGate(refusal_delay_s=0)  # its own per-address login budget, no tarpit
     return app
 
 

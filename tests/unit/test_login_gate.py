@@ -4,7 +4,9 @@ own, so a login flood neither takes the threads of the other routes nor unbounde
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from api.auth.login_gate import LoginGate, TooManyLogins
@@ -18,7 +20,7 @@ def run(coroutine):
 
 
 def test_logins_beyond_the_limit_of_an_address_are_refused_with_a_retry_time_and_others_go_on():
-    gate = LoginGate(per_address="3/minute")
+    gate = LoginGate(per_address="3/minute", refusal_delay_s=0)
 
     async def attempts() -> list[str]:
         out = []
@@ -69,4 +71,35 @@ def test_no_more_checks_run_at_once_than_the_gate_has_workers_and_a_full_queue_r
     assert most[0] == 2
     assert sorted(results) == ["busy"] * 3 + ["ok"] * 5
     assert gate.refused["busy"] == 3
+    gate.close()
+
+
+def test_a_refusal_for_rate_is_answered_after_the_tarpit_delay_until_too_many_are_held():
+    gate = LoginGate(per_address="1/minute", refusal_delay_s=0.3, max_delayed=2)
+
+    async def four_refusals() -> list[float]:
+        await gate.run("203.0.113.5", lambda: None)  # the address's one login this minute
+
+        async def refused_after() -> float:
+            t0 = time.monotonic()
+            try:
+                await gate.run("203.0.113.5", lambda: None)
+            except TooManyLogins:
+                return time.monotonic() - t0
+            raise AssertionError("not refused")
+
+        return sorted(await asyncio.gather(*(refused_after() for _ in range(4))))
+
+    waits = run(four_refusals())
+    assert waits[0] < 0.1 and waits[1] < 0.1  # beyond the two held, refused at once
+    assert 0.25 <= waits[2] <= waits[3] < 1.0
+    assert gate.refused["rate"] == 4
+    gate.close()
+
+
+def test_password_checks_run_at_a_lower_scheduling_priority_than_the_event_loop():
+    gate = LoginGate()
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    in_pool = run(gate.run("192.0.2.1", lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+    assert in_pool >= min(own + 10, 19)
     gate.close()
