@@ -32,12 +32,15 @@ from alerts.pipeline import AlarmPipeline, WorkQueue
 from alerts.service import AlarmService
 from alerts.stats import AlarmStats
 from hazmon.config import Settings
+from hazmon.history_audit import HistoryAudit
 from ingest.collector import MqttCollector
 from ingest.devices import DeviceRegistry
+from ingest.history_check import HistoryCheck
+from ingest.history_guard import HistoryGuard
 from ingest.influx import InfluxClient
 from ingest.influx_store import InfluxStore
 from ingest.mqtt_url import MqttTarget, parse_mqtt_url
-from ingest.payloads import PayloadDecoder
+from ingest.payloads import MAX_FUTURE_MS, PayloadDecoder
 from ingest.rollup_history import RollupHistory
 from ingest.spool import Spool
 from ingest.stats import IngestStats
@@ -165,6 +168,15 @@ def bootstrap(
         clock=clock,
     )
     decoder = PayloadDecoder(index, max_lateness_ms=int(settings.max_lateness_s * 1000))
+    history = HistoryCheck(
+        index,
+        decoder,
+        store,
+        stats,
+        HistoryGuard(len(index.sensors), trust_from_ms=clock() + MAX_FUTURE_MS),
+        store_current=lambda: writer.store_current(),
+        on_changes=HistoryAudit(alarms.journal, clock),
+    )
     collector = MqttCollector(
         target,
         settings.mqtt_client_id,
@@ -174,6 +186,7 @@ def bootstrap(
         devices,
         clock_ms=clock,
         batch_listeners=[alarms.pipeline.on_batch],
+        history=history,
     )
     return Service(settings, registry, index, stats, devices, store, writer, collector, alarms)
 

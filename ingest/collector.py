@@ -22,6 +22,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ingest.devices import DeviceRegistry
+from ingest.history_check import HistoryCheck
 from ingest.mqtt_url import MqttTarget
 from ingest.paho_log import paho_logger
 from ingest.payloads import PayloadDecoder, RawMessage, ReadingBatch, Reject, RejectReason, split_topic
@@ -51,6 +52,7 @@ class MqttCollector:
         batch_interval_s: float = 0.02,
         clock_ms: Callable[[], int] = _now_ms,
         batch_listeners: list[Callable[[ReadingBatch], None]] | None = None,
+        history: HistoryCheck | None = None,
     ):
         self.target = target
         self.decoder = decoder
@@ -61,6 +63,7 @@ class MqttCollector:
         self.batch_interval_s = batch_interval_s
         self.clock_ms = clock_ms
         self.batch_listeners = list(batch_listeners or [])  # each accepted batch, after the writer has it
+        self.history = history  # refuses and audits readings that would change stored values
         self._inbox: list[tuple[RawMessage, int, int]] = []  # (message, mid, connection epoch)
         self._inbox_lock = threading.Lock()
         self._wake = threading.Event()
@@ -180,6 +183,8 @@ class MqttCollector:
             else:
                 readings.append(raw)
         result = self.decoder.decode(readings, now)
+        if self.history is not None:
+            self.history.apply(result, readings)
         self.stats.add_decode(result)
         for raw in readings:
             parts = split_topic(raw.topic)

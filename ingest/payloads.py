@@ -48,6 +48,7 @@ class RejectReason(IntEnum):
     bad_status = 16
     retained = 17  # a retained reading: the broker's old copy, replayed at every subscribe
     wrong_device = 18  # a sensor the registry puts on another device of the site
+    rewrite = 19  # another value at a timestamp that already holds one (ingest/history_check.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,8 @@ class DecodeResult:
     ts_from_receipt: int = 0
     reject_counts: dict[str, int] = field(default_factory=dict)
     rejects: list[Reject] = field(default_factory=list)
+    # per reading of `batch`: the index of its message in the list given to decode()
+    row_message: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
 
 def split_topic(topic: str) -> tuple[str, str, str] | None:
@@ -291,6 +294,8 @@ class PayloadDecoder:
         for code, mask in reversed(checks):
             reason[mask] = code
         ok = reason == 0
+        msg_of_item = np.repeat(np.asarray(msg_index, dtype=np.int64), counts)
+        result.row_message = msg_of_item[ok]
         result.ts_from_receipt += int(np.count_nonzero(from_receipt & ok))
         result.batch = ReadingBatch(
             slot=slot[ok].astype(np.int32),
@@ -302,7 +307,6 @@ class PayloadDecoder:
             return
         bad_idx = np.flatnonzero(~ok)
         # Unknown sensors that exist on another site are a distinct, more alarming reject.
-        msg_of_item = np.repeat(np.asarray(msg_index, dtype=np.int64), counts)
         for i in bad_idx[reason[bad_idx] == R.unknown_sensor]:
             site = split_topic(messages[msg_of_item[i]].topic)[0]  # type: ignore[index]
             others = self._sites_of_sensor.get(dicts[i].get("sensor"), [])
@@ -330,6 +334,12 @@ class PayloadDecoder:
     @staticmethod
     def _count(result: DecodeResult, reason: RejectReason, n: int) -> None:
         result.reject_counts[reason.name] = result.reject_counts.get(reason.name, 0) + n
+
+    def count(self, result: DecodeResult, reason: RejectReason, n: int, examples: list[Reject]) -> None:
+        """Count ``n`` readings refused after decoding (e.g. by the history check), keeping examples."""
+        self._count(result, reason, n)
+        for reject in examples[-self.keep_rejects :]:
+            self._keep(result, reject)
 
     def _keep(self, result: DecodeResult, reject: Reject) -> None:
         result.rejects.append(reject)

@@ -59,6 +59,8 @@ class IngestStats:
         self.spool_error: str | None = None  # the last refusal while readings are held for it
         self.batches_withheld = 0  # flushes never acknowledged: not durable when the writer stopped
         self.status_messages = 0
+        self.history_rewrites = 0  # values changed by the sensor's own device (audited), not refused
+        self.history_unverified = 0  # readings at held-or-unknown timestamps the store could not check
         self.write_latency = Histogram()
         self.spool_bytes = 0
         self.spool_segments = 0
@@ -112,6 +114,8 @@ class IngestStats:
                 "spool_error": self.spool_error,
                 "spool_refusals": self.spool_refusals,
                 "batches_withheld": self.batches_withheld,
+                "history_rewrites": self.history_rewrites,
+                "history_unverified": self.history_unverified,
                 "mqtt_connected": self.mqtt_connected,
                 "influx_up": self.influx_up,
             }
@@ -166,6 +170,16 @@ class IngestStats:
                     "hazmon_batches_withheld_total",
                     "Flushes never acknowledged because they were not durable when the writer stopped",
                     self.batches_withheld,
+                ),
+                (
+                    "hazmon_history_rewrites_total",
+                    "Stored values changed by the sensor's own device (store-and-forward replay), audited",
+                    self.history_rewrites,
+                ),
+                (
+                    "hazmon_history_unverified_total",
+                    "Readings at timestamps that may hold a value, let through unchecked: the store lagged",
+                    self.history_unverified,
                 ),
             ]
             lines: list[str] = []

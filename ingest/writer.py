@@ -99,6 +99,13 @@ class BatchWriter:
             self._thread.join(timeout_s)
         self._senders.shutdown(wait=True)  # the last writes in flight, and their acks
 
+    def store_current(self) -> bool:
+        """True while the store holds everything accepted but the last flush or so: its last write
+        did not fail, the spool is empty and no backlog waits (the history check asks the store
+        only then; a store that does not answer leaves the readings unverified)."""
+        with self._cond:
+            return not self._down and self.spool.segments == 0 and self._pending_points <= self.max_points
+
     def idle(self) -> bool:
         """True when nothing is pending or in flight and the spool is empty."""
         with self._cond:

@@ -68,11 +68,14 @@ class MemoryStore:
             self.put(sensor.site, sensor.id, [ts], [value], [quality])
 
     def put(self, site: str, sensor: str, ts_ms, values, quality=None) -> None:
-        """Store points of one sensor directly (NaN: the database holds no value there)."""
+        """Store points of one sensor directly (NaN: the database holds no value there). As in
+        InfluxDB, a point at a timestamp the sensor already has replaces it."""
         quality = [0] * len(ts_ms) if quality is None else quality
-        points = self._points.setdefault((site, sensor), [])
-        points += [(int(t), float(v), int(q)) for t, v, q in zip(ts_ms, values, quality, strict=True)]
-        points.sort()
+        points = {p[0]: p for p in self._points.get((site, sensor), [])}
+        points.update(
+            {int(t): (int(t), float(v), int(q)) for t, v, q in zip(ts_ms, values, quality, strict=True)}
+        )
+        self._points[(site, sensor)] = sorted(points.values())
 
     # ---- reading
 
