@@ -59,6 +59,11 @@ class HistoryGuard:
         self._next = np.zeros(n_slots, dtype=np.int64)
         self._newest = np.full(n_slots, -1, dtype=np.int64)
 
+    @property
+    def nbytes(self) -> int:
+        """Memory held, for the benchmark's bytes per sensor."""
+        return self._ts.nbytes + self._value.nbytes + self._next.nbytes + self._newest.nbytes
+
     def screen(self, batch: ReadingBatch) -> Screening:
         """Sort the batch's readings into new, held and unknown (see the module's docstring),
         against what was remembered before the batch."""
