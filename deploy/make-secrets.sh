@@ -8,14 +8,19 @@
 #                                 interpolates, and of the read-only events user for integrators
 #                                 (kept when present: InfluxDB creates its users only on its
 #                                 first start, so a changed password would lock hazmon out)
-#   deploy/secrets/gateways.csv   site,user,password of each site's gateway: hand them out
+#   deploy/secrets/gateways.csv   site,device,user,password of each gateway: hand them out
 #   deploy/secrets/mosquitto/passwd, deploy/secrets/mosquitto/acl
 #                                 the broker's users and their topics (rewritten every run)
 #
-# One gateway user per site of the registry (default sensors/examples, or --site ID repeated).
-# Run it again after adding sites: existing passwords are kept, new sites get new ones. The
-# broker's users are every gateway in gateways.csv, so a run never locks a gateway out; to
-# revoke one, delete its line there and run the script again.
+# One user per gateway of the registry (default sensors/examples): each `device` its sensors
+# name gets user gw.<site>.<device>, which may publish only under hazmon/v1/<site>/<device>/, so
+# the broker proves which gateway a reading comes from. A site with sensors that name no device
+# (or named with --site ID, repeated) gets a site-wide user gw-<site> (device `*` in the file),
+# which may publish under any device of its site. Run it again after adding sites or gateways:
+# existing passwords are kept, new gateways get new ones. The broker's users are every line of
+# gateways.csv, so a run never locks a gateway out; to revoke one, delete its line there and run
+# the script again. A gateways.csv of the older site,user,password form is converted (those
+# users become site-wide).
 # Every password is random (32 characters of A-Z a-z 0-9, about 190 bits); none is a default.
 set -euo pipefail
 
@@ -52,9 +57,10 @@ random_password() {
     LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c 32
 }
 
-list_sites() {
-    # The site ids of a registry file or folder (docs/contracts.md §2). Python with PyYAML reads
-    # YAML properly; a grep over indentation would not.
+list_gateways() {
+    # site,device of each gateway of a registry file or folder (docs/contracts.md §2): every
+    # device its sensors name, and `*` for a site with sensors that name none. Python with PyYAML
+    # reads YAML properly; a grep over indentation would not.
     "${PYTHON:-python3}" - "$registry" <<'PY'
 import json, pathlib, sys
 import yaml
@@ -65,23 +71,37 @@ for f in files:
     text = f.read_text(encoding="utf-8")
     doc = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
     for site in (doc or {}).get("sites") or []:
-        print(site["id"])
+        sensors = site.get("sensors") or []
+        devices = sorted({str(s["device"]) for s in sensors if s.get("device")})
+        if not sensors or any(not s.get("device") for s in sensors):
+            devices.append("*")
+        for device in devices:  # escaped: a line break in an id must not make a line of its own
+            print(f"{site['id']},{device}".encode("unicode_escape").decode("ascii"))
 PY
 }
 
+gateways_wanted=()
+for site in "${sites[@]}"; do gateways_wanted+=("$site,*"); done
 if [ ${#sites[@]} -eq 0 ]; then
-    if ! listed="$(list_sites)"; then
+    if ! listed="$(list_gateways)"; then
         echo "make-secrets: cannot read the registry $registry (needs python3 with PyYAML," \
              "or name the sites with --site ID)" >&2
         exit 1
     fi
-    [ -z "$listed" ] || mapfile -t sites <<<"$listed"
+    [ -z "$listed" ] || mapfile -t gateways_wanted <<<"$listed"
 fi
-[ ${#sites[@]} -gt 0 ] || { echo "make-secrets: no sites in $registry" >&2; exit 1; }
-for site in "${sites[@]}"; do
-    # the id goes into ACL lines: the registry's own pattern keeps out blanks, + and #
-    if ! [[ "$site" =~ ^[a-z0-9][a-z0-9_-]{0,63}$ ]]; then
+[ ${#gateways_wanted[@]} -gt 0 ] || { echo "make-secrets: no sites in $registry" >&2; exit 1; }
+id_pattern='[a-z0-9][a-z0-9_-]{0,63}'
+for wanted in "${gateways_wanted[@]}"; do
+    # the ids go into ACL lines and user names: the registry's own pattern keeps out blanks, +, #
+    # and the dot that separates them in a user name
+    site="${wanted%%,*}" device="${wanted#*,}"
+    if ! [[ "$site" =~ ^$id_pattern$ ]]; then
         echo "make-secrets: bad site id '$site' (docs/contracts.md §2)" >&2
+        exit 1
+    fi
+    if [ "$device" != "*" ] && ! [[ "$device" =~ ^$id_pattern$ ]]; then
+        echo "make-secrets: bad device id '$device' of site $site (docs/contracts.md §2)" >&2
         exit 1
     fi
 done
@@ -103,21 +123,31 @@ for var in INFLUX_ADMIN_PASSWORD INFLUX_USER_PASSWORD MQTT_INGEST_PASSWORD MQTT_
 done
 chmod 600 "$env_file"
 
-# --- gateways.csv: one user per site, kept when present ------------------------------------------
+# --- gateways.csv: one user per gateway, kept when present ---------------------------------------
 gateways="$secrets/gateways.csv"
-[ -f "$gateways" ] || printf 'site,user,password\n' >"$gateways"
+if [ -f "$gateways" ] && [ "$(head -n 1 "$gateways")" = "site,user,password" ]; then
+    # the older form, one user per site: keep every user and password, as site-wide users
+    { printf 'site,device,user,password\n'; tail -n +2 "$gateways" | sed 's/^\([^,]*\),/\1,*,/'; } \
+        >"$gateways.new"
+    mv "$gateways.new" "$gateways"
+fi
+[ -f "$gateways" ] || printf 'site,device,user,password\n' >"$gateways"
 added=0
-for site in "${sites[@]}"; do
-    if ! grep -q "^$site," "$gateways"; then
-        printf '%s,gw-%s,%s\n' "$site" "$site" "$(random_password)" >>"$gateways"
+for wanted in "${gateways_wanted[@]}"; do
+    site="${wanted%%,*}" device="${wanted#*,}"
+    if ! awk -F, -v s="$site" -v d="$device" '$1 == s && $2 == d { found = 1 } END { exit !found }' \
+        "$gateways"; then
+        if [ "$device" = "*" ]; then user="gw-$site"; else user="gw.$site.$device"; fi
+        printf '%s,%s,%s,%s\n' "$site" "$device" "$user" "$(random_password)" >>"$gateways"
         added=$((added + 1))
     fi
 done
 chmod 600 "$gateways"
-gateway_rows() { tail -n +2 "$gateways"; }  # site,user,password without the header
+gateway_rows() { tail -n +2 "$gateways"; }  # site,device,user,password without the header
 # a hand-edited line must not break the password file or the ACL
-if bad="$(gateway_rows | grep -Ev '^[a-z0-9][a-z0-9_-]{0,63},gw-[a-z0-9][a-z0-9_-]{0,63},[A-Za-z0-9]{16,}$')"; then
-    echo "make-secrets: bad lines in $gateways (site,gw-<site>,password):" >&2
+row_pattern="^($id_pattern),(\\*,gw-\\1|($id_pattern),gw\\.\\1\\.\\3),[A-Za-z0-9]{16,}\$"
+if bad="$(gateway_rows | grep -Ev "$row_pattern")"; then
+    echo "make-secrets: bad lines in $gateways (site,device,gw.<site>.<device>,password or site,*,gw-<site>,password):" >&2
     echo "$bad" >&2
     exit 1
 fi
@@ -131,7 +161,7 @@ trap 'rm -f "$plain"' EXIT
     printf '%s:%s\n' "$HEALTHCHECK_USER" "$(value_of MQTT_HEALTHCHECK_PASSWORD)"
     printf '%s:%s\n' "$EVENTS_READER_USER" "$(value_of MQTT_EVENTS_READER_PASSWORD)"
     [ "$simulator" = 0 ] || printf '%s:%s\n' "$SIMULATOR_USER" "$(value_of MQTT_SIMULATOR_PASSWORD)"
-    gateway_rows | cut -d, -f2,3 | tr , :
+    gateway_rows | cut -d, -f3,4 | tr , :
 } >"$plain"
 # mosquitto_passwd -U hashes a user:password file in place (PBKDF2-SHA512). Without Mosquitto on
 # this host, the broker's own image does it.
@@ -183,10 +213,12 @@ topic write hazmon/v1/+/+/readings
 topic write hazmon/v1/+/+/status
 EOF
     fi
-    printf '\n# one gateway per site: readings and device status under its own site, nothing to read\n'
-    gateway_rows | while IFS=, read -r site user _password; do
-        printf 'user %s\ntopic write hazmon/v1/%s/+/readings\ntopic write hazmon/v1/%s/+/status\n\n' \
-            "$user" "$site" "$site"
+    printf '\n# the gateways: readings and device status under their own device topic (a site-wide user:\n'
+    printf '# under any device of its site), nothing to read\n'
+    gateway_rows | while IFS=, read -r site device user _password; do
+        [ "$device" = "*" ] && device="+"
+        printf 'user %s\ntopic write hazmon/v1/%s/%s/readings\ntopic write hazmon/v1/%s/%s/status\n\n' \
+            "$user" "$site" "$device" "$site" "$device"
     done
 } >"$acl.tmp"
 chmod 644 "$acl.tmp"  # read by the broker's own user, like the password file

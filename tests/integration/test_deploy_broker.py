@@ -35,6 +35,8 @@ from tests.support.shipped_stack import (
 pytestmark = pytest.mark.integration
 
 SITE_A, SITE_B = "jianghai-tf-01", "gaolan-lpg-01"  # sites of the example registry
+GATEWAY = {SITE_A: "tf-gw-01", SITE_B: "lpg-gw-01"}  # a device of each, as its sensors name it
+OTHER_GATEWAY_OF_A = "tf-gw-02"  # another device of SITE_A in the registry
 HAZMON_CLIENT_ID = "hazmon-ingest"  # HAZMON_MQTT_CLIENT_ID's default: the session to protect
 
 
@@ -86,7 +88,8 @@ def broker(start_broker) -> ShippedMosquitto:
 @pytest.fixture
 def probe(broker, secrets):
     """probe(who, client_id=..., **Probe options): a client logged in as `who`: "hazmon" (the
-    ingest user), "events", "events-reader", a site id (its gateway), "anonymous" or (user, pw)."""
+    ingest user), "events", "events-reader", a site id (its gateway GATEWAY[site]), "anonymous"
+    or (user, pw)."""
     made: list[Probe] = []
 
     def make(who, client_id: str | None = None, port: int | None = None, **kw) -> Probe:
@@ -101,7 +104,7 @@ def probe(broker, secrets):
         elif isinstance(who, tuple):
             user, password = who
         else:
-            user, password = secrets.gateways[who]
+            user, password = secrets.gateways[(who, GATEWAY[who])]
         p = Probe(port or broker.port, client_id or f"probe-{len(made)}", user, password, **kw)
         made.append(p)
         return p
@@ -111,8 +114,8 @@ def probe(broker, secrets):
         p.close()
 
 
-def readings_topic(site: str, device: str = "rtu-1") -> str:
-    return f"hazmon/v1/{site}/{device}/readings"
+def readings_topic(site: str, device: str | None = None) -> str:
+    return f"hazmon/v1/{site}/{device or GATEWAY[site]}/readings"
 
 
 def hazmon_session(probe, **kw) -> Probe:
@@ -127,7 +130,7 @@ def hazmon_session(probe, **kw) -> Probe:
 
 
 @pytest.mark.parametrize("v5", [True, False], ids=["mqtt5", "mqtt3.1.1"])
-def test_a_gateway_publishes_under_its_own_site_only(broker, probe, v5):
+def test_a_gateway_publishes_under_its_own_site_and_device_only(broker, probe, v5):
     hazmon = hazmon_session(probe)
     reader = probe("events-reader")
     assert reader.connect()[0] == 0
@@ -136,12 +139,15 @@ def test_a_gateway_publishes_under_its_own_site_only(broker, probe, v5):
     assert gateway.connect()[0] == 0
     attempts = {  # topic: may the gateway of SITE_A publish there?
         readings_topic(SITE_A): True,
-        f"hazmon/v1/{SITE_A}/rtu-1/status": True,
+        f"hazmon/v1/{SITE_A}/{GATEWAY[SITE_A]}/status": True,
+        readings_topic(SITE_A, OTHER_GATEWAY_OF_A): False,  # another gateway of its own site
+        f"hazmon/v1/{SITE_A}/{OTHER_GATEWAY_OF_A}/status": False,
+        readings_topic(SITE_A, "rtu-9"): False,  # a device the registry does not name
         readings_topic(SITE_B): False,  # another site's readings
-        f"hazmon/v1/{SITE_B}/rtu-1/status": False,
+        f"hazmon/v1/{SITE_B}/{GATEWAY[SITE_B]}/status": False,
         f"hazmon/v1/{SITE_A}/events": False,  # forged alarm events, its own site's too
         f"hazmon/v1/{SITE_B}/events": False,
-        f"hazmon/v1/{SITE_A}/rtu-1/other": False,  # nothing outside the contract's topics
+        f"hazmon/v1/{SITE_A}/{GATEWAY[SITE_A]}/other": False,  # nothing outside the contract's topics
     }
     per_topic = 10
     mids = {(t, i): gateway.publish(t, f"{t}#{i}".encode()) for t in attempts for i in range(per_topic)}
@@ -198,8 +204,9 @@ def test_gateway_credentials_cannot_take_over_hazmons_session(broker, probe):
     assert len(got_live) == 200 and disconnects == 0
     assert live_intruder.received(settle_s=0.5) == []  # and it reads nothing of anyone's
     broker.stop()  # flushes the broker's log (stdout, block-buffered in a file)
-    connected_as = re.findall(r"New client connected from \S+ as (\S+) \(.*u'gw-", broker.log_text)
-    assert connected_as == [f"gw-{SITE_A}", f"gw-{SITE_B}", f"gw-{SITE_B}"]  # ids replaced by user names
+    connected_as = re.findall(r"New client connected from \S+ as (\S+) \(.*u'gw\.", broker.log_text)
+    user_a, user_b = (f"gw.{site}.{GATEWAY[site]}" for site in (SITE_A, SITE_B))
+    assert connected_as == [user_a, user_b, user_b]  # ids replaced by user names
     print(  # noqa: T201 - figures for the closing note
         f"\nsession: 200 queued while hazmon was offline, {len(got)} delivered to it after an intruder "
         f"connected under its client id; 200 published while it was online beside a second intruder, "
@@ -217,7 +224,7 @@ def test_anonymous_and_bad_password_connections_are_refused(broker, probe, secre
         "anonymous": probe("anonymous", client_id="anon", v5=v5),
         "anonymous as hazmon's id": probe("anonymous", client_id=HAZMON_CLIENT_ID, v5=v5),
         "hazmon's user, wrong password": probe((INGEST_USER, "not-the-password"), v5=v5),
-        "unknown user": probe(("gw-nowhere", secrets.gateways[SITE_A][1]), v5=v5),
+        "unknown user": probe(("gw-nowhere", secrets.gateways[(SITE_A, GATEWAY[SITE_A])][1]), v5=v5),
     }
     codes = {name: p.connect()[0] for name, p in refused.items()}
     print(f"\n[{'v5' if v5 else '3.1.1'}] CONNACK codes: {codes}")  # noqa: T201

@@ -43,7 +43,7 @@ SIMULATOR_USER = "hazmon-simulator"
 class Secrets:
     root: Path
     env: dict[str, str]  # the generated .env
-    gateways: dict[str, tuple[str, str]]  # site -> (user, password), from gateways.csv
+    gateways: dict[tuple[str, str], tuple[str, str]]  # (site, device or "*") -> (user, password)
 
     @property
     def passwd(self) -> Path:
@@ -74,7 +74,7 @@ def make_secrets(root: Path, *args: str) -> Secrets:
     done = run_make_secrets(root, *args)
     assert done.returncode == 0, done.stderr
     with open(root / "deploy" / "secrets" / "gateways.csv", encoding="utf-8") as f:
-        gateways = {row["site"]: (row["user"], row["password"]) for row in csv.DictReader(f)}
+        gateways = {(row["site"], row["device"]): (row["user"], row["password"]) for row in csv.DictReader(f)}
     return Secrets(root, read_env_file(root / ".env"), gateways)
 
 
