@@ -75,7 +75,7 @@ def test_no_more_checks_run_at_once_than_the_gate_has_workers_and_a_full_queue_r
 
 
 def test_a_refusal_for_rate_is_answered_after_the_tarpit_delay_until_too_many_are_held():
-    gate = LoginGate(per_address="1/minute", refusal_delay_s=0.3, max_delayed=2)
+    gate = LoginGate(per_address="1/minute", refusal_delay_s=0.1, max_delayed=2)
 
     async def four_refusals() -> list[float]:
         await gate.run("203.0.113.5", lambda: None)  # the address's one login this minute
@@ -91,8 +91,8 @@ def test_a_refusal_for_rate_is_answered_after_the_tarpit_delay_until_too_many_ar
         return sorted(await asyncio.gather(*(refused_after() for _ in range(4))))
 
     waits = run(four_refusals())
-    assert waits[0] < 0.1 and waits[1] < 0.1  # beyond the two held, refused at once
-    assert 0.25 <= waits[2] <= waits[3] < 1.0
+    assert waits[0] < 0.05 and waits[1] < 0.05  # beyond the two held, refused at once
+    assert 0.08 <= waits[2] <= waits[3] < 1.0
     assert gate.refused["rate"] == 4
     gate.close()
 
