@@ -47,6 +47,7 @@ from ingest.stats import IngestStats
 from ingest.store import ReadingStore, Resolution, Series, StorageError
 from ingest.url_credentials import redacted
 from ingest.writer import BatchWriter
+from sensors.computed import ComputedSensors
 from sensors.index import SensorIndex
 from sensors.model import Registry
 from sensors.readings import now_ms as _wall_ms
@@ -187,6 +188,7 @@ def bootstrap(
         clock_ms=clock,
         batch_listeners=[alarms.pipeline.on_batch],
         history=history,
+        computed=ComputedSensors(index),
     )
     return Service(settings, registry, index, stats, devices, store, writer, collector, alarms)
 

@@ -28,6 +28,7 @@ from ingest.paho_log import paho_logger
 from ingest.payloads import PayloadDecoder, RawMessage, ReadingBatch, Reject, RejectReason, split_topic
 from ingest.stats import IngestStats
 from ingest.writer import BatchWriter
+from sensors.computed import ComputedSensors
 from sensors.readings import now_ms as _now_ms
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class MqttCollector:
         clock_ms: Callable[[], int] = _now_ms,
         batch_listeners: list[Callable[[ReadingBatch], None]] | None = None,
         history: HistoryCheck | None = None,
+        computed: ComputedSensors | None = None,
     ):
         self.target = target
         self.decoder = decoder
@@ -64,6 +66,7 @@ class MqttCollector:
         self.clock_ms = clock_ms
         self.batch_listeners = list(batch_listeners or [])  # each accepted batch, after the writer has it
         self.history = history  # refuses and audits readings that would change stored values
+        self.computed = computed  # derives the readings of computed sensors from their inputs
         self._inbox: list[tuple[RawMessage, int, int]] = []  # (message, mid, connection epoch)
         self._inbox_lock = threading.Lock()
         self._wake = threading.Event()
@@ -186,6 +189,11 @@ class MqttCollector:
         if self.history is not None:
             self.history.apply(result, readings)
         self.stats.add_decode(result)
+        if self.computed:
+            derived = self.computed.derive(result.batch)
+            if len(derived):
+                result.batch = ReadingBatch.concat([result.batch, derived])
+                self.stats.add(readings_computed=len(derived))
         for raw in readings:
             parts = split_topic(raw.topic)
             if parts and parts[0] in self.decoder.index.by_site:

@@ -49,6 +49,7 @@ class RejectReason(IntEnum):
     retained = 17  # a retained reading: the broker's old copy, replayed at every subscribe
     wrong_device = 18  # a sensor the registry puts on another device of the site
     rewrite = 19  # another value at a timestamp that already holds one (ingest/history_check.py)
+    computed = 20  # a computed sensor (registry `compute`): hazmon derives it, nobody publishes it
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,7 @@ class PayloadDecoder:
         self._device_of_slot = np.array(
             [self._device_ids[s.device] if s.device else -1 for s in index.sensors], dtype=np.int64
         )
+        self._computed_slot = np.array([s.formula is not None for s in index.sensors], dtype=bool)
 
     # ---- whole batch
 
@@ -278,6 +280,7 @@ class PayloadDecoder:
         device = np.repeat(np.asarray(msg_device, dtype=np.int64), counts)
         registered = np.where(slot >= 0, self._device_of_slot[np.clip(slot, 0, None)], -1)
         wrong_device = (registered >= 0) & (device != registered)
+        computed = (slot >= 0) & self._computed_slot[np.clip(slot, 0, None)]
 
         # Checks in order of precedence: the first failing one names the reject.
         checks = [
@@ -285,6 +288,7 @@ class PayloadDecoder:
             (R.missing_sensor, slot == -2),
             (R.unknown_sensor, slot == -1),
             (R.wrong_device, wrong_device),
+            (R.computed, computed),
             (R.bad_value, ~np.isfinite(value)),
             (R.bad_quality, quality < 0),
             (R.bad_timestamp, bad_ts),
@@ -408,6 +412,8 @@ def _item_detail(code: RejectReason, item: object, ts_ms: int, now_ms: int, devi
         return f"sensor {sensor!r} is not registered for this site"
     if code == R.wrong_site:
         return f"sensor {sensor!r} belongs to another site"
+    if code == R.computed:
+        return f"sensor {sensor!r} is computed by hazmon from other sensors; readings for it are not taken"
     if code == R.wrong_device:
         return f"sensor {sensor!r} reports through device {device!r}, not the device of this topic"
     if code == R.bad_value:

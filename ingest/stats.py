@@ -46,6 +46,7 @@ class IngestStats:
         self.messages_received = 0
         self.readings_received = 0
         self.readings_accepted = 0
+        self.readings_computed = 0  # readings of computed sensors, derived from accepted ones
         self.ts_from_receipt = 0
         self.rejected: dict[str, int] = dict.fromkeys((r.name for r in RejectReason if r), 0)
         self.recent_rejects: deque[Reject] = deque(maxlen=keep_rejects)
@@ -100,6 +101,7 @@ class IngestStats:
                 "messages_received": self.messages_received,
                 "readings_received": self.readings_received,
                 "readings_accepted": self.readings_accepted,
+                "readings_computed": self.readings_computed,
                 "readings_rejected": sum(self.rejected.values()),
                 "rejected_by_reason": {k: v for k, v in self.rejected.items() if v},
                 "ts_from_receipt": self.ts_from_receipt,
@@ -138,6 +140,11 @@ class IngestStats:
                     "hazmon_readings_accepted_total",
                     "Reading items accepted after validation",
                     self.readings_accepted,
+                ),
+                (
+                    "hazmon_readings_computed_total",
+                    "Readings of computed sensors derived from accepted ones",
+                    self.readings_computed,
                 ),
                 (
                     "hazmon_readings_ts_from_receipt_total",

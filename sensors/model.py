@@ -5,11 +5,12 @@ Pure data: no I/O, so the engine, the backtest and the simulators share it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from types import MappingProxyType
 from typing import Literal
 
+from sensors.formula import Formula
 from sensors.kinds import KINDS
 
 SiteKind = Literal["chemical", "tailings"]
@@ -70,6 +71,9 @@ class Sensor:
     # smallest step, e.g. 1 %LEL; 0 = unknown, the engine learns it from the readings)
     stuck_after_s: float | None = None
     resolution: float = 0.0
+    # a computed sensor (registry key `compute`): hazmon derives its readings from other sensors of
+    # the site (sensors/computed.py); none is published for it
+    formula: Formula | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -109,6 +113,13 @@ class Registry:
     def sensors(self) -> tuple[Sensor, ...]:
         """Every sensor of every site, in registry order."""
         return tuple(s for site in self.sites for s in site.sensors)
+
+    def measured(self) -> Registry:
+        """The registry without its computed sensors: what field gateways (and simulators) publish."""
+        sites = tuple(
+            replace(site, sensors=tuple(s for s in site.sensors if s.formula is None)) for site in self.sites
+        )
+        return replace(self, sites=tuple(site for site in sites if site.sensors))
 
     def site(self, site_id: str) -> Site:
         for site in self.sites:

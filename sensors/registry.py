@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 import yaml
 
+from sensors.formula import FormulaError, parse_formula
 from sensors.model import (
     LIMIT_KEYS,
     SENSOR_KINDS,
@@ -73,6 +74,7 @@ SENSOR_KEYS = frozenset(
         "stale_after_s",
         "stuck_after_s",
         "resolution",
+        "compute",
         "deadband",
         "on_delay_s",
         "off_delay_s",
@@ -190,8 +192,10 @@ def sensor_document(s: Sensor) -> dict[str, Any]:
     }
     if s.limits.configured():
         doc["limits"] = s.limits.configured()
+    if s.formula is not None:
+        doc["compute"] = s.formula.document()
     for f in fields(Sensor):
-        if f.name in doc or f.name in ("site", "limits"):
+        if f.name in doc or f.name in ("site", "limits", "formula"):
             continue
         value = getattr(s, f.name)
         if value != f.default:
@@ -299,6 +303,7 @@ def _parse_site(raw: Any, c: _Collector) -> Site | None:
                 c.add("duplicate sensor id", site=label, sensor=s.id, key="id")
             ids.add(s.id)
             sensors.append(s)
+        _check_formulas(sensors, label, c)
     if len(c.issues) > before:
         return None
     return Site(
@@ -384,6 +389,14 @@ def _parse_sensor(raw: Any, site: str, c: _Collector) -> Sensor | None:
     device = raw.get("device")
     if device is not None and (not isinstance(device, str) or not DEVICE_ID_RE.match(device)):
         bad("device must match [a-z0-9][a-z0-9_-]{0,63}", "device")
+    formula = None
+    if raw.get("compute") is not None:
+        try:
+            formula = parse_formula(raw["compute"])
+        except FormulaError as e:
+            bad(str(e), "compute")
+        if device is not None:
+            bad("a computed sensor has no device: hazmon derives its readings", "device")
     if len(c.issues) > before:
         return None
     return Sensor(
@@ -406,7 +419,41 @@ def _parse_sensor(raw: Any, site: str, c: _Collector) -> Sensor | None:
         stale_after_s=optional["stale_after_s"],
         stuck_after_s=optional["stuck_after_s"],
         resolution=numbers["resolution"],
+        formula=formula,
     )
+
+
+def _check_formulas(sensors: list[Sensor], site: str, c: _Collector) -> None:
+    """Every input of a computed sensor is another sensor of the site, and no formula depends on
+    itself, directly or through other computed sensors."""
+    by_id = {s.id: s for s in sensors}
+    for s in sensors:
+        if s.formula is None:
+            continue
+        for name, input_id in s.formula.inputs:
+            if input_id not in by_id:
+                c.add(
+                    f"input {name} = {input_id!r} is not a sensor of this site",
+                    site=site,
+                    sensor=s.id,
+                    key="compute",
+                )
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(sid: str, path: list[str]) -> None:
+        if state.get(sid) == 2 or sid not in by_id or by_id[sid].formula is None:
+            return
+        if state.get(sid) == 1:
+            cycle = " -> ".join([*path[path.index(sid) :], sid])
+            c.add(f"computed sensors depend on themselves: {cycle}", site=site, sensor=sid, key="compute")
+            return
+        state[sid] = 1
+        for input_id in by_id[sid].formula.input_ids:
+            visit(input_id, [*path, sid])
+        state[sid] = 2
+
+    for s in sensors:
+        visit(s.id, [])
 
 
 def _parse_limits(raw: Any, lo: float | None, hi: float | None, bad: Any) -> Limits:

@@ -45,7 +45,7 @@ class Simulation:
         tick_s: float | None = None,
         realism: Realism = CLASSIC,
     ):
-        self.registry = registry
+        self.registry = registry = registry.measured()  # computed sensors are hazmon's to derive
         self.start_s = float(start_s)
         self.model = FleetModel(registry, seed=seed, realism=realism)
         self.layout = DeviceLayout.build(self.model.sensors)

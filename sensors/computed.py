@@ -1,0 +1,163 @@
+"""Readings of computed sensors (sensors/formula.py), derived from each batch of their inputs.
+
+Computed sensors of one formula shape (e.g. every `crest - pond`) evaluate together as arrays: one
+numpy pass per shape and batch, whatever their number. A computed sensor gets a reading when a
+reading of one of its inputs arrives, at that input's time, from the latest value of each input;
+a formula over computed sensors is evaluated after them (levels in dependency order). A reading
+older than its sensor's latest (a backfill) changes nothing and derives nothing. Quality
+comes from the inputs: any input uncertain, bad or stale makes the result uncertain (suspect). No
+result while an input has no value yet, nor where the formula gives no finite number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sensors.formula import evaluate
+from sensors.index import SensorIndex
+from sensors.model import Quality
+from sensors.readings import ReadingBatch
+
+MAX_ROUNDS = 256  # rounds of one batch (readings of one sensor in it) evaluated one by one
+MIN_STALE_S = 30.0  # as the engine's default stale time: 3 reporting intervals, at least 30 s
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """Computed sensors of one level and one expression: their slots and their inputs' slots."""
+
+    expr: str
+    slots: np.ndarray  # (m,) the computed sensors
+    inputs: dict[str, np.ndarray]  # name -> (m,) input slots
+    constants: dict[str, np.ndarray]  # name -> (m,) values
+
+    @property
+    def input_matrix(self) -> np.ndarray:
+        return np.stack(list(self.inputs.values()), axis=1)
+
+
+class ComputedSensors:
+    """Keeps the latest value of every sensor and derives computed readings batch by batch."""
+
+    def __init__(self, index: SensorIndex):
+        n = len(index.sensors)
+        self.is_computed = np.array([s.formula is not None for s in index.sensors], dtype=bool)
+        self._value = np.full(n, np.nan)
+        self._ts = np.full(n, -1, dtype=np.int64)
+        self._quality = np.zeros(n, dtype=np.int8)
+        self._stale_ms = np.array(
+            [1000 * (s.stale_after_s or max(3 * s.interval_s, MIN_STALE_S)) for s in index.sensors],
+            dtype=np.int64,
+        )
+        self.levels = _levels(index)
+
+    def __bool__(self) -> bool:
+        return bool(self.levels)
+
+    def derive(self, batch: ReadingBatch) -> ReadingBatch:
+        """The computed readings this batch of measured readings gives (possibly none).
+
+        A batch may hold several readings of one sensor (a gateway's buffered minutes): they are
+        taken in rounds, each sensor's oldest first, so each gives its computed readings at its own
+        time. Past MAX_ROUNDS the rest of a sensor's readings count as one round (its newest)."""
+        if not self.levels or len(batch) == 0:
+            return ReadingBatch.empty()
+        if np.bincount(batch.slot, minlength=1).max() == 1:  # the usual batch: one reading a sensor
+            return self._derive_round(batch)
+        order = np.lexsort((batch.ts_ms, batch.slot))
+        slot = batch.slot[order]
+        starts = np.r_[0, np.flatnonzero(slot[1:] != slot[:-1]) + 1]
+        rank = np.arange(slot.shape[0]) - np.repeat(starts, np.diff(np.r_[starts, slot.shape[0]]))
+        rank = np.minimum(rank, MAX_ROUNDS - 1)
+        return ReadingBatch.concat(
+            [self._derive_round(batch.take(order[rank == r])) for r in range(rank.max() + 1)]
+        )
+
+    def _derive_round(self, batch: ReadingBatch) -> ReadingBatch:
+        """One round: each sensor at most once in ``batch``."""
+        touched = np.zeros(self._value.shape[0], dtype=bool)
+        touched[self._remember(batch)] = True
+        parts = []
+        for level in self.levels:
+            for shape in level:
+                derived = self._derive_shape(shape, touched)
+                if len(derived):
+                    touched[self._remember(derived)] = True  # for the formulas over computed sensors
+                    parts.append(derived)
+        return ReadingBatch.concat(parts)
+
+    def _derive_shape(self, shape: _Shape, touched: np.ndarray) -> ReadingBatch:
+        inputs = shape.input_matrix  # (m, k)
+        rows = np.flatnonzero(touched[inputs].any(axis=1))
+        if rows.size == 0:
+            return ReadingBatch.empty()
+        mine = inputs[rows]
+        names = {name: self._value[slots[rows]] for name, slots in shape.inputs.items()}
+        names.update({name: values[rows] for name, values in shape.constants.items()})
+        value = evaluate(shape.expr, names)
+        input_ts = self._ts[mine]
+        ts = input_ts.max(axis=1)
+        ok = (input_ts >= 0).all(axis=1) & np.isfinite(value)
+        stale = (ts[:, None] - input_ts) > self._stale_ms[mine]
+        suspect = ((self._quality[mine] != Quality.GOOD) | stale).any(axis=1)
+        quality = np.where(suspect, Quality.UNCERTAIN, Quality.GOOD).astype(np.int8)
+        return ReadingBatch(shape.slots[rows][ok].astype(np.int32), ts[ok], value[ok], quality[ok])
+
+    def _remember(self, batch: ReadingBatch) -> np.ndarray:
+        """Each reading of the batch (one per sensor: a round) becomes its sensor's latest, unless
+        older (a backfill); returns the slots whose latest changed."""
+        rows = np.flatnonzero(batch.ts_ms >= self._ts[batch.slot])
+        s = batch.slot[rows]
+        self._value[s] = batch.value[rows]
+        self._ts[s] = batch.ts_ms[rows]
+        self._quality[s] = batch.quality[rows]
+        return s
+
+
+def _levels(index: SensorIndex) -> list[list[_Shape]]:
+    """Computed sensors grouped by dependency level (level 0: inputs all measured), then by shape.
+    The registry has refused cycles and inputs outside the site."""
+    formulas = {slot: s.formula for slot, s in enumerate(index.sensors) if s.formula is not None}
+    level: dict[int, int] = {}
+
+    def depth(slot: int) -> int:
+        if slot not in formulas:
+            return -1
+        if slot not in level:
+            site = index.sensors[slot].site
+            level[slot] = 1 + max(depth(index.by_site[site][i]) for i in formulas[slot].input_ids)
+        return level[slot]
+
+    grouped: dict[int, dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[int]]] = {}
+    for slot, f in formulas.items():
+        key = (f.expr, tuple(n for n, _ in f.inputs), tuple(n for n, _ in f.constants))
+        grouped.setdefault(depth(slot), {}).setdefault(key, []).append(slot)
+    levels = []
+    for d in sorted(grouped):
+        shapes = []
+        for (expr, input_names, constant_names), slots in grouped[d].items():
+            site_of = [index.sensors[s].site for s in slots]
+            shapes.append(
+                _Shape(
+                    expr,
+                    np.array(slots, dtype=np.int64),
+                    {
+                        name: np.array(
+                            [
+                                index.by_site[site][dict(formulas[s].inputs)[name]]
+                                for s, site in zip(slots, site_of, strict=True)
+                            ],
+                            dtype=np.int64,
+                        )
+                        for name in input_names
+                    },
+                    {
+                        name: np.array([dict(formulas[s].constants)[name] for s in slots])
+                        for name in constant_names
+                    },
+                )
+            )
+        levels.append(shapes)
+    return levels
