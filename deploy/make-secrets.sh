@@ -71,7 +71,8 @@ for f in files:
     text = f.read_text(encoding="utf-8")
     doc = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
     for site in (doc or {}).get("sites") or []:
-        sensors = site.get("sensors") or []
+        # computed sensors (`compute`) are derived by hazmon: no gateway publishes them
+        sensors = [s for s in site.get("sensors") or [] if not s.get("compute")]
         devices = sorted({str(s["device"]) for s in sensors if s.get("device")})
         if not sensors or any(not s.get("device") for s in sensors):
             devices.append("*")

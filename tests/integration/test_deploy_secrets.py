@@ -79,7 +79,13 @@ def test_each_gateway_may_publish_only_under_its_own_device_and_a_site_without_d
                         "id": "s-a",
                         "sensors": [{**sensor, "id": "L1", "device": "rtu-1"}, {**sensor, "id": "L2"}],
                     },
-                    {"id": "s-b", "sensors": [{**sensor, "id": "L1", "device": "rtu-2"}]},
+                    {
+                        "id": "s-b",
+                        "sensors": [
+                            {**sensor, "id": "L1", "device": "rtu-2"},
+                            {**sensor, "id": "C1", "compute": {"expr": "a", "inputs": {"a": "L1"}}},
+                        ],
+                    },
                 ]
             },
             allow_unicode=True,
@@ -89,7 +95,7 @@ def test_each_gateway_may_publish_only_under_its_own_device_and_a_site_without_d
     assert {g: user for g, (user, _pw) in made.gateways.items()} == {
         ("s-a", "rtu-1"): "gw.s-a.rtu-1",
         ("s-a", "*"): "gw-s-a",  # for L2, which names no device
-        ("s-b", "rtu-2"): "gw.s-b.rtu-2",
+        ("s-b", "rtu-2"): "gw.s-b.rtu-2",  # and no site-wide user for C1: hazmon computes it
     }
     acl = made.acl.read_text()
     assert (
