@@ -111,9 +111,9 @@ class HistoryCheck:
         rows = np.flatnonzero(screening.unknown)
         sites = self.index.site_of_slot[batch.slot[rows]]
         deadline = time.monotonic() + self.lookup_budget_s
-        for site_pos in np.unique(sites):
-            if time.monotonic() > deadline:
-                return
+        for asked, site_pos in enumerate(np.unique(sites)):
+            if asked and time.monotonic() > deadline:
+                return  # the first site is always asked: a slow start (a cold process) must not skip it
             site_rows = rows[sites == site_pos]
             try:
                 self._ask_store_for_site(self.index.site_ids[site_pos], batch, site_rows, screening)

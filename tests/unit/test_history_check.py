@@ -214,10 +214,22 @@ def test_a_flood_of_changes_is_counted_in_full_and_reported_in_bounded_rows():
     assert len(rig.reported) == 100 and rig.reported[-1].more == 400
 
 
-def test_past_the_time_budget_the_remaining_sites_are_let_through_unverified():
+def test_past_the_time_budget_the_first_site_is_still_asked_and_the_others_let_through_unverified():
+    """A cold process can spend the budget before its first query (CI, issue 11's restart test):
+    the first site is always asked, so one site's readings after a restart are always checked."""
     store = MemoryStore(index_with_device())
     rig = Rig(store=store)
     rig.check.lookup_budget_s = -1.0  # spent before the first query
-    result = rig.publish([{"sensor": "S1", "v": 6.0, "ts": START - 60_000}])
-    assert len(result.batch) == 1 and store.calls == []
+    raws = [
+        RawMessage(
+            f"hazmon/v1/{site}/gw-01/readings",
+            json.dumps({"readings": [{"sensor": "S1", "v": 6.0, "ts": START - 60_000}]}).encode(),
+            NOW,
+        )
+        for site in ("site-0", "site-1")
+    ]
+    result = rig.decoder.decode(raws, NOW)
+    rig.check.apply(result, raws)
+    assert len(result.batch) == 2
+    assert [call.site for call in store.calls] == ["site-0"]
     assert rig.stats.snapshot()["history_unverified"] == 1
