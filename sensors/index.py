@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sensors.model import Registry, Sensor
+from sensors.model import Registry, Sensor, Site
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,7 @@ class SensorIndex:
     range_lo: np.ndarray  # (n_sensors,) float64
     range_hi: np.ndarray  # (n_sensors,) float64
     interval_s: np.ndarray  # (n_sensors,) float64
+    sites: tuple[Site, ...] = ()  # the registry's, for what is declared per site (warning items)
 
     @classmethod
     def build(cls, registry: Registry) -> SensorIndex:
@@ -42,6 +43,7 @@ class SensorIndex:
             range_lo=np.fromiter((s.range[0] for s in sensors), dtype=np.float64, count=n),
             range_hi=np.fromiter((s.range[1] for s in sensors), dtype=np.float64, count=n),
             interval_s=np.fromiter((s.interval_s for s in sensors), dtype=np.float64, count=n),
+            sites=registry.sites,
         )
 
     def __len__(self) -> int:

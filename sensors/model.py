@@ -12,6 +12,7 @@ from typing import Literal
 
 from sensors.formula import Formula
 from sensors.kinds import KINDS
+from sensors.warning_levels import Escalation, WarningItem, WarningLevels
 
 SiteKind = Literal["chemical", "tailings"]
 
@@ -74,6 +75,8 @@ class Sensor:
     # a computed sensor (registry key `compute`): hazmon derives its readings from other sensors of
     # the site (sensors/computed.py); none is published for it
     formula: Formula | None = None
+    # tailings warning thresholds blue..red (registry key `warning_levels`, sensors/warning_levels.py)
+    warning: WarningLevels | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -101,6 +104,20 @@ class Site:
     roster: str | None = None
     district: str | None = None
     city: str | None = None
+    # tailings warning levels (sensors/warning_levels.py): the monitored items and their escalation
+    warning_items: tuple[WarningItem, ...] = ()
+    warning_escalation: Escalation = field(default_factory=Escalation)
+
+    def warning_item_list(self) -> tuple[WarningItem, ...]:
+        """The pond's monitored items: those declared, then each point with warning levels that no
+        item names, as an item of its own (so it still counts towards the pond)."""
+        named = {p for item in self.warning_items for p in item.points}
+        alone = tuple(
+            WarningItem(s.id, s.name, (s.id,))
+            for s in self.sensors
+            if s.warning is not None and s.id not in named
+        )
+        return (*self.warning_items, *alone)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from sensors.model import (
     Sensor,
     Site,
 )
+from sensors.warning_levels import WarningItem, parse_escalation, parse_items, parse_warning_levels
 
 
 class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -58,7 +59,20 @@ DEVICE_ID_RE = SITE_ID_RE
 SENSOR_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 SITE_KEYS = frozenset(
-    {"id", "name", "kind", "grade", "timezone", "location", "roster", "sensors", "district", "city"}
+    {
+        "id",
+        "name",
+        "kind",
+        "grade",
+        "timezone",
+        "location",
+        "roster",
+        "sensors",
+        "district",
+        "city",
+        "warning_items",
+        "warning_escalation",
+    }
 )
 SENSOR_KEYS = frozenset(
     {
@@ -81,6 +95,7 @@ SENSOR_KEYS = frozenset(
         "forecast",
         "group",
         "device",
+        "warning_levels",
     }
 )
 GRADE_RANGE = {"chemical": (1, 4), "tailings": (1, 5)}
@@ -194,8 +209,10 @@ def sensor_document(s: Sensor) -> dict[str, Any]:
         doc["limits"] = s.limits.configured()
     if s.formula is not None:
         doc["compute"] = s.formula.document()
+    if s.warning is not None:
+        doc["warning_levels"] = s.warning.document()
     for f in fields(Sensor):
-        if f.name in doc or f.name in ("site", "limits", "formula"):
+        if f.name in doc or f.name in ("site", "limits", "formula", "warning"):
             continue
         value = getattr(s, f.name)
         if value != f.default:
@@ -215,6 +232,10 @@ def site_document(site: Site) -> dict[str, Any]:
     if site.location is not None:
         doc["location"] = {"lat": site.location.lat, "lon": site.location.lon}
     doc.update({k: v for k in ("roster", "district", "city") if (v := getattr(site, k)) is not None})
+    if site.warning_items:
+        doc["warning_items"] = [item.document() for item in site.warning_items]
+    if any(s.warning is not None for s in site.sensors):
+        doc["warning_escalation"] = site.warning_escalation.document()
     return doc
 
 
@@ -304,6 +325,13 @@ def _parse_site(raw: Any, c: _Collector) -> Site | None:
             ids.add(s.id)
             sensors.append(s)
         _check_formulas(sensors, label, c)
+
+    def bad_site(message: str, key: str) -> None:
+        c.add(message, site=label, key=key)
+
+    items = parse_items(raw.get("warning_items"), bad_site, lambda i: bool(SENSOR_ID_RE.match(i)))
+    escalation = parse_escalation(raw.get("warning_escalation"), bad_site)
+    _check_warning_items(kind, sensors, items, bad_site)
     if len(c.issues) > before:
         return None
     return Site(
@@ -317,7 +345,37 @@ def _parse_site(raw: Any, c: _Collector) -> Site | None:
         roster=raw.get("roster"),
         district=raw.get("district"),
         city=raw.get("city"),
+        warning_items=tuple(items),
+        warning_escalation=escalation,
     )
+
+
+def _check_warning_items(kind: Any, sensors: list[Sensor], items: list[WarningItem], bad: Any) -> None:
+    """Warning levels belong to tailings ponds; an item's points are sensors of the site with
+    warning levels, each in one item only, and item ids are not sensor ids of another point."""
+    with_levels = {s.id for s in sensors if s.warning is not None}
+    if kind != "tailings" and (with_levels or items):
+        bad("warning levels (blue..red) are for tailings sites (GB 39496-2020 5.5.4)", "warning_items")
+        return
+    ids = {s.id for s in sensors}
+    owner: dict[str, str] = {}
+    seen_items: set[str] = set()
+    for item in items:
+        if item.id in seen_items:
+            bad(f"duplicate item id {item.id!r}", "warning_items")
+        seen_items.add(item.id)
+        for p in item.points:
+            if p not in ids:
+                bad(f"item {item.id}: {p!r} is not a sensor of this site", "warning_items")
+            elif p not in with_levels:
+                bad(f"item {item.id}: sensor {p} has no warning_levels", "warning_items")
+            elif p in owner:
+                bad(f"sensor {p} is in two items ({owner[p]} and {item.id})", "warning_items")
+            else:
+                owner[p] = item.id
+    for item in items:
+        if item.id in ids and item.points != (item.id,):
+            bad(f"item id {item.id!r} is the id of a sensor that is not its only point", "warning_items")
 
 
 def _parse_sensor(raw: Any, site: str, c: _Collector) -> Sensor | None:
@@ -397,6 +455,9 @@ def _parse_sensor(raw: Any, site: str, c: _Collector) -> Sensor | None:
             bad(str(e), "compute")
         if device is not None:
             bad("a computed sensor has no device: hazmon derives its readings", "device")
+    warning = None
+    if raw.get("warning_levels") is not None:
+        warning = parse_warning_levels(raw["warning_levels"], lo, hi, bad)
     if len(c.issues) > before:
         return None
     return Sensor(
@@ -420,6 +481,7 @@ def _parse_sensor(raw: Any, site: str, c: _Collector) -> Sensor | None:
         stuck_after_s=optional["stuck_after_s"],
         resolution=numbers["resolution"],
         formula=formula,
+        warning=warning,
     )
 
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from alerts.engine import kernels
 from alerts.engine.conditions import FAULT_NAMES, FAULT_NAMES_ZH, ConditionChange, ConditionKind, Priority
+from alerts.engine.pond_warnings import PondWarnings
 from sensors.index import SensorIndex
 from sensors.kinds import names_where
 from sensors.readings import ReadingBatch
@@ -154,6 +155,9 @@ class AlarmEngine:
             [cfg.groups_k.get(g[1], int(sizes[i]) // 2 + 1) for i, g in enumerate(groups)], dtype=np.int64
         )
         self.group_members = np.flatnonzero(self.group_of >= 0)
+        # tailings ponds' warning colours (point -> item -> pond), None without warning points
+        pond_warnings = PondWarnings(index, start_ms, self.stale_after_ms)
+        self.pond_warnings = pond_warnings if pond_warnings else None
 
         # ---- precomputed per sensor for the shortcuts (same arithmetic as the kernels)
         # quiet band: with no raw, pending or active condition, a value strictly between the highest
@@ -328,6 +332,8 @@ class AlarmEngine:
         if len(pend):
             t = np.full(len(pend), now_ms, dtype=np.int64)
             self._settle(pend, t, self.raw.take(pend, axis=0), self.last_x.take(pend), changes)
+        if self.pond_warnings is not None:
+            self.pond_warnings.advance(now_ms, changes)
         if short and self._stale_clear and now_ms <= self._next_overdue:
             # nothing was stale at the last check and no sensor can be overdue yet: nothing can flip
             changes.sort(key=lambda c: c.time_ms)
@@ -405,6 +411,8 @@ class AlarmEngine:
             elif scope == "group" and (site, source) in self.groups:
                 self.group_active[self.groups.index((site, source))] = True
                 self._votes_due = True
+            elif scope == "pond" and self.pond_warnings is not None:
+                self.pond_warnings.restore(site)
 
     # ---- one round: each slot at most once
 
@@ -424,6 +432,12 @@ class AlarmEngine:
             return  # every reading is held as a possible spike
         self._step_health(rd, changes)
         self._step_limits(rd, changes)
+        if self.pond_warnings is not None:
+            live = rd.live
+            if live is None:
+                self.pond_warnings.update(rd.slot, rd.t, rd.x, rd.q, changes)
+            else:
+                self.pond_warnings.update(rd.slot[live], rd.t[live], rd.x[live], rd.q[live], changes)
         self._step_last_reading(rd, changes)
         self._step_votes_and_forecast(rd, changes)
 

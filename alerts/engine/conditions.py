@@ -26,6 +26,7 @@ class ConditionKind(IntEnum):
     STALE = 6  # no data for too long (a sensor, or a whole device: see `scope`)
     EARLY_WARNING = 7  # forecast to cross a limit within the horizon
     VOTE = 8  # k-out-of-n group vote (e.g. 2oo3 gas detectors) reached
+    WARNING_LEVEL = 9  # a tailings pond's colour, blue..red (scope pond; alerts/engine/pond_warnings.py)
 
 
 #: docs/contracts.md §3 `type` for each kind
@@ -36,6 +37,7 @@ EVENT_TYPE = {
     ConditionKind.HH: "alarm",
     ConditionKind.ROC: "alarm",
     ConditionKind.VOTE: "alarm",
+    ConditionKind.WARNING_LEVEL: "alarm",
     ConditionKind.FAULT: "fault",
     ConditionKind.STALE: "stale",
     ConditionKind.EARLY_WARNING: "early_warning",
@@ -62,7 +64,8 @@ class ConditionChange:
     """A condition of one alarm point became active or inactive at event time `time_ms`.
 
     `source` is the sensor id, or the device id when scope == "device" (one silent gateway is
-    one incident), or the group id when scope == "group" (a vote).
+    one incident), or the group id when scope == "group" (a vote), or the site id when
+    scope == "pond" (a tailings pond's warning level).
     """
 
     site: str
@@ -71,11 +74,11 @@ class ConditionChange:
     active: bool
     time_ms: int
     priority: Priority
-    level: str  # docs/contracts.md §3 level: HH, H, L, LL, ROC, VOTE, or the fault kind, or STALE
+    level: str  # docs/contracts.md §3 level: HH, H, L, LL, ROC, VOTE, the fault kind, STALE, or a colour
     value: float | None = None
     limit: float | None = None
     message: str = ""
-    scope: str = "sensor"  # sensor | device | group
+    scope: str = "sensor"  # sensor | device | group | pond
     eta_ms: int | None = None  # early warnings: expected crossing time and its band
     eta_low_ms: int | None = None
     eta_high_ms: int | None = None

@@ -39,6 +39,7 @@ from typing import Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
 from alerts.engine.conditions import EVENT_TYPE, ConditionChange, ConditionKind, Priority
+from sensors.warning_levels import colour_rank
 
 #: (site, scope, source, kind name): one alarm point, as ConditionChange.key
 AlarmKey = tuple[str, str, str, str]
@@ -61,6 +62,7 @@ PROCESS_KINDS = frozenset(
         ConditionKind.ROC,
         ConditionKind.EARLY_WARNING,
         ConditionKind.VOTE,
+        ConditionKind.WARNING_LEVEL,
     }
 )
 #: limit alarms: active means the reading itself is at or beyond a limit
@@ -159,6 +161,8 @@ class Alarm:
     forecast: Mapping[str, Any] | None = field(default=None, compare=False)
     # times: event time for the condition, processing time for `updated_ms`
     raised_ms: int | None = None
+    # a tailings pond's colour rose within the episode: annunciated again then (its chain restarts)
+    escalated_ms: int | None = None
     active_since_ms: int | None = None
     last_change_ms: int | None = None  # event time of the last condition change applied
     updated_ms: int | None = None
@@ -267,6 +271,7 @@ class AlarmRaised(AlarmEvent):
     eta_low_ms: int | None = None
     eta_high_ms: int | None = None
     reactivated: bool = False
+    escalated: bool = False  # a warning level's colour rose within the episode (WARNING_LEVEL)
     suspect: str = ""
     forecast: Mapping[str, Any] | None = field(default=None, compare=False)
 
@@ -275,6 +280,8 @@ class AlarmRaised(AlarmEvent):
         out = _contract_base(self, EVENT_TYPE[kind], site_tz)
         if self.suspect:
             out["suspect"] = self.suspect
+        if self.escalated:
+            out["escalated"] = True
         if kind is ConditionKind.EARLY_WARNING:
             out["eta"] = _iso_or_none(self.eta_ms, site_tz)
             out["eta_low"] = _iso_or_none(self.eta_low_ms, site_tz)
@@ -523,7 +530,7 @@ def new_alarm(key: AlarmKey, *, priority: Priority = Priority.LOW, level: str = 
     return Alarm(key=key, priority=priority, level=level)
 
 
-def _raised(a: Alarm, t: int, reactivated: bool) -> AlarmRaised:
+def _raised(a: Alarm, t: int, reactivated: bool, escalated: bool = False) -> AlarmRaised:
     return _ev(
         AlarmRaised,
         a,
@@ -537,6 +544,7 @@ def _raised(a: Alarm, t: int, reactivated: bool) -> AlarmRaised:
         eta_low_ms=a.eta_low_ms,
         eta_high_ms=a.eta_high_ms,
         reactivated=reactivated,
+        escalated=escalated,
         suspect=a.suspect,
         forecast=a.forecast,
     )
@@ -605,6 +613,7 @@ def apply_condition(
 
     if change.active == alarm.active:
         if change.active and _escalated(alarm, change):
+            rose = colour_rank(change.level) > colour_rank(alarm.level)
             alarm = replace(
                 alarm,
                 priority=change.priority,
@@ -634,6 +643,11 @@ def apply_condition(
                     forecast=alarm.forecast,
                 )
             )
+            if rose and alarm.annunciated and not alarm.hidden:
+                # a pond's colour rising (blue -> yellow -> orange -> red) is news: unacknowledged
+                # again and notified again at the new colour (alerts/notify/escalation.py)
+                alarm = replace(alarm, acked=False, escalated_ms=t)
+                events.append(_raised(alarm, t, reactivated=True, escalated=True))
         return alarm, events
 
     if change.active:
@@ -678,6 +692,7 @@ def _activate(
         active_since_ms=t,
         last_change_ms=t,
         updated_ms=now_ms,
+        escalated_ms=None,
         activations=a.activations + 1,
         recent_activations_ms=recent,
         last_activation_ms=t,

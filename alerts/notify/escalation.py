@@ -137,6 +137,19 @@ def is_open(alarm: Alarm) -> bool:
     )
 
 
+def chain_start(alarm: Alarm) -> int:
+    """When the chain's clock started: the raise, or the last colour rise of a pond's warning."""
+    return int(alarm.escalated_ms or alarm.raised_ms or 0)
+
+
+def episode_key(alarm: Alarm) -> str:
+    """The first part of a notification's key: the episode, and for a pond's warning level also
+    its colour, so a rise to a new colour notifies again and a repeat of one colour does not."""
+    if alarm.key[3] == ConditionKind.WARNING_LEVEL.name:
+        return f"{alarm.alarm_id}@{alarm.level}"
+    return alarm.alarm_id
+
+
 def due_notifications(alarm: Alarm, chain: Chain, now_ms: int, duty: DutyLookup) -> list[Notification]:
     """The notifications that should exist for `alarm` at `now_ms` (keys make repeats harmless).
 
@@ -146,7 +159,8 @@ def due_notifications(alarm: Alarm, chain: Chain, now_ms: int, duty: DutyLookup)
     """
     if not is_open(alarm):
         return []
-    raised = int(alarm.raised_ms or 0)
+    raised = chain_start(alarm)
+    episode = episode_key(alarm)
     out: list[Notification] = []
     reached = [(i, s) for i, s in enumerate(chain.steps) if now_ms >= raised + s.after_min * MINUTE_MS]
     for i, step in reached:
@@ -159,7 +173,7 @@ def due_notifications(alarm: Alarm, chain: Chain, now_ms: int, duty: DutyLookup)
                 at = due + int(r * (chain.reminder_min or 0) * MINUTE_MS)
                 out.append(
                     Notification(
-                        key=f"{alarm.alarm_id}/s{i}/r{r}/{person.id}",
+                        key=f"{episode}/s{i}/r{r}/{person.id}",
                         alarm_id=alarm.alarm_id,
                         site=alarm.site,
                         step=i,
@@ -178,7 +192,7 @@ def next_due_ms(alarm: Alarm, chain: Chain, now_ms: int) -> int | None:
     """When this alarm's chain next needs attention (a step or a reminder), for the scheduler."""
     if not is_open(alarm):
         return None
-    raised = int(alarm.raised_ms or 0)
+    raised = chain_start(alarm)
     later = [raised + int(s.after_min * MINUTE_MS) for s in chain.steps]
     upcoming = [t for t in later if t > now_ms]
     if chain.reminder_min is not None:
