@@ -229,3 +229,37 @@ class ForecastPublic(BaseModel):
     learned_at: str | None = None
     normal_lo: float | None = None  # the sensor's normal range at this time of day and week
     normal_hi: float | None = None
+
+
+Colour = Literal["BLUE", "YELLOW", "ORANGE", "RED"]
+
+
+class WarningPointPublic(BaseModel):
+    """One monitored point of an item: its colour now (null: none) and its latest value."""
+
+    sensor: str
+    level: Colour | None
+    value: float | None
+    heard: bool  # it has reported since hazmon started
+
+
+class WarningItemPublic(BaseModel):
+    """A monitored item (points of one type): its colour, from its points and the count rule."""
+
+    id: str
+    name: str
+    level: Colour | None
+    points: list[WarningPointPublic]
+
+
+class WarningLevelsPublic(BaseModel):
+    """A tailings pond's warning levels now (GB 39496-2020 5.5.4): the pond, its items, their points,
+    and the pond's alarm (one incident whatever its colour) if it is on the list."""
+
+    site: str
+    level: Colour | None
+    ready: bool  # every point has reported since start (or its stale time passed): the colour is whole
+    items: list[WarningItemPublic]
+    alarm_id: str | None = None
+    state: str | None = None
+    message: str | None = None

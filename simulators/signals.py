@@ -118,6 +118,9 @@ class FleetModel:
         """Quiet values stay strictly inside the alarm limits (with a margin) and the instrument range."""
         lo_alarm = np.where(np.isnan(self.limit_l), self.limit_ll, self.limit_l)
         hi_alarm = np.where(np.isnan(self.limit_h), self.limit_hh, self.limit_h)
+        # a tailings point's first warning colour bounds its quiet values like a limit
+        warn_lo, warn_hi = self._first_warning()
+        lo_alarm, hi_alarm = np.fmax(lo_alarm, warn_lo), np.fmin(hi_alarm, warn_hi)
         self.has_lo_alarm = ~np.isnan(lo_alarm)
         self.has_hi_alarm = ~np.isnan(hi_alarm)
         self.band_lo = np.where(self.has_lo_alarm, np.fmax(lo_alarm, self.range_lo), self.range_lo)
@@ -125,6 +128,26 @@ class FleetModel:
         margin = 0.03 * (self.band_hi - self.band_lo)
         self.quiet_lo = np.where(self.has_lo_alarm, self.band_lo + margin, self.range_lo)
         self.quiet_hi = np.where(self.has_hi_alarm, self.band_hi - margin, self.range_hi)
+
+    def _first_warning(self) -> tuple[np.ndarray, np.ndarray]:
+        """The least severe warning threshold of each point, on its low or high side (NaN elsewhere)."""
+        lo = np.full(len(self.sensors), np.nan)
+        hi = np.full(len(self.sensors), np.nan)
+        for i, s in enumerate(self.sensors):
+            if s.warning is None:
+                continue
+            first = next(v for v in s.warning.thresholds if v is not None)
+            (hi if s.warning.rising else lo)[i] = first
+        return lo, hi
+
+    def _warning_control(self) -> np.ndarray:
+        """The yellow threshold of each rising warning point (else its first), NaN elsewhere."""
+        out = np.full(len(self.sensors), np.nan)
+        for i, s in enumerate(self.sensors):
+            if s.warning is not None and s.warning.rising:
+                yellow = s.warning.thresholds[1]
+                out[i] = yellow if yellow is not None else next(v for v in s.warning.thresholds if v is not None)
+        return out
 
     def _physics_of(self, s: Sensor) -> int:
         words = f"{s.id} {s.name} {s.group or ''}"
@@ -258,6 +281,8 @@ class FleetModel:
         i = self._pond = sel(phys == POND)
         gain = self.site_rain_gain_m_per_mm[self.site_of_slot[i]]
         top = np.where(np.isnan(self.limit_h[i]), self.limit_hh[i], self.limit_h[i])
+        # a pond watched by warning colours is run with its flood storage below yellow (汛前控制水位)
+        top = np.where(np.isnan(top), self._warning_control()[i], top)
         self.op[i] = np.where(
             np.isnan(top),
             self.op[i],

@@ -39,6 +39,7 @@ from api.schemas_sites import (
     SiteDetailPublic,
     SitePublic,
     SitesPublic,
+    WarningLevelsPublic,
     priority_name,
 )
 from api.service_port import ServicePort
@@ -326,6 +327,26 @@ def sensor_history(
         limits=LimitsPublic.from_limits(sensor.limits),
         alarms=[_marker(h, tz) for h in rows if h.key[1] == "sensor"],
     )
+
+
+# ---- tailings warning levels
+
+
+@router.get("/sites/{site_id}/warning-levels", response_model=WarningLevelsPublic)
+def warning_levels(service: ServiceDep, principal: PrincipalDep, site_id: SiteIdPath) -> WarningLevelsPublic:
+    """Retrieve a tailings pond's colours now: the pond, each monitored item and point, and its alarm."""
+    site = _site(service, site_id, principal)
+    warnings = service.alarms.engine.pond_warnings
+    snapshot = warnings.snapshot(site.id) if warnings is not None else None
+    if snapshot is None:
+        raise HTTPException(404, detail=f"site {site.id} has no warning levels (registry warning_levels)")
+    alarm = next(
+        (a for a in service.alarms.book.current(site=site.id) if a.kind is ConditionKind.WARNING_LEVEL),
+        None,
+    )
+    if alarm is not None:
+        snapshot.update(alarm_id=alarm.alarm_id, state=alarm.state.value, message=alarm.message)
+    return WarningLevelsPublic(**snapshot)
 
 
 # ---- forecast

@@ -519,6 +519,93 @@ def pond_storm(seed: int, registry: Registry) -> Built:
     )
 
 
+def pond_storm_levels(seed: int, registry: Registry) -> Built:
+    """A 9-hour 40 mm/h rainstorm on a pond watched by warning levels: one pond incident, blue -> red."""
+    start = T0_S
+    storm, end = start + 2 * DAY_S + 15 * HOUR_S, start + 3 * DAY_S + 6 * HOUR_S
+    rec = simulate(registry, start, end, seed, ("storm:renhua-tsf-01@+2d15h~9h",))
+    site = registry.sites[0]
+    points = {s.id: s for s in site.sensors if s.warning is not None}
+
+    def crossed(sensor_id: str, colour: int) -> float | None:
+        """First reading at the colour's threshold (in the point's direction) after the storm began."""
+        w = points[sensor_id].warning
+        threshold = w.thresholds[colour]
+        if threshold is None:
+            return None
+        s = rec.series[sensor_id]
+        at = s.value >= threshold if w.rising else s.value <= threshold
+        hit = np.flatnonzero(at & (s.t_s >= storm))
+        return float(s.t_s[hit[0]]) if hit.size else None
+
+    def first(colour: int) -> float:
+        times = [t for p in points if (t := crossed(p, colour)) is not None]
+        if not times:
+            raise RuntimeError(f"no point reaches colour {colour}: the scenario does not produce it")
+        return min(times)
+
+    # red: any point at red, or both beach sections at orange (2 orange points -> red, GB 39496 5.5.4)
+    beach_orange = max(t for p in ("DB-01", "DB-02") if (t := crossed(p, 2)) is not None)
+    red = min(beach_orange, first(3))
+    beach_minimum = first(3)
+    latency = 20 * MIN_S + 2 * 10 * MIN_S  # the longest on-delay and two reporting intervals
+    colours = (("blue", first(0)), ("yellow", first(1)), ("orange", first(2)), ("red", red))
+    everything = ["renhua-tsf-01", *points]
+    incidents = [
+        {
+            "id": f"pond-{name}",
+            "site": "renhua-tsf-01",
+            "sensors": ["renhua-tsf-01"],
+            "what": f"the pond's warning level reaches {name} (first point at the colour, or the count rule)",
+            "starts": iso(storm),
+            "happens": iso(at),
+            "deadline": iso(at + latency),
+            "accept": [{"type": "alarm", "level": [name.upper()]}],
+        }
+        for name, at in colours
+    ]
+    incidents[-1]["at_most"] = {"count": 4, "type": ["alarm"], "sensors": everything}
+    incidents[-1]["notes"] = {"one_incident": "at most 4 alarm events on the pond and its points: its colours"}
+    incidents.append(
+        {
+            "id": "pond-red-before-minimum-beach",
+            "required": False,
+            "site": "renhua-tsf-01",
+            "sensors": ["renhua-tsf-01"],
+            "what": "red comes before any beach section is shorter than its 70 m minimum (two at orange)",
+            "starts": iso(storm),
+            "happens": iso(beach_minimum),
+            "deadline": iso(beach_minimum),
+            "accept": [{"type": "alarm", "level": ["RED"]}],
+        }
+    )
+    return Built(
+        rec,
+        {
+            "title": "Rainstorm on a pond watched by warning levels: one incident from blue to red",
+            "description": (
+                "The pond of `pond_storm` with tailings warning levels (GB 39496-2020 5.5.4) on its pond level, "
+                "dry beach and phreatic line instead of H/HH limits, and a 9-hour 40 mm/h typhoon rainstorm (360 mm, "
+                "特大暴雨). The pond rises ~2.4 m and the beach, at a 0.8-1.5 % slope, shortens from ~275 m to "
+                "under 10 m. "
+                "Expected: one pond-scope alarm whose colour rises blue, yellow, orange, red (each within the "
+                "on-delay and two intervals of the first point at that colour), red when both beach sections "
+                "are orange (ideally before either is below its 70 m minimum, not required: the beach's 20-minute "
+                "on-delay), and no point alarm of the warning points."
+            ),
+            "incidents": incidents,
+            "quiet": [
+                {
+                    "from": iso(start),
+                    "to": iso(storm),
+                    "site": "renhua-tsf-01",
+                    "why": "two and a half days of ordinary weather with showers",
+                }
+            ],
+        },
+    )
+
+
 def gas_leak_2oo3(seed: int, registry: Registry) -> Built:
     """A pump-seal leak growing over ~55 min, seen by three detectors of a 2oo3 group."""
     start, end = T0_S, T0_S + 6 * HOUR_S
@@ -633,6 +720,7 @@ SCENARIOS: dict[str, Callable[[int, Registry], Built]] = {
     "lpg_daily_cycle": lpg_daily_cycle,
     "tailings_creep": tailings_creep,
     "pond_storm": pond_storm,
+    "pond_storm_levels": pond_storm_levels,
     **field_scenarios.SCENARIOS,
 }
 
