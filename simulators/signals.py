@@ -145,8 +145,9 @@ class FleetModel:
         out = np.full(len(self.sensors), np.nan)
         for i, s in enumerate(self.sensors):
             if s.warning is not None and s.warning.rising:
+                first = next(v for v in s.warning.thresholds if v is not None)
                 yellow = s.warning.thresholds[1]
-                out[i] = yellow if yellow is not None else next(v for v in s.warning.thresholds if v is not None)
+                out[i] = yellow if yellow is not None else first
         return out
 
     def _physics_of(self, s: Sensor) -> int:

@@ -408,6 +408,44 @@ async function renderSite(siteId) {
     tr.addEventListener("click", () => { location.hash = link.getAttribute("href"); });
     tbody.appendChild(tr);
   }
+  await renderPondLevels(s);
+}
+
+// ---- a tailings pond's warning colours: the pond, its items, their points (one incident)
+
+function colourName(level) {
+  return level ? STRINGS[state.lang].colour[level] : t("no_colour");
+}
+
+async function renderPondLevels(site) {
+  const panel = $("#pond-levels");
+  if (site.kind !== "tailings") { panel.hidden = true; return; }
+  let body;
+  try {
+    body = await api(`/api/v1/sites/${encodeURIComponent(site.id)}/warning-levels`);
+  } catch (e) {
+    panel.hidden = true;  // a pond without warning levels answers 404
+    return;
+  }
+  panel.hidden = false;
+  const badge = $("#pond-level");
+  badge.textContent = colourName(body.level);
+  badge.dataset.level = body.level || "NONE";
+  $("#pond-message").textContent = body.message || "";
+  const tbody = $("#pond-items");
+  tbody.replaceChildren();
+  for (const item of body.items) {
+    const tr = document.createElement("tr");
+    tr.className = "pond-item";
+    tr.dataset.itemId = item.id;
+    tr.dataset.level = item.level || "NONE";
+    cell(tr, item.name);
+    const lv = cell(tr, colourName(item.level));
+    lv.className = "colour-badge";
+    lv.dataset.level = item.level || "NONE";
+    cell(tr, item.points.map((p) => `${p.sensor} ${colourName(p.level)}`).join(", "));
+    tbody.appendChild(tr);
+  }
 }
 
 // ---- trend

@@ -24,6 +24,8 @@ export const STRINGS = {
     learned: { none: "尚未学习正常行为", learning: "正在学习正常行为", mature: "已学习正常行为" },
     basis: { trend: "趋势外推", reverting: "历史行为模型", creep: "反速度法" },
     forecast_series: "越限预测", eta_band: "预计越限区间", normal_band: "正常范围", value: "值",
+    pond_warning: "尾矿库预警等级", col_item: "监测项目", col_points: "测点", no_colour: "无预警",
+    colour: { BLUE: "蓝色", YELLOW: "黄色", ORANGE: "橙色", RED: "红色" },
   },
   en: {
     title: "Major hazard control room", login: "Log in", logout: "Log out", username: "Username",
@@ -50,5 +52,7 @@ export const STRINGS = {
       mature: "normal behaviour learned" },
     basis: { trend: "trend", reverting: "learned behaviour", creep: "inverse velocity" },
     forecast_series: "forecast", eta_band: "ETA band", normal_band: "normal range", value: "value",
+    pond_warning: "Pond warning level", col_item: "Monitored item", col_points: "Points", no_colour: "no warning",
+    colour: { BLUE: "Blue", YELLOW: "Yellow", ORANGE: "Orange", RED: "Red" },
   },
 };

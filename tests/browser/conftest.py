@@ -41,8 +41,8 @@ CHROMIUM_ARGS = [
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 
-GAS_SITE, OTHER_SITE, TANK_SITE = "jm-01", "fs-01", "jm-02"
-CITY, OTHER_CITY = "江门市", "佛山市"
+GAS_SITE, OTHER_SITE, TANK_SITE, POND_SITE = "jm-01", "fs-01", "jm-02", "sg-tsf-01"
+CITY, OTHER_CITY, POND_CITY = "江门市", "佛山市", "韶关市"
 ADMIN_PASSWORD = "pw-tester-0123456789"
 
 
@@ -87,6 +87,17 @@ def write_registry(path: Path) -> Path:
              "device": "gds-01"}]},
         {"id": OTHER_SITE, "name": "佛山溶剂仓库", "kind": "chemical", "grade": 3, "city": OTHER_CITY,
          "district": "南海区", "sensors": [_gas(0)]},
+        {"id": POND_SITE, "name": "仁化尾矿库", "kind": "tailings", "grade": 3, "city": POND_CITY,
+         "district": "仁化县",
+         "warning_items": [
+             {"id": "phreatic-A", "name": "浸润线A断面", "points": ["PZ-A1", "PZ-A2", "PZ-A3"]}],
+         "sensors": [{"id": "PL-01", "name": "库水位", "kind": "pond_level", "unit": "m", "range": [230, 250],
+                      "interval_s": 300, "device": "gds-01",
+                      "warning_levels": {"blue": 244.2, "yellow": 244.5, "orange": 245.0, "red": 247.3}}]
+                    + [{"id": f"PZ-A{k}", "name": f"浸润线A{k}埋深", "kind": "phreatic_depth", "unit": "m",
+                        "range": [0, 30], "interval_s": 600, "device": "gds-01",
+                        "warning_levels": {"blue": 7.0, "yellow": 6.0, "orange": 5.28, "red": 4.8}}
+                       for k in (1, 2, 3)]},
     ]  # fmt: skip
     path.write_text(yaml.safe_dump({"sites": sites}, allow_unicode=True), encoding="utf-8")
     return path
@@ -142,6 +153,7 @@ def plant(tmp_path_factory):
     svc.create_user("op-jm", "operator", "--city", CITY)
     svc.create_user("op-fs", "operator", "--city", OTHER_CITY)
     svc.create_user("op-jm2", "operator", "--city", CITY)
+    svc.create_user("op-sg", "operator", "--city", POND_CITY)
     pub = None
     try:
         svc.start()

@@ -8,7 +8,7 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import GAS_SITE, OTHER_SITE, TANK_SITE, Plant, password
+from tests.browser.conftest import GAS_SITE, OTHER_SITE, POND_SITE, TANK_SITE, Plant, password
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +62,9 @@ def test_a_critical_gas_alarm_appears_live_sounds_and_is_acknowledged_by_the_ope
 def test_an_operator_of_another_city_never_sees_the_alarm_or_the_site(page: Page, plant):
     if not plant.alarms(GAS_SITE):  # this test alone: make the alarm it must not see
         plant.ramp(GAS_SITE, "GT-101")
+    deadline = time.monotonic() + 10
+    while not plant.alarms(GAS_SITE) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the ramp is acknowledged by the broker before the engine has seen it
     assert plant.alarms(GAS_SITE)
 
     log_in(page, plant, "op-fs")
@@ -220,3 +223,24 @@ def test_an_alarm_event_on_the_stream_refreshes_the_list(page: Page, plant):
     assert len(fetched) >= 2  # at login, then for the event
     # the recorded stream ended: the console polls while the browser waits to reconnect
     page.wait_for_function("() => window.hazmonConsole.liveMode() === 'poll'")
+
+
+def test_a_pond_shows_one_warning_incident_with_its_item_and_point_colours(page: Page, plant, screenshots):
+    """Issue 12: three piezometers of one section at yellow make the section, and so the pond,
+    orange: the console shows the pond's colour, the item's and each point's, and one alarm."""
+    log_in(page, plant, "op-sg")
+    plant.publish(POND_SITE, {"PL-01": 240.0, "PZ-A1": 5.9, "PZ-A2": 5.95, "PZ-A3": 5.9})
+    plant.pub.wait_all_acked()
+    row = page.locator(f"tr.alarm[data-site='{POND_SITE}']")
+    expect(row).to_have_count(1, timeout=10_000)
+    expect(row).to_contain_text("ORANGE")
+    page.goto(plant.url + f"/console/#/sites/{POND_SITE}")
+    expect(page.locator("#pond-levels")).to_be_visible()
+    expect(page.locator("#pond-level")).to_have_attribute("data-level", "ORANGE")
+    expect(page.locator("#pond-level")).to_have_text("橙色")
+    item = page.locator("tr.pond-item[data-item-id='phreatic-A']")
+    expect(item).to_have_attribute("data-level", "ORANGE")
+    expect(item).to_contain_text("PZ-A1 黄色, PZ-A2 黄色, PZ-A3 黄色")
+    expect(page.locator("tr.pond-item[data-item-id='PL-01']")).to_have_attribute("data-level", "NONE")
+    expect(page.locator("#pond-message")).to_contain_text("橙色预警")
+    page.screenshot(path=str(screenshots / "pond-levels.png"), full_page=True)

@@ -565,7 +565,9 @@ def pond_storm_levels(seed: int, registry: Registry) -> Built:
         for name, at in colours
     ]
     incidents[-1]["at_most"] = {"count": 4, "type": ["alarm"], "sensors": everything}
-    incidents[-1]["notes"] = {"one_incident": "at most 4 alarm events on the pond and its points: its colours"}
+    incidents[-1]["notes"] = {
+        "one_incident": "at most 4 alarm events on the pond and its points: its colours"
+    }
     incidents.append(
         {
             "id": "pond-red-before-minimum-beach",
@@ -584,14 +586,14 @@ def pond_storm_levels(seed: int, registry: Registry) -> Built:
         {
             "title": "Rainstorm on a pond watched by warning levels: one incident from blue to red",
             "description": (
-                "The pond of `pond_storm` with tailings warning levels (GB 39496-2020 5.5.4) on its pond level, "
-                "dry beach and phreatic line instead of H/HH limits, and a 9-hour 40 mm/h typhoon rainstorm (360 mm, "
-                "特大暴雨). The pond rises ~2.4 m and the beach, at a 0.8-1.5 % slope, shortens from ~275 m to "
-                "under 10 m. "
-                "Expected: one pond-scope alarm whose colour rises blue, yellow, orange, red (each within the "
-                "on-delay and two intervals of the first point at that colour), red when both beach sections "
-                "are orange (ideally before either is below its 70 m minimum, not required: the beach's 20-minute "
-                "on-delay), and no point alarm of the warning points."
+                "The pond of `pond_storm` with tailings warning levels (GB 39496-2020 5.5.4) on its pond "
+                "level, dry beach and phreatic line instead of H/HH limits, and a 9-hour 40 mm/h typhoon "
+                "rainstorm (360 mm, 特大暴雨). The pond rises ~2.4 m and the beach, at a 0.8-1.5 % slope, "
+                "shortens from ~275 m to under 10 m. Expected: one pond-scope alarm whose colour rises "
+                "blue, yellow, orange, red (each within the on-delay and two intervals of the first point"
+                " at that colour), red when both beach sections are orange (ideally before either is "
+                "below its 70 m minimum, not required: the beach's 20-minute on-delay), and no point "
+                "alarm of the warning points."
             ),
             "incidents": incidents,
             "quiet": [
