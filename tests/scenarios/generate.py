@@ -444,10 +444,9 @@ def tailings_creep(seed: int, registry: Registry) -> Built:
                 },
                 {
                     "id": "GNSS-01-warned-before-H",
-                    "required": False,
                     "site": "chenzhou-tsf-01",
                     "sensors": ["GNSS-01"],
-                    "what": "ideally the inverse-velocity warning comes before the displacement crosses H",
+                    "what": "the inverse-velocity warning comes before the displacement crosses H (issue 12)",
                     "starts": iso(onset),
                     "happens": iso(fail),
                     "deadline": iso(h_at),
