@@ -57,7 +57,7 @@ lint: venv  ## ruff, and the import contracts of pyproject.toml (imports point i
 format: venv
 	$(VENV)/bin/ruff format .
 
-bench: bench-ingest bench-engine bench-api bench-history bench-computed
+bench: bench-ingest bench-engine bench-api bench-history
 
 bench-computed: venv  ## tick of 100 000 sensors of which 20 000 computed, against the same fleet all measured
 	$(PY) bench/computed.py
@@ -71,8 +71,9 @@ bench-ingest: deps venv  ## simulator -> Mosquitto -> hazmon -> InfluxDB vs a on
 bench-api: deps venv  ## API p50/p95/p99 under load from a second process, 2 000 sites / 100 000 sensors, vs /livez
 	$(PY) bench/api_load.py
 
-bench-engine: venv  ## engine tick at 10k/100k/1M sensors (learned behaviour on), replay, refit time; vs plain Python
+bench-engine: venv  ## engine tick at 10k/100k/1M sensors (learned behaviour on), replay, refit time; vs plain Python; then bench-computed
 	$(PY) bench/engine.py
+	$(PY) bench/computed.py
 
 scenarios: venv  ## the scenario library through `hazmon backtest`: lead time of every incident
 	$(PY) tests/scenarios/report.py
