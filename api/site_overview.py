@@ -12,8 +12,8 @@ it is acknowledged). Per alarm:
     red     a CRITICAL-priority alarm (HH/LL of gas and oxygen detectors, and whatever else the
             engine rates critical), or an early warning of level FAILURE (inverse-velocity dam
             failure forecast), whatever its priority
-    orange  a HIGH-priority process alarm (LL, L, H, HH, rate of change, vote, a pond's warning
-            level: orange is HIGH, red CRITICAL)
+    orange  a HIGH-priority process alarm (LL, L, H, HH, rate of change, vote, a discrete signal's
+            state, a pond's warning level: orange is HIGH, red CRITICAL)
     yellow  a MEDIUM or LOW process alarm, any other early warning (a forecast, not a crossing),
             an instrument FAULT or STALE data (sensor or device) below CRITICAL
     blue    nothing on the list: normal
@@ -51,7 +51,7 @@ _STATE_COL = {s: i for i, s in enumerate(COUNTED_STATES)}
 #: states on the operator's list: the only ones that colour a site
 LISTED_STATES = frozenset({AlarmState.UNACK, AlarmState.ACK, AlarmState.RTN_UNACK})
 _K = ConditionKind
-_PROCESS_ALARM_KINDS = frozenset({_K.LL, _K.L, _K.H, _K.HH, _K.ROC, _K.VOTE, _K.WARNING_LEVEL})
+_PROCESS_ALARM_KINDS = frozenset({_K.LL, _K.L, _K.H, _K.HH, _K.ROC, _K.VOTE, _K.WARNING_LEVEL, _K.STATE})
 
 
 def alarm_colour(a: Alarm) -> int:

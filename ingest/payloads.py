@@ -126,6 +126,13 @@ class PayloadDecoder:
             [self._device_ids[s.device] if s.device else -1 for s in index.sensors], dtype=np.int64
         )
         self._computed_slot = np.array([s.formula is not None for s in index.sensors], dtype=bool)
+        # discrete signals: integer codes, or their states' names in `v` (docs/contracts.md §1)
+        self._discrete_slot = np.array([s.discrete for s in index.sensors], dtype=bool)
+        self._state_codes = {
+            slot: {name: code for code, name in enumerate(s.states)}
+            for slot, s in enumerate(index.sensors)
+            if s.discrete
+        }
 
     # ---- whole batch
 
@@ -238,6 +245,15 @@ class PayloadDecoder:
 
     # ---- per item, vectorised checks
 
+    def _name_states(self, raw_v: list[object], slot: np.ndarray, value: np.ndarray) -> None:
+        """A discrete signal's state given by name (`"v": "bypassed"`) becomes its code, in place;
+        only the items that are not numbers are looked at."""
+        for i in np.flatnonzero(np.isnan(value)).tolist():
+            names = self._state_codes.get(int(slot[i]))
+            v = raw_v[i]
+            if names is not None and type(v) is str and v in names:
+                value[i] = names[v]
+
     def _decode_items(
         self,
         items: list[object],
@@ -264,6 +280,12 @@ class PayloadDecoder:
         raw_q = [d.get("q") for d in dicts]
 
         value = _values_to_float(raw_v)
+        not_integer = np.zeros(n, dtype=bool)
+        if self._state_codes:
+            self._name_states(raw_v, slot, value)
+            with np.errstate(invalid="ignore"):
+                discrete = (slot >= 0) & self._discrete_slot[np.clip(slot, 0, None)]
+                not_integer = discrete & (value != np.rint(value))
         quality = np.fromiter(
             (QUALITY_CODES.get(q, -1) if type(q) is str or q is None else -1 for q in raw_q),
             dtype=np.int8,
@@ -289,7 +311,7 @@ class PayloadDecoder:
             (R.unknown_sensor, slot == -1),
             (R.wrong_device, wrong_device),
             (R.computed, computed),
-            (R.bad_value, ~np.isfinite(value)),
+            (R.bad_value, ~np.isfinite(value) | not_integer),
             (R.bad_quality, quality < 0),
             (R.bad_timestamp, bad_ts),
             (R.future_timestamp, ts > now_ms + self.max_future_ms),
@@ -417,7 +439,10 @@ def _item_detail(code: RejectReason, item: object, ts_ms: int, now_ms: int, devi
     if code == R.wrong_device:
         return f"sensor {sensor!r} reports through device {device!r}, not the device of this topic"
     if code == R.bad_value:
-        return f"sensor {sensor!r}: 'v' must be a finite number, got {d.get('v')!r:.60}"
+        return (
+            f"sensor {sensor!r}: 'v' must be a finite number (a discrete signal's: an integer code or "
+            f"a state name), got {d.get('v')!r:.60}"
+        )
     if code == R.bad_quality:
         return f"sensor {sensor!r}: 'q' must be good, uncertain or bad"
     if code == R.bad_timestamp:

@@ -89,6 +89,12 @@ class SensorKind:
     warn: WarnProfile = DEFAULT_PROFILE
     #: the most `hazmon tune` may suggest
     tune_cap: Cap = DEFAULT_CAP
+    #: a discrete (on/off or enumerated) signal: its states, code 0, 1, ... (empty: an analog value)
+    states: tuple[str, ...] = ()
+
+    @property
+    def discrete(self) -> bool:
+        return bool(self.states)
 
 
 def _kinds(*kinds: SensorKind) -> MappingProxyType[str, SensorKind]:
@@ -144,7 +150,30 @@ KINDS: MappingProxyType[str, SensorKind] = _kinds(
     SensorKind("displacement", ("mm",), trend_window_s=3 * _DAY_S, creep=True),
     SensorKind("rainfall", ("mm", "mm/h"), may_flatline=True, trend_window_s=1 * _HOUR_S),
     SensorKind("seepage", ("L/s", "m3/h", "m³/h")),
+    # discrete signals of safety systems (issue 12): codes 0, 1, ... of their states; never stuck
+    SensorKind("interlock", ("state",), may_flatline=True, states=("in_service", "bypassed")),
+    SensorKind("esd", ("state",), may_flatline=True, states=("normal", "tripped")),
+    SensorKind("valve", ("state",), may_flatline=True, states=("closed", "open", "travelling")),
+    SensorKind("controller", ("state",), may_flatline=True, states=("healthy", "fault")),
+    SensorKind("power", ("state",), may_flatline=True, states=("on", "off")),
 )  # fmt: skip
+
+#: how people read the usual state names (messages, console); other names are shown as they are
+STATE_NAMES_ZH: MappingProxyType[str, str] = MappingProxyType(
+    {
+        "in_service": "投用",
+        "bypassed": "旁路(摘除)",
+        "normal": "正常",
+        "tripped": "已动作",
+        "closed": "关",
+        "open": "开",
+        "travelling": "动作中",
+        "healthy": "正常",
+        "fault": "故障",
+        "on": "通电",
+        "off": "断电",
+    }
+)
 
 
 def names_where(fact: Callable[[SensorKind], bool]) -> frozenset[str]:

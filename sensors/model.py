@@ -10,6 +10,7 @@ from enum import IntEnum
 from types import MappingProxyType
 from typing import Literal
 
+from sensors.discrete import StateAlarm
 from sensors.formula import Formula
 from sensors.kinds import KINDS
 from sensors.warning_levels import Escalation, WarningItem, WarningLevels
@@ -77,6 +78,14 @@ class Sensor:
     formula: Formula | None = None
     # tailings warning thresholds blue..red (registry key `warning_levels`, sensors/warning_levels.py)
     warning: WarningLevels | None = None
+    # a discrete signal (kinds interlock, esd, valve, controller, power): its states, codes 0, 1, ...,
+    # and which of them are alarms after how long (sensors/discrete.py); empty for analog sensors
+    states: tuple[str, ...] = ()
+    state_alarms: tuple[StateAlarm, ...] = ()
+
+    @property
+    def discrete(self) -> bool:
+        return bool(self.states)
 
     @property
     def key(self) -> tuple[str, str]:

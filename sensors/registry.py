@@ -18,7 +18,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 import yaml
 
+from sensors.discrete import parse_state_alarms, parse_states
 from sensors.formula import FormulaError, parse_formula
+from sensors.kinds import KINDS
 from sensors.model import (
     LIMIT_KEYS,
     SENSOR_KINDS,
@@ -96,6 +98,8 @@ SENSOR_KEYS = frozenset(
         "group",
         "device",
         "warning_levels",
+        "states",
+        "state_alarms",
     }
 )
 GRADE_RANGE = {"chemical": (1, 4), "tailings": (1, 5)}
@@ -211,8 +215,12 @@ def sensor_document(s: Sensor) -> dict[str, Any]:
         doc["compute"] = s.formula.document()
     if s.warning is not None:
         doc["warning_levels"] = s.warning.document()
+    if s.states:
+        doc["states"] = list(s.states)
+    if s.state_alarms:
+        doc["state_alarms"] = {a.state: a.document() for a in s.state_alarms}
     for f in fields(Sensor):
-        if f.name in doc or f.name in ("site", "limits", "formula", "warning"):
+        if f.name in doc or f.name in ("site", "limits", "formula", "warning", "states", "state_alarms"):
             continue
         value = getattr(s, f.name)
         if value != f.default:
@@ -400,11 +408,22 @@ def _parse_sensor(raw: Any, site: str, c: _Collector) -> Sensor | None:
     kind = raw.get("kind")
     if kind not in SENSOR_KINDS:
         bad(f"unknown kind {kind!r} (one of {', '.join(sorted(SENSOR_KINDS))})", "kind")
-    unit = raw.get("unit")
+    discrete = kind in SENSOR_KINDS and KINDS[kind].discrete
+    states: tuple[str, ...] = ()
+    if discrete:
+        states = parse_states(raw.get("states"), KINDS[kind].states, bad)
+    elif raw.get("states") is not None or raw.get("state_alarms") is not None:
+        bad(
+            "states and state_alarms are for discrete kinds (interlock, esd, valve, controller, power)",
+            "states",
+        )
+    unit = raw.get("unit", "state" if discrete else None)
     if kind in SENSOR_KINDS and unit not in UNITS_BY_KIND[kind]:
         bad(f"unit {unit!r} is not valid for {kind} (one of {', '.join(UNITS_BY_KIND[kind])})", "unit")
-    rng = raw.get("range")
+    rng = raw.get("range", [0, len(states) - 1] if discrete else None)
     lo = hi = None
+    if discrete and rng != [0, len(states) - 1]:
+        bad(f"a discrete signal's range is its codes: [0, {len(states) - 1}] (or leave it out)", "range")
     if not (isinstance(rng, list) and len(rng) == 2 and all(_number(x) is not None for x in rng)):
         bad("range must be [min, max] with finite numbers", "range")
     else:
@@ -458,6 +477,13 @@ def _parse_sensor(raw: Any, site: str, c: _Collector) -> Sensor | None:
     warning = None
     if raw.get("warning_levels") is not None:
         warning = parse_warning_levels(raw["warning_levels"], lo, hi, bad)
+    state_alarms = parse_state_alarms(raw.get("state_alarms"), states, bad) if discrete else ()
+    if discrete:
+        for key in ("limits", "roc_per_min", "compute", "warning_levels", "group"):
+            if raw.get(key) is not None:
+                bad(f"a discrete signal has no {key}: its alarms are state_alarms", key)
+        if forecast:
+            bad("a discrete signal has no forecast", "forecast")
     if len(c.issues) > before:
         return None
     return Sensor(
@@ -482,6 +508,8 @@ def _parse_sensor(raw: Any, site: str, c: _Collector) -> Sensor | None:
         resolution=numbers["resolution"],
         formula=formula,
         warning=warning,
+        states=states,
+        state_alarms=state_alarms,
     )
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from alerts.engine import kernels
 from alerts.engine.conditions import FAULT_NAMES, FAULT_NAMES_ZH, ConditionChange, ConditionKind, Priority
 from alerts.engine.pond_warnings import PondWarnings
+from alerts.engine.state_alarms import StateAlarms
 from sensors.index import SensorIndex
 from sensors.kinds import names_where
 from sensors.readings import ReadingBatch
@@ -158,6 +159,11 @@ class AlarmEngine:
         # tailings ponds' warning colours (point -> item -> pond), None without warning points
         pond_warnings = PondWarnings(index, start_ms, self.stale_after_ms)
         self.pond_warnings = pond_warnings if pond_warnings else None
+        # discrete signals: never a spike (a state change is a full-span jump), state alarms
+        self.discrete = np.array([s.discrete for s in sensors], dtype=bool)
+        self._any_discrete = bool(self.discrete.any())
+        state_alarms = StateAlarms(index)
+        self.state_alarms = state_alarms if state_alarms else None
 
         # ---- precomputed per sensor for the shortcuts (same arithmetic as the kernels)
         # quiet band: with no raw, pending or active condition, a value strictly between the highest
@@ -334,6 +340,8 @@ class AlarmEngine:
             self._settle(pend, t, self.raw.take(pend, axis=0), self.last_x.take(pend), changes)
         if self.pond_warnings is not None:
             self.pond_warnings.advance(now_ms, changes)
+        if self.state_alarms is not None:
+            self.state_alarms.advance(now_ms, changes)
         if short and self._stale_clear and now_ms <= self._next_overdue:
             # nothing was stale at the last check and no sensor can be overdue yet: nothing can flip
             changes.sort(key=lambda c: c.time_ms)
@@ -405,6 +413,8 @@ class AlarmEngine:
                     elif kind == K.STALE:
                         self._stale_marked = True
                         self._stale_clear = False
+                    elif kind == K.STATE and self.state_alarms is not None:
+                        self.state_alarms.restore(site, source)
             elif scope == "device" and (site, source) in self.devices:
                 self.device_active[self.devices.index((site, source))] = True
                 self._stale_clear = False
@@ -432,12 +442,8 @@ class AlarmEngine:
             return  # every reading is held as a possible spike
         self._step_health(rd, changes)
         self._step_limits(rd, changes)
-        if self.pond_warnings is not None:
-            live = rd.live
-            if live is None:
-                self.pond_warnings.update(rd.slot, rd.t, rd.x, rd.q, changes)
-            else:
-                self.pond_warnings.update(rd.slot[live], rd.t[live], rd.x[live], rd.q[live], changes)
+        if self.pond_warnings is not None or self.state_alarms is not None:
+            self._step_derived_alarms(rd, changes)
         self._step_last_reading(rd, changes)
         self._step_votes_and_forecast(rd, changes)
 
@@ -466,6 +472,8 @@ class AlarmEngine:
             jump = kernels.robust_jump(rd.x, rd.last_x, mad, g(self.span), n_seen, k=cfg.spike_k)
         if pend is not None:
             jump &= ~pend
+        if self._any_discrete:
+            jump &= ~g(self.discrete)
         if rd.any_bad_q:
             jump &= ~rd.bad_q
         if jump.any():
@@ -641,6 +649,17 @@ class AlarmEngine:
                 at = np.searchsorted(rows, roc_rows)  # roc_rows are among rows
                 raw[at, 4] = np.abs(roc) > self.roc_limit[slot[roc_rows]]
             self._settle(rs, t[rows], raw, xr, changes)
+
+    def _step_derived_alarms(self, rd: _Round, changes) -> None:
+        """Alarms of other shapes than limits: tailings ponds' colours (alerts/engine/pond_warnings.py)
+        and discrete signals' states (alerts/engine/state_alarms.py); held rows left out."""
+        slot, t, x, q, live = rd.slot, rd.t, rd.x, rd.q, rd.live
+        if live is not None:
+            slot, t, x, q = slot[live], t[live], x[live], q[live]
+        if self.pond_warnings is not None:
+            self.pond_warnings.update(slot, t, x, q, changes)
+        if self.state_alarms is not None:
+            self.state_alarms.update(slot, t, x, q, changes)
 
     def _step_last_reading(self, rd: _Round, changes) -> None:
         """The reading becomes the sensor's latest (held rows keep theirs); fresh data ends staleness."""

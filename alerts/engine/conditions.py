@@ -27,6 +27,7 @@ class ConditionKind(IntEnum):
     EARLY_WARNING = 7  # forecast to cross a limit within the horizon
     VOTE = 8  # k-out-of-n group vote (e.g. 2oo3 gas detectors) reached
     WARNING_LEVEL = 9  # a tailings pond's colour, blue..red (scope pond; alerts/engine/pond_warnings.py)
+    STATE = 10  # a discrete signal in an abnormal state for its on-delay (alerts/engine/state_alarms.py)
 
 
 #: docs/contracts.md §3 `type` for each kind
@@ -38,6 +39,7 @@ EVENT_TYPE = {
     ConditionKind.ROC: "alarm",
     ConditionKind.VOTE: "alarm",
     ConditionKind.WARNING_LEVEL: "alarm",
+    ConditionKind.STATE: "alarm",
     ConditionKind.FAULT: "fault",
     ConditionKind.STALE: "stale",
     ConditionKind.EARLY_WARNING: "early_warning",

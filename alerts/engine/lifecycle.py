@@ -63,6 +63,7 @@ PROCESS_KINDS = frozenset(
         ConditionKind.EARLY_WARNING,
         ConditionKind.VOTE,
         ConditionKind.WARNING_LEVEL,
+        ConditionKind.STATE,
     }
 )
 #: limit alarms: active means the reading itself is at or beyond a limit
