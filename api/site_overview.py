@@ -51,7 +51,9 @@ _STATE_COL = {s: i for i, s in enumerate(COUNTED_STATES)}
 #: states on the operator's list: the only ones that colour a site
 LISTED_STATES = frozenset({AlarmState.UNACK, AlarmState.ACK, AlarmState.RTN_UNACK})
 _K = ConditionKind
-_PROCESS_ALARM_KINDS = frozenset({_K.LL, _K.L, _K.H, _K.HH, _K.ROC, _K.VOTE, _K.WARNING_LEVEL, _K.STATE})
+_PROCESS_ALARM_KINDS = frozenset(
+    {_K.LL, _K.L, _K.H, _K.HH, _K.ROC, _K.VOTE, _K.WARNING_LEVEL, _K.STATE, _K.MISMATCH}
+)
 
 
 def alarm_colour(a: Alarm) -> int:

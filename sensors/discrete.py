@@ -94,3 +94,51 @@ def parse_state_alarms(raw: Any, states: tuple[str, ...], bad: Bad) -> tuple[Sta
             continue
         out.append(StateAlarm(name, float(after), priority))
     return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Contradiction:
+    """An alarm when the signal is in `state` while `sensor` (a measurement of the site) has risen by
+    `rises_by` since the state began: a valve reported closed while the flow behind it rises."""
+
+    state: str
+    sensor: str
+    rises_by: float
+    priority: str = "high"
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "sensor": self.sensor,
+            "rises_by": self.rises_by,
+            "priority": self.priority,
+        }
+
+
+def parse_contradiction(raw: Any, states: tuple[str, ...], bad: Bad) -> Contradiction | None:
+    """The sensor key `contradicts`: `{state, sensor, rises_by, priority}`."""
+    key = "contradicts"
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        bad("contradicts must be a mapping {state, sensor, rises_by, priority}", key)
+        return None
+    for k in raw:
+        if k not in ("state", "sensor", "rises_by", "priority"):
+            bad("unknown key (use state, sensor, rises_by, priority)", f"{key}.{k}")
+    state, sensor, rise = raw.get("state"), raw.get("sensor"), raw.get("rises_by")
+    priority = raw.get("priority", "high")
+    ok = True
+    if state not in states:
+        bad(f"state must be one of {', '.join(states)}", f"{key}.state")
+        ok = False
+    if not isinstance(sensor, str) or not sensor:
+        bad("sensor must name a measurement of this site", f"{key}.sensor")
+        ok = False
+    if isinstance(rise, bool) or not isinstance(rise, int | float) or not math.isfinite(rise) or rise <= 0:
+        bad("rises_by must be a positive number in the sensor's unit", f"{key}.rises_by")
+        ok = False
+    if priority not in PRIORITIES:
+        bad(f"priority must be one of {', '.join(PRIORITIES)}", f"{key}.priority")
+        ok = False
+    return Contradiction(state, sensor, float(rise), priority) if ok else None

@@ -10,7 +10,7 @@ from enum import IntEnum
 from types import MappingProxyType
 from typing import Literal
 
-from sensors.discrete import StateAlarm
+from sensors.discrete import Contradiction, StateAlarm
 from sensors.formula import Formula
 from sensors.kinds import KINDS
 from sensors.warning_levels import Escalation, WarningItem, WarningLevels
@@ -82,6 +82,7 @@ class Sensor:
     # and which of them are alarms after how long (sensors/discrete.py); empty for analog sensors
     states: tuple[str, ...] = ()
     state_alarms: tuple[StateAlarm, ...] = ()
+    contradicts: Contradiction | None = None  # a state a measurement contradicts (a closed valve, flow)
 
     @property
     def discrete(self) -> bool:

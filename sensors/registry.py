@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 import yaml
 
-from sensors.discrete import parse_state_alarms, parse_states
+from sensors.discrete import parse_contradiction, parse_state_alarms, parse_states
 from sensors.formula import FormulaError, parse_formula
 from sensors.kinds import KINDS
 from sensors.model import (
@@ -100,6 +100,7 @@ SENSOR_KEYS = frozenset(
         "warning_levels",
         "states",
         "state_alarms",
+        "contradicts",
     }
 )
 GRADE_RANGE = {"chemical": (1, 4), "tailings": (1, 5)}
@@ -219,8 +220,11 @@ def sensor_document(s: Sensor) -> dict[str, Any]:
         doc["states"] = list(s.states)
     if s.state_alarms:
         doc["state_alarms"] = {a.state: a.document() for a in s.state_alarms}
+    if s.contradicts is not None:
+        doc["contradicts"] = s.contradicts.document()
+    skip = ("site", "limits", "formula", "warning", "states", "state_alarms", "contradicts")
     for f in fields(Sensor):
-        if f.name in doc or f.name in ("site", "limits", "formula", "warning", "states", "state_alarms"):
+        if f.name in doc or f.name in skip:
             continue
         value = getattr(s, f.name)
         if value != f.default:
@@ -333,6 +337,7 @@ def _parse_site(raw: Any, c: _Collector) -> Site | None:
             ids.add(s.id)
             sensors.append(s)
         _check_formulas(sensors, label, c)
+        _check_contradictions(sensors, label, c)
 
     def bad_site(message: str, key: str) -> None:
         c.add(message, site=label, key=key)
@@ -478,6 +483,9 @@ def _parse_sensor(raw: Any, site: str, c: _Collector) -> Sensor | None:
     if raw.get("warning_levels") is not None:
         warning = parse_warning_levels(raw["warning_levels"], lo, hi, bad)
     state_alarms = parse_state_alarms(raw.get("state_alarms"), states, bad) if discrete else ()
+    contradicts = parse_contradiction(raw.get("contradicts"), states, bad) if discrete else None
+    if not discrete and raw.get("contradicts") is not None:
+        bad("contradicts is for discrete kinds (interlock, esd, valve, ...)", "contradicts")
     if discrete:
         for key in ("limits", "roc_per_min", "compute", "warning_levels", "group"):
             if raw.get(key) is not None:
@@ -510,7 +518,24 @@ def _parse_sensor(raw: Any, site: str, c: _Collector) -> Sensor | None:
         warning=warning,
         states=states,
         state_alarms=state_alarms,
+        contradicts=contradicts,
     )
+
+
+def _check_contradictions(sensors: list[Sensor], site: str, c: _Collector) -> None:
+    """A discrete signal's `contradicts.sensor` is a measurement (not discrete) of the same site."""
+    by_id = {s.id: s for s in sensors}
+    for s in sensors:
+        if s.contradicts is None:
+            continue
+        other = by_id.get(s.contradicts.sensor)
+        if other is None or other.discrete:
+            c.add(
+                f"contradicts.sensor {s.contradicts.sensor!r} is not a measurement of this site",
+                site=site,
+                sensor=s.id,
+                key="contradicts.sensor",
+            )
 
 
 def _check_formulas(sensors: list[Sensor], site: str, c: _Collector) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 from alerts.engine import kernels
 from alerts.engine.conditions import FAULT_NAMES, FAULT_NAMES_ZH, ConditionChange, ConditionKind, Priority
 from alerts.engine.pond_warnings import PondWarnings
-from alerts.engine.state_alarms import StateAlarms
+from alerts.engine.state_alarms import Contradictions, StateAlarms
 from sensors.index import SensorIndex
 from sensors.kinds import names_where
 from sensors.readings import ReadingBatch
@@ -164,6 +164,8 @@ class AlarmEngine:
         self._any_discrete = bool(self.discrete.any())
         state_alarms = StateAlarms(index)
         self.state_alarms = state_alarms if state_alarms else None
+        contradictions = Contradictions(index)
+        self.contradictions = contradictions if contradictions else None
 
         # ---- precomputed per sensor for the shortcuts (same arithmetic as the kernels)
         # quiet band: with no raw, pending or active condition, a value strictly between the highest
@@ -415,6 +417,8 @@ class AlarmEngine:
                         self._stale_clear = False
                     elif kind == K.STATE and self.state_alarms is not None:
                         self.state_alarms.restore(site, source)
+                    elif kind == K.MISMATCH and self.contradictions is not None:
+                        self.contradictions.restore(site, source)
             elif scope == "device" and (site, source) in self.devices:
                 self.device_active[self.devices.index((site, source))] = True
                 self._stale_clear = False
@@ -442,7 +446,7 @@ class AlarmEngine:
             return  # every reading is held as a possible spike
         self._step_health(rd, changes)
         self._step_limits(rd, changes)
-        if self.pond_warnings is not None or self.state_alarms is not None:
+        if self.pond_warnings is not None or self.state_alarms is not None or self.contradictions is not None:
             self._step_derived_alarms(rd, changes)
         self._step_last_reading(rd, changes)
         self._step_votes_and_forecast(rd, changes)
@@ -660,6 +664,8 @@ class AlarmEngine:
             self.pond_warnings.update(slot, t, x, q, changes)
         if self.state_alarms is not None:
             self.state_alarms.update(slot, t, x, q, changes)
+        if self.contradictions is not None:
+            self.contradictions.update(slot, t, x, q, changes)
 
     def _step_last_reading(self, rd: _Round, changes) -> None:
         """The reading becomes the sensor's latest (held rows keep theirs); fresh data ends staleness."""

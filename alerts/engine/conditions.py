@@ -28,6 +28,7 @@ class ConditionKind(IntEnum):
     VOTE = 8  # k-out-of-n group vote (e.g. 2oo3 gas detectors) reached
     WARNING_LEVEL = 9  # a tailings pond's colour, blue..red (scope pond; alerts/engine/pond_warnings.py)
     STATE = 10  # a discrete signal in an abnormal state for its on-delay (alerts/engine/state_alarms.py)
+    MISMATCH = 11  # a discrete signal's state contradicted by a measurement (a closed valve, rising flow)
 
 
 #: docs/contracts.md §3 `type` for each kind
@@ -40,6 +41,7 @@ EVENT_TYPE = {
     ConditionKind.VOTE: "alarm",
     ConditionKind.WARNING_LEVEL: "alarm",
     ConditionKind.STATE: "alarm",
+    ConditionKind.MISMATCH: "alarm",
     ConditionKind.FAULT: "fault",
     ConditionKind.STALE: "stale",
     ConditionKind.EARLY_WARNING: "early_warning",

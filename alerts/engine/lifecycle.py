@@ -64,6 +64,7 @@ PROCESS_KINDS = frozenset(
         ConditionKind.VOTE,
         ConditionKind.WARNING_LEVEL,
         ConditionKind.STATE,
+        ConditionKind.MISMATCH,
     }
 )
 #: limit alarms: active means the reading itself is at or beyond a limit

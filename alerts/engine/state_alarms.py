@@ -131,3 +131,90 @@ def _duration_zh(seconds: float) -> str:
     if seconds >= 60:
         return f"{seconds / 60:g} 分钟"
     return f"{seconds:g} 秒"
+
+
+class Contradictions:
+    """Discrete signals whose state a measurement contradicts (registry `contradicts`): an alarm
+    point (kind MISMATCH) per signal, active while the signal is in the state and the measurement
+    has risen by `rises_by` above its lowest reading since the state began."""
+
+    def __init__(self, index: SensorIndex):
+        self.index = index
+        rules = [(slot, s) for slot, s in enumerate(index.sensors) if s.contradicts is not None]
+        self.signal = np.array([slot for slot, _ in rules], dtype=np.int64)
+        self.measure = np.array(
+            [index.by_site[s.site][s.contradicts.sensor] for _, s in rules],  # type: ignore[union-attr]
+            dtype=np.int64,
+        )
+        self.code = np.array([s.states.index(s.contradicts.state) for _, s in rules], dtype=np.int64)  # type: ignore[union-attr]
+        self.rise = np.array([s.contradicts.rises_by for _, s in rules], dtype=np.float64)  # type: ignore[union-attr]
+        self.priority = [Priority[s.contradicts.priority.upper()] for _, s in rules]  # type: ignore[union-attr]
+        self.rule_of_signal = np.full(len(index.sensors), -1, dtype=np.int64)
+        self.rule_of_signal[self.signal] = np.arange(len(rules))
+        self.watched = np.zeros(len(index.sensors), dtype=bool)
+        self.watched[self.measure] = True
+        # ---- state
+        self.in_state = np.zeros(len(rules), dtype=bool)
+        self.lowest = np.full(len(rules), np.nan)  # the measurement's lowest since the state began
+        self.risen = np.full(len(rules), np.nan)  # its latest reading above that lowest
+        self.active = np.zeros(len(rules), dtype=bool)
+
+    def __bool__(self) -> bool:
+        return bool(self.signal.size)
+
+    def update(self, slot: np.ndarray, t: np.ndarray, x: np.ndarray, q: np.ndarray, changes: list) -> None:
+        good = (q < 2) & np.isfinite(x)
+        rule = self.rule_of_signal[slot]
+        sig = np.flatnonzero((rule >= 0) & good)
+        if sig.size:
+            r = rule[sig]
+            now_in = np.rint(x[sig]).astype(np.int64) == self.code[r]
+            changed = now_in != self.in_state[r]
+            self.lowest[r[changed]] = np.nan
+            self.risen[r[changed]] = np.nan
+            self.in_state[r] = now_in
+        meas = np.flatnonzero(self.watched[slot] & good)
+        if meas.size == 0 and sig.size == 0:
+            return
+        # the measurement's readings of this round, for every rule watching it (few rules: a dict)
+        value_of_slot = dict(zip(slot[meas].tolist(), x[meas].tolist(), strict=True))
+        rules = np.flatnonzero(np.isin(self.measure, slot[meas]))
+        fresh = np.array([value_of_slot[int(m)] for m in self.measure[rules]], dtype=np.float64)
+        inside = self.in_state[rules]
+        self.lowest[rules] = np.where(inside, np.fmin(self.lowest[rules], fresh), np.nan)
+        self.risen[rules] = np.where(inside, fresh - self.lowest[rules], np.nan)
+        on = self.in_state & (np.nan_to_num(self.risen, nan=-np.inf) >= self.rise)
+        when = int(t.max())
+        for r in np.flatnonzero(on != self.active).tolist():
+            changes.append(self._change(r, bool(on[r]), when))
+        self.active = on
+
+    def restore(self, site: str, source: str) -> None:
+        slot = self.index.by_site.get(site, {}).get(source)
+        if slot is not None and self.rule_of_signal[slot] >= 0:
+            self.active[self.rule_of_signal[slot]] = True
+
+    def _change(self, r: int, on: bool, t_ms: int) -> ConditionChange:
+        signal = self.index.sensors[int(self.signal[r])]
+        measure = self.index.sensors[int(self.measure[r])]
+        rule = signal.contradicts
+        assert rule is not None
+        zh = STATE_NAMES_ZH.get(rule.state, rule.state)
+        rise = None if np.isnan(self.risen[r]) else float(self.risen[r])
+        message = (
+            f"{signal.name} 状态{zh}, 但{measure.name}上升 ≥ {rule.rises_by:g} {measure.unit}: 状态与测量矛盾"
+            if on
+            else f"{signal.name} 状态与{measure.name}不再矛盾"
+        )
+        return ConditionChange(
+            signal.site,
+            signal.id,
+            ConditionKind.MISMATCH,
+            on,
+            t_ms,
+            self.priority[r],
+            "MISMATCH",
+            value=rise,
+            limit=rule.rises_by,
+            message=message,
+        )

@@ -30,7 +30,9 @@ sites:
       - {id: SIS-101, name: 1号反应釜高压联锁, kind: interlock, interval_s: 60,
          state_alarms: {bypassed: {after_s: 28800, priority: high}}}
       - {id: ESD-1, name: 紧急停车, kind: esd, interval_s: 60, state_alarms: {tripped: {priority: critical}}}
-      - {id: XV-101, name: 进料切断阀, kind: valve, interval_s: 10}
+      - {id: XV-101, name: 进料切断阀, kind: valve, interval_s: 10,
+         contradicts: {state: closed, sensor: FT-101, rises_by: 5.0}}
+      - {id: FT-101, name: 阀后进料流量, kind: flow, unit: m3/h, range: [0, 100], interval_s: 10}
       - {id: PWR-1, name: 探测器电源, kind: power, interval_s: 60, states: [mains, battery, "off"],
          state_alarms: {battery: {after_s: 600, priority: medium}, "off": {}}}
       - {id: PT-101, name: 压力, kind: pressure, unit: MPa, range: [0, 2], interval_s: 10}
@@ -74,7 +76,7 @@ def test_a_discrete_kind_brings_its_states_unit_and_range_and_round_trips():
         "state",
         (0.0, 1.0),
     )
-    power = reg.sites[0].sensors[3]
+    power = next(s for s in reg.sites[0].sensors if s.id == "PWR-1")
     assert power.states == ("mains", "battery", "off") and power.range == (0.0, 2.0)
     assert Registry(tuple(parse_registry_text(registry_to_json(reg).decode())[0])).sites == reg.sites
 
@@ -104,6 +106,26 @@ def test_a_discrete_kind_brings_its_states_unit_and_range_and_round_trips():
         (
             "{id: X, name: x, kind: level, unit: m, range: [0, 9], interval_s: 60, states: [a, b]}",
             "discrete kinds",
+        ),
+        (
+            "{id: X, name: x, kind: valve, interval_s: 9, "
+            "contradicts: {state: closed, sensor: ESD-1, rises_by: 1}}",
+            "is not a measurement of this site",
+        ),
+        (
+            "{id: X, name: x, kind: valve, interval_s: 9, "
+            "contradicts: {state: shut, sensor: FT-101, rises_by: 1}}",
+            "state must be one of",
+        ),
+        (
+            "{id: X, name: x, kind: valve, interval_s: 9, "
+            "contradicts: {state: closed, sensor: FT-101, rises_by: 0}}",
+            "rises_by must be a positive number",
+        ),
+        (
+            "{id: X, name: x, kind: level, unit: m, range: [0, 9], interval_s: 9, "
+            "contradicts: {state: closed, sensor: FT-101, rises_by: 1}}",
+            "contradicts is for discrete kinds",
         ),
     ],
 )
@@ -186,3 +208,19 @@ def test_after_a_restart_a_state_alarm_in_the_journal_is_not_raised_again():
     (again,) = [c for c in after.feed(T0 + 5000, ESD_1=1) if c.kind is ConditionKind.STATE]
     alarm, events = apply_condition(alarm, again, again.time_ms)
     assert events == [] and alarm.acked
+
+
+def test_a_valve_reported_closed_while_the_flow_behind_it_rises_is_a_mismatch():
+    plant = Plant()
+
+    def mismatches(changes):
+        return [(c.active, c.value) for c in changes if c.kind is ConditionKind.MISMATCH]
+
+    assert mismatches(plant.feed(T0, XV_101=1, FT_101=50.0)) == []  # open, flowing
+    assert mismatches(plant.feed(T0 + 10_000, XV_101=0, FT_101=20.0)) == []  # closing: the flow falls
+    assert mismatches(plant.feed(T0 + 20_000, FT_101=0.5)) == []
+    assert mismatches(plant.feed(T0 + 30_000, FT_101=4.0)) == []  # a 3.5 m3/h wobble
+    (on,) = [c for c in plant.feed(T0 + 40_000, FT_101=6.0) if c.kind is ConditionKind.MISMATCH]
+    assert (on.active, on.value, on.limit, on.priority) == (True, 5.5, 5.0, Priority.HIGH)
+    assert on.message == "进料切断阀 状态关, 但阀后进料流量上升 ≥ 5 m3/h: 状态与测量矛盾"
+    assert mismatches(plant.feed(T0 + 50_000, XV_101=1)) == [(False, None)]  # opened: no contradiction
