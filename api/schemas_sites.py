@@ -122,6 +122,7 @@ class SensorPublic(BaseModel):
     time: str | None  # local ISO 8601 in the site's time zone
     data_age_s: float | None
     alarms: list[SensorAlarmPublic]
+    states: list[str] | None = None  # a discrete signal's state names (codes 0, 1, ...), else null
 
     @classmethod
     def from_sensor(
@@ -148,6 +149,7 @@ class SensorPublic(BaseModel):
             time=None if time_ms is None else local_iso(time_ms, tz),
             data_age_s=None if time_ms is None else max(0.0, (now_ms - time_ms) / 1000.0),
             alarms=alarms,
+            states=list(s.states) if s.states else None,
         )
 
 
@@ -195,6 +197,7 @@ class SensorHistoryPublic(BaseModel):
     series: HistoryColumns
     limits: LimitsPublic
     alarms: list[AlarmMarkerPublic]
+    states: list[str] | None = None  # a discrete signal's state names (codes 0, 1, ...), else null
 
 
 class ForecastPublic(BaseModel):

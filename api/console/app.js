@@ -399,7 +399,7 @@ async function renderSite(siteId) {
     link.textContent = x.id;
     cell(tr, "").appendChild(link);
     cell(tr, x.name);
-    cell(tr, `${fmt(x.value)} ${x.unit}`, "num");
+    cell(tr, x.states ? stateName(x.states, x.value) : `${fmt(x.value)} ${x.unit}`, "num");
     const lim = x.limits;
     cell(tr, ["ll", "l", "h", "hh"].filter((k) => lim[k] !== null).map((k) => `${k.toUpperCase()} ${lim[k]}`).join(" · "));
     const age = cell(tr, ageText(x.data_age_s), "age");
@@ -409,6 +409,39 @@ async function renderSite(siteId) {
     tbody.appendChild(tr);
   }
   await renderPondLevels(s);
+}
+
+// ---- discrete signals: a state's name from its code
+
+function stateName(states, code) {
+  if (code === null || code === undefined) return "–";
+  const name = states[Math.round(code)];
+  return name === undefined ? String(code) : (STRINGS[state.lang].state_names[name] ?? name);
+}
+
+function renderStateHistory(h) {
+  const box = $("#state-history");
+  if (!h.states) { box.hidden = true; return; }
+  box.hidden = false;
+  const tbody = $("#state-rows");
+  tbody.replaceChildren();
+  const { t_ms: ts, value: vs } = h.series;
+  let last = null;
+  const rows = [];
+  for (let i = 0; i < ts.length; i++) {
+    if (vs === null || vs === undefined || vs[i] === null || vs[i] === last) continue;
+    last = vs[i];
+    rows.push([ts[i], vs[i]]);
+  }
+  for (const [tm, v] of rows.reverse()) {  // newest first
+    const tr = document.createElement("tr");
+    tr.className = "state-change";
+    tr.dataset.state = h.states[Math.round(v)] ?? String(v);
+    cell(tr, new Date(tm).toLocaleString(state.lang === "zh" ? "zh-CN" : "en-GB", { hour12: false }), "time");
+    cell(tr, stateName(h.states, v));
+    tbody.appendChild(tr);
+  }
+  box.dataset.count = String(rows.length);
 }
 
 // ---- a tailings pond's warning colours: the pond, its items, their points (one incident)
@@ -481,6 +514,7 @@ async function renderTrend(siteId, sensorId) {
   };
   const series = [{
     name: t("value"), type: "line", showSymbol: false, data, markLine, markPoint, lineStyle: { width: 1.5 },
+    step: h.states ? "end" : undefined,
   }];
   if (!raw) {
     series.push({ name: "min", type: "line", showSymbol: false, lineStyle: { opacity: 0.3 },
@@ -550,11 +584,15 @@ async function renderTrend(siteId, sensorId) {
     legend: { top: 0 },
     grid: { left: 60, right: 40, top: 40, bottom: 60 },
     xAxis: { type: "time", min: start, max: xMax },
-    yAxis: { type: "value", name: h.unit, scale: true },
+    yAxis: h.states
+      ? { type: "value", min: 0, max: h.states.length - 1, interval: 1,
+          axisLabel: { formatter: (v) => stateName(h.states, v) } }
+      : { type: "value", name: h.unit, scale: true },
     dataZoom: [{ type: "inside" }, { type: "slider" }],
     series,
   }, true);
   state.chartPoints = data.length;
+  renderStateHistory(h);
   el.dataset.rendered = "true";
   el.dataset.points = String(data.length);
 }

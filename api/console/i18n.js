@@ -26,6 +26,9 @@ export const STRINGS = {
     forecast_series: "越限预测", eta_band: "预计越限区间", normal_band: "正常范围", value: "值",
     pond_warning: "尾矿库预警等级", col_item: "监测项目", col_points: "测点", no_colour: "无预警",
     colour: { BLUE: "蓝色", YELLOW: "黄色", ORANGE: "橙色", RED: "红色" },
+    state_history: "状态变化", col_time: "时间", col_state_now: "状态",
+    state_names: { in_service: "投用", bypassed: "旁路(摘除)", normal: "正常", tripped: "已动作", closed: "关",
+      open: "开", travelling: "动作中", healthy: "正常", fault: "故障", on: "通电", off: "断电" },
   },
   en: {
     title: "Major hazard control room", login: "Log in", logout: "Log out", username: "Username",
@@ -54,5 +57,8 @@ export const STRINGS = {
     forecast_series: "forecast", eta_band: "ETA band", normal_band: "normal range", value: "value",
     pond_warning: "Pond warning level", col_item: "Monitored item", col_points: "Points", no_colour: "no warning",
     colour: { BLUE: "Blue", YELLOW: "Yellow", ORANGE: "Orange", RED: "Red" },
+    state_history: "State changes", col_time: "Time", col_state_now: "State",
+    state_names: { in_service: "in service", bypassed: "bypassed", normal: "normal", tripped: "tripped",
+      closed: "closed", open: "open", travelling: "travelling", healthy: "healthy", fault: "fault", on: "on", off: "off" },
   },
 };

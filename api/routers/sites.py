@@ -52,6 +52,7 @@ from sensors.readings import now_ms as _now_ms
 router = APIRouter(prefix="/api/v1", tags=["sites"], dependencies=[Depends(current_principal)])
 
 RAW_MAX_MS = 6 * 3600 * 1000  # ranges up to this come raw, longer ones as 1-minute min/mean/max
+DISCRETE_RAW_MAX_MS = 7 * 86_400_000
 MAX_RANGE_MS = 400 * 86_400_000
 DEFAULT_RANGE_MS = 86_400_000
 MARKER_TYPES = ("AlarmRaised", "AlarmReturnedToNormal", "AlarmCleared")
@@ -278,7 +279,8 @@ def sensor_history(
         raise HTTPException(422, detail="start must be before end")
     if end_ms - start_ms > MAX_RANGE_MS:
         raise HTTPException(422, detail="the range may span at most 400 days")
-    raw = end_ms - start_ms <= RAW_MAX_MS
+    # a discrete signal's states are not averaged: raw up to a week (its changes, the console's list)
+    raw = end_ms - start_ms <= (DISCRETE_RAW_MAX_MS if sensor.discrete else RAW_MAX_MS)
     try:
         found = service.read_history(site.id, [sensor.id], start_ms, end_ms, "raw" if raw else "1m", limit)
     except StoreRejected as e:
@@ -326,6 +328,7 @@ def sensor_history(
         series=columns,
         limits=LimitsPublic.from_limits(sensor.limits),
         alarms=[_marker(h, tz) for h in rows if h.key[1] == "sensor"],
+        states=list(sensor.states) if sensor.states else None,
     )
 
 

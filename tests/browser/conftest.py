@@ -42,6 +42,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 
 GAS_SITE, OTHER_SITE, TANK_SITE, POND_SITE = "jm-01", "fs-01", "jm-02", "sg-tsf-01"
+SIS_SITE = "sg-chem-01"
 CITY, OTHER_CITY, POND_CITY = "江门市", "佛山市", "韶关市"
 ADMIN_PASSWORD = "pw-tester-0123456789"
 
@@ -98,6 +99,10 @@ def write_registry(path: Path) -> Path:
                         "range": [0, 30], "interval_s": 600, "device": "gds-01",
                         "warning_levels": {"blue": 7.0, "yellow": 6.0, "orange": 5.28, "red": 4.8}}
                        for k in (1, 2, 3)]},
+        {"id": SIS_SITE, "name": "韶关化工厂", "kind": "chemical", "grade": 3, "city": POND_CITY,
+         "district": "曲江区",
+         "sensors": [{"id": "SIS-301", "name": "3号反应釜联锁", "kind": "interlock", "interval_s": 60,
+                      "device": "gds-01", "state_alarms": {"bypassed": {"after_s": 28800}}}]},
     ]  # fmt: skip
     path.write_text(yaml.safe_dump({"sites": sites}, allow_unicode=True), encoding="utf-8")
     return path

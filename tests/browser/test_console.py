@@ -8,7 +8,7 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import GAS_SITE, OTHER_SITE, POND_SITE, TANK_SITE, Plant, password
+from tests.browser.conftest import GAS_SITE, OTHER_SITE, POND_SITE, SIS_SITE, TANK_SITE, Plant, password
 
 pytestmark = pytest.mark.integration
 
@@ -244,3 +244,31 @@ def test_a_pond_shows_one_warning_incident_with_its_item_and_point_colours(page:
     expect(page.locator("tr.pond-item[data-item-id='PL-01']")).to_have_attribute("data-level", "NONE")
     expect(page.locator("#pond-message")).to_contain_text("橙色预警")
     page.screenshot(path=str(screenshots / "pond-levels.png"), full_page=True)
+
+
+def test_a_discrete_signal_shows_its_state_and_its_state_history(page: Page, plant, screenshots):
+    """Issue 12: an interlock reported by name and by code shows its state in words on the site
+    page, and its trend page lists its state changes, newest first."""
+    log_in(page, plant, "op-sg")
+    now = plant.clock()
+    for k, state in enumerate(("in_service", 1, "in_service")):  # a bypass by code, the others by name
+        plant.publish(SIS_SITE, {"SIS-301": state}, now - (3 - k) * 60_000)
+    plant.pub.wait_all_acked()
+    history = f"/api/v1/sites/{SIS_SITE}/sensors/SIS-301/history"
+    deadline = time.monotonic() + 20
+    while plant.svc.get(history).json()["points"] < 3:  # stored: what the trend page reads
+        assert time.monotonic() < deadline, plant.svc.get("/api/v1/ingest/stats").json()
+        time.sleep(0.2)
+    page.goto(plant.url + f"/console/#/sites/{SIS_SITE}")
+    expect(page.locator("tr.sensor-row[data-sensor-id='SIS-301']")).to_contain_text("投用", timeout=10_000)
+    page.goto(plant.url + f"/console/#/sites/{SIS_SITE}/sensors/SIS-301")
+    expect(page.locator("#trend")).to_have_attribute("data-rendered", "true")
+    changes = page.locator("tr.state-change")
+    expect(changes).to_have_count(3)
+    assert [changes.nth(i).get_attribute("data-state") for i in range(3)] == [
+        "in_service",
+        "bypassed",
+        "in_service",
+    ]
+    expect(changes.nth(1)).to_contain_text("旁路(摘除)")
+    page.screenshot(path=str(screenshots / "state-history.png"), full_page=True)
