@@ -46,6 +46,7 @@ from ingest.spool import Spool
 from ingest.stats import IngestStats
 from ingest.store import ReadingStore, Resolution, Series, StorageError
 from ingest.url_credentials import redacted
+from ingest.window_seed import seed_windows
 from ingest.writer import BatchWriter
 from sensors.computed import ComputedSensors
 from sensors.index import SensorIndex
@@ -77,6 +78,9 @@ class Service:
         self._schema_thread.start()
         self.writer.start()
         self.alarms.start()  # before the collector: its first batch goes to a running engine
+        computed = self.collector.computed
+        if self.settings.seed_windows and computed is not None and computed.window_inputs():
+            seed_windows(computed, self.store, self.index, _wall_ms())  # before any live reading
         self.collector.start()
         logger.info(
             "hazmon started: %d sites, %d sensors, broker %s, InfluxDB %s/%s",
