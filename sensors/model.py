@@ -74,6 +74,10 @@ class Sensor:
     # a computed sensor (registry key `compute`): hazmon derives its readings from other sensors of
     # the site (sensors/computed.py); none is published for it
     formula: Formula | None = None
+    # a toxic detector's `exposure` (sensors/exposure.py): the substance whose TWA and STEL hazmon adds
+    exposure: str | None = None
+    # the sensor whose registry key made this one (an exposure's `<id>.TWA`); None: written in the registry
+    made_by: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:

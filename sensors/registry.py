@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 import yaml
 
+from sensors.exposure import EXPOSURE_KINDS, ExposureError, exposure_sensors, parse_exposure
 from sensors.formula import FormulaError, parse_formula
 from sensors.model import (
     LIMIT_KEYS,
@@ -75,6 +76,7 @@ SENSOR_KEYS = frozenset(
         "stuck_after_s",
         "resolution",
         "compute",
+        "exposure",
         "deadband",
         "on_delay_s",
         "off_delay_s",
@@ -194,8 +196,10 @@ def sensor_document(s: Sensor) -> dict[str, Any]:
         doc["limits"] = s.limits.configured()
     if s.formula is not None:
         doc["compute"] = s.formula.document()
+    if s.exposure is not None:
+        doc["exposure"] = {"substance": s.exposure}
     for f in fields(Sensor):
-        if f.name in doc or f.name in ("site", "limits", "formula"):
+        if f.name in doc or f.name in ("site", "limits", "formula", "exposure", "made_by"):
             continue
         value = getattr(s, f.name)
         if value != f.default:
@@ -221,7 +225,7 @@ def site_document(site: Site) -> dict[str, Any]:
 def registry_to_json(registry: Registry) -> bytes:
     """Serialise a registry as JSON (valid YAML too) that load_registry reads back equal, fast."""
     sites = [
-        {**site_document(site), "sensors": [sensor_document(s) for s in site.sensors]}
+        {**site_document(site), "sensors": [sensor_document(s) for s in site.sensors if s.made_by is None]}
         for site in registry.sites
     ]
     return orjson.dumps({"sites": sites})
@@ -299,10 +303,16 @@ def _parse_site(raw: Any, c: _Collector) -> Site | None:
             s = _parse_sensor(rs, label, c)
             if s is None:
                 continue
-            if s.id in ids:
-                c.add("duplicate sensor id", site=label, sensor=s.id, key="id")
-            ids.add(s.id)
-            sensors.append(s)
+            try:
+                made = exposure_sensors(s)
+            except ExposureError as e:
+                c.add(str(e), site=label, sensor=s.id, key="exposure")
+                continue
+            for one in (s, *made):
+                if one.id in ids:
+                    c.add("duplicate sensor id", site=label, sensor=one.id, key="id")
+                ids.add(one.id)
+                sensors.append(one)
         _check_formulas(sensors, label, c)
     if len(c.issues) > before:
         return None
@@ -397,6 +407,19 @@ def _parse_sensor(raw: Any, site: str, c: _Collector) -> Sensor | None:
             bad(str(e), "compute")
         if device is not None:
             bad("a computed sensor has no device: hazmon derives its readings", "device")
+    exposure = None
+    if raw.get("exposure") is not None:
+        try:
+            exposure = parse_exposure(raw["exposure"])
+        except ExposureError as e:
+            bad(str(e), "exposure")
+        if kind not in EXPOSURE_KINDS or unit not in ("ppm", "mg/m3", "mg/m³"):
+            bad(
+                f"exposure needs a toxic-gas detector ({' or '.join(EXPOSURE_KINDS)}) in ppm or mg/m3",
+                "exposure",
+            )
+        if formula is not None:
+            bad("exposure is for a measuring detector, not a computed sensor", "exposure")
     if len(c.issues) > before:
         return None
     return Sensor(
@@ -420,6 +443,7 @@ def _parse_sensor(raw: Any, site: str, c: _Collector) -> Sensor | None:
         stuck_after_s=optional["stuck_after_s"],
         resolution=numbers["resolution"],
         formula=formula,
+        exposure=exposure,
     )
 
 
