@@ -31,8 +31,9 @@ Kind = Literal["sum", "mean", "rate"]
 BUCKETS = 60
 DAY_MS = 86_400_000
 
-# fields of a bucket: the holes and the uncertain readings (every kind), then the kind's own
-_HOLE, _DOUBT = 0, 1
+# fields of a bucket: its flaws (holes and uncertain readings: the result is uncertain while any is in
+# the window; every kind), then the kind's own
+_FLAWS = 0
 _FIELDS: dict[str, tuple[str, ...]] = {
     "sum": ("x",),  # the sum of the readings (e.g. tipping-bucket increments)
     "mean": ("area", "span"),  # the integral of the series (trapezoid rule) and the seconds it covers
@@ -47,7 +48,7 @@ class WindowState:
         self.kind = kind
         self.window_ms = round(window_s * 1000)
         self.buckets = buckets
-        self.acc = np.zeros((m, 2 + len(_FIELDS[kind]), buckets))  # (m, fields, buckets)
+        self.acc = np.zeros((m, 1 + len(_FIELDS[kind]), buckets))  # (m, fields, buckets)
         self.last_t = np.full(m, -1, dtype=np.int64)  # the latest reading taken, ms
         self.last_x = np.full(m, np.nan)  # its value (NaN: bad)
         self.last_k = np.full(m, -1, dtype=np.int64)  # its bucket (absolute)
@@ -78,7 +79,7 @@ class WindowState:
         if first.any():
             self.first_t[rows[first]] = self.ref_t[rows[first]] = t_ms[first]
             self.ref_x[rows[first]] = x[first]
-        parts = [(~first & ~covered).astype(np.float64), (quality == Quality.UNCERTAIN).astype(np.float64)]
+        parts = [((~first & ~covered) | (quality == Quality.UNCERTAIN)).astype(np.float64)]
         if self.kind == "sum":
             parts.append(np.where(usable, x, 0.0))
         elif self.kind == "mean":
@@ -113,22 +114,28 @@ class WindowState:
         """The window ending at ``t_ms`` of each row: (value, good). NaN where there is none: no
         reading yet, no covered time (mean), fewer than two readings or all at one time (rate)."""
         k = self._bucket(t_ms)
-        acc = self.acc[rows]  # (r, fields, buckets)
         late = k > self.last_k[rows]
-        if late.any():  # another input is newer than this one's latest: older buckets have left
-            acc[late] *= ~self._expired(self.last_k[rows[late]], k[late])[:, None, :]
-        sums = acc.sum(axis=2)  # (r, fields)
+        every = (
+            rows.size == self.acc.shape[0] and rows.size > 0 and rows[0] == 0 and rows[-1] == rows.size - 1
+        )
+        if every and not late.any():  # the usual tick: every row, each at its own latest
+            sums = self.acc.sum(axis=2)  # (r, fields)
+        else:
+            acc = self.acc[rows]  # (r, fields, buckets), a copy
+            if late.any():  # another input is newer than this one's latest: older buckets have left
+                acc[late] *= ~self._expired(self.last_k[rows[late]], k[late])[:, None, :]
+            sums = acc.sum(axis=2)
         with np.errstate(all="ignore"):
             if self.kind == "sum":
-                value = sums[:, 2]
+                value = sums[:, 1]
             elif self.kind == "mean":
-                value = np.where(sums[:, 3] > 0, sums[:, 2] / sums[:, 3], np.nan)
+                value = np.where(sums[:, 2] > 0, sums[:, 1] / sums[:, 2], np.nan)
             else:
-                n, t, x, tt, tx = sums[:, 2:].T
+                n, t, x, tt, tx = sums[:, 1:].T
                 den = n * tt - t * t
                 ok = (n >= 2) & (den > 1e-12 * np.maximum(n * tt, 1e-300))
                 value = np.where(ok, (n * tx - t * x) / den, np.nan)  # per day
         start_ms = (k - self.buckets + 1) * self.window_ms // self.buckets  # at or before the window's start
         seen = self.last_t[rows] >= 0
-        good = seen & (self.first_t[rows] <= start_ms) & (sums[:, _HOLE] == 0) & (sums[:, _DOUBT] == 0)
+        good = seen & (self.first_t[rows] <= start_ms) & (sums[:, _FLAWS] == 0)
         return np.where(seen, value, np.nan), good
