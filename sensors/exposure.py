@@ -158,19 +158,21 @@ class DayCompliance:
     day: date
     highest: float
     compliant: bool
-    readings: int
+    points: int  # points of the series in the day (readings, or minutes of a 1-minute rollup)
 
 
 def daily_compliance(
     ts_ms: np.ndarray, values: np.ndarray, limit: float, timezone: str
 ) -> list[DayCompliance]:
     """Per local day of ``timezone`` (the site's), the highest value of an exposure series (e.g. a
-    `<id>.TWA` sensor's readings) and whether it stayed at or under ``limit``. Days without a
-    reading are left out. Vectorised over the readings: a loop only over the days' boundaries."""
-    if ts_ms.size == 0:
+    `<id>.TWA` sensor's readings, or its 1-minute maxima) and whether it stayed at or under
+    ``limit``. Days without a point are left out, and so are NaN values. Vectorised over the
+    points: a loop only over the days' boundaries."""
+    keep = np.isfinite(values)
+    if not keep.any():
         return []
-    order = np.argsort(ts_ms, kind="stable")
-    ts, x = ts_ms[order], values[order]
+    order = np.argsort(ts_ms[keep], kind="stable")
+    ts, x = ts_ms[keep][order], values[keep][order]
     zone = ZoneInfo(timezone)
     first = datetime.fromtimestamp(int(ts[0]) / 1000, zone).date()
     last = datetime.fromtimestamp(int(ts[-1]) / 1000, zone).date()

@@ -3,8 +3,9 @@ computed `<id>.TWA` / `<id>.STEL` sensors it adds, their alarms, and the daily c
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from sensors.computed import ComputedSensors
 from sensors.exposure import daily_compliance, oel_table
 from sensors.readings import ReadingBatch
 from sensors.registry import registry_to_json
+from tests.support.api_rig import api_rig
 
 T0 = 1_795_392_000_000  # 2026-11-23 00:00 UTC
 MIN = 60_000
@@ -127,9 +129,36 @@ def test_the_daily_compliance_is_the_highest_twa_of_each_local_day_against_the_l
     ts = T0 + np.arange(48) * 3_600_000
     twa = np.r_[np.full(16, 12.0), np.full(24, 30.0), np.full(8, 20.0)]
     got = daily_compliance(ts, twa, NH3_TWA_PPM, "Asia/Shanghai")
-    assert [(d.day, d.highest, d.compliant, d.readings) for d in got] == [
+    assert [(d.day, d.highest, d.compliant, d.points) for d in got] == [
         (date(2026, 11, 23), 12.0, True, 16),
         (date(2026, 11, 24), 30.0, False, 24),
         (date(2026, 11, 25), 20.0, True, 8),
     ]
     assert daily_compliance(np.empty(0, np.int64), np.empty(0), 1.0, "Asia/Shanghai") == []
+
+
+def test_the_api_gives_each_local_days_compliance_of_an_exposure_sensor(tmp_path):
+    registry = load(tmp_path, detector())
+    zone = ZoneInfo("Asia/Shanghai")
+    today = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    midnight = int(today.timestamp() * 1000)
+    with api_rig(tmp_path, registry) as api:
+        api.store.put(
+            "srs-a", "GT-303.TWA", [midnight - 43_200_000, midnight - 43_140_000, midnight], [20, 30, 10]
+        )
+        with api.client() as client:
+            body = client.get("/api/v1/sites/srs-a/sensors/GT-303.TWA/compliance", params={"days": 2}).json()
+            assert (body["detector"], body["unit"], body["start_ms"]) == (
+                "GT-303",
+                "ppm",
+                midnight - 86_400_000,
+            )
+            assert body["limit"] == pytest.approx(NH3_TWA_PPM, abs=1e-3)
+            yesterday = (today - timedelta(days=1)).date().isoformat()
+            assert body["days"] == [
+                {"day": yesterday, "highest": 30.0, "compliant": False, "minutes": 2},
+                {"day": today.date().isoformat(), "highest": 10.0, "compliant": True, "minutes": 1},
+            ]
+            detector_itself = client.get("/api/v1/sites/srs-a/sensors/GT-303/compliance")
+            assert detector_itself.status_code == 404 and "not an exposure sensor" in detector_itself.text
+            assert client.get("/api/v1/sites/srs-a/sensors/GT-303.TWA/compliance?days=0").status_code == 422
