@@ -16,17 +16,21 @@ from ingest.store import ReadingStore, StorageError
 from sensors.computed import ComputedSensors
 from sensors.index import SensorIndex
 from sensors.readings import ReadingBatch
+from sensors.windows import BUCKETS
 
 logger = logging.getLogger(__name__)
 
 
 def seed_windows(computed: ComputedSensors, store: ReadingStore, index: SensorIndex, now_ms: int) -> int:
-    """Feed the stored readings of every window's input over its window; return how many were taken."""
+    """Feed the stored readings of every window's input over its window (and two of its buckets);
+    return how many were taken."""
     inputs = computed.window_inputs()
     by_site: dict[str, dict[str, int]] = {}
     for slot, window_ms in inputs.items():
         sensor = index.sensor(slot)
-        by_site.setdefault(sensor.site, {})[sensor.id] = window_ms
+        # two buckets more: the window of the first live reading starts on a bucket boundary up to
+        # a bucket before it, and must start after the first seeded reading to be covered
+        by_site.setdefault(sensor.site, {})[sensor.id] = window_ms + 2 * window_ms // BUCKETS
     parts = []
     for site, windows in by_site.items():
         start = now_ms - max(windows.values())

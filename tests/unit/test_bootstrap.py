@@ -95,7 +95,9 @@ def test_the_rolling_windows_of_the_example_registry_are_seeded_from_the_store_u
     service = bootstrap(settings(tmp_path), store=store, clock=lambda: T0)
     assert service.seed_windows() == 24 * 60  # the gauge's last day: the 24 h rainfall's window
     asked = {(c.site, c.start_ms) for c in store.calls}
-    assert ("renhua-tsf-01", T0 - 86_400_000) in asked and ("dayawan-srs-01", T0 - 8 * 3_600_000) in asked
+    # each input over its longest window and two of the window's 60 buckets
+    assert ("renhua-tsf-01", T0 - 86_400_000 * 62 // 60) in asked
+    assert ("dayawan-srs-01", T0 - 8 * 3_600_000 * 62 // 60) in asked
     off = bootstrap(settings(tmp_path / "off", seed_windows=False), store=MemoryStore(), clock=lambda: T0)
     assert off.seed_windows() == 0 and off.store.calls == []
     for s in (service, off):

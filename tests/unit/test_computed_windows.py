@@ -264,7 +264,9 @@ def test_windows_seeded_from_the_store_are_good_at_once_after_a_restart(tmp_path
     store.put("tsf-a", "RG-01", (now + minutes * MIN).tolist(), [0.5] * minutes.size)
     store.put("tsf-a", "GN-01", (now + minutes * MIN).tolist(), (minutes / 1440 * 2.0).tolist())
     cold, warm = ComputedSensors(index), ComputedSensors(index)
-    assert seed_windows(warm, store, index, now) == 2 * 1440  # each input over its longest window
+    assert seed_windows(warm, store, index, now) == 2 * (
+        1440 + 48
+    )  # each input over its longest window + 2 buckets
     assert {c.sensors for c in store.calls} == {("GN-01", "GN-01.v", "RG-01")}
     live = rows_of(index, [("tsf-a", "RG-01", now, 0.5), ("tsf-a", "GN-01", now, 0.0)])
     assert by_sensor(index, cold.derive(live))["RG-01.24h"] == (0.5, 1)  # empty window: uncertain
