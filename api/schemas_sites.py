@@ -200,6 +200,28 @@ class SensorHistoryPublic(BaseModel):
     states: list[str] | None = None  # a discrete signal's state names (codes 0, 1, ...), else null
 
 
+class ComplianceDayPublic(BaseModel):
+    day: str  # the site's local date, YYYY-MM-DD
+    highest: float  # the highest value of the day (of the 1-minute maxima)
+    compliant: bool  # highest <= limit
+    minutes: int  # minutes of the day with a value
+
+
+class CompliancePublic(BaseModel):
+    """An exposure sensor's daily compliance (sensors/exposure.py): each local day, did it stay
+    at or under its limit?"""
+
+    site: str
+    sensor: str
+    detector: str  # the toxic-gas detector it is computed from
+    unit: str
+    limit: float
+    timezone: str
+    start_ms: int
+    end_ms: int
+    days: list[ComplianceDayPublic]
+
+
 class ForecastPublic(BaseModel):
     """The active early warning of a sensor, as the engine raised it; `active: false` if none."""
 

@@ -2,8 +2,10 @@
 
 The fleet is bench/engine.py's generated one (2 000 sites x 50 sensors, learned early warnings),
 with the last 10 sensors of each site turned into computed sensors over measured ones of the
-same site, in four formula shapes (a scaled offset of one input, the mean of two, the maximum of
-two, a design value minus a scaled input), all keeping the computed sensor in its normal band.
+same site, in seven formula shapes (a scaled offset of one input, the mean of two, the maximum of
+two, a design value minus a scaled input; and three over rolling windows of one input: its 15 min
+and 8 h means, as a STEL and a TWA, and its slope over 1 h), all keeping the computed sensor in its
+normal band. The last three of each site's ten are windowed: 6 000 of the 20 000.
 Each tick: the 80 000 measured readings, the computed ones derived from them (sensors/computed.py),
 then the engine on all 100 000 (process + advance), as the service runs them. The baseline,
 measured in the same run, is the same engine tick on the same fleet with every sensor measured
@@ -47,6 +49,14 @@ SHAPES = [
     ("max(a - ca, b - cb) * s + cc", "ab"),
     ("cc - (ca - a) * s", "a"),
 ]
+# the last three computed sensors of a site are windowed (sensors/windows.py); the first seven keep
+# the shapes above as before
+WINDOWED = [
+    ("(mean_over(a, 900) - ca) * s + cc", "a"),  # a STEL
+    ("(mean_over(a, 28800) - ca) * s + cc", "a"),  # a TWA
+    # a velocity, scaled into the band: the bench's noise is fast
+    ("cc + rate_over(a, 3600) * s * 1e-6", "a"),
+]
 
 
 def with_computed(registry: Registry, center: np.ndarray, span: np.ndarray) -> Registry:
@@ -58,7 +68,8 @@ def with_computed(registry: Registry, center: np.ndarray, span: np.ndarray) -> R
         measured = site.sensors[:n_measured]
         computed = []
         for i, sensor in enumerate(site.sensors[n_measured:]):
-            expr, names = SHAPES[i % len(SHAPES)]
+            first_windowed = COMPUTED_PER_SITE - len(WINDOWED)
+            expr, names = SHAPES[i % len(SHAPES)] if i < first_windowed else WINDOWED[i - first_windowed]
             picks = [(i + j) % n_measured for j in range(len(names))]
             own = slot + n_measured + i
             constants = {"cc": float(center[own])}
@@ -115,15 +126,20 @@ def main() -> int:
     quiet = Workload(plain)
     mixed = SensorIndex.build(with_computed(registry, quiet.center, quiet.span))
     n_computed = sum(s.formula is not None for s in mixed.sensors)
+    n_windowed = sum(s.formula is not None and bool(s.formula.windows) for s in mixed.sensors)
     baseline = run(plain, args.warmup, args.ticks, derive=False)
     log(f"all measured: tick {baseline['tick_ms']:.1f} ms")
     result = run(mixed, args.warmup, args.ticks, derive=True)
-    log(f"{n_computed:,} computed: tick {result['tick_ms']:.1f} ms, deriving {result['derive_ms']:.2f} ms")
+    log(
+        f"{n_computed:,} computed ({n_windowed:,} windowed): "
+        f"tick {result['tick_ms']:.1f} ms, deriving {result['derive_ms']:.2f} ms"
+    )
     print(
         json.dumps(
             {
                 "sensors": len(mixed),
                 "computed": n_computed,
+                "windowed": n_windowed,
                 "tick_ms": round(result["tick_ms"], 2),
                 "derive_ms": round(result["derive_ms"], 3),
                 "baseline_tick_ms_all_measured": round(baseline["tick_ms"], 2),

@@ -46,6 +46,7 @@ from ingest.spool import Spool
 from ingest.stats import IngestStats
 from ingest.store import ReadingStore, Resolution, Series, StorageError
 from ingest.url_credentials import redacted
+from ingest.window_seed import seed_windows
 from ingest.writer import BatchWriter
 from sensors.computed import ComputedSensors
 from sensors.index import SensorIndex
@@ -69,6 +70,7 @@ class Service:
     writer: BatchWriter
     collector: MqttCollector
     alarms: AlarmService
+    clock: Callable[[], int] = _wall_ms  # wall time, ms since the epoch
     _stop: threading.Event = field(default_factory=threading.Event)
     _schema_thread: threading.Thread | None = None
 
@@ -77,6 +79,7 @@ class Service:
         self._schema_thread.start()
         self.writer.start()
         self.alarms.start()  # before the collector: its first batch goes to a running engine
+        self.seed_windows()  # before any live reading
         self.collector.start()
         logger.info(
             "hazmon started: %d sites, %d sensors, broker %s, InfluxDB %s/%s",
@@ -86,6 +89,14 @@ class Service:
             redacted(self.settings.influx_url),
             self.settings.influx_db,
         )
+
+    def seed_windows(self) -> int:
+        """Fill the computed sensors' rolling windows from the store (HAZMON_SEED_WINDOWS); returns
+        how many stored readings they took."""
+        computed = self.collector.computed
+        if not self.settings.seed_windows or computed is None or not computed.window_inputs():
+            return 0
+        return seed_windows(computed, self.store, self.index, self.clock())
 
     def stop(self) -> None:
         self._stop.set()
@@ -190,7 +201,7 @@ def bootstrap(
         history=history,
         computed=ComputedSensors(index),
     )
-    return Service(settings, registry, index, stats, devices, store, writer, collector, alarms)
+    return Service(settings, registry, index, stats, devices, store, writer, collector, alarms, clock)
 
 
 def build_store(settings: Settings, index: SensorIndex) -> ReadingStore:

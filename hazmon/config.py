@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     spool_max_bytes: int = Field(2 * 1024**3, ge=1024)
     raw_retention_days: int = Field(30, ge=30)  # Order 40: electronic records kept >= 30 days
     rollup_retention_days: int = Field(365, ge=1)
+    # fill the rolling windows of computed sensors (24 h rainfall, 8 h TWA) from the store at start,
+    # so a restart does not begin with empty windows (ingest/window_seed.py)
+    seed_windows: bool = True
     events_mqtt: bool = True  # publish alarm events on hazmon/v1/{site}/events (docs/contracts.md §1)
     events_mqtt_url: str | None = None  # broker for the events, if not HAZMON_MQTT_URL's
     alarm_queue_readings: int = Field(1_000_000, ge=1000)  # readings waiting for the alarm engine

@@ -7,6 +7,12 @@ a formula over computed sensors is evaluated after them (levels in dependency or
 older than its sensor's latest (a backfill) changes nothing and derives nothing. Quality
 comes from the inputs: any input uncertain, bad or stale makes the result uncertain (suspect). No
 result while an input has no value yet, nor where the formula gives no finite number.
+
+A window term (`sum_over(rain, 3600)`, sensors/windows.py) keeps its own ring of buckets per
+computed sensor; a reading of its input newer than the latest feeds it, in the same pass. The
+result is uncertain while a window is not covered (since the start, or across a gap) or holds an
+uncertain reading. `seed` feeds stored history into the windows at start, so a restart does not
+begin with empty ones.
 """
 
 from __future__ import annotations
@@ -15,10 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sensors.formula import evaluate
+from sensors.formula import Window, evaluate
 from sensors.index import SensorIndex
 from sensors.model import Quality
 from sensors.readings import ReadingBatch
+from sensors.windows import WindowState
 
 MAX_ROUNDS = 256  # rounds of one batch (readings of one sensor in it) evaluated one by one
 MIN_STALE_S = 30.0  # as the engine's default stale time: 3 reporting intervals, at least 30 s
@@ -32,6 +39,7 @@ class _Shape:
     slots: np.ndarray  # (m,) the computed sensors
     inputs: dict[str, np.ndarray]  # name -> (m,) input slots
     constants: dict[str, np.ndarray]  # name -> (m,) values
+    windows: tuple[tuple[Window, WindowState], ...] = ()  # the window terms and their state
 
     @property
     def input_matrix(self) -> np.ndarray:
@@ -67,13 +75,44 @@ class ComputedSensors:
         if np.bincount(batch.slot, minlength=1).max() == 1:  # the usual batch: one reading a sensor
             return self._derive_round(batch)
         order = np.lexsort((batch.ts_ms, batch.slot))
-        slot = batch.slot[order]
-        starts = np.r_[0, np.flatnonzero(slot[1:] != slot[:-1]) + 1]
-        rank = np.arange(slot.shape[0]) - np.repeat(starts, np.diff(np.r_[starts, slot.shape[0]]))
-        rank = np.minimum(rank, MAX_ROUNDS - 1)
+        rank = np.minimum(_ranks(batch.slot[order]), MAX_ROUNDS - 1)
         return ReadingBatch.concat(
             [self._derive_round(batch.take(order[rank == r])) for r in range(rank.max() + 1)]
         )
+
+    def window_inputs(self) -> dict[int, int]:
+        """The slots that feed a window -> the longest window they feed, ms (what `seed` wants)."""
+        longest: dict[int, int] = {}
+        for level in self.levels:
+            for shape in level:
+                for window, state in shape.windows:
+                    for slot in np.unique(shape.inputs[window.input]).tolist():
+                        longest[slot] = max(longest.get(slot, 0), state.window_ms)
+        return longest
+
+    def seed(self, batch: ReadingBatch) -> int:
+        """Feed stored readings (of the windows' inputs, over their windows) into the windows and
+        the inputs' latest values, deriving nothing: every reading of a sensor, in time order.
+        Returns how many readings it was given (0: no window to seed)."""
+        if len(batch) == 0 or not any(shape.windows for level in self.levels for shape in level):
+            return 0
+        order = np.lexsort((batch.ts_ms, batch.slot))
+        rank = _ranks(batch.slot[order])
+        for r in range(int(rank.max()) + 1):
+            touched = np.zeros(self._value.shape[0], dtype=bool)
+            touched[self._remember(batch.take(order[rank == r]))] = True
+            for level in self.levels:
+                for shape in level:
+                    for window, state in shape.windows:
+                        slots = shape.inputs[window.input]
+                        fed = np.flatnonzero(touched[slots])
+                        self._feed(state, fed, slots[fed])
+        return len(batch)
+
+    def _feed(self, state: WindowState, rows: np.ndarray, slots: np.ndarray) -> None:
+        """The latest reading of each input slot into the window rows it feeds (if newer)."""
+        if rows.size:
+            state.add(rows, self._ts[slots], self._value[slots], self._quality[slots], self._stale_ms[slots])
 
     def _derive_round(self, batch: ReadingBatch) -> ReadingBatch:
         """One round: each sensor at most once in ``batch``."""
@@ -96,12 +135,18 @@ class ComputedSensors:
         mine = inputs[rows]
         names = {name: self._value[slots[rows]] for name, slots in shape.inputs.items()}
         names.update({name: values[rows] for name, values in shape.constants.items()})
-        value = evaluate(shape.expr, names)
         input_ts = self._ts[mine]
         ts = input_ts.max(axis=1)
-        ok = (input_ts >= 0).all(axis=1) & np.isfinite(value)
         stale = (ts[:, None] - input_ts) > self._stale_ms[mine]
         suspect = ((self._quality[mine] != Quality.GOOD) | stale).any(axis=1)
+        for window, state in shape.windows:
+            slots = shape.inputs[window.input][rows]
+            fed = touched[slots]
+            self._feed(state, rows[fed], slots[fed])
+            names[window.key], covered = state.value(rows, ts)
+            suspect |= ~covered
+        value = evaluate(shape.expr, names)
+        ok = (input_ts >= 0).all(axis=1) & np.isfinite(value)
         quality = np.where(suspect, Quality.UNCERTAIN, Quality.GOOD).astype(np.int8)
         return ReadingBatch(shape.slots[rows][ok].astype(np.int32), ts[ok], value[ok], quality[ok])
 
@@ -114,6 +159,12 @@ class ComputedSensors:
         self._ts[s] = batch.ts_ms[rows]
         self._quality[s] = batch.quality[rows]
         return s
+
+
+def _ranks(slot: np.ndarray) -> np.ndarray:
+    """Each reading's rank among its sensor's, for slots sorted (then by time): 0 the oldest."""
+    starts = np.r_[0, np.flatnonzero(slot[1:] != slot[:-1]) + 1]
+    return np.arange(slot.shape[0]) - np.repeat(starts, np.diff(np.r_[starts, slot.shape[0]]))
 
 
 def _levels(index: SensorIndex) -> list[list[_Shape]]:
@@ -157,6 +208,10 @@ def _levels(index: SensorIndex) -> list[list[_Shape]]:
                         name: np.array([dict(formulas[s].constants)[name] for s in slots])
                         for name in constant_names
                     },
+                    tuple(
+                        (w, WindowState(w.kind, w.window_s, len(slots)))  # type: ignore[arg-type]
+                        for w in formulas[slots[0]].windows
+                    ),
                 )
             )
         levels.append(shapes)

@@ -148,6 +148,9 @@ KINDS: MappingProxyType[str, SensorKind] = _kinds(
     SensorKind("phreatic_depth", ("m",), trend_window_s=12 * _HOUR_S),
     SensorKind("dry_beach", ("m",), trend_window_s=12 * _HOUR_S),
     SensorKind("displacement", ("mm",), trend_window_s=3 * _DAY_S, creep=True),
+    # displacement velocity and acceleration, usually computed from a displacement series
+    # (`rate_over`, sensors/windows.py; issue 12): a rate of its own kind, not fed to the creep forecast
+    SensorKind("displacement_rate", ("mm/d", "mm/d2", "mm/d²"), trend_window_s=1 * _DAY_S),
     SensorKind("rainfall", ("mm", "mm/h"), may_flatline=True, trend_window_s=1 * _HOUR_S),
     SensorKind("seepage", ("L/s", "m3/h", "m³/h")),
     # discrete signals of safety systems (issue 12): codes 0, 1, ... of their states; never stuck

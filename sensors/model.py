@@ -84,6 +84,11 @@ class Sensor:
     state_alarms: tuple[StateAlarm, ...] = ()
     contradicts: Contradiction | None = None  # a state a measurement contradicts (a closed valve, flow)
 
+    # a toxic detector's `exposure` (sensors/exposure.py): the substance whose TWA and STEL hazmon adds
+    exposure: str | None = None
+    # the sensor whose registry key made this one (an exposure's `<id>.TWA`); None: written in the registry
+    made_by: str | None = None
+
     @property
     def discrete(self) -> bool:
         return bool(self.states)

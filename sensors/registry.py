@@ -19,6 +19,7 @@ import orjson
 import yaml
 
 from sensors.discrete import parse_contradiction, parse_state_alarms, parse_states
+from sensors.exposure import EXPOSURE_KINDS, ExposureError, exposure_sensors, parse_exposure
 from sensors.formula import FormulaError, parse_formula
 from sensors.kinds import KINDS
 from sensors.model import (
@@ -91,6 +92,7 @@ SENSOR_KEYS = frozenset(
         "stuck_after_s",
         "resolution",
         "compute",
+        "exposure",
         "deadband",
         "on_delay_s",
         "off_delay_s",
@@ -222,7 +224,10 @@ def sensor_document(s: Sensor) -> dict[str, Any]:
         doc["state_alarms"] = {a.state: a.document() for a in s.state_alarms}
     if s.contradicts is not None:
         doc["contradicts"] = s.contradicts.document()
+    if s.exposure is not None:
+        doc["exposure"] = {"substance": s.exposure}
     skip = ("site", "limits", "formula", "warning", "states", "state_alarms", "contradicts")
+    skip += ("exposure", "made_by")
     for f in fields(Sensor):
         if f.name in doc or f.name in skip:
             continue
@@ -254,7 +259,7 @@ def site_document(site: Site) -> dict[str, Any]:
 def registry_to_json(registry: Registry) -> bytes:
     """Serialise a registry as JSON (valid YAML too) that load_registry reads back equal, fast."""
     sites = [
-        {**site_document(site), "sensors": [sensor_document(s) for s in site.sensors]}
+        {**site_document(site), "sensors": [sensor_document(s) for s in site.sensors if s.made_by is None]}
         for site in registry.sites
     ]
     return orjson.dumps({"sites": sites})
@@ -332,10 +337,16 @@ def _parse_site(raw: Any, c: _Collector) -> Site | None:
             s = _parse_sensor(rs, label, c)
             if s is None:
                 continue
-            if s.id in ids:
-                c.add("duplicate sensor id", site=label, sensor=s.id, key="id")
-            ids.add(s.id)
-            sensors.append(s)
+            try:
+                made = exposure_sensors(s)
+            except ExposureError as e:
+                c.add(str(e), site=label, sensor=s.id, key="exposure")
+                continue
+            for one in (s, *made):
+                if one.id in ids:
+                    c.add("duplicate sensor id", site=label, sensor=one.id, key="id")
+                ids.add(one.id)
+                sensors.append(one)
         _check_formulas(sensors, label, c)
         _check_contradictions(sensors, label, c)
 
@@ -492,6 +503,19 @@ def _parse_sensor(raw: Any, site: str, c: _Collector) -> Sensor | None:
                 bad(f"a discrete signal has no {key}: its alarms are state_alarms", key)
         if forecast:
             bad("a discrete signal has no forecast", "forecast")
+    exposure = None
+    if raw.get("exposure") is not None:
+        try:
+            exposure = parse_exposure(raw["exposure"])
+        except ExposureError as e:
+            bad(str(e), "exposure")
+        if kind not in EXPOSURE_KINDS or unit not in ("ppm", "mg/m3", "mg/m³"):
+            bad(
+                f"exposure needs a toxic-gas detector ({' or '.join(EXPOSURE_KINDS)}) in ppm or mg/m3",
+                "exposure",
+            )
+        if formula is not None:
+            bad("exposure is for a measuring detector, not a computed sensor", "exposure")
     if len(c.issues) > before:
         return None
     return Sensor(
@@ -519,6 +543,7 @@ def _parse_sensor(raw: Any, site: str, c: _Collector) -> Sensor | None:
         states=states,
         state_alarms=state_alarms,
         contradicts=contradicts,
+        exposure=exposure,
     )
 
 

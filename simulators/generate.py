@@ -177,5 +177,5 @@ def registry_to_yaml(registry: Registry, header: str | None = None) -> str:
             lines.append(f"  {'- ' if first else '  '}{key}: {_scalar(value)}")
             first = False
         lines.append("    sensors:")
-        lines.extend(f"      - {_scalar(sensor_document(s))}" for s in site.sensors)
+        lines.extend(f"      - {_scalar(sensor_document(s))}" for s in site.sensors if s.made_by is None)
     return "\n".join(lines) + "\n"

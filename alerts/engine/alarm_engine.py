@@ -137,7 +137,15 @@ class AlarmEngine:
             ],
             dtype=np.int64,
         )
-        self.may_flatline = np.array([s.kind in FLATLINE_KINDS for s in sensors], dtype=bool)
+        # a rolling window (a TWA, a 24 h rainfall) plateaus by construction; its input's own
+        # flat-line check speaks for the instrument
+        self.may_flatline = np.array(
+            [
+                s.kind in FLATLINE_KINDS or (s.formula is not None and bool(s.formula.windows))
+                for s in sensors
+            ],
+            dtype=bool,
+        )
         self.stuck_after_ms = np.array(
             [1000 * (s.stuck_after_s or cfg.stuck_after_s) for s in sensors], dtype=np.int64
         )

@@ -15,8 +15,9 @@ from __future__ import annotations
 import math
 import re
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import orjson
@@ -30,6 +31,8 @@ from api.deps import ServiceDep, site_map
 from api.schemas_sites import (
     AlarmCountsPublic,
     AlarmMarkerPublic,
+    ComplianceDayPublic,
+    CompliancePublic,
     ForecastPublic,
     HistoryColumns,
     LimitsPublic,
@@ -45,6 +48,7 @@ from api.schemas_sites import (
 from api.service_port import ServicePort
 from api.site_overview import COLOUR_NAMES, SiteOverview, SiteSlots, site_overview
 from ingest.store import StorageError, StoreRejected
+from sensors.exposure import daily_compliance
 from sensors.index import SensorIndex
 from sensors.model import Sensor, Site
 from sensors.readings import now_ms as _now_ms
@@ -410,4 +414,54 @@ def sensor_forecast(
         eta_high=iso(warning.eta_high_ms),
         raised_ms=warning.raised_ms,
         updated_ms=warning.updated_ms,
+    )
+
+
+# ---- exposure compliance
+
+
+@router.get("/sites/{site_id}/sensors/{sensor_id}/compliance", response_model=CompliancePublic)
+def sensor_compliance(
+    service: ServiceDep,
+    principal: PrincipalDep,
+    site_id: SiteIdPath,
+    sensor_id: SensorIdPath,
+    days: int = Query(7, ge=1, le=400, description="local days back, today included"),
+) -> CompliancePublic:
+    """Retrieve the daily compliance of an exposure sensor (`<id>.TWA` or `<id>.STEL`) with its limit."""
+    site = _site(service, site_id, principal)
+    sensor = _sensor(site, sensor_id)
+    if sensor.made_by is None or sensor.limits.h is None:
+        raise HTTPException(404, detail=f"{sensor.id!r} is not an exposure sensor (<detector>.TWA or .STEL)")
+    zone = ZoneInfo(site.timezone)
+    end_ms = _now_ms()
+    first = datetime.fromtimestamp(end_ms / 1000, zone).date() - timedelta(days=days - 1)
+    start_ms = int(datetime(first.year, first.month, first.day, tzinfo=zone).timestamp() * 1000)
+    try:
+        found = service.read_history(site.id, [sensor.id], start_ms, end_ms + 1, "1m", 400 * 1440)
+    except StoreRejected as e:
+        raise HTTPException(502, detail=f"the reading store refused the query: {e}") from None
+    except StorageError as e:
+        raise HTTPException(503, detail=f"compliance unavailable, reading store unreachable: {e}") from None
+    series = next((s for s in found if s.sensor == sensor.id), None)
+    per_day = (
+        daily_compliance(series.ts_ms, series.values["max"], sensor.limits.h, site.timezone)
+        if series is not None and "max" in series.values
+        else []
+    )
+    return CompliancePublic(
+        site=site.id,
+        sensor=sensor.id,
+        detector=sensor.made_by,
+        unit=sensor.unit,
+        limit=sensor.limits.h,
+        timezone=site.timezone,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        days=[
+            ComplianceDayPublic(
+                day=d.day.isoformat(), highest=d.highest, compliant=d.compliant, minutes=d.points
+            )
+            for d in per_day
+        ],
     )

@@ -71,3 +71,47 @@ def test_a_freeboard_is_derived_stored_alarmed_and_shown_and_cannot_be_published
     finally:
         pub.close()
         service.stop()
+
+
+def test_a_restarted_hazmon_seeds_a_rainfall_window_from_influxdb_and_calls_it_good(
+    tmp_path, mosquitto, influx, influx_client
+):
+    """Rainfall over 1 h (`sum_over`, issue 12): an hour of readings taken by one hazmon, then a
+    restart; the first live reading's 1 h sum holds the stored hour and is good, not a falsely low
+    uncertain one."""
+    gauge = {"id": "RG-01", "name": "雨量计", "kind": "rainfall", "unit": "mm", "range": [0, 50]}
+    gauge.update({"interval_s": 60, "device": "rtu-1"})
+    hourly = {
+        "id": "RG-01.1h", "name": "1小时降雨量", "kind": "rainfall", "unit": "mm", "range": [0, 500],
+        "interval_s": 60, "compute": {"expr": "sum_over(rain, 3600)", "inputs": {"rain": "RG-01"}},
+    }  # fmt: skip
+    site = {"id": "rain-01", "name": "测试尾矿库", "kind": "tailings", "grade": 3, "sensors": [gauge, hourly]}
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(yaml.safe_dump({"sites": [site]}, allow_unicode=True))
+    now = int(time.time() * 1000)
+    past = [now - m * 60_000 for m in range(62, 0, -1)]
+
+    service = HazmonProcess(tmp_path / "hazmon", registry, mosquitto.url, influx.url)
+
+    def run_and_publish(name: str, times: list[int]) -> None:
+        service.start()
+        pub = TestPublisher(mosquitto.port, f"test-pub-{name}-{tmp_path.name}")
+        try:
+            for t in times:
+                pub.publish_readings("rain-01", "rtu-1", t, {"RG-01": 0.5})
+            pub.wait_all_acked()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                got = influx_client.read("rain-01", ["RG-01.1h"], times[-1], times[-1] + 1)
+                if got:
+                    break
+                time.sleep(0.3)
+        finally:
+            pub.close()
+            service.stop()
+
+    run_and_publish("first", past)
+    run_and_publish("again", [now])
+    (series,) = influx_client.read("rain-01", ["RG-01.1h"], now, now + 1)
+    assert series.values["value"].tolist() == [pytest.approx(0.5 * 60)]
+    assert series.values["quality"].tolist() == [0]

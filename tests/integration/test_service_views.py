@@ -106,9 +106,18 @@ def test_simulated_example_fleet_flows_into_influxdb(tmp_path, mosquitto, influx
         )
         summary = json.loads(out.stdout.strip().splitlines()[-1])
         client = InfluxClient(influx.url)
-        stored = wait_for(client.count_points, lambda n: n >= summary["readings"], timeout_s=30)
-        assert stored == summary["readings"] > 0
+        wait_for(
+            lambda: svc.get("/api/v1/ingest/stats").json()["readings_accepted"],
+            lambda n: n >= summary["readings"],
+            timeout_s=30,
+        )
         stats = svc.get("/api/v1/ingest/stats").json()
+        assert stats["readings_accepted"] == summary["readings"] > 0
+        # the examples' computed sensors (rolling rainfall, a GNSS velocity, a TWA and a STEL) are stored too
+        assert stats["readings_computed"] > 0
+        want = summary["readings"] + stats["readings_computed"]
+        stored = wait_for(client.count_points, lambda n: n >= want, timeout_s=30)
+        assert stored == want
         assert stats["readings_rejected"] == 0
     finally:
         svc.stop()

@@ -86,3 +86,20 @@ def test_without_an_sms_gateway_no_robot_is_built_either(tmp_path):
         settings(tmp_path, sms_gateway="none", webhook_url="http://127.0.0.1:9/send?key=robot-key")
     )
     assert channels.tiers == () and channels.kannel is None
+
+
+def test_the_rolling_windows_of_the_example_registry_are_seeded_from_the_store_unless_turned_off(tmp_path):
+    store = MemoryStore()
+    minutes = range(1, 24 * 60 + 1)
+    store.put("renhua-tsf-01", "RG-01", [T0 - m * 60_000 for m in minutes], [2.0] * len(minutes))
+    service = bootstrap(settings(tmp_path), store=store, clock=lambda: T0)
+    assert service.seed_windows() == 24 * 60  # the gauge's last day: the 24 h rainfall's window
+    asked = {(c.site, c.start_ms) for c in store.calls}
+    # each input over its longest window and two of the window's 60 buckets
+    assert ("renhua-tsf-01", T0 - 86_400_000 * 62 // 60) in asked
+    assert ("dayawan-srs-01", T0 - 8 * 3_600_000 * 62 // 60) in asked
+    off = bootstrap(settings(tmp_path / "off", seed_windows=False), store=MemoryStore(), clock=lambda: T0)
+    assert off.seed_windows() == 0 and off.store.calls == []
+    for s in (service, off):
+        s.alarms.journal.close()
+        s.alarms.rosters.close()
