@@ -29,7 +29,8 @@ from alerts.engine.lifecycle import AlarmEvent, AlarmRaised
 from alerts.learning import BehaviourLearner, ReadingsHistory
 from alerts.metrics import EemuaReport, eemua_report
 from alerts.probability_log import ProbabilityRecorder
-from alerts.replay import LoadReport, load_readings_csv, replay
+from alerts.replay import LoadReport, load_readings_csv, replay, with_computed
+from sensors.computed import ComputedSensors
 from sensors.index import SensorIndex
 from sensors.readings import ReadingBatch
 from sensors.registry import load_registry
@@ -142,6 +143,7 @@ def run_backtest(
     index = SensorIndex.build(registry)
     tz = {site.id: site.timezone for site in registry.sites}
     batch, load = load_readings_csv(readings_path, index)
+    batch = with_computed(batch, ComputedSensors(index), CHUNK_MS)  # as the live ingest derives them
     summary = BacktestSummary(load, sensors=len(index), sites=len(registry.sites), out=str(out_path))
     start_ms = int(batch.ts_ms[0]) if len(batch) else 0
     engine, ew, learner = event_time_engine(index, tz, batch)

@@ -47,6 +47,7 @@ from tests.scenarios.recording import (  # noqa: E402
     MIN_S,
     T0_S,
     Built,
+    Recording,
     Series,
     iso,
     simulate,
@@ -607,6 +608,157 @@ def pond_storm_levels(seed: int, registry: Registry) -> Built:
     )
 
 
+def _steps(t_s: np.ndarray, changes: list[tuple[float, float]], first: float) -> np.ndarray:
+    """A discrete signal's code at each time: `first`, then each (time, code) from its time on."""
+    code = np.full(t_s.size, first)
+    for at, value in changes:
+        code[t_s >= at] = value
+    return code
+
+
+def interlock_bypass(seed: int, registry: Registry) -> Built:
+    """Interlocks bypassed for maintenance (a shift: quiet) and one left bypassed overnight (alarm
+    after 8 h); a feed valve reported closed while the flow behind it comes back (a mismatch)."""
+    rng = np.random.default_rng(seed)
+    site = "xinhui-sis-01"
+    start, end = T0_S, T0_S + 3 * DAY_S
+    t5 = np.arange(start, end, 5 * MIN_S)
+    t1 = np.arange(start, end, MIN_S)
+    day = DAY_S
+    maint = (start + 9 * HOUR_S, start + 13 * HOUR_S)  # day 1: SIS-101 bypassed 09:00-13:00, restored
+    forgotten = start + day + 10 * HOUR_S  # day 2 10:00: SIS-102 bypassed ... until day 3 10:00
+    restored = start + 2 * day + 10 * HOUR_S
+    shut = start + 2 * day + 14 * HOUR_S  # day 3 14:00: the feed valve closes, the flow stops ...
+    passing = shut + 30 * MIN_S  # ... and from 14:30 the valve passes: flow back at ~3 m3/h/10 min
+    valve = _steps(t5, [(shut, 0.0)], 1.0)  # open, then closed
+    flow = 32.0 + 1.5 * np.sin(2 * np.pi * t1 / (6 * HOUR_S)) + rng.normal(0, 0.3, t1.size)
+    after = t1 >= shut
+    flow[after] = np.fmax(0.0, rng.normal(0, 0.05, int(after.sum())))
+    leak = t1 >= passing
+    flow[leak] += np.minimum(12.0, 0.3 * (t1[leak] - passing) / MIN_S)
+    rec = Recording(registry)
+    rec.series["SIS-101"] = Series(
+        site, "SIS-101", t5, _steps(t5, [(maint[0], 1.0), (maint[1], 0.0)], 0.0), 0
+    )
+    rec.series["SIS-102"] = Series(
+        site, "SIS-102", t5, _steps(t5, [(forgotten, 1.0), (restored, 0.0)], 0.0), 0
+    )
+    rec.series["XV-101"] = Series(site, "XV-101", t5, valve, 0)
+    rec.series["FT-101"] = Series(site, "FT-101", t1, np.round(flow, 2), 2)
+    rises_at = float(t1[np.flatnonzero(leak & (flow >= 2.0 + flow[after & ~leak].min()))[0]])
+    return Built(
+        rec,
+        {
+            "title": "Interlocks bypassed: a shift's maintenance, and one left bypassed overnight",
+            "description": (
+                "Day 1 SIS-101 is bypassed 09:00-13:00 for maintenance and restored: quiet (8 h allowed). "
+                "Day 2 at 10:00 SIS-102 is bypassed and left so until day 3 10:00: a state alarm BYPASSED at "
+                "18:00. Day 3 at 14:00 the feed valve XV-101 closes and the flow stops; from 14:30 the valve "
+                "passes and the flow behind it rises 0.3 m3/h per minute: a MISMATCH alarm once it has risen "
+                "2 m3/h while the valve says closed. Discrete signals every 5 min, the flow every minute."
+            ),
+            "incidents": [
+                {
+                    "id": "SIS-102-left-bypassed",
+                    "site": site,
+                    "sensors": ["SIS-102"],
+                    "what": "SIS-102 bypassed for more than 8 h",
+                    "starts": iso(forgotten),
+                    "happens": iso(forgotten + 8 * HOUR_S),
+                    "deadline": iso(forgotten + 8 * HOUR_S + 5 * MIN_S),
+                    "accept": [{"type": "alarm", "level": ["BYPASSED"]}],
+                },
+                {
+                    "id": "XV-101-closed-but-flowing",
+                    "site": site,
+                    "sensors": ["XV-101"],
+                    "what": "the flow behind the closed valve has risen 2 m3/h",
+                    "starts": iso(shut),
+                    "happens": iso(rises_at),
+                    "deadline": iso(rises_at + MIN_S),
+                    "accept": [{"type": "alarm", "level": ["MISMATCH"]}],
+                },
+            ],
+            "quiet": [
+                {
+                    "from": iso(start),
+                    "to": iso(forgotten + 8 * HOUR_S),
+                    "site": site,
+                    "why": "a 4-hour maintenance bypass and the forgotten one's first 8 hours are allowed",
+                },
+                {
+                    "from": iso(restored),
+                    "to": iso(passing),
+                    "site": site,
+                    "sensors": ["SIS-101", "SIS-102", "XV-101"],
+                    "allow": [{"type": "return_to_normal"}],
+                    "why": "the bypass ended; the valve closed and the flow stopped: no contradiction",
+                },
+            ],
+        },
+    )
+
+
+def h2s_exposure(seed: int, registry: Registry) -> Built:
+    """Two quiet days, then a small H2S release that never reaches the 7.2 ppm MAC but whose 8-hour
+    mean passes the site's 1 ppm: the TWA alarms, the detector's instantaneous limits never do."""
+    rng = np.random.default_rng(seed)
+    site = "dayawan-sws-01"
+    start, end = T0_S, T0_S + 3 * DAY_S
+    t = np.arange(start, end, MIN_S)
+    onset = start + 2 * DAY_S + 6 * HOUR_S  # day 3 06:00, for 12 hours
+    stop = onset + 12 * HOUR_S
+    h2s = np.fmax(0.0, 0.15 + 0.08 * rng.standard_normal(t.size))
+    on = (t >= onset) & (t < stop)
+    ramp = np.clip((t - onset) / (20 * MIN_S), 0.0, 1.0)  # the release grows over 20 minutes
+    plume = 3.0 + 1.2 * np.sin(2 * np.pi * (t - onset) / (47 * MIN_S)) + rng.normal(0, 0.5, t.size)
+    h2s = np.where(on, h2s + ramp * np.clip(plume, 0.5, 6.0), h2s)
+    rec = Recording(registry)
+    rec.series["GT-H2S-01"] = Series(site, "GT-H2S-01", t, np.round(h2s, 2), 2)
+    twa = np.convolve(h2s, np.ones(480) / 480.0)[: t.size]  # the 8-hour mean, one reading a minute
+    crosses = float(t[np.flatnonzero((t >= onset) & (twa >= 1.0))[0]])
+    assert h2s.max() < 7.2, "the scenario must stay under the instantaneous limit"
+    return Built(
+        rec,
+        {
+            "title": "H2S under its ceiling for hours: the 8-hour TWA alarms",
+            "description": (
+                "Two days of background (0.15 ppm), then from day 3 06:00 a small release at the stripper: "
+                "2-5 ppm for 12 hours, peaks under 6 ppm, never the 7.2 ppm MAC (GBZ 2.1: 10 mg/m3). The "
+                "rolling 8-hour mean passes the site's 1 ppm TWA limit about 2.5 hours in. Expected: an H "
+                "alarm of GT-H2S-01-TWA, and no event at all of the detector itself."
+            ),
+            "incidents": [
+                {
+                    "id": "GT-H2S-01-TWA-exceeded",
+                    "site": site,
+                    "sensors": ["GT-H2S-01-TWA"],
+                    "what": "the rolling 8-hour mean of GT-H2S-01 reaches 1 ppm",
+                    "starts": iso(onset),
+                    "happens": iso(crosses),
+                    "deadline": iso(crosses + 5 * MIN_S),
+                    "accept": [{"type": "alarm", "level": ["H"]}],
+                }
+            ],
+            "quiet": [
+                {
+                    "from": iso(start),
+                    "to": iso(onset),
+                    "site": site,
+                    "why": "two days of background",
+                },
+                {
+                    "from": iso(start),
+                    "to": iso(end),
+                    "site": site,
+                    "sensors": ["GT-H2S-01"],
+                    "why": "the detector never reaches its instantaneous limits and is never faulty",
+                },
+            ],
+        },
+    )
+
+
 def gas_leak_2oo3(seed: int, registry: Registry) -> Built:
     """A pump-seal leak growing over ~55 min, seen by three detectors of a 2oo3 group."""
     start, end = T0_S, T0_S + 6 * HOUR_S
@@ -722,6 +874,8 @@ SCENARIOS: dict[str, Callable[[int, Registry], Built]] = {
     "tailings_creep": tailings_creep,
     "pond_storm": pond_storm,
     "pond_storm_levels": pond_storm_levels,
+    "interlock_bypass": interlock_bypass,
+    "h2s_exposure": h2s_exposure,
     **field_scenarios.SCENARIOS,
 }
 

@@ -87,3 +87,28 @@ def test_missing_files_are_refused(tmp_path, capsys):
     args = ["backtest", "--registry", str(tmp_path / "nope.yaml"), "--readings", "x.csv", "--out", "e"]
     assert main(args) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_computed_sensors_are_derived_and_alarmed_in_a_backtest_and_their_csv_rows_dropped(tmp_path):
+    """Issue 12: a backtest derives computed sensors as the live ingest does: freeboard = crest - pond
+    falls below its LL as the pond rises; a row for the computed sensor itself is not taken."""
+    registry = write_csv(
+        tmp_path / "registry.yaml",
+        [
+            "sites:",
+            "  - {id: tsf, name: 尾矿库, kind: tailings, grade: 3, sensors: [",
+            "      {id: PL-01, name: 库水位, kind: pond_level, unit: m, range: [230, 250], interval_s: 300},",
+            "      {id: FB-01, name: 安全超高, kind: level, unit: m, range: [-10, 20], interval_s: 300,",
+            "       limits: {ll: 0.7}, compute: {expr: crest - pond, inputs: {pond: PL-01},",
+            "       constants: {crest: 248.0}}}]}",
+        ],
+        header="",
+    )
+    rows = [f"{T0 + i * 300_000},tsf,PL-01,{246.0 + 0.02 * i:.2f}" for i in range(80)]
+    rows.append(f"{T0},tsf,FB-01,-5")  # hazmon derives FB-01: this row is ignored
+    csv = write_csv(tmp_path / "r.csv", rows)
+    out = tmp_path / "e.jsonl"
+    assert main(["backtest", "--registry", str(registry), "--readings", str(csv), "--out", str(out)]) == 0
+    alarms = [e for e in events(out) if e["sensor"] == "FB-01" and e["type"] == "alarm"]
+    assert [(a["level"], a["value"]) for a in alarms] == [("LL", pytest.approx(0.7))]
+    assert alarms[0]["time"].startswith("2026-11-23T")
