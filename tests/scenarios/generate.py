@@ -759,6 +759,76 @@ def h2s_exposure(seed: int, registry: Registry) -> Built:
     )
 
 
+def phreatic_section(seed: int, registry: Registry) -> Built:
+    """The phreatic line of one section rises at its three piezometers to yellow, none to orange:
+    by the count rule (3 points at yellow) the section, and so the pond, is orange."""
+    rng = np.random.default_rng(seed)
+    site = "chenzhou-tsf-01"
+    start, end = T0_S, T0_S + 6 * DAY_S
+    t = np.arange(start, end, 10 * MIN_S)
+    rise_from = start + 2 * DAY_S  # after a wet spell the line rises over ~2 days, then holds
+    rec = Recording(registry)
+    for k, (sid, depth0, lift) in enumerate((("PZ-A1", 6.4, 2.1), ("PZ-A2", 6.8, 2.5), ("PZ-A3", 6.2, 1.9))):
+        lag = k * 3 * HOUR_S  # the upper points follow the lower with a lag
+        frac = 1.0 / (1.0 + np.exp(-(t - rise_from - DAY_S - lag) / (6 * HOUR_S)))
+        depth = depth0 - lift * frac + rng.normal(0, 0.02, t.size)
+        rec.series[sid] = Series(site, sid, t, np.round(depth, 3), 3)
+    level = 306.2 + 0.05 * np.sin(2 * np.pi * t / DAY_S) + rng.normal(0, 0.005, t.size)
+    rec.series["PL-01"] = Series(site, "PL-01", t, np.round(level, 3), 3)
+
+    def first_at(sid: str, threshold: float) -> float:
+        """Start of the first run of three readings at the threshold (20 min: the on-delay held)."""
+        s = rec.series[sid]
+        at = s.value <= threshold
+        held = at[:-2] & at[1:-1] & at[2:]
+        return float(s.t_s[np.flatnonzero(held)[0]])
+
+    third_yellow = max(first_at(p, 4.5) for p in ("PZ-A1", "PZ-A2", "PZ-A3"))
+    assert all(rec.series[p].value.min() > 3.85 for p in ("PZ-A1", "PZ-A2", "PZ-A3")), (
+        "no point may be orange"
+    )
+    return Built(
+        rec,
+        {
+            "title": "The phreatic line of a section rises at three points: the pond is orange by the count",
+            "description": (
+                "Two quiet days, then the phreatic line of the main section rises over about two days at its "
+                "three piezometers (the upper ones 3 and 6 hours behind), each to yellow (depth under 4.5 m) "
+                "and none to orange (3.85 m). GB 39496-2020 5.5.4: three points at yellow make the item "
+                "orange, so the pond's one alarm goes blue, yellow, then orange when the third point is "
+                "yellow; no point alarm."
+            ),
+            "incidents": [
+                {
+                    "id": "section-A-orange-by-count",
+                    "site": site,
+                    "sensors": [site],
+                    "what": "the third piezometer of the section steadily at yellow: item and pond orange",
+                    "starts": iso(rise_from),
+                    "happens": iso(third_yellow),
+                    "deadline": iso(third_yellow + 20 * MIN_S + 10 * MIN_S),
+                    "accept": [{"type": "alarm", "level": ["ORANGE"]}],
+                    "at_most": {
+                        "count": 3,
+                        "type": ["alarm"],
+                        "sensors": [site, "PL-01", "PZ-A1", "PZ-A2", "PZ-A3"],
+                    },
+                }
+            ],
+            "quiet": [
+                {"from": iso(start), "to": iso(rise_from), "site": site, "why": "two quiet days"},
+                {
+                    "from": iso(start),
+                    "to": iso(end),
+                    "site": site,
+                    "sensors": ["PL-01", "PZ-A1", "PZ-A2", "PZ-A3"],
+                    "why": "no point alarm: the pond's colour is the one incident",
+                },
+            ],
+        },
+    )
+
+
 def gas_leak_2oo3(seed: int, registry: Registry) -> Built:
     """A pump-seal leak growing over ~55 min, seen by three detectors of a 2oo3 group."""
     start, end = T0_S, T0_S + 6 * HOUR_S
@@ -876,6 +946,7 @@ SCENARIOS: dict[str, Callable[[int, Registry], Built]] = {
     "pond_storm_levels": pond_storm_levels,
     "interlock_bypass": interlock_bypass,
     "h2s_exposure": h2s_exposure,
+    "phreatic_section": phreatic_section,
     **field_scenarios.SCENARIOS,
 }
 
