@@ -79,7 +79,9 @@ def test_a_login_flood_keeps_memory_bounded_and_the_alarm_list_fast(tmp_path, mo
             f" RSS {rss_before:.0f} -> peak {peak:.0f} MB; /api/v1/alarms p95 {p95 * 1000:.0f} ms"
             f" over {len(latencies)} requests"
         )
-        assert answers.get(401, 0) > 100  # the flood really made hazmon check passwords
+        # the flood really made hazmon check passwords: how many is the machine's argon2 speed (about
+        # 275 on an idle machine here, 81 on a loaded one), so only a few dozen are asked for
+        assert answers.get(401, 0) > 40
         assert peak - rss_before < 300
         assert p95 < 1.0
     finally:
