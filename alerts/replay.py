@@ -119,9 +119,7 @@ def with_computed(batch: ReadingBatch, computed: ComputedSensors, chunk_ms: int 
     batch = batch.take(np.flatnonzero(~computed.is_computed[batch.slot]))
     if len(batch) == 0:
         return batch
-    t = batch.ts_ms
-    start = int(t[0]) - int(t[0]) % chunk_ms
-    edges = np.searchsorted(t, np.arange(start + chunk_ms, int(t[-1]) + chunk_ms + 1, chunk_ms), side="left")
+    _, edges = _chunks(batch.ts_ms, chunk_ms)
     parts, lo = [batch], 0
     for hi in edges.tolist():
         if hi > lo:
@@ -150,9 +148,7 @@ def replay(
     n = len(batch)
     if n == 0:
         return 0
-    t = batch.ts_ms
-    start = int(t[0]) - int(t[0]) % chunk_ms
-    edges = np.searchsorted(t, np.arange(start + chunk_ms, int(t[-1]) + chunk_ms + 1, chunk_ms), side="left")
+    start, edges = _chunks(batch.ts_ms, chunk_ms)
     lo = 0
     for k, hi in enumerate(edges.tolist()):
         now = start + (k + 1) * chunk_ms
@@ -170,6 +166,13 @@ def replay(
             on_clock(now)
         on_changes(_clock_tick(engine, now), now)
     return n
+
+
+def _chunks(t: np.ndarray, chunk_ms: int) -> tuple[int, np.ndarray]:
+    """The first chunk's start (a multiple of chunk_ms) and each chunk's end index in sorted `t`."""
+    start = int(t[0]) - int(t[0]) % chunk_ms
+    ends = np.arange(start + chunk_ms, int(t[-1]) + chunk_ms + 1, chunk_ms)
+    return start, np.searchsorted(t, ends, side="left")
 
 
 def _clock_tick(engine: AlarmEngine, now_ms: int) -> list[ConditionChange]:
