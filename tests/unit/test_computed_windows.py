@@ -215,6 +215,7 @@ def by_sensor(index: SensorIndex, b: ReadingBatch, site: str = "tsf-a") -> dict[
     return out
 
 
+@pytest.mark.deep  # thousands of readings of many gauges: the deep profile (make test, CI)
 def test_rainfall_over_1_h_and_24_h_of_many_gauges_and_acceleration_from_a_computed_velocity(tmp_path):
     index = index_of(tmp_path, *(tailings_site(f"tsf-{i}", interval_s=600) for i in range(3)))
     computed = ComputedSensors(index)

@@ -100,6 +100,7 @@ def test_an_added_id_that_a_registry_sensor_already_has_is_a_duplicate(tmp_path)
         load(tmp_path, detector(), clash)
 
 
+@pytest.mark.deep  # 16 h of buffered minutes through derivation and engine: the deep profile (CI)
 def test_an_exposure_under_every_instantaneous_limit_alarms_when_its_8_h_twa_exceeds_the_limit(tmp_path):
     index = SensorIndex.build(load(tmp_path, detector()))
     computed, engine = ComputedSensors(index), AlarmEngine(index, start_ms=T0)
