@@ -304,6 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo.add_argument("--speed", default="1", help="simulation speed passed to the simulator")
     p_demo.set_defaults(func=_cmd_demo)
 
+    from hazmon.registry_cmd import add_arguments as add_registry_arguments
+
+    p_reg = sub.add_parser("registry", help="check a registry and explain the grades it computes")
+    add_registry_arguments(p_reg)
+
     _add_user_parser(sub)
     return parser
 

@@ -12,6 +12,7 @@ from typing import Literal
 
 from sensors.discrete import Contradiction, StateAlarm
 from sensors.formula import Formula
+from sensors.hazard_register import Dam, HazardSource
 from sensors.kinds import KINDS
 from sensors.warning_levels import Escalation, WarningItem, WarningLevels
 
@@ -122,6 +123,10 @@ class Site:
     # tailings warning levels (sensors/warning_levels.py): the monitored items and their escalation
     warning_items: tuple[WarningItem, ...] = ()
     warning_escalation: Escalation = field(default_factory=Escalation)
+    # the hazard-source register (sensors/hazard_register.py): a chemical site's units and their
+    # substances, a tailings pond's dam; hazmon computes the grade or class from them
+    hazard_sources: tuple[HazardSource, ...] = ()
+    dam: Dam | None = None
 
     def warning_item_list(self) -> tuple[WarningItem, ...]:
         """The pond's monitored items: those declared, then each point with warning levels that no

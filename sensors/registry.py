@@ -21,6 +21,7 @@ import yaml
 from sensors.discrete import parse_contradiction, parse_state_alarms, parse_states
 from sensors.exposure import EXPOSURE_KINDS, ExposureError, exposure_sensors, parse_exposure
 from sensors.formula import FormulaError, parse_formula
+from sensors.hazard_register import parse_dam, parse_hazard_sources
 from sensors.kinds import KINDS
 from sensors.model import (
     LIMIT_KEYS,
@@ -75,6 +76,8 @@ SITE_KEYS = frozenset(
         "city",
         "warning_items",
         "warning_escalation",
+        "hazard_sources",
+        "dam",
     }
 )
 SENSOR_KEYS = frozenset(
@@ -253,6 +256,10 @@ def site_document(site: Site) -> dict[str, Any]:
         doc["warning_items"] = [item.document() for item in site.warning_items]
     if any(s.warning is not None for s in site.sensors):
         doc["warning_escalation"] = site.warning_escalation.document()
+    if site.hazard_sources:
+        doc["hazard_sources"] = [h.document() for h in site.hazard_sources]
+    if site.dam is not None:
+        doc["dam"] = site.dam.document()
     return doc
 
 
@@ -356,6 +363,15 @@ def _parse_site(raw: Any, c: _Collector) -> Site | None:
     items = parse_items(raw.get("warning_items"), bad_site, lambda i: bool(SENSOR_ID_RE.match(i)))
     escalation = parse_escalation(raw.get("warning_escalation"), bad_site)
     _check_warning_items(kind, sensors, items, bad_site)
+    sources = parse_hazard_sources(raw.get("hazard_sources"), bad_site, lambda i: bool(SENSOR_ID_RE.match(i)))
+    dam = parse_dam(raw.get("dam"), bad_site)
+    if sources and kind != "chemical":
+        bad_site(
+            "hazard_sources (GB 18218-2018 units) are for chemical sites; a tailings pond has its dam",
+            "hazard_sources",
+        )
+    if dam is not None and kind != "tailings":
+        bad_site("dam is for tailings sites", "dam")
     if len(c.issues) > before:
         return None
     return Site(
@@ -371,6 +387,8 @@ def _parse_site(raw: Any, c: _Collector) -> Site | None:
         city=raw.get("city"),
         warning_items=tuple(items),
         warning_escalation=escalation,
+        hazard_sources=sources,
+        dam=dam,
     )
 
 
