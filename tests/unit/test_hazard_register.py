@@ -195,3 +195,20 @@ def test_registry_check_explains_each_grade_and_flags_one_the_registry_declares_
     assert (view["computed"], view["declared"], view["agrees"]) == (2, 4, False)
     wrong.write_text("sites: [{}]", encoding="utf-8")
     assert main(["registry", "check", "--registry", str(wrong)]) == 2
+
+
+def test_the_api_lists_the_register_of_the_sites_in_scope_and_one_sites_lines(tmp_path):
+    from sensors.registry import load_registry
+    from tests.support.api_rig import api_rig
+
+    examples = Path(__file__).resolve().parents[2] / "sensors" / "examples"
+    with api_rig(tmp_path, load_registry(examples)) as api, api.client() as client:
+        body = client.get("/api/v1/register").json()
+        by_site = {v["site"]: v for v in body["data"]}
+        assert body["count"] == 5 and by_site["gaolan-lpg-01"]["computed"] == 1
+        assert by_site["renhua-tsf-01"]["computed"] == 3 and by_site["dayawan-srs-01"]["computed"] is None
+        assert client.get("/api/v1/register?mismatched=true").json()["count"] == 0
+        one = client.get("/api/v1/sites/jianghai-tf-01/register").json()
+        (unit,) = one["units"]
+        assert (unit["id"], unit["grade"], unit["r"]) == ("tank-farm", 2, 97.96)
+        assert client.get("/api/v1/sites/nowhere/register").status_code == 404
