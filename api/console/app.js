@@ -408,7 +408,45 @@ async function renderSite(siteId) {
     tr.addEventListener("click", () => { location.hash = link.getAttribute("href"); });
     tbody.appendChild(tr);
   }
+  await renderRegister(s);
   await renderPondLevels(s);
+}
+
+// ---- the hazard-source register: the computed grade (GB 18218) or class beside the declared one
+
+async function renderRegister(site) {
+  const panel = $("#register");
+  let r;
+  try {
+    r = await api(`/api/v1/sites/${encodeURIComponent(site.id)}/register`);
+  } catch (e) {
+    panel.hidden = true;
+    return;
+  }
+  const names = r.kind === "tailings" ? t("class_names") : t("grade_names");
+  const computed = r.computed === null ? (r.units.length ? t("not_major") : "–") : names[r.computed];
+  const grade = $("#register-grade");
+  grade.textContent = `${t("computed")} ${computed} · ${t("declared")} ${names[r.declared] ?? r.declared}`
+    + (r.agrees ? "" : ` (${t("differs")})`);
+  grade.dataset.computed = String(r.computed);
+  grade.dataset.agrees = String(r.agrees);
+  const tbody = $("#register-units");
+  tbody.replaceChildren();
+  for (const u of r.units) {
+    const tr = document.createElement("tr");
+    tr.className = "register-unit";
+    tr.dataset.unitId = u.id;
+    cell(tr, u.name);
+    cell(tr, fmt(u.s), "num");
+    cell(tr, fmt(u.alpha), "num");
+    cell(tr, fmt(u.r), "num");
+    cell(tr, u.grade === null ? t("not_major") : names[u.grade]);
+    tbody.appendChild(tr);
+  }
+  $("#register-lines").textContent = [
+    ...r.units.flatMap((u) => [`${u.id} ${u.name}:`, ...u.lines.map((l) => `  ${l}`)]), ...r.lines,
+  ].join("\n");
+  panel.hidden = false;
 }
 
 // ---- discrete signals: a state's name from its code

@@ -101,6 +101,8 @@ def write_registry(path: Path) -> Path:
                        for k in (1, 2, 3)]},
         {"id": SIS_SITE, "name": "韶关化工厂", "kind": "chemical", "grade": 3, "city": POND_CITY,
          "district": "曲江区",
+         "hazard_sources": [{"id": "lpg", "name": "液化石油气罐区", "kind": "storage", "exposed_people": 120,
+                             "substances": [{"name": "液化石油气", "q": 1000}]}],
          "sensors": [{"id": "SIS-301", "name": "3号反应釜联锁", "kind": "interlock", "interval_s": 60,
                       "device": "gds-01", "state_alarms": {"bypassed": {"after_s": 28800}}}]},
     ]  # fmt: skip

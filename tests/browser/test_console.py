@@ -272,3 +272,18 @@ def test_a_discrete_signal_shows_its_state_and_its_state_history(page: Page, pla
     ]
     expect(changes.nth(1)).to_contain_text("旁路(摘除)")
     page.screenshot(path=str(screenshots / "state-history.png"), full_page=True)
+
+
+def test_a_site_page_shows_its_computed_grade_beside_the_declared_one(page: Page, plant, screenshots):
+    """Issue 13: the register computed from the site's inventory (R = 2 x 1.5 x 1000/50 = 60: 二级)
+    differs from the 三级 the registry declares, and the page says so, with the computation."""
+    log_in(page, plant, "op-sg")
+    page.goto(plant.url + f"/console/#/sites/{SIS_SITE}")
+    grade = page.locator("#register-grade")
+    expect(grade).to_have_attribute("data-computed", "2", timeout=10_000)
+    expect(grade).to_have_attribute("data-agrees", "false")
+    expect(grade).to_contain_text("计算 二级 · 登记 三级")
+    expect(page.locator("tr.register-unit[data-unit-id='lpg']")).to_contain_text("60")
+    page.locator("#register details summary").click()
+    expect(page.locator("#register-lines")).to_contain_text("R = α Σ β q/Q = 2 × 30 = 60: 二级")
+    page.screenshot(path=str(screenshots / "register.png"), full_page=True)
