@@ -356,6 +356,12 @@ class AlarmJournal(SqliteStore):
             (seq,) = self._conn.execute("SELECT coalesce(max(seq), 0) FROM history").fetchone()
         return int(seq)
 
+    def raises_by_site(self, since_ms: int) -> dict[str, int]:
+        """Annunciations (AlarmRaised) per site since `since_ms` (the dynamic risk's alarm rate)."""
+        sql = "SELECT site, count(*) FROM history WHERE time_ms >= ? AND type = 'AlarmRaised' GROUP BY site"
+        with self._lock:
+            return {site: int(n) for site, n in self._conn.execute(sql, (since_ms,)).fetchall()}
+
     def count_after(self, seq: int, types: Iterable[str]) -> int:
         """How many events of `types` were journaled after `seq` (an outbox's backlog)."""
         types = list(types)

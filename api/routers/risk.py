@@ -1,0 +1,119 @@
+"""Enterprises ranked by dynamic risk, 红橙黄蓝 (issue 13 item 2; the rule: alerts/dynamic_risk.py):
+each site in scope with its score, colour and reasons, highest first. Recomputed at most every
+few seconds whoever asks (one pass over the alarm list and one journal query)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Query
+
+from alerts.dynamic_risk import COLOURS, RiskInputs, dynamic_risk, reasons
+from alerts.engine.conditions import ConditionKind, Priority
+from alerts.engine.lifecycle import AlarmState
+from api.auth.deps import PrincipalDep, current_principal
+from api.auth.model import can_see
+from api.deps import ServiceDep, site_map
+from api.service_port import ServicePort
+from sensors.readings import now_ms as _now_ms
+
+router = APIRouter(prefix="/api/v1", tags=["risk"], dependencies=[Depends(current_principal)])
+
+OVERDUE_MS = 30 * 60_000  # an alarm unacknowledged this long was not dealt with in time
+WEEK_MS = 7 * 86_400_000
+MAX_AGE_S = 5.0
+UNACK_STATES = frozenset({AlarmState.UNACK, AlarmState.RTN_UNACK})
+LISTED = frozenset({AlarmState.UNACK, AlarmState.ACK, AlarmState.RTN_UNACK})
+
+
+def risk_rows(service: ServicePort, now_ms: int) -> list[dict[str, Any]]:
+    """Every site's risk row, in registry order."""
+    sites = list(site_map(service).values())
+    pos = {s.id: i for i, s in enumerate(sites)}
+    n = len(sites)
+    unack = np.zeros((n, 4))
+    warnings, failures, outages, overdue, overdue_crit = (np.zeros(n) for _ in range(5))
+    for a in service.alarms.book.current():
+        i = pos.get(a.site)
+        if i is None or a.state not in LISTED:
+            continue
+        if a.kind is ConditionKind.EARLY_WARNING and a.active:
+            (failures if a.level == "FAILURE" else warnings)[i] += 1
+        elif a.kind is ConditionKind.STALE and a.active:
+            outages[i] += 1
+        if a.state in UNACK_STATES:
+            unack[i, int(a.priority) - 1] += 1
+            if a.raised_ms is not None and now_ms - a.raised_ms > OVERDUE_MS:
+                overdue[i] += 1
+                overdue_crit[i] += a.priority >= Priority.CRITICAL
+    raised = service.alarms.journal.raises_by_site(now_ms - WEEK_MS)
+    inputs = RiskInputs(
+        tailings=np.array([s.kind == "tailings" for s in sites], dtype=bool),
+        grade=np.array([s.grade for s in sites], dtype=np.int64),
+        unack=unack,
+        warnings=warnings,
+        failures=failures,
+        outages=outages,
+        overdue=overdue,
+        overdue_critical=overdue_crit,
+        raises_7d=np.array([raised.get(s.id, 0) for s in sites], dtype=np.float64),
+    )
+    risk = dynamic_risk(inputs)
+    return [
+        {
+            "site": s.id,
+            "name": s.name,
+            "kind": s.kind,
+            "grade": s.grade,
+            "city": s.city,
+            "district": s.district,
+            "score": round(float(risk.score[i]), 1),
+            "colour": COLOURS[int(risk.colour[i])],
+            "reasons": reasons(inputs, risk, i),
+        }
+        for i, s in enumerate(sites)
+    ]
+
+
+class _Cache:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._at = -1.0
+        self._key: object = None
+        self._rows: list[dict[str, Any]] = []
+        self.time_ms = 0
+
+    def get(self, service: ServicePort) -> list[dict[str, Any]]:
+        with self._lock:
+            now = time.monotonic()
+            if self._key is not service or now - self._at > MAX_AGE_S:
+                self.time_ms = _now_ms()
+                self._rows, self._key, self._at = risk_rows(service, self.time_ms), service, now
+            return self._rows
+
+
+_cache = _Cache()
+
+
+@router.get("/risk")
+def ranked_risk(
+    service: ServiceDep,
+    principal: PrincipalDep,
+    city: str | None = Query(None, max_length=64),
+    district: str | None = Query(None, max_length=64),
+    limit: int = Query(100, ge=1, le=10_000),
+) -> dict:
+    """List the sites in scope by dynamic risk, highest first, with the reasons (at most 5 s old)."""
+    sites = site_map(service)
+    rows = [
+        r
+        for r in _cache.get(service)
+        if can_see(principal.user, sites[r["site"]])
+        and (city is None or r["city"] == city)
+        and (district is None or r["district"] == district)
+    ]
+    rows.sort(key=lambda r: -r["score"])
+    return {"data": rows[:limit], "count": len(rows), "time_ms": _cache.time_ms}
