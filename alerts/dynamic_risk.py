@@ -9,7 +9,7 @@ The rule (ours: no national formula is confirmed, docs/domain.md):
     live    unacknowledged alarms on the list: critical 20, high 10, medium 4, low 1 each
           + early warnings 5 each, a dam-failure forecast (FAILURE) 25
           + data outages (stale sensors or devices) 3 each, at most 15
-          + alarms not dealt with in time (unacknowledged past `overdue_min`) 15 each
+          + alarms not dealt with in time (no disposal by its due time, alerts/book/disposals.py) 15 each
           + the alarm rate of the last 7 days above 10 a day: 2 per alarm a day more, at most 20
 
     colour  red ≥ 70, or a FAILURE forecast, or a critical alarm not dealt with in time;
@@ -48,7 +48,7 @@ class RiskInputs:
     warnings: np.ndarray  # active early warnings on the list
     failures: np.ndarray  # active FAILURE (inverse-velocity) forecasts
     outages: np.ndarray  # stale sensors and devices on the list
-    overdue: np.ndarray  # alarms unacknowledged past the deadline
+    overdue: np.ndarray  # alarms of the last 7 days whose disposal is overdue
     overdue_critical: np.ndarray
     raises_7d: np.ndarray  # annunciations in the last 7 days
 

@@ -374,7 +374,7 @@ def build_alarms(
     """The journal, the event output, the book, the engine restored to the journal's active
     conditions, the learner of each forecast sensor's behaviour (from `history`, kept in
     behaviour.npz), the pipeline and the notifier, in that order."""
-    journal = journal or AlarmJournal(settings.data_dir / "alarms.sqlite")
+    journal = journal or AlarmJournal(settings.data_dir / "alarms.sqlite", settings.disposal_due_min)
     stats = AlarmStats()
     outbox, runner, transport = build_event_output(settings, registry, target, journal)
     events = AlarmEventWatch(stats, runner)

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     events_mqtt_url: str | None = None  # broker for the events, if not HAZMON_MQTT_URL's
     alarm_queue_readings: int = Field(1_000_000, ge=1000)  # readings waiting for the alarm engine
     alarm_queue_wait_s: float = Field(2.0, ge=0)  # how long ingest waits for room before dropping
+    # minutes an enterprise has to record the disposal of a high or critical alarm (alerts/book/disposals.py)
+    disposal_due_min: float = Field(30.0, gt=0, le=7 * 24 * 60)
 
     # ---- notifications (SMS to the officers on duty; docs/design.md decision 4)
     rosters: Path | None = EXAMPLE_ROSTERS  # YAML file or folder imported into the roster store at start

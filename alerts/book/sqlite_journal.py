@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from alerts.book.disposals import DEFAULT_DUE_MIN, Disposal, check_disposal
 from alerts.book.records import AuditEntry, HistoryEntry
 from alerts.engine.conditions import Priority
 from alerts.engine.lifecycle import (
@@ -39,14 +40,17 @@ from alerts.engine.lifecycle import (
     Alarm,
     AlarmEvent,
     AlarmKey,
+    AlarmRaised,
     AlarmState,
+    InvalidTransition,
+    UnknownAlarm,
 )
 from alerts.sqlite_store import SqliteStore
 from sensors.readings import now_ms as _now_ms
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each entry upgrades the schema by one version; statements run in one transaction.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -83,6 +87,16 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # outbox cursors: the last history seq a consumer (e.g. MQTT event output) has delivered
         "CREATE TABLE publish_cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID",
     ),
+    (
+        # closed-loop disposal (alerts/book/disposals.py): one row per alarm number that must get one
+        """CREATE TABLE disposals (
+            alarm_id TEXT PRIMARY KEY, site TEXT NOT NULL, scope TEXT NOT NULL, source TEXT NOT NULL,
+            kind TEXT NOT NULL, priority INTEGER NOT NULL, level TEXT NOT NULL, raised_ms INTEGER NOT NULL,
+            due_ms INTEGER NOT NULL, disposed_ms INTEGER, cause TEXT, action TEXT, person TEXT, user TEXT,
+            comment TEXT NOT NULL DEFAULT '') WITHOUT ROWID""",
+        "CREATE INDEX disposals_open ON disposals (disposed_ms, due_ms)",
+        "CREATE INDEX disposals_site ON disposals (site, raised_ms)",
+    ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
@@ -93,6 +107,10 @@ def _dumps(obj: Any) -> str:
 
 
 _ALARM_FIELDS = tuple(f.name for f in fields(Alarm))
+_DISPOSAL_COLUMNS = (
+    "alarm_id, site, scope, source, kind, priority, level, raised_ms, due_ms, disposed_ms, cause, action,"
+    " person, user, comment"
+)
 
 
 def alarm_to_json(a: Alarm) -> str:
@@ -116,6 +134,12 @@ def alarm_from_json(text: str) -> Alarm:
     return Alarm(**kw)
 
 
+def _disposal_row(conn: sqlite3.Connection, alarm_id: str) -> Disposal | None:
+    sql = f"SELECT {_DISPOSAL_COLUMNS} FROM disposals WHERE alarm_id = ?"
+    row = conn.execute(sql, (alarm_id,)).fetchone()
+    return None if row is None else Disposal(*row)
+
+
 def _alarm_row(a: Alarm) -> tuple[Any, ...]:
     state = (a.alarm_id, a.state.value, int(a.priority), int(a.active), int(a.acked), a.updated_ms)
     return (*a.key, *state, alarm_to_json(a))
@@ -127,8 +151,9 @@ def _alarm_row(a: Alarm) -> tuple[Any, ...]:
 class JournalTx:
     """Writes inside one open transaction; obtained from AlarmJournal.transaction()."""
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: sqlite3.Connection, disposal_due_ms: int = int(DEFAULT_DUE_MIN * 60_000)):
         self._conn = conn
+        self._disposal_due_ms = disposal_due_ms
 
     def save_alarm(self, a: Alarm) -> None:
         self.save_alarms((a,))
@@ -146,6 +171,18 @@ class JournalTx:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(e.time_ms, recorded_ms, e.alarm_id, *e.key, e.type, _dumps(e.details())) for e in events],
         )
+        # a raise at high or critical asks for a disposal: once per alarm number, from its first such raise
+        asked = [
+            (e.alarm_id, *e.key, int(e.priority), e.level, e.time_ms, e.time_ms + self._disposal_due_ms)
+            for e in events
+            if isinstance(e, AlarmRaised) and e.priority >= Priority.HIGH
+        ]
+        if asked:
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO disposals (alarm_id, site, scope, source, kind, priority, level,"
+                " raised_ms, due_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                asked,
+            )
 
     def add_audit(self, entry: AuditEntry) -> None:
         site, scope, source, kind = entry.key if entry.key else (None, None, None, None)
@@ -166,6 +203,18 @@ class JournalTx:
                 entry.error,
                 _dumps(dict(entry.details)),
             ),
+        )
+
+    def disposal(self, alarm_id: str) -> Disposal | None:
+        return _disposal_row(self._conn, alarm_id)
+
+    def set_disposal(
+        self, alarm_id: str, now_ms: int, cause: str, action: str, person: str, user: str, comment: str
+    ) -> None:
+        self._conn.execute(
+            "UPDATE disposals SET disposed_ms = ?, cause = ?, action = ?, person = ?, user = ?,"
+            " comment = ? WHERE alarm_id = ?",
+            (now_ms, cause, action, person, user, comment, alarm_id),
         )
 
     def next_alarm_number(self) -> int:
@@ -191,14 +240,77 @@ class JournalTx:
 class AlarmJournal(SqliteStore):
     """SQLite store of alarm state, history and audit; one connection, one writer at a time."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, disposal_due_min: float = DEFAULT_DUE_MIN):
         super().__init__(path, _MIGRATIONS, "alarm journal")
+        self.disposal_due_ms = int(disposal_due_min * 60_000)
 
     @contextmanager
     def transaction(self) -> Iterator[JournalTx]:
         """One atomic unit: everything written through the yielded JournalTx commits, or none of it."""
         with self._atomic() as conn:
-            yield JournalTx(conn)
+            yield JournalTx(conn, self.disposal_due_ms)
+
+    # ---- disposals (alerts/book/disposals.py)
+
+    def dispose(
+        self, alarm_id: str, user: str, cause: str, action: str, person: str, comment: str, now_ms: int
+    ) -> Disposal:
+        """Record the enterprise's disposal of an alarm, audited; UnknownAlarm when none is asked of it,
+        InvalidTransition when it has one already (the audit keeps the refusal too)."""
+        cause, action, person = check_disposal(cause, action, person)
+        with self.transaction() as tx:
+            found = tx.disposal(alarm_id)
+            if found is None:
+                raise UnknownAlarm(
+                    f"no disposal is asked of alarm {alarm_id!r} (only high and critical alarms)"
+                )
+            key = (found.site, found.scope, found.source, found.kind)
+            if found.done:
+                tx.add_audit(
+                    AuditEntry(now_ms, user, "dispose", "refused", alarm_id, key, cause, "already disposed")
+                )
+                refused = InvalidTransition(f"alarm {alarm_id} was disposed by {found.user} already")
+            else:
+                tx.set_disposal(alarm_id, now_ms, cause, action, person, user, comment)
+                details = {"action": action, "person": person, "comment": comment}
+                tx.add_audit(AuditEntry(now_ms, user, "dispose", "ok", alarm_id, key, cause, "", details))
+                refused = None
+        if refused is not None:
+            raise refused
+        result = self.disposal(alarm_id)
+        assert result is not None
+        return result
+
+    def disposal(self, alarm_id: str) -> Disposal | None:
+        with self._lock:
+            return _disposal_row(self._conn, alarm_id)
+
+    def disposals(
+        self,
+        *,
+        sites: Iterable[str] | None = None,
+        since_ms: int | None = None,
+        open_only: bool = False,
+        limit: int = 1000,
+    ) -> list[Disposal]:
+        """Disposals asked since `since_ms` (raise time), of `sites` if given, newest raise first."""
+        where, args = [], []
+        if since_ms is not None:
+            where.append("raised_ms >= ?")
+            args.append(since_ms)
+        if open_only:
+            where.append("disposed_ms IS NULL")
+        if sites is not None:
+            sites = list(sites)
+            where.append(f"site IN ({','.join('?' * len(sites))})")
+            args.extend(sites)
+        sql = f"SELECT {_DISPOSAL_COLUMNS} FROM disposals"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY raised_ms DESC LIMIT ?"
+        with self._lock:
+            rows = self._conn.execute(sql, [*args, limit]).fetchall()
+        return [Disposal(*row) for row in rows]
 
     # ---- writes
 

@@ -9,6 +9,7 @@ roles below it. The permission table (PERMISSIONS) is the one place that says wh
     view               x        x          x         x
     acknowledge                 x          x         x
     comment                     x          x         x
+    dispose                     x          x         x     (an alarm's cause, action and person)
     shelve                      x          x         x     (up to OPERATOR_SHELVE_MAX_MIN minutes)
     shelve_long                            x         x     (longer, up to the API's own maximum)
     out_of_service                         x         x
@@ -62,6 +63,7 @@ class Action(StrEnum):
     VIEW = "view"
     ACKNOWLEDGE = "acknowledge"
     COMMENT = "comment"
+    DISPOSE = "dispose"
     SHELVE = "shelve"
     SHELVE_LONG = "shelve_long"
     OUT_OF_SERVICE = "out_of_service"
@@ -74,6 +76,7 @@ PERMISSIONS: dict[Action, Role] = {
     Action.VIEW: Role.VIEWER,
     Action.ACKNOWLEDGE: Role.OPERATOR,
     Action.COMMENT: Role.OPERATOR,
+    Action.DISPOSE: Role.OPERATOR,
     Action.SHELVE: Role.OPERATOR,
     Action.SHELVE_LONG: Role.SUPERVISOR,
     Action.OUT_OF_SERVICE: Role.SUPERVISOR,

@@ -22,7 +22,6 @@ from sensors.readings import now_ms as _now_ms
 
 router = APIRouter(prefix="/api/v1", tags=["risk"], dependencies=[Depends(current_principal)])
 
-OVERDUE_MS = 30 * 60_000  # an alarm unacknowledged this long was not dealt with in time
 WEEK_MS = 7 * 86_400_000
 MAX_AGE_S = 5.0
 UNACK_STATES = frozenset({AlarmState.UNACK, AlarmState.RTN_UNACK})
@@ -46,10 +45,13 @@ def risk_rows(service: ServicePort, now_ms: int) -> list[dict[str, Any]]:
             outages[i] += 1
         if a.state in UNACK_STATES:
             unack[i, int(a.priority) - 1] += 1
-            if a.raised_ms is not None and now_ms - a.raised_ms > OVERDUE_MS:
-                overdue[i] += 1
-                overdue_crit[i] += a.priority >= Priority.CRITICAL
-    raised = service.alarms.journal.raises_by_site(now_ms - WEEK_MS)
+    journal = service.alarms.journal
+    for d in journal.disposals(since_ms=now_ms - WEEK_MS, open_only=True, limit=10**7):
+        i = pos.get(d.site)
+        if i is not None and d.overdue(now_ms):  # not dealt with in time: no disposal by its due time
+            overdue[i] += 1
+            overdue_crit[i] += d.priority >= Priority.CRITICAL
+    raised = journal.raises_by_site(now_ms - WEEK_MS)
     inputs = RiskInputs(
         tailings=np.array([s.kind == "tailings" for s in sites], dtype=bool),
         grade=np.array([s.grade for s in sites], dtype=np.int64),

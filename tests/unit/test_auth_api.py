@@ -323,7 +323,7 @@ def test_me_lists_permissions(client: TestClient):
     login(client, "op")
     body = client.get("/api/v1/auth/me").json()
     assert body["via"] == "session"
-    assert body["permissions"] == ["view", "acknowledge", "comment", "shelve"]
+    assert body["permissions"] == ["view", "acknowledge", "comment", "dispose", "shelve"]
 
 
 # ---- API tokens

@@ -64,6 +64,7 @@ TABLE = {
     Action.VIEW: (True, True, True, True),
     Action.ACKNOWLEDGE: (False, True, True, True),
     Action.COMMENT: (False, True, True, True),
+    Action.DISPOSE: (False, True, True, True),
     Action.SHELVE: (False, True, True, True),
     Action.SHELVE_LONG: (False, False, True, True),
     Action.OUT_OF_SERVICE: (False, False, True, True),

@@ -91,7 +91,7 @@ def test_the_api_ranks_the_sites_in_scope_by_risk_with_their_reasons(tmp_path):
                 ("site-0", "yellow"),
             ]
             top = body["data"][0]
-            # grade 2: base 10 + 1.3 x (a critical alarm 20 + not dealt with in 30 min 15)
+            # grade 2: base 10 + 1.3 x (a critical alarm 20 + its disposal overdue (due in 30 min) 15)
             assert top["score"] == 55.5
             assert top["reasons"][:2] == ["未确认报警 紧急 1: +26", "超时未处置报警 1 条: +20"]
             assert client.get("/api/v1/risk?city=江门市").json()["count"] == 1

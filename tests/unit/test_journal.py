@@ -67,7 +67,7 @@ def book(db: Path):
 def test_schema_is_created_once_and_in_wal_mode(db):
     AlarmJournal(db).close()
     with AlarmJournal(db) as j:
-        assert j._conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,)]
+        assert j._conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,), (3,)]
         assert j._conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert j._conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
 
