@@ -178,6 +178,12 @@ function renderAlarms() {
       b.addEventListener("click", (ev) => { ev.stopPropagation(); openShelve(a.alarm_id); });
       actions.appendChild(b);
     }
+    if (a.priority === "high" || a.priority === "critical") {  // the enterprise must say what it did
+      const b = document.createElement("button");
+      b.type = "button"; b.className = "dispose-btn"; b.textContent = t("dispose");
+      b.addEventListener("click", (ev) => { ev.stopPropagation(); openDispose(a.alarm_id); });
+      actions.appendChild(b);
+    }
     tr.addEventListener("click", () => { state.selected = a.alarm_id; renderAlarms(); });
     tbody.appendChild(tr);
   }
@@ -238,6 +244,58 @@ async function submitShelve(ev) {
     return;
   }
   await refreshAlarms().catch(() => {});
+}
+
+function openDispose(id) {
+  const dlg = $("#dispose-dialog");
+  dlg.dataset.alarmId = id;
+  const a = state.alarms.find((x) => x.alarm_id === id);
+  $("#dispose-target").textContent = a ? `${a.alarm_id} ${a.site} ${a.source} ${a.level}` : id;
+  $("#dispose-error").textContent = "";
+  $("#dispose-action").value = "";
+  dlg.showModal();
+  $("#dispose-action").focus();
+}
+
+async function submitDispose(ev) {
+  ev.preventDefault();
+  const dlg = $("#dispose-dialog");
+  const body = {
+    cause: $("#dispose-cause").value,
+    action: $("#dispose-action").value.trim(),
+    person: $("#dispose-person").value.trim(),
+  };
+  if (!body.action || !body.person) return;
+  try {
+    await api(`/api/v1/alarms/${encodeURIComponent(dlg.dataset.alarmId)}/dispose`, { method: "POST", body });
+    dlg.close();
+  } catch (e) {
+    $("#dispose-error").textContent = `${e.status}: ${e.message}`;
+    return;
+  }
+  await refreshAlarms().catch(() => {});
+}
+
+// ---- the alarms whose disposal is overdue, for the regulator (on the sites overview)
+
+async function renderOverdue() {
+  const body = await api("/api/v1/disposals?state=overdue");
+  const box = $("#overdue");
+  const tbody = $("#overdue-rows");
+  tbody.replaceChildren();
+  for (const d of body.data) {
+    const tr = document.createElement("tr");
+    tr.className = "overdue-row";
+    tr.dataset.alarmId = d.alarm_id;
+    cell(tr, d.site);
+    cell(tr, d.source);
+    cell(tr, d.level);
+    cell(tr, d.raised.replace("T", " ").slice(0, 19), "time");
+    cell(tr, d.due.replace("T", " ").slice(0, 19), "time");
+    tbody.appendChild(tr);
+  }
+  box.hidden = body.count === 0;
+  box.dataset.count = String(body.count);
 }
 
 function alertError(e) {
@@ -354,7 +412,7 @@ function ageText(s) {
 }
 
 async function renderSites() {
-  const body = await api("/api/v1/sites");
+  const [body] = await Promise.all([api("/api/v1/sites"), renderOverdue()]);
   const grid = $("#site-grid");
   grid.replaceChildren();
   const risk = STRINGS[state.lang].risk, pri = STRINGS[state.lang].priority;
@@ -744,6 +802,8 @@ async function boot() {
     applyLang();
   });
   $("#shelve-form").addEventListener("submit", submitShelve);
+  $("#dispose-form").addEventListener("submit", submitDispose);
+  $("#dispose-cancel").addEventListener("click", () => $("#dispose-dialog").close());
   $("#shelve-cancel").addEventListener("click", () => $("#shelve-dialog").close());
   for (const b of document.querySelectorAll("#zoom button")) {
     b.addEventListener("click", () => { state.range = b.dataset.range; route(); });

@@ -156,11 +156,15 @@ def plant(tmp_path_factory):
     mosquitto.start()
     influx.start()
     registry_path = write_registry(root / "registry.yaml")
-    svc = HazmonProcess(root / "hazmon", registry_path, mosquitto.url, influx.url)
+    # a disposal is due 3 s after a high raise here, so a test sees one go overdue
+    svc = HazmonProcess(
+        root / "hazmon", registry_path, mosquitto.url, influx.url, HAZMON_DISPOSAL_DUE_MIN="0.05"
+    )
     svc.create_user("op-jm", "operator", "--city", CITY)
     svc.create_user("op-fs", "operator", "--city", OTHER_CITY)
     svc.create_user("op-jm2", "operator", "--city", CITY)
     svc.create_user("op-sg", "operator", "--city", POND_CITY)
+    svc.create_user("reg-sg", "viewer", "--city", POND_CITY)  # the city's regulator
     pub = None
     try:
         svc.start()

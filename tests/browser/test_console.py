@@ -287,3 +287,37 @@ def test_a_site_page_shows_its_computed_grade_beside_the_declared_one(page: Page
     page.locator("#register details summary").click()
     expect(page.locator("#register-lines")).to_contain_text("R = α Σ β q/Q = 2 × 30 = 60: 二级")
     page.screenshot(path=str(screenshots / "register.png"), full_page=True)
+
+
+def test_an_alarm_goes_overdue_without_disposal_and_leaves_the_list_once_disposed(page: Page, plant, browser):
+    """Issue 13: the pond's orange alarm (high) asks for a disposal, due 3 s after its raise here;
+    the city's regulator sees it overdue; the enterprise's operator records cause, action and person;
+    the regulator's list clears and the disposal stands as late."""
+    plant.publish(POND_SITE, {"PL-01": 240.0, "PZ-A1": 5.9, "PZ-A2": 5.95, "PZ-A3": 5.9})
+    plant.pub.wait_all_acked()
+    deadline = time.monotonic() + 15
+    while not (pond := [a for a in plant.alarms(POND_SITE) if a["priority"] in ("high", "critical")]):
+        assert time.monotonic() < deadline, plant.alarms(POND_SITE)
+        time.sleep(0.2)
+    alarm_id = pond[0]["alarm_id"]
+    regulator = browser.new_page()
+    log_in(regulator, plant, "reg-sg")
+    regulator.goto(plant.url + "/console/#/sites")
+    row = regulator.locator(f"tr.overdue-row[data-alarm-id='{alarm_id}']")
+    expect(row).to_have_count(1, timeout=15_000)
+    log_in(page, plant, "op-sg")
+    page.locator(f"tr.alarm[data-alarm-id='{alarm_id}'] button.dispose-btn").click()
+    page.select_option("#dispose-cause", "process")
+    page.fill("#dispose-action", "开启排洪设施, 降低库水位")
+    page.fill("#dispose-person", "王工")
+    page.click("#dispose-ok")
+    expect(page.locator("#dispose-dialog")).not_to_be_visible()
+    expect(row).to_have_count(0, timeout=15_000)  # the regulator's overview refreshes
+    (done,) = [d for d in plant.svc.get("/api/v1/disposals").json()["data"] if d["alarm_id"] == alarm_id]
+    assert (done["state"], done["cause"], done["person"], done["user"]) == (
+        "late",
+        "process",
+        "王工",
+        "op-sg",
+    )
+    regulator.close()
