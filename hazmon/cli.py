@@ -150,8 +150,10 @@ def _scope_from_args(args: argparse.Namespace):
         return Scope.everything()
     if args.sites:
         return Scope.of_sites(s.strip() for s in args.sites.split(",") if s.strip())
-    if args.city:
-        return Scope.jurisdiction(args.city, args.district)
+    if args.park:
+        return Scope.of_park(args.park)
+    if args.city or args.province:
+        return Scope.jurisdiction(args.city, args.district, args.province)
     return None
 
 
@@ -198,7 +200,10 @@ def _user_subcommand(args: argparse.Namespace, store) -> int:
     if args.user_command == "add":
         scope = _scope_from_args(args)
         if scope is None:
-            print("hazmon user add: give --sites, --city [--district] or --all-sites", file=sys.stderr)
+            print(
+                "hazmon user add: give --sites, --province, --city [--district], --park or --all-sites",
+                file=sys.stderr,
+            )
             return 2
         password = _read_password(args)
         if password is None:
@@ -233,6 +238,8 @@ def _add_user_parser(sub) -> None:
     where.add_argument("--sites", help="comma-separated site ids the user sees")
     where.add_argument("--city", help="jurisdiction: a city as the registry spells it (江门市)")
     where.add_argument("--all-sites", action="store_true", help="every site (grant explicitly)")
+    where.add_argument("--park", help="a chemical park: the sites whose registry `park` is this name")
+    p_add.add_argument("--province", help="jurisdiction: a province (广东省); with --city, that city of it")
     p_add.add_argument("--district", help="with --city: one district of it (江海区)")
     p_add.add_argument("--name", help="display name")
     p_add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")

@@ -120,6 +120,8 @@ class Site:
     roster: str | None = None
     district: str | None = None
     city: str | None = None
+    province: str | None = None  # the jurisdiction above the city (广东省)
+    park: str | None = None  # the chemical park the site is in (a named set of sites), if any
     # tailings warning levels (sensors/warning_levels.py): the monitored items and their escalation
     warning_items: tuple[WarningItem, ...] = ()
     warning_escalation: Escalation = field(default_factory=Escalation)

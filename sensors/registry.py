@@ -74,6 +74,8 @@ SITE_KEYS = frozenset(
         "sensors",
         "district",
         "city",
+        "province",
+        "park",
         "warning_items",
         "warning_escalation",
         "hazard_sources",
@@ -251,7 +253,8 @@ def site_document(site: Site) -> dict[str, Any]:
     }
     if site.location is not None:
         doc["location"] = {"lat": site.location.lat, "lon": site.location.lon}
-    doc.update({k: v for k in ("roster", "district", "city") if (v := getattr(site, k)) is not None})
+    places = ("roster", "district", "city", "province", "park")
+    doc.update({k: v for k in places if (v := getattr(site, k)) is not None})
     if site.warning_items:
         doc["warning_items"] = [item.document() for item in site.warning_items]
     if any(s.warning is not None for s in site.sensors):
@@ -331,9 +334,10 @@ def _parse_site(raw: Any, c: _Collector) -> Site | None:
             c.add("location needs lat in [-90, 90] and lon in [-180, 180]", site=label, key="location")
         else:
             location = Location(lat, lon)
-    for key in ("roster", "district", "city"):
-        if raw.get(key) is not None and not isinstance(raw.get(key), str):
-            c.add("must be a string", site=label, key=key)
+    for key in ("roster", "district", "city", "province", "park"):
+        value = raw.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > 64):
+            c.add("must be a non-blank string of at most 64 characters", site=label, key=key)
     raw_sensors = raw.get("sensors")
     sensors: list[Sensor] = []
     if not isinstance(raw_sensors, list) or not raw_sensors:
@@ -385,6 +389,8 @@ def _parse_site(raw: Any, c: _Collector) -> Site | None:
         roster=raw.get("roster"),
         district=raw.get("district"),
         city=raw.get("city"),
+        province=raw.get("province"),
+        park=raw.get("park"),
         warning_items=tuple(items),
         warning_escalation=escalation,
         hazard_sources=sources,

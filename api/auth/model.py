@@ -105,32 +105,45 @@ class ScopeError(InvalidUserData):
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """The sites a user may see: all, an explicit set of site ids, or a city (optionally one district).
+    """The sites a user may see: all, an explicit set of site ids, a jurisdiction (a province, a city,
+    or one district of a city, as the registry spells them), or a chemical park (a named set of sites).
 
-    Build with `Scope.everything()`, `Scope.of_sites(...)` or `Scope.jurisdiction(city, district)`.
+    Build with `Scope.everything()`, `Scope.of_sites(...)`, `Scope.jurisdiction(city, district,
+    province=...)` or `Scope.of_park(name)`.
     """
 
-    kind: Literal["all", "sites", "jurisdiction"]
+    kind: Literal["all", "sites", "jurisdiction", "park"]
     sites: frozenset[str] = frozenset()
     city: str | None = None
     district: str | None = None
+    province: str | None = None
+    park: str | None = None
 
     def __post_init__(self) -> None:
+        places = (self.city, self.district, self.province, self.park)
         if self.kind == "all":
-            if self.sites or self.city or self.district:
-                raise ScopeError("an all-sites scope takes no sites, city or district")
+            if self.sites or any(places):
+                raise ScopeError("an all-sites scope takes no sites, province, city, district or park")
         elif self.kind == "sites":
             if not self.sites or any(not s.strip() for s in self.sites):
                 raise ScopeError("a site scope needs at least one non-blank site id")
-            if self.city or self.district:
-                raise ScopeError("a site scope takes no city or district")
+            if any(places):
+                raise ScopeError("a site scope takes no province, city, district or park")
         elif self.kind == "jurisdiction":
-            if not self.city or not self.city.strip():
-                raise ScopeError("a jurisdiction scope needs a city")
-            if self.district is not None and not self.district.strip():
-                raise ScopeError("a district must not be blank")
-            if self.sites:
-                raise ScopeError("a jurisdiction scope takes no site ids")
+            if not (self.city and self.city.strip()) and not (self.province and self.province.strip()):
+                raise ScopeError("a jurisdiction scope needs a province or a city")
+            for name in (self.city, self.district, self.province):
+                if name is not None and not name.strip():
+                    raise ScopeError("a province, city or district must not be blank")
+            if self.district is not None and not self.city:
+                raise ScopeError("a district needs its city")
+            if self.sites or self.park:
+                raise ScopeError("a jurisdiction scope takes no site ids or park")
+        elif self.kind == "park":
+            if not self.park or not self.park.strip():
+                raise ScopeError("a park scope needs the park's name")
+            if self.sites or self.city or self.district or self.province:
+                raise ScopeError("a park scope takes no site ids, province, city or district")
         else:
             raise ScopeError(f"unknown scope kind {self.kind!r}")
 
@@ -143,16 +156,26 @@ class Scope:
         return cls("sites", sites=frozenset(sites))
 
     @classmethod
-    def jurisdiction(cls, city: str, district: str | None = None) -> Scope:
-        return cls("jurisdiction", city=city, district=district)
+    def jurisdiction(
+        cls, city: str | None, district: str | None = None, province: str | None = None
+    ) -> Scope:
+        return cls("jurisdiction", city=city, district=district, province=province)
+
+    @classmethod
+    def of_park(cls, park: str) -> Scope:
+        return cls("park", park=park)
 
     def covers(self, site: SiteLike) -> bool:
-        """Return True if the site lies inside this scope."""
+        """Return True if the site lies inside this scope (a site without the place named is outside)."""
         if self.kind == "all":
             return True
         if self.kind == "sites":
             return site.id in self.sites
-        if site.city is None or site.city != self.city:
+        if self.kind == "park":
+            return getattr(site, "park", None) == self.park
+        if self.province is not None and getattr(site, "province", None) != self.province:
+            return False
+        if self.city is not None and site.city != self.city:
             return False
         return self.district is None or site.district == self.district
 
@@ -162,14 +185,24 @@ class Scope:
             return "all sites"
         if self.kind == "sites":
             return "sites " + ",".join(sorted(self.sites))
-        return f"{self.city}{self.district or ''}" if self.district else f"{self.city} (whole city)"
+        if self.kind == "park":
+            return f"park {self.park}"
+        if self.city is None:
+            return f"{self.province} (whole province)"
+        place = f"{self.province or ''}{self.city}"
+        return f"{place}{self.district}" if self.district else f"{place} (whole city)"
 
     def to_dict(self) -> dict[str, object]:
         if self.kind == "all":
             return {"kind": "all"}
         if self.kind == "sites":
             return {"kind": "sites", "sites": sorted(self.sites)}
-        return {"kind": "jurisdiction", "city": self.city, "district": self.district}
+        if self.kind == "park":
+            return {"kind": "park", "park": self.park}
+        out: dict[str, object] = {"kind": "jurisdiction", "city": self.city, "district": self.district}
+        if self.province is not None:
+            out["province"] = self.province
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> Scope:
@@ -182,10 +215,15 @@ class Scope:
                 raise ScopeError("sites must be a list of site ids")
             return cls.of_sites(sites)
         if kind == "jurisdiction":
-            city, district = d.get("city"), d.get("district")
-            if not isinstance(city, str) or not (district is None or isinstance(district, str)):
-                raise ScopeError("city and district must be text")
-            return cls.jurisdiction(city, district)
+            city, district, province = d.get("city"), d.get("district"), d.get("province")
+            if not all(v is None or isinstance(v, str) for v in (city, district, province)):
+                raise ScopeError("province, city and district must be text")
+            return cls.jurisdiction(city, district, province)  # type: ignore[arg-type]
+        if kind == "park":
+            park = d.get("park")
+            if not isinstance(park, str):
+                raise ScopeError("park must be text")
+            return cls.of_park(park)
         raise ScopeError(f"unknown scope kind {kind!r}")
 
 

@@ -81,24 +81,42 @@ class PasswordChange(_Strict):
 
 
 class ScopeIn(_Strict):
-    kind: Literal["all", "sites", "jurisdiction"]
+    kind: Literal["all", "sites", "jurisdiction", "park"]
     sites: list[Text64] = Field(default_factory=list, max_length=1000)
+    province: str | None = Field(None, min_length=1, max_length=64)
     city: str | None = Field(None, min_length=1, max_length=64)
     district: str | None = Field(None, min_length=1, max_length=64)
+    park: str | None = Field(None, min_length=1, max_length=64)
 
     def to_scope(self) -> Scope:
-        return Scope(self.kind, sites=frozenset(self.sites), city=self.city, district=self.district)
+        return Scope(
+            self.kind,
+            sites=frozenset(self.sites),
+            city=self.city,
+            district=self.district,
+            province=self.province,
+            park=self.park,
+        )
 
 
 class ScopePublic(BaseModel):
-    kind: Literal["all", "sites", "jurisdiction"]
+    kind: Literal["all", "sites", "jurisdiction", "park"]
     sites: list[str] = Field(default_factory=list)
+    province: str | None = None
     city: str | None = None
     district: str | None = None
+    park: str | None = None
 
     @classmethod
     def from_scope(cls, s: Scope) -> ScopePublic:
-        return cls(kind=s.kind, sites=sorted(s.sites), city=s.city, district=s.district)
+        return cls(
+            kind=s.kind,
+            sites=sorted(s.sites),
+            province=s.province,
+            city=s.city,
+            district=s.district,
+            park=s.park,
+        )
 
 
 class UserPublic(BaseModel):

@@ -1,12 +1,14 @@
 """Enterprises ranked by dynamic risk, 红橙黄蓝 (issue 13 item 2; the rule: alerts/dynamic_risk.py):
-each site in scope with its score, colour and reasons, highest first. Recomputed at most every
-few seconds whoever asks (one pass over the alarm list and one journal query)."""
+each site in scope with its score, colour and reasons, highest first, and the aggregates a
+regulator reads per province, city, district or park (item 4). Recomputed at most every few
+seconds whoever asks (one pass over the alarm list and one journal query)."""
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from collections import Counter
+from typing import Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query
@@ -98,6 +100,60 @@ class _Cache:
 
 
 _cache = _Cache()
+
+
+@router.get("/jurisdictions")
+def jurisdictions(
+    service: ServiceDep,
+    principal: PrincipalDep,
+    level: Literal["province", "city", "district", "park"] = Query("city"),
+) -> dict:
+    """Aggregates per province, city, district or park of the sites in scope: sites by grade and by
+    dynamic risk colour, unacknowledged alarms, overdue disposals; the worst first."""
+    sites = site_map(service)
+    now = _now_ms()
+    visible = {sid for sid, s in sites.items() if can_see(principal.user, s)}
+    overdue = Counter(
+        d.site
+        for d in service.alarms.journal.disposals(
+            sites=list(visible), since_ms=now - WEEK_MS, open_only=True, limit=10**7
+        )
+        if d.overdue(now)
+    )
+    unack = Counter(a.site for a in service.alarms.book.current() if a.state in UNACK_STATES)
+    areas: dict[str, dict[str, Any]] = {}
+    for row in _cache.get(service):
+        site = sites[row["site"]]
+        if row["site"] not in visible:
+            continue
+        name = site.district if level == "district" else getattr(site, level)
+        if name is None:
+            continue
+        key = f"{site.city}{name}" if level == "district" else name
+        area = areas.setdefault(
+            key,
+            {
+                "level": level,
+                "name": name,
+                "city": site.city if level == "district" else None,
+                "sites": 0,
+                "by_grade": Counter(),
+                "by_colour": Counter(),
+                "worst_score": 0.0,
+                "unacknowledged": 0,
+                "overdue_disposals": 0,
+            },
+        )
+        area["sites"] += 1
+        area["by_grade"][str(site.grade)] += 1
+        area["by_colour"][row["colour"]] += 1
+        area["worst_score"] = max(area["worst_score"], row["score"])
+        area["unacknowledged"] += unack[site.id]
+        area["overdue_disposals"] += overdue[site.id]
+    data = sorted(areas.values(), key=lambda a: (-a["worst_score"], -a["overdue_disposals"], a["name"]))
+    for a in data:
+        a["by_grade"], a["by_colour"] = dict(a["by_grade"]), dict(a["by_colour"])
+    return {"data": data, "count": len(data), "level": level}
 
 
 @router.get("/risk")

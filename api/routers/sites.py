@@ -153,6 +153,8 @@ def list_sites(
     principal: PrincipalDep,
     city: str | None = Query(None, max_length=64),
     district: str | None = Query(None, max_length=64),
+    province: str | None = Query(None, max_length=64),
+    park: str | None = Query(None, max_length=64),
 ) -> Response:
     """Retrieve every site with its alarm counts, worst priority, risk colour and data age (<= 1 s old)."""
     time_ms, rows = _overview.get(service)
@@ -161,6 +163,8 @@ def list_sites(
         for site, row in rows
         if (city is None or site.city == city)
         and (district is None or site.district == district)
+        and (province is None or site.province == province)
+        and (park is None or site.park == park)
         and can_see(principal.user, site)
     ]
     body = orjson.dumps({"data": data, "count": len(data), "time_ms": time_ms})

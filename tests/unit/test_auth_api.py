@@ -158,8 +158,10 @@ def test_login_sets_cookies_and_returns_csrf(client: TestClient, store: AuthStor
     assert body["user"]["scope"] == {
         "kind": "jurisdiction",
         "sites": [],
+        "province": None,
         "city": "江门市",
         "district": "江海区",
+        "park": None,
     }
     cookies = r.headers.get_list("set-cookie")
     session = next(c for c in cookies if c.startswith("hazmon_session="))

@@ -95,3 +95,26 @@ def test_unknown_role_is_a_usage_error(data_dir, monkeypatch):
     with pytest.raises(SystemExit) as e:
         run(monkeypatch, ["add", "root", "--role", "boss", "--all-sites", "--password-stdin"], PW)
     assert e.value.code == 2
+
+
+@pytest.mark.deep
+def test_province_and_park_regulators_are_added_with_their_scopes(data_dir, monkeypatch, capsys):
+    assert (
+        run(monkeypatch, ["add", "gd", "--role", "viewer", "--province", "广东省", "--password-stdin"], PW)
+        == 0
+    )
+    assert (
+        run(
+            monkeypatch, ["add", "pk", "--role", "viewer", "--park", "江门化工集中区", "--password-stdin"], PW
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert run(monkeypatch, ["list"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "gd\tviewer\t广东省 (whole province)\t",
+        "pk\tviewer\tpark 江门化工集中区\t",
+    ]
+    with AuthStore(data_dir / "auth.sqlite") as store:
+        assert store.get_user("gd").scope == Scope.jurisdiction(None, province="广东省")
+        assert store.get_user("pk").scope == Scope.of_park("江门化工集中区")
