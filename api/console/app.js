@@ -276,6 +276,31 @@ async function submitDispose(ev) {
   await refreshAlarms().catch(() => {});
 }
 
+// ---- enterprises ranked by dynamic risk (/api/v1/risk), the ten highest, on the sites overview
+
+async function renderRiskRanking() {
+  const body = await api("/api/v1/risk?limit=10");
+  const tbody = $("#risk-rows");
+  tbody.replaceChildren();
+  const risk = STRINGS[state.lang].risk;
+  for (const r of body.data) {
+    const tr = document.createElement("tr");
+    tr.className = `risk-row risk-${r.colour}`;
+    tr.dataset.siteId = r.site;
+    tr.dataset.colour = r.colour;
+    const link = document.createElement("a");
+    link.href = `#/sites/${encodeURIComponent(r.site)}`;
+    link.textContent = r.name;
+    cell(tr, "").appendChild(link);
+    cell(tr, fmt(r.score), "num");
+    const c = cell(tr, risk[r.colour] ?? r.colour, "colour-badge");
+    c.dataset.level = { red: "RED", orange: "ORANGE", yellow: "YELLOW", blue: "BLUE" }[r.colour];
+    cell(tr, r.reasons.slice(0, 2).join("；"));
+    tbody.appendChild(tr);
+  }
+  $("#risk-ranking").hidden = body.count === 0;
+}
+
 // ---- the alarms whose disposal is overdue, for the regulator (on the sites overview)
 
 async function renderOverdue() {
@@ -412,7 +437,7 @@ function ageText(s) {
 }
 
 async function renderSites() {
-  const [body] = await Promise.all([api("/api/v1/sites"), renderOverdue()]);
+  const [body] = await Promise.all([api("/api/v1/sites"), renderOverdue(), renderRiskRanking()]);
   const grid = $("#site-grid");
   grid.replaceChildren();
   const risk = STRINGS[state.lang].risk, pri = STRINGS[state.lang].priority;

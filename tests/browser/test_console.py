@@ -313,6 +313,8 @@ def test_an_alarm_goes_overdue_without_disposal_and_leaves_the_list_once_dispose
     page.click("#dispose-ok")
     expect(page.locator("#dispose-dialog")).not_to_be_visible()
     expect(row).to_have_count(0, timeout=15_000)  # the regulator's overview refreshes
+    ranked = regulator.locator("tr.risk-row")  # the enterprises of the city by dynamic risk
+    expect(ranked.first).to_have_attribute("data-site-id", POND_SITE)
     (done,) = [d for d in plant.svc.get("/api/v1/disposals").json()["data"] if d["alarm_id"] == alarm_id]
     assert (done["state"], done["cause"], done["person"], done["user"]) == (
         "late",
