@@ -11,11 +11,12 @@ alerts/engine/state_alarms.py.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from sensors.numbers import finite_number
 
 STATE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_STATES = 16
@@ -79,13 +80,8 @@ def parse_state_alarms(raw: Any, states: tuple[str, ...], bad: Bad) -> tuple[Sta
         for k in spec:
             if k not in ("after_s", "priority"):
                 bad("unknown key (use after_s, priority)", f"{where}.{k}")
-        after = spec.get("after_s", 0)
-        if (
-            isinstance(after, bool)
-            or not isinstance(after, int | float)
-            or not math.isfinite(after)
-            or after < 0
-        ):
+        after = finite_number(spec.get("after_s", 0))
+        if after is None or after < 0:
             bad("after_s must be a non-negative number of seconds", f"{where}.after_s")
             continue
         priority = spec.get("priority", "high")
@@ -135,7 +131,8 @@ def parse_contradiction(raw: Any, states: tuple[str, ...], bad: Bad) -> Contradi
     if not isinstance(sensor, str) or not sensor:
         bad("sensor must name a measurement of this site", f"{key}.sensor")
         ok = False
-    if isinstance(rise, bool) or not isinstance(rise, int | float) or not math.isfinite(rise) or rise <= 0:
+    rise = finite_number(rise)
+    if rise is None or rise <= 0:
         bad("rises_by must be a positive number in the sensor's unit", f"{key}.rises_by")
         ok = False
     if priority not in PRIORITIES:

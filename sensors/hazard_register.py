@@ -12,7 +12,6 @@ explains it, for `hazmon registry check` and the API. Pure: no I/O but reading t
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from sensors.numbers import finite_number
 
 TABLE = Path(__file__).parent / "data" / "gb18218_2018.yaml"
 GRADE_NAMES = {1: "一级", 2: "二级", 3: "三级", 4: "四级"}
@@ -240,10 +241,7 @@ def parse_hazard_sources(raw: Any, bad: Bad, id_ok: Callable[[str], bool]) -> tu
     return tuple(out)
 
 
-def _number(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        return None
-    return float(v)
+_number = finite_number
 
 
 def _parse_substance(raw: Any, bad: Bad, where: str) -> Substance | None:

@@ -7,7 +7,6 @@ site engineer fixing a registry of a thousand sensors sees all problems in one r
 from __future__ import annotations
 
 import itertools
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -33,6 +32,7 @@ from sensors.model import (
     Sensor,
     Site,
 )
+from sensors.numbers import finite_number
 from sensors.warning_levels import WarningItem, parse_escalation, parse_items, parse_warning_levels
 
 
@@ -155,12 +155,7 @@ class _Collector:
         self.issues.append(RegistryIssue(self.file, site, sensor, key, message))
 
 
-def _number(value: Any) -> float | None:
-    """Return a finite float for ints/floats (not bools), else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    f = float(value)
-    return f if math.isfinite(f) else None
+_number = finite_number
 
 
 def registry_files(path: str | Path) -> list[Path]:

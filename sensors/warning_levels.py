@@ -15,10 +15,11 @@ arrays are in alerts/engine/pond_warnings.py.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from sensors.numbers import finite_number
 
 COLOURS: tuple[str, ...] = ("BLUE", "YELLOW", "ORANGE", "RED")  # level 1..4; 0 is none
 COLOURS_ZH: tuple[str, ...] = ("蓝色", "黄色", "橙色", "红色")
@@ -93,9 +94,11 @@ def parse_warning_levels(raw: Any, lo: float | None, hi: float | None, bad: Bad)
         if k not in COLOUR_KEYS:
             bad("unknown warning level (use blue, yellow, orange, red, direction)", f"{key}.{k}")
             continue
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        number = finite_number(v)
+        if number is None:
             bad("a warning threshold must be a finite number", f"{key}.{k}")
             continue
+        v = number
         if lo is not None and hi is not None and not lo <= v <= hi:
             bad(f"threshold {v} is outside the instrument range [{lo}, {hi}]", f"{key}.{k}")
         values[k] = float(v)

@@ -291,7 +291,7 @@ def test_document_without_a_sites_list_is_reported(tmp_path):
     assert where(issues_of(path)) == {(str(path), None, None, "sites")}
 
 
-@pytest.mark.parametrize("literal", [".nan", ".inf", "-.inf"])
+@pytest.mark.parametrize("literal", [".nan", ".inf", "-.inf", "9" * 400])  # the last: too large for a float
 @pytest.mark.parametrize(
     ("overrides", "key"),
     [
