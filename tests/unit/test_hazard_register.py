@@ -212,3 +212,11 @@ def test_the_api_lists_the_register_of_the_sites_in_scope_and_one_sites_lines(tm
         (unit,) = one["units"]
         assert (unit["id"], unit["grade"], unit["r"]) == ("tank-farm", 2, 97.96)
         assert client.get("/api/v1/sites/nowhere/register").status_code == 404
+
+
+def test_an_ammonium_nitrate_variant_takes_its_2018_critical_quantity_and_an_explosives_beta():
+    (unit,) = sources(U + "[{name: '硝酸铵(含可燃物>0.2%)', q: 20}]}")
+    g = grade_source(unit)
+    # q/Q = 20/5 = 4, β 2 (explosive), α 1.0 (1 person): R = 8, 四级
+    assert (g.s, g.r, g.grade) == (4.0, 8.0, 4)
+    assert "GB 18218-2018 Table 1, 硝酸铵(含可燃物>0.2%))" in g.lines[0]
