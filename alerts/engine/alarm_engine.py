@@ -174,6 +174,8 @@ class AlarmEngine:
         self.state_alarms = state_alarms if state_alarms else None
         contradictions = Contradictions(index)
         self.contradictions = contradictions if contradictions else None
+        # the steps of _step_derived_alarms, only those with something to watch
+        self._derived_alarms = [d for d in (self.pond_warnings, self.state_alarms, self.contradictions) if d]
 
         # ---- precomputed per sensor for the shortcuts (same arithmetic as the kernels)
         # quiet band: with no raw, pending or active condition, a value strictly between the highest
@@ -454,7 +456,7 @@ class AlarmEngine:
             return  # every reading is held as a possible spike
         self._step_health(rd, changes)
         self._step_limits(rd, changes)
-        if self.pond_warnings is not None or self.state_alarms is not None or self.contradictions is not None:
+        if self._derived_alarms:
             self._step_derived_alarms(rd, changes)
         self._step_last_reading(rd, changes)
         self._step_votes_and_forecast(rd, changes)
@@ -668,12 +670,8 @@ class AlarmEngine:
         slot, t, x, q, live = rd.slot, rd.t, rd.x, rd.q, rd.live
         if live is not None:
             slot, t, x, q = slot[live], t[live], x[live], q[live]
-        if self.pond_warnings is not None:
-            self.pond_warnings.update(slot, t, x, q, changes)
-        if self.state_alarms is not None:
-            self.state_alarms.update(slot, t, x, q, changes)
-        if self.contradictions is not None:
-            self.contradictions.update(slot, t, x, q, changes)
+        for derived in self._derived_alarms:
+            derived.update(slot, t, x, q, changes)
 
     def _step_last_reading(self, rd: _Round, changes) -> None:
         """The reading becomes the sensor's latest (held rows keep theirs); fresh data ends staleness."""

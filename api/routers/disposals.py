@@ -17,6 +17,7 @@ from alerts.engine.lifecycle import UnknownAlarm, local_iso
 from api.auth.deps import PrincipalDep, current_principal, require
 from api.auth.model import Action, Principal, can_see
 from api.deps import ServiceDep, site_map
+from api.schemas_sites import priority_name
 from api.service_port import ServicePort
 from sensors.readings import now_ms as _now_ms
 
@@ -43,7 +44,7 @@ def _row(d: Disposal, tz: str, now_ms: int) -> dict[str, Any]:
         "source": d.source,
         "kind": d.kind,
         "level": d.level,
-        "priority": ("low", "medium", "high", "critical")[d.priority - 1],
+        "priority": priority_name(d.priority),
         "raised": local_iso(d.raised_ms, tz),
         "due": local_iso(d.due_ms, tz),
         "state": d.state(now_ms),

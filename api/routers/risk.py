@@ -5,8 +5,6 @@ seconds whoever asks (one pass over the alarm list and one journal query)."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import Counter
 from typing import Any, Literal
 
@@ -19,13 +17,14 @@ from alerts.engine.lifecycle import AlarmState
 from api.auth.deps import PrincipalDep, current_principal
 from api.auth.model import can_see
 from api.deps import ServiceDep, site_map
+from api.recent import Recent
 from api.service_port import ServicePort
 from sensors.readings import now_ms as _now_ms
 
 router = APIRouter(prefix="/api/v1", tags=["risk"], dependencies=[Depends(current_principal)])
 
 WEEK_MS = 7 * 86_400_000
-MAX_AGE_S = 5.0
+MAX_AGE_MS = 5_000
 UNACK_STATES = frozenset({AlarmState.UNACK, AlarmState.RTN_UNACK})
 LISTED = frozenset({AlarmState.UNACK, AlarmState.ACK, AlarmState.RTN_UNACK})
 
@@ -82,24 +81,7 @@ def risk_rows(service: ServicePort, now_ms: int) -> list[dict[str, Any]]:
     ]
 
 
-class _Cache:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._at = -1.0
-        self._key: object = None
-        self._rows: list[dict[str, Any]] = []
-        self.time_ms = 0
-
-    def get(self, service: ServicePort) -> list[dict[str, Any]]:
-        with self._lock:
-            now = time.monotonic()
-            if self._key is not service or now - self._at > MAX_AGE_S:
-                self.time_ms = _now_ms()
-                self._rows, self._key, self._at = risk_rows(service, self.time_ms), service, now
-            return self._rows
-
-
-_cache = _Cache()
+_risk: Recent[list[dict[str, Any]]] = Recent(MAX_AGE_MS, risk_rows)
 
 
 @router.get("/jurisdictions")
@@ -122,7 +104,7 @@ def jurisdictions(
     )
     unack = Counter(a.site for a in service.alarms.book.current() if a.state in UNACK_STATES)
     areas: dict[str, dict[str, Any]] = {}
-    for row in _cache.get(service):
+    for row in _risk.get(service)[1]:
         site = sites[row["site"]]
         if row["site"] not in visible:
             continue
@@ -166,12 +148,13 @@ def ranked_risk(
 ) -> dict:
     """List the sites in scope by dynamic risk, highest first, with the reasons (at most 5 s old)."""
     sites = site_map(service)
+    time_ms, all_rows = _risk.get(service)
     rows = [
         r
-        for r in _cache.get(service)
+        for r in all_rows
         if can_see(principal.user, sites[r["site"]])
         and (city is None or r["city"] == city)
         and (district is None or r["district"] == district)
     ]
     rows.sort(key=lambda r: -r["score"])
-    return {"data": rows[:limit], "count": len(rows), "time_ms": _cache.time_ms}
+    return {"data": rows[:limit], "count": len(rows), "time_ms": time_ms}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from datetime import datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -28,6 +27,7 @@ from alerts.engine.lifecycle import Alarm, AlarmState, local_iso
 from api.auth.deps import PrincipalDep, check_site, current_principal
 from api.auth.model import Principal, can_see
 from api.deps import ServiceDep, site_map
+from api.recent import Recent
 from api.schemas_sites import (
     AlarmCountsPublic,
     AlarmMarkerPublic,
@@ -120,31 +120,18 @@ def _site_row(site: Site, i: int, ov: SiteOverview, now_ms: int) -> dict:
 OVERVIEW_MAX_AGE_MS = 1000
 
 
-class _OverviewCache:
-    """The last overview: (time_ms, [(site, row as plain JSON-ready dict)]), shared by all callers."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.key: object = None
-        self.time_ms = 0
-        self.rows: list[tuple[Site, dict]] = []
-
-    def get(self, service: ServicePort) -> tuple[int, list[tuple[Site, dict]]]:
-        with self.lock:
-            now = _now_ms()
-            if self.key is not service or now - self.time_ms > OVERVIEW_MAX_AGE_MS:
-                slots, sites = site_slots(service)
-                ov = site_overview(slots, service.alarms.engine.last_t, service.alarms.book.current())
-                rows = []
-                for i, site_id in enumerate(slots.site_ids):
-                    site = sites[site_id]
-                    row = SitePublic(**_site_row(site, i, ov, now)).model_dump(mode="json")
-                    rows.append((site, row))
-                self.key, self.time_ms, self.rows = service, now, rows
-            return self.time_ms, self.rows
+def _overview_rows(service: ServicePort, now: int) -> list[tuple[Site, dict]]:
+    """Every site's row (plain JSON-ready dicts), with its Site for the scope and filter checks."""
+    slots, sites = site_slots(service)
+    ov = site_overview(slots, service.alarms.engine.last_t, service.alarms.book.current())
+    rows = []
+    for i, site_id in enumerate(slots.site_ids):
+        site = sites[site_id]
+        rows.append((site, SitePublic(**_site_row(site, i, ov, now)).model_dump(mode="json")))
+    return rows
 
 
-_overview = _OverviewCache()
+_overview: Recent[list[tuple[Site, dict]]] = Recent(OVERVIEW_MAX_AGE_MS, _overview_rows)
 
 
 @router.get("/sites", response_model=SitesPublic)
