@@ -12,8 +12,9 @@ The rule (ours: no national formula is confirmed, docs/domain.md):
           + alarms not dealt with in time (no disposal by its due time, alerts/book/disposals.py) 15 each
           + the alarm rate of the last 7 days above 10 a day: 2 per alarm a day more, at most 20
 
-    colour  red ≥ 70, or a FAILURE forecast, or a critical alarm not dealt with in time;
-            orange ≥ 45; yellow ≥ 20; blue below
+    colour  red ≥ 70, or a FAILURE forecast, or a critical alarm not dealt with in time, or a
+            critical alarm in progress (on the list and still active: a leak is red at once, even
+            acknowledged, until the reading returns); orange ≥ 45; yellow ≥ 20; blue below
 
 Pure numpy over count columns, one row per site; the API builds them from the alarm book and the
 journal, and ranks the sites by score.
@@ -51,6 +52,7 @@ class RiskInputs:
     overdue: np.ndarray  # alarms of the last 7 days whose disposal is overdue
     overdue_critical: np.ndarray
     raises_7d: np.ndarray  # annunciations in the last 7 days
+    critical_active: np.ndarray | None = None  # critical alarms on the list still in alarm (None: 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,10 @@ def dynamic_risk(x: RiskInputs) -> Risk:
     colour = np.select([score >= RED_AT, score >= ORANGE_AT, score >= YELLOW_AT], [3, 2, 1], 0).astype(
         np.int8
     )
-    colour = np.where((x.failures > 0) | (x.overdue_critical > 0), 3, colour).astype(np.int8)
+    override = (x.failures > 0) | (x.overdue_critical > 0)
+    if x.critical_active is not None:
+        override |= x.critical_active > 0
+    colour = np.where(override, 3, colour).astype(np.int8)
     return Risk(score, colour, parts)
 
 
@@ -101,7 +106,10 @@ def reasons(x: RiskInputs, risk: Risk, i: int) -> list[str]:
         "alarm_rate": f"近7天报警 {int(x.raises_7d[i])} 条 (日均 {x.raises_7d[i] / 7:.1f})",
     }
     ranked = sorted(((float(p[i]), k) for k, p in risk.parts.items() if p[i] > 0), reverse=True)
-    return [f"{texts[k]}: +{points:.0f}" for points, k in ranked]
+    out = [f"{texts[k]}: +{points:.0f}" for points, k in ranked]
+    if x.critical_active is not None and x.critical_active[i] > 0:
+        out.insert(0, f"紧急报警进行中 {int(x.critical_active[i])} 条: 红")
+    return out
 
 
 def _lookup(table: dict[int, float], keys: np.ndarray, default: float) -> np.ndarray:

@@ -104,6 +104,9 @@ class AlarmBook:
         # every alarm with its state, in list order; rebuilt lazily after a change (reads are
         # frequent: consoles poll the list, thousands of points are on it in a flood)
         self._listed: list[tuple[Alarm, AlarmState]] | None = None
+        # counts the changes made visible: readers that cache what they compute from the list
+        # (the API's site overview and risk ranking) recompute when it moves, not on a timer
+        self.version = 0
         self._remember(journal.load_current().values())
         self._reveal_what_a_fault_may_not_hide()
         logger.info(
@@ -513,6 +516,7 @@ class AlarmBook:
 
     def _remember(self, alarms: Iterable[Alarm]) -> None:
         self._listed = None
+        self.version += 1
         for a in alarms:
             old = self._alarms.get(a.key)
             if old is not None and old.alarm_id and old.alarm_id != a.alarm_id:

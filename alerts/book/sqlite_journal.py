@@ -243,6 +243,7 @@ class AlarmJournal(SqliteStore):
     def __init__(self, path: str | Path, disposal_due_min: float = DEFAULT_DUE_MIN):
         super().__init__(path, _MIGRATIONS, "alarm journal")
         self.disposal_due_ms = int(disposal_due_min * 60_000)
+        self.disposals_recorded = 0  # moves with each disposal: cached risk rankings recompute
 
     @contextmanager
     def transaction(self) -> Iterator[JournalTx]:
@@ -277,6 +278,7 @@ class AlarmJournal(SqliteStore):
                 refused = None
         if refused is not None:
             raise refused
+        self.disposals_recorded += 1
         result = self.disposal(alarm_id)
         assert result is not None
         return result

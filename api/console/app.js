@@ -1,6 +1,7 @@
 // hazmon control-room console: no build step, no framework. Every datum comes from the
 // authenticated REST API (session cookie; X-CSRF-Token on writes).
 import { STRINGS } from "./i18n.js";
+import { RiskMap } from "./map.js";
 
 const $ = (sel) => document.querySelector(sel);
 const PRIORITY_RANK = { critical: 4, high: 3, medium: 2, low: 1 };
@@ -27,7 +28,10 @@ const state = {
   chartPoints: 0,
   range: "1h",
   route: null,
+  map: null, // the regulator's map (map.js), kept across refreshes so a drill-down stays
+  mapRefresh: null, // a pending live refresh of the map (at most one per MAP_THROTTLE_MS)
 };
+const MAP_THROTTLE_MS = 300;
 
 const t = (key) => STRINGS[state.lang][key] ?? key;
 
@@ -279,11 +283,12 @@ async function submitDispose(ev) {
 // ---- enterprises ranked by dynamic risk (/api/v1/risk), the ten highest, on the sites overview
 
 async function renderRiskRanking() {
-  const body = await api("/api/v1/risk?limit=10");
+  const body = await api("/api/v1/risk?limit=10000");
+  await renderMap(body);
   const tbody = $("#risk-rows");
   tbody.replaceChildren();
   const risk = STRINGS[state.lang].risk;
-  for (const r of body.data) {
+  for (const r of body.data.slice(0, 10)) {
     const tr = document.createElement("tr");
     tr.className = `risk-row risk-${r.colour}`;
     tr.dataset.siteId = r.site;
@@ -299,6 +304,31 @@ async function renderRiskRanking() {
     tbody.appendChild(tr);
   }
   $("#risk-ranking").hidden = body.count === 0;
+}
+
+// ---- the map (一张图): every site in scope by dynamic risk; live from the stream
+
+async function renderMap(body) {
+  if (!state.map) {
+    state.map = new RiskMap($("#risk-map"), $("#map-crumbs"), {
+      onSite: (id) => { location.hash = `#/sites/${encodeURIComponent(id)}`; },
+      strings: STRINGS[state.lang],
+    });
+    window.hazmonMap = state.map; // tests find markers through it
+  }
+  await state.map.update(body.data, STRINGS[state.lang]);
+}
+
+// an alarm event moves the overview (tiles, ranking, map): fetch it again (the API recomputes it
+// when the alarm book changes), at most once per MAP_THROTTLE_MS however many events arrive
+function refreshOverviewSoon() {
+  if ($("#sites-view").hidden || state.mapRefresh) return;
+  state.mapRefresh = setTimeout(async () => {
+    try {
+      await renderSites();
+    } catch (_) { /* the next event or the 5 s refresh tries again */ }
+    state.mapRefresh = null;
+  }, MAP_THROTTLE_MS);
 }
 
 // ---- the alarms whose disposal is overdue, for the regulator (on the sites overview)
@@ -393,6 +423,7 @@ function startLive() {
   es.addEventListener("alarm", () => {
     state.sseAlarmEvents += 1;
     refreshAlarms().catch(() => {});
+    refreshOverviewSoon();
   });
   es.addEventListener("error", () => {
     if (state.es !== es) return;

@@ -35,7 +35,7 @@ def risk_rows(service: ServicePort, now_ms: int) -> list[dict[str, Any]]:
     pos = {s.id: i for i, s in enumerate(sites)}
     n = len(sites)
     unack = np.zeros((n, 4))
-    warnings, failures, outages, overdue, overdue_crit = (np.zeros(n) for _ in range(5))
+    warnings, failures, outages, overdue, overdue_crit, critical = (np.zeros(n) for _ in range(6))
     for a in service.alarms.book.current():
         i = pos.get(a.site)
         if i is None or a.state not in LISTED:
@@ -46,6 +46,8 @@ def risk_rows(service: ServicePort, now_ms: int) -> list[dict[str, Any]]:
             outages[i] += 1
         if a.state in UNACK_STATES:
             unack[i, int(a.priority) - 1] += 1
+        if a.active and a.priority >= Priority.CRITICAL:
+            critical[i] += 1
     journal = service.alarms.journal
     for d in journal.disposals(since_ms=now_ms - WEEK_MS, open_only=True, limit=10**7):
         i = pos.get(d.site)
@@ -63,6 +65,7 @@ def risk_rows(service: ServicePort, now_ms: int) -> list[dict[str, Any]]:
         overdue=overdue,
         overdue_critical=overdue_crit,
         raises_7d=np.array([raised.get(s.id, 0) for s in sites], dtype=np.float64),
+        critical_active=critical,
     )
     risk = dynamic_risk(inputs)
     return [
@@ -71,8 +74,11 @@ def risk_rows(service: ServicePort, now_ms: int) -> list[dict[str, Any]]:
             "name": s.name,
             "kind": s.kind,
             "grade": s.grade,
+            "province": s.province,
             "city": s.city,
             "district": s.district,
+            "park": s.park,
+            "location": None if s.location is None else {"lat": s.location.lat, "lon": s.location.lon},
             "score": round(float(risk.score[i]), 1),
             "colour": COLOURS[int(risk.colour[i])],
             "reasons": reasons(inputs, risk, i),
@@ -81,7 +87,9 @@ def risk_rows(service: ServicePort, now_ms: int) -> list[dict[str, Any]]:
     ]
 
 
-_risk: Recent[list[dict[str, Any]]] = Recent(MAX_AGE_MS, risk_rows)
+_risk: Recent[list[dict[str, Any]]] = Recent(
+    MAX_AGE_MS, risk_rows, version=lambda s: (s.alarms.book.version, s.alarms.journal.disposals_recorded)
+)
 
 
 @router.get("/jurisdictions")

@@ -131,7 +131,9 @@ def _overview_rows(service: ServicePort, now: int) -> list[tuple[Site, dict]]:
     return rows
 
 
-_overview: Recent[list[tuple[Site, dict]]] = Recent(OVERVIEW_MAX_AGE_MS, _overview_rows)
+_overview: Recent[list[tuple[Site, dict]]] = Recent(
+    OVERVIEW_MAX_AGE_MS, _overview_rows, version=lambda s: s.alarms.book.version
+)
 
 
 @router.get("/sites", response_model=SitesPublic)

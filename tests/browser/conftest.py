@@ -104,7 +104,8 @@ def write_registry(path: Path) -> Path:
          "hazard_sources": [{"id": "lpg", "name": "液化石油气罐区", "kind": "storage", "exposed_people": 120,
                              "substances": [{"name": "液化石油气", "q": 1000}]}],
          "sensors": [{"id": "SIS-301", "name": "3号反应釜联锁", "kind": "interlock", "interval_s": 60,
-                      "device": "gds-01", "state_alarms": {"bypassed": {"after_s": 28800}}}]},
+                      "device": "gds-01", "state_alarms": {"bypassed": {"after_s": 28800}}},
+                     {**_gas(0), "id": "GT-301", "name": "301号可燃气体探测器"}]},
     ]  # fmt: skip
     path.write_text(yaml.safe_dump({"sites": sites}, allow_unicode=True), encoding="utf-8")
     return path

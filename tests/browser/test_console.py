@@ -323,3 +323,116 @@ def test_an_alarm_goes_overdue_without_disposal_and_leaves_the_list_once_dispose
         "op-sg",
     )
     regulator.close()
+
+
+MAP_JS = """() => {
+  const m = window.hazmonMap;
+  return m && m.el.dataset.rendered ? JSON.parse(m.el.dataset.colours) : null;
+}"""
+
+# the colour drawn at a marker's centre: the topmost opaque pixel of ECharts' canvas layers
+MARKER_PIXEL_JS = """(site) => {
+  const m = window.hazmonMap, p = m.markerPixel(site);
+  if (!p) return null;
+  const dpr = window.devicePixelRatio || 1;
+  const layers = [...m.el.querySelectorAll("canvas")].reverse();
+  for (const c of layers) {
+    const d = c.getContext("2d").getImageData(Math.round(p[0] * dpr), Math.round(p[1] * dpr), 1, 1).data;
+    if (d[3] > 200) return [d[0], d[1], d[2]];
+  }
+  return null;
+}"""
+
+
+def map_colours(page: Page) -> dict[str, str]:
+    page.wait_for_function(f"() => ({MAP_JS})() !== null")
+    return page.evaluate(MAP_JS)
+
+
+def test_a_city_regulator_sees_a_leak_turn_its_marker_red_then_the_overdue_disposal_cleared(
+    page: Page, plant, browser, screenshots
+):
+    """Issue 13 acceptance: the city regulator's map holds only the city's enterprises; a leak at one
+    turns its marker red within 2 s; the critical alarm goes overdue without a disposal; the
+    enterprise's operator records the disposal and the regulator's overdue list clears."""
+    log_in(page, plant, "reg-sg")
+    page.goto(plant.url + "/console/#/sites")
+    expect(page.locator("#risk-map")).to_have_attribute("data-area", "440200")  # 韶关市, its districts
+    assert set(map_colours(page)) == {POND_SITE, SIS_SITE}  # not 江门 or 佛山
+    expect(page.locator("#map-crumbs .crumb")).to_have_text(["全国", "广东省", "韶关市"])
+    assert map_colours(page)[SIS_SITE] != "red"
+
+    feed = plant.leak(SIS_SITE, "GT-301", level=40.0)
+    try:
+        page.wait_for_function(f"() => ({MAP_JS})()?.['{SIS_SITE}'] === 'red'", timeout=30_000)
+        seen = time.monotonic()
+    finally:
+        feed.stop()
+    assert feed.crossed_at is not None
+    red_s = seen - feed.crossed_at
+    print(f"\nmarker red {red_s:.2f} s after the simulator's HH reading")  # noqa: T201
+    assert red_s < 2.0
+    drawn = page.evaluate(MARKER_PIXEL_JS, SIS_SITE)
+    assert drawn is not None and drawn[0] > 180 and max(drawn[1:]) < 90, drawn  # red on the canvas
+    page.screenshot(path=str(screenshots / "map-leak.png"), full_page=True)
+
+    # clicking the district drills down to it; the breadcrumb goes back up to the city
+    x, y = page.evaluate("() => window.hazmonMap.regionPixel('曲江区')")
+    box = page.locator("#risk-map").bounding_box()
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    expect(page.locator("#risk-map")).to_have_attribute("data-area", "440205")
+    assert set(map_colours(page)) == {SIS_SITE}
+    page.locator("#map-crumbs .crumb", has_text="韶关市").click()
+    expect(page.locator("#risk-map")).to_have_attribute("data-area", "440200")
+
+    (alarm,) = [a for a in plant.alarms(SIS_SITE) if a["source"] == "GT-301" and a["priority"] == "critical"]
+    alarm_id = alarm["alarm_id"]
+    overdue = page.locator(f"tr.overdue-row[data-alarm-id='{alarm_id}']")
+    expect(overdue).to_have_count(1, timeout=15_000)  # due 3 s after the raise here
+    page.screenshot(path=str(screenshots / "map-overdue.png"), full_page=True)
+
+    operator = browser.new_page()
+    try:
+        log_in(operator, plant, "op-sg")
+        operator.locator(f"tr.alarm[data-alarm-id='{alarm_id}'] button.dispose-btn").click()
+        operator.select_option("#dispose-cause", "process")
+        operator.fill("#dispose-action", "关闭泄漏点上游阀门, 开启排风")
+        operator.fill("#dispose-person", "李工")
+        operator.click("#dispose-ok")
+        expect(operator.locator("#dispose-dialog")).not_to_be_visible()
+        now = plant.clock()
+        for k in range(11):  # the leak is stopped: the reading falls back in steps (no spike)
+            plant.publish(SIS_SITE, {"GT-301": round(50.0 * (10 - k) / 10, 1)}, now + k * 100)
+        plant.pub.wait_all_acked()
+        deadline = time.monotonic() + 15
+        while (now_alarm := plant.svc.get(f"/api/v1/alarms/{alarm_id}").json())["state"] != "RTN_UNACK":
+            assert time.monotonic() < deadline, now_alarm
+            time.sleep(0.2)
+        operator.locator(f"tr.alarm[data-alarm-id='{alarm_id}'] button.ack-btn").click()
+    finally:
+        operator.close()
+    expect(overdue).to_have_count(0, timeout=15_000)  # the regulator's overview follows
+    page.wait_for_function(f"() => ({MAP_JS})()?.['{SIS_SITE}'] !== 'red'", timeout=15_000)
+    page.screenshot(path=str(screenshots / "map-cleared.png"), full_page=True)
+    (done,) = [d for d in plant.svc.get("/api/v1/disposals").json()["data"] if d["alarm_id"] == alarm_id]
+    assert (done["state"], done["person"], done["user"]) == ("late", "李工", "op-sg")
+
+
+def test_the_map_drills_down_from_the_province_through_a_city_to_a_site(page: Page, plant, screenshots):
+    """An all-sites user opens on the province's cities (the sites span three cities); clicking a
+    city shows its districts and only its enterprises; clicking a marker opens the site."""
+    log_in(page, plant, "tester")
+    page.goto(plant.url + "/console/#/sites")
+    expect(page.locator("#risk-map")).to_have_attribute("data-area", "440000")  # 广东省
+    assert set(map_colours(page)) == {GAS_SITE, TANK_SITE, OTHER_SITE, POND_SITE, SIS_SITE}
+    page.screenshot(path=str(screenshots / "map-province.png"), full_page=True)
+    box = page.locator("#risk-map").bounding_box()
+    x, y = page.evaluate("() => window.hazmonMap.regionPixel('江门市')")
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    expect(page.locator("#risk-map")).to_have_attribute("data-area", "440700")
+    assert set(map_colours(page)) == {GAS_SITE, TANK_SITE}
+    page.wait_for_function(f"(site) => ({MARKER_PIXEL_JS})(site) !== null", arg=TANK_SITE)  # drawn
+    x, y = page.evaluate(f"() => window.hazmonMap.markerPixel('{TANK_SITE}')")
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    expect(page).to_have_url(plant.url + f"/console/#/sites/{TANK_SITE}")
+    expect(page.locator("#site-title")).to_contain_text("江门储罐区")

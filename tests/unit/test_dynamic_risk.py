@@ -21,7 +21,15 @@ def inputs(n: int = 1, **columns) -> RiskInputs:
         "unack": np.zeros((n, 4)),
         **{
             k: np.zeros(n)
-            for k in ("warnings", "failures", "outages", "overdue", "overdue_critical", "raises_7d")
+            for k in (
+                "warnings",
+                "failures",
+                "outages",
+                "overdue",
+                "overdue_critical",
+                "raises_7d",
+                "critical_active",
+            )
         },
     }
     base.update({k: np.asarray(v, dtype=base[k].dtype) for k, v in columns.items()})
@@ -93,5 +101,17 @@ def test_the_api_ranks_the_sites_in_scope_by_risk_with_their_reasons(tmp_path):
             top = body["data"][0]
             # grade 2: base 10 + 1.3 x (a critical alarm 20 + its disposal overdue (due in 30 min) 15)
             assert top["score"] == 55.5
-            assert top["reasons"][:2] == ["未确认报警 紧急 1: +26", "超时未处置报警 1 条: +20"]
+            assert top["reasons"][:3] == [
+                "紧急报警进行中 1 条: 红",
+                "未确认报警 紧急 1: +26",
+                "超时未处置报警 1 条: +20",
+            ]
             assert client.get("/api/v1/risk?city=江门市").json()["count"] == 1
+
+
+def test_a_critical_alarm_in_progress_makes_the_site_red_at_once_and_says_so_first():
+    x = inputs(2, grade=[3, 3], unack=[[0, 0, 0, 1], [0, 0, 0, 1]], critical_active=[1, 0])
+    r = dynamic_risk(x)
+    assert r.score.tolist() == [28.0, 28.0]  # 5 + 1.15 x 20: the score alone would be yellow
+    assert r.colour.tolist() == [3, 1]  # the leak still in alarm is red; the returned one is not
+    assert reasons(x, r, 0)[0] == "紧急报警进行中 1 条: 红"
