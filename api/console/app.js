@@ -312,11 +312,40 @@ async function renderMap(body) {
   if (!state.map) {
     state.map = new RiskMap($("#risk-map"), $("#map-crumbs"), {
       onSite: (id) => { location.hash = `#/sites/${encodeURIComponent(id)}`; },
+      onArea: (area, regions) => { renderAreaSummary(area, regions).catch(() => {}); },
       strings: STRINGS[state.lang],
     });
     window.hazmonMap = state.map; // tests find markers through it
   }
   await state.map.update(body.data, STRINGS[state.lang]);
+}
+
+// the aggregates of the regions of the area on the map (/api/v1/jurisdictions), for a regulator:
+// a province's cities, a city's districts; only regions holding sites in scope
+const SUB_LEVEL = { country: "province", province: "city", city: "district" };
+
+async function renderAreaSummary(area, regions) {
+  const level = SUB_LEVEL[area.level];
+  const table = $("#area-summary");
+  if (!level) { table.hidden = true; return; }
+  const body = await api(`/api/v1/jurisdictions?level=${level}`);
+  const names = new Set(regions);
+  const rows = body.data.filter((a) => names.has(a.name) && (level !== "district" || a.city === area.name));
+  const tbody = $("#area-rows");
+  tbody.replaceChildren();
+  for (const a of rows) {
+    const tr = document.createElement("tr");
+    tr.className = "area-row";
+    tr.dataset.area = a.name;
+    cell(tr, a.name);
+    cell(tr, String(a.sites), "num");
+    cell(tr, ["red", "orange", "yellow", "blue"].map((c) => a.by_colour[c] ?? 0).join(" / "), "num");
+    cell(tr, String(a.unacknowledged), "num");
+    cell(tr, String(a.overdue_disposals), "num");
+    cell(tr, fmt(a.worst_score), "num");
+    tbody.appendChild(tr);
+  }
+  table.hidden = rows.length === 0;
 }
 
 // an alarm event moves the overview (tiles, ranking, map): fetch it again (the API recomputes it

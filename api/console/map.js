@@ -107,10 +107,11 @@ function mapCodeOf(idx, code) {
 }
 
 export class RiskMap {
-  constructor(el, crumbs, { onSite, strings }) {
+  constructor(el, crumbs, { onSite, onArea, strings }) {
     this.el = el;
     this.crumbs = crumbs;
     this.onSite = onSite;
+    this.onArea = onArea; // (area, the names of its regions) after each drawing, for the summary
     this.strings = strings;
     this.chart = null;
     this.area = null; // the adcode drilled into (null: the scope's own area)
@@ -245,6 +246,7 @@ export class RiskMap {
     this.el.dataset.colours = JSON.stringify(Object.fromEntries(data.map((d) => [d.site, d.colour])));
     this.el.dataset.rendered = String(Date.now());
     this.renderCrumbs(idx, code);
+    if (this.onArea) this.onArea(focus ?? { adcode: "100000", name: "", level: "country" }, geo.features.map((f) => f.properties.name));
   }
 
   codeOfRegion(idx, mapCode, name) {

@@ -360,6 +360,8 @@ def test_a_city_regulator_sees_a_leak_turn_its_marker_red_then_the_overdue_dispo
     expect(page.locator("#risk-map")).to_have_attribute("data-area", "440200")  # 韶关市, its districts
     assert set(map_colours(page)) == {POND_SITE, SIS_SITE}  # not 江门 or 佛山
     expect(page.locator("#map-crumbs .crumb")).to_have_text(["全国", "广东省", "韶关市"])
+    expect(page.locator("tr.area-row")).to_have_count(2)  # the aggregates of its districts with sites
+    expect(page.locator("tr.area-row[data-area='曲江区']")).to_contain_text("1")
     assert map_colours(page)[SIS_SITE] != "red"
 
     feed = plant.leak(SIS_SITE, "GT-301", level=40.0)
@@ -425,6 +427,8 @@ def test_the_map_drills_down_from_the_province_through_a_city_to_a_site(page: Pa
     page.goto(plant.url + "/console/#/sites")
     expect(page.locator("#risk-map")).to_have_attribute("data-area", "440000")  # 广东省
     assert set(map_colours(page)) == {GAS_SITE, TANK_SITE, OTHER_SITE, POND_SITE, SIS_SITE}
+    expect(page.locator("tr.area-row")).to_have_count(3)  # 江门市, 佛山市, 韶关市
+    expect(page.locator("tr.area-row[data-area='江门市'] td").nth(1)).to_have_text("2")
     page.screenshot(path=str(screenshots / "map-province.png"), full_page=True)
     box = page.locator("#risk-map").bounding_box()
     x, y = page.evaluate("() => window.hazmonMap.regionPixel('江门市')")
