@@ -80,8 +80,9 @@ def test_the_api_aggregates_per_area_within_the_callers_scope_and_filters_sites_
             assert set(by_city) == {"江门市", "佛山市", "郴州市"}
             jm = by_city["江门市"]
             assert (jm["sites"], jm["by_grade"], jm["unacknowledged"]) == (2, {"1": 1, "2": 1}, 1)
-            # site-0, grade 1 with a critical alarm: 15 + 1.5 x 20 = 45, orange; site-1 quiet, blue
-            assert jm["by_colour"] == {"orange": 1, "blue": 1}
+            # site-0, grade 1 with a critical alarm in progress: 15 + 1.5 x 20 = 45 (orange by the
+            # score), red by the override for a critical alarm still in alarm; site-1 quiet, blue
+            assert jm["by_colour"] == {"red": 1, "blue": 1}
             parks = client.get("/api/v1/jurisdictions?level=park").json()["data"]
             assert [(p["name"], p["sites"]) for p in parks] == [("江门化工集中区", 2)]
             districts = client.get("/api/v1/jurisdictions?level=district").json()["data"]
