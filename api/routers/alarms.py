@@ -53,9 +53,13 @@ def _site(service: ServicePort, site_id: str):
 
 
 def _alarm_in_scope(principal: Principal, service: ServicePort, alarm_id: str):
-    """The alarm if the caller may see its site; otherwise UnknownAlarm (a 404, like a missing one)."""
-    a = service.alarms.book.get(alarm_id)
-    if not sees_site(principal, service, a.site):
+    """The alarm if the caller may see its site; otherwise UnknownAlarm, word for word the answer for
+    an alarm that never existed, so a 404 does not tell a user that another site's alarm exists."""
+    try:
+        a = service.alarms.book.get(alarm_id)
+    except UnknownAlarm:
+        a = None
+    if a is None or not sees_site(principal, service, a.site):
         raise UnknownAlarm(f"no alarm {alarm_id!r}")
     return a
 
