@@ -94,10 +94,30 @@ class AlarmPublic(BaseModel):
     suspect: str  # a limit alarm standing beside an instrument fault of its sensor: the fault, else ""
     out_of_service: bool
     eta: str | None
+    # for the operator's list: where, who acknowledged, when it returned, and the value now
+    site_name: str = ""
+    city: str | None = None
+    district: str | None = None
+    acked_by: str = ""
+    acked_at: str | None = None
+    acked_ms: int | None = None
+    returned: str | None = None  # when the condition returned to normal (an inactive, listed alarm)
+    returned_ms: int | None = None
+    current_value: float | None = None  # the sensor's latest reading (value is the one at the raise)
 
     @classmethod
-    def from_alarm(cls, a: Alarm, tz: str) -> AlarmPublic:
+    def from_alarm(cls, a: Alarm, tz: str, site: Any = None, current: float | None = None) -> AlarmPublic:
+        returned_ms = a.last_change_ms if not a.active and a.annunciated else None
         return cls(
+            site_name=getattr(site, "name", "") or "",
+            city=getattr(site, "city", None),
+            district=getattr(site, "district", None),
+            acked_by=a.acked_by,
+            acked_at=_iso(a.acked_ms, tz),
+            acked_ms=a.acked_ms,
+            returned=_iso(returned_ms, tz),
+            returned_ms=returned_ms,
+            current_value=current,
             alarm_id=a.alarm_id,
             site=a.site,
             scope=a.scope,

@@ -149,6 +149,8 @@ class Alarm:
     # process state
     active: bool = False
     acked: bool = True
+    acked_by: str = ""  # who acknowledged the current episode last, and when (processing time)
+    acked_ms: int | None = None
     annunciated: bool = False  # an AlarmRaised went out for this episode and it has not cleared
     # what the condition said last
     priority: Priority = Priority.LOW
@@ -558,10 +560,16 @@ def _reveal(a: Alarm, t: int, new_id: NewId | None) -> tuple[Alarm, list[AlarmEv
         return a, []
     if a.active:
         if a.annunciated:
-            a = replace(a, acked=False)
+            a = replace(a, acked=False, acked_by="", acked_ms=None)
             return a, [_raised(a, t, reactivated=True)]
         a = replace(
-            a, alarm_id=(new_id or default_alarm_id)(a.key, t), acked=False, annunciated=True, raised_ms=t
+            a,
+            alarm_id=(new_id or default_alarm_id)(a.key, t),
+            acked=False,
+            acked_by="",
+            acked_ms=None,
+            annunciated=True,
+            raised_ms=t,
         )
         return a, [_raised(a, t, reactivated=False)]
     if a.annunciated:
@@ -648,7 +656,7 @@ def apply_condition(
             if rose and alarm.annunciated and not alarm.hidden:
                 # a pond's colour rising (blue -> yellow -> orange -> red) is news: unacknowledged
                 # again and notified again at the new colour (alerts/notify/escalation.py)
-                alarm = replace(alarm, acked=False, escalated_ms=t)
+                alarm = replace(alarm, acked=False, acked_by="", acked_ms=None, escalated_ms=t)
                 events.append(_raised(alarm, t, reactivated=True, escalated=True))
         return alarm, events
 
@@ -710,11 +718,17 @@ def _activate(
         events.append(_ev(AlarmConditionChanged, a, t, active=True, value=a.value, hidden_by=a.overlay.value))
         return a, events
     if a.annunciated:  # RTN_UNACK -> UNACK: same episode, annunciated again
-        a = replace(a, acked=False)
+        a = replace(a, acked=False, acked_by="", acked_ms=None)
         events.append(_raised(a, t, reactivated=True))
         return a, events
     a = replace(
-        a, alarm_id=(new_id or default_alarm_id)(a.key, t), acked=False, annunciated=True, raised_ms=t
+        a,
+        alarm_id=(new_id or default_alarm_id)(a.key, t),
+        acked=False,
+        acked_by="",
+        acked_ms=None,
+        annunciated=True,
+        raised_ms=t,
     )
     events.append(_raised(a, t, reactivated=False))
     return a, events
@@ -807,8 +821,8 @@ def acknowledge(alarm: Alarm, user: str, now_ms: int, comment: str = "") -> tupl
         raise InvalidTransition(f"alarm {_name(alarm)} is {what}")
     ev: list[AlarmEvent] = [_ev(AlarmAcknowledged, alarm, now_ms, user=user, comment=comment)]
     if alarm.active:
-        return replace(alarm, acked=True, updated_ms=now_ms), ev
-    alarm = replace(alarm, acked=True, annunciated=False, updated_ms=now_ms)
+        return replace(alarm, acked=True, acked_by=user, acked_ms=now_ms, updated_ms=now_ms), ev
+    alarm = replace(alarm, acked=True, acked_by=user, acked_ms=now_ms, annunciated=False, updated_ms=now_ms)
     ev.append(_ev(AlarmCleared, alarm, now_ms))
     return alarm, ev
 

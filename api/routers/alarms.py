@@ -8,6 +8,7 @@ under the user's own name and audited. Domain errors become HTTP answers in api/
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -52,6 +53,18 @@ def _site(service: ServicePort, site_id: str):
     return site_map(service).get(site_id)
 
 
+def _public(service: ServicePort, a: Alarm, sites: dict | None = None) -> AlarmPublic:
+    """The alarm for the API, with its site's name and place and its sensor's latest reading."""
+    sites = site_map(service) if sites is None else sites
+    engine = service.alarms.engine
+    last_x, last_t = engine.last_x, engine.last_t  # the engine may swap these arrays: take them once
+    slot = engine.index.by_site.get(a.site, {}).get(a.source)
+    current = None
+    if slot is not None and last_t[slot] >= 0 and math.isfinite(x := float(last_x[slot])):
+        current = x
+    return AlarmPublic.from_alarm(a, _tz(service, a.site), sites.get(a.site), current)
+
+
 def _alarm_in_scope(principal: Principal, service: ServicePort, alarm_id: str):
     """The alarm if the caller may see its site; otherwise UnknownAlarm, word for word the answer for
     an alarm that never existed, so a 404 does not tell a user that another site's alarm exists."""
@@ -83,7 +96,7 @@ class Operation:
         _alarm_in_scope(self.principal, self.service, self.alarm_id)
         a = step(self.principal.username)
         audit(self.request, self.principal, action, target=a.alarm_id, detail=detail)
-        return AlarmPublic.from_alarm(a, _tz(self.service, a.site))
+        return _public(self.service, a)
 
 
 def operation(action: Action | None = None) -> Callable[..., Operation]:
@@ -131,7 +144,8 @@ def list_alarms(
     if since_ms is not None or until_ms is not None:
         lo, hi = since_ms or 0, until_ms if until_ms is not None else 2**63
         alarms = [a for a in alarms if a.raised_ms is not None and lo <= a.raised_ms < hi]
-    data = [AlarmPublic.from_alarm(a, _tz(service, a.site)) for a in alarms[:limit]]
+    sites = site_map(service)
+    data = [_public(service, a, sites) for a in alarms[:limit]]
     return json_response(AlarmsPublic(data=data, count=len(data)))
 
 
@@ -139,7 +153,7 @@ def list_alarms(
 def get_alarm(service: ServiceDep, principal: PrincipalDep, alarm_id: str = AlarmIdPath) -> AlarmPublic:
     """Retrieve one alarm by its number (A000123)."""
     a = _alarm_in_scope(principal, service, alarm_id)
-    return AlarmPublic.from_alarm(a, _tz(service, a.site))
+    return _public(service, a)
 
 
 @router.post("/alarms/{alarm_id}/ack", response_model=AlarmPublic)

@@ -234,3 +234,14 @@ def test_the_audit_trail_names_the_user_and_is_scoped(client):
         client.get("/api/v1/audit", params={"site": "site-1"}, headers=as_user(client, "li")).status_code
         == 404
     )
+
+
+def test_each_alarm_names_its_site_who_acknowledged_it_when_it_returned_and_the_value_now(client):
+    (a,) = [x for x in client.get("/api/v1/alarms").json()["data"] if x["alarm_id"] == "A000001"]
+    assert (a["site_name"], a["acked_by"], a["acked_at"], a["returned"]) == ("站0", "", None, None)
+    assert a["value"] == 17.0 and a["current_value"] is None  # the sensor has not reported since
+    li = as_user(client, "li")
+    acked = client.post("/api/v1/alarms/A000001/ack", json={}, headers=li).json()
+    assert acked["acked_by"] == "li" and acked["acked_ms"] >= T0 and acked["acked_at"].startswith("2026-")
+    (rtn,) = [x for x in client.get("/api/v1/alarms").json()["data"] if x["alarm_id"] == "A000003"]
+    assert rtn["state"] == "RTN_UNACK" and rtn["returned_ms"] == T0 + 5
