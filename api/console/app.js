@@ -2,9 +2,9 @@
 // authenticated REST API (session cookie; X-CSRF-Token on writes).
 import { STRINGS } from "./i18n.js";
 import { RiskMap } from "./map.js";
+import { duration, facets, groupBySensor, matches, needsAck, sortRows } from "./alarm_list.js";
 
 const $ = (sel) => document.querySelector(sel);
-const PRIORITY_RANK = { critical: 4, high: 3, medium: 2, low: 1 };
 const RANGES = { "1h": 3600e3, "6h": 6 * 3600e3, "24h": 24 * 3600e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
 const STALE_MS = 10_000;
 const POLL_MS = 1000;
@@ -28,6 +28,9 @@ const state = {
   chartPoints: 0,
   range: "1h",
   route: null,
+  filters: { site: "", city: "", priority: "", state: "", kind: "", text: "" },
+  sort: { key: "priority", descending: false },
+  visibleRows: [], // the rows the list shows now (after grouping, filters and sort)
   map: null, // the regulator's map (map.js), kept across refreshes so a drill-down stays
   mapRefresh: null, // a pending live refresh of the map (at most one per MAP_THROTTLE_MS)
 };
@@ -133,8 +136,7 @@ function silence() {
 // ---- alarms
 
 function sortAlarms(list) {
-  return [...list].sort((a, b) => (PRIORITY_RANK[b.priority] - PRIORITY_RANK[a.priority])
-    || ((b.raised_ms ?? 0) - (a.raised_ms ?? 0)) || a.alarm_id.localeCompare(b.alarm_id));
+  return sortRows(list.map((a) => ({ ...a, oldestRaisedMs: a.raised_ms ?? Infinity })), "priority");
 }
 
 const shortTime = (iso) => (iso ? iso.replace("T", " ").slice(0, 16) : "–");
@@ -152,28 +154,44 @@ function renderAlarms() {
   const tbody = $("#alarm-rows");
   if (!tbody) return;
   tbody.replaceChildren();
-  const pri = STRINGS[state.lang].priority, st = STRINGS[state.lang].state;
-  if (state.selected && !state.alarms.some((a) => a.alarm_id === state.selected)) state.selected = null;
-  for (const a of state.alarms) {
+  const S = STRINGS[state.lang];
+  const pri = S.priority, st = S.state;
+  const rows = sortRows(groupBySensor(state.alarms).filter((r) => matches(r, state.filters)), state.sort.key, state.sort.descending);
+  state.visibleRows = rows;
+  if (state.selected && !rows.some((r) => r.alarm_id === state.selected)) state.selected = null;
+  const now = Date.now();
+  for (const a of rows) {
     const tr = document.createElement("tr");
     tr.className = `alarm state-${a.state} prio-${a.priority}`;
     tr.dataset.alarmId = a.alarm_id;
     tr.dataset.state = a.state;
     tr.dataset.site = a.site;
+    tr.dataset.members = a.members.map((m) => m.alarm_id).join(" ");
     if (a.alarm_id === state.selected) tr.classList.add("selected");
     cell(tr, pri[a.priority] ?? a.priority, "prio");
     cell(tr, st[a.state] ?? a.state, "state");
-    cell(tr, a.site);
+    const where = cell(tr, a.site_name || a.site, "site");
+    if (a.city || a.district) {
+      const small = document.createElement("small");
+      small.textContent = [a.city, a.district].filter(Boolean).join(" ");
+      where.append(document.createElement("br"), small);
+    }
     cell(tr, a.source);
-    cell(tr, a.level);
-    cell(tr, `${fmt(a.value)} / ${fmt(a.limit)}`, "num");
+    const others = a.members.filter((m) => m.alarm_id !== a.alarm_id);
+    cell(tr, a.level + (others.length ? ` (+${others.map((m) => m.level).join(", ")})` : ""), "level");
+    cell(tr, `${fmt(a.value)} / ${fmt(a.current_value)} / ${fmt(a.limit)}`, "num values");
     cell(tr, a.raised ? a.raised.replace("T", " ").slice(0, 19) : "–", "time");
-    cell(tr, a.message, "msg");
+    const live = a.members.some((m) => m.active);
+    const d = cell(tr, live ? duration(now - a.oldestRaisedMs, S.units) : "–", "num duration");
+    d.dataset.since = live ? String(a.oldestRaisedMs) : "";
+    cell(tr, a.acked_by ? `${a.acked_by} ${shortTime(a.acked_at).slice(11)}` : "–", "acked");
+    cell(tr, a.returned ? a.returned.replace("T", " ").slice(11, 19) : "–", "time returned");
+    cell(tr, alarmText(a), "msg");
     const actions = cell(tr, "", "actions");
-    if (a.state === "UNACK" || a.state === "RTN_UNACK") {
+    if (a.unacked.length) {
       const b = document.createElement("button");
       b.type = "button"; b.className = "ack-btn"; b.textContent = t("ack");
-      b.addEventListener("click", (ev) => { ev.stopPropagation(); acknowledge(a.alarm_id); });
+      b.addEventListener("click", (ev) => { ev.stopPropagation(); acknowledgeRows([a]); });
       actions.appendChild(b);
     }
     if (a.state !== "SHELVED" && a.state !== "OUT_OF_SERVICE") {
@@ -191,13 +209,78 @@ function renderAlarms() {
     tr.addEventListener("click", () => { state.selected = a.alarm_id; renderAlarms(); });
     tbody.appendChild(tr);
   }
-  $("#alarm-empty").hidden = state.alarms.length > 0;
+  $("#alarm-empty").hidden = rows.length > 0;
+  $("#alarm-shown").textContent = t("shown")(rows.length, state.alarms.length);
+  $("#ack-visible").disabled = !rows.some((r) => r.unacked.length);
+  for (const th of document.querySelectorAll("#alarm-table th[data-sort]")) {
+    th.setAttribute("aria-sort", th.dataset.sort === state.sort.key ? (state.sort.descending ? "descending" : "ascending") : "none");
+  }
+}
+
+// the time-in-alarm cells tick every second without redrawing the list
+function tickDurations() {
+  const now = Date.now(), units = STRINGS[state.lang].units;
+  for (const td of document.querySelectorAll("#alarm-rows td.duration")) {
+    if (td.dataset.since) td.textContent = duration(now - Number(td.dataset.since), units);
+  }
+}
+
+// the alarm's text in the console's language, from its data (the stored text is Chinese)
+function alarmText(a) {
+  if (state.lang === "zh") return a.message;
+  const kind = STRINGS.en.kind[a.kind] ?? a.kind;
+  const where = a.source;
+  if (a.limit !== null && a.limit !== undefined && a.value !== null && a.value !== undefined) {
+    return `${where} ${kind} ${a.level}: ${fmt(a.value)} (limit ${fmt(a.limit)})`;
+  }
+  return `${where} ${kind}${a.level ? ` ${a.level}` : ""}`;
+}
+
+function renderFilterChoices() {
+  const f = facets(state.alarms);
+  const fill = (sel, items) => {
+    const el = $(sel), keep = el.value;
+    const first = el.options[0];
+    el.replaceChildren(first);
+    for (const [value, label] of items) {
+      const o = document.createElement("option");
+      o.value = value; o.textContent = label;
+      el.appendChild(o);
+    }
+    el.value = items.some(([v]) => v === keep) ? keep : "";
+  };
+  fill("#f-site", f.sites.map((x) => [x.id, x.name]));
+  fill("#f-city", f.cities.map((c) => [c, c]));
+  fill("#f-kind", f.kinds.map((k) => [k, STRINGS[state.lang].kind[k] ?? k]));
+}
+
+function bindFilters() {
+  const bind = (sel, key, ev = "change") => $(sel).addEventListener(ev, (e) => {
+    state.filters[key] = e.target.value;
+    renderAlarms();
+  });
+  bind("#f-site", "site"); bind("#f-city", "city"); bind("#f-priority", "priority");
+  bind("#f-state", "state"); bind("#f-kind", "kind"); bind("#f-search", "text", "input");
+  for (const th of document.querySelectorAll("#alarm-table th[data-sort]")) {
+    th.tabIndex = 0;
+    const sortBy = () => {
+      const key = th.dataset.sort;
+      state.sort = { key, descending: state.sort.key === key ? !state.sort.descending : false };
+      renderAlarms();
+    };
+    th.addEventListener("click", sortBy);
+    th.addEventListener("keydown", (e) => { if (e.key === "Enter") sortBy(); });
+  }
+  $("#ack-visible").addEventListener("click", () => acknowledgeRows(state.visibleRows));
+  $("#ack-form").addEventListener("submit", submitAck);
+  $("#ack-cancel").addEventListener("click", () => $("#ack-dialog").close());
 }
 
 async function refreshAlarms() {
   if (!state.user) return;
   const body = await api("/api/v1/alarms");
   state.alarms = sortAlarms(body.data);
+  renderFilterChoices();
   renderAlarms();
   $("#alarm-table").dataset.loaded = "true";
   $("#alarm-table").dataset.count = String(state.alarms.length);
@@ -214,13 +297,55 @@ async function refreshFloods() {
   banner.textContent = body.count === 0 ? "" : `${t("flood")}: ` + body.data.map((f) => t("flood_detail")(f)).join("；");
 }
 
-async function acknowledge(id) {
-  try {
-    await api(`/api/v1/alarms/${encodeURIComponent(id)}/ack`, { method: "POST", body: { comment: "" } });
-  } catch (e) {
-    alertError(e);
+// Acknowledge rows (and every alarm each one groups): a critical one needs a comment, asked for in
+// a dialog; the others are acknowledged at once when alone, or with the dialog's optional comment
+function acknowledgeRows(rows) {
+  const ids = rows.flatMap((r) => r.unacked.map((m) => m.alarm_id));
+  if (ids.length === 0) return;
+  const critical = rows.some((r) => r.unacked.some((m) => m.priority === "critical"));
+  if (!critical && ids.length === 1) {
+    sendAcks(ids, "").then((errors) => { if (errors.length) alertError(errors[0]); });
+    return;
+  }
+  const dlg = $("#ack-dialog");
+  dlg.dataset.ids = ids.join(" ");
+  dlg.dataset.critical = String(critical);
+  $("#ack-target").textContent = t("ack_target")(ids.length, ids.slice(0, 6).join(", ") + (ids.length > 6 ? " …" : ""));
+  $("#ack-comment-label").textContent = critical ? t("ack_comment_required") : t("ack_comment");
+  $("#ack-comment").required = critical;
+  $("#ack-comment").value = "";
+  $("#ack-error").textContent = "";
+  dlg.showModal();
+  $("#ack-comment").focus();
+}
+
+async function submitAck(ev) {
+  ev.preventDefault();
+  const dlg = $("#ack-dialog");
+  const comment = $("#ack-comment").value.trim();
+  if (dlg.dataset.critical === "true" && !comment) {
+    $("#ack-error").textContent = t("ack_comment_required");
+    return;
+  }
+  const errors = await sendAcks(dlg.dataset.ids.split(" "), comment);
+  if (errors.length) {
+    $("#ack-error").textContent = errors.map((e) => `${e.status}: ${errorText(e)}`).join("；");
+    return;
+  }
+  dlg.close();
+}
+
+async function sendAcks(ids, comment) {
+  const errors = [];
+  for (const id of ids) {
+    try {
+      await api(`/api/v1/alarms/${encodeURIComponent(id)}/ack`, { method: "POST", body: { comment } });
+    } catch (e) {
+      if (e.status !== 409) errors.push(e); // acknowledged meanwhile (another console, an SMS): done
+    }
   }
   await refreshAlarms().catch(() => {});
+  return errors;
 }
 
 function openShelve(id) {
@@ -244,7 +369,7 @@ async function submitShelve(ev) {
     await api(`/api/v1/alarms/${encodeURIComponent(dlg.dataset.alarmId)}/shelve`, { method: "POST", body: { reason, minutes } });
     dlg.close();
   } catch (e) {
-    $("#shelve-error").textContent = `${e.status}: ${e.message}`;
+    $("#shelve-error").textContent = `${e.status}: ${errorText(e)}`;
     return;
   }
   await refreshAlarms().catch(() => {});
@@ -274,7 +399,7 @@ async function submitDispose(ev) {
     await api(`/api/v1/alarms/${encodeURIComponent(dlg.dataset.alarmId)}/dispose`, { method: "POST", body });
     dlg.close();
   } catch (e) {
-    $("#dispose-error").textContent = `${e.status}: ${e.message}`;
+    $("#dispose-error").textContent = `${e.status}: ${errorText(e)}`;
     return;
   }
   await refreshAlarms().catch(() => {});
@@ -382,16 +507,30 @@ async function renderOverdue() {
   box.dataset.count = String(body.count);
 }
 
+// an error in the console's language: the status says what happened, the detail is kept for
+// 422 (which field) and shown after it; a 404 never says more than "not found or not yours"
+function errorText(e) {
+  const E = STRINGS[state.lang].errors;
+  if (e.status === 404) return E.not_found;
+  if (e.status === 403) return E.forbidden;
+  if (e.status === 409) return `${E.conflict} (${e.message})`;
+  if (e.status === 422) return `${E.invalid}: ${e.message}`;
+  if (e.status === 429) return E.too_many;
+  if (e.status >= 500) return E.server;
+  if (!e.status) return E.network;
+  return e.message;
+}
+
 function alertError(e) {
   const el = $("#error-banner"); // a click hides it
   el.hidden = false;
-  el.textContent = `${e.status ?? ""} ${e.message}`;
+  el.textContent = `${e.status ?? ""} ${errorText(e)}`;
 }
 
 function onKey(ev) {
-  if (!state.user || $("#shelve-dialog").open || $("#alarms-view").hidden) return;
-  if (ev.target instanceof HTMLInputElement) return;
-  const ids = state.alarms.map((a) => a.alarm_id);
+  if (!state.user || document.querySelector("dialog[open]") || $("#alarms-view").hidden) return;
+  if (ev.target instanceof HTMLInputElement || ev.target instanceof HTMLSelectElement) return;
+  const ids = state.visibleRows.map((a) => a.alarm_id);
   if (ids.length === 0) return;
   const i = ids.indexOf(state.selected);
   if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
@@ -401,7 +540,8 @@ function onKey(ev) {
     document.querySelector("tr.selected")?.scrollIntoView({ block: "nearest" });
     ev.preventDefault();
   } else if ((ev.key === "a" || ev.key === "A") && state.selected) {
-    acknowledge(state.selected);
+    const row = state.visibleRows.find((r) => r.alarm_id === state.selected);
+    if (row) acknowledgeRows([row]);
     ev.preventDefault();
   } else if ((ev.key === "s" || ev.key === "S") && state.selected) {
     openShelve(state.selected);
@@ -436,6 +576,7 @@ function startLive() {
   stopLive();
   const safe = (f) => () => f().catch(() => {});
   state.timers.push(setInterval(renderLastUpdate, 1000));
+  state.timers.push(setInterval(tickDurations, 1000));
   state.timers.push(setInterval(safe(refreshFloods), SLOW_REFRESH_MS));
   state.timers.push(setInterval(safe(refreshView), SLOW_REFRESH_MS));
   // while SSE is up, a slow poll still keeps the freshness indicator honest
@@ -894,6 +1035,7 @@ async function boot() {
     b.addEventListener("click", () => { state.range = b.dataset.range; route(); });
   }
   document.addEventListener("keydown", onKey);
+  bindFilters();
   window.addEventListener("hashchange", route);
   window.addEventListener("resize", () => state.chart?.resize());
   applyLang();

@@ -49,6 +49,14 @@ def test_a_critical_gas_alarm_appears_live_sounds_and_is_acknowledged_by_the_ope
 
     alarm_id = row.get_attribute("data-alarm-id")
     row.locator("button.ack-btn").click()
+    expect(page.locator("#ack-dialog")).to_be_visible()  # a critical alarm needs a comment
+    page.click("#ack-ok")
+    expect(page.locator("#ack-dialog")).to_be_visible()  # none given: the form is not sent
+    assert page.evaluate("document.querySelector('#ack-comment').validity.valueMissing") is True
+    expect(row).to_have_attribute("data-state", "UNACK")
+    page.fill("#ack-comment", "现场确认, 已通知巡检")
+    page.click("#ack-ok")
+    expect(page.locator("#ack-dialog")).not_to_be_visible()
     expect(row).to_have_attribute("data-state", "ACK")
     expect(audio).to_have_attribute("data-playing", "false")  # the only critical unacked alarm is acked
 
@@ -57,6 +65,7 @@ def test_a_critical_gas_alarm_appears_live_sounds_and_is_acknowledged_by_the_ope
     assert [a["details"]["user"] for a in acks] == ["op-jm"], history
     trail = plant.svc.get(f"/api/v1/audit?alarm_id={alarm_id}").json()["data"]  # the audit trail
     assert [(r["user"], r["action"], r["outcome"]) for r in trail] == [("op-jm", "acknowledge", "ok")], trail
+    assert acks[0]["details"]["comment"] == "现场确认, 已通知巡检"
 
 
 def test_an_operator_of_another_city_never_sees_the_alarm_or_the_site(page: Page, plant):
@@ -411,6 +420,9 @@ def test_a_city_regulator_sees_a_leak_turn_its_marker_red_then_the_overdue_dispo
             assert time.monotonic() < deadline, now_alarm
             time.sleep(0.2)
         operator.locator(f"tr.alarm[data-alarm-id='{alarm_id}'] button.ack-btn").click()
+        operator.fill("#ack-comment", "泄漏点已隔离")  # the row holds the sensor's H and HH: both go
+        operator.click("#ack-ok")
+        expect(operator.locator("#ack-dialog")).not_to_be_visible()
     finally:
         operator.close()
     expect(overdue).to_have_count(0, timeout=15_000)  # the regulator's overview follows
@@ -440,3 +452,43 @@ def test_the_map_drills_down_from_the_province_through_a_city_to_a_site(page: Pa
     page.mouse.click(box["x"] + x, box["y"] + y)
     expect(page).to_have_url(plant.url + f"/console/#/sites/{TANK_SITE}")
     expect(page.locator("#site-title")).to_contain_text("江门储罐区")
+
+
+def test_the_alarm_list_groups_a_sensors_limits_filters_sorts_and_acknowledges_what_is_shown(page: Page, plant):
+    """Issue 14 item 2: one row per sensor for its H and HH (the worst shows), site name and city,
+    the value now beside the value at the raise, filters and search, sortable columns, and
+    "acknowledge visible" that asks a comment when a critical alarm is among them."""
+    plant.ramp(OTHER_SITE, "GT-101", top=55.0)  # H then HH at 佛山
+    log_in(page, plant, "tester")
+    row = page.locator(f"tr.alarm[data-site='{OTHER_SITE}']", has_text="GT-101")
+    expect(row).to_have_count(1, timeout=5000)  # H and HH under one row
+    expect(row.locator("td.level")).to_have_text("HH (+H)")
+    assert len(row.get_attribute("data-members").split()) == 2
+    expect(row.locator("td.site")).to_contain_text("佛山溶剂仓库")
+    expect(row.locator("td.site")).to_contain_text("佛山市")
+    expect(row.locator("td.values")).to_contain_text("/ 55 /")  # the value now
+    expect(row.locator("td.duration")).not_to_have_text("–")
+
+    page.select_option("#f-city", "佛山市")
+    expect(page.locator("tr.alarm")).to_have_count(1)
+    page.select_option("#f-city", "")
+    page.fill("#f-search", "溶剂")
+    expect(page.locator("tr.alarm")).to_have_count(1)
+    page.fill("#f-search", "")
+    page.select_option("#f-priority", "critical")
+    assert all(c == "紧急" for c in page.locator("tr.alarm td.prio").all_inner_texts())
+    page.select_option("#f-priority", "")
+    page.locator("#alarm-table th[data-sort='site']").click()
+    expect(page.locator("#alarm-table th[data-sort='site']")).to_have_attribute("aria-sort", "ascending")
+
+    page.select_option("#f-site", OTHER_SITE)
+    page.click("#ack-visible")
+    expect(page.locator("#ack-dialog")).to_be_visible()
+    expect(page.locator("#ack-target")).to_contain_text("2")  # both alarms of the row
+    page.fill("#ack-comment", "已派人到现场")
+    page.click("#ack-ok")
+    expect(page.locator("#ack-dialog")).not_to_be_visible()
+    expect(row).to_have_attribute("data-state", "ACK")
+    expect(row.locator("td.acked")).to_contain_text("tester")
+    states = {a["level"]: a["state"] for a in plant.alarms(OTHER_SITE) if a["source"] == "GT-101"}
+    assert states == {"H": "ACK", "HH": "ACK"}, states
