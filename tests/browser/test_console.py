@@ -454,7 +454,9 @@ def test_the_map_drills_down_from_the_province_through_a_city_to_a_site(page: Pa
     expect(page.locator("#site-title")).to_contain_text("江门储罐区")
 
 
-def test_the_alarm_list_groups_a_sensors_limits_filters_sorts_and_acknowledges_what_is_shown(page: Page, plant):
+def test_the_alarm_list_groups_a_sensors_limits_filters_sorts_and_acknowledges_what_is_shown(
+    page: Page, plant
+):
     """Issue 14 item 2: one row per sensor for its H and HH (the worst shows), site name and city,
     the value now beside the value at the raise, filters and search, sortable columns, and
     "acknowledge visible" that asks a comment when a critical alarm is among them."""
