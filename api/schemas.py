@@ -37,6 +37,16 @@ class AckRequest(_Command):
     comment: str = Field("", max_length=500)
 
 
+AlarmNumber = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+
+
+class SilenceRequest(_Command):
+    """The alarms a console silenced (its horn only: they stay unacknowledged) and which console."""
+
+    alarm_ids: list[AlarmNumber] = Field(min_length=1, max_length=500)
+    console: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+
 class CommentRequest(_Command):
     text: NonBlank = Field(min_length=1, max_length=2000)
 
@@ -58,6 +68,7 @@ class AuditEntryPublic(BaseModel):
     source: str | None
     reason: str
     error: str
+    details: dict[str, Any] = {}  # what else the action recorded (a disposal's action, a console)
 
 
 class AuditPublic(BaseModel):

@@ -34,7 +34,7 @@ const state = {
   map: null, // the regulator's map (map.js), kept across refreshes so a drill-down stays
   mapRefresh: null, // a pending live refresh of the map (at most one per MAP_THROTTLE_MS)
 };
-const MAP_THROTTLE_MS = 300;
+const MAP_THROTTLE_MS = 150;
 
 const t = (key) => STRINGS[state.lang][key] ?? key;
 
@@ -90,8 +90,19 @@ function applyLang() {
 
 // ---- sound: a beep built in the browser as a WAV data URI, looping while needed
 
-function beepWav() {
-  const rate = 8000, beep = 0.35, gap = 0.25, n = Math.round(rate * (beep + gap));
+// ISA-101 style: each priority its own tone, so an operator hears which one came in. critical: fast
+// high beeps; high: a slower two-tone; medium: a single low chime every few seconds; low: silent
+const TONES = {
+  critical: { parts: [[880, 0.35], [0, 0.25]] },
+  high: { parts: [[660, 0.3], [520, 0.3], [0, 0.9]] },
+  medium: { parts: [[440, 0.25], [0, 2.75]] },
+};
+const SOUNDED = ["critical", "high", "medium"];
+
+function toneWav(priority) {
+  const rate = 8000;
+  const parts = TONES[priority].parts;
+  const n = Math.round(rate * parts.reduce((t, [, d]) => t + d, 0));
   const buf = new ArrayBuffer(44 + n * 2);
   const v = new DataView(buf);
   const str = (o, s) => [...s].forEach((c, i) => v.setUint8(o + i, c.charCodeAt(0)));
@@ -99,38 +110,95 @@ function beepWav() {
   v.setUint32(16, 16, true); v.setUint16(20, 1, true); v.setUint16(22, 1, true);
   v.setUint32(24, rate, true); v.setUint32(28, rate * 2, true); v.setUint16(32, 2, true);
   v.setUint16(34, 16, true); str(36, "data"); v.setUint32(40, n * 2, true);
-  for (let i = 0; i < n; i++) {
-    const s = i < rate * beep ? Math.sin((2 * Math.PI * 880 * i) / rate) * 0.5 : 0;
-    v.setInt16(44 + i * 2, s * 32767, true);
+  let i = 0;
+  for (const [hz, dur] of parts) {
+    const end = i + Math.round(rate * dur);
+    for (let k = 0; i < end && i < n; i++, k++) {
+      const s = hz ? Math.sin((2 * Math.PI * hz * k) / rate) * 0.5 : 0;
+      v.setInt16(44 + i * 2, s * 32767, true);
+    }
   }
   let bin = "";
   const bytes = new Uint8Array(buf);
-  for (let i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+  for (let j = 0; j < bytes.length; j++) bin += String.fromCharCode(bytes[j]);
   return "data:audio/wav;base64," + btoa(bin);
 }
 
+const toneCache = {};
+const toneUrl = (p) => (toneCache[p] ??= toneWav(p));
+
 function sounding() {
-  return state.alarms.filter((a) => a.priority === "critical" && !a.acked
+  return state.alarms.filter((a) => SOUNDED.includes(a.priority) && !a.acked
     && (a.state === "UNACK" || a.state === "RTN_UNACK") && !state.silenced.has(a.alarm_id));
+}
+
+// the loudest priority among the alarms still sounding, or null
+function soundingPriority() {
+  const present = new Set(sounding().map((a) => a.priority));
+  return SOUNDED.find((p) => present.has(p)) ?? null;
 }
 
 function updateSound() {
   const audio = $("#alarm-sound");
   const live = new Set(state.alarms.map((a) => a.alarm_id));
   for (const id of [...state.silenced]) if (!live.has(id)) state.silenced.delete(id);
-  const want = state.user !== null && sounding().length > 0;
-  $("#silence-btn").hidden = !want;
-  if (want && audio.paused) {
+  const tone = state.user !== null ? soundingPriority() : null;
+  $("#silence-btn").hidden = tone === null;
+  if (tone !== null && audio.dataset.tone !== tone) {
+    audio.pause();
+    audio.src = toneUrl(tone);
+    audio.dataset.tone = tone;
+  }
+  if (tone !== null && audio.paused) {
     audio.play().catch((e) => { audio.dataset.playing = "blocked"; audio.title = String(e); });
-  } else if (!want && !audio.paused) {
+  } else if (tone === null && !audio.paused) {
     audio.pause();
     audio.currentTime = 0;
   }
+  if (tone === null) audio.dataset.tone = "";
 }
 
+// silence this console's horn for what sounds now (a new alarm sounds again); recorded in the
+// alarm audit trail with the console's id, so the trail shows who silenced what, and where
 function silence() {
-  for (const a of sounding()) state.silenced.add(a.alarm_id);
+  const ids = sounding().map((a) => a.alarm_id);
+  for (const id of ids) state.silenced.add(id);
   updateSound();
+  if (ids.length) {
+    api("/api/v1/alarms/silence", { method: "POST", body: { alarm_ids: ids, console: consoleId() } }).catch(alertError);
+  }
+}
+
+function consoleId() {
+  let id = localStorage.getItem("hazmon.console");
+  if (!id) {
+    id = "console-" + Math.random().toString(36).slice(2, 10);
+    localStorage.setItem("hazmon.console", id);
+  }
+  return id;
+}
+
+// ---- the alarm banner: on every screen, the newest unacknowledged alarm and counts by priority
+
+function renderBanner() {
+  const banner = $("#alarm-banner");
+  if (!state.user) { banner.hidden = true; return; }
+  banner.hidden = false;
+  const unacked = state.alarms.filter((a) => a.state === "UNACK" || a.state === "RTN_UNACK");
+  const counts = { critical: 0, high: 0, medium: 0, low: 0 };
+  for (const a of unacked) counts[a.priority] += 1;
+  for (const el of banner.querySelectorAll(".count")) {
+    el.querySelector("b").textContent = String(counts[el.dataset.priority]);
+    el.classList.toggle("zero", counts[el.dataset.priority] === 0);
+  }
+  const newest = unacked.reduce((n, a) => (!n || (a.raised_ms ?? 0) > (n.raised_ms ?? 0) ? a : n), null);
+  const link = $("#banner-newest");
+  link.className = `banner-newest prio-${newest?.priority ?? "none"}`;
+  link.dataset.alarmId = newest?.alarm_id ?? "";
+  link.textContent = newest
+    ? `${STRINGS[state.lang].priority[newest.priority]} · ${(newest.raised || "").slice(11, 19)} · ${newest.site_name || newest.site} ${newest.source} ${newest.level} · ${alarmText(newest)}`
+    : t("no_unacked");
+  banner.dataset.unacked = String(unacked.length);
 }
 
 // ---- alarms
@@ -282,6 +350,7 @@ async function refreshAlarms() {
   state.alarms = sortAlarms(body.data);
   renderFilterChoices();
   renderAlarms();
+  renderBanner();
   $("#alarm-table").dataset.loaded = "true";
   $("#alarm-table").dataset.count = String(state.alarms.length);
   state.lastRefreshMs = Date.now();
@@ -973,6 +1042,7 @@ function showLogin() {
   $("#logout-btn").hidden = true;
   $("#flood-banner").hidden = true;
   $("#error-banner").hidden = true;
+  renderBanner();
   renderLastUpdate();
   renderLiveMode();
 }
@@ -1014,7 +1084,6 @@ async function logout() {
 }
 
 async function boot() {
-  $("#alarm-sound").src = beepWav();
   const audio = $("#alarm-sound");
   audio.addEventListener("playing", () => { audio.dataset.playing = "true"; });
   audio.addEventListener("pause", () => { audio.dataset.playing = "false"; });
@@ -1049,6 +1118,7 @@ async function boot() {
 // for tests and the curious: read-only views of the console's state
 window.hazmonConsole = {
   soundPlaying: () => !$("#alarm-sound").paused,
+  tone: () => $("#alarm-sound").dataset.tone || null,
   alarms: () => state.alarms.map((a) => ({ ...a })),
   liveMode: () => state.live,
   sseAlarmEvents: () => state.sseAlarmEvents,

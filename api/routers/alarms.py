@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
 from alerts.book.alarm_numbers import normalize_alarm_ref
+from alerts.book.records import AuditEntry
 from alerts.engine.conditions import Priority
 from alerts.engine.lifecycle import DEFAULT_TZ, Alarm, AlarmState, UnknownAlarm, local_iso
 from api.auth.deps import PrincipalDep, audit, check_site, current_principal, forbidden, require
@@ -36,8 +37,10 @@ from api.schemas import (
     PriorityName,
     ReasonRequest,
     ShelveRequest,
+    SilenceRequest,
 )
 from api.service_port import ServicePort
+from sensors.readings import now_ms as _now_ms
 
 router = APIRouter(prefix="/api/v1", tags=["alarms"], dependencies=[Depends(current_principal)])
 
@@ -211,6 +214,26 @@ def return_to_service(
     return op.run("return_to_service", body.comment, lambda user: step(op.alarm_id, user, body.comment))
 
 
+@router.post("/alarms/silence")
+def silence_alarms(service: ServiceDep, principal: PrincipalDep, body: SilenceRequest) -> dict:
+    """Record that a console silenced its horn for these alarms (they stay unacknowledged): one audit
+    row per alarm, so the trail shows who silenced what from which console. Alarms outside the
+    caller's scope, or unknown, are left out and counted, never revealed."""
+    now = _now_ms()
+    recorded: list[str] = []
+    for ref in dict.fromkeys(normalize_alarm_ref(a) for a in body.alarm_ids):
+        try:
+            a = _alarm_in_scope(principal, service, ref)
+        except UnknownAlarm:
+            continue
+        details = {"console": body.console}
+        service.alarms.journal.add_audit(
+            AuditEntry(now, principal.user.username, "silence", "ok", a.alarm_id, a.key, "", "", details)
+        )
+        recorded.append(a.alarm_id)
+    return {"recorded": recorded, "ignored": len(body.alarm_ids) - len(recorded)}
+
+
 @router.get("/audit", response_model=AuditPublic)
 def alarm_audit(
     service: ServiceDep,
@@ -237,6 +260,7 @@ def alarm_audit(
             source=r.key[2] if r.key else None,
             reason=r.reason,
             error=r.error,
+            details=dict(r.details or {}),
         )
         for r in rows
         # rows without a site (source-wide system actions) are shown to all-sites users only

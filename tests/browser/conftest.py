@@ -43,6 +43,7 @@ SCREENSHOTS = REPO / "artifacts" / "screenshots"
 
 GAS_SITE, OTHER_SITE, TANK_SITE, POND_SITE = "jm-01", "fs-01", "jm-02", "sg-tsf-01"
 SIS_SITE = "sg-chem-01"
+LATENCY_SITE = "jm-03"  # untouched by the other tests: the raise-to-screen latency is timed on it
 CITY, OTHER_CITY, POND_CITY = "江门市", "佛山市", "韶关市"
 ADMIN_PASSWORD = "pw-tester-0123456789"
 
@@ -86,6 +87,10 @@ def write_registry(path: Path) -> Path:
              "id": "LT-201", "name": "1号储罐液位", "kind": "level", "unit": "%", "range": [0, 100],
              "interval_s": 60, "limits": {"h": 80, "hh": 90}, "deadband": 1, "forecast": True,
              "device": "gds-01"}]},
+        {"id": LATENCY_SITE, "name": "新会油库", "kind": "chemical", "grade": 3, "city": CITY,
+         "district": "新会区", "sensors": [{
+             "id": "LT-301", "name": "1号油罐液位", "kind": "level", "unit": "%", "range": [0, 100],
+             "interval_s": 60, "limits": {"h": 80, "hh": 90}, "deadband": 1, "device": "gds-01"}]},
         {"id": OTHER_SITE, "name": "佛山溶剂仓库", "kind": "chemical", "grade": 3, "city": OTHER_CITY,
          "district": "南海区", "sensors": [_gas(0)]},
         {"id": POND_SITE, "name": "仁化尾矿库", "kind": "tailings", "grade": 3, "city": POND_CITY,

@@ -3,12 +3,22 @@ acknowledge, jurisdiction scoping, and screenshots of the three main screens."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import GAS_SITE, OTHER_SITE, POND_SITE, SIS_SITE, TANK_SITE, Plant, password
+from tests.browser.conftest import (
+    GAS_SITE,
+    LATENCY_SITE,
+    OTHER_SITE,
+    POND_SITE,
+    SIS_SITE,
+    TANK_SITE,
+    Plant,
+    password,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -131,7 +141,10 @@ def test_screens_keyboard_shelve_and_trend(page: Page, plant, screenshots):
     # (polled: the list is re-rendered by live events, and a row read while it is being replaced has
     # no computed style yet)
     expect(rtn).to_have_css("animation-name", "none")
-    expect(page.locator("tr.alarm[data-state='UNACK']").first).to_have_css("animation-name", "flash")
+    # each priority flashes in its own colour: flash (critical), flash-high, flash-medium, flash-low
+    expect(page.locator("tr.alarm[data-state='UNACK']").first).to_have_css(
+        "animation-name", re.compile("^flash")
+    )
 
     # English switch, remembered
     page.click("#lang-btn")
@@ -438,15 +451,15 @@ def test_the_map_drills_down_from_the_province_through_a_city_to_a_site(page: Pa
     log_in(page, plant, "tester")
     page.goto(plant.url + "/console/#/sites")
     expect(page.locator("#risk-map")).to_have_attribute("data-area", "440000")  # 广东省
-    assert set(map_colours(page)) == {GAS_SITE, TANK_SITE, OTHER_SITE, POND_SITE, SIS_SITE}
+    assert set(map_colours(page)) == {GAS_SITE, TANK_SITE, LATENCY_SITE, OTHER_SITE, POND_SITE, SIS_SITE}
     expect(page.locator("tr.area-row")).to_have_count(3)  # 江门市, 佛山市, 韶关市
-    expect(page.locator("tr.area-row[data-area='江门市'] td").nth(1)).to_have_text("2")
+    expect(page.locator("tr.area-row[data-area='江门市'] td").nth(1)).to_have_text("3")
     page.screenshot(path=str(screenshots / "map-province.png"), full_page=True)
     box = page.locator("#risk-map").bounding_box()
     x, y = page.evaluate("() => window.hazmonMap.regionPixel('江门市')")
     page.mouse.click(box["x"] + x, box["y"] + y)
     expect(page.locator("#risk-map")).to_have_attribute("data-area", "440700")
-    assert set(map_colours(page)) == {GAS_SITE, TANK_SITE}
+    assert set(map_colours(page)) == {GAS_SITE, TANK_SITE, LATENCY_SITE}
     page.wait_for_function(f"(site) => ({MARKER_PIXEL_JS})(site) !== null", arg=TANK_SITE)  # drawn
     x, y = page.evaluate(f"() => window.hazmonMap.markerPixel('{TANK_SITE}')")
     page.mouse.click(box["x"] + x, box["y"] + y)
@@ -471,11 +484,15 @@ def test_the_alarm_list_groups_a_sensors_limits_filters_sorts_and_acknowledges_w
     expect(row.locator("td.values")).to_contain_text("/ 55 /")  # the value now
     expect(row.locator("td.duration")).not_to_have_text("–")
 
+    everything = page.locator("tr.alarm").count()
     page.select_option("#f-city", "佛山市")
-    expect(page.locator("tr.alarm")).to_have_count(1)
+    expect(page.locator(f"tr.alarm:not([data-site='{OTHER_SITE}'])")).to_have_count(0)
+    expect(row).to_have_count(1)
     page.select_option("#f-city", "")
-    page.fill("#f-search", "溶剂")
-    expect(page.locator("tr.alarm")).to_have_count(1)
+    expect(page.locator("tr.alarm")).to_have_count(everything)
+    page.fill("#f-search", "溶剂")  # a word of the site's name
+    expect(page.locator(f"tr.alarm:not([data-site='{OTHER_SITE}'])")).to_have_count(0)
+    expect(row).to_have_count(1)
     page.fill("#f-search", "")
     page.select_option("#f-priority", "critical")
     assert all(c == "紧急" for c in page.locator("tr.alarm td.prio").all_inner_texts())
@@ -494,3 +511,57 @@ def test_the_alarm_list_groups_a_sensors_limits_filters_sorts_and_acknowledges_w
     expect(row.locator("td.acked")).to_contain_text("tester")
     states = {a["level"]: a["state"] for a in plant.alarms(OTHER_SITE) if a["source"] == "GT-101"}
     assert states == {"H": "ACK", "HH": "ACK"}, states
+
+
+def test_a_raise_shows_on_the_tile_the_banner_and_the_list_within_a_second_and_sounds_its_tone(
+    page: Page, plant
+):
+    """Issue 14 items 1 and 3: from a raise published over MQTT, the overview's tile, the banner
+    (on every screen) and the list show it within 1 s; the horn plays the priority's own tone; the
+    console's silence is recorded in the audit trail with the console's id."""
+    log_in(page, plant, "op-jm2")
+    page.goto(plant.url + "/console/#/sites")
+    tile = page.locator(f".site-tile[data-site-id='{LATENCY_SITE}']")
+    expect(tile).to_have_attribute("data-risk", "blue")
+    expect(page.locator("#alarm-banner")).to_be_visible()
+    plant.ramp(LATENCY_SITE, "LT-301", top=95.0, steps=6)  # acknowledged by the broker on return
+    t0 = time.monotonic()
+    page.wait_for_function(
+        "(id) => document.querySelector(`.site-tile[data-site-id='${id}']`)?.dataset.risk !== 'blue'",
+        arg=LATENCY_SITE,
+    )
+    tile_s = time.monotonic() - t0
+    page.wait_for_function("() => document.querySelector('#banner-newest').textContent.includes('LT-301')")
+    banner_s = time.monotonic() - t0
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#alarm-rows tr')].some(r => r.textContent.includes('LT-301'))"
+    )
+    list_s = time.monotonic() - t0
+    print(f"\nraise -> tile {tile_s:.2f} s, banner {banner_s:.2f} s, list {list_s:.2f} s")  # noqa: T201
+    assert max(tile_s, banner_s, list_s) < 1.0
+    newest = page.locator("#banner-newest")
+    page.wait_for_function("() => document.querySelector('#banner-newest').textContent.includes('HH')")
+    (hh,) = [a for a in plant.alarms(LATENCY_SITE) if a["source"] == "LT-301" and a["level"] == "HH"]
+    priority = hh["priority"]
+    expect(newest).to_have_class(f"banner-newest prio-{priority}")
+    expect(page.locator(f"#alarm-banner .count[data-priority='{priority}'] b")).not_to_have_text("0")
+    page.wait_for_function("() => window.hazmonConsole.soundPlaying()")
+    tones = page.evaluate("() => window.hazmonConsole.tone()")
+    assert tones in ("critical", "high", "medium")  # the loudest unacknowledged priority's own tone
+    page.click("#silence-btn")
+    expect(page.locator("#alarm-sound")).to_have_attribute("data-playing", "false")
+    console = page.evaluate("localStorage.getItem('hazmon.console')")
+    alarm_id = newest.get_attribute("data-alarm-id")
+    deadline = time.monotonic() + 5
+    while not (
+        rows := [
+            r
+            for r in plant.svc.get(f"/api/v1/audit?alarm_id={alarm_id}").json()["data"]
+            if r["action"] == "silence"
+        ]
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert rows[0]["user"] == "op-jm2" and rows[0]["details"]["console"] == console
+    newest.click()  # the banner opens the list
+    expect(page).to_have_url(plant.url + "/console/#/alarms")
