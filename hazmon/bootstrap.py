@@ -396,12 +396,13 @@ def build_forwarder(
     if not settings.forward_enabled:
         return None
     tz = {site.id: site.timezone for site in registry.sites}
+    sensors = forward_summary_sensors(settings, registry)
     outbox = ForwardStore(settings.data_dir / "forward.sqlite")
     collector = ForwardCollector(
         outbox,
         journal,
         readings=readings,
-        sensors=forward_summary_sensors(settings, registry),
+        sensors=sensors,
         store_current=store_current,
         site_tz=lambda site: tz.get(site, "Asia/Shanghai"),
         summary_delay_ms=int(settings.forward_summary_delay_s * 1000),

@@ -309,3 +309,40 @@ def test_forward_settings_refuse_what_cannot_work(tmp_path):
     with pytest.raises(ValueError, match="needs a target"):
         Settings(forward_sensors="a/x")
     assert not Settings().forward_enabled
+
+
+# ---- wiring and the route
+
+
+def test_bootstrap_wires_forwarding_only_when_configured_and_the_status_is_for_all_sites_readers(tmp_path):
+    from tests.support.api_rig import api_rig
+    from tests.unit.conftest import make_registry
+
+    registry = make_registry()
+    site, sensor = registry.sites[0].id, registry.sites[0].sensors[0].id
+    with api_rig(tmp_path / "off", registry) as api, api.client() as client:
+        assert api.service.alarms.forwarder is None
+        assert client.get("/api/v1/forward/status").status_code == 404
+    on = {"forward_mqtt_url": "mqtt://127.0.0.1:1", "forward_sensors": f"{site}/{sensor}"}
+    with api_rig(tmp_path / "on", registry, clock=lambda: T0, **on) as api:
+        forwarder = api.service.alarms.forwarder
+        assert forwarder is not None
+        try:
+            with api.client("li") as client:  # an operator of one site
+                assert client.get("/api/v1/forward/status").status_code == 403
+            with api.client() as client:
+                status = client.get("/api/v1/forward/status").json()
+            assert status["summary_sensors"] == [f"{site}/{sensor}"]
+            assert status["summary_next_minute_ms"] == T0
+            assert [(t["name"], t["backlog"], t["connected"]) for t in status["transports"]] == [
+                ("mqtt", 0, False)
+            ]
+            assert api.service.alarms.health()["forward"]["transports"]["mqtt"]["backlog"] == 0
+        finally:
+            forwarder.outbox.close()
+    bad = {"forward_mqtt_url": "mqtt://h", "forward_sensors": f"{site}/nope"}
+    with (
+        pytest.raises(ValueError, match="registry does not have"),
+        api_rig(tmp_path / "bad", registry, **bad),
+    ):
+        pass
