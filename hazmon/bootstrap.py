@@ -412,7 +412,10 @@ def build_forwarder(
     http = None
     if settings.forward_http_url is not None:
         transport = HttpForwardTransport(
-            settings.forward_http_url, settings.forward_key_id, settings.forward_signing_secret()
+            settings.forward_http_url,
+            settings.forward_key_id,
+            settings.forward_signing_secret(),
+            ca_file=settings.forward_ca_file,
         )
         http = BatchSender(outbox, transport, "http", clock_ms=clock)
     mqtt = link = None

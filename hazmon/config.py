@@ -90,6 +90,7 @@ class Settings(BaseSettings):
 
     # ---- upward forwarding (alerts/forward/, docs/contracts.md §8): off unless a target is set
     forward_http_url: str | None = None  # the higher platform's receiver, http:// or https://
+    forward_ca_file: Path | None = None  # CA certificates (PEM) that verify an https receiver
     forward_mqtt_url: str | None = None  # an upstream broker, mqtt:// or mqtts://
     forward_mqtt_topic: str = "hazmon/upward/v1/{site}/{kind}"
     forward_key_id: str = Field("hazmon", pattern=r"^[A-Za-z0-9._-]{1,64}$")  # the sender's name
@@ -129,6 +130,13 @@ class Settings(BaseSettings):
     def _valid_forward_url(cls, v: str | None) -> str | None:
         if v is not None and not v.startswith(("http://", "https://")):
             raise ValueError(f"HAZMON_FORWARD_HTTP_URL {redacted(v)!r} must start with http:// or https://")
+        return v
+
+    @field_validator("forward_ca_file")
+    @classmethod
+    def _readable_ca_file(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError(f"HAZMON_FORWARD_CA_FILE {v}: no such file")
         return v
 
     @field_validator("forward_mqtt_url")

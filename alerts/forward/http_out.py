@@ -2,7 +2,8 @@
 
 The body is `{"sender": <key id>, "records": [<record>, ...]}` with the records' stored JSON as it
 is; the headers sign it (alerts/forward/signing.py). Only a 2xx answer means the receiver stored the
-batch. https URLs use the system's trust store (or SSL_CERT_FILE). The secret and the URL's
+batch. https URLs are verified against `ca_file` when given (a platform's private CA), else
+certifi's bundle (or SSL_CERT_FILE / SSL_CERT_DIR). The secret and the URL's
 credentials are never logged: errors name the URL without them.
 
 Errors:
@@ -12,8 +13,10 @@ Errors:
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -56,6 +59,7 @@ class HttpForwardTransport:
         secret: bytes,
         *,
         timeout_s: float = 10.0,
+        ca_file: Path | None = None,
         clock: Callable[[], float] = time.time,
         transport: httpx.BaseTransport | None = None,
     ):
@@ -66,7 +70,10 @@ class HttpForwardTransport:
         self.key_id = key_id
         self._secret = secret
         self._clock = clock
-        self._http = httpx.Client(timeout=timeout_s, auth=auth, transport=transport)
+        verify: ssl.SSLContext | bool = (
+            True if ca_file is None else ssl.create_default_context(cafile=ca_file)
+        )
+        self._http = httpx.Client(timeout=timeout_s, auth=auth, verify=verify, transport=transport)
 
     def deliver(self, bodies: Sequence[bytes]) -> None:
         """Send one batch; return when the receiver took it (2xx), else raise ForwardError."""

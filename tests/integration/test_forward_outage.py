@@ -31,6 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from alerts.forward.http_out import ForwardError, HttpForwardTransport
 from hazmon.devservers import MosquittoServer, free_port, wait_port
 from tests.support.events import MonotonicMs, wait_for
 from tests.support.publisher import TestPublisher
@@ -103,10 +104,18 @@ class ReceiverProcess:
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
-    def start(self) -> None:
+    def start(self, *extra: str) -> None:
         self.starts += 1
         log = open(self.root / f"receiver-{self.starts}.log", "wb")  # noqa: SIM115 - owned by the child
-        args = ["--port", str(self.port), "--db", str(self.db), "--secret-file", str(self.secret_file)]
+        args = [
+            "--port",
+            str(self.port),
+            "--db",
+            str(self.db),
+            "--secret-file",
+            str(self.secret_file),
+            *extra,
+        ]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.support.forward_receiver", *args],
             stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2],
@@ -329,3 +338,32 @@ def test_receiver_down_two_minutes_and_a_crash_lose_nothing_and_double_nothing(r
             f" caught up {caught_up_s:.1f} s after the receiver returned;"
             f" test {time.monotonic() - began:.0f} s"
         )
+
+
+def test_an_https_receiver_is_verified_against_the_configured_ca(tmp_path):
+    """HAZMON_FORWARD_CA_FILE: a platform's own CA verifies its receiver; without it, nothing is sent."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    receiver = ReceiverProcess(tmp_path)
+    receiver.start("--tls-cert", str(cert), "--tls-key", str(key))
+    url = f"https://127.0.0.1:{receiver.port}/upward"
+    record = orjson.dumps({"key": "summary:s/x/2026-12-04T17:15:00Z", "kind": "summary", "site": "s"})
+    try:
+        untrusting = HttpForwardTransport(url, "plant-a", SECRET.encode())
+        with pytest.raises(ForwardError, match="CERTIFICATE_VERIFY_FAILED"):
+            untrusting.deliver([record])
+        untrusting.close()
+        trusting = HttpForwardTransport(url, "plant-a", SECRET.encode(), ca_file=cert)
+        trusting.deliver([record])
+        trusting.close()
+        assert receiver.rows("SELECT key, deliveries FROM records") == [
+            ("summary:s/x/2026-12-04T17:15:00Z", 1)
+        ]
+        assert receiver.rows("SELECT signature_ok FROM batches") == [(1,)]
+    finally:
+        receiver.kill()

@@ -17,6 +17,7 @@ import hmac
 import json
 import os
 import sqlite3
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -76,7 +77,7 @@ class Receiver:
         return 200
 
 
-def serve(port: int, receiver: Receiver) -> None:
+def serve(port: int, receiver: Receiver, tls: tuple[Path, Path] | None = None) -> None:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -88,7 +89,12 @@ def serve(port: int, receiver: Receiver) -> None:
         def log_message(self, *args) -> None:  # quiet
             pass
 
-    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    if tls is not None:  # https with the given certificate and key
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(*tls)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    server.serve_forever()
 
 
 def main() -> None:
@@ -96,8 +102,11 @@ def main() -> None:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--db", type=Path, required=True)
     p.add_argument("--secret-file", type=Path, required=True)
+    p.add_argument("--tls-cert", type=Path, help="serve https with this certificate (and --tls-key)")
+    p.add_argument("--tls-key", type=Path)
     args = p.parse_args()
-    serve(args.port, Receiver(args.db, args.secret_file.read_bytes().strip()))
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+    serve(args.port, Receiver(args.db, args.secret_file.read_bytes().strip()), tls)
 
 
 if __name__ == "__main__":
