@@ -425,7 +425,9 @@ def build_forwarder(
         def on_ack(mid: int, ok: bool) -> None:  # PUBACKs come only after start(), when it exists
             forwarder.on_mqtt_ack(mid, ok)
 
-        client = PahoEventTransport(mqtt_target, f"{settings.mqtt_client_id}-forward", on_ack=on_ack)
+        client = PahoEventTransport(
+            mqtt_target, f"{settings.mqtt_client_id}-forward", on_ack=on_ack, label="upward forwarding"
+        )
         mqtt = AckSender(
             outbox, client, "mqtt", str(mqtt_target), settings.forward_mqtt_topic, clock_ms=clock
         )

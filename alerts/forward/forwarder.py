@@ -96,7 +96,7 @@ class Forwarder:
         if self.mqtt_link is not None:
             self.mqtt_link.stop()
         if self.http is not None:
-            self.http.transport.close()  # type: ignore[attr-defined]
+            self.http.transport.close()
         self.outbox.close()
 
     @property

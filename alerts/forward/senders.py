@@ -34,6 +34,8 @@ class BatchTransport(Protocol):
         """Deliver the batch or raise (the exception's text is shown as the last error)."""
         ...
 
+    def close(self) -> None: ...
+
 
 class TopicTransport(Protocol):
     def publish(self, topic: str, payload: bytes) -> int:

@@ -221,6 +221,9 @@ class FakeBatches:
             raise ForwardRefused(503, "receiver answered 503")
         self.got.append([orjson.loads(b)["key"] for b in batch])
 
+    def close(self) -> None:
+        pass
+
 
 def fill(outbox: ForwardStore, n: int, start: int = 0) -> None:
     records = [{"key": f"k{i}", "kind": "raise", "site": "site-a"} for i in range(start, start + n)]
