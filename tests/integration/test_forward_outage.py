@@ -327,6 +327,9 @@ def test_receiver_down_two_minutes_and_a_crash_lose_nothing_and_double_nothing(r
             if points:
                 assert (r["max"], r["last"]) == (max(v for _, v in points), points[-1][1]), (s, iso, r)
 
+    logs = b"".join(p.read_bytes() for p in svc.workdir.glob("hazmon-*.log"))
+    assert b"forward http: " in logs and SECRET.encode() not in logs  # retries logged, the secret never
+
     kinds = Counter(k.split(":")[2] if k.startswith("alarm:") else k.split(":")[0] for k in expected)
     with capsys.disabled():
         print(  # noqa: T201

@@ -349,3 +349,35 @@ def test_bootstrap_wires_forwarding_only_when_configured_and_the_status_is_for_a
         api_rig(tmp_path / "bad", registry, **bad),
     ):
         pass
+
+
+def test_the_http_transport_signs_the_exact_bytes_sends_url_credentials_as_basic_auth_and_counts_only_2xx():
+    import httpx
+
+    from alerts.forward.http_out import ForwardError, HttpForwardTransport
+
+    secret = b"0123456789abcdef"
+    seen: list[httpx.Request] = []
+    status = [204]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(status[0], text="busy")
+
+    t = HttpForwardTransport(
+        "https://plat:pw@up.example/in?tenant=7", "plant-a", secret, clock=lambda: 1_795_392_000.0,
+        transport=httpx.MockTransport(handler),
+    )  # fmt: skip
+    t.deliver([b'{"key":"k1"}'])
+    r = seen[0]
+    assert str(r.url) == "https://up.example/in?tenant=7" and r.headers["Authorization"].startswith("Basic ")
+    assert verify(
+        secret, r.headers["X-Hazmon-Timestamp"], r.content, r.headers["X-Hazmon-Signature"], 1_795_392_000
+    )
+    assert orjson.loads(r.content) == {"sender": "plant-a", "records": [{"key": "k1"}]}
+    status[0] = 503
+    with pytest.raises(ForwardRefused) as refused:
+        t.deliver([b'{"key":"k2"}'])
+    assert refused.value.status == 503 and "pw" not in str(refused.value)
+    assert t.name == "http https://up.example/in" and isinstance(refused.value, ForwardError)
+    t.close()
