@@ -6,7 +6,9 @@ It keeps the receiver contract: check the signature (its own HMAC code, not hazm
 checks the contract and not the code against itself), store every record keyed by its key in
 SQLite (synchronous=FULL), and answer 200 only after the commit. A key seen again is counted, not
 stored again. Every request is logged in `batches` with this process's id, so a test can tell a
-redelivery of the batch a kill cut off from a real double.
+redelivery of the batch a kill cut off from a real double. With `--hang-flag FILE`, while FILE
+exists a batch is stored and then never answered: the test kills the receiver in exactly that
+window (stored, not acknowledged), which the receiver contract says must not double anything.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY AUTOINCREMENT, pid IN
 
 
 class Receiver:
-    def __init__(self, db: Path, secret: bytes):
+    def __init__(self, db: Path, secret: bytes, hang_flag: Path | None = None):
         self.secret = secret
+        self.hang_flag = hang_flag
         self.lock = threading.Lock()
         self.conn = sqlite3.connect(db, check_same_thread=False, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode=WAL")
@@ -82,6 +85,8 @@ def serve(port: int, receiver: Receiver, tls: tuple[Path, Path] | None = None) -
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             status = receiver.take(self.headers, body)
+            if receiver.hang_flag is not None and receiver.hang_flag.exists():
+                time.sleep(3600)  # stored, never answered: the test kills us now
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -104,9 +109,10 @@ def main() -> None:
     p.add_argument("--secret-file", type=Path, required=True)
     p.add_argument("--tls-cert", type=Path, help="serve https with this certificate (and --tls-key)")
     p.add_argument("--tls-key", type=Path)
+    p.add_argument("--hang-flag", type=Path, help="while this file exists, store batches but never answer")
     args = p.parse_args()
     tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
-    serve(args.port, Receiver(args.db, args.secret_file.read_bytes().strip()), tls)
+    serve(args.port, Receiver(args.db, args.secret_file.read_bytes().strip(), args.hang_flag), tls)
 
 
 if __name__ == "__main__":
