@@ -24,6 +24,7 @@ from alerts.book.outbox import EventOutbox, OutboxRunner
 from alerts.book.sqlite_journal import AlarmJournal
 from alerts.engine.alarm_engine import AlarmEngine
 from alerts.engine.lifecycle import AlarmState
+from alerts.forward.forwarder import Forwarder
 from alerts.learning import BehaviourLearner, LearningStopped
 from alerts.metrics import (
     DAY_MS,
@@ -66,6 +67,7 @@ class AlarmService:
     rosters: RosterStore | None = None
     learner: BehaviourLearner | None = None  # None: early warnings judge by trends alone
     sms_tick_s: float = 1.0
+    forwarder: Forwarder | None = None  # None unless an upward target is configured (alerts/forward/)
     scheduler: BackgroundScheduler = field(
         default_factory=lambda: BackgroundScheduler(
             timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 5}
@@ -87,6 +89,8 @@ class AlarmService:
             self.outbox_runner.start()
             self.outbox_runner.wake()  # publish what a previous run committed but never sent
         self.pipeline.start()
+        if self.forwarder is not None:
+            self.forwarder.start()
         jobs = (
             (ADVANCE, ADVANCE_EVERY_S),
             (EXPIRE_SHELVES, EXPIRE_SHELVES_EVERY_S),
@@ -122,6 +126,8 @@ class AlarmService:
             self.outbox_runner.stop()
         if self.transport is not None:
             self.transport.stop()
+        if self.forwarder is not None:
+            self.forwarder.stop()  # before the journal closes: it reads the journal to the end
         if self.notifier is not None:
             self.notifier.close()
         if self.rosters is not None:
@@ -219,6 +225,7 @@ class AlarmService:
             "sites_in_flood": self.events.sites_in_flood(),
             "sms": self.notifier.health() if self.notifier is not None else {"gateway": "none"},
             "learning": self.learner.health() if self.learner is not None else None,
+            "forward": self.forwarder.health() if self.forwarder is not None else None,
         }
         if self.outbox is not None and self.transport is not None:
             out |= {
@@ -291,6 +298,10 @@ class AlarmService:
                     c.get("fallback_posted", 0),
                 ),
             }
+        if self.forwarder is not None:
+            forward_gauges, forward_counters = self.forwarder.prometheus()
+            gauges |= forward_gauges
+            counters |= forward_counters
         with self._eemua_lock:
             report = self._eemua
         if report is not None:

@@ -14,6 +14,11 @@ from alerts.book.outbox import EventOutbox, OutboxRunner
 from alerts.book.sqlite_journal import AlarmJournal
 from alerts.engine.alarm_engine import AlarmEngine
 from alerts.engine.early_warning import attach_early_warnings
+from alerts.forward.collect import ForwardCollector, SummarySensor
+from alerts.forward.forwarder import Forwarder, MqttLink
+from alerts.forward.http_out import HttpForwardTransport
+from alerts.forward.senders import AckSender, BatchSender
+from alerts.forward.store import ForwardStore
 from alerts.learning import BehaviourLearner, HistorySource
 from alerts.notify.channels.gateway import NamedChannel
 from alerts.notify.channels.kannel import KannelSmsGateway
@@ -31,7 +36,7 @@ from alerts.notify.sms_render import AlarmDescriber
 from alerts.pipeline import AlarmPipeline, WorkQueue
 from alerts.service import AlarmService
 from alerts.stats import AlarmStats
-from hazmon.config import Settings
+from hazmon.config import Settings, forward_sensor_ids
 from hazmon.history_audit import HistoryAudit
 from ingest.collector import MqttCollector
 from ingest.devices import DeviceRegistry
@@ -178,6 +183,8 @@ def bootstrap(
         journal=journal,
         channels=channels or build_channels(settings),
         clock=clock,
+        readings=store,
+        store_current=writer.store_current,
     )
     decoder = PayloadDecoder(index, max_lateness_ms=int(settings.max_lateness_s * 1000))
     history = HistoryCheck(
@@ -360,6 +367,75 @@ def build_event_output(
     return outbox, runner, transport
 
 
+# ---- upward forwarding (issue 13 item 7; alerts/forward/, docs/design.md decision 19)
+
+
+def forward_summary_sensors(settings: Settings, registry: Registry) -> list[SummarySensor]:
+    """The sensors of HAZMON_FORWARD_SENSORS with their units; ValueError names one not in the registry."""
+    units = {(site.id, sensor.id): sensor.unit for site in registry.sites for sensor in site.sensors}
+    out = []
+    for site, sensor in forward_sensor_ids(settings.forward_sensors):
+        if (site, sensor) not in units:
+            raise ValueError(
+                f"HAZMON_FORWARD_SENSORS names {site}/{sensor}, which the registry does not have"
+            )
+        out.append(SummarySensor(site, sensor, units[(site, sensor)]))
+    return out
+
+
+def build_forwarder(
+    settings: Settings,
+    registry: Registry,
+    journal: AlarmJournal,
+    readings: ReadingStore | None,
+    store_current: Callable[[], bool],
+    clock: Clock,
+) -> Forwarder | None:
+    """The upward forwarder when a target is configured (else None): its outbox (forward.sqlite), the
+    collector and a sender per transport. Opens no connection until started."""
+    if not settings.forward_enabled:
+        return None
+    tz = {site.id: site.timezone for site in registry.sites}
+    sensors = forward_summary_sensors(settings, registry)
+    outbox = ForwardStore(settings.data_dir / "forward.sqlite")
+    collector = ForwardCollector(
+        outbox,
+        journal,
+        readings=readings,
+        sensors=sensors,
+        store_current=store_current,
+        site_tz=lambda site: tz.get(site, "Asia/Shanghai"),
+        summary_delay_ms=int(settings.forward_summary_delay_s * 1000),
+        catchup_min=settings.forward_catchup_min,
+        clock=clock,
+    )
+    http = None
+    if settings.forward_http_url is not None:
+        transport = HttpForwardTransport(
+            settings.forward_http_url,
+            settings.forward_key_id,
+            settings.forward_signing_secret(),
+            ca_file=settings.forward_ca_file,
+        )
+        http = BatchSender(outbox, transport, "http", clock_ms=clock)
+    mqtt = link = None
+    if settings.forward_mqtt_url is not None:
+        mqtt_target = parse_mqtt_url(settings.forward_mqtt_url)
+
+        def on_ack(mid: int, ok: bool) -> None:  # PUBACKs come only after start(), when it exists
+            forwarder.on_mqtt_ack(mid, ok)
+
+        client = PahoEventTransport(
+            mqtt_target, f"{settings.mqtt_client_id}-forward", on_ack=on_ack, label="upward forwarding"
+        )
+        mqtt = AckSender(
+            outbox, client, "mqtt", str(mqtt_target), settings.forward_mqtt_topic, clock_ms=clock
+        )
+        link = MqttLink(client.start, client.stop, client.connected.is_set)
+    forwarder = Forwarder(outbox, collector, http=http, mqtt=mqtt, mqtt_link=link, clock_ms=clock)
+    return forwarder
+
+
 def build_alarms(
     settings: Settings,
     registry: Registry,
@@ -370,6 +446,8 @@ def build_alarms(
     journal: AlarmJournal | None = None,
     channels: Channels | None = None,
     clock: Clock = _wall_ms,
+    readings: ReadingStore | None = None,
+    store_current: Callable[[], bool] = lambda: True,
 ) -> AlarmService:
     """The journal, the event output, the book, the engine restored to the journal's active
     conditions, the learner of each forecast sensor's behaviour (from `history`, kept in
@@ -377,6 +455,8 @@ def build_alarms(
     journal = journal or AlarmJournal(settings.data_dir / "alarms.sqlite", settings.disposal_due_min)
     stats = AlarmStats()
     outbox, runner, transport = build_event_output(settings, registry, target, journal)
+    # opens its journal positions now, before the book can journal anything
+    forwarder = build_forwarder(settings, registry, journal, readings, store_current, clock)
     events = AlarmEventWatch(stats, runner)
     book = AlarmBook(journal, on_events=events)
     engine = AlarmEngine(index, start_ms=clock())
@@ -407,4 +487,5 @@ def build_alarms(
         rosters=rosters,
         learner=learner,
         sms_tick_s=settings.sms_tick_s,
+        forwarder=forwarder,
     )

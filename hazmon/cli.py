@@ -31,7 +31,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.main import create_app
-    from hazmon.bootstrap import bootstrap
+    from hazmon.bootstrap import bootstrap, forward_summary_sensors
     from hazmon.config import Settings
     from sensors.registry import load_registry
 
@@ -43,6 +43,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 2
     except RegistryError as e:
         print(f"hazmon: {e}", file=sys.stderr)
+        return 2
+    try:  # upward forwarding: the summary sensors must be in the registry (alerts/forward/)
+        forward_summary_sensors(settings, registry)
+    except ValueError as e:
+        print(f"hazmon: bad configuration: {e}", file=sys.stderr)
         return 2
     from api.auth.store import AuthStore
 

@@ -88,6 +88,18 @@ class Settings(BaseSettings):
     # fault injection for the crash tests: SIGKILL this process once at the named point
     crash_at: str | None = None
 
+    # ---- upward forwarding (alerts/forward/, docs/contracts.md §8): off unless a target is set
+    forward_http_url: str | None = None  # the higher platform's receiver, http:// or https://
+    forward_ca_file: Path | None = None  # CA certificates (PEM) that verify an https receiver
+    forward_mqtt_url: str | None = None  # an upstream broker, mqtt:// or mqtts://
+    forward_mqtt_topic: str = "hazmon/upward/v1/{site}/{kind}"
+    forward_key_id: str = Field("hazmon", pattern=r"^[A-Za-z0-9._-]{1,64}$")  # the sender's name
+    forward_secret: SecretStr | None = None  # HMAC key of the HTTP bodies (or forward_secret_file)
+    forward_secret_file: Path | None = None
+    forward_sensors: str = ""  # "site/sensor,site/sensor": 1-minute summaries go upward
+    forward_summary_delay_s: float = Field(30.0, ge=0, le=3600)
+    forward_catchup_min: int = Field(60, ge=1, le=7 * 24 * 60)
+
     @field_validator("mqtt_url", "events_mqtt_url")
     @classmethod
     def _valid_mqtt_url(cls, v: str | None) -> str | None:
@@ -113,9 +125,94 @@ class Settings(BaseSettings):
                 )
         return self
 
+    @field_validator("forward_http_url")
+    @classmethod
+    def _valid_forward_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError(f"HAZMON_FORWARD_HTTP_URL {redacted(v)!r} must start with http:// or https://")
+        return v
+
+    @field_validator("forward_ca_file")
+    @classmethod
+    def _readable_ca_file(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError(f"HAZMON_FORWARD_CA_FILE {v}: no such file")
+        return v
+
+    @field_validator("forward_mqtt_url")
+    @classmethod
+    def _valid_forward_mqtt_url(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_mqtt_url(v)
+        return v
+
+    @field_validator("forward_mqtt_topic")
+    @classmethod
+    def _valid_forward_topic(cls, v: str) -> str:
+        if "+" in v or "#" in v or not v or v.startswith("/"):
+            raise ValueError(f"HAZMON_FORWARD_MQTT_TOPIC {v!r}: a publish topic has no wildcard (+, #)")
+        try:
+            v.format(site="s", kind="k")
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(
+                f"HAZMON_FORWARD_MQTT_TOPIC {v!r}: only {{site}} and {{kind}} may be filled in"
+            ) from e
+        return v
+
+    @field_validator("forward_sensors")
+    @classmethod
+    def _valid_forward_sensors(cls, v: str) -> str:
+        forward_sensor_ids(v)
+        return v
+
+    @model_validator(mode="after")
+    def _forward_needs_what_it_uses(self) -> Settings:
+        if self.forward_sensors.strip() and not self.forward_enabled:
+            raise ValueError(
+                "HAZMON_FORWARD_SENSORS needs a target: HAZMON_FORWARD_HTTP_URL or HAZMON_FORWARD_MQTT_URL"
+            )
+        if self.forward_http_url is not None:
+            if (self.forward_secret is None) == (self.forward_secret_file is None):
+                raise ValueError(
+                    "HAZMON_FORWARD_HTTP_URL needs the signing secret: exactly one of HAZMON_FORWARD_SECRET"
+                    " and HAZMON_FORWARD_SECRET_FILE"
+                )
+            if len(self.forward_signing_secret()) < 16:
+                raise ValueError("the forward signing secret must have at least 16 bytes")
+        return self
+
+    @property
+    def forward_enabled(self) -> bool:
+        return self.forward_http_url is not None or self.forward_mqtt_url is not None
+
+    def forward_signing_secret(self) -> bytes:
+        """The HMAC key of upward HTTP bodies: HAZMON_FORWARD_SECRET, or the file's content (stripped)."""
+        if self.forward_secret is not None:
+            return self.forward_secret.get_secret_value().encode()
+        if self.forward_secret_file is None:
+            return b""
+        try:
+            return self.forward_secret_file.read_bytes().strip()
+        except OSError as e:  # the error names the file, never its content
+            raise ValueError(f"HAZMON_FORWARD_SECRET_FILE {self.forward_secret_file}: {e.strerror}") from None
+
     @property
     def callback_base(self) -> str:
         return self.sms_callback_base or f"http://{self.http_host}:{self.http_port}/sms/kannel"
+
+
+def forward_sensor_ids(text: str) -> list[tuple[str, str]]:
+    """`site/sensor,site/sensor` -> [(site, sensor), ...]; ValueError names a malformed entry."""
+    out: list[tuple[str, str]] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        site, slash, sensor = item.partition("/")
+        if not slash or not site or not sensor or "/" in sensor:
+            raise ValueError(f"HAZMON_FORWARD_SENSORS: {item!r} is not site/sensor")
+        if (site, sensor) not in out:
+            out.append((site, sensor))
+    return out
 
 
 @lru_cache

@@ -28,8 +28,15 @@ QOS = 1
 class PahoEventTransport:
     """Publishes event payloads; the outbox bounds how many are unacknowledged at once."""
 
-    def __init__(self, target: MqttTarget, client_id: str, on_ack: Callable[[int, bool], None] | None = None):
+    def __init__(
+        self,
+        target: MqttTarget,
+        client_id: str,
+        on_ack: Callable[[int, bool], None] | None = None,
+        label: str = "event output",  # names the client in the log (the upward forwarder reuses it)
+    ):
         self.target = target
+        self.label = label
         self.on_ack: Callable[[int, bool], None] = on_ack or (lambda _mid, _ok: None)
         self.connected = threading.Event()
         self._stopping = False
@@ -64,18 +71,18 @@ class PahoEventTransport:
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
-            logger.error("event output: broker %s refused the connection: %s", self.target, reason)
+            logger.error("%s: broker %s refused the connection: %s", self.label, self.target, reason)
             return
         self.connected.set()
-        logger.info("event output connected to %s", self.target)
+        logger.info("%s connected to %s", self.label, self.target)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connected.clear()
         if not self._stopping:
-            logger.warning("event output disconnected (%s); paho reconnects", reason)
+            logger.warning("%s disconnected (%s); paho reconnects", self.label, reason)
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         try:
             self.on_ack(mid, not getattr(reason, "is_failure", False))
         except Exception:
-            logger.exception("event ack handler failed")
+            logger.exception("%s: ack handler failed", self.label)

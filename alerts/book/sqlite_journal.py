@@ -484,6 +484,29 @@ class AlarmJournal(SqliteStore):
             (n,) = self._conn.execute(sql, [seq, *types]).fetchone()
         return int(n)
 
+    # ---- the audit in commit order (the upward forwarder's disposals, alerts/forward/)
+
+    def audit_after(self, seq: int, action: str, outcome: str = "ok", limit: int = 1000) -> list[AuditEntry]:
+        """Audit rows of `action` and `outcome` after `seq`, in commit order (writes are serialised,
+        so seq order is commit order): what an outbox reading the audit sends next."""
+        sql = (
+            "SELECT seq, time_ms, user, action, outcome, alarm_id, site, scope, source, kind, reason, error,"
+            " details FROM audit WHERE seq > ? AND action = ? AND outcome = ? ORDER BY seq LIMIT ?"
+        )
+        with self._lock:
+            rows = self._conn.execute(sql, (seq, action, outcome, limit)).fetchall()
+        return [
+            AuditEntry(t, u, act, out, aid, (si, sc, so, k) if si is not None else None, why, err,
+                       orjson.loads(det), seq=s)
+            for s, t, u, act, out, aid, si, sc, so, k, why, err, det in rows
+        ]  # fmt: skip
+
+    def last_audit_seq(self) -> int:
+        """The newest audit row's seq (0 for none): where a new reader of the audit starts."""
+        with self._lock:
+            (seq,) = self._conn.execute("SELECT coalesce(max(seq), 0) FROM audit").fetchone()
+        return int(seq)
+
     # ---- outbox cursors
 
     def open_cursor(self, name: str) -> int:
