@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -9,6 +10,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from alerts.reports.levels import LEVELS, Level
+from alerts.reports.periods import DEFAULT_SHIFTS, parse_shifts
 from ingest.mqtt_url import parse_mqtt_url
 from ingest.url_credentials import redacted
 
@@ -88,6 +91,34 @@ class Settings(BaseSettings):
     # fault injection for the crash tests: SIGKILL this process once at the named point
     crash_at: str | None = None
 
+    # ---- reports (alerts/reports/; docs/design.md decision 19)
+    shifts: str = DEFAULT_SHIFTS  # shift starts in each site's local time; "" or none: no shift reports
+    report_levels: str = "site,district,city,province,park"  # scheduled daily reports; "" or none: none
+    report_keep_days: int = Field(90, ge=1, le=3650)  # reports whose period ended earlier are deleted
+
+    @field_validator("shifts")
+    @classmethod
+    def _valid_shifts(cls, v: str) -> str:
+        if v.strip().lower() not in ("", "none"):
+            parse_shifts(v)  # raises ValueError naming the bad start
+        return v
+
+    @field_validator("report_levels")
+    @classmethod
+    def _valid_report_levels(cls, v: str) -> str:
+        bad = [x for x in _words(v) if x not in LEVELS]
+        if bad:
+            raise ValueError(f"HAZMON_REPORT_LEVELS: {', '.join(bad)} not among {', '.join(LEVELS)}")
+        return v
+
+    @property
+    def shift_starts(self) -> tuple[time, ...]:
+        return () if self.shifts.strip().lower() in ("", "none") else parse_shifts(self.shifts)
+
+    @property
+    def report_level_list(self) -> tuple[Level, ...]:
+        return tuple(x for x in _words(self.report_levels) if x in LEVELS)  # type: ignore[misc]
+
     @field_validator("mqtt_url", "events_mqtt_url")
     @classmethod
     def _valid_mqtt_url(cls, v: str | None) -> str | None:
@@ -116,6 +147,12 @@ class Settings(BaseSettings):
     @property
     def callback_base(self) -> str:
         return self.sms_callback_base or f"http://{self.http_host}:{self.http_port}/sms/kannel"
+
+
+def _words(text: str) -> list[str]:
+    """`site, district` -> ["site", "district"]; `none` or blank -> []."""
+    words = [w.strip().lower() for w in text.split(",") if w.strip()]
+    return [] if words == ["none"] else words
 
 
 @lru_cache

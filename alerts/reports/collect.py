@@ -72,9 +72,5 @@ def collect_report(
     )
     disposals = [d for d in journal.disposals(sites=ids, since_ms=start, limit=MAX_ROWS) if d.raised_ms < end]
     audit = journal.audit_log(since_ms=start, until_ms=end, limit=MAX_ROWS, newest_first=False)
-    sms = (
-        None
-        if outbox is None
-        else outbox.messages(sites=ids, since_ms=start, until_ms=end, limit=MAX_ROWS)
-    )
+    sms = None if outbox is None else outbox.messages(sites=ids, since_ms=start, until_ms=end, limit=MAX_ROWS)
     return build_report(scope, sites, period, as_of_ms, history, disposals, audit, sms)

@@ -11,7 +11,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from alerts.metrics import PRIORITY_NAMES
-from alerts.reports.model import LEVEL_ZH, SUMMARY_LABELS, Report, summary
+from alerts.reports.levels import LEVEL_ZH
+from alerts.reports.model import SUMMARY_LABELS, Report, summary
 
 Cell = str | int | float | None
 KIND_ZH = {"day": "日报", "shift": "班报", "custom": "报表"}

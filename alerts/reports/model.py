@@ -16,17 +16,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from alerts.book.disposals import Disposal, DisposalFigures, disposal_figures
 from alerts.book.records import AuditEntry
 from alerts.metrics import PRIORITY_NAMES, EemuaReport, HistoryLike, eemua_report
+from alerts.reports.levels import LEVELS, Level
 from alerts.reports.periods import Period
 from sensors.model import Site
 
-Level = Literal["site", "district", "city", "province", "park", "all"]
-LEVELS: tuple[Level, ...] = ("site", "district", "city", "province", "park", "all")
-LEVEL_ZH = {"site": "站点", "district": "区县", "city": "市", "province": "省", "park": "园区", "all": "全部"}
 LIMIT_KINDS = {"LL": -2, "L": -1, "H": 1, "HH": 2}  # direction and severity of a limit alarm
 CROSS_GRACE_MS = 10 * 60_000  # a crossing up to 10 min after the warning's return still counts
 OUTCOMES = ("crossed", "cleared", "open")

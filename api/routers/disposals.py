@@ -116,7 +116,7 @@ def disposal_summary(
     principal: PrincipalDep,
     by: Literal["site", "district", "city"] = Query("site"),
     days: int = Query(7, ge=1, le=400),
-    start: str | None = Query(None, alias="from", max_length=64, description="raised at or after (ISO or ms)"),
+    start: str | None = Query(None, alias="from", max_length=64, description="raised from (ISO or ms)"),
     end: str | None = Query(None, alias="to", max_length=64, description="raised before (ISO or ms)"),
 ) -> dict[str, Any]:
     """Per site, district or city in scope: disposals asked, done in time, done late, open, overdue

@@ -1,0 +1,176 @@
+"""Making reports: on demand (the API) and on schedule (an APScheduler job), on one worker thread.
+
+A request only claims the (scope, period) in the index and hands the work to the worker, so no
+request thread renders a PDF. The schedule runs every few minutes: it asks for the last ended day
+of every scope of the configured levels, and the last two ended shifts of every site, then drops
+reports older than the retention. Asking is idempotent (alerts/reports/store.py), so the job can
+run as often as it likes, and after a restart it makes what was missed (the latest periods) and
+what was left pending.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import time as clock_time
+
+from alerts.book.sqlite_journal import AlarmJournal
+from alerts.reports.collect import MessageSource, collect_report
+from alerts.reports.levels import Level
+from alerts.reports.model import Report, ReportScope, sites_in, summary
+from alerts.reports.periods import DEFAULT_TZ, Period, ended_shifts, last_day
+from alerts.reports.renderers import RENDERERS
+from alerts.reports.store import PENDING, ReportStore, StoredReport
+from sensors.model import Site
+from sensors.readings import now_ms as _wall_ms
+
+logger = logging.getLogger(__name__)
+
+SCHEDULE_EVERY_S = 300.0  # a day's report comes within 5 minutes of midnight, a shift's of its end
+DAY_MS = 86_400_000
+SCHEDULER = "system"  # requested_by of the scheduled reports
+
+
+def scope_timezone(sites: Iterable[Site]) -> str:
+    """The zone a scope's periods are cut in: its sites' most common zone (one in practice)."""
+    zones = Counter(s.timezone for s in sites)
+    return zones.most_common(1)[0][0] if zones else DEFAULT_TZ
+
+
+def scopes_of(level: Level, sites: Sequence[Site]) -> list[ReportScope]:
+    """Every scope of `level` the registry's sites make (each district with its city)."""
+    if level == "all":
+        return [ReportScope("all")]
+    if level == "site":
+        return [ReportScope("site", s.id) for s in sites]
+    if level == "district":
+        pairs = dict.fromkeys((s.city, s.district) for s in sites if s.district)
+        return [ReportScope("district", d, c) for c, d in pairs]
+    names = dict.fromkeys(getattr(s, level) for s in sites if getattr(s, level))
+    return [ReportScope(level, n) for n in names]
+
+
+@dataclass
+class ReportService:
+    """Asks for, makes and keeps reports; `start(scheduler)` adds the schedule."""
+
+    store: ReportStore
+    sites: Sequence[Site]
+    journal: AlarmJournal
+    outbox: MessageSource | None = None  # None when SMS is off
+    shifts: tuple[clock_time, ...] = ()
+    levels: tuple[Level, ...] = ("site", "district", "city", "province", "park")
+    keep_days: int = 90
+    clock: Callable[[], int] = _wall_ms
+    _worker: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="reports")
+    )
+    _queued: set[str] = field(default_factory=set)  # ids handed to the worker and not yet made
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # ---- asking
+
+    def request(
+        self, scope: ReportScope, period: Period, by: str, retry: bool = True
+    ) -> tuple[StoredReport, Future | None]:
+        """Claim the report of (scope, period) and queue it when it must be made (a failed one again
+        when `retry`); returns the index row as it stands and the queued work (None: it exists, or
+        is being made)."""
+        sites = [s.id for s in sites_in(scope, self.sites)]
+        if not sites:
+            raise ValueError(f"no site in {scope.label}")
+        found, new = self.store.claim(scope, period, sites, by, self.clock(), retry)
+        return found, (self._queue(found) if new else None)
+
+    def _queue(self, stored: StoredReport) -> Future | None:
+        with self._lock:
+            if stored.id in self._queued:
+                return None
+            self._queued.add(stored.id)
+        return self._worker.submit(self.make, stored)
+
+    def kpis(self, scope: ReportScope, period: Period) -> Report:
+        """The report of (scope, period) as of now, not kept (GET /api/v1/kpis)."""
+        return collect_report(scope, period, self.sites, self.journal, self.outbox, self.clock())
+
+    # ---- making (on the worker thread)
+
+    def make(self, stored: StoredReport) -> StoredReport | None:
+        """Compute the report, write its three files, mark it ready (or failed, with why)."""
+        started = time.perf_counter()
+        try:
+            report = collect_report(
+                stored.scope, stored.period, self.sites, self.journal, self.outbox, self.clock()
+            )
+            sizes = {}
+            for fmt, render in RENDERERS.items():
+                data = render(report)
+                target = self.store.path(stored.id, fmt)
+                tmp = target.with_suffix(f".{fmt}.tmp")
+                tmp.write_bytes(data)
+                os.replace(tmp, target)
+                sizes[fmt] = len(data)
+            self.store.finish(stored.id, report.as_of_ms, summary(report), sizes)
+        except Exception as e:  # a report must never take the service down; the index says why
+            logger.exception("report %s (%s %s) failed", stored.id, stored.scope.label, stored.period.label)
+            self.store.fail(stored.id, f"{type(e).__name__}: {e}")
+        else:
+            logger.info(
+                "report %s: %s %s in %.2f s",
+                stored.id,
+                stored.scope.label,
+                stored.period.label,
+                time.perf_counter() - started,
+            )
+        finally:
+            with self._lock:
+                self._queued.discard(stored.id)
+        return self.store.get(stored.id)
+
+    # ---- the schedule
+
+    def scheduled(self, now_ms: int | None = None) -> list[Future]:
+        """Ask for the latest ended day of every scope of the levels and the latest two ended
+        shifts of every site (when `site` is a level), remake what a stop left pending, and drop
+        reports past the retention. Returns the work queued."""
+        now = self.clock() if now_ms is None else now_ms
+        queued: list[Future] = []
+        for stored in self.store.list(state=PENDING):  # left by a stop: the worker's queue died with it
+            work = self._queue(stored)
+            if work is not None:
+                queued.append(work)
+        for level in self.levels:
+            for scope in scopes_of(level, self.sites):
+                mine = sites_in(scope, self.sites)
+                tz = scope_timezone(mine)
+                periods = [last_day(now, tz)]
+                if level == "site" and self.shifts:
+                    periods += ended_shifts(now, self.shifts, tz)
+                for period in periods:
+                    _, work = self.request(scope, period, SCHEDULER, retry=False)
+                    if work is not None:
+                        queued.append(work)
+        dropped = self.store.expire(now - self.keep_days * DAY_MS)
+        if dropped:
+            logger.info("dropped %d reports older than %d days", dropped, self.keep_days)
+        return queued
+
+    def start(self, scheduler) -> None:
+        """Run the schedule on `scheduler` (APScheduler), first soon after start."""
+        from datetime import UTC, datetime, timedelta
+
+        first = datetime.now(UTC) + timedelta(seconds=30)
+        scheduler.add_job(
+            self.scheduled, "interval", seconds=SCHEDULE_EVERY_S, id="reports", next_run_time=first
+        )
+
+    def stop(self) -> None:
+        """Finish the report being made; the queued ones stay pending and are made after a start."""
+        self._worker.shutdown(wait=True, cancel_futures=True)
+        self.store.close()
