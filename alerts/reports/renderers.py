@@ -135,7 +135,8 @@ def render_pdf(r: Report) -> bytes:
         if not t.rows:
             pdf.cell(h=5, text="(无 none)", new_x="LMARGIN", new_y="NEXT")
             continue
-        with pdf.table(headings_style=head, line_height=4.2, repeat_headings=1) as table:
+        widths = _widths(t)
+        with pdf.table(headings_style=head, line_height=4.2, repeat_headings=1, col_widths=widths) as table:
             for row in (t.header, *t.rows):
                 cells = table.row()
                 for v in row:

@@ -111,7 +111,7 @@ class ReportService:
             sizes = {}
             for fmt, render in RENDERERS.items():
                 data = render(report)
-                target = self.store.path(stored.id, fmt)
+                target = self.store.file(stored.id, fmt)
                 tmp = target.with_suffix(f".{fmt}.tmp")
                 tmp.write_bytes(data)
                 os.replace(tmp, target)

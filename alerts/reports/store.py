@@ -86,7 +86,8 @@ class ReportStore(SqliteStore):
         self.folder.mkdir(parents=True, exist_ok=True)
         super().__init__(self.folder / "reports.sqlite", _MIGRATIONS, "report index")
 
-    def path(self, rid: str, fmt: str) -> Path:
+    def file(self, rid: str, fmt: str) -> Path:
+        """Where the report's file of that format is kept."""
         return self.folder / f"{rid}.{fmt}"
 
     def claim(
