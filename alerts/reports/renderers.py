@@ -86,7 +86,7 @@ def _widths(t: Table) -> list[float]:
     widths = []
     for c in range(len(t.header)):
         longest = max(sum(2 if ord(ch) > 0x2E80 else 1 for ch in str(row[c] or "")) for row in sample)
-        widths.append(min(max(longest + 2, 8), 48))
+        widths.append(min(max(longest + 2, 9), 48))
     return widths
 
 
@@ -129,6 +129,8 @@ def render_pdf(r: Report) -> bytes:
     head = FontFace(fill_color=(225, 230, 240))
     for t in tables(r):
         pdf.ln(3)
+        if pdf.will_page_break(20):  # a section title is not left alone at the foot of a page
+            pdf.add_page()
         pdf.set_font("cjk", "", 12)
         pdf.cell(h=7, text=t.title, new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("cjk", "", 7 if len(t.header) > 8 else 8)

@@ -50,8 +50,8 @@ class ReportRequest(BaseModel):
     period: Literal["day", "shift", "custom"] = "day"
     day: date | None = None  # day and shift: the local date (default: yesterday)
     shift: str | None = Field(None, pattern=r"^\d{1,2}:\d{2}$")  # shift: its start, HH:MM
-    start: str | None = Field(None, alias="from", max_length=64)  # custom: ISO 8601 + offset, or ms
-    end: str | None = Field(None, alias="to", max_length=64)
+    start: int | str | None = Field(None, alias="from")  # custom: ISO 8601 + offset, or ms
+    end: int | str | None = Field(None, alias="to")
 
 
 def _reports(service: ServicePort) -> ReportService:
@@ -91,7 +91,7 @@ def _period(body: ReportRequest, tz: str, now_ms: int, shifts: tuple[time, ...])
         if body.period == "custom":
             if body.start is None or body.end is None:
                 raise ValueError("a custom period needs from and to")
-            start, end = parse_time(body.start, "from"), parse_time(body.end, "to")
+            start, end = parse_time(str(body.start)[:64], "from"), parse_time(str(body.end)[:64], "to")
             if not 0 < end - start <= MAX_SPAN_MS:
                 raise ValueError("to must be after from, by at most 31 days")
             period = custom_period(start, end, tz)
