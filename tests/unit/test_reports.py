@@ -294,3 +294,39 @@ def test_reports_and_kpis_outside_the_callers_scope_are_404_like_missing_ones(ri
         assert li.get("/api/v1/kpis?site=site-0").json()["kpis"]["sites"] == 1
         tomorrow = {"level": "site", "name": "site-0", "period": "day", "day": "2100-01-01"}
         assert li.post("/api/v1/reports", json=tomorrow).status_code == 422
+
+
+def test_the_schedule_asks_for_each_scope_once_and_drops_what_is_past_the_retention(rig, tmp_path):
+    from alerts.reports.service import ReportService
+    from alerts.reports.store import ReportStore
+
+    now = [DAY.end_ms + 9 * 3_600_000]  # 2026-12-04 09:00 local: yesterday and two shifts have ended
+    reports = ReportService(
+        ReportStore(tmp_path / "reports"),
+        rig.service.registry.sites,
+        rig.service.alarms.journal,
+        shifts=parse_shifts("08:00,20:00"),
+        levels=("site", "district"),
+        keep_days=2,
+        clock=lambda: now[0],
+    )
+    try:
+        work = reports.scheduled()
+        for w in work:
+            w.result(timeout=10)
+        made = reports.store.list()
+        assert len(work) == len(made) == 2 * 3 + 2  # per site a day and two shifts; two districts
+        assert {r.state for r in made} == {"ready"} and {r.requested_by for r in made} == {"system"}
+        assert sorted({r.period.label for r in made}) == [
+            "2026-12-03",
+            "2026-12-03 08:00-20:00",
+            "2026-12-03 20:00-08:00",
+        ]
+        assert reports.scheduled() == []  # idempotent: a second run, or a restart, makes nothing again
+        old = made[0]
+        now[0] += 5 * 86_400_000
+        for w in reports.scheduled():
+            w.result(timeout=10)
+        assert reports.store.get(old.id) is None and not reports.store.file(old.id, "csv").exists()
+    finally:
+        reports.stop()
