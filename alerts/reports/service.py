@@ -10,6 +10,7 @@ what was left pending.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -18,7 +19,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
+
+from apscheduler.job import Job
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.base import BaseScheduler
 
 from alerts.book.sqlite_journal import AlarmJournal
 from alerts.reports.collect import MessageSource, collect_report
@@ -26,7 +32,7 @@ from alerts.reports.levels import Level
 from alerts.reports.model import Report, ReportScope, sites_in, summary
 from alerts.reports.periods import DEFAULT_TZ, Period, ended_shifts, last_day
 from alerts.reports.renderers import RENDERERS
-from alerts.reports.store import PENDING, ReportStore, StoredReport
+from alerts.reports.store import PENDING, ReportStore, StoredReport, report_id
 from sensors.model import Site
 from sensors.readings import now_ms as _wall_ms
 
@@ -43,17 +49,24 @@ def scope_timezone(sites: Iterable[Site]) -> str:
     return zones.most_common(1)[0][0] if zones else DEFAULT_TZ
 
 
-def scopes_of(level: Level, sites: Sequence[Site]) -> list[ReportScope]:
-    """Every scope of `level` the registry's sites make (each district with its city)."""
-    if level == "all":
-        return [ReportScope("all")]
-    if level == "site":
-        return [ReportScope("site", s.id) for s in sites]
-    if level == "district":
-        pairs = dict.fromkeys((s.city, s.district) for s in sites if s.district)
-        return [ReportScope("district", d, c) for c, d in pairs]
-    names = dict.fromkeys(getattr(s, level) for s in sites if getattr(s, level))
-    return [ReportScope(level, n) for n in names]
+def scope_groups(level: Level, sites: Sequence[Site]) -> dict[ReportScope, list[Site]]:
+    """Every scope of `level` the registry's sites make (each district with its city), with its
+    sites, in one pass over them."""
+    groups: dict[ReportScope, list[Site]] = {}
+    for s in sites:
+        if level in ("all", "site"):
+            scope = ReportScope(level, None if level == "all" else s.id)
+        elif level == "district":
+            if not s.district:
+                continue
+            scope = ReportScope("district", s.district, s.city)
+        else:
+            name = getattr(s, level)
+            if not name:
+                continue
+            scope = ReportScope(level, name)
+        groups.setdefault(scope, []).append(s)
+    return groups
 
 
 @dataclass
@@ -73,19 +86,25 @@ class ReportService:
     )
     _queued: set[str] = field(default_factory=set)  # ids handed to the worker and not yet made
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _job: Job | None = None  # the schedule's job, once started
 
     # ---- asking
 
     def request(
-        self, scope: ReportScope, period: Period, by: str, retry: bool = True
+        self,
+        scope: ReportScope,
+        period: Period,
+        by: str,
+        retry: bool = True,
+        sites: Sequence[Site] | None = None,
     ) -> tuple[StoredReport, Future | None]:
         """Claim the report of (scope, period) and queue it when it must be made (a failed one again
         when `retry`); returns the index row as it stands and the queued work (None: it exists, or
-        is being made)."""
-        sites = [s.id for s in sites_in(scope, self.sites)]
-        if not sites:
+        is being made). `sites`: the scope's, when the caller has them."""
+        ids = [s.id for s in (sites_in(scope, self.sites) if sites is None else sites)]
+        if not ids:
             raise ValueError(f"no site in {scope.label}")
-        found, new = self.store.claim(scope, period, sites, by, self.clock(), retry)
+        found, new = self.store.claim(scope, period, ids, by, self.clock(), retry)
         return found, (self._queue(found) if new else None)
 
     def _queue(self, stored: StoredReport) -> Future | None:
@@ -145,15 +164,17 @@ class ReportService:
             work = self._queue(stored)
             if work is not None:
                 queued.append(work)
+        known = self.store.ids()  # one query, not one transaction per scope and period
         for level in self.levels:
-            for scope in scopes_of(level, self.sites):
-                mine = sites_in(scope, self.sites)
+            for scope, mine in scope_groups(level, self.sites).items():
                 tz = scope_timezone(mine)
                 periods = [last_day(now, tz)]
                 if level == "site" and self.shifts:
                     periods += ended_shifts(now, self.shifts, tz)
                 for period in periods:
-                    _, work = self.request(scope, period, SCHEDULER, retry=False)
+                    if report_id(scope, period) in known:
+                        continue
+                    _, work = self.request(scope, period, SCHEDULER, retry=False, sites=mine)
                     if work is not None:
                         queued.append(work)
         dropped = self.store.expire(now - self.keep_days * DAY_MS)
@@ -161,16 +182,17 @@ class ReportService:
             logger.info("dropped %d reports older than %d days", dropped, self.keep_days)
         return queued
 
-    def start(self, scheduler) -> None:
+    def start(self, scheduler: BaseScheduler) -> None:
         """Run the schedule on `scheduler` (APScheduler), first soon after start."""
-        from datetime import UTC, datetime, timedelta
-
         first = datetime.now(UTC) + timedelta(seconds=30)
-        scheduler.add_job(
+        self._job = scheduler.add_job(
             self.scheduled, "interval", seconds=SCHEDULE_EVERY_S, id="reports", next_run_time=first
         )
 
     def stop(self) -> None:
         """Finish the report being made; the queued ones stay pending and are made after a start."""
+        if self._job is not None:
+            with contextlib.suppress(JobLookupError):  # the scheduler may be gone already
+                self._job.remove()
         self._worker.shutdown(wait=True, cancel_futures=True)
         self.store.close()

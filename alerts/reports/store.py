@@ -139,6 +139,11 @@ class ReportStore(SqliteStore):
             rows = self._conn.execute(sql + " ORDER BY end_ms DESC, level, name", args).fetchall()
         return [_from_row(r) for r in rows]
 
+    def ids(self) -> set[str]:
+        """The ids of every kept report, whatever its state."""
+        with self._lock:
+            return {rid for (rid,) in self._conn.execute("SELECT id FROM reports")}
+
     def expire(self, before_ms: int) -> int:
         """Delete the reports whose period ended before `before_ms`, and their files."""
         with self._atomic() as db:

@@ -21,7 +21,7 @@ from alerts.reports.layout import tables
 from alerts.reports.model import ReportScope, build_report, sites_in, summary
 from alerts.reports.periods import day_period, ended_shifts, last_day, parse_shifts, shift_period
 from alerts.reports.renderers import render_csv, render_pdf, render_xlsx
-from alerts.reports.service import scopes_of
+from alerts.reports.service import scope_groups
 from sensors.model import Registry, Site
 from tests.support.api_rig import api_rig
 from tests.unit.conftest import make_registry
@@ -76,7 +76,7 @@ def test_scopes_cover_their_places_and_a_district_is_of_its_city():
     sites = [*_sites(), Site("x", "同名区", "chemical", 3, (), district="江海区", city="别的市")]
     assert [s.id for s in sites_in(ReportScope("district", "江海区", "江门市"), sites)] == ["jh-1", "jh-2"]
     assert [s.id for s in sites_in(ReportScope("city", "江门市"), sites)] == ["jh-1", "jh-2", "pj-1"]
-    assert [s.key for s in scopes_of("district", sites)] == [
+    assert [s.key for s in scope_groups("district", sites)] == [
         "district|江门市|江海区",
         "district|江门市|蓬江区",
         "district|别的市|江海区",
