@@ -69,11 +69,15 @@ def _scope_sites(principal: Principal, service: ServicePort, scope: ReportScope)
     return sites
 
 
-def _sees(principal: Principal, service: ServicePort, stored: StoredReport) -> bool:
-    sites = site_map(service)
+def _visible(principal: Principal, service: ServicePort) -> set[str] | None:
+    """The ids of the sites the caller sees; None for an all-sites scope (sees every report)."""
     if principal.user.scope.kind == "all":
-        return True
-    return all(sid in sites and can_see(principal.user, sites[sid]) for sid in stored.sites)
+        return None
+    return {sid for sid, s in site_map(service).items() if can_see(principal.user, s)}
+
+
+def _sees(visible: set[str] | None, stored: StoredReport) -> bool:
+    return visible is None or visible.issuperset(stored.sites)
 
 
 def _scope(level: Level, name: str | None, city: str | None) -> ReportScope:
@@ -166,13 +170,14 @@ def list_reports(
     limit: int = Query(200, ge=1, le=5000),
 ) -> dict[str, Any]:
     """List the kept reports whose sites all lie in the caller's scope, the latest period first."""
-    rows = [r for r in _reports(service).store.list(state=state, level=level) if _sees(principal, service, r)]
+    visible = _visible(principal, service)
+    rows = [r for r in _reports(service).store.list(state=state, level=level) if _sees(visible, r)]
     return {"data": [_public(r) for r in rows[:limit]], "count": len(rows)}
 
 
 def _stored(service: ServicePort, principal: Principal, report_id: str) -> StoredReport:
     stored = _reports(service).store.get(report_id)
-    if stored is None or not _sees(principal, service, stored):
+    if stored is None or not _sees(_visible(principal, service), stored):
         raise not_found("no such report")
     return stored
 
