@@ -35,7 +35,6 @@ from sensors.readings import now_ms as _now_ms
 router = APIRouter(prefix="/api/v1", tags=["reports"], dependencies=[Depends(current_principal)])
 
 MAX_SPAN_MS = 31 * 86_400_000
-Name = Field(None, min_length=1, max_length=100)
 ReportIdPath = Path(min_length=1, max_length=64, pattern=r"^r[0-9a-f]{16}$")
 
 
@@ -45,8 +44,8 @@ class ReportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     level: Level
-    name: str | None = Name  # the site id, or the place's name; none for `all`
-    city: str | None = Name  # a district's city
+    name: str | None = Field(None, min_length=1, max_length=100)  # the site id or the place; not for all
+    city: str | None = Field(None, min_length=1, max_length=100)  # a district's city
     period: Literal["day", "shift", "custom"] = "day"
     day: date | None = None  # day and shift: the local date (default: yesterday)
     shift: str | None = Field(None, pattern=r"^\d{1,2}:\d{2}$")  # shift: its start, HH:MM

@@ -330,3 +330,18 @@ def test_the_schedule_asks_for_each_scope_once_and_drops_what_is_past_the_retent
         assert reports.store.get(old.id) is None and not reports.store.file(old.id, "csv").exists()
     finally:
         reports.stop()
+
+
+def test_the_report_settings_are_checked_when_they_load(tmp_path):
+    from pydantic import ValidationError
+
+    from hazmon.config import Settings
+
+    s = Settings(data_dir=tmp_path, rosters=None, shifts="07:30, 15:30,23:30", report_levels="District, city")
+    assert s.shift_starts == (time(7, 30), time(15, 30), time(23, 30))
+    assert s.report_level_list == ("district", "city")
+    off = Settings(data_dir=tmp_path, rosters=None, shifts="none", report_levels="")
+    assert (off.shift_starts, off.report_level_list) == ((), ())
+    for bad in ({"shifts": "8h"}, {"shifts": "08:00,08:00"}, {"report_levels": "county"}):
+        with pytest.raises(ValidationError):
+            Settings(data_dir=tmp_path, rosters=None, **bad)
