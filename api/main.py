@@ -12,19 +12,8 @@ from alerts.engine.lifecycle import AlarmError, InvalidCommand, InvalidTransitio
 from api import console_app
 from api.auth import router as auth_router
 from api.auth.store import AuthStore
-from api.routers import (
-    alarms,
-    discrete,
-    disposals,
-    health,
-    ingest,
-    register,
-    reports,
-    risk,
-    sites,
-    sms,
-    stream,
-)
+from api.routers import alarms, discrete, disposals, health, ingest, register, risk, sites, sms, stream
+from api.routers import reports as report_routes  # issue 13 item 6
 from api.security_headers import SecurityHeaders
 from api.service_port import ServicePort
 
@@ -69,7 +58,7 @@ def create_app(service_factory: Callable[[], ServicePort], auth: AuthStore) -> F
     app.include_router(register.router)
     app.include_router(risk.router)
     app.include_router(disposals.router)
-    app.include_router(reports.router)
+    app.include_router(report_routes.router)
     app.include_router(stream.router)
     app.include_router(sms.callbacks)
     app.add_exception_handler(AlarmError, _alarm_error)
