@@ -112,7 +112,7 @@ def _period(body: ReportRequest, tz: str, now_ms: int, shifts: tuple[time, ...])
     return period
 
 
-def _public(stored: StoredReport, site_count: int | None = None) -> dict[str, Any]:
+def _public(stored: StoredReport) -> dict[str, Any]:
     p = stored.period
     return {
         "id": stored.id,
@@ -129,7 +129,7 @@ def _public(stored: StoredReport, site_count: int | None = None) -> dict[str, An
             "start": local_iso(p.start_ms, p.tz),
             "end": local_iso(p.end_ms, p.tz),
         },
-        "sites": len(stored.sites) if site_count is None else site_count,
+        "sites": len(stored.sites),
         "state": stored.state,
         "requested": local_iso(stored.requested_ms, p.tz),
         "requested_by": stored.requested_by,
