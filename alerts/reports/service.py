@@ -183,8 +183,10 @@ class ReportService:
         return queued
 
     def start(self, scheduler: BaseScheduler) -> None:
-        """Run the schedule on `scheduler` (APScheduler), first soon after start."""
-        first = datetime.now(UTC) + timedelta(seconds=30)
+        """Run the schedule on `scheduler` (APScheduler), first one interval after start: a service
+        that restarts catches up within minutes, and one that runs briefly (a test, a benchmark)
+        does not spend its first minutes rendering yesterday's reports beside its work."""
+        first = datetime.now(UTC) + timedelta(seconds=SCHEDULE_EVERY_S)
         self._job = scheduler.add_job(
             self.scheduled, "interval", seconds=SCHEDULE_EVERY_S, id="reports", next_run_time=first
         )
