@@ -80,12 +80,13 @@ def render_xlsx(r: Report) -> bytes:
     return buf.getvalue()
 
 
-def _widths(t: Table) -> list[float]:
-    """Column widths from the longest text of the first rows (CJK characters count double)."""
-    sample = [t.header, *t.rows[:200]]
+def _widths(t: Table, header: bool = True) -> list[float]:
+    """Column widths from the longest text of the first rows (CJK characters count double), the
+    header's included unless it may wrap."""
+    sample = [*([t.header] if header else []), *t.rows[:200]]
     widths = []
     for c in range(len(t.header)):
-        longest = max(sum(2 if ord(ch) > 0x2E80 else 1 for ch in str(row[c] or "")) for row in sample)
+        longest = max(sum(2 if ord(ch) > 0x2E80 else 1 for ch in _text(row[c])) for row in sample)
         widths.append(min(max(longest + 2, 9), 48))
     return widths
 
@@ -112,24 +113,23 @@ def _font_path() -> Path:
 def render_pdf(r: Report) -> bytes:
     """The report as an A4 landscape PDF with the CJK font embedded."""
     from fpdf import FPDF
-    from fpdf.fonts import FontFace
 
     pdf = FPDF(orientation="L", format="A4")
-    pdf.set_auto_page_break(True, margin=12)
+    pdf.set_auto_page_break(False)  # _grid breaks pages itself, between rows, repeating the header
     path = _font_path()
     pdf.add_font("cjk", fname=str(path), collection_font_number=_face_index(path))
     pdf.set_title(title(r))
     pdf.set_creator("hazmon")
+    pdf.set_draw_color(160, 160, 160)
     pdf.add_page()
     pdf.set_font("cjk", "", 16)
     pdf.cell(h=9, text=title(r), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("cjk", "", 9)
     for key, value in header_lines(r)[1:]:
         pdf.cell(h=5, text=f"{key}: {value}", new_x="LMARGIN", new_y="NEXT")
-    head = FontFace(fill_color=(225, 230, 240))
     for t in tables(r):
         pdf.ln(3)
-        if pdf.will_page_break(20):  # a section title is not left alone at the foot of a page
+        if pdf.get_y() + 25 > pdf.h - PAGE_FOOT:  # a section title is not left alone at a page's foot
             pdf.add_page()
         pdf.set_font("cjk", "", 12)
         pdf.cell(h=7, text=t.title, new_x="LMARGIN", new_y="NEXT")
@@ -137,13 +137,52 @@ def render_pdf(r: Report) -> bytes:
         if not t.rows:
             pdf.cell(h=5, text="(无 none)", new_x="LMARGIN", new_y="NEXT")
             continue
-        widths = _widths(t)
-        with pdf.table(headings_style=head, line_height=4.2, repeat_headings=1, col_widths=widths) as table:
-            for row in (t.header, *t.rows):
-                cells = table.row()
-                for v in row:
-                    cells.cell(_text(v))
+        _grid(pdf, t)
     return bytes(pdf.output())
+
+
+ROW_H = 4.4  # mm
+PAGE_FOOT = 12  # mm kept free at the foot of a page
+
+
+def _grid(pdf, t: Table) -> None:
+    """One table as a grid of single-line cells (a value too wide is cut with "…"), its header
+    wrapped and repeated on each page. fpdf2's table() lays out every cell as a paragraph, eight
+    times slower on the thousands of cells of a district's day; a grid of values needs no more."""
+    weights = _widths(t, header=False)
+    scale = pdf.epw / sum(weights)
+    widths = [w * scale for w in weights]
+    pad = 2 * pdf.c_margin
+
+    def header() -> None:
+        lines = max(
+            len(pdf.multi_cell(w, ROW_H, h, dry_run=True, output="LINES"))
+            for w, h in zip(widths, t.header, strict=True)
+        )
+        height = lines * (ROW_H - 0.6) + 0.6
+        x, y = pdf.l_margin, pdf.get_y()
+        pdf.set_fill_color(225, 230, 240)
+        for w, text in zip(widths, t.header, strict=True):
+            pdf.rect(x, y, w, height, style="DF")
+            pdf.set_xy(x, y + 0.3)
+            pdf.multi_cell(w, ROW_H - 0.6, text, new_x="RIGHT", new_y="TOP")
+            x += w
+        pdf.set_xy(pdf.l_margin, y + height)
+
+    header()
+    bottom = pdf.h - PAGE_FOOT
+    for row in t.rows:
+        if pdf.get_y() + ROW_H > bottom:
+            pdf.add_page()
+            header()
+        for w, v in zip(widths, row, strict=True):
+            text = _text(v)
+            if text and pdf.get_string_width(text) > w - pad:
+                while text and pdf.get_string_width(text + "…") > w - pad:
+                    text = text[:-1]
+                text += "…"
+            pdf.cell(w, ROW_H, text, border=1)
+        pdf.ln(ROW_H)
 
 
 def _text(v: Cell) -> str:

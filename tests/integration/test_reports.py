@@ -12,6 +12,7 @@ import csv
 import io
 import time
 from collections import Counter
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,87 @@ def test_a_district_report_of_a_real_service_equals_the_api_and_renders_in_three
     assert f"{CITY}{DISTRICT}报表" in text and "短信测试罐区" in text
     for key in ("raises", "raises_critical", "disposals_asked", "sms_messages"):
         assert f"{key}{k[key]}" in text, key  # the summary's key and value, side by side
+
+
+def test_the_daily_report_of_a_200_site_district_takes_under_10_s_and_equals_the_api(
+    tmp_path, mosquitto, influx
+):
+    """The acceptance of issue 13 item 6: a real hazmon whose journal holds a generated day of a
+    200-site district (tests/support/report_day.py, what `make bench-report` times) makes that day's
+    report in all three formats in under 10 s from the request, and its figures are the API's."""
+    import random
+
+    import orjson
+
+    from alerts.book.sqlite_journal import AlarmJournal
+    from alerts.reports.periods import day_period
+    from tests.support.report_day import dispose_most, make_day, make_sites, registry_doc
+    from tests.support.service import HazmonProcess
+
+    sites = make_sites(200)
+    day = day_period(date(2026, 12, 3))
+    registry = tmp_path / "registry.json"
+    registry.write_bytes(orjson.dumps(registry_doc(sites)))
+    svc = HazmonProcess(tmp_path / "hazmon", registry, mosquitto.url, influx.url, HAZMON_REPORT_LEVELS="none")
+    journal = AlarmJournal(svc.workdir / "data" / "alarms.sqlite", disposal_due_min=30)
+    rng = random.Random(3)
+    make_day(journal, sites, day.start_ms, 40, rng)
+    dispose_most(journal, day.start_ms, rng)
+    journal.close()
+    svc.start()
+    try:
+        started = time.monotonic()
+        asked = svc.post(
+            "/api/v1/reports", {"level": "district", "name": DISTRICT, "city": CITY, "day": "2026-12-03"}
+        )
+        assert asked.status_code == 202, asked.text
+        rid = asked.json()["id"]
+        row = wait_for(
+            lambda: svc.get(f"/api/v1/reports/{rid}").json(), lambda r: r["state"] != "pending", 30, 0.05
+        )
+        took = time.monotonic() - started
+        assert row["state"] == "ready", row
+        assert took < 10, f"the 200-site daily report took {took:.1f} s"
+        k = row["summary"]
+        assert k["sites"] == 200 and k["raises"] > 8000 and k["early_warnings_crossed"] == 200
+
+        q = f"from={day.start_ms}&to={day.end_ms}"
+        metrics = svc.get(f"/api/v1/alarm-metrics?{q}").json()
+        assert (k["raises"], k["peak_per_10min"], k["standing"], k["chattering"]) == (
+            metrics["raises"], metrics["peak_per_10min"], metrics["standing"], metrics["chattering"]
+        )  # fmt: skip
+        assert (k["average_per_10min"], k["top10_share"]) == (
+            round(metrics["average_per_10min"], 4),
+            round(metrics["top10_share"], 4),
+        )
+        assert k["flood_share_max"] == round(max(metrics["flood_share"].values()), 4)
+        (summary,) = svc.get(f"/api/v1/disposals/summary?by=district&{q}").json()["data"]
+        assert [k[f"disposals_{n}"] for n in ("asked", "done", "late", "open", "overdue")] == [
+            summary[n] for n in ("asked", "done", "late", "open", "overdue")
+        ]
+        assert (k["disposals_in_time_ratio"], k["disposal_median_minutes"]) == (
+            summary["in_time_ratio"],
+            summary["median_minutes"],
+        )
+        kpis = svc.get(f"/api/v1/kpis?district={DISTRICT}&city={CITY}&{q}").json()
+        assert kpis["kpis"] == k and len(kpis["sites"]) == 200
+
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        import pypdfium2 as pdfium
+
+        for fmt in ("csv", "xlsx", "pdf"):
+            r = svc.get(f"/api/v1/reports/{rid}/{fmt}")
+            assert r.status_code == 200 and len(r.content) == row["files"][fmt]["bytes"]
+            (ARTIFACTS / f"district-200-sites.{fmt}").write_bytes(r.content)
+        doc = pdfium.PdfDocument(ARTIFACTS / "district-200-sites.pdf")
+        assert len(doc) >= 5  # a line per site
+        text = ""
+        for i in range(len(doc)):
+            image = doc[i].render(scale=1).to_pil()
+            image.save(ARTIFACTS / f"district-200-sites-{i + 1}.png")
+            assert image.convert("L").getextrema()[0] < 64, f"page {i + 1} is blank"
+            text += "".join(doc[i].get_textpage().get_text_range().split())
+        assert f"{CITY}{DISTRICT}日报2026-12-03" in text and f"raises{k['raises']}" in text
+        assert all(s.name in text for s in sites)  # every site's line, its Chinese name embedded
+    finally:
+        svc.stop()
