@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,6 +114,9 @@ def _font_path() -> Path:
 def render_pdf(r: Report) -> bytes:
     """The report as an A4 landscape PDF with the CJK font embedded."""
     from fpdf import FPDF
+
+    # fontTools' subsetter logs every glyph list at INFO: pages of log per PDF in a service at INFO
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
 
     pdf = FPDF(orientation="L", format="A4")
     pdf.set_auto_page_break(False)  # _grid breaks pages itself, between rows, repeating the header
