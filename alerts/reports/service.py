@@ -124,8 +124,10 @@ class ReportService:
         """Compute the report, write its three files, mark it ready (or failed, with why)."""
         started = time.perf_counter()
         try:
+            ids = set(stored.sites)  # the sites claimed, which the API's scope checks read
+            mine = [s for s in self.sites if s.id in ids]
             report = collect_report(
-                stored.scope, stored.period, self.sites, self.journal, self.outbox, self.clock()
+                stored.scope, stored.period, mine, self.journal, self.outbox, self.clock()
             )
             sizes = {}
             for fmt, render in RENDERERS.items():
