@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 export PYTHONPYCACHEPREFIX := $(abspath $(VENV))/pycache
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: run test test-deep unit integration browser lint format bench bench-ingest bench-engine bench-api bench-history bench-computed bench-register scenarios deps venv clean
+.PHONY: run test test-deep unit integration browser lint format bench bench-ingest bench-engine bench-api bench-history bench-computed bench-register bench-report scenarios deps venv clean
 
 deps:            ## Debian packages: Mosquitto, InfluxDB and Kannel (only when missing)
 	bash scripts/install-system-deps.sh
@@ -57,13 +57,16 @@ lint: venv  ## ruff, and the import contracts of pyproject.toml (imports point i
 format: venv
 	$(VENV)/bin/ruff format .
 
-bench: bench-ingest bench-engine bench-api bench-history bench-register
+bench: bench-ingest bench-engine bench-api bench-history bench-register bench-report
 
 bench-computed: venv  ## tick of 100 000 sensors of which 20 000 computed, against the same fleet all measured
 	$(PY) bench/computed.py
 
 bench-register: venv  ## load and grade a 2 000-site hazard-source register (hazmon registry check) vs loading it without
 	$(PY) bench/register.py
+
+bench-report: venv  ## the daily report of a 200-site district in CSV, XLSX and PDF vs reading its journal rows
+	$(PY) bench/report.py
 
 bench-history: venv  ## the history guard's cost per 100 000 readings against decoding them, and its bytes per sensor
 	$(PY) bench/history_guard.py

@@ -26,14 +26,11 @@ from alerts.engine.alarm_engine import AlarmEngine
 from alerts.engine.lifecycle import AlarmState
 from alerts.forward.forwarder import Forwarder
 from alerts.learning import BehaviourLearner, LearningStopped
-from alerts.metrics import (
-    DAY_MS,
-    EemuaReport,
-    eemua_report,
-)
+from alerts.metrics import EemuaReport
 from alerts.notify.notifier import Notifier
 from alerts.notify.roster_store import RosterStore
 from alerts.pipeline import ADVANCE, EXPIRE_SHELVES, REFRESH_FORECASTS, AlarmPipeline
+from alerts.reports.collect import eemua_between
 from alerts.stats import AlarmStats
 from ingest.store import StorageError
 from sensors.readings import now_ms as _now_ms
@@ -47,7 +44,6 @@ EEMUA_EVERY_S = 60.0
 LEARN_EVERY_S = 3600.0  # the learner refits what is due (new sensors hourly, the others daily)
 LEARN_FIRST_AFTER_S = 10.0
 FLOOD_CHECK_EVERY_S = 10.0  # a flood ends on the clock even when no alarm comes
-METRIC_TYPES = ("AlarmRaised", "AlarmReturnedToNormal", "AlarmSuppressed")  # what eemua_report reads
 
 
 @dataclass
@@ -195,11 +191,7 @@ class AlarmService:
     def eemua(self, hours: float = 24.0, now_ms: int | None = None) -> EemuaReport:
         """EEMUA 191 figures over the last `hours` (rows a day older feed standing alarms and floods)."""
         end = _now_ms() if now_ms is None else now_ms
-        start = end - int(hours * 3_600_000)
-        rows = self.journal.history(
-            since_ms=start - DAY_MS, until_ms=end, types=METRIC_TYPES, limit=1_000_000, newest_first=False
-        )
-        return eemua_report(rows, start, end)
+        return eemua_between(self.journal, end - int(hours * 3_600_000), end)
 
     def refresh_eemua(self) -> None:
         try:

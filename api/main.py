@@ -14,6 +14,7 @@ from api.auth import router as auth_router
 from api.auth.store import AuthStore
 from api.routers import alarms, discrete, disposals, health, ingest, register, risk, sites, sms, stream
 from api.routers import forward as forward_routes
+from api.routers import reports as report_routes  # issue 13 item 6
 from api.security_headers import SecurityHeaders
 from api.service_port import ServicePort
 
@@ -58,6 +59,7 @@ def create_app(service_factory: Callable[[], ServicePort], auth: AuthStore) -> F
     app.include_router(register.router)
     app.include_router(risk.router)
     app.include_router(disposals.router)
+    app.include_router(report_routes.router)
     app.include_router(stream.router)
     app.include_router(forward_routes.router)
     app.include_router(sms.callbacks)

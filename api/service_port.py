@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from alerts.reports.service import ReportService
 from alerts.service import AlarmService
 from ingest.devices import DeviceRegistry
 from ingest.stats import IngestStats
@@ -23,6 +24,7 @@ class ServicePort(Protocol):
     stats: IngestStats
     devices: DeviceRegistry
     alarms: AlarmService
+    reports: ReportService | None  # None: reports are not made here
 
     def start(self) -> None: ...
 

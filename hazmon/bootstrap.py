@@ -34,6 +34,8 @@ from alerts.notify.sms_outbox import SmsOutbox
 from alerts.notify.sms_plan import Policy
 from alerts.notify.sms_render import AlarmDescriber
 from alerts.pipeline import AlarmPipeline, WorkQueue
+from alerts.reports.service import ReportService
+from alerts.reports.store import ReportStore
 from alerts.service import AlarmService
 from alerts.stats import AlarmStats
 from hazmon.config import Settings, forward_sensor_ids
@@ -76,6 +78,7 @@ class Service:
     collector: MqttCollector
     alarms: AlarmService
     clock: Callable[[], int] = _wall_ms  # wall time, ms since the epoch
+    reports: ReportService | None = None  # daily and shift reports (alerts/reports/)
     _stop: threading.Event = field(default_factory=threading.Event)
     _schema_thread: threading.Thread | None = None
 
@@ -84,6 +87,8 @@ class Service:
         self._schema_thread.start()
         self.writer.start()
         self.alarms.start()  # before the collector: its first batch goes to a running engine
+        if self.reports is not None:
+            self.reports.start(self.alarms.scheduler)
         self.seed_windows()  # before any live reading
         self.collector.start()
         logger.info(
@@ -106,6 +111,8 @@ class Service:
     def stop(self) -> None:
         self._stop.set()
         self.collector.stop()  # flushes the writer too
+        if self.reports is not None:
+            self.reports.stop()  # before the journal closes
         self.alarms.stop()  # after the collector: no batch can arrive any more
         self.store.close()
         logger.info("hazmon stopped")
@@ -208,7 +215,26 @@ def bootstrap(
         history=history,
         computed=ComputedSensors(index),
     )
-    return Service(settings, registry, index, stats, devices, store, writer, collector, alarms, clock)
+    reports = build_reports(settings, registry, alarms, clock)
+    return Service(
+        settings, registry, index, stats, devices, store, writer, collector, alarms, clock, reports
+    )
+
+
+def build_reports(
+    settings: Settings, registry: Registry, alarms: AlarmService, clock: Clock
+) -> ReportService:
+    """Reports from the journal and the SMS outbox, kept under `data_dir/reports` (alerts/reports/)."""
+    return ReportService(
+        ReportStore(settings.data_dir / "reports"),
+        registry.sites,
+        alarms.journal,
+        alarms.notifier.outbox if alarms.notifier is not None else None,
+        shifts=settings.shift_starts,
+        levels=settings.report_level_list,
+        keep_days=settings.report_keep_days,
+        clock=clock,
+    )
 
 
 def build_store(settings: Settings, index: SensorIndex) -> ReadingStore:
@@ -367,7 +393,7 @@ def build_event_output(
     return outbox, runner, transport
 
 
-# ---- upward forwarding (issue 13 item 7; alerts/forward/, docs/design.md decision 19)
+# ---- upward forwarding (issue 13 item 7; alerts/forward/, docs/design.md decision 20)
 
 
 def forward_summary_sensors(settings: Settings, registry: Registry) -> list[SummarySensor]:

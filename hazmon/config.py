@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -9,6 +10,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from alerts.reports.levels import LEVELS, Level
+from alerts.reports.periods import DEFAULT_SHIFTS, parse_shifts
 from ingest.mqtt_url import parse_mqtt_url
 from ingest.url_credentials import redacted
 
@@ -99,6 +102,33 @@ class Settings(BaseSettings):
     forward_sensors: str = ""  # "site/sensor,site/sensor": 1-minute summaries go upward
     forward_summary_delay_s: float = Field(30.0, ge=0, le=3600)
     forward_catchup_min: int = Field(60, ge=1, le=7 * 24 * 60)
+    # ---- reports (alerts/reports/; docs/design.md decision 21)
+    shifts: str = DEFAULT_SHIFTS  # shift starts in each site's local time; "" or none: no shift reports
+    report_levels: str = "site,district,city,province,park"  # scheduled daily reports; "" or none: none
+    report_keep_days: int = Field(90, ge=1, le=3650)  # reports whose period ended earlier are deleted
+
+    @field_validator("shifts")
+    @classmethod
+    def _valid_shifts(cls, v: str) -> str:
+        if v.strip().lower() not in ("", "none"):
+            parse_shifts(v)  # raises ValueError naming the bad start
+        return v
+
+    @field_validator("report_levels")
+    @classmethod
+    def _valid_report_levels(cls, v: str) -> str:
+        bad = [x for x in _words(v) if x not in LEVELS]
+        if bad:
+            raise ValueError(f"HAZMON_REPORT_LEVELS: {', '.join(bad)} not among {', '.join(LEVELS)}")
+        return v
+
+    @property
+    def shift_starts(self) -> tuple[time, ...]:
+        return () if self.shifts.strip().lower() in ("", "none") else parse_shifts(self.shifts)
+
+    @property
+    def report_level_list(self) -> tuple[Level, ...]:
+        return tuple(x for x in _words(self.report_levels) if x in LEVELS)  # type: ignore[misc]
 
     @field_validator("mqtt_url", "events_mqtt_url")
     @classmethod
@@ -213,6 +243,12 @@ def forward_sensor_ids(text: str) -> list[tuple[str, str]]:
         if (site, sensor) not in out:
             out.append((site, sensor))
     return out
+
+
+def _words(text: str) -> list[str]:
+    """`site, district` -> ["site", "district"]; `none` or blank -> []."""
+    words = [w.strip().lower() for w in text.split(",") if w.strip()]
+    return [] if words == ["none"] else words
 
 
 @lru_cache

@@ -6,7 +6,10 @@ module is the pure part: the causes, the checks of a disposal, and what counts a
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
+from statistics import median
 
 from alerts.engine.lifecycle import InvalidCommand
 
@@ -57,6 +60,40 @@ class Disposal:
         if self.disposed_ms is None:
             return "overdue" if now_ms > self.due_ms else "open"
         return "late" if self.disposed_ms > self.due_ms else "done"
+
+
+@dataclass(frozen=True, slots=True)
+class DisposalFigures:
+    """How a set of disposals stands at one moment: the figures of /api/v1/disposals/summary and of
+    the reports (alerts/reports/model.py), computed here once so the two cannot disagree."""
+
+    asked: int
+    done: int  # in time
+    late: int  # done after the due time
+    open: int  # not yet, still in time
+    overdue: int  # not yet, past due
+    in_time_ratio: float | None  # done in time / done, 4 decimals; None when none is done
+    median_minutes: float | None  # raise to disposal, of those done (in time or late)
+
+
+def disposal_figures(disposals: Iterable[Disposal], now_ms: int) -> DisposalFigures:
+    """Count the disposals by their state at `now_ms`, and the median time to dispose."""
+    counts: Counter[str] = Counter()
+    took: list[int] = []
+    for d in disposals:
+        counts[d.state(now_ms)] += 1
+        if d.disposed_ms is not None:
+            took.append(d.disposed_ms - d.raised_ms)
+    done = counts["done"] + counts["late"]
+    return DisposalFigures(
+        asked=sum(counts.values()),
+        done=counts["done"],
+        late=counts["late"],
+        open=counts["open"],
+        overdue=counts["overdue"],
+        in_time_ratio=round(counts["done"] / done, 4) if done else None,
+        median_minutes=round(median(took) / 60_000, 2) if took else None,
+    )
 
 
 def check_disposal(cause: str, action: str, person: str) -> tuple[str, str, str]:

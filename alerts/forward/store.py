@@ -1,5 +1,5 @@
 """The forward outbox on SQLite (`forward.sqlite`): upward records, where each source stands, and how far
-each transport has delivered (docs/design.md decision 19).
+each transport has delivered (docs/design.md decision 20).
 
 Tables: records (seq, key UNIQUE, kind, site, created_ms, body: the record's JSON), positions (how
 far each source has been read: the journal's history seq, its audit seq, the next minute to

@@ -390,9 +390,12 @@ class SmsOutbox(SqliteStore):
         newest_first: bool = False,
         message_id: int | None = None,
         sites: Collection[str] | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
     ) -> list[dict]:
         """Messages with what happened to them, optionally for one phone, one state or one id, or
-        only the alarm texts all of whose alarms are at `sites` (a reader with a narrower scope).
+        only the alarm texts all of whose alarms are at `sites` (a reader with a narrower scope),
+        or only those made in [since_ms, until_ms) (a report's period).
 
         `state`/`error` are the SMS gateway's; `channels` lists each fallback tier's post (tier,
         channel, state, error), and `fallback_state`/`fallback_error` repeat tier 1's.
@@ -408,6 +411,10 @@ class SmsOutbox(SqliteStore):
         if state:
             where.append("state = ?")
             args.append(state)
+        for bound, op in ((since_ms, ">="), (until_ms, "<")):
+            if bound is not None:
+                where.append(f"created_ms {op} ?")
+                args.append(bound)
         if sites is not None:  # a scoped reader: alarm texts about none but these sites
             where.append(
                 "kind = 'alarm' AND NOT EXISTS (SELECT 1 FROM notifications n"

@@ -590,6 +590,38 @@ function errorText(e) {
   return e.message;
 }
 
+// ---- the kept reports of the caller's scope, with their files (GET /api/v1/reports)
+
+async function renderReports() {
+  const body = await api("/api/v1/reports?limit=200");
+  const tbody = $("#report-rows");
+  tbody.replaceChildren();
+  const strings = STRINGS[state.lang];
+  for (const r of body.data) {
+    const tr = document.createElement("tr");
+    tr.className = "report-row";
+    tr.dataset.reportId = r.id;
+    tr.dataset.state = r.state;
+    cell(tr, r.label);
+    cell(tr, `${strings.period_kind[r.period.kind] ?? r.period.kind} ${r.period.label}`);
+    cell(tr, fmt(r.sites), "num");
+    cell(tr, strings.report_state[r.state] ?? r.state);
+    cell(tr, r.summary ? fmt(r.summary.raises) : "", "num");
+    const files = cell(tr, "");
+    for (const [format, file] of Object.entries(r.files)) {
+      const link = document.createElement("a");
+      link.href = file.url;
+      link.className = `report-file report-${format}`;
+      link.textContent = format.toUpperCase();
+      link.setAttribute("download", "");
+      files.append(link, " ");
+    }
+    tbody.appendChild(tr);
+  }
+  $("#report-empty").hidden = body.count > 0;
+  $("#report-table").dataset.loaded = "true";
+}
+
 function alertError(e) {
   const el = $("#error-banner"); // a click hides it
   el.hidden = false;
@@ -988,12 +1020,13 @@ async function renderTrend(siteId, sensorId) {
   el.dataset.points = String(data.length);
 }
 
-// ---- routing: #/alarms, #/sites, #/sites/{id}, #/sites/{id}/sensors/{sensor}
+// ---- routing: #/alarms, #/sites, #/sites/{id}, #/sites/{id}/sensors/{sensor}, #/reports
 
 function show(view) {
-  for (const v of ["alarms-view", "sites-view", "sensor-view"]) $("#" + v).hidden = v !== view;
+  for (const v of ["alarms-view", "sites-view", "sensor-view", "reports-view"]) $("#" + v).hidden = v !== view;
   $("#tab-alarms").classList.toggle("active", view === "alarms-view");
-  $("#tab-sites").classList.toggle("active", view !== "alarms-view");
+  $("#tab-sites").classList.toggle("active", view === "sites-view" || view === "sensor-view");
+  $("#tab-reports").classList.toggle("active", view === "reports-view");
 }
 
 async function route() {
@@ -1005,6 +1038,9 @@ async function route() {
       show("sensor-view");
       await renderTrend(parts[1], parts[3]);
       state.chart?.resize();
+    } else if (parts[0] === "reports") {
+      show("reports-view");
+      await renderReports();
     } else if (parts[0] === "sites") {
       show("sites-view");
       $("#site-detail").hidden = !parts[1];
@@ -1020,7 +1056,7 @@ async function route() {
 
 async function refreshView() {
   const parts = state.route || [];
-  if (parts[0] === "sites" && parts[2] !== "sensors") await route();
+  if ((parts[0] === "sites" && parts[2] !== "sensors") || parts[0] === "reports") await route();
 }
 
 // ---- session

@@ -19,9 +19,11 @@ from alerts.book.alarm_numbers import normalize_alarm_ref
 from alerts.book.records import AuditEntry
 from alerts.engine.conditions import Priority
 from alerts.engine.lifecycle import DEFAULT_TZ, Alarm, AlarmState, UnknownAlarm, local_iso
+from alerts.reports.collect import eemua_between
 from api.auth.deps import PrincipalDep, audit, check_site, current_principal, forbidden, require
 from api.auth.model import Action, Principal, shelve_action
 from api.deps import ServiceDep, json_response, sees_site, site_map
+from api.routers.sites import parse_time
 from api.schemas import (
     AckRequest,
     AlarmMetricsPublic,
@@ -290,11 +292,21 @@ def alarm_metrics(
     service: ServiceDep,
     principal: PrincipalDep,
     hours: float = Query(24.0, ge=1 / 6, le=24 * 31, description="period ending now (10 min to 31 days)"),
+    start: str | None = Query(None, alias="from", max_length=64, description="ISO 8601 + offset, or ms"),
+    end: str | None = Query(None, alias="to", max_length=64, description="ISO 8601 + offset, or ms"),
 ) -> AlarmMetricsPublic:
-    """Retrieve EEMUA 191 alarm-system figures (rates, floods, bad actors, standing, priorities)."""
+    """Retrieve EEMUA 191 alarm-system figures (rates, floods, bad actors, standing, priorities), over
+    the last `hours`, or over [from, to) when both are given (the period of a report)."""
     if principal.user.scope.kind != "all":
         raise HTTPException(403, "the EEMUA figures cover every site: they need an all-sites scope")
-    return AlarmMetricsPublic.from_report(service.alarms.eemua(hours))
+    if start is None and end is None:
+        return AlarmMetricsPublic.from_report(service.alarms.eemua(hours))
+    if start is None or end is None:
+        raise HTTPException(422, "give both from and to, or neither")
+    start_ms, end_ms = parse_time(start, "from"), parse_time(end, "to")
+    if not 0 < end_ms - start_ms <= 31 * 86_400_000:
+        raise HTTPException(422, "to must be after from, by at most 31 days")
+    return AlarmMetricsPublic.from_report(eemua_between(service.alarms.journal, start_ms, end_ms))
 
 
 @router.get("/alarm-floods", response_model=FloodsPublic)

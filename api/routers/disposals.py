@@ -6,17 +6,18 @@ journal audits every disposal, refused ones too.
 
 from __future__ import annotations
 
-from collections import Counter
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerts.book.disposals import CAUSES, MAX_ACTION, MAX_PERSON, Disposal
+from alerts.book.disposals import CAUSES, MAX_ACTION, MAX_PERSON, Disposal, disposal_figures
 from alerts.engine.lifecycle import UnknownAlarm, local_iso
 from api.auth.deps import PrincipalDep, current_principal, require
 from api.auth.model import Action, Principal, can_see
 from api.deps import ServiceDep, site_map
+from api.routers.sites import parse_time
 from api.schemas_sites import priority_name
 from api.service_port import ServicePort
 from sensors.readings import now_ms as _now_ms
@@ -115,28 +116,25 @@ def disposal_summary(
     principal: PrincipalDep,
     by: Literal["site", "district", "city"] = Query("site"),
     days: int = Query(7, ge=1, le=400),
+    start: str | None = Query(None, alias="from", max_length=64, description="raised from (ISO or ms)"),
+    end: str | None = Query(None, alias="to", max_length=64, description="raised before (ISO or ms)"),
 ) -> dict[str, Any]:
-    """Per site, district or city in scope: disposals asked, done in time, done late, open, overdue."""
+    """Per site, district or city in scope: disposals asked, done in time, done late, open, overdue
+    (states as of now), of the alarms raised in the last `days`, or in [from, to) when given."""
     sites = _visible(principal, service)
     now = _now_ms()
-    counts: dict[str, Counter] = {}
-    for d in service.alarms.journal.disposals(sites=list(sites), since_ms=now - days * DAY_MS, limit=10**7):
+    since = now - days * DAY_MS if start is None else parse_time(start, "from")
+    until = None if end is None else parse_time(end, "to")
+    groups: dict[str, list[Disposal]] = {}
+    for d in service.alarms.journal.disposals(sites=list(sites), since_ms=since, limit=10**7):
+        if until is not None and d.raised_ms >= until:
+            continue
         s = sites[d.site]
         group = {"site": s.id, "district": s.district or "", "city": s.city or ""}[by]
-        counts.setdefault(group, Counter())[d.state(now)] += 1
-    data = []
-    for group, c in sorted(counts.items(), key=lambda kv: (-kv[1]["overdue"], kv[0])):
-        asked = sum(c.values())
-        done = c["done"] + c["late"]
-        data.append(
-            {
-                by: group,
-                "asked": asked,
-                "done": c["done"],
-                "late": c["late"],
-                "open": c["open"],
-                "overdue": c["overdue"],
-                "in_time_ratio": round(c["done"] / done, 4) if done else None,
-            }
-        )
+        groups.setdefault(group, []).append(d)
+    figures = {group: disposal_figures(ds, now) for group, ds in groups.items()}
+    data = [
+        {by: group, **asdict(f)}
+        for group, f in sorted(figures.items(), key=lambda kv: (-kv[1].overdue, kv[0]))
+    ]
     return {"data": data, "count": len(data), "days": days}

@@ -10,8 +10,10 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import (
+    CITY,
     GAS_SITE,
     LATENCY_SITE,
+    OTHER_CITY,
     OTHER_SITE,
     POND_SITE,
     SIS_SITE,
@@ -565,3 +567,34 @@ def test_a_raise_shows_on_the_tile_the_banner_and_the_list_within_a_second_and_s
     assert rows[0]["user"] == "op-jm2" and rows[0]["details"]["console"] == console
     newest.click()  # the banner opens the list
     expect(page).to_have_url(plant.url + "/console/#/alarms")
+
+
+def test_the_reports_tab_lists_the_reports_of_the_scope_and_downloads_them(page: Page, plant, screenshots):
+    """Issue 13 item 6: the city's report, asked through the API, is listed with its three files for
+    an operator of that city (the other city's report is not), and its CSV downloads in the browser."""
+    now = int(time.time() * 1000)
+    asked = {}
+    for city in (CITY, OTHER_CITY):
+        body = {"level": "city", "name": city, "period": "custom", "from": now - 3_600_000, "to": now - 1000}
+        r = plant.svc.post("/api/v1/reports", body)
+        assert r.status_code in (200, 202), r.text
+        asked[city] = r.json()["id"]
+    deadline = time.monotonic() + 30
+    while any(plant.svc.get(f"/api/v1/reports/{rid}").json()["state"] == "pending" for rid in asked.values()):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    log_in(page, plant, "op-jm")
+    page.goto(plant.url + "/console/#/reports")
+    row = page.locator(f"tr.report-row[data-report-id='{asked[CITY]}']")
+    expect(row).to_have_attribute("data-state", "ready", timeout=10_000)
+    expect(row).to_contain_text(CITY)
+    expect(page.locator(f"tr.report-row[data-report-id='{asked[OTHER_CITY]}']")).to_have_count(0)
+    for fmt in ("csv", "xlsx", "pdf"):
+        expect(row.locator(f"a.report-{fmt}")).to_have_attribute(
+            "href", f"/api/v1/reports/{asked[CITY]}/{fmt}"
+        )
+    with page.expect_download() as download:
+        row.locator("a.report-csv").click()
+    data = (download.value.path()).read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf") and CITY in data.decode("utf-8-sig")
+    page.screenshot(path=str(screenshots / "reports.png"), full_page=True)

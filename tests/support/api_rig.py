@@ -113,6 +113,8 @@ class ApiRig:
     def close(self) -> None:
         """Close what bootstrap() opened (the service was never started, so stop() is not for it)."""
         alarms = self.service.alarms
+        if self.service.reports is not None:
+            self.service.reports.stop()
         if alarms.notifier is not None:
             alarms.notifier.close()
         if alarms.rosters is not None:
