@@ -199,7 +199,7 @@ class SmsAcknowledger:
         self._recent_for = recent_for
         self._carried_with = carried_with
         self._country_code = country_code
-        #: "ok", "ok_already" and "refused_<reason>" totals, for /metrics
+        #: "ok", "ok_already", "ok_same_sensor" (not named, acknowledged with) and "refused_<reason>"
         self.counters: Counter[str] = Counter()
         self._counters_lock = threading.Lock()
 
