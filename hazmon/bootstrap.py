@@ -348,6 +348,7 @@ def build_notifier(
         roster_may_ack(sites, by_id),
         recent_for=outbox.last_alarm_ids,
         country_code=settings.sms_country_code,
+        carried_with=outbox.carried_with,
     )
     notifier = Notifier(
         book,

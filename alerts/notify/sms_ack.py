@@ -6,6 +6,12 @@ the AlarmBook, so the journal records the ack under the person's name like a con
 number is weak identity, so a person may only acknowledge alarms of sites they answer for: their own
 site's roster, or a regulator roster whose jurisdiction covers the site. Every refusal is audited in
 the journal and counted; nothing here raises for what an SMS contains.
+
+One text may carry several alarms of one sensor (H and HH of a gas detector, merged by
+alerts/notify/sms_plan.py). A reply naming any of them acknowledges the others of that sensor
+which a text to the same phone carried with it, each journalled under the officer like the one
+named; those already acknowledged, cleared and acknowledged, or hidden are left alone without a
+word. Alarms of other sensors in the text are not touched (docs/design.md decision 20).
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ from enum import StrEnum
 
 from alerts.book.book import AlarmBook
 from alerts.book.records import AuditEntry
-from alerts.engine.lifecycle import AlarmKey, InvalidTransition, UnknownAlarm
+from alerts.engine.lifecycle import Alarm, AlarmKey, InvalidTransition, UnknownAlarm
 from alerts.notify.roster import E164_RE, Person, Roster, SiteLike, regulator_rosters
-from alerts.notify.sms_reply import ParseError, parse_reply
+from alerts.notify.sms_render import sensor_of
+from alerts.notify.sms_reply import ParseError, parse_reply, same_sensor_companions
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +67,9 @@ class AlarmResult:
     status: Status
     reason: Reason | None = None
     site: str | None = None
+    # not named in the reply: acknowledged because it is of the same sensor as this named alarm
+    # and a text carried both
+    with_alarm: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +87,8 @@ class AckOutcome:
 PeopleByPhone = Callable[[str], Person | None]
 MayAck = Callable[[Person, str], bool]
 RecentFor = Callable[[str], list[str]]
+#: (phone, alarm number) -> the alarm numbers the texts to that phone carried with it (the outbox's)
+CarriedWith = Callable[[str, str], list[str]]
 
 
 def normalize_phone(raw: str, country_code: str = "86") -> str | None:
@@ -124,6 +136,7 @@ _TEXTS = {
     "zh": {
         Status.OK: "已确认 {id}",
         Status.OK_ALREADY: "{id} 此前已确认",
+        "same_sensor": "已确认 {id}(同一测点)",
         Reason.UNKNOWN_ALARM: "无法确认 {id}: 无此报警",
         Reason.OTHER_SITE: "无法确认 {id}: 非本站报警",
         Reason.NOT_ACKABLE: "无法确认 {id}: 报警当前不可确认",
@@ -134,6 +147,7 @@ _TEXTS = {
     "en": {
         Status.OK: "Acknowledged {id}",
         Status.OK_ALREADY: "{id} was already acknowledged",
+        "same_sensor": "Acknowledged {id} (same sensor)",
         Reason.UNKNOWN_ALARM: "Cannot acknowledge {id}: no such alarm",
         Reason.OTHER_SITE: "Cannot acknowledge {id}: not an alarm of your site",
         Reason.NOT_ACKABLE: "Cannot acknowledge {id}: the alarm cannot be acknowledged now",
@@ -144,10 +158,17 @@ _TEXTS = {
 }
 
 
+def _clause(r: AlarmResult) -> str | Status | Reason:
+    """Which of `_TEXTS` answers for one result."""
+    if r.with_alarm:
+        return "same_sensor"
+    return r.reason if r.status is Status.REFUSED and r.reason else r.status
+
+
 def reply_text(results: tuple[AlarmResult, ...], language: str = "zh") -> str:
     """The short answer to send back, one clause per alarm number."""
     texts = _TEXTS.get(language, _TEXTS["zh"])
-    parts = [texts[r.reason if r.status is Status.REFUSED and r.reason else r.status] for r in results]
+    parts = [texts[_clause(r)] for r in results]
     return str(texts["sep"]).join(str(p).format(id=r.alarm_id) for p, r in zip(parts, results, strict=True))
 
 
@@ -170,13 +191,15 @@ class SmsAcknowledger:
         may_ack: MayAck,
         recent_for: RecentFor | None = None,
         country_code: str = "86",
+        carried_with: CarriedWith | None = None,
     ):
         self.book = book
         self._people_by_phone = people_by_phone
         self._may_ack = may_ack
         self._recent_for = recent_for
+        self._carried_with = carried_with
         self._country_code = country_code
-        #: "ok", "ok_already" and "refused_<reason>" totals, for /metrics
+        #: "ok", "ok_already", "ok_same_sensor" (not named, acknowledged with) and "refused_<reason>"
         self.counters: Counter[str] = Counter()
         self._counters_lock = threading.Lock()
 
@@ -206,6 +229,8 @@ class SmsAcknowledger:
                 return self._message_refused(phone, person, Reason.NO_RECENT)
         comment = f"SMS reply: {text.strip()[:_AUDIT_TEXT_CHARS]}"
         results = tuple(self._ack_one(ref, person, user, comment, phone, now) for ref in ids)
+        if not parsed.all_recent:  # a bare "1" already means every alarm of the last text
+            results += self._ack_same_sensor(results, person, user, comment, phone, now)
         return AckOutcome(
             _overall(results), phone, person, results, reply_text=reply_text(results, person.language)
         )
@@ -238,6 +263,52 @@ class SmsAcknowledger:
                 return self._count(AlarmResult(aid, Status.OK_ALREADY, None, site))
             return self._count(AlarmResult(aid, Status.REFUSED, Reason.NOT_ACKABLE, site))
         return self._count(AlarmResult(aid, Status.OK, None, site))
+
+    def _ack_same_sensor(
+        self, named: tuple[AlarmResult, ...], person: Person, user: str, comment: str, phone: str, now: int
+    ) -> tuple[AlarmResult, ...]:
+        """Acknowledge the other alarms of each named alarm's sensor that a text to `phone` carried."""
+        if self._carried_with is None:
+            return ()
+        done = {r.alarm_id for r in named}
+        out: list[AlarmResult] = []
+        for r in named:
+            if r.status not in (Status.OK, Status.OK_ALREADY):
+                continue  # refused (another site, unknown, shelved): its companions stay as they are
+            alarms: dict[str, Alarm] = {}
+            for ref in dict.fromkeys([r.alarm_id, *self._carried_with(phone, r.alarm_id)]):
+                try:
+                    alarm = self.book.get(ref)
+                except UnknownAlarm:  # its episode ended and another began: nothing left to acknowledge
+                    continue
+                alarms[alarm.alarm_id] = alarm
+            sensors = {aid: sensor_of(a) for aid, a in alarms.items()}
+            for aid in same_sensor_companions(r.alarm_id, sensors):
+                if aid not in done:
+                    done.add(aid)
+                    result = self._ack_companion(alarms[aid], r.alarm_id, person, user, comment, now)
+                    out += [result] if result is not None else []
+        return tuple(out)
+
+    def _ack_companion(
+        self, alarm: Alarm, named: str, person: Person, user: str, comment: str, now: int
+    ) -> AlarmResult | None:
+        """Acknowledge one alarm the officer did not name; None when there is nothing to do or say.
+
+        Already acknowledged (or cleared and acknowledged) and hidden alarms are left alone: the
+        officer's intent is met or the alarm is not theirs to see now, and an error about an alarm
+        they did not name would only confuse. The site check is the named alarm's (same sensor, same
+        site) and is made again all the same: a roster may change between the two.
+        """
+        if alarm.acked or alarm.hidden or not self._may_ack(person, alarm.site):
+            return None
+        why = f"{comment} (same sensor as {named}, in one text)"
+        try:
+            self.book.acknowledge(alarm.alarm_id, user=user, comment=why, now_ms=now)
+        except (UnknownAlarm, InvalidTransition):  # gone or acknowledged meanwhile; the book audited it
+            return None
+        self._bump("ok_same_sensor")
+        return AlarmResult(alarm.alarm_id, Status.OK, None, alarm.site, with_alarm=named)
 
     def _count(self, result: AlarmResult) -> AlarmResult:
         name = f"refused_{result.reason}" if result.status is Status.REFUSED else str(result.status)

@@ -20,6 +20,8 @@ Fallback tiers (the notifier's later channels, alerts/notify/channels/gateway.py
 message and tier in `channel_posts` (schema version 2); see `failover_due`. Version 1 kept tier 1
 alone in `messages.fallback_state/fallback_ms/fallback_error`: the upgrade copies them into tier-1
 rows, and the columns stay, unused (nothing reads or writes them from version 2 on).
+Version 3 stores each notification's sensor, for the reply hint of a merged text and for
+`carried_with`; rows from before it have none ('') and count as a sensor of their own.
 """
 
 from __future__ import annotations
@@ -72,7 +74,13 @@ SCHEMA_V2 = (  # one row per message and fallback tier (1, 2, ...): each channel
         SELECT id, 1, 'fallback', fallback_state, coalesce(fallback_ms, 0), coalesce(fallback_ms, 0),
         fallback_error FROM messages WHERE fallback_state IS NOT NULL""",
 )
-MIGRATIONS = (SCHEMA, SCHEMA_V2)
+SCHEMA_V3 = (  # each notification's sensor: a merged text's reply hint, one alarm number per sensor
+    "ALTER TABLE notifications ADD COLUMN sensor TEXT NOT NULL DEFAULT ''",
+    # which alarms a text carried: a reply naming one acknowledges its sensor's others (carried_with)
+    "CREATE INDEX notifications_message ON notifications (message_id)",
+    "CREATE INDEX notifications_alarm ON notifications (alarm_id)",
+)
+MIGRATIONS = (SCHEMA, SCHEMA_V2, SCHEMA_V3)
 READY, SENDING, SENT, DELIVERED, FAILED = "ready", "sending", "sent", "delivered", "failed"
 POSTING, RETRY, POSTED = "posting", "retry", "posted"  # a fallback tier's post (plus FAILED: refused)
 
@@ -107,15 +115,15 @@ class SmsOutbox(SqliteStore):
         """Store notifications not seen before (by key); returns how many were new."""
         rows = [
             (n.key, n.alarm_id, n.site, n.recipient_id, n.phone, r.language, r.site_name, r.line_zh,
-             r.line_en, int(r.priority), r.event_ms, now_ms, "waiting", r.tz)
+             r.line_en, int(r.priority), r.event_ms, now_ms, "waiting", r.tz, r.sensor)
             for n, r in items
         ]  # fmt: skip
         with self._atomic() as db:
             before = db.total_changes
             db.executemany(
                 "INSERT OR IGNORE INTO notifications (key, alarm_id, site, recipient_id, phone, language,"
-                " site_name, line_zh, line_en, priority, event_ms, queued_ms, state, tz)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " site_name, line_zh, line_en, priority, event_ms, queued_ms, state, tz, sensor)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
             return db.total_changes - before
@@ -156,11 +164,11 @@ class SmsOutbox(SqliteStore):
         created: list[int] = []
         with self._atomic() as db:
             waiting: dict[tuple[str, str], list[Waiting]] = {}
-            for key, alarm_id, phone, lang, site_name, zh, en, prio, ev, queued, tz in db.execute(
+            for key, alarm_id, phone, lang, site_name, zh, en, prio, ev, queued, tz, sensor in db.execute(
                 "SELECT key, alarm_id, phone, language, site_name, line_zh, line_en, priority, event_ms,"
-                " queued_ms, tz FROM notifications WHERE state = 'waiting' ORDER BY queued_ms"
+                " queued_ms, tz, sensor FROM notifications WHERE state = 'waiting' ORDER BY queued_ms"
             ):
-                w = Waiting(key, alarm_id, site_name, zh, en, Priority(prio), ev, queued, tz)
+                w = Waiting(key, alarm_id, site_name, zh, en, Priority(prio), ev, queued, tz, sensor)
                 waiting.setdefault((phone, lang), []).append(w)
             since = now_ms - self.policy.rate_window_ms
             for (phone, lang), items in waiting.items():
@@ -381,6 +389,23 @@ class SmsOutbox(SqliteStore):
                 (row[0],),
             )
             return [a for (a,) in ids]
+
+    def carried_with(self, phone: str, alarm_id: str) -> list[str]:
+        """The alarm numbers the alarm texts made for `phone` carried together with `alarm_id`.
+
+        Every such text counts, whatever became of it (sent, delivered, or failed and posted to a
+        fallback channel): the officer may have read any of them. `alarm_id` itself is included
+        when a text carried it; [] when none did.
+        """
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT DISTINCT other.alarm_id FROM notifications own"
+                " JOIN messages m ON m.id = own.message_id AND m.phone = ? AND m.kind = 'alarm'"
+                " JOIN notifications other ON other.message_id = m.id"
+                " WHERE own.alarm_id = ? ORDER BY other.alarm_id",
+                (phone, alarm_id),
+            ).fetchall()
+        return [a for (a,) in rows]
 
     def messages(
         self,

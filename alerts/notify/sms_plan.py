@@ -5,7 +5,9 @@ and decides what to send now. Alarms that arrive together (within `merge_window_
 waiting one) go out as one message; a recipient gets at most `max_messages` per `rate_window_ms`,
 and whatever waits beyond that goes out, merged, as soon as the limit allows. A message lists the
 most urgent alarms first and says how many it covers, so a flood of 500 alarms reads
-"共 500 条报警" in a few texts instead of 500.
+"共 500 条报警" in a few texts instead of 500. A merged text ends with how to reply to it: one
+alarm number per sensor it carries, since a reply naming one alarm acknowledges every alarm of
+that sensor the text carried (alerts/notify/sms_ack.py; docs/design.md decision 20).
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ class Waiting:
     event_ms: int  # when it happened (shown in the site's local time)
     queued_ms: int  # when it started waiting
     tz: str = "Asia/Shanghai"  # the site's time zone
+    sensor: str = ""  # "site/scope/source" (sms_render.sensor_of); "" when unknown: its own sensor
+
+
+#: a merged text's reply hint names at most this many numbers (one per sensor); more sensors get
+#: the general form, so the hint never crowds out the alarms themselves
+HINT_MAX_NUMBERS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +103,32 @@ def _hhmm(ms: int, tz: str) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).astimezone(ZoneInfo(tz)).strftime("%H:%M")
 
 
+def hint_numbers(ordered: Sequence[Waiting]) -> list[str]:
+    """One alarm number per sensor, the most urgent of each: a reply naming them all covers the text."""
+    first: dict[str, str] = {}
+    for w in ordered:
+        first.setdefault(w.sensor or w.alarm_id, w.alarm_id)
+    return list(first.values())
+
+
+def reply_hint(ordered: Sequence[Waiting], zh: bool = True) -> str:
+    """How to acknowledge every alarm of a merged text with one reply (in the recipient's language)."""
+    numbers = hint_numbers(ordered)
+    if len(numbers) > HINT_MAX_NUMBERS:
+        if zh:
+            return "回复\u201c确认 编号\u201d确认该编号所在测点的报警"
+        return "reply '1 <number>' to acknowledge the alarms of its sensor"
+    ids = " ".join(numbers)
+    if zh:
+        return f"回复\u201c确认 {ids}\u201d确认本条全部报警"
+    return f"reply '1 {ids}' to acknowledge every alarm of this text"
+
+
 def render(ordered: Sequence[Waiting], policy: Policy, language: str = "zh") -> str:
-    """The text: one alarm in full, or a count and the most urgent ones that fit in `max_chars`."""
+    """The text: one alarm in full, or a count, the most urgent ones that fit and how to reply.
+
+    A merged text's reply hint is kept whole: the list of alarms gives way to it, not the reverse.
+    """
     zh = language != "en"
     first = ordered[0]
     if len(ordered) == 1:
@@ -110,16 +142,18 @@ def render(ordered: Sequence[Waiting], policy: Policy, language: str = "zh") -> 
     where = sites[0] if len(sites) == 1 else (f"{len(sites)}个场所" if zh else f"{len(sites)} sites")
     head = f"【{where}】共 {len(ordered)} 条报警: " if zh else f"[{where}] {len(ordered)} alarms: "
     tail_fmt = "; 另有 {n} 条, 请查看监控平台" if zh else "; {n} more on the console"
+    hint = "; " + reply_hint(ordered, zh)
+    budget = max(policy.max_chars - len(hint), 0)
     body: list[str] = []
     for i, w in enumerate(ordered):
         item = f"{w.alarm_id} {_hhmm(w.event_ms, w.tz)} {w.line_zh if zh else w.line_en}"
         rest = len(ordered) - i - 1
         candidate = head + "; ".join([*body, item]) + (tail_fmt.format(n=rest) if rest else "")
-        if len(candidate) > policy.max_chars and body:
+        if len(candidate) > budget and body:
             break
         body.append(item)
     shown = len(body)
     text = head + "; ".join(body)
     if shown < len(ordered):
         text += tail_fmt.format(n=len(ordered) - shown)
-    return text[: policy.max_chars]
+    return (text[:budget] + hint)[: policy.max_chars]

@@ -29,6 +29,8 @@ class Rendered:
     event_ms: int
     language: str = "zh"
     tz: str = "Asia/Shanghai"  # the site's, for the time shown
+    # the alarm's sensor ("site/scope/source"): a merged text tells one reply per sensor (sms_plan.render)
+    sensor: str = ""
 
 
 K = ConditionKind
@@ -72,6 +74,12 @@ def english_line(alarm: Alarm, sensor: Sensor | None, tz: str = "Asia/Shanghai")
     return f"{name} {alarm.level or kind.name}"
 
 
+def sensor_of(alarm: Alarm) -> str:
+    """The sensor an alarm is about (its point without the condition kind): H and HH share it."""
+    site, scope, source, _kind = alarm.key
+    return f"{site}/{scope}/{source}"
+
+
 class AlarmDescriber:
     """Renders alarms of one registry; built once by the composition root."""
 
@@ -96,4 +104,5 @@ class AlarmDescriber:
             event_ms=int(alarm.raised_ms or alarm.updated_ms or 0),
             language=language,
             tz=tz,
+            sensor=sensor_of(alarm),
         )

@@ -1,4 +1,5 @@
-"""Parse an officer's SMS reply to an alarm ("1 A000123", "确认A000123") into alarm numbers (pure).
+"""Parse an officer's SMS reply to an alarm ("1 A000123", "确认A000123") into alarm numbers (pure),
+and say which alarms a number acknowledges: it, and its sensor's others that a text carried with it.
 
 Our alarm texts say 回复“1 A000123”确认 (alerts/notify/sms_plan.py). People answer from Chinese phones: the
 IME may give full-width digits, letters, spaces and colons, and they join numbers with , ， or 、.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from alerts.book.alarm_numbers import normalize_alarm_ref
@@ -66,3 +68,17 @@ def parse_reply(text: str) -> Reply | ParseError:
         return ParseError(f"too many alarm numbers ({len(tokens)} > {MAX_NUMBERS})")
     ids = dict.fromkeys(normalize_alarm_ref(t) for t in tokens)  # ordered, without repeats
     return Reply(alarm_ids=tuple(ids))
+
+
+def same_sensor_companions(named: str, sensor_by_alarm: Mapping[str, str]) -> tuple[str, ...]:
+    """The alarms a reply naming `named` acknowledges besides it: those of the same sensor.
+
+    `sensor_by_alarm` maps `named` and the alarms a text carried together with it to their sensor
+    (sms_render.sensor_of). H and HH of one gas detector arrive in one text, and the officer names
+    one of them; leaving the other unacknowledged would escalate a situation already taken in
+    hand. Alarms of other sensors are not included: the officer named one sensor (decision 20).
+    """
+    sensor = sensor_by_alarm.get(named)
+    if not sensor:
+        return ()
+    return tuple(a for a, s in sensor_by_alarm.items() if a != named and s == sensor)

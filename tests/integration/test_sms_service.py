@@ -98,6 +98,48 @@ def test_simulated_leak_texts_the_operator_once_escalates_and_a_reply_acknowledg
         )
 
 
+def test_h_and_hh_of_one_detector_arrive_in_one_text_and_one_reply_acknowledges_both(
+    rig_factory, tmp_path, capsys
+):
+    # issue 14 item 2: the H (high) and HH (critical) of GT-101 both escalate to the lead after 12 s
+    steps = [("operator", 0), ("technical_lead", 0.2)]
+    rig = rig_factory(steps, n_sensors=1, sensor_keys={"limits": {"h": 20, "hh": 40}})
+    routing = write_routing(tmp_path / "routing-h-hh.yaml", steps, priorities=("critical", "high"))
+    rig.svc.env["HAZMON_ROUTING"] = str(routing)
+    rig.svc.start()
+    rig.ramp(["GT-101"])
+    alarms = wait_for(rig.alarms, lambda a: len(a) >= 2, timeout_s=30)
+    by_level = {a["level"]: a["alarm_id"] for a in alarms}
+    h, hh = by_level["H"], by_level["HH"]
+    t_raise = max(raised_at(a) for a in alarms)
+
+    (text,) = rig.inbox.wait(OPERATOR, 1)
+    assert "共 2 条报警" in text.text and h in text.text
+    assert text.text.endswith(f"回复\u201c确认 {hh}\u201d确认本条全部报警")
+
+    rig.kannel.send_mo(OPERATOR, f"确认 {hh}")
+    for aid in (h, hh):
+        wait_for(lambda a=aid: rig.svc.get(f"/api/v1/alarms/{a}").json(), lambda a: a["state"] == "ACK")
+    history = rig.svc.get(f"/api/v1/alarms/{h}/history").json()["data"]
+    ack = next(e for e in history if e["type"] == "AlarmAcknowledged")
+    assert "值班员甲 (op) via SMS" in orjson.dumps(ack).decode()
+    answer = rig.inbox.wait(OPERATOR, 2)[1]
+    assert answer.text == f"已确认 {hh}; 已确认 {h}(同一测点)"
+
+    # past the lead's step (12 s) for either alarm: nobody else hears of them, nothing comes twice
+    time.sleep(max(0.0, t_raise + 16 - time.time()))
+    assert rig.inbox.to(LEAD) == [] and rig.inbox.to(PRINCIPAL) == []
+    assert len(rig.inbox.to(OPERATOR)) == 2, rig.inbox.all()
+    status = rig.sms_status()
+    assert status["unsent"] == 0 and status["counters"].get("replies_ok") == 1
+    with capsys.disabled():
+        print(  # noqa: T201 - figures for the closing note
+            f"\n[sms H+HH] one text for 2 alarms, one reply acknowledged 2,"
+            f" texts to the lead after its step {len(rig.inbox.to(LEAD))},"
+            f" to the operator {len(rig.inbox.to(OPERATOR))} (alarm + answer)"
+        )
+
+
 def test_crashes_around_the_gateway_call_deliver_every_message_exactly_once(rig_factory, capsys):
     # three crashes in one run: after the message is queued (before any send), as it is being
     # sent (marked sending, gateway not called) and right after the gateway took it (no record)

@@ -76,12 +76,15 @@ def write_roster(path: Path) -> Path:
     return path
 
 
-def write_routing(path: Path, steps: list[tuple[str, float]]) -> Path:
-    """Critical alarms escalate along `steps` (role, minutes); every other kind sends nothing."""
+def write_routing(
+    path: Path, steps: list[tuple[str, float]], priorities: tuple[str, ...] = ("critical",)
+) -> Path:
+    """Alarms of `priorities` escalate along `steps` (role, minutes); every other kind sends nothing."""
     chains: dict[str, object] = {
         f"{t}/{p.name.lower()}": "none" for t in sorted(set(EVENT_TYPE.values())) for p in Priority
     }
-    chains["alarm/critical"] = {"steps": [{"role": r, "after_min": m} for r, m in steps]}
+    for priority in priorities:
+        chains[f"alarm/{priority}"] = {"steps": [{"role": r, "after_min": m} for r, m in steps]}
     path.write_text(yaml.safe_dump({"chains": chains}), encoding="utf-8")
     return path
 

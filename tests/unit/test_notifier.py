@@ -75,6 +75,7 @@ class Harness:
             people_by_phone_from(ROSTERS),
             roster_may_ack(SITES, ROSTERS),
             self.outbox.last_alarm_ids,
+            carried_with=self.outbox.carried_with,
         )
         self.notifier = Notifier(
             self.book, self.outbox, ROUTING, duty_lookup(SITES, ROSTERS), AlarmDescriber(REGISTRY),
@@ -82,10 +83,12 @@ class Harness:
             acknowledger=acker, clock=lambda: self.now,
         )  # fmt: skip
 
-    def raise_alarm(self, source: str, priority: Priority = Priority.HIGH) -> str:
+    def raise_alarm(
+        self, source: str, priority: Priority = Priority.HIGH, kind: ConditionKind = ConditionKind.HH
+    ) -> str:
         change = ConditionChange(
-            site=SITE, source=source, kind=ConditionKind.HH, active=True, time_ms=self.now,
-            priority=priority, level="HH", value=9.5, limit=9.0, message=f"{source}液位高高报警 9.5 m ≥ 9 m",
+            site=SITE, source=source, kind=kind, active=True, time_ms=self.now, priority=priority,
+            level=kind.name, value=9.5, limit=9.0, message=f"{source}液位{kind.name}报警 9.5 m ≥ 9 m",
         )  # fmt: skip
         (ev,) = [e for e in self.book.on_changes([change], now_ms=self.now) if isinstance(e, AlarmRaised)]
         return ev.alarm_id
@@ -135,6 +138,26 @@ def test_a_bare_1_acknowledges_every_alarm_of_the_last_message(h):
     assert len(h.sent_to(OPERATOR.phone)) == 1  # merged
     h.notifier.on_mo(OPERATOR.phone, "1", datetime.fromtimestamp(h.now / 1000, UTC))
     assert all(h.book.get(a).acked for a in ids)
+
+
+def test_one_reply_naming_the_hh_acknowledges_the_h_of_its_text_and_neither_escalates(h):
+    # H and HH of one sensor, and H and HH of another, all in the operator's one text
+    levels = ((Priority.HIGH, ConditionKind.H), (Priority.CRITICAL, ConditionKind.HH))
+    h_a, hh_a = (h.raise_alarm(SENSORS[0], p, k) for p, k in levels)
+    h_b, hh_b = (h.raise_alarm(SENSORS[1], p, k) for p, k in levels)
+    h.run_until(T0 + 30 * SECOND)
+    (text,) = h.sent_to(OPERATOR.phone)
+    assert text.endswith(f"回复\u201c确认 {hh_a} {hh_b}\u201d确认本条全部报警")  # one per sensor
+
+    h.notifier.on_mo(OPERATOR.phone, f"确认 {hh_a}", datetime.fromtimestamp(h.now / 1000, UTC))
+
+    assert h.book.get(h_a).acked and h.book.get(hh_a).acked
+    assert not h.book.get(h_b).acked and not h.book.get(hh_b).acked  # the other sensor: not named
+    h.run_until(T0 + 30 * MINUTE, step_ms=5 * SECOND)
+    lead = h.sent_to(LEAD.phone)  # B escalates at 2 min and is reminded every 10; A never is
+    assert len(lead) == 3 and all(h_b in t and hh_b in t and h_a not in t and hh_a not in t for t in lead)
+    # the operator: the one alarm text and the one answer, nothing twice
+    assert h.sent_to(OPERATOR.phone) == [text, f"已确认 {hh_a}; 已确认 {h_a}(同一测点)"]
 
 
 def test_a_reply_from_a_stranger_acknowledges_nothing_and_gets_no_answer(h):

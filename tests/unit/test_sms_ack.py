@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from alerts.book.book import AlarmBook
 from alerts.book.sqlite_journal import AlarmJournal
 from alerts.engine.conditions import ConditionChange, ConditionKind, Priority
-from alerts.engine.lifecycle import AlarmRaised
+from alerts.engine.lifecycle import AlarmRaised, AlarmState
 from alerts.notify.roster import Role, find_duty
 from alerts.notify.roster_yaml import load_rosters
 from alerts.notify.sms_ack import (
@@ -38,10 +38,10 @@ JIANGHAI_REGULATOR = "+8613800138101"  # 欧阳明, 江门市江海区应急管�
 STRANGER = "+8613900000000"
 
 
-def raise_alarm(book: AlarmBook, site: str, source: str) -> str:
+def raise_alarm(book: AlarmBook, site: str, source: str, kind: ConditionKind = ConditionKind.HH) -> str:
     change = ConditionChange(
-        site=site, source=source, kind=ConditionKind.HH, active=True, time_ms=RAISED_MS,
-        priority=Priority.HIGH, level="HH", value=9.5, limit=9.0, message=f"{source} HH",
+        site=site, source=source, kind=kind, active=True, time_ms=RAISED_MS,
+        priority=Priority.HIGH, level=kind.name, value=9.5, limit=9.0, message=f"{source} {kind.name}",
     )  # fmt: skip
     (raised,) = [e for e in book.on_changes([change], now_ms=RAISED_MS) if isinstance(e, AlarmRaised)]
     return raised.alarm_id
@@ -281,3 +281,73 @@ def test_a_naive_receive_time_is_taken_as_utc(book, acker):
 
     (audit,) = book.journal.audit_log(alarm_id=aid)
     assert audit.time_ms == int(REPLIED.timestamp() * 1000)
+
+
+# ---- one text, several alarms of one sensor (issue 14 item 2)
+
+
+def one_text_acker(book: AlarmBook, phone: str, carried: list[str]) -> SmsAcknowledger:
+    """An acknowledger whose outbox says one text to `phone` carried `carried`."""
+
+    def carried_with(p: str, alarm_id: str) -> list[str]:
+        return sorted(carried) if p == phone and alarm_id in carried else []
+
+    people, may_ack = people_by_phone_from(ROSTERS), roster_may_ack(SITES, ROSTERS)
+    return SmsAcknowledger(book, people, may_ack, carried_with=carried_with)
+
+
+def test_naming_the_hh_acknowledges_the_h_of_the_same_text_and_sensor_under_the_officer(book):
+    h = raise_alarm(book, JIANGHAI, "T101-LT", ConditionKind.H)
+    hh = raise_alarm(book, JIANGHAI, "T101-LT")
+    other = raise_alarm(book, JIANGHAI, "T102-LT")  # another sensor in the same text
+    officer = on_duty_operator(JIANGHAI)
+    acker = one_text_acker(book, officer.phone, [h, hh, other])
+
+    out = acker.on_mo(officer.phone, f"确认 {hh}", REPLIED)
+
+    assert [(r.alarm_id, r.status, r.with_alarm) for r in out.results] == [
+        (hh, Status.OK, ""),
+        (h, Status.OK, hh),
+    ]
+    assert out.reply_text == f"已确认 {hh}; 已确认 {h}(同一测点)"
+    assert book.get(h).acked and book.get(hh).acked and not book.get(other).acked
+    (acked,) = book.journal.history(alarm_id=h, types=["AlarmAcknowledged"])
+    user = f"{officer.name} ({officer.id}) via SMS"
+    assert acked.details["user"] == user
+    assert acked.details["comment"] == f"SMS reply: 确认 {hh} (same sensor as {hh}, in one text)"
+    assert [(a.user, a.outcome) for a in book.journal.audit_log(alarm_id=h)] == [(user, "ok")]
+    assert acker.counters["ok"] == 1 and acker.counters["ok_same_sensor"] == 1
+
+
+def test_companions_already_acknowledged_cleared_or_shelved_are_left_alone_without_a_word(book):
+    h, hh, roc, low = (
+        raise_alarm(book, JIANGHAI, "T101-LT", kind)
+        for kind in (ConditionKind.H, ConditionKind.HH, ConditionKind.ROC, ConditionKind.L)
+    )
+    book.acknowledge(h, user="console", now_ms=RAISED_MS + 1)
+    book.shelve(roc, user="console", duration_s=3600, reason="maintenance", now_ms=RAISED_MS + 1)
+    cleared = ConditionChange(
+        site=JIANGHAI, source="T101-LT", kind=ConditionKind.L, active=False, time_ms=RAISED_MS + 2,
+        priority=Priority.HIGH, level="L", value=9.5, limit=9.0, message="恢复",
+    )  # fmt: skip
+    book.on_changes([cleared], now_ms=RAISED_MS + 2)  # the L cleared, still unacknowledged
+    officer = on_duty_operator(JIANGHAI)
+    acker = one_text_acker(book, officer.phone, [h, hh, roc, low])
+
+    out = acker.on_mo(officer.phone, f"1 {hh}", REPLIED)
+
+    assert out.status is Status.OK and not refused_audit(book)
+    # the cleared L still needed an acknowledgement (its text may still be due): it gets one
+    assert out.reply_text == f"已确认 {hh}; 已确认 {low}(同一测点)"
+    assert book.get(low).state is AlarmState.NORMAL and book.get(roc).state is AlarmState.SHELVED
+
+
+def test_an_officer_of_another_site_acknowledges_no_alarm_of_the_text(book):
+    h = raise_alarm(book, JIANGHAI, "T101-LT", ConditionKind.H)
+    hh = raise_alarm(book, JIANGHAI, "T101-LT")
+    acker = one_text_acker(book, DAYAWAN_OPERATOR, [h, hh])
+
+    out = acker.on_mo(DAYAWAN_OPERATOR, f"确认 {hh}", REPLIED)
+
+    assert [(r.alarm_id, r.reason) for r in out.results] == [(hh, Reason.OTHER_SITE)]
+    assert not book.get(h).acked and not book.get(hh).acked

@@ -188,6 +188,18 @@ def test_a_bare_reply_means_the_alarms_of_the_last_message_sent_to_that_phone(tm
     assert box.last_alarm_ids(WANG) == ["A000001", "A000002"]
 
 
+def test_carried_with_lists_the_alarms_that_shared_a_text_to_that_phone(tmp_path):
+    box, gw = SmsOutbox(tmp_path / "sms.sqlite"), FakeSmsGateway()
+    other = "+8613800138002"
+    box.enqueue([note(1), note(2), note(3, phone=other)], T0)
+    box.plan(T0 + 20 * S)
+    box.send_due(gw, T0 + 20 * S)
+    assert box.carried_with(WANG, "A000002") == ["A000001", "A000002"]
+    assert box.carried_with(other, "A000003") == ["A000003"]
+    assert box.carried_with(other, "A000001") == []  # never texted to that phone
+    box.close()
+
+
 # ---- fallback tiers (schema version 2: channel_posts)
 
 
@@ -215,7 +227,7 @@ def test_an_upgraded_v1_file_never_reposts_what_was_posted_and_reoffers_what_was
     v1_file_with_fallback_rows(path)
     box = SmsOutbox(path)
     versions = box._conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
-    assert versions == [(1,), (2,)]
+    assert versions == [(1,), (2,), (3,)]
     assert [(m["fallback_state"], m["channels"][0]["state"]) for m in box.messages()] == [
         ("posted", "posted"),
         ("posting", "posting"),

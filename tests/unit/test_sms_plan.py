@@ -74,6 +74,8 @@ def test_a_flood_of_500_alarms_in_a_minute_is_a_handful_of_messages_that_say_how
         assert count and int(count.group(1)) == len(covers) and len(text) <= POLICY.max_chars
         if len(covers) > 5:
             assert "另有" in text
+        # 500 sensors: the general form of the reply hint, whole, after the alarms that fit
+        assert text.endswith("; 回复\u201c确认 编号\u201d确认该编号所在测点的报警")
 
 
 def test_the_rate_limit_holds_over_any_window():
@@ -119,3 +121,31 @@ def test_the_most_urgent_come_first_in_a_merged_message():
     [p] = plan_messages(items, [], T0 + 30 * S, POLICY)
     assert p.covers[0] == "A000009/s0/r0/wang"
     assert p.text.split(": ", 1)[1].startswith("A000009 08:00")
+
+
+def one_sensor(*levels: tuple[str, str, Priority], sensor: str = "sms-01/sensor/GT-101") -> list[Waiting]:
+    """Alarms of one gas detector, raised a second apart: (alarm number, level, priority)."""
+    return [
+        Waiting(f"{aid}/s0/r0/wang", aid, "短信测试罐区", f"GT-101可燃气体{lvl}报警 45 %LEL", f"GT-101 {lvl}",
+                prio, T0 + i * S, T0 + i * S, sensor=sensor)
+        for i, (aid, lvl, prio) in enumerate(levels)
+    ]  # fmt: skip
+
+
+def test_h_and_hh_of_one_sensor_in_one_text_say_which_one_number_acknowledges_both():
+    items = one_sensor(("A000001", "高", Priority.HIGH), ("A000002", "高高", Priority.CRITICAL))
+    [p] = plan_messages(items, [], T0 + 20 * S, POLICY)
+    assert p.text == (
+        "【短信测试罐区】共 2 条报警: A000002 08:00 GT-101可燃气体高高报警 45 %LEL; "
+        "A000001 08:00 GT-101可燃气体高报警 45 %LEL; 回复\u201c确认 A000002\u201d确认本条全部报警"
+    )
+    [en] = plan_messages(items, [], T0 + 20 * S, POLICY, language="en")
+    assert en.text.endswith("; reply '1 A000002' to acknowledge every alarm of this text")
+
+
+def test_a_text_of_several_sensors_names_one_number_per_sensor_and_the_hint_survives_long_lines():
+    gt101 = one_sensor(("A000001", "高" * 60, Priority.HIGH), ("A000002", "高高" * 30, Priority.CRITICAL))
+    gt102 = one_sensor(("A000003", "高" * 60, Priority.HIGH), sensor="sms-01/sensor/GT-102")
+    [p] = plan_messages([*gt101, *gt102], [], T0 + 20 * S, POLICY)
+    assert len(p.text) <= POLICY.max_chars
+    assert p.text.endswith("另有 1 条, 请查看监控平台; 回复\u201c确认 A000002 A000003\u201d确认本条全部报警")

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.notify.sms_reply import MAX_REPLY_CHARS, ParseError, Reply, parse_reply
+from alerts.notify.sms_reply import (
+    MAX_REPLY_CHARS,
+    ParseError,
+    Reply,
+    parse_reply,
+    same_sensor_companions,
+)
 from tests.support.profile import examples
 
 
@@ -105,3 +111,20 @@ def test_numbers_survive_full_width_and_mixed_separators(numbers):
     fullwidth = str.maketrans("0123456789A", "０１２３４５６７８９Ａ")
     text = "确认：" + "、".join(f"A{n}" for n in numbers).translate(fullwidth)
     assert parse_reply(text) == Reply(alarm_ids=tuple(f"A{n:06d}" for n in numbers))
+
+
+GT101, GT102 = "sms-01/sensor/GT-101", "sms-01/sensor/GT-102"
+
+
+@pytest.mark.parametrize(
+    ("named", "expected"),
+    [
+        ("A000002", ("A000001", "A000005")),  # the HH named: its H and ROC of the same text
+        ("A000001", ("A000002", "A000005")),  # any one of them will do
+        ("A000003", ()),  # another sensor's alarm alone
+        ("A000009", ()),  # not carried with the others (or its sensor unknown): only itself
+    ],
+)
+def test_a_named_alarm_brings_the_other_alarms_of_its_sensor_and_no_other_sensors(named, expected):
+    carried = {"A000001": GT101, "A000002": GT101, "A000003": GT102, "A000005": GT101, "A000009": ""}
+    assert same_sensor_companions(named, carried) == expected
