@@ -11,7 +11,7 @@ One text may carry several alarms of one sensor (H and HH of a gas detector, mer
 alerts/notify/sms_plan.py). A reply naming any of them acknowledges the others of that sensor
 which a text to the same phone carried with it, each journalled under the officer like the one
 named; those already acknowledged, cleared and acknowledged, or hidden are left alone without a
-word. Alarms of other sensors in the text are not touched (docs/design.md decision 20).
+word. Alarms of other sensors in the text are not touched (docs/design.md decision 22).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ and whatever waits beyond that goes out, merged, as soon as the limit allows. A 
 most urgent alarms first and says how many it covers, so a flood of 500 alarms reads
 "共 500 条报警" in a few texts instead of 500. A merged text ends with how to reply to it: one
 alarm number per sensor it carries, since a reply naming one alarm acknowledges every alarm of
-that sensor the text carried (alerts/notify/sms_ack.py; docs/design.md decision 20).
+that sensor the text carried (alerts/notify/sms_ack.py; docs/design.md decision 22).
 """
 
 from __future__ import annotations

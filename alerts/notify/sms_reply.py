@@ -76,7 +76,7 @@ def same_sensor_companions(named: str, sensor_by_alarm: Mapping[str, str]) -> tu
     `sensor_by_alarm` maps `named` and the alarms a text carried together with it to their sensor
     (sms_render.sensor_of). H and HH of one gas detector arrive in one text, and the officer names
     one of them; leaving the other unacknowledged would escalate a situation already taken in
-    hand. Alarms of other sensors are not included: the officer named one sensor (decision 20).
+    hand. Alarms of other sensors are not included: the officer named one sensor (decision 22).
     """
     sensor = sensor_by_alarm.get(named)
     if not sensor:
