@@ -12,7 +12,19 @@ from alerts.engine.lifecycle import AlarmError, InvalidCommand, InvalidTransitio
 from api import console_app
 from api.auth import router as auth_router
 from api.auth.store import AuthStore
-from api.routers import alarms, discrete, disposals, health, ingest, register, risk, sites, sms, stream
+from api.routers import (
+    alarm_history,
+    alarms,
+    discrete,
+    disposals,
+    health,
+    ingest,
+    register,
+    risk,
+    sites,
+    sms,
+    stream,
+)
 from api.routers import forward as forward_routes
 from api.routers import reports as report_routes  # issue 13 item 6
 from api.security_headers import SecurityHeaders
@@ -53,6 +65,7 @@ def create_app(service_factory: Callable[[], ServicePort], auth: AuthStore) -> F
     app.include_router(health.router)
     app.include_router(ingest.router)
     app.include_router(alarms.router)
+    app.include_router(alarm_history.router)
     app.include_router(sms.router)
     app.include_router(sites.router)
     app.include_router(discrete.router)

@@ -3,6 +3,7 @@
 import { STRINGS } from "./i18n.js";
 import { RiskMap } from "./map.js";
 import { duration, facets, groupBySensor, matches, needsAck, sortRows } from "./alarm_list.js";
+import { HistoryView } from "./history.js";
 
 const $ = (sel) => document.querySelector(sel);
 const RANGES = { "1h": 3600e3, "6h": 6 * 3600e3, "24h": 24 * 3600e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
@@ -1023,7 +1024,8 @@ async function renderTrend(siteId, sensorId) {
 // ---- routing: #/alarms, #/sites, #/sites/{id}, #/sites/{id}/sensors/{sensor}, #/reports
 
 function show(view) {
-  for (const v of ["alarms-view", "sites-view", "sensor-view", "reports-view"]) $("#" + v).hidden = v !== view;
+  for (const v of ["alarms-view", "sites-view", "sensor-view", "reports-view", "history-view"]) $("#" + v).hidden = v !== view;
+  $("#tab-history").classList.toggle("active", view === "history-view");
   $("#tab-alarms").classList.toggle("active", view === "alarms-view");
   $("#tab-sites").classList.toggle("active", view === "sites-view" || view === "sensor-view");
   $("#tab-reports").classList.toggle("active", view === "reports-view");
@@ -1041,6 +1043,10 @@ async function route() {
     } else if (parts[0] === "reports") {
       show("reports-view");
       await renderReports();
+    } else if (parts[0] === "history") {
+      show("history-view");
+      state.history ??= new HistoryView({ api, cell, fmt, duration, strings: STRINGS[state.lang], onError: alertError });
+      await state.history.show(STRINGS[state.lang]);
     } else if (parts[0] === "sites") {
       show("sites-view");
       $("#site-detail").hidden = !parts[1];

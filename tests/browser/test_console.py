@@ -505,7 +505,8 @@ def test_the_alarm_list_groups_a_sensors_limits_filters_sorts_and_acknowledges_w
     page.select_option("#f-site", OTHER_SITE)
     page.click("#ack-visible")
     expect(page.locator("#ack-dialog")).to_be_visible()
-    expect(page.locator("#ack-target")).to_contain_text("2")  # both alarms of the row
+    for member in row.get_attribute("data-members").split():  # both alarms of the row, and the
+        expect(page.locator("#ack-target")).to_contain_text(member)  # site's others shown with it
     page.fill("#ack-comment", "已派人到现场")
     page.click("#ack-ok")
     expect(page.locator("#ack-dialog")).not_to_be_visible()
@@ -598,3 +599,45 @@ def test_the_reports_tab_lists_the_reports_of_the_scope_and_downloads_them(page:
     data = (download.value.path()).read_bytes()
     assert data.startswith(b"\xef\xbb\xbf") and CITY in data.decode("utf-8-sig")
     page.screenshot(path=str(screenshots / "reports.png"), full_page=True)
+
+
+def test_the_history_screen_lists_episodes_exports_csv_and_shows_an_alarms_journal_and_who_did_what(
+    page: Page, plant, screenshots
+):
+    """Issue 14 item 4: the period's alarm episodes with filters, their CSV, one alarm's journal and
+    the audit trail, for an operator within their scope."""
+    plant.ramp(LATENCY_SITE, "LT-301", top=96.0, steps=6)
+    deadline = time.monotonic() + 10
+    while not (
+        hh := [a for a in plant.alarms(LATENCY_SITE) if a["source"] == "LT-301" and a["level"] == "HH"]
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    alarm_id = hh[0]["alarm_id"]
+    if hh[0]["state"] in ("UNACK", "RTN_UNACK"):
+        assert plant.svc.post(f"/api/v1/alarms/{alarm_id}/ack", {"comment": "巡检确认"}).status_code == 200
+    log_in(page, plant, "op-jm2")
+    page.goto(plant.url + "/console/#/history")
+    expect(page.locator("#history-table")).to_have_attribute("data-loaded", "true")
+    row = page.locator(f"tr.history-row[data-alarm-id='{alarm_id}']")
+    expect(row).to_be_visible()
+    expect(row).to_contain_text("新会油库")
+    expect(page.locator("tr.history-row[data-alarm-id]").filter(has_text="佛山")).to_have_count(
+        0
+    )  # not theirs
+    page.select_option("#h-priority", hh[0]["priority"])
+    page.click("#h-search")
+    expect(row).to_be_visible()
+    with page.expect_download() as dl:
+        page.click("#h-csv")
+    csv_text = dl.value.path().read_text(encoding="utf-8-sig")
+    assert csv_text.startswith("alarm_id,site,site_name") and alarm_id in csv_text, csv_text[:300]
+    row.click()
+    journal = page.locator("#journal-rows tr.journal-row")
+    expect(page.locator("#journal-box")).to_have_attribute("data-alarm-id", alarm_id)
+    expect(journal.filter(has_text="报警").first).to_be_visible()
+    expect(journal.filter(has_text="确认").first).to_be_visible()
+    page.fill("#a-user", "tester")
+    page.click("#a-search")
+    expect(page.locator("tr.audit-row").filter(has_text=alarm_id).first).to_contain_text("确认")
+    page.screenshot(path=str(screenshots / "history.png"), full_page=True)
