@@ -21,6 +21,7 @@ from api.routers import (
     ingest,
     register,
     risk,
+    site_mimic,
     sites,
     sms,
     stream,
@@ -68,6 +69,7 @@ def create_app(service_factory: Callable[[], ServicePort], auth: AuthStore) -> F
     app.include_router(alarm_history.router)
     app.include_router(sms.router)
     app.include_router(sites.router)
+    app.include_router(site_mimic.router)
     app.include_router(discrete.router)
     app.include_router(register.router)
     app.include_router(risk.router)

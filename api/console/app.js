@@ -4,6 +4,7 @@ import { STRINGS } from "./i18n.js";
 import { RiskMap } from "./map.js";
 import { duration, facets, groupBySensor, matches, needsAck, sortRows } from "./alarm_list.js";
 import { HistoryView } from "./history.js";
+import { renderMimic } from "./site_page.js";
 
 const $ = (sel) => document.querySelector(sel);
 const RANGES = { "1h": 3600e3, "6h": 6 * 3600e3, "24h": 24 * 3600e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
@@ -32,6 +33,8 @@ const state = {
   filters: { site: "", city: "", priority: "", state: "", kind: "", text: "" },
   sort: { key: "priority", descending: false },
   visibleRows: [], // the rows the list shows now (after grouping, filters and sort)
+  viewTime: {}, // view -> when its data was last loaded (ms): the header's age is the screen's own
+  sparks: null,
   map: null, // the regulator's map (map.js), kept across refreshes so a drill-down stays
   mapRefresh: null, // a pending live refresh of the map (at most one per MAP_THROTTLE_MS)
 };
@@ -546,10 +549,14 @@ async function renderAreaSummary(area, regions) {
 // an alarm event moves the overview (tiles, ranking, map): fetch it again (the API recomputes it
 // when the alarm book changes), at most once per MAP_THROTTLE_MS however many events arrive
 function refreshOverviewSoon() {
-  if ($("#sites-view").hidden || state.mapRefresh) return;
+  if (state.mapRefresh) return;
+  const parts = state.route || [];
+  if (parts[0] !== "sites") return;
   state.mapRefresh = setTimeout(async () => {
     try {
-      await renderSites();
+      if (parts[2] === "sensors" && parts[3]) await renderTrend(parts[1], parts[3]);
+      else if (parts[1]) await renderSite(parts[1]);
+      else await renderSites();
     } catch (_) { /* the next event or the 5 s refresh tries again */ }
     state.mapRefresh = null;
   }, MAP_THROTTLE_MS);
@@ -653,18 +660,30 @@ function onKey(ev) {
 
 // ---- freshness indicator
 
+// the age of what the current screen shows: the list's last refresh on the alarm screen, else the
+// screen's own data (a stuck overview must not borrow the list's freshness)
+function currentViewTime() {
+  const parts = state.route || [];
+  if (parts[0] === "sites") return parts[2] === "sensors" ? state.viewTime.sensor : state.viewTime.sites;
+  if (parts[0] === "history" || parts[0] === "reports") return state.viewTime[parts[0]];
+  return state.lastRefreshMs;
+}
+
 function renderLastUpdate() {
   const el = $("#last-update");
-  if (!state.user || state.lastRefreshMs === null) {
+  const when = currentViewTime() ?? null;
+  if (!state.user || when === null) {
     el.textContent = state.user ? t("never") : "";
     el.dataset.stale = "false";
     return;
   }
-  const age = Date.now() - state.lastRefreshMs;
-  const stale = age > STALE_MS;
+  const age = Date.now() - when;
+  // history and reports are queries, not live screens: their age is shown, never "stale"
+  const live = !["history", "reports"].includes((state.route || [])[0]);
+  const stale = live && age > STALE_MS;
   el.dataset.stale = String(stale);
   el.classList.toggle("stale", stale);
-  const at = new Date(state.lastRefreshMs).toLocaleTimeString(state.lang === "zh" ? "zh-CN" : "en-GB", { hour12: false });
+  const at = new Date(when).toLocaleTimeString(state.lang === "zh" ? "zh-CN" : "en-GB", { hour12: false });
   el.textContent = `${t("updated")} ${at} (${Math.floor(age / 1000)} ${t("seconds_ago")})` + (stale ? ` ${t("stale")}` : "");
 }
 
@@ -766,36 +785,41 @@ async function renderSites() {
     grid.appendChild(a);
   }
   grid.dataset.loaded = "true";
+  state.viewTime.sites = Date.now();
   grid.dataset.count = String(body.count);
 }
 
 async function renderSite(siteId) {
-  const s = await api(`/api/v1/sites/${encodeURIComponent(siteId)}`);
+  const base = `/api/v1/sites/${encodeURIComponent(siteId)}`;
+  const [s, devices, sparks] = await Promise.all([
+    api(base),
+    api(`${base}/devices`).catch(() => ({ data: [] })),
+    // sparklines are an hour's course: fetched again at most every 30 s, not on every refresh
+    sparklinesOf(siteId).catch(() => ({ data: {} })),
+  ]);
   $("#site-detail").hidden = false;
   $("#site-title").textContent = `${s.name} (${s.id})`;
-  const tbody = $("#sensor-rows");
-  tbody.replaceChildren();
-  const st = STRINGS[state.lang].state;
-  for (const x of s.sensors) {
-    const tr = document.createElement("tr");
-    tr.dataset.sensorId = x.id;
-    tr.className = "sensor-row";
-    const link = document.createElement("a");
-    link.href = `#/sites/${encodeURIComponent(s.id)}/sensors/${encodeURIComponent(x.id)}`;
-    link.textContent = x.id;
-    cell(tr, "").appendChild(link);
-    cell(tr, x.name);
-    cell(tr, x.states ? stateName(x.states, x.value) : `${fmt(x.value)} ${x.unit}`, "num");
-    const lim = x.limits;
-    cell(tr, ["ll", "l", "h", "hh"].filter((k) => lim[k] !== null).map((k) => `${k.toUpperCase()} ${lim[k]}`).join(" · "));
-    const age = cell(tr, ageText(x.data_age_s), "age");
-    if (x.data_age_s === null || x.data_age_s > 60) age.classList.add("old");
-    cell(tr, x.alarms.map((a) => `${a.level} ${st[a.state] ?? a.state}`).join(", ") || t("ok"));
-    tr.addEventListener("click", () => { location.hash = link.getAttribute("href"); });
-    tbody.appendChild(tr);
-  }
+  $("#crumb-place").textContent = [s.province, s.city, s.district].filter(Boolean).join(" ") || "–";
+  $("#crumb-site").textContent = s.name;
+  const S = STRINGS[state.lang];
+  renderMimic($("#site-mimic"), s, {
+    devices: devices.data, sparks: sparks.data, S, fmt, ageText, stateName,
+    link: (x) => `#/sites/${encodeURIComponent(s.id)}/sensors/${encodeURIComponent(x.id)}`,
+  });
+  $("#site-mimic").dataset.loaded = "true";
+  state.viewTime.sites = Date.now();
   await renderRegister(s);
   await renderPondLevels(s);
+}
+
+const SPARK_MAX_AGE_MS = 30_000;
+
+async function sparklinesOf(siteId) {
+  const cached = state.sparks;
+  if (cached && cached.site === siteId && Date.now() - cached.at < SPARK_MAX_AGE_MS) return cached.body;
+  const body = await api(`/api/v1/sites/${encodeURIComponent(siteId)}/sparklines?minutes=60&points=60`);
+  state.sparks = { site: siteId, at: Date.now(), body };
+  return body;
 }
 
 // ---- the hazard-source register: the computed grade (GB 18218) or class beside the declared one
@@ -1001,24 +1025,33 @@ async function renderTrend(siteId, sensorId) {
   }
   const el = $("#trend");
   if (!state.chart) state.chart = echarts.init(el, "dark");
+  // a live redraw keeps what the operator zoomed into; a new sensor or range starts whole
+  const view = `${siteId}/${sensorId}/${state.range}`;
+  const zoom = state.trendView === view ? state.chart.getOption()?.dataZoom?.[0] : null;
+  const keep = zoom ? { start: zoom.start, end: zoom.end } : {};
+  state.trendView = view;
+  // a sensor with less history than the range: the axis starts at its first point, not squeezed right
+  const first = data.find((p) => p[1] !== null)?.[0];
+  const xMin = first !== undefined ? Math.max(start, first - 0.02 * (end - first)) : start;
   state.chart.setOption({
     animation: false,
     backgroundColor: "transparent",
     tooltip: { trigger: "axis" },
     legend: { top: 0 },
     grid: { left: 60, right: 40, top: 40, bottom: 60 },
-    xAxis: { type: "time", min: start, max: xMax },
+    xAxis: { type: "time", min: xMin, max: xMax },
     yAxis: h.states
       ? { type: "value", min: 0, max: h.states.length - 1, interval: 1,
           axisLabel: { formatter: (v) => stateName(h.states, v) } }
       : { type: "value", name: h.unit, scale: true },
-    dataZoom: [{ type: "inside" }, { type: "slider" }],
+    dataZoom: [{ type: "inside", ...keep }, { type: "slider", ...keep }],
     series,
   }, true);
   state.chartPoints = data.length;
   renderStateHistory(h);
   el.dataset.rendered = "true";
   el.dataset.points = String(data.length);
+  state.viewTime.sensor = Date.now();
 }
 
 // ---- routing: #/alarms, #/sites, #/sites/{id}, #/sites/{id}/sensors/{sensor}, #/reports
@@ -1043,15 +1076,19 @@ async function route() {
     } else if (parts[0] === "reports") {
       show("reports-view");
       await renderReports();
+      state.viewTime.reports = Date.now();
     } else if (parts[0] === "history") {
       show("history-view");
       state.history ??= new HistoryView({ api, cell, fmt, duration, strings: STRINGS[state.lang], onError: alertError });
       await state.history.show(STRINGS[state.lang]);
+      state.viewTime.history = Date.now();
     } else if (parts[0] === "sites") {
       show("sites-view");
+      // a site's page replaces the overview (the breadcrumb leads back to it)
       $("#site-detail").hidden = !parts[1];
-      await renderSites();
+      $("#overview").hidden = Boolean(parts[1]);
       if (parts[1]) await renderSite(parts[1]);
+      else await renderSites();
     } else {
       show("alarms-view");
     }
@@ -1062,7 +1099,14 @@ async function route() {
 
 async function refreshView() {
   const parts = state.route || [];
-  if ((parts[0] === "sites" && parts[2] !== "sensors") || parts[0] === "reports") await route();
+  if (parts[0] === "sites" && parts[2] === "sensors" && parts[3]) {
+    // the trend appends what came in and redraws the forecast cone: every refresh on views up to
+    // 24 h, every minute on longer ones (their points are 1-minute means)
+    const long = RANGES[state.range] > 24 * 3600e3;
+    if (!long || Date.now() - (state.viewTime.sensor ?? 0) > 60_000) await renderTrend(parts[1], parts[3]);
+  } else if (parts[0] === "sites" || parts[0] === "reports") {
+    await route();
+  }
 }
 
 // ---- session

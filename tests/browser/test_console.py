@@ -158,10 +158,10 @@ def test_screens_keyboard_shelve_and_trend(page: Page, plant, screenshots):
     tile = page.locator(f".site-tile[data-site-id='{GAS_SITE}']")
     expect(tile).to_have_attribute("data-risk", "red")
     tile.click()
-    expect(page.locator("tr.sensor-row[data-sensor-id='GT-103']")).to_be_visible()
+    expect(page.locator(".sensor-card[data-sensor-id='GT-103']")).to_be_visible()
     page.screenshot(path=str(screenshots / "site-overview.png"), full_page=True)
 
-    page.locator("tr.sensor-row[data-sensor-id='GT-103'] a").click()
+    page.locator(".sensor-card[data-sensor-id='GT-103']").click()
     trend = page.locator("#trend")
     expect(trend).to_have_attribute("data-rendered", "true")
     assert int(trend.get_attribute("data-points")) >= 50
@@ -284,7 +284,7 @@ def test_a_discrete_signal_shows_its_state_and_its_state_history(page: Page, pla
         assert time.monotonic() < deadline, plant.svc.get("/api/v1/ingest/stats").json()
         time.sleep(0.2)
     page.goto(plant.url + f"/console/#/sites/{SIS_SITE}")
-    expect(page.locator("tr.sensor-row[data-sensor-id='SIS-301']")).to_contain_text("投用", timeout=10_000)
+    expect(page.locator(".sensor-card[data-sensor-id='SIS-301']")).to_contain_text("投用", timeout=10_000)
     page.goto(plant.url + f"/console/#/sites/{SIS_SITE}/sensors/SIS-301")
     expect(page.locator("#trend")).to_have_attribute("data-rendered", "true")
     changes = page.locator("tr.state-change")
@@ -641,3 +641,32 @@ def test_the_history_screen_lists_episodes_exports_csv_and_shows_an_alarms_journ
     page.click("#a-search")
     expect(page.locator("tr.audit-row").filter(has_text=alarm_id).first).to_contain_text("确认")
     page.screenshot(path=str(screenshots / "history.png"), full_page=True)
+
+
+def test_the_site_page_groups_sensors_by_device_with_its_online_state_sparklines_and_a_way_back(
+    page: Page, plant
+):
+    """Issue 14 item 5: a site page replaces the overview, with a breadcrumb back; its sensors sit
+    under their device, which shows its last will's state; each card has a sparkline of the hour."""
+    now = plant.clock()
+    for k in range(30):  # half an hour of a rising tank, so its sparkline has a course
+        plant.publish(TANK_SITE, {"LT-201": round(40 + k * 0.5, 1)}, now - (30 - k) * 60_000)
+    plant.pub.publish(f"hazmon/v1/{TANK_SITE}/gds-01/status", b"offline", retain=True)
+    plant.pub.wait_all_acked()
+    log_in(page, plant, "op-jm")
+    page.goto(plant.url + f"/console/#/sites/{TANK_SITE}")
+    expect(page.locator("#site-mimic")).to_have_attribute("data-loaded", "true")
+    expect(page.locator("#overview")).to_be_hidden()  # the page replaces the overview
+    expect(page.locator("#crumb-site")).to_have_text("江门储罐区")
+    expect(page.locator("#crumb-place")).to_contain_text("江门市")
+    group = page.locator(".sensor-group[data-group='device:gds-01']")
+    expect(group.locator(".device-badge")).to_have_attribute("data-status", "offline", timeout=10_000)
+    card = group.locator(".sensor-card[data-sensor-id='LT-201']")
+    expect(card).to_be_visible()
+    assert int(card.locator("svg.sparkline").get_attribute("data-points")) >= 20
+    plant.pub.publish(f"hazmon/v1/{TANK_SITE}/gds-01/status", b"online", retain=True)
+    plant.pub.wait_all_acked()
+    expect(group.locator(".device-badge")).to_have_attribute("data-status", "online", timeout=10_000)  # live
+    page.locator("#site-crumbs a").click()
+    expect(page.locator("#overview")).to_be_visible()
+    expect(page.locator("#site-grid")).to_have_attribute("data-loaded", "true")
