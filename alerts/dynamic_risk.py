@@ -88,28 +88,57 @@ def dynamic_risk(x: RiskInputs) -> Risk:
     return Risk(score, colour, parts)
 
 
+def reason_parts(x: RiskInputs, risk: Risk, i: int) -> list[dict]:
+    """Why site `i` has its score, as data (each factor that adds points, largest first, with its
+    counts), so every language renders it: `reasons` in Chinese, the console's English mode."""
+    ranked = sorted(((float(p[i]), k) for k, p in risk.parts.items() if p[i] > 0), reverse=True)
+    counts = {
+        "grade": {"grade": int(x.grade[i]), "tailings": bool(x.tailings[i])},
+        "unacknowledged": {
+            k: int(n)
+            for k, n in zip(("low", "medium", "high", "critical"), x.unack[i].tolist(), strict=True)
+            if n
+        },
+        "early_warnings": {"warnings": int(x.warnings[i]), "failures": int(x.failures[i])},
+        "outages": {"outages": int(x.outages[i])},
+        "overdue": {"overdue": int(x.overdue[i])},
+        "alarm_rate": {"raises_7d": int(x.raises_7d[i])},
+    }
+    out = [{"factor": k, "points": round(points, 1), **counts[k]} for points, k in ranked]
+    if x.critical_active is not None and x.critical_active[i] > 0:
+        out.insert(0, {"factor": "critical_active", "points": None, "critical": int(x.critical_active[i])})
+    return out
+
+
 def reasons(x: RiskInputs, risk: Risk, i: int) -> list[str]:
     """Why site `i` has its score: each factor that adds points, largest first, in words."""
-    grade = int(x.grade[i])
-    names = ("一等", "二等", "三等", "四等", "五等") if x.tailings[i] else ("一级", "二级", "三级", "四级")
-    label = names[grade - 1] if 1 <= grade <= len(names) else str(grade)
-    texts = {
-        "grade": f"静态等级 {label}",
-        "unacknowledged": "未确认报警 "
-        + ", ".join(
-            f"{k} {int(n)}" for k, n in zip(("低", "中", "高", "紧急"), x.unack[i].tolist(), strict=True) if n
-        ),
-        "early_warnings": f"预警 {int(x.warnings[i])} 条"
-        + (f", 溃坝预测 {int(x.failures[i])} 条" if x.failures[i] else ""),
-        "outages": f"数据中断 {int(x.outages[i])} 处",
-        "overdue": f"超时未处置报警 {int(x.overdue[i])} 条",
-        "alarm_rate": f"近7天报警 {int(x.raises_7d[i])} 条 (日均 {x.raises_7d[i] / 7:.1f})",
-    }
-    ranked = sorted(((float(p[i]), k) for k, p in risk.parts.items() if p[i] > 0), reverse=True)
-    out = [f"{texts[k]}: +{points:.0f}" for points, k in ranked]
-    if x.critical_active is not None and x.critical_active[i] > 0:
-        out.insert(0, f"紧急报警进行中 {int(x.critical_active[i])} 条: 红")
-    return out
+    return [_chinese(p) for p in reason_parts(x, risk, i)]
+
+
+def _chinese(p: dict) -> str:
+    f = p["factor"]
+    if f == "critical_active":
+        return f"紧急报警进行中 {p['critical']} 条: 红"
+    if f == "grade":
+        names = (
+            ("一等", "二等", "三等", "四等", "五等") if p["tailings"] else ("一级", "二级", "三级", "四级")
+        )
+        label = names[p["grade"] - 1] if 1 <= p["grade"] <= len(names) else str(p["grade"])
+        text = f"静态等级 {label}"
+    elif f == "unacknowledged":
+        zh = {"low": "低", "medium": "中", "high": "高", "critical": "紧急"}
+        text = "未确认报警 " + ", ".join(
+            f"{zh[k]} {p[k]}" for k in ("low", "medium", "high", "critical") if k in p
+        )
+    elif f == "early_warnings":
+        text = f"预警 {p['warnings']} 条" + (f", 溃坝预测 {p['failures']} 条" if p["failures"] else "")
+    elif f == "outages":
+        text = f"数据中断 {p['outages']} 处"
+    elif f == "overdue":
+        text = f"超时未处置报警 {p['overdue']} 条"
+    else:
+        text = f"近7天报警 {p['raises_7d']} 条 (日均 {p['raises_7d'] / 7:.1f})"
+    return f"{text}: +{p['points']:.0f}"
 
 
 def _lookup(table: dict[int, float], keys: np.ndarray, default: float) -> np.ndarray:

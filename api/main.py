@@ -19,6 +19,7 @@ from api.routers import (
     disposals,
     health,
     ingest,
+    names,
     register,
     risk,
     site_mimic,
@@ -70,6 +71,7 @@ def create_app(service_factory: Callable[[], ServicePort], auth: AuthStore) -> F
     app.include_router(sms.router)
     app.include_router(sites.router)
     app.include_router(site_mimic.router)
+    app.include_router(names.router)
     app.include_router(discrete.router)
     app.include_router(register.router)
     app.include_router(risk.router)

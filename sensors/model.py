@@ -129,6 +129,7 @@ class Site:
     # substances, a tailings pond's dam; hazmon computes the grade or class from them
     hazard_sources: tuple[HazardSource, ...] = ()
     dam: Dam | None = None
+    names_en: tuple[tuple[str, str], ...] = ()  # the English of the site's own names (console)
 
     def warning_item_list(self) -> tuple[WarningItem, ...]:
         """The pond's monitored items: those declared, then each point with warning levels that no

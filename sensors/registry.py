@@ -80,6 +80,7 @@ SITE_KEYS = frozenset(
         "warning_escalation",
         "hazard_sources",
         "dam",
+        "names_en",
     }
 )
 SENSOR_KEYS = frozenset(
@@ -258,6 +259,8 @@ def site_document(site: Site) -> dict[str, Any]:
         doc["hazard_sources"] = [h.document() for h in site.hazard_sources]
     if site.dam is not None:
         doc["dam"] = site.dam.document()
+    if site.names_en:
+        doc["names_en"] = dict(site.names_en)
     return doc
 
 
@@ -364,6 +367,7 @@ def _parse_site(raw: Any, c: _Collector) -> Site | None:
     _check_warning_items(kind, sensors, items, bad_site)
     sources = parse_hazard_sources(raw.get("hazard_sources"), bad_site, lambda i: bool(SENSOR_ID_RE.match(i)))
     dam = parse_dam(raw.get("dam"), bad_site)
+    names_en = parse_names_en(raw.get("names_en"), bad_site)
     if sources and kind != "chemical":
         bad_site(
             "hazard_sources (GB 18218-2018 units) are for chemical sites; a tailings pond has its dam",
@@ -390,7 +394,36 @@ def _parse_site(raw: Any, c: _Collector) -> Site | None:
         warning_escalation=escalation,
         hazard_sources=sources,
         dam=dam,
+        names_en=names_en,
     )
+
+
+MAX_NAMES = 5000
+MAX_NAME_CHARS = 200
+
+
+def parse_names_en(raw: Any, bad: Any) -> tuple[tuple[str, str], ...]:
+    """`names_en`: the English of the site's own names (its name, places, sensors, items, states),
+    {中文: English}; the console shows them in English mode. Text only, short, at most 5 000."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        bad("names_en must be a mapping of a name to its English", "names_en")
+        return ()
+    if len(raw) > MAX_NAMES:
+        bad(f"names_en has {len(raw)} entries; at most {MAX_NAMES}", "names_en")
+        return ()
+    out: list[tuple[str, str]] = []
+    for k, v in raw.items():
+        ok = all(isinstance(x, str) and 0 < len(x) <= MAX_NAME_CHARS and x.isprintable() for x in (k, v))
+        if not ok:
+            bad(
+                f"names_en: {str(k)[:40]!r} must map text to text of 1-{MAX_NAME_CHARS} printable characters",
+                "names_en",
+            )
+            return ()
+        out.append((k, v))
+    return tuple(out)
 
 
 def _check_warning_items(kind: Any, sensors: list[Sensor], items: list[WarningItem], bad: Any) -> None:

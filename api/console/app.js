@@ -33,6 +33,8 @@ const state = {
   filters: { site: "", city: "", priority: "", state: "", kind: "", text: "" },
   sort: { key: "priority", descending: false },
   visibleRows: [], // the rows the list shows now (after grouping, filters and sort)
+  names: {}, // Chinese name -> English (the sites' names_en), loaded in English mode
+  namesLoaded: false,
   viewTime: {}, // view -> when its data was last loaded (ms): the header's age is the screen's own
   sparks: null,
   map: null, // the regulator's map (map.js), kept across refreshes so a drill-down stays
@@ -41,6 +43,25 @@ const state = {
 const MAP_THROTTLE_MS = 150;
 
 const t = (key) => STRINGS[state.lang][key] ?? key;
+
+// ---- the registry's names in the console's language: Chinese as registered, English from the
+// sites' `names_en` (GET /api/v1/names); a site or sensor name without English shows as its id
+const CJK = /[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]/;
+
+function tn(text, fallback = text) {
+  if (state.lang === "zh" || text === null || text === undefined || text === "") return text ?? "";
+  const en = state.names[text];
+  if (en) return en;
+  return CJK.test(text) ? fallback : text;
+}
+
+async function loadNames() {
+  if (state.lang !== "en" || state.namesLoaded) return;
+  try {
+    state.names = (await api("/api/v1/names?lang=en")).names;
+    state.namesLoaded = true;
+  } catch (_) { /* names stay as registered until the next try */ }
+}
 
 // ---- API
 
@@ -84,9 +105,14 @@ function applyLang() {
   document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
   document.title = "hazmon " + t("title");
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
-  $("#lang-btn").textContent = state.lang === "zh" ? "English" : "中文";
+  // the switch names the other language in Latin letters (English mode shows no Chinese); its
+  // title says it in Chinese for whoever switched by mistake
+  $("#lang-btn").textContent = state.lang === "zh" ? "English" : "ZH";
+  $("#lang-btn").title = state.lang === "zh" ? "Switch to English" : "切换到中文";
   if (state.user) showUser();
+  renderFilterChoices();
   renderAlarms();
+  renderBanner();
   renderLastUpdate();
   renderLiveMode();
   if (state.route) route();
@@ -200,7 +226,7 @@ function renderBanner() {
   link.className = `banner-newest prio-${newest?.priority ?? "none"}`;
   link.dataset.alarmId = newest?.alarm_id ?? "";
   link.textContent = newest
-    ? `${STRINGS[state.lang].priority[newest.priority]} · ${(newest.raised || "").slice(11, 19)} · ${newest.site_name || newest.site} ${newest.source} ${newest.level} · ${alarmText(newest)}`
+    ? `${STRINGS[state.lang].priority[newest.priority]} · ${(newest.raised || "").slice(11, 19)} · ${tn(newest.site_name, newest.site) || newest.site} ${newest.source} ${tn(newest.level, "")} · ${alarmText(newest)}`
     : t("no_unacked");
   banner.dataset.unacked = String(unacked.length);
 }
@@ -242,15 +268,15 @@ function renderAlarms() {
     if (a.alarm_id === state.selected) tr.classList.add("selected");
     cell(tr, pri[a.priority] ?? a.priority, "prio");
     cell(tr, st[a.state] ?? a.state, "state");
-    const where = cell(tr, a.site_name || a.site, "site");
+    const where = cell(tr, tn(a.site_name, a.site) || a.site, "site");
     if (a.city || a.district) {
       const small = document.createElement("small");
-      small.textContent = [a.city, a.district].filter(Boolean).join(" ");
+      small.textContent = [tn(a.city), tn(a.district)].filter(Boolean).join(" ");
       where.append(document.createElement("br"), small);
     }
     cell(tr, a.source);
     const others = a.members.filter((m) => m.alarm_id !== a.alarm_id);
-    cell(tr, a.level + (others.length ? ` (+${others.map((m) => m.level).join(", ")})` : ""), "level");
+    cell(tr, tn(a.level, a.kind) + (others.length ? ` (+${others.map((m) => tn(m.level, m.kind)).join(", ")})` : ""), "level");
     cell(tr, `${fmt(a.value)} / ${fmt(a.current_value)} / ${fmt(a.limit)}`, "num values");
     cell(tr, a.raised ? a.raised.replace("T", " ").slice(0, 19) : "–", "time");
     const live = a.members.some((m) => m.active);
@@ -289,6 +315,22 @@ function renderAlarms() {
   }
 }
 
+// a dynamic-risk factor (/api/v1/risk `factors`) in English
+function factorText(f) {
+  const pts = f.points === null ? "" : `: +${Math.round(f.points)}`;
+  switch (f.factor) {
+    case "critical_active": return `critical alarm in progress (${f.critical}): red`;
+    case "grade": return `${f.tailings ? "pond class" : "grade"} ${f.grade}${pts}`;
+    case "unacknowledged":
+      return `unacknowledged ${["critical", "high", "medium", "low"].filter((k) => f[k]).map((k) => `${k} ${f[k]}`).join(", ")}${pts}`;
+    case "early_warnings": return `early warnings ${f.warnings}${f.failures ? `, failure forecasts ${f.failures}` : ""}${pts}`;
+    case "outages": return `data outages ${f.outages}${pts}`;
+    case "overdue": return `disposals overdue ${f.overdue}${pts}`;
+    case "alarm_rate": return `alarms in 7 days ${f.raises_7d} (${(f.raises_7d / 7).toFixed(1)} a day)${pts}`;
+    default: return f.factor;
+  }
+}
+
 // the time-in-alarm cells tick every second without redrawing the list
 function tickDurations() {
   const now = Date.now(), units = STRINGS[state.lang].units;
@@ -321,8 +363,8 @@ function renderFilterChoices() {
     }
     el.value = items.some(([v]) => v === keep) ? keep : "";
   };
-  fill("#f-site", f.sites.map((x) => [x.id, x.name]));
-  fill("#f-city", f.cities.map((c) => [c, c]));
+  fill("#f-site", f.sites.map((x) => [x.id, tn(x.name, x.id)]));
+  fill("#f-city", f.cities.map((c) => [c, tn(c)]));
   fill("#f-kind", f.kinds.map((k) => [k, STRINGS[state.lang].kind[k] ?? k]));
 }
 
@@ -493,12 +535,12 @@ async function renderRiskRanking() {
     tr.dataset.colour = r.colour;
     const link = document.createElement("a");
     link.href = `#/sites/${encodeURIComponent(r.site)}`;
-    link.textContent = r.name;
+    link.textContent = tn(r.name, r.site);
     cell(tr, "").appendChild(link);
     cell(tr, fmt(r.score), "num");
     const c = cell(tr, risk[r.colour] ?? r.colour, "colour-badge");
     c.dataset.level = { red: "RED", orange: "ORANGE", yellow: "YELLOW", blue: "BLUE" }[r.colour];
-    cell(tr, r.reasons.slice(0, 2).join("；"));
+    cell(tr, state.lang === "zh" ? r.reasons.slice(0, 2).join("；") : (r.factors || []).slice(0, 2).map(factorText).join("; "));
     tbody.appendChild(tr);
   }
   $("#risk-ranking").hidden = body.count === 0;
@@ -511,6 +553,8 @@ async function renderMap(body) {
     state.map = new RiskMap($("#risk-map"), $("#map-crumbs"), {
       onSite: (id) => { location.hash = `#/sites/${encodeURIComponent(id)}`; },
       onArea: (area, regions) => { renderAreaSummary(area, regions).catch(() => {}); },
+      tn,
+      reasonOf: (r) => (state.lang === "zh" ? r.reasons?.[0] ?? "" : r.factors?.[0] ? factorText(r.factors[0]) : ""),
       strings: STRINGS[state.lang],
     });
     window.hazmonMap = state.map; // tests find markers through it
@@ -535,7 +579,7 @@ async function renderAreaSummary(area, regions) {
     const tr = document.createElement("tr");
     tr.className = "area-row";
     tr.dataset.area = a.name;
-    cell(tr, a.name);
+    cell(tr, tn(a.name));
     cell(tr, String(a.sites), "num");
     cell(tr, ["red", "orange", "yellow", "blue"].map((c) => a.by_colour[c] ?? 0).join(" / "), "num");
     cell(tr, String(a.unacknowledged), "num");
@@ -575,7 +619,7 @@ async function renderOverdue() {
     tr.dataset.alarmId = d.alarm_id;
     cell(tr, d.site);
     cell(tr, d.source);
-    cell(tr, d.level);
+    cell(tr, tn(d.level, d.kind));
     cell(tr, d.raised.replace("T", " ").slice(0, 19), "time");
     cell(tr, d.due.replace("T", " ").slice(0, 19), "time");
     tbody.appendChild(tr);
@@ -771,8 +815,8 @@ async function renderSites() {
     a.dataset.risk = s.risk_colour;
     const c = s.alarm_counts;
     const lines = [
-      [s.name, "name"],
-      [`${s.id} · ${[s.city, s.district].filter(Boolean).join(" ")}`, "where"],
+      [tn(s.name, s.id), "name"],
+      [`${s.id} · ${[tn(s.city), tn(s.district)].filter(Boolean).join(" ")}`, "where"],
       [`${risk[s.risk_colour]} · ${t("worst")}: ${s.worst_priority ? pri[s.worst_priority] : t("ok")}`, "risk"],
       [`${t("counts")}: ${c.unack} / ${c.ack} / ${c.rtn_unack} / ${c.shelved}`, "counts"],
       [`${t("col_age")}: ${ageText(s.data_age_s)}`, "age"],
@@ -798,12 +842,12 @@ async function renderSite(siteId) {
     sparklinesOf(siteId).catch(() => ({ data: {} })),
   ]);
   $("#site-detail").hidden = false;
-  $("#site-title").textContent = `${s.name} (${s.id})`;
-  $("#crumb-place").textContent = [s.province, s.city, s.district].filter(Boolean).join(" ") || "–";
-  $("#crumb-site").textContent = s.name;
+  $("#site-title").textContent = `${tn(s.name, s.id)} (${s.id})`;
+  $("#crumb-place").textContent = [s.province, s.city, s.district].map((x) => tn(x)).filter(Boolean).join(" ") || "–";
+  $("#crumb-site").textContent = tn(s.name, s.id);
   const S = STRINGS[state.lang];
   renderMimic($("#site-mimic"), s, {
-    devices: devices.data, sparks: sparks.data, S, fmt, ageText, stateName,
+    devices: devices.data, sparks: sparks.data, S, fmt, ageText, stateName, tn,
     link: (x) => `#/sites/${encodeURIComponent(s.id)}/sensors/${encodeURIComponent(x.id)}`,
   });
   $("#site-mimic").dataset.loaded = "true";
@@ -864,7 +908,7 @@ async function renderRegister(site) {
 function stateName(states, code) {
   if (code === null || code === undefined) return "–";
   const name = states[Math.round(code)];
-  return name === undefined ? String(code) : (STRINGS[state.lang].state_names[name] ?? name);
+  return name === undefined ? String(code) : (STRINGS[state.lang].state_names[name] ?? tn(name, String(code)));
 }
 
 function renderStateHistory(h) {
@@ -1079,7 +1123,7 @@ async function route() {
       state.viewTime.reports = Date.now();
     } else if (parts[0] === "history") {
       show("history-view");
-      state.history ??= new HistoryView({ api, cell, fmt, duration, strings: STRINGS[state.lang], onError: alertError });
+      state.history ??= new HistoryView({ api, cell, fmt, duration, tn, strings: STRINGS[state.lang], onError: alertError });
       await state.history.show(STRINGS[state.lang]);
       state.viewTime.history = Date.now();
     } else if (parts[0] === "sites") {
@@ -1141,6 +1185,7 @@ async function enter(user) {
   $("#app-view").hidden = false;
   $("#user-info").hidden = false;
   $("#logout-btn").hidden = false;
+  await loadNames();
   await Promise.all([refreshAlarms(), refreshFloods()]).catch(() => {});
   startLive();
   await route();
@@ -1180,7 +1225,7 @@ async function boot() {
   $("#lang-btn").addEventListener("click", () => {
     state.lang = state.lang === "zh" ? "en" : "zh";
     localStorage.setItem("hazmon.lang", state.lang);
-    applyLang();
+    loadNames().finally(applyLang);
   });
   $("#shelve-form").addEventListener("submit", submitShelve);
   $("#dispose-form").addEventListener("submit", submitDispose);

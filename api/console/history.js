@@ -14,8 +14,8 @@ function localInput(ms) {
 const text = (iso) => (iso ? iso.replace("T", " ").slice(0, 19) : "–");
 
 export class HistoryView {
-  constructor({ api, cell, fmt, duration, strings, onError }) {
-    Object.assign(this, { api, cell, fmt, duration, onError });
+  constructor({ api, cell, fmt, duration, tn, strings, onError }) {
+    Object.assign(this, { api, cell, fmt, duration, tn, onError });
     this.strings = strings;
     this.bound = false;
   }
@@ -65,16 +65,16 @@ export class HistoryView {
     tbody.replaceChildren();
     const sites = new Map();
     for (const e of body.data) {
-      sites.set(e.site, e.site_name || e.site);
+      sites.set(e.site, this.tn(e.site_name, e.site) || e.site);
       const tr = document.createElement("tr");
       tr.className = `history-row prio-${e.priority}`;
       tr.dataset.alarmId = e.alarm_id;
       tr.tabIndex = 0;
       this.cell(tr, text(e.raised), "time");
       this.cell(tr, S.priority[e.priority] ?? e.priority, "prio");
-      this.cell(tr, e.site_name || e.site);
+      this.cell(tr, this.tn(e.site_name, e.site) || e.site);
       this.cell(tr, e.source);
-      this.cell(tr, e.level);
+      this.cell(tr, this.tn(e.level, e.kind));
       this.cell(tr, `${this.fmt(e.value)} / ${this.fmt(e.limit)}`, "num");
       this.cell(tr, text(e.returned).slice(11) || "–", "time");
       this.cell(tr, e.duration_ms === null ? "–" : this.duration(e.duration_ms, S.units), "num");
@@ -110,7 +110,7 @@ export class HistoryView {
       this.cell(tr, text(r.time), "time");
       this.cell(tr, r.what);
       this.cell(tr, r.user || "–");
-      this.cell(tr, r.detail || "");
+      this.cell(tr, r.detail || "", "user-text"); // comments and reasons as people typed them
       tbody.appendChild(tr);
     }
     $("#journal-alarm").textContent = alarmId;
@@ -134,7 +134,7 @@ export class HistoryView {
       this.cell(tr, S.outcome[a.outcome] ?? a.outcome);
       this.cell(tr, a.alarm_id || "–");
       this.cell(tr, [a.site, a.source].filter(Boolean).join(" "));
-      this.cell(tr, [a.reason, a.error, a.details?.console, a.details?.action].filter(Boolean).join(" · "));
+      this.cell(tr, [a.reason, a.error, a.details?.console, a.details?.action].filter(Boolean).join(" · "), "user-text");
       tbody.appendChild(tr);
     }
     $("#audit-table").dataset.loaded = "true";

@@ -107,10 +107,12 @@ function mapCodeOf(idx, code) {
 }
 
 export class RiskMap {
-  constructor(el, crumbs, { onSite, onArea, strings }) {
+  constructor(el, crumbs, { onSite, onArea, strings, tn = (x) => x, reasonOf = (r) => r.reasons?.[0] ?? "" }) {
     this.el = el;
     this.crumbs = crumbs;
     this.onSite = onSite;
+    this.tn = tn; // a registry or map name in the console's language
+    this.reasonOf = reasonOf; // a site's main risk reason in the console's language
     this.onArea = onArea; // (area, the names of its regions) after each drawing, for the summary
     this.strings = strings;
     this.chart = null;
@@ -197,13 +199,13 @@ export class RiskMap {
     const data = shown
       .filter((r) => this.coords.get(r.site))
       .map((r) => ({
-        name: r.name,
+        name: this.tn(r.name, r.site),
         site: r.site,
         value: [...this.coords.get(r.site), r.score],
         colour: r.colour,
         symbolSize: markerSize(r),
         itemStyle: { color: RISK_COLOURS[r.colour] ?? "#888", borderColor: "#fff", borderWidth: 1 },
-        reason: r.reasons?.[0] ?? "",
+        reason: this.reasonOf(r),
       }));
     if (!this.chart) {
       this.chart = echarts.init(this.el, null, { renderer: "canvas" });
@@ -224,7 +226,7 @@ export class RiskMap {
         roam: true,
         zoom: zoomOnto ? 3 : 1.1,
         center: zoomOnto ? zoomOnto.properties.cp : undefined,
-        label: { show: true, color: "#9aa4b2", fontSize: 11 },
+        label: { show: true, color: "#9aa4b2", fontSize: 11, formatter: (p) => this.tn(p.name, "") },
         itemStyle: { areaColor: "#20262f", borderColor: "#5b6676", borderWidth: 1 },
         emphasis: { itemStyle: { areaColor: "#334055" }, label: { color: "#fff" } },
         select: { disabled: true },
@@ -274,7 +276,7 @@ export class RiskMap {
       b.type = "button";
       b.className = "crumb";
       b.dataset.adcode = a.adcode;
-      b.textContent = a.adcode === "100000" ? this.strings.map_china : a.name;
+      b.textContent = a.adcode === "100000" ? this.strings.map_china : this.tn(a.name, a.adcode);
       b.disabled = a.adcode === code;
       b.addEventListener("click", () => this.drill(a.adcode));
       nav.append(b);

@@ -60,7 +60,7 @@ export function groupSensors(sensors) {
   return [...groups.values()];
 }
 
-export function renderMimic(container, site, { devices, sparks, S, fmt, ageText, stateName, link }) {
+export function renderMimic(container, site, { devices, sparks, S, fmt, ageText, stateName, tn, link }) {
   container.replaceChildren();
   const byDevice = new Map((devices || []).map((d) => [d.device, d]));
   for (const g of groupSensors(site.sensors)) {
@@ -68,7 +68,7 @@ export function renderMimic(container, site, { devices, sparks, S, fmt, ageText,
     box.className = "sensor-group";
     box.dataset.group = g.key;
     const head = document.createElement("h3");
-    head.textContent = g.group ?? (g.device ? `${S.device} ${g.device}` : S.no_group);
+    head.textContent = g.group ? tn(g.group, g.key.slice(6)) : (g.device ? `${S.device} ${g.device}` : S.no_group);
     const devs = g.device ? [g.device] : [...new Set(g.sensors.map((s) => s.device).filter(Boolean))];
     for (const name of devs) {
       const d = byDevice.get(name);
@@ -92,7 +92,7 @@ export function renderMimic(container, site, { devices, sparks, S, fmt, ageText,
       card.dataset.sensorId = x.id;
       const top = document.createElement("div");
       top.className = "card-head";
-      top.textContent = `${x.id} · ${x.name}`;
+      top.textContent = `${x.id} · ${tn(x.name, x.id)}`;
       const value = document.createElement("div");
       value.className = "card-value";
       value.textContent = x.states ? stateName(x.states, x.value) : `${fmt(x.value)} ${x.unit}`;
@@ -106,7 +106,7 @@ export function renderMimic(container, site, { devices, sparks, S, fmt, ageText,
       const status = document.createElement("div");
       status.className = "card-alarms";
       status.textContent = x.alarms.filter((a) => LISTED.has(a.state) || a.state === "SHELVED")
-        .map((a) => `${a.level} ${S.state[a.state] ?? a.state}`).join(", ") || S.ok;
+        .map((a) => `${tn(a.level, a.kind)} ${S.state[a.state] ?? a.state}`).join(", ") || S.ok;
       card.append(top, value, sparkline(sparks?.[x.id]), status, foot);
       grid.appendChild(card);
     }

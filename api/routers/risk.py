@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 from fastapi import APIRouter, Depends, Query
 
-from alerts.dynamic_risk import COLOURS, RiskInputs, dynamic_risk, reasons
+from alerts.dynamic_risk import COLOURS, RiskInputs, dynamic_risk, reason_parts, reasons
 from alerts.engine.conditions import ConditionKind, Priority
 from alerts.engine.lifecycle import AlarmState
 from api.auth.deps import PrincipalDep, current_principal
@@ -82,6 +82,7 @@ def risk_rows(service: ServicePort, now_ms: int) -> list[dict[str, Any]]:
             "score": round(float(risk.score[i]), 1),
             "colour": COLOURS[int(risk.colour[i])],
             "reasons": reasons(inputs, risk, i),
+            "factors": reason_parts(inputs, risk, i),
         }
         for i, s in enumerate(sites)
     ]

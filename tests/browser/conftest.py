@@ -113,8 +113,40 @@ def write_registry(path: Path) -> Path:
                      # reports slowly, so it is not stale before the leak test feeds it
                      {**_gas(0), "id": "GT-301", "name": "301号可燃气体探测器", "interval_s": 3600}]},
     ]  # fmt: skip
+    for site in sites:
+        site["names_en"] = {
+            k: v for k, v in NAMES_EN.items() if k in yaml.safe_dump(site, allow_unicode=True)
+        }
     path.write_text(yaml.safe_dump({"sites": sites}, allow_unicode=True), encoding="utf-8")
     return path
+
+
+# the English of the plant's names (registry `names_en`): English mode shows no Chinese
+NAMES_EN = {
+    "江门液化气罐区": "Jiangmen LPG tank farm",
+    "江门储罐区": "Jiangmen tank farm",
+    "新会油库": "Xinhui oil depot",
+    "佛山溶剂仓库": "Foshan solvent warehouse",
+    "仁化尾矿库": "Renhua tailings pond",
+    "韶关化工厂": "Shaoguan chemical plant",
+    "江门市": "Jiangmen",
+    "佛山市": "Foshan",
+    "韶关市": "Shaoguan",
+    "江海区": "Jianghai",
+    "蓬江区": "Pengjiang",
+    "新会区": "Xinhui",
+    "南海区": "Nanhai",
+    "仁化县": "Renhua",
+    "曲江区": "Qujiang",
+    "1号储罐液位": "Tank 1 level",
+    "1号油罐液位": "Oil tank 1 level",
+    "库水位": "Pond level",
+    "3号反应釜联锁": "Reactor 3 interlock",
+    "301号可燃气体探测器": "Gas detector 301",
+    "浸润线A断面": "Phreatic section A",
+    **{f"{101 + j}号可燃气体探测器": f"Gas detector {101 + j}" for j in range(3)},
+    **{f"浸润线A{k}埋深": f"Phreatic depth A{k}" for k in (1, 2, 3)},
+}
 
 
 class Plant:

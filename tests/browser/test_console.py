@@ -670,3 +670,41 @@ def test_the_site_page_groups_sensors_by_device_with_its_online_state_sparklines
     page.locator("#site-crumbs a").click()
     expect(page.locator("#overview")).to_be_visible()
     expect(page.locator("#site-grid")).to_have_attribute("data-loaded", "true")
+
+
+# Chinese anywhere on the page but in what people typed (comments, reasons: `.user-text`)
+CJK_JS = """() => {
+  const copy = document.body.cloneNode(true);
+  copy.querySelectorAll(".user-text").forEach((el) => el.remove());
+  document.body.appendChild(Object.assign(copy, { hidden: false }));
+  const text = copy.innerText;
+  copy.remove();
+  const found = text.match(/[\\u3000-\\u303f\\u3400-\\u9fff\\uf900-\\ufaff\\uff00-\\uffef][^\\n]{0,30}/g);
+  return found ? found.slice(0, 10) : [];
+}"""
+
+
+def test_english_mode_shows_no_chinese_on_the_alarm_list_the_overview_and_the_history(page: Page, plant):
+    """Issue 14 item 6: alarm texts are rendered in English from the alarm's data, registry names
+    come from the sites' `names_en`, risk reasons from their factors, errors in English."""
+    plant.ramp(GAS_SITE, "GT-102", top=45.0)  # alarms on the list, with Chinese texts stored
+    log_in(page, plant, "tester")
+    page.click("#lang-btn")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("tr.alarm").first).to_be_visible()
+    page.wait_for_timeout(300)  # the names load before the list is drawn again
+    for hash_, ready in (
+        ("#/alarms", "#alarm-table[data-loaded='true']"),
+        ("#/sites", "#site-grid[data-loaded='true']"),
+        ("#/history", "#history-table[data-loaded='true']"),
+    ):
+        page.goto(plant.url + "/console/" + hash_)
+        expect(page.locator(ready)).to_have_count(1, timeout=15_000)
+        page.wait_for_timeout(300)
+        assert page.evaluate(CJK_JS) == [], (hash_, page.evaluate(CJK_JS))
+    expect(page.locator(f".site-tile[data-site-id='{GAS_SITE}'] .name")).to_have_text(
+        "Jiangmen LPG tank farm"
+    )
+    page.goto(plant.url + "/console/#/sites/nope")  # an unknown site: the error in English too
+    expect(page.locator("#error-banner")).to_contain_text("not found")
+    page.click("#lang-btn")  # back to Chinese for the tests that follow

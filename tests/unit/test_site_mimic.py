@@ -26,3 +26,40 @@ def test_a_sites_devices_are_listed_with_their_status_within_scope(tmp_path):
         (gw,) = [d for d in body["data"] if d["device"] == "gw-1"]
         assert (gw["status"], gw["status_since_ms"], gw["sensors"]) == ("offline", 1_795_392_000_000, [])
         assert c.get("/api/v1/sites/nope/devices").status_code == 404
+
+
+def test_a_sites_english_names_are_read_and_checked(tmp_path):
+    from sensors.registry import parse_registry_text
+
+    doc = """
+sites:
+  - id: a
+    name: 江门罐区
+    kind: chemical
+    grade: 2
+    names_en: {江门罐区: Jiangmen tank farm, 江门市: Jiangmen}
+    sensors: [{id: GT-1, name: 1号探测器, kind: gas_lel, unit: "%LEL", range: [0, 100], interval_s: 5}]
+  - id: b
+    name: 坏
+    kind: chemical
+    grade: 2
+    names_en: {坏: ""}
+    sensors: [{id: GT-1, name: 1号探测器, kind: gas_lel, unit: "%LEL", range: [0, 100], interval_s: 5}]
+"""
+    sites, issues = parse_registry_text(doc)
+    assert [s.id for s in sites] == ["a"] and dict(sites[0].names_en)["江门市"] == "Jiangmen"
+    assert [(i.site, i.key) for i in issues] == [("b", "names_en")]
+
+
+def test_the_english_names_of_sites_outside_the_callers_scope_are_not_served(tmp_path):
+    import dataclasses
+
+    from sensors.model import Registry
+
+    reg = make_registry()
+    named = tuple(dataclasses.replace(s, names_en=((s.name, f"Site {i}"),)) for i, s in enumerate(reg.sites))
+    with api_rig(tmp_path, Registry(named)) as rig, rig.client() as c:
+        everything = c.get("/api/v1/names").json()["names"]
+        assert everything == {s.name: f"Site {i}" for i, s in enumerate(reg.sites)}
+        li = c.get("/api/v1/names", headers={"Authorization": f"Bearer {c.tokens['li']}"}).json()["names"]
+        assert li == {reg.sites[0].name: "Site 0"}
