@@ -16,6 +16,7 @@ from tests.browser.conftest import (
     OTHER_CITY,
     OTHER_SITE,
     POND_SITE,
+    REPO,
     SIS_SITE,
     TANK_SITE,
     Plant,
@@ -23,6 +24,10 @@ from tests.browser.conftest import (
 )
 
 pytestmark = pytest.mark.integration
+
+# the three screenshots the README shows, made by these tests on every run
+README_SHOTS = REPO / "docs" / "screenshots"
+README_SHOTS.mkdir(parents=True, exist_ok=True)
 
 
 def log_in(page: Page, plant: Plant, username: str) -> None:
@@ -121,6 +126,7 @@ def test_screens_keyboard_shelve_and_trend(page: Page, plant, screenshots):
     rows = page.locator("tr.alarm")
     expect(rows.filter(has_text="GT-102").first).to_be_visible(timeout=3000)
     page.screenshot(path=str(screenshots / "alarm-list.png"), full_page=True)
+    page.screenshot(path=str(README_SHOTS / "alarm-list.png"))  # the README's, one screen high
 
     # keyboard: select the first row, shelve it with S, a reason and minutes
     page.keyboard.press("ArrowDown")
@@ -170,6 +176,7 @@ def test_screens_keyboard_shelve_and_trend(page: Page, plant, screenshots):
     page.click("#zoom button[data-range='1h']")
     page.wait_for_timeout(300)
     page.screenshot(path=str(screenshots / "trend.png"), full_page=True)
+    page.screenshot(path=str(README_SHOTS / "trend.png"))
 
     # the freshness indicator is live and not stale
     expect(page.locator("#last-update")).to_have_attribute("data-stale", "false")
@@ -457,6 +464,7 @@ def test_the_map_drills_down_from_the_province_through_a_city_to_a_site(page: Pa
     expect(page.locator("tr.area-row")).to_have_count(3)  # 江门市, 佛山市, 韶关市
     expect(page.locator("tr.area-row[data-area='江门市'] td").nth(1)).to_have_text("3")
     page.screenshot(path=str(screenshots / "map-province.png"), full_page=True)
+    page.screenshot(path=str(README_SHOTS / "risk-map.png"))
     box = page.locator("#risk-map").bounding_box()
     x, y = page.evaluate("() => window.hazmonMap.regionPixel('江门市')")
     page.mouse.click(box["x"] + x, box["y"] + y)
