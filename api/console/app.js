@@ -890,16 +890,18 @@ async function renderRegister(site) {
     const tr = document.createElement("tr");
     tr.className = "register-unit";
     tr.dataset.unitId = u.id;
-    cell(tr, u.name);
+    cell(tr, tn(u.name, u.id));
     cell(tr, fmt(u.s), "num");
     cell(tr, fmt(u.alpha), "num");
     cell(tr, fmt(u.r), "num");
     cell(tr, u.grade === null ? t("not_major") : names[u.grade]);
     tbody.appendChild(tr);
   }
-  $("#register-lines").textContent = [
-    ...r.units.flatMap((u) => [`${u.id} ${u.name}:`, ...u.lines.map((l) => `  ${l}`)]), ...r.lines,
-  ].join("\n");
+  // the computation: the server's lines in Chinese, else the unit's figures (the lines are Chinese)
+  $("#register-lines").textContent = state.lang === "zh"
+    ? [...r.units.flatMap((u) => [`${u.id} ${u.name}:`, ...u.lines.map((l) => `  ${l}`)]), ...r.lines].join("\n")
+    : r.units.map((u) => `${u.id} ${tn(u.name, u.id)}: S = Σ q/Q = ${fmt(u.s)}; R = α Σ β q/Q = ${fmt(u.r)} (α ${fmt(u.alpha)}): `
+      + (u.grade === null ? t("not_major") : names[u.grade])).join("\n");
   panel.hidden = false;
 }
 
@@ -956,7 +958,8 @@ async function renderPondLevels(site) {
   const badge = $("#pond-level");
   badge.textContent = colourName(body.level);
   badge.dataset.level = body.level || "NONE";
-  $("#pond-message").textContent = body.message || "";
+  // the server's message is Chinese; in English the pond's colour says it
+  $("#pond-message").textContent = state.lang === "zh" ? body.message || "" : body.level ? `${t("pond_warning")}: ${colourName(body.level)}` : "";
   const tbody = $("#pond-items");
   tbody.replaceChildren();
   for (const item of body.items) {
@@ -964,7 +967,7 @@ async function renderPondLevels(site) {
     tr.className = "pond-item";
     tr.dataset.itemId = item.id;
     tr.dataset.level = item.level || "NONE";
-    cell(tr, item.name);
+    cell(tr, tn(item.name, item.id));
     const lv = cell(tr, colourName(item.level));
     lv.className = "colour-badge";
     lv.dataset.level = item.level || "NONE";

@@ -692,7 +692,7 @@ CJK_JS = """() => {
 }"""
 
 
-def test_english_mode_shows_no_chinese_on_the_alarm_list_the_overview_and_the_history(page: Page, plant):
+def test_english_mode_shows_no_chinese_on_the_list_the_overview_the_history_and_site_pages(page: Page, plant):
     """Issue 14 item 6: alarm texts are rendered in English from the alarm's data, registry names
     come from the sites' `names_en`, risk reasons from their factors, errors in English."""
     plant.ramp(GAS_SITE, "GT-102", top=45.0)  # alarms on the list, with Chinese texts stored
@@ -705,6 +705,8 @@ def test_english_mode_shows_no_chinese_on_the_alarm_list_the_overview_and_the_hi
         ("#/alarms", "#alarm-table[data-loaded='true']"),
         ("#/sites", "#site-grid[data-loaded='true']"),
         ("#/history", "#history-table[data-loaded='true']"),
+        (f"#/sites/{SIS_SITE}", "#site-mimic[data-loaded='true']"),  # a register and a discrete signal
+        (f"#/sites/{POND_SITE}", "#site-mimic[data-loaded='true']"),  # a pond's warning levels
     ):
         page.goto(plant.url + "/console/" + hash_)
         expect(page.locator(ready)).to_have_count(1, timeout=15_000)
