@@ -73,7 +73,7 @@ def reading_times(interval_s: np.ndarray, start_ms: np.ndarray, end_ms: int) -> 
 def minute_rollup(
     slot: np.ndarray, ts_ms: np.ndarray, value: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(slot, minute_ms, min, mean, max, count) per sensor and minute, of sensor-major, time-sorted readings."""
+    """(slot, minute_ms, min, mean, max, count) per sensor and minute of sensor-major, time-sorted readings."""
     if slot.size == 0:
         empty_i, empty_f = np.empty(0, np.int64), np.empty(0, np.float64)
         return empty_i, empty_i, empty_f, empty_f, empty_f, empty_i
@@ -159,7 +159,8 @@ class HistoryGenerator:
         w = pos - k
         v = values[slot, k] * (1.0 - w) + values[slot, k + 1] * w
         # restore the measurement noise the interpolation averaged away
-        v += m.noise_sigma[slot] * np.sqrt(np.fmax(0.0, 2.0 * w * (1.0 - w))) * self._rng.standard_normal(v.size)
+        lost = np.sqrt(np.fmax(0.0, 2.0 * w * (1.0 - w)))  # 1 - (1-w)² - w², as a standard deviation
+        v += m.noise_sigma[slot] * lost * self._rng.standard_normal(v.size)
         hi, lo = m.quiet_hi[slot], m.quiet_lo[slot]
         v = np.where(m.has_hi_alarm[slot] & (v > hi), 2 * hi - v, v)
         v = np.where(m.has_lo_alarm[slot] & (v < lo), 2 * lo - v, v)
