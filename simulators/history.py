@@ -73,7 +73,7 @@ def reading_times(interval_s: np.ndarray, start_ms: np.ndarray, end_ms: int) -> 
 def minute_rollup(
     slot: np.ndarray, ts_ms: np.ndarray, value: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(slot, minute_ms, min, mean, max, count) per sensor and minute of sensor-major, time-sorted readings."""
+    """(slot, minute_ms, min, mean, max, count) per sensor and minute of sensor-major, time-sorted data."""
     if slot.size == 0:
         empty_i, empty_f = np.empty(0, np.int64), np.empty(0, np.float64)
         return empty_i, empty_i, empty_f, empty_f, empty_f, empty_i
