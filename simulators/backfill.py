@@ -59,6 +59,12 @@ class BackfillProgress:
         return (self.total - self.written) * self.elapsed_s / self.written
 
 
+def format_progress(p: BackfillProgress) -> str:
+    """`backfill 43% (2.6 M of 6.2 M readings, 20 s left)`: the demo's progress line."""
+    left = "" if p.left_s is None else f", {p.left_s:.0f} s left"
+    return f"backfill {p.fraction:4.0%} ({p.written / 1e6:.1f} M of {p.total / 1e6:.1f} M readings{left})"
+
+
 @dataclass(frozen=True, slots=True)
 class BackfillResult:
     readings: int
