@@ -78,7 +78,7 @@ SEEP_CLEAR_S = 120.0  # time-constant of the gas clearing once the seep is isola
 SPIKE_FRACTION = 0.97
 
 _SPEC_RE = re.compile(
-    r"^(?P<kind>[a-z]+):(?P<site>[^/@~\s]+)(?:/(?P<target>[^@~\s]+))?"
+    r"^(?P<kind>[a-z]+):(?P<site>[^/@~=\s]+)(?:/(?P<target>[^@~=\s]+))?"
     r"(?:@\+?(?P<start>[^~=\s]+))?(?:~(?P<duration>[^=\s]+))?(?:=(?P<amount>\S+))?$"
 )
 
