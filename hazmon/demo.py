@@ -126,7 +126,7 @@ def run_demo(args: argparse.Namespace) -> int:
             f"  data and logs     {root}\n" + _story_text(scenario) + "Press Ctrl-C to stop everything.\n",
             flush=True,
         )
-        milestones = _Milestones(base, token, t0)
+        milestones = _Milestones(base, token, t0, args.history_days)
         last_report = time.monotonic()
         while not stop.is_set():
             if hazmon.poll() is not None:
@@ -290,12 +290,13 @@ def _handover_lines(rosters: dict, story_clock: str) -> list[str]:
 class _Milestones:
     """Reports, once each, when the first alarm is active and when the week's trend answers."""
 
-    def __init__(self, base: str, token: str, t0: float):
+    def __init__(self, base: str, token: str, t0: float, days: int):
         self.base = base
         self.headers = {"Authorization": f"Bearer {token}"}
         self.t0 = t0
+        self.days = days
         self.alarm_seen = False
-        self.trend_seen = False
+        self.trend_seen = days <= 0  # no history, no trend to wait for
 
     @property
     def pending(self) -> bool:
@@ -333,18 +334,22 @@ class _Milestones:
     def _check_trend(self) -> None:
         site, sensor = TREND_PROBE
         now = int(time.time() * 1000)
+        start = now - self.days * DAY_MS
         r = httpx.get(
             f"{self.base}/api/v1/sites/{site}/sensors/{sensor}/history",
-            params={"start": now - 7 * DAY_MS, "end": now},
+            params={"start": start, "end": now},
             headers=self.headers,
             timeout=5,
         )
         if r.status_code != 200:
             return
         t = r.json()["series"]["t_ms"]
-        if t and t[0] - (now - 7 * DAY_MS) < 3_600_000:
+        if t and t[0] - start < 3_600_000:
             self.trend_seen = True
-            print(f"7-day trend of {site}/{sensor} answers {self._elapsed()}: {len(t):,} minutes", flush=True)
+            print(
+                f"{self.days}-day trend of {site}/{sensor} answers {self._elapsed()}: {len(t):,} points",
+                flush=True,
+            )
 
 
 def _demo_login(data_dir: Path) -> tuple[str, str]:
