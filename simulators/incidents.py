@@ -8,9 +8,9 @@ AMOUNT a signed number in the sensor's unit (only the operations below take one)
                          its `group` follow later and lower (DOMAIN §7.3). ~D: the release stops
                          after D and the gas clears.
   seep:SITE/SENSOR       slow gas release (a weeping seal or flange): the detector climbs steadily and
-                         reaches H about 10 min after START, so a trend sees it coming (an early
+                         reaches H about 20 min after START, so a trend sees it coming (an early
                          warning before the H alarm); its `group` neighbours follow later and lower.
-                         ~D: isolated after D (default 15 min); the gas clears in a few minutes.
+                         ~D: isolated after D (default 25 min); the gas clears in a few minutes.
   overfill:SITE/SENSOR   tank level keeps rising, past H and HH (~15 min to HH), up to the top of
                          the range (API 2350, DOMAIN §7.1). ~D: filling stops and the tank is drawn back.
   stuck:SITE/SENSOR      the value freezes at its last reading (for D, default: for good).
@@ -73,7 +73,7 @@ DEFAULT_DURATION_S = {
 }
 DEFAULT_SETPOINT_TAU_S = 600.0
 OVERFILL_TO_HH_S = 900.0
-SEEP_TO_H_S = 600.0  # a seep's lead detector reaches H this long after it starts
+SEEP_TO_H_S = 1200.0  # a seep's lead detector reaches H this long after it starts
 SEEP_CLEAR_S = 120.0  # time-constant of the gas clearing once the seep is isolated
 SPIKE_FRACTION = 0.97
 

@@ -112,8 +112,8 @@ DEMO_DAY = Scenario(
         Chapter(
             60.0,
             "a flange weeps at the Dayawan sulphur recovery unit: GT-311 climbs slowly, the early "
-            "warning comes minutes before H; isolated after 14 min",
-            (_inc("seep:dayawan-srs-01/GT-311~14m"),),
+            "warning comes minutes before H (about 20 min in); isolated after 23 min",
+            (_inc("seep:dayawan-srs-01/GT-311~23m"),),
         ),
         Chapter(150.0, "shift change: the day shift takes over", shift_change=True),
         Chapter(
