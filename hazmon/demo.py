@@ -32,6 +32,7 @@ import httpx
 from hazmon.devservers import InfluxServer, MosquittoServer, ensure_installed, free_port, wait_port
 from ingest.influx import InfluxClient
 from ingest.mqtt_url import parse_mqtt_url
+from ingest.store import StorageError
 from sensors.model import Registry
 from sensors.registry import load_registry
 from simulators.backfill import BackfillProgress, backfill, format_progress
@@ -102,10 +103,13 @@ def run_demo(args: argparse.Namespace) -> int:
             hazmon_cmd = [sys.executable, "-m", "hazmon.cli", "run"]
             hazmon = subprocess.Popen(hazmon_cmd, env=env, start_new_session=True)
             wait_port(http_port, timeout_s=60, proc=hazmon)
-            # the minute or so hazmon took to start, so the live fleet begins where the history ends
+            # the seconds hazmon took to start, so the live fleet begins where the history ends
             now_ms = int(time.time() * 1000)
             if args.history_days > 0:
                 backfill(client, model, now_ms - args.history_days * DAY_MS, now_ms, seed=SEED, stop=stop)
+        except StorageError as e:
+            print(f"hazmon demo: the history could not be written to InfluxDB: {e}", file=sys.stderr)
+            return 1
         finally:
             client.close()
         scenario = None if args.quiet_fleet else DEMO_DAY
