@@ -119,10 +119,10 @@ DEMO_DAY = Scenario(
         Chapter(
             300.0,
             "a receipt into a methanol tank is not stopped at its normal fill height: overfill, "
-            "level H then HH; the pump is stopped after 17 min",
-            (
-                _inc("overfill:jianghai-tf-01/T101-LT~17m"),
-                _inc("overfill:jianghai-tf-01/T102-LT~17m"),
+            "level H then HH; the pump is stopped after 25 min",
+            (  # 25 min: HH even from a tank near its low level (the rise is ~0.47 m/min)
+                _inc("overfill:jianghai-tf-01/T101-LT~25m"),
+                _inc("overfill:jianghai-tf-01/T102-LT~25m"),
             ),
         ),
         Chapter(
