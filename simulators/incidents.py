@@ -2,7 +2,7 @@
 
 An incident is written `KIND:SITE[/TARGET][@START][~DURATION][=AMOUNT]`, START and DURATION as `90s`,
 `10m`, `2h`, `1d` (START counts from the simulation start, default 0; a leading `+` is allowed),
-AMOUNT a signed number in the sensor's unit (only the operations below take one):
+AMOUNT a signed number in the sensor's unit (taken by the operations below, and by a storm as mm/h):
 
   leak:SITE/SENSOR       gas release: ramps the detector above H and HH; the other detectors of
                          its `group` follow later and lower (DOMAIN §7.3). ~D: the release stops
