@@ -114,7 +114,11 @@ def run_demo(args: argparse.Namespace) -> int:
             client.close()
         scenario = None if args.quiet_fleet else DEMO_DAY
         fleet = _Fleet(registry, model, scenario, mqtt.url, stop)
-        fleet.start()
+        try:
+            fleet.start()
+        except FleetError as e:
+            print(f"hazmon demo: the simulated fleet cannot publish: {e}", file=sys.stderr)
+            return 1
         base = f"http://127.0.0.1:{http_port}"
         print(
             "\n"
