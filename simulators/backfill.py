@@ -6,9 +6,11 @@ that the continuous query would have made had the readings arrived on time (it r
 last 10 minutes). Not through MQTT: hazmon's ingest would take a week of readings as a flood of late
 ones, and the alarm engine would judge them as the present.
 
-Idempotent: each sensor resumes at the minute after its newest stored reading (within the range),
-so a second run on the same database writes only what is missing, and never a point that live ingest
-wrote (which would be another value at a stored timestamp, docs/contracts.md §1 History).
+Idempotent: each sensor resumes after its newest stored reading (within the range), so a second run
+on the same database writes only what is missing, and never a point that live ingest wrote (which
+would be another value at a stored timestamp, docs/contracts.md §1 History). The rollup of the minute
+it resumes in is left to what is stored: the continuous query's, from every reading of that minute
+(it recomputes the last 10 minutes), where ours would hold only the resumed part.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -97,6 +99,22 @@ def rollup_lines(prefixes: np.ndarray, chunk: HistoryChunk) -> list[str]:
     return s.tolist()
 
 
+def _whole_minutes(chunk: HistoryChunk, whole_from_ms: np.ndarray) -> HistoryChunk:
+    """The chunk without the rollup rows of minutes that began before `whole_from_ms` of their slot."""
+    keep = chunk.minute_ms >= whole_from_ms[chunk.minute_slot]
+    if keep.all():
+        return chunk
+    return replace(
+        chunk,
+        minute_slot=chunk.minute_slot[keep],
+        minute_ms=chunk.minute_ms[keep],
+        minute_min=chunk.minute_min[keep],
+        minute_mean=chunk.minute_mean[keep],
+        minute_max=chunk.minute_max[keep],
+        minute_count=chunk.minute_count[keep],
+    )
+
+
 def stored_until_ms(client: InfluxClient, sensors: tuple[Sensor, ...], since_ms: int) -> np.ndarray:
     """Per slot, the newest stored raw timestamp at or after `since_ms` (-1: none)."""
     data = client.query(
@@ -132,9 +150,9 @@ def backfill(
     stop = stop or threading.Event()
     sensors = model.sensors
     newest = stored_until_ms(client, sensors, start_ms)
-    # resume at the minute after the newest stored reading: its minute's rollup is the CQ's own
-    resume = np.where(newest >= 0, (newest // MINUTE_MS + 1) * MINUTE_MS, start_ms)
-    slot_start = np.maximum(resume, start_ms)
+    slot_start = np.maximum(np.where(newest >= 0, newest + 1, start_ms), start_ms)
+    # minutes before this hold stored readings: their rollup is not ours to write
+    whole_from = np.where(newest >= 0, (newest // MINUTE_MS + 1) * MINUTE_MS, start_ms)
     resumed = int(np.count_nonzero(newest >= 0))
     gen = HistoryGenerator(model, slot_start, end_ms, seed=seed)
     total = gen.total_readings()
@@ -160,7 +178,7 @@ def backfill(
                 body = batch_to_line_protocol(raw_prefixes, batch.take(slice(k, k + LINES_PER_WRITE)))
                 pending.append(pool.submit(client.write_lines, body, RAW_RP))
                 drain(WRITERS)
-            lines = rollup_lines(roll_prefixes, chunk)
+            lines = rollup_lines(roll_prefixes, _whole_minutes(chunk, whole_from))
             for k in range(0, len(lines), LINES_PER_WRITE):
                 body = "\n".join(lines[k : k + LINES_PER_WRITE]).encode()
                 pending.append(pool.submit(client.write_lines, body, ROLLUP_RP))

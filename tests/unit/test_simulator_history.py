@@ -9,7 +9,7 @@ import pytest
 
 from sensors.model import Registry
 from sensors.registry import load_registry, parse_registry_text
-from simulators.backfill import BackfillProgress, _prefixes, format_progress, rollup_lines
+from simulators.backfill import BackfillProgress, _prefixes, backfill, format_progress, rollup_lines
 from simulators.cli import EXAMPLE_REGISTRY
 from simulators.history import HistoryGenerator, minute_rollup, reading_times
 from simulators.incidents import Incident, IncidentEngine, parse_incident
@@ -211,3 +211,40 @@ def test_demo_day_incidents_alternate_targets_and_fit_the_example_registry() -> 
 def test_a_scenario_refuses_chapters_out_of_order() -> None:
     with pytest.raises(ValueError, match="in order"):
         Scenario("bad", 600.0, (Chapter(300.0, "b"), Chapter(100.0, "a")))
+
+
+# ---- resuming after what is stored
+
+
+class FakeInflux:
+    """Answers `last(value)` per series as given and keeps the bodies written, by retention policy."""
+
+    def __init__(self, newest: dict[tuple[str, str], int]):
+        self.newest = newest
+        self.bodies: dict[str, list[str]] = {"raw": [], "year": []}
+
+    def query(self, q: str) -> dict:
+        series = [
+            {"tags": {"site": k[0], "sensor": k[1]}, "values": [[t, 1.0]]} for k, t in self.newest.items()
+        ]
+        return {"results": [{"series": series}]}
+
+    def write_lines(self, body: bytes, rp: str) -> None:
+        self.bodies[rp] += body.decode().split("\n")
+
+
+def test_backfill_resumes_each_sensor_after_its_newest_reading_and_leaves_that_minute_alone(
+    registry: Registry,
+) -> None:
+    newest = T0_MS + 90_000  # LT stored up to 00:01:30, mid-minute; the others nothing
+    fake = FakeInflux({("farm", "LT"): newest})
+    model = FleetModel(registry.measured(), seed=4)
+    result = backfill(fake, model, T0_MS, T0_MS + 600_000)  # type: ignore[arg-type]
+    lt_raw = [line for line in fake.bodies["raw"] if ",sensor=LT," in line]
+    assert int(lt_raw[0].rsplit(" ", 1)[1]) == newest + 10_000  # its next reading on its grid
+    assert len(lt_raw) == (600_000 - 100_000) // 10_000
+    lt_minutes = [int(line.rsplit(" ", 1)[1]) for line in fake.bodies["year"] if ",sensor=LT," in line]
+    assert lt_minutes[0] == T0_MS + 120_000  # the minute of 00:01 is the stored one's (the CQ's)
+    gas_minutes = [line for line in fake.bodies["year"] if ",sensor=GT-A," in line]
+    assert len(gas_minutes) == 10 and gas_minutes[0].endswith(f",count=60i {T0_MS}")
+    assert result.resumed_sensors == 1 and result.readings == len(fake.bodies["raw"])
