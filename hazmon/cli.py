@@ -313,7 +313,16 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo = sub.add_parser("demo", help="start Mosquitto, InfluxDB, hazmon and a simulated fleet (make run)")
     p_demo.add_argument("--data-dir", default="var/demo", help="where the demo keeps its servers' data")
     p_demo.add_argument("--http-port", type=int, default=8000)
-    p_demo.add_argument("--speed", default="1", help="simulation speed passed to the simulator")
+    p_demo.add_argument(
+        "--history-days",
+        type=int,
+        default=7,
+        metavar="N",
+        help="days of simulated history written into InfluxDB before the start (default 7; 0: none)",
+    )
+    p_demo.add_argument(
+        "--quiet-fleet", action="store_true", help="a quiet fleet instead of the scripted day on a loop"
+    )
     p_demo.set_defaults(func=_cmd_demo)
 
     from hazmon.registry_cmd import add_arguments as add_registry_arguments

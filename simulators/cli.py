@@ -149,7 +149,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="SPEC",
-        help="inject an incident, KIND:SITE[/TARGET][@+START][~DURATION]; kinds: leak, "
+        help="inject an incident, KIND:SITE[/TARGET][@+START][~DURATION]; kinds: leak, seep, "
         "overfill, stuck, spike, outage, storm, creep (details below)",
     )
     src.add_argument(

@@ -2,18 +2,22 @@
 
 An incident is written `KIND:SITE[/TARGET][@START][~DURATION][=AMOUNT]`, START and DURATION as `90s`,
 `10m`, `2h`, `1d` (START counts from the simulation start, default 0; a leading `+` is allowed),
-AMOUNT a signed number in the sensor's unit (only the operations below take one):
+AMOUNT a signed number in the sensor's unit (taken by the operations below, and by a storm as mm/h):
 
   leak:SITE/SENSOR       gas release: ramps the detector above H and HH; the other detectors of
                          its `group` follow later and lower (DOMAIN §7.3). ~D: the release stops
                          after D and the gas clears.
+  seep:SITE/SENSOR       slow gas release (a weeping seal or flange): the detector climbs steadily and
+                         reaches H about 20 min after START, so a trend sees it coming (an early
+                         warning before the H alarm); its `group` neighbours follow later and lower.
+                         ~D: isolated after D (default 25 min); the gas clears in a few minutes.
   overfill:SITE/SENSOR   tank level keeps rising, past H and HH (~15 min to HH), up to the top of
                          the range (API 2350, DOMAIN §7.1). ~D: filling stops and the tank is drawn back.
   stuck:SITE/SENSOR      the value freezes at its last reading (for D, default: for good).
   spike:SITE/SENSOR      one sample jumps to 97 % of the instrument range.
   outage:SITE/DEVICE     the device (or the device of the given sensor) stops publishing and its
                          status goes `offline`, as the broker would publish its will; back after D.
-  storm:SITE             rainstorm of 40 mm/h for D (default 3 h): rain gauges read it, the pond
+  storm:SITE[=MM_H]      rainstorm of 40 mm/h (or MM_H) for D (default 3 h): rain gauges read it, the pond
                          rises by rain x catchment/pond area x runoff and drains through the decant,
                          dry beaches shorten (DOMAIN §7.4).
   creep:SITE/SENSOR      accelerating displacement (tertiary creep): inverse velocity falls linearly
@@ -49,22 +53,32 @@ from simulators.field import SETPOINT_TAU_S
 from simulators.payloads import DEFAULT_DEVICE, DeviceLayout
 from simulators.signals import HOUR_S, FleetModel
 
-KINDS = ("leak", "overfill", "stuck", "spike", "outage", "storm", "creep", "setpoint", "recal", "gap")
-#: Kinds that need an =AMOUNT (and the only ones that take one).
+KINDS = ("leak", "seep", "overfill", "stuck", "spike", "outage", "storm", "creep", "setpoint", "recal", "gap")
+#: Kinds that need an =AMOUNT, and kinds that may take one.
 AMOUNT_KINDS = frozenset({"setpoint", "recal"})
+OPTIONAL_AMOUNT_KINDS = frozenset({"storm"})
 SENSOR_KINDS_FOR = {
     "leak": ("gas_lel", "gas_toxic"),
+    "seep": ("gas_lel", "gas_toxic"),
     "overfill": ("level",),
     "creep": ("displacement",),
 }
 STORM_MM_H = 40.0  # CMA red signal is 100 mm in 3 h ≈ 33 mm/h (DOMAIN §4.5)
-DEFAULT_DURATION_S = {"storm": 3 * HOUR_S, "creep": 24 * HOUR_S, "recal": HOUR_S, "gap": HOUR_S}
+DEFAULT_DURATION_S = {
+    "seep": 900.0,
+    "storm": 3 * HOUR_S,
+    "creep": 24 * HOUR_S,
+    "recal": HOUR_S,
+    "gap": HOUR_S,
+}
 DEFAULT_SETPOINT_TAU_S = 600.0
 OVERFILL_TO_HH_S = 900.0
+SEEP_TO_H_S = 1200.0  # a seep's lead detector reaches H this long after it starts
+SEEP_CLEAR_S = 120.0  # time-constant of the gas clearing once the seep is isolated
 SPIKE_FRACTION = 0.97
 
 _SPEC_RE = re.compile(
-    r"^(?P<kind>[a-z]+):(?P<site>[^/@~\s]+)(?:/(?P<target>[^@~\s]+))?"
+    r"^(?P<kind>[a-z]+):(?P<site>[^/@~=\s]+)(?:/(?P<target>[^@~=\s]+))?"
     r"(?:@\+?(?P<start>[^~=\s]+))?(?:~(?P<duration>[^=\s]+))?(?:=(?P<amount>\S+))?$"
 )
 
@@ -115,7 +129,9 @@ def parse_incident(text: str) -> Incident:
 
 
 def _amount(text: str, kind: str, raw: str | None) -> float | None:
-    if kind not in AMOUNT_KINDS:
+    if kind in OPTIONAL_AMOUNT_KINDS and raw is None:
+        return None
+    if kind not in AMOUNT_KINDS | OPTIONAL_AMOUNT_KINDS:
         if raw is not None:
             raise ValueError(f"incident {text!r}: {kind} takes no =AMOUNT")
         return None
@@ -127,6 +143,8 @@ def _amount(text: str, kind: str, raw: str | None) -> float | None:
         raise ValueError(f"incident {text!r}: bad amount {raw!r}") from None
     if not math.isfinite(value):
         raise ValueError(f"incident {text!r}: amount must be finite")
+    if kind == "storm" and value <= 0:
+        raise ValueError(f"incident {text!r}: a storm's intensity must be positive (mm/h)")
     return value
 
 
@@ -162,7 +180,7 @@ class IncidentEngine:
         self._sites = {s.id: i for i, s in enumerate(model.sites)}
         add: list[tuple[int, float, float, float, float, float, float]] = []  # ramp entries
         lin: list[tuple[int, float, float, float, float]] = []
-        storm: list[tuple[int, int, float, float]] = []  # (slot, role, t_on, t_off)
+        storm: list[tuple[int, int, float, float, float]] = []  # (slot, role, t_on, t_off, mm/h)
         creep: list[tuple[int, float, float, float]] = []
         stuck: list[tuple[int, float, float]] = []
         spike: list[tuple[int, float]] = []
@@ -178,7 +196,8 @@ class IncidentEngine:
                 outage.append((self._device(inc), t_on, t_off))
                 continue
             if inc.kind == "storm":
-                storm.extend((slot, role, t_on, t_off) for slot, role in self._storm_slots(inc))
+                mm_h = STORM_MM_H if inc.amount is None else inc.amount
+                storm.extend((slot, role, t_on, t_off, mm_h) for slot, role in self._storm_slots(inc))
                 continue
             if inc.kind == "gap":
                 mute.extend((slot, t_on, t_off) for slot in self._gap_slots(inc))
@@ -186,6 +205,8 @@ class IncidentEngine:
             slot = self._sensor(inc)
             if inc.kind == "leak":
                 add.extend(self._leak_entries(inc, slot, t_on, t_off, number, seed))
+            elif inc.kind == "seep":
+                lin.extend(self._seep_entries(inc, slot, t_on, t_off, number, seed))
             elif inc.kind == "overfill":
                 target = self._top(slot)
                 rate = max(target - model.op[slot], 0.05 * self._span(slot)) / OVERFILL_TO_HH_S
@@ -212,7 +233,9 @@ class IncidentEngine:
             self._ramp_jitter,
         ) = _columns(add, 7)
         self._lin_slot, self._lin_on, self._lin_rate, self._lin_off, self._lin_fall = _columns(lin, 5)
-        self._storm_slot, self._storm_role, self._storm_on, self._storm_off = _columns(storm, 4)
+        self._storm_slot, self._storm_role, self._storm_on, self._storm_off, self._storm_mm_h = _columns(
+            storm, 5
+        )
         self._creep_slot, self._creep_on, self._creep_fail, self._creep_k = _columns(creep, 4)
         self._stuck_slot, self._stuck_on, self._stuck_off = _columns(stuck, 3)
         self._stuck_held = np.full(len(stuck), np.nan)
@@ -346,6 +369,39 @@ class IncidentEngine:
             )
         return entries
 
+    def _seep_entries(
+        self, inc: Incident, lead: int, t_on: float, t_off: float, number: int, seed: int
+    ) -> list[tuple[int, float, float, float, float]]:
+        """Linear climbs: the lead detector to H in SEEP_TO_H_S; group neighbours later, at 40-60 % of it."""
+        m = self.model
+        rng = np.random.default_rng([seed, 0x5EE9, number])
+        sensor: Sensor = m.sensors[lead]
+
+        def rate(slot: int) -> float:
+            h = (
+                m.limit_h[slot]
+                if not math.isnan(m.limit_h[slot])
+                else m.range_lo[slot] + 0.25 * self._span(slot)
+            )
+            return float(max(h - m.op[slot], 0.05 * self._span(slot)) / SEEP_TO_H_S)
+
+        entries = [(lead, t_on, rate(lead), t_off, SEEP_CLEAR_S)]
+        if sensor.group is None:
+            return entries
+        neighbours = [
+            i
+            for i, s in enumerate(m.sensors)
+            if s.site == sensor.site
+            and s.group == sensor.group
+            and i != lead
+            and s.kind in SENSOR_KINDS_FOR["seep"]
+        ]
+        for k, slot in enumerate(neighbours, start=1):
+            lag = 20.0 * k + float(rng.uniform(10.0, 30.0))
+            gain = float(rng.uniform(0.4, 0.6)) * 0.9 ** (k - 1)
+            entries.append((slot, t_on + lag, gain * rate(slot), t_off + lag, SEEP_CLEAR_S))
+        return entries
+
     def _creep_scale(self, slot: int) -> float:
         """Scale v0·T of the inverse-velocity law: H is crossed at ~0.9 of the time to failure."""
         m = self.model
@@ -428,11 +484,11 @@ class IncidentEngine:
         length = self._storm_off - self._storm_on
         raining = (s >= 0) & (s < length)
         tau = m.site_decant_tau_s[site]
-        rain_m_per_s = m.site_rain_gain_m_per_mm[site] * STORM_MM_H / HOUR_S
+        rain_m_per_s = m.site_rain_gain_m_per_mm[site] * self._storm_mm_h / HOUR_S
         filled = rain_m_per_s * tau * (1.0 - np.exp(-np.clip(s, 0.0, length) / tau))
         excess = np.where(s > 0, filled * np.exp(-np.fmax(s - length, 0.0) / tau), 0.0)
         gusts = np.fmax(0.0, 1.0 + 0.15 * self._rng.standard_normal(s.size))
-        gauge = np.where(raining, STORM_MM_H * gusts, 0.0)
+        gauge = np.where(raining, self._storm_mm_h * gusts, 0.0)
         role = self._storm_role
         return np.where(
             role == 0, np.round(gauge, 1), np.where(role == 1, excess, -excess / m.site_beach_slope[site])

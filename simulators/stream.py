@@ -44,10 +44,14 @@ class Simulation:
         incidents: Sequence[Incident] = (),
         tick_s: float | None = None,
         realism: Realism = CLASSIC,
+        model: FleetModel | None = None,
     ):
+        """`model`: one already stepped up to `start_s` (a backfilled history) to go on from."""
         self.registry = registry = registry.measured()  # computed sensors are hazmon's to derive
         self.start_s = float(start_s)
-        self.model = FleetModel(registry, seed=seed, realism=realism)
+        if model is not None and model.n != len(registry.sensors()):
+            raise ValueError("the model given is not of this registry's measured sensors")
+        self.model = model if model is not None else FleetModel(registry, seed=seed, realism=realism)
         self.layout = DeviceLayout.build(self.model.sensors)
         interval = np.array([s.interval_s for s in self.model.sensors], dtype=np.float64)
         self.schedule = DueSchedule(interval)
