@@ -2,12 +2,15 @@
 
 Each sensor's series key (`readings,kind=...,sensor=...,site=... value=`) is rendered once when
 the index is built; a batch is then a handful of numpy string ufuncs over the columns, with no
-per-point Python objects on the way (only the final join hands the strings to bytes).
+per-point Python objects on the way (only the final join hands the strings to bytes). Values are
+formatted by orjson (shortest round-trip digits, as repr): 5x faster than numpy's float-to-string,
+which was 60 % of encoding and 8 % of hazmon's CPU while draining a backlog (issue 15).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import orjson
 
 from sensors.index import SensorIndex
 from sensors.readings import ReadingBatch
@@ -34,11 +37,18 @@ def series_prefixes(index: SensorIndex) -> np.ndarray:
     )
 
 
+def format_values(values: np.ndarray) -> np.ndarray:
+    """Float64 values as the shortest strings that read back exactly (StringDType, same shape)."""
+    if not np.isfinite(values).all():  # never after decoding; orjson would write null, keep numpy's text
+        return values.astype(_SD)
+    return np.array(orjson.dumps(values.tolist())[1:-1].decode().split(","), dtype=_SD)
+
+
 def batch_to_line_protocol(prefixes: np.ndarray, batch: ReadingBatch) -> bytes:
     """Render a batch as line protocol with millisecond timestamps (write with precision=ms)."""
     if len(batch) == 0:
         return b""
-    lines = np.strings.add(prefixes[batch.slot], batch.value.astype(_SD))
+    lines = np.strings.add(prefixes[batch.slot], format_values(batch.value))
     lines = np.strings.add(lines, _QUALITY_FIELDS[batch.quality])
     lines = np.strings.add(lines, batch.ts_ms.astype(_SD))
     return "\n".join(lines.tolist()).encode("utf-8")

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from ingest.lineproto import batch_to_line_protocol, escape_tag, series_prefixes
+from ingest.lineproto import batch_to_line_protocol, escape_tag, format_values, series_prefixes
 from ingest.spool import Spool, SpoolFull, SpoolWriteFailed
 from ingest.stats import IngestStats
 from ingest.store import StoreRejected, StoreUnavailable
@@ -50,6 +50,14 @@ def test_line_protocol_values_round_trip_exactly(index):
     lines = batch_to_line_protocol(series_prefixes(index), b).decode().splitlines()
     parsed = [float(line.split("value=")[1].split(",")[0]) for line in lines]
     assert parsed == values.tolist()
+
+
+def test_values_are_formatted_as_floats_that_read_back_exactly():
+    values = np.array([3.0, -0.0, 1e16, 1e-5, 0.1 + 0.2, 1.7976931348623157e308, 5e-324])
+    text = format_values(values).tolist()
+    assert [float(t) for t in text] == values.tolist()
+    assert text[0] == "3.0" and all("null" not in t and "," not in t for t in text)
+    assert format_values(np.array([1.5, np.nan])).tolist() == ["1.5", "nan"]  # numpy's text, as before
 
 
 def test_tag_values_are_escaped():
