@@ -158,11 +158,17 @@ class Forwarder:
             self._mqtt_wake.clear()
             try:
                 sender.pump()
-                sender.persist()
             except Exception:
                 self.errors += 1
                 logger.exception("forward mqtt: publishing failed; retrying")
                 self._stop.wait(1.0)
+            try:
+                # also while publishing fails (the broker is down): what it acknowledged before
+                # must be saved, or a crash during the outage would send it again
+                sender.persist()
+            except Exception:
+                self.errors += 1
+                logger.exception("forward mqtt: cannot persist the cursor; retrying")
 
     # ---- state
 

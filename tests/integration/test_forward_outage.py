@@ -136,6 +136,7 @@ class UpstreamSubscriber:
 
     def __init__(self, port: int, client_id: str):
         self.deliveries: Counter[str] = Counter()
+        self.first_at: dict[str, float] = {}  # monotonic time of a key's first delivery
         self.bodies: dict[str, dict] = {}
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -155,7 +156,8 @@ class UpstreamSubscriber:
         record = orjson.loads(msg.payload)
         with self._lock:
             self.deliveries[record["key"]] += 1
-            self.bodies[record["key"]] = record
+            self.first_at.setdefault(record["key"], time.monotonic())
+            self.bodies[record["key"]] = record  # kept once by key, as the platform's contract says
 
     def snapshot(self) -> Counter[str]:
         with self._lock:
@@ -309,13 +311,18 @@ def test_receiver_down_two_minutes_and_a_crash_lose_nothing_and_double_nothing(r
     )
     assert all(n <= 2 for n in stored.values())
 
-    # MQTT: the same records, each once
+    # MQTT: the same records, each kept once by key. QoS 1 is at least once: a record whose PUBACK
+    # was lost when the upstream broker stopped is published again after it returns (the broker
+    # had already passed it on), and the platform drops the copy by key (docs/contracts.md §8).
+    # So a second delivery may only be of a record first delivered before that stop.
     got = sub.snapshot()
     assert set(got) == expected, (
         f"MQTT lost {sorted(expected - set(got))[:5]}, extra {sorted(set(got) - expected)[:5]}"
     )
-    mqtt_doubled = {k for k, n in got.items() if n > 1}
-    assert not mqtt_doubled, f"MQTT doubled: {sorted(mqtt_doubled)[:10]}"
+    mqtt_again = {k for k, n in got.items() if n > 1}
+    late = {k for k in mqtt_again if sub.first_at[k] >= down_at}
+    assert not late, f"MQTT doubled outside the broker's stop: {sorted(late)[:10]}"
+    assert all(n <= 2 for n in got.values())
 
     # summaries say what the field published in each minute
     bodies = {
@@ -340,7 +347,8 @@ def test_receiver_down_two_minutes_and_a_crash_lose_nothing_and_double_nothing(r
             " hazmon SIGKILLed once during it;"
             f" expected {len(expected)} records {dict(kinds)}; HTTP stored {len(stored)}, lost {len(lost)},"
             f" stored twice 0, sent again {len(redelivered)} (the batch the kill cut off, dropped by key);"
-            f" MQTT received {len(got)}, lost 0, doubled {len(mqtt_doubled)};"
+            f" MQTT received {len(got)} keys, lost 0, kept once each,"
+            f" sent again {len(mqtt_again)} (PUBACK lost at the broker's stop, dropped by key);"
             f" caught up {caught_up_s:.1f} s after the receiver returned;"
             f" test {time.monotonic() - began:.0f} s"
         )
