@@ -38,25 +38,54 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+PORT_RESERVATIONS = Path(os.environ.get("TMPDIR", "/tmp")) / f"hazmon-ports-{os.getuid()}"
+RESERVATION_TTL_S = 1800.0
+
+
 def free_port() -> int:
-    """A free loopback TCP port below the kernel's ephemeral range.
+    """A free loopback TCP port below the kernel's ephemeral range, handed out once per half hour.
 
     A server stopped and started again on its port (InfluxDB in the no-loss tests, Kannel's boxes)
     must find it free: a port from the ephemeral range may meanwhile be the source port of any
-    client's connection, and the restart fails with "address already in use".
+    client's connection, and the restart fails with "address already in use". A port that is
+    free now may still be taken before its server binds it (the demo binds its API only after a
+    backfill), and parallel test workers pick from the same range: so each port handed out is
+    reserved machine-wide by a file created exclusively, and no caller gets it again for
+    RESERVATION_TTL_S.
     """
     low = max(1025, _ephemeral_low())
-    for _ in range(200):
+    for _ in range(400):
         port = random.randrange(10_000, low) if low > 10_000 else 0
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return s.getsockname()[1]
+            port = s.getsockname()[1]
+        if _reserve(port):
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # the kernel's choice, as a last resort
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _reserve(port: int) -> bool:
+    """Claim `port` for this caller unless another claimed it within the TTL (or claims can't be kept)."""
+    try:
+        PORT_RESERVATIONS.mkdir(mode=0o700, exist_ok=True)
+        marker = PORT_RESERVATIONS / str(port)
+        try:
+            if time.time() - marker.stat().st_mtime > RESERVATION_TTL_S:
+                marker.unlink(missing_ok=True)  # an old claim; two callers racing here both retry O_EXCL
+        except FileNotFoundError:
+            pass
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return False
+    except OSError:
+        return True  # no writable temp folder: the bind check above is all there is
+    os.close(fd)
+    return True
 
 
 def wait_port(port: int, timeout_s: float = 15.0, proc: subprocess.Popen | None = None) -> None:
