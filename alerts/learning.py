@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 MAX_HISTORY_S = 30 * 86_400.0
+MAX_PAUSE_S = 900.0  # a fit waits at most this long for ingest to catch up, then runs anyway
+PAUSE_STEP_S = 1.0
 FIT_CELLS = 4_000_000  # grid cells (sensors x bins) fitted at once: ~32 MB per array, ~1 GB peak
 
 
@@ -83,6 +86,8 @@ class BehaviourLearner:
         max_history_s: float = MAX_HISTORY_S,
         store: str | Path | None = None,
         history_before_start: bool = False,
+        pause_while: Callable[[], bool] | None = None,
+        max_pause_s: float = MAX_PAUSE_S,
     ):
         self.ew = early_warnings
         self.history = history
@@ -96,6 +101,11 @@ class BehaviourLearner:
         self.last_fitted = 0
         # a whole fleet's first fit reads thousands of history chunks: stopping must not wait for it
         self._stopping = threading.Event()
+        # ingest draining a backlog: a fit (reads from InfluxDB, numpy on the GIL) would halve the drain
+        # rate, so it waits between chunks, but no longer than max_pause_s in all (then it goes on)
+        self.pause_while = pause_while
+        self.max_pause_s = max_pause_s
+        self.paused_s = 0.0  # time the last fit spent waiting for ingest
 
     def stop(self) -> None:
         """Make a fit in progress (on another thread) give up at its next chunk, and later ones at once."""
@@ -136,6 +146,7 @@ class BehaviourLearner:
         LearningStopped if stop() is called meanwhile."""
         ew = self.ew
         rows = np.asarray(rows, dtype=np.intp)
+        self.paused_s = 0.0
         out = BehaviourModel.empty(len(rows), ew.rate_windows_s.shape[1])
         steps = ew.step_s[rows]
         for step in np.unique(steps).tolist():
@@ -153,6 +164,7 @@ class BehaviourLearner:
             # a chunk of rows at a time: memory stays near FIT_CELLS grid cells whatever the fleet
             chunk = max(1, FIT_CELLS // n_bins)
             for lo in range(0, len(r), chunk):
+                self._yield_to_ingest()
                 if self._stopping.is_set():
                     raise LearningStopped(f"after {lo} of {len(r)} rows on the {step:g} s grid")
                 part = slice(lo, lo + chunk)
@@ -167,6 +179,16 @@ class BehaviourLearner:
                 )
                 out.put(at[part], model)
         return out
+
+    def _yield_to_ingest(self) -> None:
+        """Wait while ingest catches up, within what is left of this fit's max_pause_s."""
+        if self.pause_while is None:
+            return
+        while self.paused_s < self.max_pause_s and not self._stopping.is_set() and self.pause_while():
+            if self.paused_s == 0.0:
+                logger.info("learning waits while ingest drains a backlog (at most %.0f s)", self.max_pause_s)
+            self._stopping.wait(PAUSE_STEP_S)
+            self.paused_s += PAUSE_STEP_S
 
     # ---- keeping it
 
@@ -184,6 +206,7 @@ class BehaviourLearner:
             "mature": int(np.count_nonzero(self.ew.mature(np.arange(len(b))))),
             "last_fit_ms": self.last_fit_ms if self.last_fit_ms >= 0 else None,
             "last_fitted": self.last_fitted,
+            "paused_s": round(self.paused_s, 1),  # the last (or current) fit's wait for ingest
         }
 
     def load(self) -> int:

@@ -192,6 +192,7 @@ def bootstrap(
         clock=clock,
         readings=store,
         store_current=writer.store_current,
+        ingest_busy=stats.catching_up,
     )
     decoder = PayloadDecoder(index, max_lateness_ms=int(settings.max_lateness_s * 1000))
     history = HistoryCheck(
@@ -475,6 +476,7 @@ def build_alarms(
     clock: Clock = _wall_ms,
     readings: ReadingStore | None = None,
     store_current: Callable[[], bool] = lambda: True,
+    ingest_busy: Callable[[], bool] | None = None,
 ) -> AlarmService:
     """The journal, the event output, the book, the engine restored to the journal's active
     conditions, the learner of each forecast sensor's behaviour (from `history`, kept in
@@ -493,7 +495,11 @@ def build_alarms(
     learner = None
     if history is not None:
         learner = BehaviourLearner(
-            ew, history, store=settings.data_dir / "behaviour.npz", history_before_start=True
+            ew,
+            history,
+            store=settings.data_dir / "behaviour.npz",
+            history_before_start=True,
+            pause_while=ingest_busy,
         )
         logger.info("learned behaviour of %d forecast sensors loaded from %s", learner.load(), learner.store)
     queue = WorkQueue(settings.alarm_queue_readings, settings.alarm_queue_wait_s)

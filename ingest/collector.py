@@ -186,6 +186,8 @@ class MqttCollector:
             else:
                 readings.append(raw)
         result = self.decoder.decode(readings, now)
+        if len(result.batch):
+            self.stats.note_take(len(result.batch), now - int(result.batch.ts_ms.max()))
         if self.history is not None:
             self.history.apply(result, readings)
         self.stats.add_decode(result)

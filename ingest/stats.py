@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 
 from ingest.payloads import DecodeResult, Reject, RejectReason
+
+# A take of many readings whose newest is this old means ingest works off a backlog (a broker queue
+# after a restart, a gateway's store-and-forward): background work (the learner's fit) waits then.
+CATCH_UP_LAG_MS = 60_000
+CATCH_UP_MIN_READINGS = 500
+CATCH_UP_HOLD_S = 5.0  # one backlogged take marks ingest as catching up for this long
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -68,6 +75,22 @@ class IngestStats:
         self.pending_points = 0
         self.mqtt_connected = False
         self.influx_up = False
+        self.newest_age_ms = 0  # how old the newest reading of the last take was on receipt
+        self._catching_up_until = 0.0  # time.monotonic()
+
+    def note_take(self, readings: int, newest_age_ms: int, mono_now: float | None = None) -> None:
+        """Record one decoded take: a big take of only old readings means a backlog is being drained."""
+        now = time.monotonic() if mono_now is None else mono_now
+        with self._lock:
+            self.newest_age_ms = max(0, newest_age_ms)
+            if readings >= CATCH_UP_MIN_READINGS and newest_age_ms > CATCH_UP_LAG_MS:
+                self._catching_up_until = now + CATCH_UP_HOLD_S
+
+    def catching_up(self, mono_now: float | None = None) -> bool:
+        """True while ingest drains a backlog (a backlogged take in the last CATCH_UP_HOLD_S)."""
+        now = time.monotonic() if mono_now is None else mono_now
+        with self._lock:
+            return now < self._catching_up_until
 
     def add_decode(self, result: DecodeResult) -> None:
         with self._lock:
@@ -120,6 +143,7 @@ class IngestStats:
                 "history_unverified": self.history_unverified,
                 "mqtt_connected": self.mqtt_connected,
                 "influx_up": self.influx_up,
+                "newest_age_ms": self.newest_age_ms,
             }
 
     def latest_rejects(self, limit: int = 100) -> list[Reject]:

@@ -41,6 +41,9 @@ def healthz(service: ServiceDep) -> JSONResponse:
         # the spool cannot take readings (full, or its disk refusing): they wait unacknowledged at the broker
         "spool_error": snap["spool_error"],
         "pending_points": snap["pending_points"],
+        # a backlog is being drained (broker queue after a restart, gateways forwarding stored data)
+        "catching_up": service.stats.catching_up(),
+        "newest_reading_age_s": round(snap["newest_age_ms"] / 1000, 1),
         "sites": len(service.registry.sites),
         "sensors": len(service.index),
         "alarms": alarms,

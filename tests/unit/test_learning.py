@@ -232,3 +232,34 @@ def test_a_fit_in_progress_gives_up_at_its_next_chunk_when_the_service_stops(mon
     with pytest.raises(LearningStopped):  # and a later run gives up at once
         learner.fit(np.arange(6), T0 + n * MIN)
     assert calls == [2]
+
+
+def _six_tanks_learner(**kwargs) -> tuple[BehaviourLearner, int]:
+    engine, ew = engine_with(*(tank(f"LT-{i}", 60.0) for i in range(6)))
+    n = 3 * 60
+    t = T0 + np.arange(n) * MIN
+    batch = readings(np.repeat(np.arange(6), n), np.tile(t, 6), 10.0 + np.tile(np.sin(np.arange(n) / 9), 6))
+    engine.process(batch)
+    return BehaviourLearner(ew, ReadingsHistory(batch), **kwargs), T0 + n * MIN
+
+
+def test_a_fit_waits_between_chunks_while_ingest_drains_a_backlog_then_fits_the_same(monkeypatch):
+    """A drain after an outage must not share the CPU with a fleet's first fit: the fit waits, then runs."""
+    monkeypatch.setattr("alerts.learning.PAUSE_STEP_S", 0.001)
+    monkeypatch.setattr("alerts.learning.FIT_CELLS", 2 * 180)  # two sensors per chunk
+    busy = iter([True, True, True, False] + [False] * 10)
+    waited, now = _six_tanks_learner(pause_while=lambda: next(busy))
+    plain, _ = _six_tanks_learner()
+    model = waited.fit(np.arange(6), now)
+    assert waited.paused_s == pytest.approx(0.003)  # three waits before the first chunk, none after
+    assert np.array_equal(model.fitted_ms, plain.fit(np.arange(6), now).fitted_ms)
+    assert waited.health()["paused_s"] == 0.0  # rounded to 0.1 s in /healthz
+
+
+def test_a_fit_waits_no_longer_than_its_limit_when_ingest_never_catches_up(monkeypatch):
+    """Under a backlog that never ends the forecasts must still learn: the wait is capped per fit."""
+    monkeypatch.setattr("alerts.learning.PAUSE_STEP_S", 0.001)
+    learner, now = _six_tanks_learner(pause_while=lambda: True, max_pause_s=0.005)
+    model = learner.fit(np.arange(6), now)
+    assert learner.paused_s == pytest.approx(0.005)
+    assert np.count_nonzero(model.fitted_ms >= 0) == 6
