@@ -554,24 +554,31 @@ def _raised(a: Alarm, t: int, reactivated: bool, escalated: bool = False) -> Ala
     )
 
 
+def _annunciate(a: Alarm, t: int, new_id: NewId | None) -> tuple[Alarm, AlarmEvent]:
+    """An active alarm shown to the operator: from RTN_UNACK the same episode, unacknowledged again;
+    from NORMAL a new episode with its own id and raise time."""
+    if a.annunciated:
+        a = replace(a, acked=False, acked_by="", acked_ms=None)
+        return a, _raised(a, t, reactivated=True)
+    a = replace(
+        a,
+        alarm_id=(new_id or default_alarm_id)(a.key, t),
+        acked=False,
+        acked_by="",
+        acked_ms=None,
+        annunciated=True,
+        raised_ms=t,
+    )
+    return a, _raised(a, t, reactivated=False)
+
+
 def _reveal(a: Alarm, t: int, new_id: NewId | None) -> tuple[Alarm, list[AlarmEvent]]:
     """Annunciate what the last overlay hid: still active -> UNACK again, inactive -> NORMAL."""
     if a.hidden:
         return a, []
     if a.active:
-        if a.annunciated:
-            a = replace(a, acked=False, acked_by="", acked_ms=None)
-            return a, [_raised(a, t, reactivated=True)]
-        a = replace(
-            a,
-            alarm_id=(new_id or default_alarm_id)(a.key, t),
-            acked=False,
-            acked_by="",
-            acked_ms=None,
-            annunciated=True,
-            raised_ms=t,
-        )
-        return a, [_raised(a, t, reactivated=False)]
+        a, raised = _annunciate(a, t, new_id)
+        return a, [raised]
     if a.annunciated:
         a = replace(a, acked=True, annunciated=False)
         return a, [_ev(AlarmCleared, a, t)]
@@ -717,20 +724,8 @@ def _activate(
             events.append(_ev(AlarmCleared, a, t))
         events.append(_ev(AlarmConditionChanged, a, t, active=True, value=a.value, hidden_by=a.overlay.value))
         return a, events
-    if a.annunciated:  # RTN_UNACK -> UNACK: same episode, annunciated again
-        a = replace(a, acked=False, acked_by="", acked_ms=None)
-        events.append(_raised(a, t, reactivated=True))
-        return a, events
-    a = replace(
-        a,
-        alarm_id=(new_id or default_alarm_id)(a.key, t),
-        acked=False,
-        acked_by="",
-        acked_ms=None,
-        annunciated=True,
-        raised_ms=t,
-    )
-    events.append(_raised(a, t, reactivated=False))
+    a, raised = _annunciate(a, t, new_id)
+    events.append(raised)
     return a, events
 
 
