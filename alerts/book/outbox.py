@@ -29,6 +29,7 @@ from typing import Protocol
 
 import orjson
 
+from alerts.ack_window import AckWindow
 from alerts.book.records import HistoryEntry
 from alerts.book.sqlite_journal import AlarmJournal
 from alerts.engine.lifecycle import CONTRACT_EVENT_TYPES, DEFAULT_TZ
@@ -72,16 +73,11 @@ class EventOutbox:
         self.transport = transport
         self.name = name
         self._site_tz = site_tz
-        self._max_in_flight = max_in_flight
-        self._persist_every_s = persist_every_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._cursor = journal.open_cursor(name)  # persisted: everything <= it was acknowledged
-        self._sent = self._cursor  # handed to the transport up to here
-        self._in_flight: dict[int, int] = {}  # token -> history seq
-        self._early_acks: dict[int, bool] = {}
-        self._acked_upto = self._cursor  # what the persisted cursor may move to
-        self._persisted_at = clock()
+        cursor = journal.open_cursor(name)  # persisted: everything <= it was acknowledged
+        self._window = AckWindow(
+            cursor, max_in_flight=max_in_flight, persist_every_s=persist_every_s, clock=clock
+        )
+        self._count_lock = threading.Lock()
         self.published = 0
         self.acked = 0
         self.refused = 0
@@ -92,19 +88,15 @@ class EventOutbox:
     @property
     def cursor(self) -> int:
         """The persisted cursor."""
-        with self._lock:
-            return self._cursor
+        return self._window.cursor
 
     @property
     def in_flight(self) -> int:
-        with self._lock:
-            return len(self._in_flight)
+        return self._window.in_flight
 
     def backlog(self) -> int:
         """Contract events journaled but not yet acknowledged (in flight included)."""
-        with self._lock:
-            upto = self._acked_upto
-        return self.journal.count_after(upto, CONTRACT_EVENT_TYPES)
+        return self.journal.count_after(self._window.acked_upto, CONTRACT_EVENT_TYPES)
 
     # ---- work
 
@@ -112,9 +104,7 @@ class EventOutbox:
         """Send what the journal holds beyond what was sent, up to the in-flight bound; return the count."""
         n = 0
         while True:
-            with self._lock:
-                room = self._max_in_flight - len(self._in_flight)
-                after = self._sent
+            room, after = self._window.room()
             if room <= 0:
                 return n
             rows = self.journal.history_after(after, CONTRACT_EVENT_TYPES, limit=min(room, 500))
@@ -126,55 +116,34 @@ class EventOutbox:
                 except Exception:
                     logger.exception("cannot render journal event %d; skipped", row.seq)
                     payload = None
-                # publish outside our lock: paho calls on_ack holding its own lock, which publish takes
+                # publish outside any lock: paho calls on_ack holding its own lock, which publish takes
                 token = None if payload is None else self.transport.publish(events_topic(row.key[0]), payload)
-                with self._lock:
-                    self._sent = row.seq
-                    if token is None:
-                        self.skipped += 1
-                    else:
-                        self.published += 1
-                        early = self._early_acks.pop(token, None)
-                        if early is None:
-                            self._in_flight[token] = row.seq
-                        else:
-                            self._count_ack(row.seq, early)
-                    self._update_acked()
+                early = self._window.handed(row.seq, token)
+                if token is None:
+                    self.skipped += 1
+                else:
+                    self.published += 1
+                    if early is not None:
+                        self._count_ack(row.seq, early)
                 n += 1
 
     def on_ack(self, token: int, ok: bool = True) -> None:
         """The transport's acknowledgement of `token` (any thread)."""
-        with self._lock:
-            seq = self._in_flight.pop(token, None)
-            if seq is None:
-                self._early_acks[token] = ok  # acknowledged before publish() returned its token
-                return
+        seq = self._window.acknowledge(token, ok)
+        if seq is not None:
             self._count_ack(seq, ok)
-            self._update_acked()
 
     def _count_ack(self, seq: int, ok: bool) -> None:
-        if ok:
-            self.acked += 1
-        else:
+        with self._count_lock:  # the network thread and the pump both count
+            if ok:
+                self.acked += 1
+                return
             self.refused += 1
-            logger.warning("event at journal seq %d was refused by the broker; not retried", seq)
-
-    def _update_acked(self) -> None:
-        # every event up to the oldest one still in flight is acknowledged
-        self._acked_upto = min(self._in_flight.values()) - 1 if self._in_flight else self._sent
+        logger.warning("event at journal seq %d was refused by the broker; not retried", seq)
 
     def persist(self, force: bool = False) -> bool:
         """Write the cursor if it moved and is due (or `force`); return True if written."""
-        with self._lock:
-            target = self._acked_upto
-            due = force or not self._in_flight or self._clock() - self._persisted_at >= self._persist_every_s
-            if target <= self._cursor or not due:
-                return False
-        self.journal.set_cursor(self.name, target)
-        with self._lock:
-            self._cursor = max(self._cursor, target)
-            self._persisted_at = self._clock()
-        return True
+        return self._window.persist(lambda seq: self.journal.set_cursor(self.name, seq), force)
 
 
 class OutboxRunner:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from alerts.ack_window import AckWindow
 from alerts.forward.store import ForwardStore
 
 logger = logging.getLogger(__name__)
@@ -165,25 +166,20 @@ class AckSender(_Status):
         super().__init__(name, target, outbox, clock_ms)
         self.transport = transport
         self.topic = topic
-        self._max_in_flight = max_in_flight
-        self._persist_every_s = persist_every_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._cursor = outbox.open_delivery(name)  # persisted
-        self._sent = self._cursor  # handed to the transport up to here
-        self._in_flight: dict[int, int] = {}  # token -> record seq
-        self._early: dict[int, bool] = {}  # acknowledged before publish returned its token
-        self._acked_upto = self._cursor
-        self._persisted_at = clock()
+        self._count_lock = threading.Lock()
+        self._window = AckWindow(
+            outbox.open_delivery(name),
+            max_in_flight=max_in_flight,
+            persist_every_s=persist_every_s,
+            clock=clock,
+        )
 
     def cursor_value(self) -> int:
-        with self._lock:
-            return self._acked_upto
+        return self._window.acked_upto
 
     @property
     def in_flight(self) -> int:
-        with self._lock:
-            return len(self._in_flight)
+        return self._window.in_flight
 
     def status(self) -> dict[str, Any]:
         return super().status() | {"in_flight": self.in_flight}
@@ -192,56 +188,33 @@ class AckSender(_Status):
         """Publish what lies beyond what was sent, up to the in-flight bound; returns the count."""
         n = 0
         while True:
-            with self._lock:
-                room = self._max_in_flight - len(self._in_flight)
-                after = self._sent
+            room, after = self._window.room()
             if room <= 0:
                 return n
             rows = self.outbox.after(after, min(room, 500))
             if not rows:
                 return n
             for row in rows:
-                # publish outside our lock: paho calls on_ack holding its own lock, which publish takes
+                # publish outside any lock: paho calls on_ack holding its own lock, which publish takes
                 token = self.transport.publish(record_topic(self.topic, row.site, row.kind), row.body)
-                with self._lock:
-                    self._sent = row.seq
-                    early = self._early.pop(token, None)
-                    if early is None:
-                        self._in_flight[token] = row.seq
-                    else:
-                        self._count(early)
-                    self._update()
+                early = self._window.handed(row.seq, token)
+                if early is not None:
+                    self._count(early)
                 n += 1
 
     def on_ack(self, token: int, ok: bool = True) -> None:
         """The transport's acknowledgement of `token` (any thread)."""
-        with self._lock:
-            seq = self._in_flight.pop(token, None)
-            if seq is None:
-                self._early[token] = ok
-                return
+        if self._window.acknowledge(token, ok) is not None:
             self._count(ok)
-            self._update()
 
     def _count(self, ok: bool) -> None:
-        if ok:
-            self._ok(1)
-        else:  # e.g. MQTT v5 "not authorized": the broker would refuse it again; holding would stall all
-            self.refused += 1
-            self._failed("upstream broker refused a record (not retried)")
-
-    def _update(self) -> None:
-        self._acked_upto = min(self._in_flight.values()) - 1 if self._in_flight else self._sent
+        with self._count_lock:  # the network thread and the pump both count
+            if ok:
+                self._ok(1)
+            else:  # e.g. MQTT v5 "not authorized": the broker would refuse it again; holding would stall all
+                self.refused += 1
+                self._failed("upstream broker refused a record (not retried)")
 
     def persist(self, force: bool = False) -> bool:
         """Write the cursor if it moved and is due (or `force`); True if written."""
-        with self._lock:
-            target = self._acked_upto
-            due = force or not self._in_flight or self._clock() - self._persisted_at >= self._persist_every_s
-            if target <= self._cursor or not due:
-                return False
-        self.outbox.set_delivered(self.name, target)
-        with self._lock:
-            self._cursor = max(self._cursor, target)
-            self._persisted_at = self._clock()
-        return True
+        return self._window.persist(lambda seq: self.outbox.set_delivered(self.name, seq), force)
