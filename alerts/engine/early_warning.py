@@ -37,6 +37,7 @@ import numpy as np
 
 from alerts.engine import behaviour as bh
 from alerts.engine import forecast as fc
+from alerts.engine import jit
 from alerts.engine.conditions import ConditionChange, ConditionKind, Priority
 from sensors.index import SensorIndex
 from sensors.kinds import DEFAULT_PROFILE, KINDS, Channels, WarnProfile, names_where
@@ -265,23 +266,15 @@ class EarlyWarnings:
         """Add this round's samples (each slot once) to the trends; judge the sensors that are due."""
         if not len(self.slots):
             return
-        rows = self.row_of[slot]
-        sel = rows >= 0
-        if not sel.any():
+        sel, r = jit.pick_rows(self.row_of, np.asarray(slot, dtype=np.intp))
+        if not len(sel):
             return
-        r = rows[sel]
         t_s = t_ms[sel] / 1000.0
         xv = np.asarray(x, dtype=np.float64)[sel]
         if self.healthy is not None:
             xv = np.where(self.healthy(slot[sel]), xv, np.nan)  # a faulty instrument has no trend
+        jit.short_mean_step(r, t_s, xv, self.x_last, self.t_first, self.x_short, self.t_short, self.step_s)
         ok = ~np.isnan(xv)
-        self.x_last[r[ok]] = xv[ok]
-        self.t_first[r[ok]] = np.fmin(self.t_first[r[ok]], t_s[ok])
-        ro, to = r[ok], t_s[ok]
-        prev = self.t_short[ro]
-        keep = np.exp(-np.nan_to_num(to - prev, nan=np.inf) / self.step_s[ro])
-        self.x_short[ro] = np.where(np.isnan(prev), xv[ok], keep * self.x_short[ro] + (1 - keep) * xv[ok])
-        self.t_short[ro] = to
         for ch in self.channels:
             p = ch.pos[r]
             inside = p >= 0

@@ -3,7 +3,8 @@
 Everything here is a pure numpy kernel over arrays with one element per sensor slot (slots come from
 sensors/index.py). NaN means "missing". Streaming state lives in small dataclasses of arrays that are
 passed in and returned; the hot path is a fixed number of numpy passes (~60 per update, ~120 per
-forecast) over the slots of one round, never a Python loop per sensor.
+forecast) over the slots of one round, never a Python loop per sensor. The trend update also has a
+compiled one-pass form (alerts/engine/jit.py, numba) that the tick uses when numba is there.
 
 Method
 ------
@@ -112,6 +113,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from alerts.engine import jit
 from alerts.engine.behaviour import SCORE_CAP, norm_cdf, reach_probability
 from alerts.engine.conditions import ConditionKind
 from sensors.kinds import DEFAULT_HORIZON_S, DEFAULT_TREND_WINDOW_S, KINDS, names_where
@@ -494,6 +496,35 @@ def season_profile(
 # ---- Trend update
 
 
+def _accepted(t: np.ndarray, x: np.ndarray, t_ref: np.ndarray) -> np.ndarray:
+    """Samples a trend takes: finite, and not older than its last one (out of order is skipped)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        good = np.isfinite(t + x)  # both finite
+        good &= (t - t_ref >= 0) | np.isnan(t_ref)
+    return good
+
+
+def _deseasonalise(state: TrendState, idx: np.ndarray, t: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``x`` less the daily model of its sensor (for those with one), after updating the models due.
+
+    Returns ``x`` itself when no sample of the round belongs to a daily model.
+    """
+    sel = np.flatnonzero(state.season_row[idx] >= 0)
+    if sel.size:
+        sel = sel[_accepted(t[sel], x[sel], state.t_ref[idx[sel]])]
+    if not sel.size:
+        return x
+    # de-seasonalise with the current model, then update the models that are due
+    rows, ts, xs = state.season_row[idx[sel]], t[sel], x[sel]
+    y = x.copy()
+    y[sel] -= _season_value(np.take(state.season_coef, rows, axis=1), ts)
+    with np.errstate(invalid="ignore"):
+        due = ~(ts - state.season_t[rows] < state.season_step_s)  # NaN (never) is due
+    if due.any():
+        _season_step(state, idx[sel[due]], rows[due], ts[due], xs[due])
+    return y
+
+
 def update_trend(state: TrendState, slots: np.ndarray | None, t_s: np.ndarray, x: np.ndarray) -> TrendState:
     """Add one sample per slot to the EW trends (in place) and return the state.
 
@@ -517,11 +548,13 @@ def update_trend(state: TrendState, slots: np.ndarray | None, t_s: np.ndarray, x
     n = len(state)
     t = np.asarray(t_s, dtype=np.float64).reshape(-1)
     x = np.asarray(x, dtype=np.float64).reshape(-1)
-    if slots is None:
-        idx, full = _arange(n), True
-    else:
-        idx = np.asarray(slots, dtype=np.intp).reshape(-1)
-        full = _full_round(idx, n)
+    idx = _arange(n) if slots is None else np.asarray(slots, dtype=np.intp).reshape(-1)
+    y = _deseasonalise(state, idx, t, x) if state.season_t.size else x
+    if jit.ENABLED:  # one compiled pass, in place: no gather, no scatter, no temporaries
+        st = state
+        jit.trend_step(st.sums, st.t_ref, st.t_first, st.x_ref, st.x_last, st.tau_s, idx, t, y, x)
+        return state
+    full = slots is None or _full_round(idx, n)
 
     def get(a: np.ndarray) -> np.ndarray:
         return a if full else np.take(a, idx, axis=-1)
@@ -530,24 +563,9 @@ def update_trend(state: TrendState, slots: np.ndarray | None, t_s: np.ndarray, x
     with np.errstate(invalid="ignore", over="ignore"):
         d = t - t_ref  # NaN for a fresh trend
         fresh = np.isnan(t_ref)
-        good = np.isfinite(t + x)  # both finite
-        good &= (d >= 0) | fresh  # a sample older than the last one is out of order: skipped
+        good = _accepted(t, x, t_ref)
     keep = fresh | ~good  # trends that do not decay: fresh ones and those whose sample is skipped
     np.copyto(d, 0.0, where=keep)
-
-    y = x
-    season_row = get(state.season_row)
-    if state.season_t.size:
-        sel = np.flatnonzero((season_row >= 0) & good)
-        if sel.size:
-            # de-seasonalise with the current model, then update the models that are due
-            rows, ts, xs = season_row[sel], t[sel], x[sel]
-            y = x.copy()
-            y[sel] -= _season_value(np.take(state.season_coef, rows, axis=1), ts)
-            with np.errstate(invalid="ignore"):
-                due = ~(ts - state.season_t[rows] < state.season_step_s)  # NaN (never) is due
-            if due.any():
-                _season_step(state, idx[sel[due]], rows[due], ts[due], xs[due])
 
     e = y - get(state.x_ref)
     np.copyto(e, 0.0, where=keep)

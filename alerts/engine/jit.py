@@ -1,0 +1,199 @@
+"""Fused per-sensor kernels for the tick's hot spots, compiled by numba when it is there.
+
+Why: the vectorised numpy form of a streaming update makes ~40 passes over the round's arrays, each
+with a temporary, and a round that covers part of a state pays a gather and a scatter on top. One
+compiled loop keeps a sensor's sums in registers and touches each array element once, which is what
+brings the 1 M-sensor tick near the memory floor (issue 15). The scalar functions below are the only
+definition of that arithmetic for the compiled path; the numpy forms they replace stay in their
+modules as the fallback, and tests/unit/test_jit_kernels.py holds the two equal.
+
+`ENABLED` is False when numba cannot be imported or ``HAZMON_NUMBA=0`` (a platform without a numba
+wheel, or to rule the compiler out when hunting a bug): callers then take their numpy path. Compiled
+code is cached on disk (numba's ``cache=True``), so a restart does not pay the compile again.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+try:  # numba is a dependency, but hazmon must still run where its wheel is missing
+    import numba as _numba
+except ImportError:  # pragma: no cover - exercised on platforms without numba
+    _numba = None
+
+ENABLED: bool = _numba is not None and os.environ.get("HAZMON_NUMBA", "1").strip() != "0"
+
+
+def _compiled(fn):
+    """numba's njit (no Python objects, GIL released, cached on disk), or the function itself without numba.
+
+    Without numba the plain function still runs (slowly, one element at a time): tests call it that way
+    to compare the scalar arithmetic with the numpy fallback on machines without a compiler.
+    """
+    if _numba is None:  # pragma: no cover
+        return fn
+    return _numba.njit(cache=True, nogil=True)(fn)
+
+
+@_compiled
+def trend_step(
+    sums: np.ndarray,
+    t_ref: np.ndarray,
+    t_first: np.ndarray,
+    x_ref: np.ndarray,
+    x_last: np.ndarray,
+    tau_s: np.ndarray,
+    idx: np.ndarray,
+    t: np.ndarray,
+    y: np.ndarray,
+    x: np.ndarray,
+) -> None:
+    """Add sample ``(t[i], y[i])`` to trend column ``idx[i]`` for every i, in place (forecast.update_trend).
+
+    Same arithmetic, in the same order, as the numpy path of `alerts.engine.forecast.update_trend`: move
+    the origin to the new sample with the binomial shift, decay by ``exp(-d/tau)`` (``Q`` sums by its
+    square), add the sample at the origin. A non-finite or out-of-order sample leaves the column as it
+    was; a fresh column (``t_ref`` NaN) starts at the sample. ``y`` is the de-seasonalised value, ``x``
+    the raw one (kept as ``x_last``).
+    """
+    for i in range(idx.shape[0]):
+        j = idx[i]
+        tr = t_ref[j]
+        ti = t[i]
+        yi = y[i]
+        fresh = math.isnan(tr)
+        d = ti - tr
+        good = math.isfinite(ti) and math.isfinite(x[i]) and (fresh or d >= 0.0)
+        if not good:
+            continue
+        if fresh:
+            d = 0.0
+            e = 0.0
+        else:
+            e = yi - x_ref[j]
+        w = sums[0, j]
+        st = sums[1, j]
+        sx = sums[2, j]
+        stt = sums[3, j]
+        stx = sums[4, j]
+        sxx = sums[5, j]
+        sttt = sums[6, j]
+        q0 = sums[7, j]
+        q1 = sums[8, j]
+        q2 = sums[9, j]
+        a = math.exp(-(d / tau_s[j]))
+        a2 = a * a
+        dw = d * w
+        ew = e * w
+        sttt = sttt - (3.0 * stt - (3.0 * st - dw) * d) * d
+        stt = stt - (2.0 * st - dw) * d
+        stx = stx - e * st - (sx - ew) * d
+        sxx = sxx - (2.0 * sx - ew) * e
+        st = st - dw
+        sx = sx - ew
+        dq0 = d * q0
+        q2 = q2 - (2.0 * q1 - dq0) * d
+        q1 = q1 - dq0
+        sums[0, j] = w * a + 1.0
+        sums[1, j] = st * a
+        sums[2, j] = sx * a
+        sums[3, j] = stt * a
+        sums[4, j] = stx * a
+        sums[5, j] = sxx * a
+        sums[6, j] = sttt * a
+        sums[7, j] = q0 * a2 + 1.0
+        sums[8, j] = q1 * a2
+        sums[9, j] = q2 * a2
+        t_ref[j] = ti
+        if fresh:
+            t_first[j] = ti
+        x_ref[j] = yi
+        x_last[j] = x[i]
+
+
+@_compiled
+def pick_rows_loop(row_of: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The positions i with ``row_of[slot[i]] >= 0`` and those rows, in order, in one pass.
+
+    The early-warning step covers a quarter of a fleet: this replaces a gather over every reading, a
+    mask and two compressions (four passes over the round) with one.
+    """
+    n = slot.shape[0]
+    at = np.empty(n, dtype=np.intp)
+    rows = np.empty(n, dtype=np.intp)
+    k = 0
+    for i in range(n):
+        r = row_of[slot[i]]
+        if r >= 0:
+            at[k] = i
+            rows[k] = r
+            k += 1
+    return at[:k], rows[:k]
+
+
+@_compiled
+def short_mean_step_loop(
+    rows: np.ndarray,
+    t_s: np.ndarray,
+    xv: np.ndarray,
+    x_last: np.ndarray,
+    t_first: np.ndarray,
+    x_short: np.ndarray,
+    t_short: np.ndarray,
+    step_s: np.ndarray,
+) -> None:
+    """The early-warning rows' last value, first time and EW mean over one grid step, in place.
+
+    As early_warning.on_round's numpy form: samples with NaN values are skipped; a row's first sample
+    starts its mean, later ones decay it by ``exp(-gap/step)``.
+    """
+    for i in range(rows.shape[0]):
+        v = xv[i]
+        if math.isnan(v):
+            continue
+        r = rows[i]
+        ti = t_s[i]
+        x_last[r] = v
+        t_first[r] = min(t_first[r], ti) if not math.isnan(t_first[r]) else ti
+        prev = t_short[r]
+        if math.isnan(prev):
+            x_short[r] = v
+        else:
+            keep = math.exp(-(ti - prev) / step_s[r])
+            x_short[r] = keep * x_short[r] + (1.0 - keep) * v
+        t_short[r] = ti
+
+
+def pick_rows_numpy(row_of: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """numpy form of `pick_rows_loop`."""
+    rows = row_of[slot]
+    at = np.flatnonzero(rows >= 0)
+    return at, rows[at]
+
+
+def short_mean_step_numpy(
+    rows: np.ndarray,
+    t_s: np.ndarray,
+    xv: np.ndarray,
+    x_last: np.ndarray,
+    t_first: np.ndarray,
+    x_short: np.ndarray,
+    t_short: np.ndarray,
+    step_s: np.ndarray,
+) -> None:
+    """numpy form of `short_mean_step_loop` (rows unique within a call)."""
+    ok = ~np.isnan(xv)
+    ro, to, xo = rows[ok], t_s[ok], xv[ok]
+    x_last[ro] = xo
+    t_first[ro] = np.fmin(t_first[ro], to)
+    prev = t_short[ro]
+    keep = np.exp(-np.nan_to_num(to - prev, nan=np.inf) / step_s[ro])
+    x_short[ro] = np.where(np.isnan(prev), xo, keep * x_short[ro] + (1 - keep) * xo)
+    t_short[ro] = to
+
+
+pick_rows = pick_rows_loop if ENABLED else pick_rows_numpy
+short_mean_step = short_mean_step_loop if ENABLED else short_mean_step_numpy

@@ -1,0 +1,124 @@
+"""The compiled kernels (alerts/engine/jit.py) give the numbers of the numpy code they replace.
+
+numba is optional at run time (HAZMON_NUMBA=0, or no wheel): a fleet must warn the same either way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from alerts.engine import jit
+from alerts.engine.forecast import DAY_S, HOUR_S, TrendState, update_trend
+from tests.unit.test_early_warning import engine_for, fill_then_hold, run, tank
+
+T0 = 1_795_392_000.0  # s
+
+
+@pytest.fixture
+def numpy_only(monkeypatch: pytest.MonkeyPatch):
+    """Every caller of jit takes its numpy path, as on a machine without numba."""
+
+    def use() -> None:
+        monkeypatch.setattr(jit, "ENABLED", False)
+        monkeypatch.setattr(jit, "pick_rows", jit.pick_rows_numpy)
+        monkeypatch.setattr(jit, "short_mean_step", jit.short_mean_step_numpy)
+
+    return use
+
+
+def _feed(state: TrendState, t: np.ndarray, x: np.ndarray, seed: int) -> TrendState:
+    """Rounds of shuffled, partial and full slot sets, with NaN values and samples out of order."""
+    rng = np.random.default_rng(seed)
+    n, m = t.shape
+    for k in range(m):
+        if k % 5 == 0:
+            update_trend(state, None, t[:, k], x[:, k])  # a full round
+            continue
+        slots = rng.permutation(n)[: rng.integers(1, n + 1)]
+        tk = t[slots, k].copy()
+        late = rng.random(slots.size) < 0.05
+        tk[late] -= 5000.0  # older than the last sample: skipped
+        update_trend(state, slots, tk, x[slots, k])
+    return state
+
+
+def _series(n: int, m: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    t = T0 + np.cumsum(rng.choice([30.0, 60.0, 90.0, 600.0, 3600.0], size=(n, m)), axis=1)
+    x = 500.0 + 1e-4 * (t - T0) + 2.0 * np.cos(2 * np.pi * (t % DAY_S) / DAY_S) + rng.normal(0, 0.05, (n, m))
+    x[rng.random((n, m)) < 0.05] = np.nan
+    x[rng.random((n, m)) < 0.01] = np.inf
+    return t, x
+
+
+def _states(n: int, seed: int) -> TrendState:
+    rng = np.random.default_rng(seed)
+    return TrendState.empty(rng.uniform(0.5, 8.0, n) * HOUR_S, np.arange(n) % 3 == 0)
+
+
+@pytest.mark.skipif(not jit.ENABLED, reason="numba is not installed or HAZMON_NUMBA=0")
+def test_compiled_trend_update_equals_the_numpy_update(numpy_only) -> None:
+    t, x = _series(40, 120, seed=3)
+    compiled = _feed(_states(40, 1), t, x, seed=5)
+    numpy_only()
+    plain = _feed(_states(40, 1), t, x, seed=5)
+    for name in ("sums", "t_ref", "x_ref", "x_last", "t_first", "season", "season_t", "season_coef"):
+        np.testing.assert_allclose(
+            getattr(compiled, name),
+            getattr(plain, name),
+            rtol=1e-12,
+            atol=1e-12,
+            equal_nan=True,
+            err_msg=name,
+        )
+    assert np.isfinite(compiled.sums).all() and (compiled.sums[0] > 1).all()  # the trends did learn
+
+
+def test_pick_rows_finds_the_positions_of_the_covered_sensors_in_order() -> None:
+    rng = np.random.default_rng(2)
+    row_of = np.where(rng.random(500) < 0.3, np.arange(500), -1).astype(np.intp)
+    slot = rng.permutation(500)[:350].astype(np.intp)
+    at, rows = jit.pick_rows_loop(row_of, slot)
+    at_np, rows_np = jit.pick_rows_numpy(row_of, slot)
+    np.testing.assert_array_equal(at, at_np)
+    np.testing.assert_array_equal(rows, rows_np)
+    assert (rows == row_of[slot[at]]).all() and (rows >= 0).all() and len(rows) > 50
+
+
+def test_short_mean_step_loop_equals_its_numpy_form() -> None:
+    rng = np.random.default_rng(4)
+    m = 300
+    arrays = [np.full(m, np.nan) for _ in range(4)]  # x_last, t_first, x_short, t_short
+    twins = [a.copy() for a in arrays]
+    step_s = rng.uniform(60, 600, m)
+    t = 1000.0
+    for _ in range(20):
+        rows = rng.permutation(m)[: rng.integers(1, m)].astype(np.intp)
+        t += rng.uniform(1, 120)
+        t_s = t + rng.uniform(0, 1, rows.size)
+        xv = rng.normal(10, 1, rows.size)
+        xv[rng.random(rows.size) < 0.1] = np.nan
+        jit.short_mean_step_loop(rows, t_s, xv, *arrays, step_s)
+        jit.short_mean_step_numpy(rows, t_s, xv, *twins, step_s)
+    for a, b in zip(arrays, twins, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-13, equal_nan=True)
+    assert np.isfinite(arrays[2]).sum() > m // 2
+
+
+def _warnings(chunk: int) -> list[tuple]:
+    engine, _ = engine_for(tank())
+    t, x = fill_then_hold(hours=30.0)
+    return [(c.kind.name, c.active, c.time_ms, c.level, c.eta_ms) for c in run(engine, t, x, chunk=chunk)]
+
+
+def test_a_filling_tank_warns_identically_with_and_without_the_compiler(numpy_only) -> None:
+    compiled = _warnings(chunk=60)
+    numpy_only()
+    plain = _warnings(chunk=60)
+    assert [c[:4] for c in compiled] == [c[:4] for c in plain]
+    assert any(c[0] == "EARLY_WARNING" and c[1] for c in compiled)  # the fill was warned
+    for a, b in zip(compiled, plain, strict=True):
+        assert (a[4] is None) == (b[4] is None)
+        if a[4] is not None:
+            assert abs(a[4] - b[4]) <= 1000  # the expected crossing time, to the second
