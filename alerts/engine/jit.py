@@ -35,7 +35,8 @@ def _compiled(fn):
     """
     if _numba is None:  # pragma: no cover
         return fn
-    return _numba.njit(cache=True, nogil=True)(fn)
+    # error_model="numpy": a division by zero gives inf/NaN, as in the numpy code, instead of raising
+    return _numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
 
 
 @_compiled
@@ -165,6 +166,101 @@ def short_mean_step_loop(
             keep = math.exp(-(ti - prev) / step_s[r])
             x_short[r] = keep * x_short[r] + (1.0 - keep) * v
         t_short[r] = ti
+
+
+@_compiled
+def instrument_moves(
+    t: np.ndarray,
+    x: np.ndarray,
+    last_x: np.ndarray,
+    last_t: np.ndarray,
+    diff: np.ndarray,
+    d: np.ndarray,
+    heard: np.ndarray,
+    rate: np.ndarray,
+    last_change_t: np.ndarray,
+    frozen: np.ndarray,
+    n_changes: np.ndarray,
+    mad: np.ndarray,
+    n_seen: np.ndarray,
+    step_min: np.ndarray,
+    slot: np.ndarray,
+    full: bool,
+    lo_tol: np.ndarray,
+    hi_tol: np.ndarray,
+    rate_alpha: float,
+    mad_alpha: float,
+    quick_samples: int,
+    rate_new: np.ndarray,
+    frozen_new: np.ndarray,
+    change_t: np.ndarray,
+    changes_new: np.ndarray,
+    mad_new: np.ndarray,
+    seen_new: np.ndarray,
+    oor: np.ndarray,
+) -> tuple:
+    """How each reading of a round moves, in one pass: alarm_engine's health step with the shortcuts.
+
+    Inputs are the round's rows (``heard`` empty when every sensor has been heard before); ``step_min``
+    is the whole per-sensor array (``slot`` indexes it unless ``full``) and is lowered in place. Writes
+    the rows' new rate since the last change, frozen samples, last change time, changes, mean absolute
+    step, samples seen and out-of-range mask into the last seven arrays (distinct from the inputs), and
+    returns three counts: rows out of range, rows frozen for at least ``quick_samples`` (a stuck verdict
+    is due) and rows whose frozen stretch just ended.
+    The arithmetic is kernels.change_rate, kernels.update_mad_abs and kernels.outside, in their order.
+    """
+    m = t.shape[0]
+    has_heard = heard.shape[0] == m
+    n_oor = 0
+    n_frozen = 0
+    n_ended = 0
+    keep = 1.0 - mad_alpha
+    for i in range(m):
+        xi = x[i]
+        changed = xi != last_x[i]  # NaN never equals: a change
+        heard_i = True
+        if has_heard:
+            heard_i = heard[i]
+            changed = changed or not heard_i
+        step_ok = changed and heard_i
+        lct = last_change_t[i]
+        if step_ok:
+            since = lct if lct >= 0 else last_t[i]
+            rate_new[i] = rate[i] * (1.0 - rate_alpha) + (diff[i] / (t[i] - since)) * rate_alpha
+        else:
+            rate_new[i] = rate[i]
+        fz = frozen[i]
+        if changed:
+            if fz >= quick_samples:
+                n_ended += 1
+            frozen_new[i] = 0
+            change_t[i] = t[i]
+        else:
+            frozen_new[i] = fz + 1
+            change_t[i] = lct
+            if fz + 1 >= quick_samples:
+                n_frozen += 1
+        changes_new[i] = n_changes[i] + (1 if step_ok else 0)
+        di = d[i]
+        if step_ok and di > 0.0:
+            j = i if full else slot[i]
+            if di < step_min[j]:
+                step_min[j] = di
+        mi = mad[i]
+        if has_heard and not heard_i:
+            mad_new[i] = mi
+        else:
+            step = mi if math.isnan(di) else di
+            if mi > 0.0:
+                mad_new[i] = min(mi * 5.0, step) * mad_alpha + keep * mi
+            else:
+                mad_new[i] = step
+        seen_new[i] = n_seen[i] + 1
+        out = xi < lo_tol[i] or xi > hi_tol[i]
+        oor[i] = out
+        if out:
+            n_oor += 1
+    return n_oor, n_frozen, n_ended
 
 
 def pick_rows_numpy(row_of: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from alerts.engine import jit
+from alerts.engine.alarm_engine import AlarmEngine
+from alerts.engine.early_warning import attach_early_warnings
 from alerts.engine.forecast import DAY_S, HOUR_S, TrendState, update_trend
+from sensors.index import SensorIndex
+from sensors.readings import ReadingBatch
+from simulators.generate import generate_registry
 from tests.unit.test_early_warning import engine_for, fill_then_hold, run, tank
 
 T0 = 1_795_392_000.0  # s
@@ -122,3 +127,50 @@ def test_a_filling_tank_warns_identically_with_and_without_the_compiler(numpy_on
         assert (a[4] is None) == (b[4] is None)
         if a[4] is not None:
             assert abs(a[4] - b[4]) <= 1000  # the expected crossing time, to the second
+
+
+def _fleet_run(seed: int) -> tuple[list[tuple], dict[str, np.ndarray]]:
+    """A generated fleet through the engine: walks, frozen stretches, spikes, NaN, bad quality, range."""
+    index = SensorIndex.build(generate_registry(4, 50, seed=seed, sensors_per_device=25))
+    n = len(index)
+    engine = AlarmEngine(index, start_ms=int(T0 * 1000))
+    attach_early_warnings(engine)
+    rng = np.random.default_rng(seed)
+    lo, hi = index.range_lo, index.range_hi
+    x = lo + (hi - lo) * rng.uniform(0.3, 0.6, n)
+    frozen = rng.random(n) < 0.1  # these stop changing after a while: stuck verdicts
+    out = []
+    for k in range(120):
+        x = x + (hi - lo) * rng.normal(0, 0.003, n) * np.where(frozen & (k > 30), 0.0, 1.0)
+        value = x.copy()
+        value[rng.integers(0, n, 3)] += 0.3 * (hi - lo)[:3]  # spikes
+        value[rng.integers(0, n, 2)] = np.nan
+        value[rng.integers(0, n, 2)] = hi[:2] * 1.5  # out of range
+        q = np.zeros(n, np.int8)
+        q[rng.integers(0, n, 2)] = 2
+        slot = np.arange(n, dtype=np.int32)
+        if k % 7 == 3:  # a partial round, out of slot order
+            slot = rng.permutation(n)[: n // 2].astype(np.int32)
+        t = int(T0 * 1000) + k * 1000 + rng.integers(0, 1000, len(slot))
+        if k < 5:  # sensors come online one by one: rounds with rows never heard before
+            slot = slot[: (k + 1) * n // 6]
+            t = t[: len(slot)]
+        batch = ReadingBatch(slot, t.astype(np.int64), value[slot], q[slot])
+        changes = engine.process(batch) + engine.advance(int(T0 * 1000) + (k + 1) * 1000)
+        out += [(c.site, c.source, c.kind.name, c.active, c.time_ms, c.level) for c in changes]
+    names = ("rate_at_change", "frozen_samples", "last_change_t", "n_changes", "mad", "n_seen", "step_min")
+    return out, {name: getattr(engine, name).copy() for name in names}
+
+
+@pytest.mark.skipif(not jit.ENABLED, reason="numba is not installed or HAZMON_NUMBA=0")
+def test_a_fleet_raises_the_same_conditions_and_keeps_the_same_health_state_without_the_compiler(
+    numpy_only,
+) -> None:
+    compiled, state = _fleet_run(seed=11)
+    numpy_only()
+    plain, plain_state = _fleet_run(seed=11)
+    assert compiled == plain
+    kinds = {c[2] for c in compiled}
+    assert {"FAULT"} <= kinds, kinds  # faults (range, quality, stuck) were exercised
+    for name, a in state.items():
+        np.testing.assert_allclose(a, plain_state[name], rtol=1e-12, equal_nan=True, err_msg=name)
