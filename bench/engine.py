@@ -75,6 +75,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def current_rss_mb() -> float:
+    """Resident memory now (MB): differences of it measure what a step keeps."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
 def build_index(n: int, seed: int = 1) -> SensorIndex:
     t0 = time.perf_counter()
     sites = max(1, n // SENSORS_PER_SITE)
@@ -332,9 +338,11 @@ def change_key(c) -> tuple:
 def run_engine(
     index: SensorIndex, warmup: int, ticks: int, profile: bool, forecaster: str, learned: bool = True
 ) -> dict:
+    work = Workload(index)
+    gc.collect()
+    rss0 = current_rss_mb()
     t0 = time.perf_counter()
     engine = AlarmEngine(index, start_ms=T0)
-    work = Workload(index)
     attach_forecaster(engine, forecaster, work if learned else None)
     log(f"engine for {len(index):,} sensors built in {time.perf_counter() - t0:.1f} s")
     proc_ms, adv_ms, fc_ms, keys = [], [], [], []
@@ -352,7 +360,10 @@ def run_engine(
             adv_ms.append((c - b) * 1e3)
             fc_ms.append(((engine.forecaster.spent_s if engine.forecaster else 0.0) - spent) * 1e3)
     tick_ms = [p + a for p, a in zip(proc_ms, adv_ms, strict=True)]
+    gc.collect()
+    engine_mb = current_rss_mb() - rss0  # the engine's state after its ticks (the readings excluded)
     out = {
+        "engine_bytes_per_sensor": engine_mb * 2**20 / len(index),
         "tick_ms": statistics.median(tick_ms),
         "process_ms": statistics.median(proc_ms),
         "advance_ms": statistics.median(adv_ms),
@@ -364,7 +375,8 @@ def run_engine(
         f"engine {len(index):>9,} sensors: tick {out['tick_ms']:.1f} ms median of {ticks} "
         f"(process {out['process_ms']:.1f}, of which forecast {out['forecast_ms']:.1f}, "
         f"+ advance {out['advance_ms']:.1f}; "
-        f"min {min(tick_ms):.1f}, max {max(tick_ms):.1f}); {out['changes']} condition changes"
+        f"min {min(tick_ms):.1f}, max {max(tick_ms):.1f}); {out['changes']} condition changes; "
+        f"engine state {out['engine_bytes_per_sensor']:,.0f} bytes per sensor"
     )
     if profile:
         prof = cProfile.Profile()
@@ -565,11 +577,17 @@ def main() -> int:
     agrees: dict[int, bool] = {}
     baseline_ms_per_sensor = None
     for n in sizes:
+        gc.collect()
+        rss_before = current_rss_mb()
         index = build_index(n)
+        gc.collect()
+        index_mb = current_rss_mb() - rss_before  # the registry and its index: the sensors' descriptions
         ticks = 100 if n <= 10_000 else 30 if n <= 100_000 else 8
         eng = run_engine(index, args.warmup, ticks, args.profile, forecaster, learned=not args.no_learned)
         figures[f"tick_ms_{n}"] = round(eng["tick_ms"], 2)
         figures[f"process_ms_{n}"] = round(eng["process_ms"], 2)
+        figures[f"engine_bytes_per_sensor_{n}"] = round(eng["engine_bytes_per_sensor"])
+        figures[f"index_bytes_per_sensor_{n}"] = round(index_mb * 2**20 / n)
         figures[f"advance_ms_{n}"] = round(eng["advance_ms"], 2)
         if forecast:
             figures[f"forecast_ms_{n}"] = round(eng["forecast_ms"], 2)

@@ -156,6 +156,9 @@ class _Channel:
         self.slope_prev[pc], self.slope_t[pc] = slope, now_s
 
 
+_ALL_HEALTHY = np.zeros(0, dtype=np.int8)  # jit.round_samples' "no fault codes"
+
+
 class EarlyWarnings:
     """The engine's forecaster (see AlarmEngine.attach_forecaster): trends in, EARLY_WARNING changes out.
 
@@ -172,12 +175,12 @@ class EarlyWarnings:
         config: EarlyWarningConfig | None = None,
         *,
         site_timezones: Mapping[str, str] | None = None,
-        healthy: Callable[[np.ndarray], np.ndarray] | None = None,
+        fault_codes: Callable[[], np.ndarray] | None = None,
         step_noise: Callable[[np.ndarray], np.ndarray] | None = None,
     ):
         self.index = index
         self.config = cfg = config or EarlyWarningConfig()
-        self.healthy = healthy
+        self.fault_codes = fault_codes  # the engine's fault code per slot (0 = healthy), read each round
         # the engine's mean |Δx| of slots: the readings' own step-to-step noise, which a line fitted
         # across a bend (the start of a fill) overstates in its residuals
         self.step_noise = step_noise
@@ -266,15 +269,13 @@ class EarlyWarnings:
         """Add this round's samples (each slot once) to the trends; judge the sensors that are due."""
         if not len(self.slots):
             return
-        sel, r = jit.pick_rows(self.row_of, np.asarray(slot, dtype=np.intp))
-        if not len(sel):
+        faults = _ALL_HEALTHY if self.fault_codes is None else self.fault_codes()
+        _, r, t_s, xv, due = jit.round_samples(
+            self.row_of, np.asarray(slot, dtype=np.intp), t_ms, np.asarray(x, dtype=np.float64), faults,
+            self.x_last, self.t_first, self.x_short, self.t_short, self.step_s, self.next_eval_s,
+        )  # fmt: skip
+        if not len(r):
             return
-        t_s = t_ms[sel] / 1000.0
-        xv = np.asarray(x, dtype=np.float64)[sel]
-        if self.healthy is not None:
-            xv = np.where(self.healthy(slot[sel]), xv, np.nan)  # a faulty instrument has no trend
-        jit.short_mean_step(r, t_s, xv, self.x_last, self.t_first, self.x_short, self.t_short, self.step_s)
-        ok = ~np.isnan(xv)
         for ch in self.channels:
             p = ch.pos[r]
             inside = p >= 0
@@ -286,8 +287,6 @@ class EarlyWarnings:
         creeping = iv >= 0
         if creeping.any():
             fc.update_inverse_velocity(self.iv, iv[creeping], t_s[creeping], xv[creeping])
-        due = t_s >= self.next_eval_s[r]
-        due &= ok
         if due.any():
             rd = r[due]
             self.next_eval_s[rd] = t_s[due] + self.eval_every_s[rd]
@@ -711,7 +710,7 @@ def attach_early_warnings(engine, site_timezones: Mapping[str, str] | None = Non
         engine.index,
         config,
         site_timezones=site_timezones,
-        healthy=lambda s: engine.fault_code[s] == 0,
+        fault_codes=lambda: engine.fault_code,
         step_noise=lambda s: engine.mad[s],
     )
     engine.attach_forecaster(ew)

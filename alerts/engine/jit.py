@@ -116,47 +116,49 @@ def trend_step(
 
 
 @_compiled
-def pick_rows_loop(row_of: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The positions i with ``row_of[slot[i]] >= 0`` and those rows, in order, in one pass.
-
-    The early-warning step covers a quarter of a fleet: this replaces a gather over every reading, a
-    mask and two compressions (four passes over the round) with one.
-    """
-    n = slot.shape[0]
-    at = np.empty(n, dtype=np.intp)
-    rows = np.empty(n, dtype=np.intp)
-    k = 0
-    for i in range(n):
-        r = row_of[slot[i]]
-        if r >= 0:
-            at[k] = i
-            rows[k] = r
-            k += 1
-    return at[:k], rows[:k]
-
-
-@_compiled
-def short_mean_step_loop(
-    rows: np.ndarray,
-    t_s: np.ndarray,
-    xv: np.ndarray,
+def round_samples_loop(
+    row_of: np.ndarray,
+    slot: np.ndarray,
+    t_ms: np.ndarray,
+    x: np.ndarray,
+    fault_code: np.ndarray,
     x_last: np.ndarray,
     t_first: np.ndarray,
     x_short: np.ndarray,
     t_short: np.ndarray,
     step_s: np.ndarray,
-) -> None:
-    """The early-warning rows' last value, first time and EW mean over one grid step, in place.
+    next_eval_s: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A round's samples of the early-warning rows, in one pass over the round (early_warning.on_round).
 
-    As early_warning.on_round's numpy form: samples with NaN values are skipped; a row's first sample
-    starts its mean, later ones decay it by ``exp(-gap/step)``.
+    Returns the positions i in the round with ``row_of[slot[i]] >= 0``, their rows, times (s), values
+    (NaN where ``fault_code[slot]`` is not 0: a faulty instrument has no trend; ``fault_code`` empty =
+    every instrument healthy) and whether each valid sample is due for a judgement
+    (``t >= next_eval_s[row]``). Updates the rows' last value, first time and EW mean over one grid
+    step (``exp(-gap/step)``) in place; rows are unique within a round.
     """
-    for i in range(rows.shape[0]):
-        v = xv[i]
+    n = slot.shape[0]
+    check = fault_code.shape[0] > 0
+    at = np.empty(n, dtype=np.intp)
+    rows = np.empty(n, dtype=np.intp)
+    t_s = np.empty(n)
+    xv = np.empty(n)
+    due = np.empty(n, dtype=np.bool_)
+    k = 0
+    for i in range(n):
+        s = slot[i]
+        r = row_of[s]
+        if r < 0:
+            continue
+        ti = t_ms[i] / 1000.0
+        v = x[i]
+        if check and fault_code[s] != 0:
+            v = np.nan
+        at[k], rows[k], t_s[k], xv[k] = i, r, ti, v
+        due[k] = False
+        k += 1
         if math.isnan(v):
             continue
-        r = rows[i]
-        ti = t_s[i]
         x_last[r] = v
         t_first[r] = min(t_first[r], ti) if not math.isnan(t_first[r]) else ti
         prev = t_short[r]
@@ -166,6 +168,8 @@ def short_mean_step_loop(
             keep = math.exp(-(ti - prev) / step_s[r])
             x_short[r] = keep * x_short[r] + (1.0 - keep) * v
         t_short[r] = ti
+        due[k - 1] = ti >= next_eval_s[r]
+    return at[:k], rows[:k], t_s[:k], xv[:k], due[:k]
 
 
 @_compiled
@@ -263,33 +267,38 @@ def instrument_moves(
     return n_oor, n_frozen, n_ended
 
 
-def pick_rows_numpy(row_of: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """numpy form of `pick_rows_loop`."""
-    rows = row_of[slot]
-    at = np.flatnonzero(rows >= 0)
-    return at, rows[at]
-
-
-def short_mean_step_numpy(
-    rows: np.ndarray,
-    t_s: np.ndarray,
-    xv: np.ndarray,
+def round_samples_numpy(
+    row_of: np.ndarray,
+    slot: np.ndarray,
+    t_ms: np.ndarray,
+    x: np.ndarray,
+    fault_code: np.ndarray,
     x_last: np.ndarray,
     t_first: np.ndarray,
     x_short: np.ndarray,
     t_short: np.ndarray,
     step_s: np.ndarray,
-) -> None:
-    """numpy form of `short_mean_step_loop` (rows unique within a call)."""
+    next_eval_s: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """numpy form of `round_samples_loop`."""
+    rows = row_of[slot]
+    at = np.flatnonzero(rows >= 0)
+    r = rows[at]
+    t_s = t_ms[at] / 1000.0
+    xv = np.asarray(x, dtype=np.float64)[at]
+    if len(fault_code):
+        xv = np.where(fault_code[slot[at]] == 0, xv, np.nan)
     ok = ~np.isnan(xv)
-    ro, to, xo = rows[ok], t_s[ok], xv[ok]
+    ro, to, xo = r[ok], t_s[ok], xv[ok]
     x_last[ro] = xo
     t_first[ro] = np.fmin(t_first[ro], to)
     prev = t_short[ro]
     keep = np.exp(-np.nan_to_num(to - prev, nan=np.inf) / step_s[ro])
     x_short[ro] = np.where(np.isnan(prev), xo, keep * x_short[ro] + (1 - keep) * xo)
     t_short[ro] = to
+    due = t_s >= next_eval_s[r]
+    due &= ok
+    return at, r, t_s, xv, due
 
 
-pick_rows = pick_rows_loop if ENABLED else pick_rows_numpy
-short_mean_step = short_mean_step_loop if ENABLED else short_mean_step_numpy
+round_samples = round_samples_loop if ENABLED else round_samples_numpy

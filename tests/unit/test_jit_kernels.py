@@ -26,8 +26,7 @@ def numpy_only(monkeypatch: pytest.MonkeyPatch):
 
     def use() -> None:
         monkeypatch.setattr(jit, "ENABLED", False)
-        monkeypatch.setattr(jit, "pick_rows", jit.pick_rows_numpy)
-        monkeypatch.setattr(jit, "short_mean_step", jit.short_mean_step_numpy)
+        monkeypatch.setattr(jit, "round_samples", jit.round_samples_numpy)
 
     return use
 
@@ -80,35 +79,32 @@ def test_compiled_trend_update_equals_the_numpy_update(numpy_only) -> None:
     assert np.isfinite(compiled.sums).all() and (compiled.sums[0] > 1).all()  # the trends did learn
 
 
-def test_pick_rows_finds_the_positions_of_the_covered_sensors_in_order() -> None:
-    rng = np.random.default_rng(2)
-    row_of = np.where(rng.random(500) < 0.3, np.arange(500), -1).astype(np.intp)
-    slot = rng.permutation(500)[:350].astype(np.intp)
-    at, rows = jit.pick_rows_loop(row_of, slot)
-    at_np, rows_np = jit.pick_rows_numpy(row_of, slot)
-    np.testing.assert_array_equal(at, at_np)
-    np.testing.assert_array_equal(rows, rows_np)
-    assert (rows == row_of[slot[at]]).all() and (rows >= 0).all() and len(rows) > 50
-
-
-def test_short_mean_step_loop_equals_its_numpy_form() -> None:
+def test_round_samples_loop_equals_its_numpy_form() -> None:
     rng = np.random.default_rng(4)
-    m = 300
-    arrays = [np.full(m, np.nan) for _ in range(4)]  # x_last, t_first, x_short, t_short
-    twins = [a.copy() for a in arrays]
+    n, m = 900, 300  # sensors; of which m watched for early warnings
+    row_of = np.full(n, -1, dtype=np.intp)
+    row_of[rng.permutation(n)[:m]] = np.arange(m)
+    state = [np.full(m, np.nan) for _ in range(4)]  # x_last, t_first, x_short, t_short
+    twin = [a.copy() for a in state]
     step_s = rng.uniform(60, 600, m)
-    t = 1000.0
-    for _ in range(20):
-        rows = rng.permutation(m)[: rng.integers(1, m)].astype(np.intp)
-        t += rng.uniform(1, 120)
-        t_s = t + rng.uniform(0, 1, rows.size)
-        xv = rng.normal(10, 1, rows.size)
-        xv[rng.random(rows.size) < 0.1] = np.nan
-        jit.short_mean_step_loop(rows, t_s, xv, *arrays, step_s)
-        jit.short_mean_step_numpy(rows, t_s, xv, *twins, step_s)
-    for a, b in zip(arrays, twins, strict=True):
+    next_eval = rng.uniform(0, 3000, m)
+    t_ms = 1_000_000
+    for k in range(20):
+        slot = rng.permutation(n)[: rng.integers(1, n)].astype(np.intp)
+        t_ms += int(rng.integers(1_000, 120_000))
+        t = t_ms + rng.integers(0, 1000, slot.size)
+        x = rng.normal(10, 1, slot.size)
+        x[rng.random(slot.size) < 0.1] = np.nan
+        faults = np.zeros(0, np.int8) if k % 2 else (rng.random(n) < 0.1).astype(np.int8)
+        got = jit.round_samples_loop(row_of, slot, t, x, faults, *state, step_s, next_eval)
+        want = jit.round_samples_numpy(row_of, slot, t, x, faults, *twin, step_s, next_eval)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-13, equal_nan=True)
+        assert got[4].any() and not got[4].all()  # some samples were due
+        assert (got[1] == row_of[slot[got[0]]]).all()
+    for a, b in zip(state, twin, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-13, equal_nan=True)
-    assert np.isfinite(arrays[2]).sum() > m // 2
+    assert np.isfinite(state[2]).sum() > m // 2
 
 
 def _warnings(chunk: int) -> list[tuple]:
