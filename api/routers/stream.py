@@ -25,10 +25,11 @@ even across a restart of hazmon. Values are state, not history: after a reconnec
 from __future__ import annotations
 
 import asyncio
-import math
+import hashlib
 import threading
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
 import numpy as np
@@ -49,6 +50,7 @@ router = APIRouter(prefix="/api/v1", tags=["stream"], dependencies=[Depends(curr
 ALARM_POLL_S = 0.25
 VALUES_EVERY_S = 2.0
 KEEPALIVE_S = 15.0
+FEED_IDLE_S = 60.0
 RECHECK_S = 5.0
 MAX_STREAMS_PER_USER = 8
 ALL_TYPES = tuple(sorted(EVENT_CLASSES))
@@ -69,6 +71,7 @@ class _Scope:
         self.sites = {s for s, v in zip(slots.site_ids, visible, strict=True) if v}
         self.site_of_slot = slots.site_of_slot
         self.slot_mask = visible[slots.site_of_slot] if len(slots.site_of_slot) else np.zeros(0, bool)
+        self.key = hashlib.blake2b(np.packbits(self.slot_mask).tobytes(), digest_size=16).digest()
 
 
 def _alarm_rows(service: ServicePort, scope: _Scope, after: int) -> tuple[list[bytes], int]:
@@ -88,22 +91,127 @@ def _alarm_rows(service: ServicePort, scope: _Scope, after: int) -> tuple[list[b
     return frames, after
 
 
-def _values(service: ServicePort, scope: _Scope, sent_t: np.ndarray) -> bytes | None:
-    """Sensors in scope whose latest reading is newer than what this stream sent; updates `sent_t`."""
-    engine = service.alarms.engine
-    last_t = engine.last_t.copy()
-    last_x = engine.last_x.copy()
-    changed = np.flatnonzero(scope.slot_mask & (last_t > sent_t))
+def _values_frame(
+    index, ids: list[str], mask: np.ndarray, sent_t: np.ndarray, last_t: np.ndarray, last_x: np.ndarray
+) -> bytes | None:
+    """A `values` frame of the sensors in `mask` whose reading in `last_t` is newer than `sent_t`.
+
+    `index` is the engine's sensor index and `ids` its sensor ids by slot. Built site by site from
+    runs of slots (a site's sensors are adjacent), not sensor by sensor: a province's frame holds
+    tens of thousands of sensors."""
+    changed = np.flatnonzero(mask & (last_t > sent_t))
     if changed.size == 0:
         return None
-    sent_t[changed] = last_t[changed]
-    out: dict[str, dict[str, list]] = {}
-    sensors = engine.index.sensors
-    for slot in changed.tolist():
-        s = sensors[slot]
-        x = float(last_x[slot])
-        out.setdefault(s.site, {})[s.id] = [x if math.isfinite(x) else None, int(last_t[slot])]
+    codes = index.site_of_slot[changed]
+    cuts = (np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist()
+    slots = changed.tolist()
+    xs = last_x[changed].tolist()  # NaN and inf are written as null
+    ts = last_t[changed].tolist()
+    out: dict[str, dict[str, tuple]] = {}
+    for a, b in zip([0, *cuts], [*cuts, len(slots)], strict=True):
+        site = index.site_ids[int(codes[a])]
+        out.setdefault(site, {}).update(
+            zip([ids[s] for s in slots[a:b]], zip(xs[a:b], ts[a:b], strict=True), strict=True)
+        )
     return _sse("values", {"time_ms": time.time_ns() // 1_000_000, "sites": out})
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """The engine's latest readings at one values tick, and the frame of what changed since the
+    feed's previous snapshot (tick `prev_tick`; None for the first)."""
+
+    tick: int
+    prev_tick: int | None
+    t: np.ndarray
+    delta: bytes | None
+
+
+class ValuesFeed:
+    """The `values` events of one scope: one snapshot of the engine's latest readings per values
+    tick (VALUES_EVERY_S) and one frame of what changed since the previous snapshot, built once and
+    sent to every stream of that scope. Twenty consoles on one province cost one frame per tick, not
+    twenty (each a loop over the tens of thousands of sensors that reported in the interval)."""
+
+    def __init__(self, mask: np.ndarray):
+        self.mask = mask
+        self._ids: list[str] | None = None
+        self._lock = threading.Lock()
+        self._snap: _Snapshot | None = None
+        self.used = time.monotonic()
+
+    def frame(
+        self, service: ServicePort, sent_t: np.ndarray, last_t: np.ndarray, last_x: np.ndarray
+    ) -> bytes | None:
+        index = service.alarms.engine.index
+        if self._ids is None or len(self._ids) != len(index.sensors):
+            self._ids = [s.id for s in index.sensors]
+        return _values_frame(index, self._ids, self.mask, sent_t, last_t, last_x)
+
+    def snapshot(self, service: ServicePort, tick: int) -> _Snapshot:
+        """The snapshot of `tick` (taken now by the first stream that asks)."""
+        with self._lock:
+            self.used = time.monotonic()
+            snap = self._snap
+            if snap is None or snap.tick < tick:
+                engine = service.alarms.engine
+                last_t = engine.last_t.copy()
+                last_x = engine.last_x.copy()
+                delta = None if snap is None else self.frame(service, snap.t, last_t, last_x)
+                snap = self._snap = _Snapshot(tick, None if snap is None else snap.tick, last_t, delta)
+            return snap
+
+
+class ValuesFeeds:
+    """The feeds by scope, on app.state; a feed no stream asked for in FEED_IDLE_S is dropped."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._feeds: dict[bytes, ValuesFeed] = {}
+
+    def feed(self, scope: _Scope) -> ValuesFeed:
+        key = scope.key
+        with self._lock:
+            now = time.monotonic()
+            for k in [k for k, f in self._feeds.items() if now - f.used > FEED_IDLE_S and k != key]:
+                del self._feeds[k]
+            feed = self._feeds.get(key)
+            if feed is None:
+                feed = self._feeds[key] = ValuesFeed(scope.slot_mask)
+            return feed
+
+
+class StreamValues:
+    """One stream's side of its feed: which tick it has, and what it has sent.
+
+    A stream that took the previous tick's snapshot gets the feed's shared frame; a new stream, or
+    one that fell more than a tick behind, gets a frame of its own from the engine's latest state
+    (the first one carries every sensor in scope that has a reading)."""
+
+    def __init__(self, feed: ValuesFeed, n_slots: int):
+        self.feed = feed
+        self.tick: int | None = None
+        self.sent_t = np.full(n_slots, -1, dtype=np.int64)
+
+    def next_frame(self, service: ServicePort, tick: int) -> bytes | None:
+        """The frame for values tick `tick` (None: nothing changed, or this tick was served)."""
+        if self.tick is not None and self.tick >= tick:
+            return None
+        snap = self.feed.snapshot(service, tick)
+        if self.tick is not None and snap.prev_tick == self.tick:
+            self.tick, self.sent_t = snap.tick, snap.t  # shared, never written to
+            return snap.delta
+        engine = service.alarms.engine
+        last_t = engine.last_t.copy()
+        last_x = engine.last_x.copy()
+        frame = self.feed.frame(service, self.sent_t, last_t, last_x)
+        self.tick, self.sent_t = snap.tick, last_t  # at least as new as the snapshot of `tick`
+        return frame
+
+
+def values_tick(now: float | None = None) -> int:
+    """The values tick of monotonic time `now`: every stream moves to the next one at its boundary."""
+    return int((time.monotonic() if now is None else now) // VALUES_EVERY_S)
 
 
 class StreamCounts:
@@ -129,6 +237,13 @@ class StreamCounts:
                 self._open.pop(username, None)
 
 
+def _feeds(request: Request) -> ValuesFeeds:
+    feeds = getattr(request.app.state, "values_feeds", None)
+    if feeds is None:
+        feeds = request.app.state.values_feeds = ValuesFeeds()
+    return feeds
+
+
 async def _events(
     request: Request, service: ServicePort, principal: Principal, after: int | None, counts: StreamCounts
 ) -> AsyncIterator[bytes]:
@@ -148,8 +263,9 @@ async def _frames(
     cursor = after if after is not None else await run_in_threadpool(journal.last_seq)
     yield b"retry: 2000\n\n"
     yield _sse("hello", {"seq": cursor, "user": principal.username, "sites": len(scope.sites)})
-    sent_t = np.full(len(scope.slot_mask), -1, dtype=np.int64)
-    next_values = next_keepalive = 0.0
+    feeds = _feeds(request)
+    values = StreamValues(feeds.feed(scope), len(scope.slot_mask))
+    next_keepalive = 0.0
     next_check = time.monotonic() + RECHECK_S
     while not await request.is_disconnected():
         if time.monotonic() >= next_check:  # logged out, disabled, or given another scope since?
@@ -160,15 +276,14 @@ async def _frames(
                 return
             if fresh.user != principal.user:
                 principal, scope = fresh, _Scope(service, fresh)
-                sent_t = np.full(len(scope.slot_mask), -1, dtype=np.int64)
-                next_values = 0.0
+                values = StreamValues(feeds.feed(scope), len(scope.slot_mask))
         frames, cursor = await run_in_threadpool(_alarm_rows, service, scope, cursor)
         for frame in frames:
             yield frame
         now = time.monotonic()
-        if now >= next_values:
-            next_values = now + VALUES_EVERY_S
-            frame = await run_in_threadpool(_values, service, scope, sent_t)
+        tick = values_tick(now)
+        if values.tick is None or tick > values.tick:
+            frame = await run_in_threadpool(values.next_frame, service, tick)
             if frame is not None:
                 yield frame
                 next_keepalive = now + KEEPALIVE_S
