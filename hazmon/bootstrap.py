@@ -63,6 +63,11 @@ from sensors.registry import load_registry
 
 logger = logging.getLogger(__name__)
 
+#: the learner's fit also waits while the writer's oldest batch has waited this long for the store:
+#: readings arriving on time (not `catching_up`) but more of them than the store and this process
+#: keep up with while a fleet's first fit runs (the 250 000-sensor soak, bench/soak.py)
+WRITER_BEHIND_S = 5.0
+
 
 @dataclass
 class Service:
@@ -192,7 +197,7 @@ def bootstrap(
         clock=clock,
         readings=store,
         store_current=writer.store_current,
-        ingest_busy=stats.catching_up,
+        ingest_busy=lambda: stats.catching_up() or writer.backlog_s() > WRITER_BEHIND_S,
     )
     decoder = PayloadDecoder(index, max_lateness_ms=int(settings.max_lateness_s * 1000))
     history = HistoryCheck(

@@ -54,6 +54,7 @@ class BatchWriter:
         self._pending: list[tuple[ReadingBatch, Callable[[], None] | None]] = []
         self._pending_points = 0
         self._oldest = 0.0
+        self._taken_oldest: float | None = None  # the take being handed to the store: its oldest batch
         self._stopping = False
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -106,6 +107,18 @@ class BatchWriter:
         with self._cond:
             return not self._down and self.spool.segments == 0 and self._pending_points <= self.max_points
 
+    def backlog_s(self, mono_now: float | None = None) -> float:
+        """How long the oldest accepted batch not yet handed to the store has waited (0: none).
+
+        Normally under a second (a flush every max_age_s); more means the store or this process
+        cannot keep up, while readings arrive on time (so ingest is not `catching_up`)."""
+        now = time.monotonic() if mono_now is None else mono_now
+        with self._cond:
+            since = [
+                t for t in (self._taken_oldest, self._oldest if self._pending else None) if t is not None
+            ]
+        return max(0.0, now - min(since)) if since else 0.0
+
     def idle(self) -> bool:
         """True when nothing is pending or in flight and the spool is empty."""
         with self._cond:
@@ -119,6 +132,7 @@ class BatchWriter:
                 while not self._stopping and not self._due():
                     self._cond.wait(self._wait_time())
                 taken, self._pending = self._pending, []
+                self._taken_oldest = self._oldest if taken else None
                 self._pending_points = 0
                 self.stats.pending_points = 0
                 stopping = self._stopping
@@ -130,6 +144,9 @@ class BatchWriter:
             except Exception:  # the writer must outlive any bug in one batch
                 logger.exception("writer loop error")
                 time.sleep(0.5)
+            finally:
+                with self._cond:
+                    self._taken_oldest = None
             if stopping:
                 with self._cond:
                     if not self._pending:

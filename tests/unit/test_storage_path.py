@@ -288,3 +288,26 @@ def test_an_unexpected_error_while_storing_acknowledges_nothing(tmp_path):
     wait_until(lambda: stats.batches_withheld == 1)
     assert not acked.is_set()
     w.stop()
+
+
+def test_writer_backlog_is_how_long_the_oldest_batch_waits_for_the_store(tmp_path):
+    class SlowStore(FakeStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.open = threading.Event()
+
+        def write_encoded(self, body: bytes) -> None:
+            self.open.wait(5)
+            super().write_encoded(body)
+
+    store = SlowStore()
+    w, _ = make_writer(tmp_path, store, max_points=10)
+    assert w.backlog_s() == 0.0  # nothing accepted
+    acked = threading.Event()
+    w.submit(batch(50), acked.set)  # five writes: two in flight, the others wait their turn
+    time.sleep(0.3)
+    assert w.backlog_s() >= 0.25  # a store that does not keep up shows, though readings are on time
+    store.open.set()
+    wait_until(acked.is_set)
+    wait_until(lambda: w.backlog_s() == 0.0)
+    w.stop()
