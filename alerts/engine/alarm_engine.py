@@ -165,6 +165,7 @@ class AlarmEngine:
             [cfg.groups_k.get(g[1], int(sizes[i]) // 2 + 1) for i, g in enumerate(groups)], dtype=np.int64
         )
         self.group_members = np.flatnonzero(self.group_of >= 0)
+        self.member_group = self.group_of[self.group_members]  # each voter's group
         # tailings ponds' warning colours (point -> item -> pond), None without warning points
         pond_warnings = PondWarnings(index, start_ms, self.stale_after_ms)
         self.pond_warnings = pond_warnings if pond_warnings else None
@@ -898,13 +899,18 @@ class AlarmEngine:
 
     def _votes(self, now_ms: int, changes) -> None:
         m = self.group_members
-        voted, degraded, votes = kernels.group_votes(
-            self.active[m, K.H] | self.active[m, K.HH],
-            self.fault_code[m] > 0,
-            self.group_of[m],
-            len(self.groups),
-            self.group_k,
-        )
+        if jit.ENABLED:
+            voted, degraded, votes = jit.member_votes(
+                self.active, int(K.H), int(K.HH), self.fault_code, m, self.member_group, self.group_k
+            )
+        else:
+            voted, degraded, votes = kernels.group_votes(
+                self.active[m, K.H] | self.active[m, K.HH],
+                self.fault_code[m] > 0,
+                self.group_of[m],
+                len(self.groups),
+                self.group_k,
+            )
         for g in np.flatnonzero(voted != self.group_active).tolist():
             site, group = self.groups[g]
             on = bool(voted[g])

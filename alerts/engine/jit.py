@@ -267,6 +267,39 @@ def instrument_moves(
     return n_oor, n_frozen, n_ended
 
 
+@_compiled
+def member_votes(
+    active: np.ndarray,
+    h_col: int,
+    hh_col: int,
+    fault_code: np.ndarray,
+    members: np.ndarray,
+    member_group: np.ndarray,
+    k: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """kernels.group_votes straight from the engine's state: one pass over the voters.
+
+    A voter votes when its H or HH is active and it has no instrument fault; a group with faulty
+    voters needs ``k - faulty`` votes, at least 1. Returns (voted, degraded, votes) per group.
+    """
+    n_groups = k.shape[0]
+    votes = np.zeros(n_groups, dtype=np.int64)
+    faulty = np.zeros(n_groups, dtype=np.int64)
+    for i in range(members.shape[0]):
+        s = members[i]
+        g = member_group[i]
+        if fault_code[s] > 0:
+            faulty[g] += 1
+        elif active[s, h_col] or active[s, hh_col]:
+            votes[g] += 1
+    voted = np.empty(n_groups, dtype=np.bool_)
+    degraded = np.empty(n_groups, dtype=np.bool_)
+    for g in range(n_groups):
+        voted[g] = votes[g] >= max(k[g] - faulty[g], 1)
+        degraded[g] = faulty[g] > 0
+    return voted, degraded, votes
+
+
 def round_samples_numpy(
     row_of: np.ndarray,
     slot: np.ndarray,

@@ -12,6 +12,7 @@ from alerts.engine import jit
 from alerts.engine.alarm_engine import AlarmEngine
 from alerts.engine.early_warning import attach_early_warnings
 from alerts.engine.forecast import DAY_S, HOUR_S, TrendState, update_trend
+from alerts.engine.kernels import group_votes
 from sensors.index import SensorIndex
 from sensors.readings import ReadingBatch
 from simulators.generate import generate_registry
@@ -170,3 +171,20 @@ def test_a_fleet_raises_the_same_conditions_and_keeps_the_same_health_state_with
     assert {"FAULT"} <= kinds, kinds  # faults (range, quality, stuck) were exercised
     for name, a in state.items():
         np.testing.assert_allclose(a, plain_state[name], rtol=1e-12, equal_nan=True, err_msg=name)
+
+
+def test_member_votes_equal_group_votes_with_faulty_voters_degrading_the_vote() -> None:
+    rng = np.random.default_rng(9)
+    n, n_groups = 400, 60
+    group_of = np.where(rng.random(n) < 0.7, rng.integers(0, n_groups, n), -1)
+    members = np.flatnonzero(group_of >= 0)
+    active = rng.random((n, 10)) < 0.3
+    fault_code = np.where(rng.random(n) < 0.1, rng.integers(1, 5, n), 0).astype(np.int8)
+    k = rng.integers(1, 4, n_groups).astype(np.int64)
+    got = jit.member_votes(active, 2, 3, fault_code, members, group_of[members], k)
+    want = group_votes(
+        active[members, 2] | active[members, 3], fault_code[members] > 0, group_of[members], n_groups, k
+    )
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert got[0].any() and not got[0].all() and got[1].any()
