@@ -755,15 +755,17 @@ class AlarmEngine:
 
     def _step_votes_and_forecast(self, rd: _Round, changes) -> None:
         """Votes of the groups whose voters changed (kernels.group_votes); the round's samples to the
-        forecaster (early warnings), held rows left out."""
+        forecaster (early warnings), held rows as missing samples."""
         slot, t, x, live = rd.slot, rd.t, rd.x, rd.live
-        if live is not None:
-            slot, t, x = slot[live], t[live], x[live]
         if len(self.group_members) and (self._votes_due or not self.config.shortcuts):
-            self._votes(int(t.max()), changes)
+            self._votes(int(t.max() if live is None else t[live].max()), changes)
             self._votes_due = False
         if self.forecaster is not None:
-            self.forecaster.on_round(self.all_slots if rd.full and live is None else slot, t, x, changes)
+            # a held row is a missing sample to the forecaster (NaN is skipped, its gap charged to the
+            # next): one pass instead of compressing the round, which also keeps a full round full
+            if live is not None:
+                x = np.where(live, x, np.nan)
+            self.forecaster.on_round(self.all_slots if rd.full else slot, t, x, changes)
 
     def _unusual_jumps(self, jump: np.ndarray, slot, t, d) -> np.ndarray:
         """Of the jumps beyond the noise, those also beyond JUMP_FACTOR times the largest jump the sensor
