@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 export PYTHONPYCACHEPREFIX := $(abspath $(VENV))/pycache
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: run test test-deep unit integration browser lint format bench bench-ingest bench-engine bench-api bench-history bench-computed bench-register bench-report scenarios deps venv clean
+.PHONY: run test test-deep unit integration browser lint format bench bench-ingest bench-engine bench-api bench-history bench-computed bench-register bench-report soak scenarios deps venv clean
 
 deps:            ## Debian packages: Mosquitto, InfluxDB and Kannel (only when missing)
 	bash scripts/install-system-deps.sh
@@ -75,6 +75,12 @@ bench-history: venv  ## the history guard's cost per 100 000 readings against de
 bench-ingest: deps venv  ## simulator -> Mosquitto -> hazmon -> InfluxDB vs a one-write-per-reading bridge; then a 3 M backlog drained and 25 000 readings/s offered
 	$(PY) bench/ingest.py
 	$(PY) bench/ingest_drain.py
+
+# opt-in, not in CI nor in `make bench`: SOAK_ARGS="--minutes 5" or "--small --minutes 4" for a quick trial
+SOAK_ARGS ?=
+
+soak: deps venv  ## province soak, 30 min: 250 000 sensors at 0.1 Hz, incidents, SMS via Kannel, 8 API clients, 20 streams
+	$(PY) bench/soak.py $(SOAK_ARGS)
 
 bench-api: deps venv  ## API p50/p95/p99 under load from a second process, 2 000 sites / 100 000 sensors, vs /livez
 	$(PY) bench/api_load.py

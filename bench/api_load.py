@@ -45,8 +45,11 @@ def log(msg: str) -> None:
     print(f"[bench-api] {msg}", file=sys.stderr, flush=True)
 
 
-def client_main(base: str, token: str, seconds: float, threads: int, out: multiprocessing.Queue) -> None:
-    """The load: `threads` clients cycling through ENDPOINTS for `seconds`; latencies per endpoint."""
+def client_main(
+    base: str, token: str, seconds: float, threads: int, out: multiprocessing.Queue, pause_s: float = 0.0
+) -> None:
+    """The load: `threads` clients cycling through ENDPOINTS for `seconds`, each waiting `pause_s`
+    between its requests (0: back to back); latencies per endpoint."""
     lat: dict[str, list[float]] = {k: [] for k in ENDPOINTS}
     errors = [0]
     lock = threading.Lock()
@@ -67,6 +70,8 @@ def client_main(base: str, token: str, seconds: float, threads: int, out: multip
                         lat[name].append(dt)
                     else:
                         errors[0] += 1
+                if pause_s:
+                    time.sleep(pause_s)
 
     pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
     for t in pool:
