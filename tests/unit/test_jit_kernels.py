@@ -135,10 +135,10 @@ def _fleet_run(seed: int) -> tuple[list[tuple], dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
     lo, hi = index.range_lo, index.range_hi
     x = lo + (hi - lo) * rng.uniform(0.3, 0.6, n)
-    frozen = rng.random(n) < 0.1  # these stop changing after a while: stuck verdicts
+    frozen = rng.random(n) < 0.1  # these freeze for a while: stuck verdicts, then flat runs that end
     out = []
     for k in range(120):
-        x = x + (hi - lo) * rng.normal(0, 0.003, n) * np.where(frozen & (k > 30), 0.0, 1.0)
+        x = x + (hi - lo) * rng.normal(0, 0.003, n) * np.where(frozen & (30 < k < 80), 0.0, 1.0)
         value = x.copy()
         value[rng.integers(0, n, 3)] += 0.3 * (hi - lo)[:3]  # spikes
         value[rng.integers(0, n, 2)] = np.nan
