@@ -138,10 +138,13 @@ class _Channel:
     slope_prev: np.ndarray = field(default_factory=lambda: np.zeros(0))
     slope_t: np.ndarray = field(default_factory=lambda: np.zeros(0))
     accel: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    identity: bool = False  # set in __post_init__
 
     def __post_init__(self) -> None:
         k = len(self.rows)
         self.slope_prev, self.slope_t, self.accel = np.full(k, np.nan), np.full(k, np.nan), np.zeros(k)
+        # every EW row, each at its own position: a row is its position (no gather per round)
+        self.identity = bool(len(self.pos) == k and np.array_equal(self.pos, np.arange(k)))
 
     def follow_slope(self, pc: np.ndarray, now_s: np.ndarray, slope: np.ndarray) -> None:
         """Update the acceleration of positions ``pc`` from their new slopes (units/s²)."""
@@ -277,16 +280,20 @@ class EarlyWarnings:
         if not len(r):
             return
         for ch in self.channels:
+            if ch.identity:
+                fc.update_trend(ch.trend, r, t_s, xv)
+                continue
             p = ch.pos[r]
             inside = p >= 0
             if inside.all():
                 fc.update_trend(ch.trend, p, t_s, xv)
             elif inside.any():
                 fc.update_trend(ch.trend, p[inside], t_s[inside], xv[inside])
-        iv = self.iv_of[r]
-        creeping = iv >= 0
-        if creeping.any():
-            fc.update_inverse_velocity(self.iv, iv[creeping], t_s[creeping], xv[creeping])
+        if len(self.creep_rows):
+            iv = self.iv_of[r]
+            creeping = iv >= 0
+            if creeping.any():
+                fc.update_inverse_velocity(self.iv, iv[creeping], t_s[creeping], xv[creeping])
         if due.any():
             rd = r[due]
             self.next_eval_s[rd] = t_s[due] + self.eval_every_s[rd]
