@@ -37,8 +37,11 @@ ENV PYTHONUNBUFFERED=1 \
     HAZMON_REGISTRY=/app/sensors/examples \
     HAZMON_DATA_DIR=/var/lib/hazmon \
     HAZMON_HTTP_HOST=0.0.0.0 \
-    HAZMON_HTTP_PORT=8000
+    HAZMON_HTTP_PORT=8000 \
+    NUMBA_CACHE_DIR=/var/lib/hazmon/numba-cache
 
+# numba (the engine's compiled kernels, alerts/engine/jit.py) caches its machine code in the data
+# volume, since site-packages is read-only to the service: only the first start compiles.
 # Non-root user; its data dir is created and owned here, so a fresh named volume mounted at
 # /var/lib/hazmon inherits the ownership.
 RUN groupadd --system --gid 10001 hazmon \
