@@ -14,6 +14,7 @@ from alerts.book.outbox import EventOutbox, OutboxRunner
 from alerts.book.sqlite_journal import AlarmJournal
 from alerts.engine.alarm_engine import AlarmEngine
 from alerts.engine.early_warning import attach_early_warnings
+from alerts.engine.warm_up import warm_up_kernels
 from alerts.forward.collect import ForwardCollector, SummarySensor
 from alerts.forward.forwarder import Forwarder, MqttLink
 from alerts.forward.http_out import HttpForwardTransport
@@ -493,6 +494,9 @@ def build_alarms(
     forwarder = build_forwarder(settings, registry, journal, readings, store_current, clock)
     events = AlarmEventWatch(stats, runner)
     book = AlarmBook(journal, on_events=events)
+    compiled_s = warm_up_kernels()  # the first tick of a live plant must not wait for numba
+    if compiled_s > 0.5:
+        logger.info("engine kernels compiled in %.1f s (numba; cached for the next start)", compiled_s)
     engine = AlarmEngine(index, start_ms=clock())
     # before restore_active, which restores the forecaster's active warnings too
     ew = attach_early_warnings(engine, site_timezones={site.id: site.timezone for site in registry.sites})

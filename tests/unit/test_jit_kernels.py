@@ -13,6 +13,7 @@ from alerts.engine.alarm_engine import AlarmEngine
 from alerts.engine.early_warning import attach_early_warnings
 from alerts.engine.forecast import DAY_S, HOUR_S, TrendState, update_trend
 from alerts.engine.kernels import group_votes
+from alerts.engine.warm_up import warm_up_kernels
 from sensors.index import SensorIndex
 from sensors.readings import ReadingBatch
 from simulators.generate import generate_registry
@@ -188,3 +189,15 @@ def test_member_votes_equal_group_votes_with_faulty_voters_degrading_the_vote() 
     for a, b in zip(got, want, strict=True):
         np.testing.assert_array_equal(a, b)
     assert got[0].any() and not got[0].all() and got[1].any()
+
+
+@pytest.mark.skipif(not jit.ENABLED, reason="numba is not installed or HAZMON_NUMBA=0")
+def test_after_the_warm_up_a_fleet_runs_without_compiling_anything() -> None:
+    warm_up_kernels()
+    kernels = [jit.trend_step, jit.round_samples_loop, jit.instrument_moves, jit.member_votes]
+    before = {k.py_func.__name__: len(k.signatures) for k in kernels}
+    assert all(before.values()), before
+    _fleet_run(seed=5)
+    after = {k.py_func.__name__: len(k.signatures) for k in kernels}
+    assert after == before
+    assert warm_up_kernels() == 0.0  # once per process
