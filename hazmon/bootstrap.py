@@ -64,7 +64,7 @@ from sensors.registry import load_registry
 
 logger = logging.getLogger(__name__)
 
-#: the learner's fit also waits while the writer's oldest batch has waited this long for the store:
+#: the learner's fit and the reports also wait while the writer's oldest batch has waited this long:
 #: readings arriving on time (not `catching_up`) but more of them than the store and this process
 #: keep up with while a fleet's first fit runs (the 250 000-sensor soak, bench/soak.py)
 WRITER_BEHIND_S = 5.0
@@ -187,6 +187,10 @@ def bootstrap(
         max_age_s=settings.write_max_age_s,
     )
     target = parse_mqtt_url(settings.mqtt_url)
+
+    def ingest_busy() -> bool:  # background work (the learner's fit, reports) waits meanwhile
+        return stats.catching_up() or writer.backlog_s() > WRITER_BEHIND_S
+
     alarms = build_alarms(
         settings,
         registry,
@@ -198,7 +202,7 @@ def bootstrap(
         clock=clock,
         readings=store,
         store_current=writer.store_current,
-        ingest_busy=lambda: stats.catching_up() or writer.backlog_s() > WRITER_BEHIND_S,
+        ingest_busy=ingest_busy,
     )
     decoder = PayloadDecoder(index, max_lateness_ms=int(settings.max_lateness_s * 1000))
     history = HistoryCheck(
@@ -222,14 +226,18 @@ def bootstrap(
         history=history,
         computed=ComputedSensors(index),
     )
-    reports = build_reports(settings, registry, alarms, clock)
+    reports = build_reports(settings, registry, alarms, clock, ingest_busy)
     return Service(
         settings, registry, index, stats, devices, store, writer, collector, alarms, clock, reports
     )
 
 
 def build_reports(
-    settings: Settings, registry: Registry, alarms: AlarmService, clock: Clock
+    settings: Settings,
+    registry: Registry,
+    alarms: AlarmService,
+    clock: Clock,
+    ingest_busy: Callable[[], bool] | None = None,
 ) -> ReportService:
     """Reports from the journal and the SMS outbox, kept under `data_dir/reports` (alerts/reports/)."""
     return ReportService(
@@ -241,6 +249,7 @@ def build_reports(
         levels=settings.report_level_list,
         keep_days=settings.report_keep_days,
         clock=clock,
+        pause_while=ingest_busy,
     )
 
 

@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 SCHEDULE_EVERY_S = 300.0  # a day's report comes within 5 minutes of midnight, a shift's of its end
 DAY_MS = 86_400_000
 SCHEDULER = "system"  # requested_by of the scheduled reports
+MAX_PAUSE_S = 600.0  # the longest a report waits for ingest to keep up again (then it is made anyway)
+PAUSE_STEP_S = 0.5
 
 
 def scope_timezone(sites: Iterable[Site]) -> str:
@@ -81,6 +83,12 @@ class ReportService:
     levels: tuple[Level, ...] = ("site", "district", "city", "province", "park")
     keep_days: int = 90
     clock: Callable[[], int] = _wall_ms
+    # ingest falling behind (the learner's signal, hazmon/bootstrap.py): a report waits before it is
+    # made, at most max_pause_s. Rendering holds the GIL (fpdf2 and fontTools are Python), and a
+    # province's first schedule asks for thousands (a day and two shifts of every site).
+    pause_while: Callable[[], bool] | None = None
+    max_pause_s: float = MAX_PAUSE_S
+    _stopping: threading.Event = field(default_factory=threading.Event)
     _worker: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="reports")
     )
@@ -122,6 +130,7 @@ class ReportService:
 
     def make(self, stored: StoredReport) -> StoredReport | None:
         """Compute the report, write its three files, mark it ready (or failed, with why)."""
+        self._yield_to_ingest()
         started = time.perf_counter()
         try:
             ids = set(stored.sites)  # the sites claimed, which the API's scope checks read
@@ -153,6 +162,18 @@ class ReportService:
             with self._lock:
                 self._queued.discard(stored.id)
         return self.store.get(stored.id)
+
+    def _yield_to_ingest(self) -> None:
+        """Wait while ingest is behind, at most max_pause_s (a stop ends the wait)."""
+        waited = 0.0
+        while (
+            self.pause_while is not None
+            and waited < self.max_pause_s
+            and not self._stopping.is_set()
+            and self.pause_while()
+        ):
+            self._stopping.wait(PAUSE_STEP_S)
+            waited += PAUSE_STEP_S
 
     # ---- the schedule
 
@@ -195,6 +216,7 @@ class ReportService:
 
     def stop(self) -> None:
         """Finish the report being made; the queued ones stay pending and are made after a start."""
+        self._stopping.set()
         if self._job is not None:
             with contextlib.suppress(JobLookupError):  # the scheduler may be gone already
                 self._job.remove()

@@ -336,6 +336,49 @@ def test_the_schedule_asks_for_each_scope_once_and_drops_what_is_past_the_retent
         reports.stop()
 
 
+def test_a_report_waits_while_ingest_is_behind_but_not_longer_than_max_pause(rig, tmp_path, monkeypatch):
+    from alerts.reports.service import ReportService
+    from alerts.reports.store import ReportStore
+
+    monkeypatch.setattr(report_service, "RENDERERS", {"csv": render_csv})
+    monkeypatch.setattr(report_service, "PAUSE_STEP_S", 0.01)
+    busy = [True]
+    reports = ReportService(
+        ReportStore(tmp_path / "reports"),
+        rig.service.registry.sites,
+        rig.service.alarms.journal,
+        levels=("site",),
+        clock=lambda: DAY.end_ms + 3_600_000,
+        pause_while=lambda: busy[0],
+    )
+    try:
+        work = reports.scheduled()
+        wall.sleep(0.2)
+        assert {r.state for r in reports.store.list()} == {"pending"}  # none made while ingest is behind
+        busy[0] = False
+        for w in work:
+            w.result(timeout=10)
+        assert {r.state for r in reports.store.list()} == {"ready"}
+    finally:
+        reports.stop()
+    # waiting is bounded: a report is made after max_pause_s even if ingest never keeps up
+    patient = ReportService(
+        ReportStore(tmp_path / "reports-2"),
+        rig.service.registry.sites,
+        rig.service.alarms.journal,
+        levels=("site",),
+        clock=lambda: DAY.end_ms + 3_600_000,
+        pause_while=lambda: True,
+        max_pause_s=0.05,
+    )
+    try:
+        for w in patient.scheduled():
+            w.result(timeout=10)
+        assert {r.state for r in patient.store.list()} == {"ready"}
+    finally:
+        patient.stop()
+
+
 def test_the_report_settings_are_checked_when_they_load(tmp_path):
     from pydantic import ValidationError
 
