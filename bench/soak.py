@@ -39,6 +39,7 @@ import multiprocessing
 import os
 import queue
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -584,9 +585,16 @@ def acquire_lock():
     return f
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--publisher":
         return publisher_main(sys.argv[2:])
+    # a soak started in the background (SIGINT ignored) or by a supervisor still stops its servers
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=30.0, help="how long the fleet publishes")
     ap.add_argument("--sites", type=int, default=2500)
