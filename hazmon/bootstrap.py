@@ -250,6 +250,7 @@ def build_reports(
         keep_days=settings.report_keep_days,
         clock=clock,
         pause_while=ingest_busy,
+        render_in_process=True,
     )
 
 

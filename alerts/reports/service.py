@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
@@ -43,6 +44,11 @@ DAY_MS = 86_400_000
 SCHEDULER = "system"  # requested_by of the scheduled reports
 MAX_PAUSE_S = 600.0  # the longest a report waits for ingest to keep up again (then it is made anyway)
 PAUSE_STEP_S = 0.5
+
+
+def render_all(report: Report, formats: Sequence[str] | None = None) -> dict[str, bytes]:
+    """The report in `formats` (default: every one), in a child process when the service renders there."""
+    return {fmt: RENDERERS[fmt](report) for fmt in (RENDERERS if formats is None else formats)}
 
 
 def scope_timezone(sites: Iterable[Site]) -> str:
@@ -89,6 +95,10 @@ class ReportService:
     pause_while: Callable[[], bool] | None = None
     max_pause_s: float = MAX_PAUSE_S
     _stopping: threading.Event = field(default_factory=threading.Event)
+    # render in a child process (the service: the PDF's font work off this process's GIL, on the
+    # other core) or on the worker thread (tests, which swap RENDERERS)
+    render_in_process: bool = False
+    _renderer: Executor | None = None
     _worker: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="reports")
     )
@@ -139,8 +149,7 @@ class ReportService:
                 stored.scope, stored.period, mine, self.journal, self.outbox, self.clock()
             )
             sizes = {}
-            for fmt, render in RENDERERS.items():
-                data = render(report)
+            for fmt, data in self._render(report).items():
                 target = self.store.file(stored.id, fmt)
                 tmp = target.with_suffix(f".{fmt}.tmp")
                 tmp.write_bytes(data)
@@ -162,6 +171,14 @@ class ReportService:
             with self._lock:
                 self._queued.discard(stored.id)
         return self.store.get(stored.id)
+
+    def _render(self, report: Report) -> dict[str, bytes]:
+        if not self.render_in_process:
+            return render_all(report)
+        if self._renderer is None:  # spawned, not forked: a child of a big threaded process
+            ctx = multiprocessing.get_context("spawn")
+            self._renderer = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+        return self._renderer.submit(render_all, report, tuple(RENDERERS)).result()
 
     def _yield_to_ingest(self) -> None:
         """Wait while ingest is behind, at most max_pause_s (a stop ends the wait)."""
@@ -221,4 +238,6 @@ class ReportService:
             with contextlib.suppress(JobLookupError):  # the scheduler may be gone already
                 self._job.remove()
         self._worker.shutdown(wait=True, cancel_futures=True)
+        if self._renderer is not None:
+            self._renderer.shutdown(wait=True, cancel_futures=True)
         self.store.close()

@@ -379,6 +379,31 @@ def test_a_report_waits_while_ingest_is_behind_but_not_longer_than_max_pause(rig
         patient.stop()
 
 
+def test_reports_rendered_in_a_child_process_are_the_ones_rendered_in_the_service(rig, tmp_path):
+    from alerts.reports.service import ReportService, render_all
+    from alerts.reports.store import ReportStore
+
+    reports = ReportService(
+        ReportStore(tmp_path / "reports"),
+        rig.service.registry.sites[:1],
+        rig.service.alarms.journal,
+        levels=("site",),
+        clock=lambda: DAY.end_ms + 3_600_000,
+        render_in_process=True,
+    )
+    try:
+        (work,) = reports.scheduled()
+        stored = work.result(timeout=60)
+        assert stored.state == "ready"
+        report = reports.kpis(stored.scope, stored.period)
+        here = render_all(report)
+        there = {fmt: reports.store.file(stored.id, fmt).read_bytes() for fmt in here}
+        assert there["csv"] == here["csv"]  # the same report, whichever process drew it
+        assert there["xlsx"].startswith(b"PK")
+    finally:
+        reports.stop()
+
+
 def test_the_report_settings_are_checked_when_they_load(tmp_path):
     from pydantic import ValidationError
 
