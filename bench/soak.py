@@ -95,6 +95,20 @@ def rss_kb(pid: int) -> int | None:
     return None
 
 
+def children_of(pid: int) -> list[int]:
+    """Every descendant of `pid` (hazmon renders reports in a child process)."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{p}/task").iterdir():
+                kids = [int(x) for x in (task / "children").read_text().split()]
+                out += kids
+                todo += kids
+    return out
+
+
 def cpu_s(pid: int | None) -> float | None:
     if pid is None:
         return None
@@ -390,6 +404,8 @@ class Sampler(threading.Thread):
         self.every_s = every_s
         self.t0 = time.monotonic()
         self.rss: list[tuple[float, int]] = []  # (s since start, hazmon VmRSS kB)
+        self.children_rss: list[tuple[float, int]] = []  # its child processes' VmRSS together
+        self.children_cpu: dict[int, float] = {}  # the last CPU seconds of each child seen
         self.cpu: list[tuple[float, dict]] = []
         self.stop = threading.Event()
 
@@ -399,6 +415,12 @@ class Sampler(threading.Thread):
             kb = rss_kb(self.pids["hazmon"])
             if kb is not None:
                 self.rss.append((round(el, 1), kb))
+            kids = children_of(self.pids["hazmon"])
+            self.children_rss.append((round(el, 1), sum(rss_kb(k) or 0 for k in kids)))
+            for k in kids:
+                c = cpu_s(k)
+                if c is not None:
+                    self.children_cpu[k] = c
             self.cpu.append((round(el, 1), {k: cpu_s(p) for k, p in self.pids.items()}))
             self.stop.wait(self.every_s)
 
@@ -786,7 +808,8 @@ def main() -> int:
             latency=lat,
             early_warning=early_warnings(raises, plan),
             **rss_figures(sampler.rss, args.minutes),
-            cpu_s=cpu,
+            cpu_s={**cpu, "hazmon_children": round(sum(sampler.children_cpu.values()), 1)},
+            hazmon_children_rss_max_mb=round(max((k for _, k in sampler.children_rss), default=0) / 1024, 1),
             hazmon_cpu_us_per_reading=round(cpu["hazmon"] / published * 1e6, 1) if cpu["hazmon"] else None,
             api={
                 "clients": args.api_clients,
