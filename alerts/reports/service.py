@@ -44,6 +44,7 @@ DAY_MS = 86_400_000
 SCHEDULER = "system"  # requested_by of the scheduled reports
 MAX_PAUSE_S = 600.0  # the longest a report waits for ingest to keep up again (then it is made anyway)
 PAUSE_STEP_S = 0.5
+RENDER_NICE = 10  # the rendering process's niceness increment
 
 
 def render_all(report: Report, formats: Sequence[str] | None = None) -> dict[str, bytes]:
@@ -176,8 +177,10 @@ class ReportService:
         if not self.render_in_process:
             return render_all(report)
         if self._renderer is None:  # spawned, not forked: a child of a big threaded process
-            ctx = multiprocessing.get_context("spawn")
-            self._renderer = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+            ctx = multiprocessing.get_context("spawn")  # niced: background work, below ingest's
+            self._renderer = ProcessPoolExecutor(
+                max_workers=1, mp_context=ctx, initializer=os.nice, initargs=(RENDER_NICE,)
+            )
         return self._renderer.submit(render_all, report, tuple(RENDERERS)).result()
 
     def _yield_to_ingest(self) -> None:
