@@ -141,6 +141,11 @@ def api_rig(
     service = bootstrap(
         rig_settings(tmp_path / "var", **settings), registry, store=store, clock=clock, channels=channels
     )
+    if service.reports is not None:
+        # on the worker thread, as the tests' swapped RENDERERS expect: the service's child process
+        # (a fresh interpreter importing the renderers) costs seconds per rig on a slow machine, and
+        # test_reports proves it renders the same report
+        service.reports.render_in_process = False
     auth, tokens = make_auth(tmp_path / "auth")
     rig = ApiRig(service, store, auth, tokens, shared_app())
     try:

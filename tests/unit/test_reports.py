@@ -224,13 +224,14 @@ def _raise(
     book.on_changes([ConditionChange(site, sensor, kind, True, t, prio, level or kind.name)], t)
 
 
-def _wait_ready(client, rid: str) -> dict:
-    for _ in range(200):
+def _wait_ready(client, rid: str, timeout_s: float = 30.0) -> dict:
+    deadline = wall.monotonic() + timeout_s
+    while wall.monotonic() < deadline:
         row = client.get(f"/api/v1/reports/{rid}").json()
         if row["state"] != "pending":
             return row
         wall.sleep(0.02)
-    raise AssertionError(f"report {rid} still pending")
+    raise AssertionError(f"report {rid} still pending after {timeout_s} s")
 
 
 def test_a_report_asked_twice_is_made_once_and_its_figures_are_the_kpis_and_metrics(rig):
