@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 export PYTHONPYCACHEPREFIX := $(abspath $(VENV))/pycache
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: run test test-deep unit integration browser lint format bench bench-ingest bench-engine bench-api bench-history bench-computed bench-register bench-report soak scenarios deps venv clean
+.PHONY: run test kernels test-deep unit integration browser lint format bench bench-ingest bench-engine bench-api bench-history bench-computed bench-register bench-report soak scenarios deps venv clean
 
 deps:            ## Debian packages: Mosquitto, InfluxDB and Kannel (only when missing)
 	bash scripts/install-system-deps.sh
@@ -28,8 +28,13 @@ run: deps venv   ## the demo: Mosquitto, InfluxDB, hazmon and a simulated fleet;
 # whole suite keeps one of two cores busy on average with 3 workers; 4 end it sooner)
 PYTEST_WORKERS ?= 4
 
-test: deps venv lint  ## the whole suite: unit and integration tests (real servers), files in parallel; deep profile
+test: deps venv lint kernels  ## the whole suite: unit and integration tests (real servers), files in parallel; deep profile
 	TEST_PROFILE=deep $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+
+# numba's kernels compiled into its cache once (alerts/engine/__pycache__), before the workers and the
+# hazmon processes the tests start would each compile them at once on a fresh clone (~7 s of CPU each)
+kernels: venv
+	$(PY) -c "from alerts.engine.warm_up import warm_up_kernels as w; print(f'numba kernels ready in {w():.1f} s')"
 
 # the unit tests are CPU-bound: one worker per core (two here); the browser plugin is not needed
 UNIT_WORKERS ?= 2

@@ -5,8 +5,11 @@ a real Mosquitto into `hazmon run`, which writes them to a real InfluxDB, runs i
 early warnings, and texts the officers through a real Kannel (bearerbox + smsbox) to Kannel's
 fakesmsc. 8 API clients poll the console's endpoints and 20 SSE streams stay open (3 users: a user
 may hold 8). Every few minutes an incident starts: the lead gas detector of a few chemical sites
-climbs past H and HH (critical, texted to the site's own duty operator) and falls back, and the
-level of one tank climbs slowly towards HH (an early warning first, then H and HH).
+climbs past H and HH (critical, texted to the site's own duty operator) and falls back, and at one
+more site a slow leak starts (its lead gas detector, forecast on, climbs 1 %LEL a minute for 30
+minutes, past H 25 %LEL, not HH): an early warning about a quarter of an hour in, then H. A tank
+level would not do in half an hour: its 2 h trend memory needs about an hour of history before it
+judges a trend (forecast.min_span_frac), by design.
 
 Times. The publisher (its own process, like bench/ingest_drain.py's) stamps every message with its
 wall-clock send time as the readings' `ts`, so an alarm's event time in the journal (`time_ms` of
@@ -74,11 +77,12 @@ from tests.support.smsservers import KannelServer, ensure_kannel_installed  # no
 
 LOCK_PATH = Path("/tmp/hazmon-soak.lock")
 GAS_SENSOR = "S0004"  # a chemical site's lead gas detector (可燃气体检测器A): H 25, HH 50 %LEL, critical
-LEVEL_SENSOR = "S0001"  # a chemical site's tank level (储罐液位, forecast: true): H 17, HH 18 m
 GAS_STEP = 4.0  # %LEL per reading: below the spike filter's floor (5 % of the span), so never held
 GAS_PEAK = 58.0  # %LEL above the detector's own reading at the top of the ramp (HH is 50)
 GAS_HOLD_S = 90.0
-TREND_RISE_S = 900.0  # the tank level reaches HH + 0.5 m this long after the trend starts
+LEAK_SENSOR = GAS_SENSOR  # a slow leak's detector; the soak turns its forecast on (the fleet's is off)
+LEAK_RATE = 1.0 / 60.0  # %LEL per s: 1 %LEL a minute, H (25) about 24 min after the leak starts
+LEAK_RISE_S = 1800.0  # it climbs this long (to about 31 %LEL: past H, not HH), then falls as fast
 STREAMS_PER_USER = 8  # api/routers/stream.py MAX_STREAMS_PER_USER
 RSS_EVERY_S = 10.0
 
@@ -128,7 +132,7 @@ def soak_registry(n_sites: int, per_site: int, interval_s: float) -> Registry:
 
 def plan_incidents(reg: Registry, minutes: float, every_s: float, gas_sites: int) -> list[dict]:
     """Every `every_s` from 30 s: the gas detector of `gas_sites` chemical sites climbs past HH and
-    back; one more chemical site's tank level starts a slow climb (early warning, then H, HH).
+    back; at one more chemical site a slow leak starts (early warning, then H).
     Each site is used once, so every critical alarm is texted to a phone of its own."""
     chemical = [s.id for s in reg.sites if int(s.id.split("-")[1]) % TAILINGS_EVERY != 0]
     by_id = {s.id: s for s in reg.sites}
@@ -141,7 +145,7 @@ def plan_incidents(reg: Registry, minutes: float, every_s: float, gas_sites: int
     while t + to_hh_s <= minutes * 60:
         for _ in range(gas_sites):
             plan.append({"kind": "gas", "site": next(pool), "sensor": GAS_SENSOR, "start_s": t})
-        plan.append({"kind": "trend", "site": next(pool), "sensor": LEVEL_SENSOR, "start_s": t})
+        plan.append({"kind": "trend", "site": next(pool), "sensor": LEAK_SENSOR, "start_s": t})
         t += every_s
     return plan
 
@@ -151,14 +155,21 @@ def with_rosters(reg: Registry, plan: list[dict]) -> tuple[Registry, dict]:
 
     The gas detectors that incidents drive past HH get no on-delay (the generated fleet gives them
     3 s), so the reading that crosses HH raises the alarm itself: their latencies are the pipeline's
-    from that reading's publish. Delayed alarms (the tank level's 30 s) are reported separately."""
+    from that reading's publish. Delayed alarms are reported separately. A slow leak's detector gets
+    its forecast turned on, as a site engineer would for a detector that should warn of a leak."""
     sites = {p["site"] for p in plan}
     gas = {(p["site"], p["sensor"]) for p in plan if p["kind"] == "gas"}
+    leaks = {(p["site"], p["sensor"]) for p in plan if p["kind"] == "trend"}
     phones = {site: f"+86139{k:08d}" for k, site in enumerate(sorted(sites), start=1)}
 
     def site_for(s):
         sensors = tuple(
-            dataclasses.replace(x, on_delay_s=0.0) if (s.id, x.id) in gas else x for x in s.sensors
+            dataclasses.replace(x, on_delay_s=0.0)
+            if (s.id, x.id) in gas
+            else dataclasses.replace(x, forecast=True)
+            if (s.id, x.id) in leaks
+            else x
+            for x in s.sensors
         )
         return dataclasses.replace(s, roster=f"soak-{s.id}", sensors=sensors)
 
@@ -183,14 +194,12 @@ def rosters_yaml(phones: dict[str, str]) -> str:
 class Override:
     """The value an incident sensor reports instead of the simulated one, reading by reading."""
 
-    def __init__(self, inc: dict, t0: float, x0: float, limits_hh: float):
+    def __init__(self, inc: dict, t0: float, x0: float):
         self.inc = inc
         self.start = t0 + inc["start_s"]
         self.n = 0  # readings overridden so far
         self.x0 = x0
         self.down_from: float | None = None
-        if inc["kind"] == "trend":
-            self.rate = max(limits_hh + 0.5 - x0, 0.5) / TREND_RISE_S  # per second
 
     def offset(self, now: float) -> float | None:
         """The offset to add now, or None when the incident is over (or not begun)."""
@@ -198,9 +207,9 @@ class Override:
             return None
         el = now - self.start
         if self.inc["kind"] == "trend":
-            if el <= TREND_RISE_S:
-                return self.rate * el
-            back = self.rate * (2 * TREND_RISE_S - el)
+            if el <= LEAK_RISE_S:
+                return LEAK_RATE * el
+            back = LEAK_RATE * (2 * LEAK_RISE_S - el)
             return back if back > 0 else None
         # gas: GAS_STEP per reading up to GAS_PEAK, held, then GAS_STEP per reading back to 0
         self.n += 1
@@ -247,8 +256,7 @@ def publisher_main(argv: list[str]) -> int:
         while pending and pending[0]["start_s"] <= (k + 1) * sim.tick_s:
             inc = pending.pop(0)
             slot = slot_of[(inc["site"], inc["sensor"])]
-            hh = float(sim.model.limit_hh[slot])
-            ov = Override(inc, wall0, float(values[slot]) if values is not None else 0.0, hh)
+            ov = Override(inc, wall0, float(values[slot]) if values is not None else 0.0)
             overrides.setdefault(topic_of[(inc["site"], inc["sensor"])], {})[inc["sensor"]] = ov
         for m in msgs:
             if not m.readings:
@@ -582,24 +590,34 @@ def latencies(
     return out
 
 
-def early_warnings(raises: list[dict], plan: list[dict]) -> dict:
-    trend_sites = {p["site"] for p in plan if p["kind"] == "trend"}
+def early_warnings(raises: list[dict], plan: list[dict], incident_readings: list[dict]) -> dict:
+    """The slow leaks: how long after a leak began its early warning came, and how long before H.
+
+    A leak's start is its first overridden reading's publish; a leak that began too late in the run
+    reaches neither (the warning comes about a quarter of an hour in, H about 24 minutes in)."""
+    leaks = {(p["site"], p["sensor"]) for p in plan if p["kind"] == "trend"}
+    began: dict[tuple[str, str], int] = {}
+    for r in incident_readings:
+        key = (r["site"], r["sensor"])
+        if r.get("kind") == "trend" and key in leaks:
+            began[key] = min(r["ts"], began.get(key, r["ts"]))
     ew = [r for r in raises if r["kind"] == "EARLY_WARNING" and not r["reactivated"]]
-    leads = []
-    for site in trend_sites:
-        w = [r["time_ms"] for r in ew if r["site"] == site and r["source"] == LEVEL_SENSOR]
-        h = [
-            r["time_ms"]
-            for r in raises
-            if r["site"] == site and r["source"] == LEVEL_SENSOR and r["kind"] == "H"
-        ]
+    after_start, leads = [], []
+    for key in leaks:
+        w = [r["time_ms"] for r in ew if (r["site"], r["source"]) == key]
+        h = [r["time_ms"] for r in raises if (r["site"], r["source"]) == key and r["kind"] == "H"]
+        if w and key in began:
+            after_start.append((min(w) - began[key]) / 1000)
         if w and h:
             leads.append((min(h) - min(w)) / 1000)
     return {
         "early_warnings_raised": len(ew),
-        "trend_incidents": len(trend_sites),
-        "trend_sites_warned": len({r["site"] for r in ew if r["site"] in trend_sites}),
+        "leaks": len(leaks),
+        "leaks_begun": len(began),
+        "leaks_warned": len({(r["site"], r["source"]) for r in ew} & leaks),
+        "warned_after_leak_start_s": sorted(round(x) for x in after_start),
         "lead_before_h_s": sorted(round(x) for x in leads),
+        "other_early_warnings": len([r for r in ew if (r["site"], r["source"]) not in leaks]),
     }
 
 
@@ -819,12 +837,14 @@ def main() -> int:
                 "trend": sum(p["kind"] == "trend" for p in plan),
                 "incident_readings": len(incident_readings),
             },
-            alarms_raised=len([r for r in raises if not r["reactivated"]]),
-            alarms_by_kind=dict(Counter(r["kind"] for r in raises)),
+            alarms_raised=len([r for r in raises if not r["reactivated"] and r["time_ms"] <= end_ms]),
+            alarms_by_kind=dict(Counter(r["kind"] for r in raises if r["time_ms"] <= end_ms)),
+            # the fleet's devices go STALE once the publisher has stopped: not the run's alarms
+            alarms_after_publishing=dict(Counter(r["kind"] for r in raises if r["time_ms"] > end_ms)),
             critical_raised=lat["critical"]["alarms"],
             sms={"messages": n_msg, "sent_to_kannel": n_sent, "fakesmsc_parts": len(phones_log.got)},
             latency=lat,
-            early_warning=early_warnings(raises, plan),
+            early_warning=early_warnings(raises, plan, incident_readings),
             **rss_figures(sampler.rss, args.minutes),
             cpu_s={**cpu, "hazmon_children": round(sum(sampler.children_cpu.values()), 1)},
             hazmon_children_rss_max_mb=round(max((k for _, k in sampler.children_rss), default=0) / 1024, 1),
