@@ -211,7 +211,8 @@ class AlarmEngine:
         self.rate_at_change = np.zeros(n)  # units per ms, EW over recent changes
         # learned flat stretches: the longest one the sensor came out of by itself (decaying), and
         # the value it rested at (a bursty signal's zero); see kernels.stuck_condition
-        self._oor_buffer: np.ndarray | None = None  # the compiled health step's out-of-range mask
+        self._spare_moves: tuple | None = None  # _moves_buffers' double buffers ...
+        self._oor_spare: np.ndarray | None = None  # ... and the out-of-range mask the last full round used
         self.step_min = np.full(n, np.inf)  # the smallest change seen: the learned resolution
         self.jump_peak = np.zeros(n)  # the largest unusual jump lately (decaying), see _unusual_jumps
         self.jump_peak_t = np.full(n, -1, dtype=np.int64)
@@ -514,10 +515,25 @@ class AlarmEngine:
         short = self.config.shortcuts
         slot, t, x, held = rd.slot, rd.t, rd.x, rd.held
         moves = self._moves_compiled(rd) if short and jit.ENABLED else self._moves_numpy(rd)
-        rate, frozen, change_t, n_changes, new_mad, new_seen, oor, any_oor, stuck, stored = moves
-        if stored:
-            pass  # the kernel updated the state arrays in place
-        elif rd.full:  # fresh arrays: bind them
+        rate, frozen, change_t, n_changes, new_mad, new_seen, oor, any_oor, stuck = moves
+        if held is not None:  # held rows keep their state
+            src = held if rd.full else rd.held_slots
+            for new, old in (
+                (rate, self.rate_at_change),
+                (frozen, self.frozen_samples),
+                (change_t, self.last_change_t),
+                (n_changes, self.n_changes),
+                (new_mad, self.mad),
+                (new_seen, self.n_seen),
+            ):
+                new[held] = old[src]
+        if rd.full:  # fresh arrays: bind them; the ones they replace are the next full round's buffers
+            if short and jit.ENABLED:
+                self._spare_moves = (
+                    self.rate_at_change, self.frozen_samples, self.last_change_t, self.n_changes, self.mad,
+                    self.n_seen, self._oor_spare if self._oor_spare is not None else np.empty(len(oor), bool),
+                )  # fmt: skip
+                self._oor_spare = oor
             self.rate_at_change, self.frozen_samples, self.last_change_t = rate, frozen, change_t
             self.n_changes, self.mad, self.n_seen = n_changes, new_mad, new_seen
         else:
@@ -536,40 +552,40 @@ class AlarmEngine:
             self._unrestore_faults(slot, rd.live, rd.full, t, x, changes)
 
     def _moves_compiled(self, rd: _Round) -> tuple:
-        """`_moves_numpy` with the shortcuts, as one compiled pass (jit.instrument_moves).
-
-        A full round updates the state arrays in place (one read and one write per element, no
-        new array); another writes new arrays that _step_health scatters.
-        """
-        g, m = rd.g, len(rd.slot)
-        if rd.full:
-            if self._oor_buffer is None or len(self._oor_buffer) != m:
-                self._oor_buffer = np.empty(m, dtype=bool)
-            out = (self.rate_at_change, self.frozen_samples, self.last_change_t, self.n_changes, self.mad,
-                   self.n_seen, self._oor_buffer)  # fmt: skip
-        else:
-            i8, f8 = np.int64, np.float64
-            out = (np.empty(m, f8), np.empty(m, i8), np.empty(m, i8), np.empty(m, i8), np.empty(m, f8),
-                   np.empty(m, i8), np.empty(m, bool))  # fmt: skip
-        n_oor, n_frozen, ended, ended_lct = jit.instrument_moves(
+        """`_moves_numpy` with the shortcuts, as one compiled pass (jit.instrument_moves)."""
+        g = rd.g
+        lct, frozen_before = g(self.last_change_t), g(self.frozen_samples)
+        out = self._moves_buffers(len(rd.slot), rd.full)
+        rate, frozen, change_t, n_changes, new_mad, new_seen, oor = out
+        n_oor, n_frozen, n_ended = jit.instrument_moves(
             rd.t, rd.x, rd.last_x, rd.last_t, rd.diff, rd.d,
             _NO_ROWS if rd.heard is None else rd.heard,
-            _NO_ROWS if rd.live is None else rd.live,
-            g(self.rate_at_change), g(self.last_change_t), g(self.frozen_samples), g(self.n_changes),
-            g(self.mad), g(self.n_seen), self.step_min, rd.slot, rd.full,
-            g(self.range_lo_tol), g(self.range_hi_tol),
+            g(self.rate_at_change), lct, frozen_before, g(self.n_changes), g(self.mad), g(self.n_seen),
+            self.step_min, rd.slot, rd.full, g(self.range_lo_tol), g(self.range_hi_tol),
             kernels.CHANGE_RATE_ALPHA, kernels.MAD_ALPHA, kernels.STUCK_QUICK_SAMPLES, *out,
         )  # fmt: skip
-        if len(ended):
-            self._learn_flat_runs(rd.slot[ended], rd.t[ended], rd.last_t[ended], ended_lct, rd.last_x[ended])
-        rate, frozen, change_t, n_changes, new_mad, new_seen, oor = out
+        if n_ended:
+            changed = frozen == 0
+            ended = np.flatnonzero(changed & (frozen_before >= kernels.STUCK_QUICK_SAMPLES))
+            self._learn_flat_runs(
+                rd.slot[ended], rd.t[ended], rd.last_t[ended], lct[ended], rd.last_x[ended]
+            )
         stuck = self._stuck(rd, frozen, change_t, rate, new_mad, n_changes) if n_frozen else None
-        return rate, frozen, change_t, n_changes, new_mad, new_seen, oor, n_oor > 0, stuck, rd.full
+        return rate, frozen, change_t, n_changes, new_mad, new_seen, oor, n_oor > 0, stuck
+
+    def _moves_buffers(self, m: int, full: bool) -> tuple:
+        """Arrays for the new health state of m rows. A full round reuses the ones its previous full
+        round replaced (double buffering): fresh 8 MB arrays per tick cost a 1 M fleet its page faults."""
+        spare, self._spare_moves = self._spare_moves, None
+        if full and spare is not None and len(spare[0]) == m:
+            return spare
+        i8, f8 = np.int64, np.float64
+        return (np.empty(m, f8), np.empty(m, i8), np.empty(m, i8), np.empty(m, i8), np.empty(m, f8),
+                np.empty(m, i8), np.empty(m, bool))  # fmt: skip
 
     def _moves_numpy(self, rd: _Round) -> tuple:
         """How each reading moves: (rate, frozen, change time, changes, mad, seen, out of range, any out
-        of range, stuck or None, False), new arrays of the round's rows with the held rows' state kept;
-        lowers `step_min` in place."""
+        of range, stuck or None), new arrays of the round's rows; lowers `step_min` in place."""
         short = self.config.shortcuts
         g, slot, t, x = rd.g, rd.slot, rd.t, rd.x
         last_x, last_t = rd.last_x, rd.last_t
@@ -616,18 +632,7 @@ class AlarmEngine:
             oor = kernels.outside(x, g(self.range_lo_tol), g(self.range_hi_tol))
         else:
             oor = kernels.out_of_range(x, g(self.lo), g(self.hi))
-        if rd.held is not None:  # held rows keep their state
-            src = rd.held if rd.full else rd.held_slots
-            for new, old in (
-                (rate, self.rate_at_change),
-                (frozen, self.frozen_samples),
-                (change_t, self.last_change_t),
-                (n_changes, self.n_changes),
-                (new_mad, self.mad),
-                (new_seen, self.n_seen),
-            ):
-                new[rd.held] = old[src]
-        return rate, frozen, change_t, n_changes, new_mad, new_seen, oor, bool(oor.any()), stuck, False
+        return rate, frozen, change_t, n_changes, new_mad, new_seen, oor, bool(oor.any()), stuck
 
     def _stuck(self, rd: _Round, frozen, change_t, rate, mad, n_changes) -> np.ndarray | None:
         """(m,) bool of the rows judged stuck (kernels.stuck_condition), None when there is none.

@@ -181,7 +181,6 @@ def instrument_moves(
     diff: np.ndarray,
     d: np.ndarray,
     heard: np.ndarray,
-    live: np.ndarray,
     rate: np.ndarray,
     last_change_t: np.ndarray,
     frozen: np.ndarray,
@@ -206,23 +205,18 @@ def instrument_moves(
 ) -> tuple:
     """How each reading of a round moves, in one pass: alarm_engine's health step with the shortcuts.
 
-    Inputs are the round's rows (``heard`` empty when every sensor has been heard before, ``live``
-    empty when no row is held as a possible spike; a held row keeps its state). ``step_min`` is the
-    whole per-sensor array (``slot`` indexes it unless ``full``) and is lowered in place. Writes the
-    rows' new rate since the last change, frozen samples, last change time, changes, mean absolute
-    step, samples seen and out-of-range mask into the last seven arrays, which may be the inputs
-    themselves (each element is read before it is written). Returns the number of rows out of range,
-    the number frozen for at least ``quick_samples`` (a stuck verdict is due), and the rows whose
-    frozen stretch just ended with the time of their last change before it.
+    Inputs are the round's rows (``heard`` empty when every sensor has been heard before); ``step_min``
+    is the whole per-sensor array (``slot`` indexes it unless ``full``) and is lowered in place. Writes
+    the rows' new rate since the last change, frozen samples, last change time, changes, mean absolute
+    step, samples seen and out-of-range mask into the last seven arrays (distinct from the inputs), and
+    returns three counts: rows out of range, rows frozen for at least ``quick_samples`` (a stuck verdict
+    is due) and rows whose frozen stretch just ended.
     The arithmetic is kernels.change_rate, kernels.update_mad_abs and kernels.outside, in their order.
     """
     m = t.shape[0]
     has_heard = heard.shape[0] == m
-    has_held = live.shape[0] == m
     n_oor = 0
     n_frozen = 0
-    ended = np.empty(0, dtype=np.intp)
-    ended_lct = np.empty(0, dtype=np.int64)
     n_ended = 0
     keep = 1.0 - mad_alpha
     for i in range(m):
@@ -234,42 +228,15 @@ def instrument_moves(
             changed = changed or not heard_i
         step_ok = changed and heard_i
         lct = last_change_t[i]
-        fz = frozen[i]
-        r0 = rate[i]
-        c0 = n_changes[i]
-        mi = mad[i]
-        s0 = n_seen[i]
-        if changed and fz >= quick_samples:
-            if n_ended == ended.shape[0]:
-                grown = np.empty(max(16, 2 * n_ended), dtype=np.intp)
-                grown_lct = np.empty(grown.shape[0], dtype=np.int64)
-                grown[:n_ended] = ended[:n_ended]
-                grown_lct[:n_ended] = ended_lct[:n_ended]
-                ended, ended_lct = grown, grown_lct
-            ended[n_ended] = i
-            ended_lct[n_ended] = lct
-            n_ended += 1
-        di = d[i]
-        if step_ok and di > 0.0:
-            j = i if full else slot[i]
-            if di < step_min[j]:
-                step_min[j] = di
-        out = xi < lo_tol[i] or xi > hi_tol[i]
-        oor[i] = out
-        if out:
-            n_oor += 1
-        if has_held and not live[i]:  # held: the state stays
-            rate_new[i], frozen_new[i], change_t[i] = r0, fz, lct
-            changes_new[i], mad_new[i], seen_new[i] = c0, mi, s0
-            if fz >= quick_samples:
-                n_frozen += 1
-            continue
         if step_ok:
             since = lct if lct >= 0 else last_t[i]
-            rate_new[i] = r0 * (1.0 - rate_alpha) + (diff[i] / (t[i] - since)) * rate_alpha
+            rate_new[i] = rate[i] * (1.0 - rate_alpha) + (diff[i] / (t[i] - since)) * rate_alpha
         else:
-            rate_new[i] = r0
+            rate_new[i] = rate[i]
+        fz = frozen[i]
         if changed:
+            if fz >= quick_samples:
+                n_ended += 1
             frozen_new[i] = 0
             change_t[i] = t[i]
         else:
@@ -277,7 +244,13 @@ def instrument_moves(
             change_t[i] = lct
             if fz + 1 >= quick_samples:
                 n_frozen += 1
-        changes_new[i] = c0 + (1 if step_ok else 0)
+        changes_new[i] = n_changes[i] + (1 if step_ok else 0)
+        di = d[i]
+        if step_ok and di > 0.0:
+            j = i if full else slot[i]
+            if di < step_min[j]:
+                step_min[j] = di
+        mi = mad[i]
         if has_heard and not heard_i:
             mad_new[i] = mi
         else:
@@ -286,8 +259,12 @@ def instrument_moves(
                 mad_new[i] = min(mi * 5.0, step) * mad_alpha + keep * mi
             else:
                 mad_new[i] = step
-        seen_new[i] = s0 + 1
-    return n_oor, n_frozen, ended[:n_ended], ended_lct[:n_ended]
+        seen_new[i] = n_seen[i] + 1
+        out = xi < lo_tol[i] or xi > hi_tol[i]
+        oor[i] = out
+        if out:
+            n_oor += 1
+    return n_oor, n_frozen, n_ended
 
 
 @_compiled
