@@ -263,9 +263,30 @@ def _add_user_parser(sub) -> None:
     users.add_parser("list", help="list users: name, role, scope, display name")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from simulators.cli import add_arguments as add_simulate_arguments
+#: subcommands whose options come from modules that import the engine, numba or the simulator (about
+#: 0.5 s of imports): their options are added only when that subcommand (or help) is asked for, so
+#: `hazmon user add` and `hazmon run` do not pay for them
+_HEAVY_COMMANDS = frozenset({"simulate", "tune", "registry"})
 
+
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand in argv (None when there is none, or help comes first)."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--log-level":
+            skip = True
+        elif arg in ("-h", "--help"):
+            return None
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """hazmon's parser; given the `command` about to run, the other heavy subcommands get no options."""
+    full = command is None or command in _HEAVY_COMMANDS
     parser = argparse.ArgumentParser(
         prog="hazmon", description="Monitoring of major hazard sources (重大危险源)."
     )
@@ -276,7 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.set_defaults(func=_cmd_run)
 
     p_sim = sub.add_parser("simulate", help="publish a simulated sensor fleet over MQTT")
-    add_simulate_arguments(p_sim)
+    if full:
+        from simulators.cli import add_arguments as add_simulate_arguments
+
+        add_simulate_arguments(p_sim)
     p_sim.set_defaults(func=_cmd_simulate)
 
     p_bt = sub.add_parser(
@@ -301,13 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_bt.set_defaults(func=_cmd_backtest)
 
-    from hazmon.tune_cmd import add_arguments as add_tune_arguments
-
     p_tune = sub.add_parser(
         "tune",
         help="alarm rationalisation from history: deadbands and delays to suggest (changes nothing)",
     )
-    add_tune_arguments(p_tune)
+    if full:
+        from hazmon.tune_cmd import add_arguments as add_tune_arguments
+
+        add_tune_arguments(p_tune)
     p_tune.set_defaults(func=_cmd_tune)
 
     p_demo = sub.add_parser("demo", help="start Mosquitto, InfluxDB, hazmon and a simulated fleet (make run)")
@@ -325,17 +350,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_demo.set_defaults(func=_cmd_demo)
 
-    from hazmon.registry_cmd import add_arguments as add_registry_arguments
-
     p_reg = sub.add_parser("registry", help="check a registry and explain the grades it computes")
-    add_registry_arguments(p_reg)
+    if full:
+        from hazmon.registry_cmd import add_arguments as add_registry_arguments
+
+        add_registry_arguments(p_reg)
 
     _add_user_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_command_of(argv)).parse_args(argv)
     _configure_logging(args.log_level)
     return int(args.func(args) or 0)
 
