@@ -427,6 +427,7 @@ class Sampler(threading.Thread):
         self.children_rss: list[tuple[float, int]] = []  # its child processes' VmRSS together
         self.children_cpu: dict[int, float] = {}  # the last CPU seconds of each child seen
         self.cpu: list[tuple[float, dict]] = []
+        self.rss_max_kb: dict[str, int] = {}  # every process's largest VmRSS (InfluxDB's for sizing)
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -442,6 +443,10 @@ class Sampler(threading.Thread):
                 if c is not None:
                     self.children_cpu[k] = c
             self.cpu.append((round(el, 1), {k: cpu_s(p) for k, p in self.pids.items()}))
+            for name, pid in self.pids.items():
+                got = rss_kb(pid)
+                if got is not None:
+                    self.rss_max_kb[name] = max(got, self.rss_max_kb.get(name, 0))
             self.stop.wait(self.every_s)
 
 
@@ -847,6 +852,7 @@ def main() -> int:
             early_warning=early_warnings(raises, plan, incident_readings),
             **rss_figures(sampler.rss, args.minutes),
             cpu_s={**cpu, "hazmon_children": round(sum(sampler.children_cpu.values()), 1)},
+            rss_max_mb={k: round(v / 1024, 1) for k, v in sampler.rss_max_kb.items()},
             hazmon_children_rss_max_mb=round(max((k for _, k in sampler.children_rss), default=0) / 1024, 1),
             hazmon_cpu_us_per_reading=round(cpu["hazmon"] / published * 1e6, 1) if cpu["hazmon"] else None,
             api={
