@@ -47,6 +47,7 @@ FLATLINE_KINDS = frozenset(k.name for k in KINDS.values() if k.may_flatline)
 FAULT_NAMES = {1: "out_of_range", 2: "stuck", 3: "spike", 4: "bad_quality"}
 
 SPIKE_K = 10.0  # a jump must exceed SPIKE_K * MAD ...
+SPIKE_HOLD_MAX_S = 30.0  # ... and is held only where the hold is short or the jump is short of HH/LL
 SPIKE_SPAN_FRACTION = 0.05  # ... and this share of the span ...
 SPIKE_WARMUP = 20  # ... once the sensor has this many samples
 MAD_ALPHA = 0.05
@@ -334,6 +335,13 @@ class PlainSensor:
             and d > SPIKE_SPAN_FRACTION * self.span
         )
 
+    def critical_now(self, x: float) -> bool:
+        """A jump past HH or LL on a sensor slower than SPIKE_HOLD_MAX_S is not held (it alarms at once)."""
+        if self.sensor.interval_s <= SPIKE_HOLD_MAX_S:
+            return False
+        hh, ll = self.sensor.limits.hh, self.sensor.limits.ll
+        return (hh is not None and x >= hh) or (ll is not None and x <= ll)
+
     def update(self, t_ms: int, x: float, quality: int = 0, out: list[ConditionChange] | None = None) -> int:
         """Apply one reading, appending condition changes to `out`.
 
@@ -350,7 +358,7 @@ class PlainSensor:
             if not self.is_jump(x):
                 out.append(self._change(FAULT, True, self.spike_t, self.spike_x, fault=3))
                 out.append(self._change(FAULT, False, t_ms, self.spike_x, fault=3))
-        elif quality < 2 and self.is_jump(x):
+        elif quality < 2 and self.is_jump(x) and not self.critical_now(x):
             self.spike_pending = True
             self.spike_x, self.spike_t = x, t_ms
             return 0

@@ -59,6 +59,11 @@ class EngineConfig:
     stale_intervals: float = 3.0  # stale after this many missed intervals ...
     stale_min_s: float = 30.0  # ... but never sooner than this
     spike_k: float = 10.0
+    # a jump past a critical limit (HH, LL) is held as a possible spike only on a sensor that reports
+    # at least this often: the hold lasts one reporting interval, and a tailings dam's piezometer that
+    # reports every 10 min must not annunciate a real HH 10 min late. A slower sensor alarms at once;
+    # if it was a spike, the alarm returns with the next reading (docs/design.md decision 6)
+    spike_hold_max_s: float = 30.0
     # a sensor is judged stuck only after its reading has been frozen this long (the registry's
     # `stuck_after_s` overrides it per sensor): minutes, so a steady reading at a detector's
     # resolution is not a fault after six samples
@@ -187,6 +192,9 @@ class AlarmEngine:
         margin = self.span * RANGE_TOLERANCE  # kernels.outside
         self.range_lo_tol, self.range_hi_tol = self.lo - margin, self.hi + margin
         self.spike_floor = kernels.SPIKE_MIN_FRACTION * self.span  # kernels.jump_beyond
+        interval_ms = np.array([1000.0 * s.interval_s for s in sensors], dtype=np.float64)
+        self.slow_to_hold = interval_ms > 1000.0 * cfg.spike_hold_max_s  # _release_critical_jumps
+        self._any_slow_to_hold = bool(self.slow_to_hold.any())
         self.roc_slots = np.flatnonzero(~np.isnan(self.roc_limit))
         self.has_roc = ~np.isnan(self.roc_limit)
         self.all_slots = np.arange(n, dtype=np.intp)
@@ -496,6 +504,8 @@ class AlarmEngine:
             jump &= ~rd.bad_q
         if jump.any():
             jump = self._unusual_jumps(jump, rd.slot, rd.t, rd.d)
+        if self._any_slow_to_hold and jump.any():
+            jump = self._release_critical_jumps(jump, rd.slot, rd.x)
         if jump.any():
             held = np.flatnonzero(jump)
             hs = rd.slot[held]
@@ -782,6 +792,24 @@ class AlarmEngine:
         self.jump_peak_t[s_] = t_
         jump = jump.copy()
         jump[rows] = d_ > JUMP_FACTOR * usual
+        return jump
+
+    def _release_critical_jumps(self, jump: np.ndarray, slot: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Unhold the jumps that land past a critical limit (x >= HH or x <= LL) on a sensor slower
+        than ``spike_hold_max_s``: holding them would delay a critical alarm by a whole interval."""
+        rows = np.flatnonzero(jump)
+        s_ = slot[rows]
+        slow = self.slow_to_hold[s_]
+        if not slow.any():
+            return jump
+        xr = x[rows]
+        lim = self.limits.take(s_, axis=0)
+        critical = (xr >= lim[:, 3]) | (xr <= lim[:, 0])  # NaN limit: never
+        release = slow & critical
+        if not release.any():
+            return jump
+        jump = jump.copy()
+        jump[rows[release]] = False
         return jump
 
     def _flat_norm(self, slot: np.ndarray, t: np.ndarray) -> np.ndarray:

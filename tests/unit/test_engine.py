@@ -197,6 +197,30 @@ def test_a_real_step_is_alarmed_one_sample_later_not_treated_as_a_spike():
     assert ("HH", True) in kinds(changes) and ("spike", True) not in kinds(changes)
 
 
+def test_a_slow_sensor_s_jump_past_hh_alarms_at_once_not_one_interval_later():
+    # a piezometer reporting every 10 min: holding the jump as a possible spike would annunciate a
+    # real HH 10 min late
+    eng, _ = engine_for(sensor("PZ", interval_s=600.0))
+    values = [*(10 + 0.01 * np.sin(np.arange(40))), 19.5]
+    changes = eng.process(readings(0, values, step_ms=600_000))
+    assert ("HH", True) in kinds(changes) and ("spike", True) not in kinds(changes)
+    assert [c.time_ms for c in changes if c.level == "HH"] == [T0 + 40 * 600_000]
+
+
+def test_a_slow_sensor_s_spike_past_hh_alarms_and_returns_with_the_next_reading():
+    eng, _ = engine_for(sensor("PZ", interval_s=600.0))
+    noise = 10 + 0.01 * np.sin(np.arange(40))
+    changes = eng.process(readings(0, [*noise, 19.5, *noise[:3]], step_ms=600_000))
+    assert [k for k in kinds(changes) if k[0] == "HH"] == [("HH", True), ("HH", False)]
+
+
+def test_a_slow_sensor_s_jump_short_of_a_critical_limit_is_still_held_as_a_possible_spike():
+    eng, _ = engine_for(sensor("PZ", interval_s=600.0))
+    noise = 10 + 0.01 * np.sin(np.arange(40))
+    changes = eng.process(readings(0, [*noise, 17.0, *noise[:3]], step_ms=600_000))
+    assert kinds(changes) == [("spike", True), ("spike", False)]
+
+
 def test_a_gauge_stuck_during_a_fill_is_a_fault_within_minutes():
     eng, _ = engine_for(sensor("LT"))
     fill = 8 + 0.0007 * np.arange(120) * 10  # 0.25 m/h, sampled every 10 s
