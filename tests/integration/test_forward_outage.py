@@ -294,6 +294,9 @@ def test_receiver_down_two_minutes_and_a_crash_lose_nothing_and_double_nothing(r
             iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(m / 1000))
             summary_keys.add(f"summary:{SITE}/{s}/{iso}")
     expected |= summary_keys
+    # the clock may close one more minute during the sleep: its summary is on time, not extra
+    next_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(status["summary_next_minute_ms"] / 1000))
+    closed_since = {f"summary:{SITE}/{s}/{next_iso}" for s in SUMMARISED}
 
     # HTTP: each expected key stored once, no other, signatures good; sent again only the batch the
     # kill cut off (stored, never answered), and the receiver kept it once
@@ -301,7 +304,7 @@ def test_receiver_down_two_minutes_and_a_crash_lose_nothing_and_double_nothing(r
     assert receiver.rows("SELECT count(*) FROM batches WHERE signature_ok = 0") == [(0,)]
     assert receiver.rows("SELECT DISTINCT sender, key_id FROM batches") == [("plant-a", "plant-a")]
     lost = expected - set(stored)
-    extra = set(stored) - expected
+    extra = set(stored) - expected - closed_since
     assert not lost, f"lost over HTTP: {sorted(lost)[:10]}"
     assert not extra, f"unexpected over HTTP: {sorted(extra)[:10]}"
     redelivered = {k for k, n in stored.items() if n > 1}
@@ -316,7 +319,7 @@ def test_receiver_down_two_minutes_and_a_crash_lose_nothing_and_double_nothing(r
     # had already passed it on), and the platform drops the copy by key (docs/contracts.md §8).
     # So a second delivery may only be of a record first delivered before that stop.
     got = sub.snapshot()
-    assert set(got) == expected, (
+    assert expected <= set(got) <= expected | closed_since, (
         f"MQTT lost {sorted(expected - set(got))[:5]}, extra {sorted(set(got) - expected)[:5]}"
     )
     mqtt_again = {k for k, n in got.items() if n > 1}
