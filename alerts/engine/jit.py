@@ -139,17 +139,22 @@ def round_samples_loop(
     """
     n = slot.shape[0]
     check = fault_code.shape[0] > 0
-    at = np.empty(n, dtype=np.intp)
-    rows = np.empty(n, dtype=np.intp)
-    t_s = np.empty(n)
-    xv = np.empty(n)
-    due = np.empty(n, dtype=np.bool_)
+    # rows are unique within a round: at most one sample per early-warning row. Sized by that, the
+    # outputs of a 1 M-sensor round with a quarter forecast are 8 MB instead of 33 MB of fresh pages
+    cap = min(n, x_last.shape[0])
+    at = np.empty(cap, dtype=np.intp)
+    rows = np.empty(cap, dtype=np.intp)
+    t_s = np.empty(cap)
+    xv = np.empty(cap)
+    due = np.empty(cap, dtype=np.bool_)
     k = 0
     for i in range(n):
         s = slot[i]
         r = row_of[s]
         if r < 0:
             continue
+        if k == cap:  # a row twice in one round: the caller broke the contract, never write past the end
+            raise ValueError("round_samples: a row appears twice in one round")
         ti = t_ms[i] / 1000.0
         v = x[i]
         if check and fault_code[s] != 0:
