@@ -109,6 +109,18 @@ def test_round_samples_loop_equals_its_numpy_form() -> None:
     assert np.isfinite(state[2]).sum() > m // 2
 
 
+@pytest.mark.skipif(not jit.ENABLED, reason="the compiled loop sizes its outputs by the rows")
+def test_round_samples_loop_refuses_a_row_twice_in_one_round_instead_of_writing_past_its_outputs() -> None:
+    row_of = np.array([0, -1, 1], dtype=np.intp)  # two early-warning rows among three sensors
+    state = [np.full(2, np.nan) for _ in range(4)]
+    slot = np.array([0, 2, 0], dtype=np.intp)  # row 0 twice: three samples for outputs of two
+    with pytest.raises(ValueError, match="twice"):
+        jit.round_samples_loop(
+            row_of, slot, np.array([1_000, 1_000, 2_000]), np.ones(3), np.zeros(0, np.int8), *state,
+            np.full(2, 60.0), np.zeros(2),
+        )  # fmt: skip
+
+
 def _warnings(chunk: int) -> list[tuple]:
     engine, _ = engine_for(tank())
     t, x = fill_then_hold(hours=30.0)
