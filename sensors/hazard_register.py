@@ -12,6 +12,7 @@ explains it, for `hazmon registry check` and the API. Pure: no I/O but reading t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,6 +25,11 @@ from sensors.numbers import finite_number
 
 TABLE = Path(__file__).parent / "data" / "gb18218_2018.yaml"
 GRADE_NAMES = {1: "一级", 2: "二级", 3: "三级", 4: "四级"}
+
+#: how close to a boundary (S = 1, R = 10, 50, 100) a figure counts as on it: quantities are given to a
+#: few digits, and binary fractions must not move a unit that sits on a boundary below it
+#: (7/10 + 2/10 + 1/10 is 0.9999999999999999 in floating point, not 1)
+AT_BOUNDARY = 1e-9
 CLASS_NAMES = {1: "一等", 2: "二等", 3: "三等", 4: "四等", 5: "五等"}
 HAZARDS = ("toxic_gas", "highly_toxic_gas", "explosive", "flammable_gas", "other")
 UNIT_KINDS = ("storage", "production")
@@ -132,7 +138,13 @@ def alpha_of(people: int) -> float:
 
 
 def grade_of(r: float) -> int:
-    return next(g for at_least, g in table().grades if r >= at_least)
+    """The grade of R; a figure within AT_BOUNDARY of a boundary is on it (the higher grade)."""
+    return next(g for at_least, g in table().grades if r >= at_least * (1.0 - AT_BOUNDARY))
+
+
+def is_major(s: float) -> bool:
+    """S = Σ q/Q ≥ 1: a major hazard source (GB 18218-2018 4.2), a boundary sum counting as reached."""
+    return s >= 1.0 - AT_BOUNDARY
 
 
 # ---- grading
@@ -141,23 +153,23 @@ def grade_of(r: float) -> int:
 def grade_source(source: HazardSource) -> Grading:
     """S, R and the grade of one unit, each step written out."""
     lines = []
-    s = r_sum = 0.0
+    ratios, weighted = [], []
     for sub in source.substances:
         ratio = sub.q_t / sub.critical_t
-        s += ratio
-        r_sum += sub.beta * ratio
+        ratios.append(ratio)
+        weighted.append(sub.beta * ratio)
         lines.append(
             f"{sub.name}: q = {sub.q_t:g} t, Q = {sub.critical_t:g} t ({sub.q_basis}), q/Q = {ratio:.3g}; "
             f"β = {sub.beta:g} ({sub.beta_basis})"
         )
+    s, r_sum = math.fsum(ratios), math.fsum(weighted)  # exact sums: no drift from the order of terms
     alpha = alpha_of(source.exposed_people)
     r = alpha * r_sum
-    lines.append(
-        f"S = Σ q/Q = {s:.3g}: "
-        + ("≥ 1, a major hazard source" if s >= 1 else "< 1, not a major hazard source")
-    )
+    major = is_major(s)
+    verdict_s = "≥ 1, a major hazard source" if major else "< 1, not a major hazard source"
+    lines.append(f"S = Σ q/Q = {s:.3g}: {verdict_s}")
     lines.append(f"α = {alpha:g} ({source.exposed_people} people within 500 m)")
-    grade = grade_of(r) if s >= 1 else None
+    grade = grade_of(r) if major else None
     verdict = f"{GRADE_NAMES[grade]}" if grade is not None else "no grade"
     lines.append(f"R = α Σ β q/Q = {alpha:g} × {r_sum:.4g} = {r:.4g}: {verdict}")
     return Grading(source.id, s, alpha, r, grade, tuple(lines))

@@ -1,7 +1,8 @@
 """The hazard-source register (issue 13 item 1): S, R = α Σ β q/Q and the grade of each unit
 (GB 18218-2018, Order 40 Annex 1), a site's grade from its units, a pond's class from its dam, and
-every number explained. The standard's own worked examples are not in the text available here:
-these are computed by hand from its rules."""
+every number explained. GB 18218-2018 gives its grading as formula and tables, without a numeric
+worked example; the published worked examples found (exam questions with their published answers)
+are checked below, the rest are computed by hand from the rules."""
 
 from __future__ import annotations
 
@@ -84,6 +85,68 @@ def test_a_category_and_a_given_critical_quantity_stand_in_for_an_unnamed_substa
 def test_alpha_and_grades_at_their_boundaries():
     assert [alpha_of(n) for n in (0, 1, 29, 30, 49, 50, 99, 100)] == [0.5, 1.0, 1.0, 1.2, 1.2, 1.5, 1.5, 2.0]
     assert [grade_of(r) for r in (0, 9.99, 10, 49.9, 50, 99.9, 100, 1e6)] == [4, 4, 3, 3, 2, 2, 1, 1]
+
+
+def test_a_unit_whose_ratios_add_up_to_exactly_one_is_a_major_hazard_source():
+    # 7/10 + 2/10 + 1/10 is 0.9999999999999999 in floating point: the unit sits on S = 1 and is major
+    (unit,) = sources(U + "[{name: 氨, q: 7}, {name: 二氧化硫, q: 4}, {name: 光气, q: 0.03}]}")
+    g = grade_source(unit)
+    assert g.s == 1.0 and g.major and g.grade == 4
+    assert "≥ 1, a major hazard source" in g.lines[-3]
+
+
+def test_an_r_on_a_grade_boundary_takes_the_higher_grade_whatever_the_binary_fractions():
+    # 1.5 x (2 x 0.4/0.3 + 2 x 4.6/0.3) is exactly 50, and 49.99999999999999 in floating point
+    given = "basis: b, beta: 2, beta_basis: b"
+    (unit,) = sources(
+        "      - {id: u, name: U, kind: storage, exposed_people: 60, substances: ["
+        f"{{name: x, q: 0.4, critical_t: 0.3, {given}}}, {{name: y, q: 4.6, critical_t: 0.3, {given}}}]}}"
+    )
+    g = grade_source(unit)
+    assert g.r == pytest.approx(50.0) and g.grade == 2
+    assert [grade_of(r) for r in (9.99, 49.99, 99.99)] == [4, 3, 2]  # a real figure below stays below
+
+
+# Published worked examples (exam questions and their published answers): the closest to "the standard's
+# own examples" there is, GB 18218-2018 having none. Their data as published, their answers as published.
+
+
+def test_published_example_sulphur_dioxide_200_t_with_60_neighbours_is_r_30_grade_three():
+    # 注册安全工程师 exam question (https://www.8fe.cn/test-question-282515.html): SO2, q 200 t, Q 20 t,
+    # β 2, 60 people so α 1.5; published answer "R=1.5x(2 x200÷20)=30,属于三级重大危险源"
+    (unit,) = sources(
+        "      - {id: so2, name: 生产区域, kind: production, exposed_people: 60,"
+        " substances: [{name: 二氧化硫, q: 200}]}"
+    )
+    g = grade_source(unit)  # Q and β from hazmon's own tables, α from its own table
+    assert (g.alpha, g.r, g.grade) == (1.5, 30.0, 3)
+    assert "Q = 20 t" in g.lines[0] and "β = 2 (toxic gas SO2" in g.lines[0]
+
+
+def test_published_example_three_substances_one_a_beta_five_gas_is_r_12_56_grade_three():
+    # a published explanation of an exam question: "分级指标R=1×（1×30/500+1×25/10+5×2/1）=12.56，属于三级
+    # 重大危险源" (α 1, 1-29 people); the substances are not named there, so Q and β are given as published
+    given = "basis: published worked example, beta_basis: published worked example"
+    (unit,) = sources(
+        "      - {id: u, name: U, kind: storage, exposed_people: 20, substances: ["
+        f"{{name: a, q: 30, critical_t: 500, beta: 1, {given}}},"
+        f"{{name: b, q: 25, critical_t: 10, beta: 1, {given}}},"
+        f"{{name: c, q: 2, critical_t: 1, beta: 5, {given}}}]}}"
+    )
+    g = grade_source(unit)
+    assert g.alpha == 1.0 and round(g.r, 2) == 12.56 and g.grade == 3
+
+
+def test_published_example_a_store_whose_ratios_add_to_exactly_one_is_a_major_hazard_source():
+    # an exam question on identification (http://liangxue.laixue.com/test/7001413), store 丁:
+    # "200÷500+100÷200+1÷10=1,属于重大危险源"; its critical quantities are the question's own
+    given = "basis: published worked example"
+    (unit,) = sources(
+        U + f"[{{name: a, q: 200, critical_t: 500, {given}}}, {{name: b, q: 100, critical_t: 200, {given}}},"
+        f" {{name: c, q: 1, critical_t: 10, {given}}}]}}"
+    )
+    g = grade_source(unit)
+    assert g.s == 1.0 and g.major
 
 
 def test_a_sites_grade_is_its_highest_units():
