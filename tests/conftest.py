@@ -14,24 +14,26 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 # The longest test files, longest first (seconds measured with --durations on a loaded 2-core
-# machine). `make test` hands whole files to its workers (--dist loadfile) in collection order, so
-# starting the longest first packs them best: the suite ends when its last file does.
+# machine). `make test` hands whole files to its workers (--dist loadfile) in collection order
+# (--no-loadscope-reorder: xdist would otherwise order them by their number of tests, and start the
+# one-test outage files last), so starting the longest first packs them best: the suite ends when
+# its last file does.
 SLOWEST_FILES = (
-    "tests/scenarios/test_scenarios.py",  # ~225 s: the deep profile replays the whole library (CPU)
-    "tests/integration/test_sms_service.py",  # ~178 s
-    "tests/integration/test_forward_outage.py",  # ~163 s: a 2 min outage
-    "tests/integration/test_no_loss.py",  # ~153 s
-    "tests/integration/test_sms_outage.py",  # ~140 s: a 2 min outage
-    "tests/browser/test_console.py",  # ~126 s
+    "tests/integration/test_sms_service.py",  # ~190 s
+    "tests/integration/test_forward_outage.py",  # ~173 s: a 2 min outage
+    "tests/integration/test_no_loss.py",  # ~150 s
+    "tests/scenarios/test_scenarios.py",  # ~150 s: the deep profile replays the whole library (CPU)
+    "tests/integration/test_sms_outage.py",  # ~145 s: a 2 min outage
+    "tests/browser/test_console.py",  # ~110 s
     "tests/integration/test_demo_story.py",  # ~72 s
-    "tests/integration/test_api_fuzz.py",  # ~66 s
-    "tests/integration/test_reports.py",  # ~59 s
+    "tests/integration/test_reports.py",  # ~72 s
+    "tests/integration/test_api_fuzz.py",  # ~70 s
     "tests/unit/test_tune_cli.py",  # ~55 s
-    "tests/integration/test_stream.py",  # ~38 s
-    "tests/integration/test_login_flood.py",  # ~36 s
-    "tests/integration/test_fail_safe.py",  # ~30 s
-    "tests/integration/test_ingest_guards.py",  # ~21 s
-    "tests/integration/test_alarm_crash.py",  # ~18 s
+    "tests/integration/test_stream.py",  # ~51 s
+    "tests/integration/test_login_flood.py",  # ~39 s
+    "tests/integration/test_fail_safe.py",  # ~34 s
+    "tests/integration/test_alarm_crash.py",  # ~28 s
+    "tests/integration/test_ingest_guards.py",  # ~34 s
 )
 
 
