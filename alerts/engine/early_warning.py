@@ -88,6 +88,13 @@ TREND_LEADS = (1 / 192) ** (1 - np.arange(64) / 63)  # a trend's crossing, in ho
 GUSTY_KINDS = names_where(lambda k: k.gusty)
 GUST_TAU_FRAC = 0.05
 SCREEN_LEADS = np.array([0.25, 0.5, 0.75, 1.0])  # a coarse grid (in horizons) that rules most sensors out
+#: A trend's line remembers its whole memory: past the top of a fast V (a tank filled quickly, then
+#: emptied) the line fitted across the bend still points up for half an hour while the level falls.
+#: A trend toward a limit counts only while the sensor is not clearly moving away from that limit now:
+#: its short mean since the last judgement (a few minutes) moved against the line by more than
+#: TURN_Z noise sd of the difference of two readings' means. A fill that slows still moves toward
+#: the limit and keeps its warning; gusty kinds (a plume swings about its trend) are not judged so.
+TURN_Z = 3.0
 MODEL_TREND, MODEL_REVERTING, MODEL_CREEP = "trend", "reverting", "creep"
 _MODEL_ZH = {MODEL_TREND: "趋势外推", MODEL_REVERTING: "历史行为模型", MODEL_CREEP: "反速度法"}
 
@@ -241,6 +248,9 @@ class EarlyWarnings:
         self.behaviour = bh.BehaviourModel.empty(m, n_ch)
         self.x_short = np.full(m, np.nan)  # EW mean over one grid step: the state the learned model sees
         self.t_short = np.full(m, np.nan)
+        # x_short and its time at the last judgement that had a new sample: the present motion (TURN_Z)
+        self.x_judged = np.full(m, np.nan)
+        self.t_judged = np.full(m, np.nan)
         self.ids = [f"{s.site}/{s.id}" for s in chosen]
         #: called after each judgement with (rows, now_s, prob, level, eta, low, high, horizon_s), the
         #: last the horizon each chance is over: calibration, threshold tuning
@@ -369,6 +379,7 @@ class EarlyWarnings:
         hz = self.horizon_s[rows].copy()  # the horizon the chance is over: the winning model's
         fresh = np.zeros(n, dtype=bool)
         crossings: list[tuple[fc.Crossing, np.ndarray, np.ndarray, np.ndarray]] = []
+        motion, turn_at = self._present_motion(rows)
         for c, ch in enumerate(self.channels):
             p = ch.pos[rows]
             at = np.flatnonzero(p >= 0)
@@ -382,7 +393,8 @@ class EarlyWarnings:
             ch.follow_slope(pc, now_s[at], x.slope)
             ch_fresh = now_s[at] - ch.trend.t_ref[pc] <= cfg.lapse_after_tau * ch.trend.tau_s[pc]
             fresh[at] |= ch_fresh
-            pr = np.where(ch_fresh, x.prob, 0.0)
+            turned = np.sign(x.slope) * motion[at] < -turn_at[at]  # moving away from the line's limit
+            pr = np.where(ch_fresh & ~turned, x.prob, 0.0)
             better = (pr > prob[at]) | ((pr == prob[at]) & (pr > 0) & (x.eta_s < eta[at]))
             w = at[better]
             prob[w], level[w], limit[w] = pr[better], x.limit_kind[better], x.limit_value[better]
@@ -437,6 +449,21 @@ class EarlyWarnings:
         self._decide(
             rows, now_s, prob, level, eta, low, high, limit, model, slope, lo_n, hi_n, fresh, hz, changes
         )
+
+    def _present_motion(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """How far each row's short mean moved since its last judgement with new samples (NaN before
+        the first), and how far it must move against a trend to say the sensor turned (inf: never, for
+        gusty kinds or without the engine's step noise). Moves the judgement mark to the present."""
+        xs, ts = self.x_short[rows], self.t_short[rows]
+        motion = xs - self.x_judged[rows]
+        turn_at = np.full(len(rows), np.inf)
+        if self.step_noise is not None:
+            sd = np.nan_to_num(self.step_noise(self.slots[rows]), nan=np.inf) * math.sqrt(math.pi) / 2
+            turn_at = np.where(self.gusty[rows], np.inf, TURN_Z * math.sqrt(2.0) * sd)
+        new = ~(ts <= self.t_judged[rows])  # a sample since the last mark (or no mark yet)
+        self.x_judged[rows] = np.where(new, xs, self.x_judged[rows])
+        self.t_judged[rows] = np.where(new, ts, self.t_judged[rows])
+        return np.where(new, motion, 0.0), turn_at
 
     def _trend_reach(self, rows, now_s, crossings, chan, prob, eta, low, high) -> None:
         """The band of the crossing time on a trend: when a *reading* would reach the limit if the

@@ -106,6 +106,41 @@ def test_by_default_a_routine_fill_is_not_warned_but_an_overfill_is_warned_befor
     assert first.active and first.level == "H" and 1.5 * HOUR <= crossing - first.time_ms <= 2.1 * HOUR
 
 
+def fast_v(peak: float, rate_m_per_h: float, seed: int = 3):
+    """A tank at 8 m for 6 h, filled at `rate` to `peak`, emptied at the same rate to 8 m, held 6 h."""
+    rng = np.random.default_rng(seed)
+    up_h = (peak - 8.0) / rate_m_per_h
+    h = np.arange(0, (12 + 2 * up_h) * 60) / 60.0
+    x = 8.0 + rate_m_per_h * np.clip(np.minimum(h - 6.0, 6.0 + 2 * up_h - h), 0, None)
+    return T0 + (h * HOUR).astype(np.int64), x + rng.normal(0, 0.005, len(h))
+
+
+@pytest.mark.parametrize(("peak", "rate"), [(17.5, 8.5), (17.2, 4.0)])
+def test_a_tank_emptied_right_after_a_fast_fill_gets_no_early_warning_on_its_way_down(peak, rate):
+    # H 16.5, HH 18: the line fitted over the last 2 h still points up for a while after the top of the V
+    engine, _ = engine_for(tank(), config=None)
+    t, x = fast_v(peak, rate)
+    top_ms = int(t[np.argmax(x)])
+    falling = [c for c in run(engine, t, x) if c.kind == EW and c.active and c.time_ms > top_ms]
+    assert falling == [], [(c.level, (c.time_ms - top_ms) / MIN, c.value) for c in falling]
+
+
+def test_a_fill_that_slows_down_short_of_hh_keeps_its_early_warning_of_hh():
+    # 8.5 m/h past H, then 1 m/h on toward HH 18 (reached 1.5 h later): still moving toward it
+    engine, _ = engine_for(tank(), config=None)
+    h = np.arange(0, 12 * 60) / 60.0
+    x = 8.0 + 8.5 * np.clip(h - 6.0, 0, 1.0) + 1.0 * np.clip(h - 7.0, 0, None)
+    t = T0 + (h * HOUR).astype(np.int64)
+    x = x + np.random.default_rng(4).normal(0, 0.005, len(h))
+    changes = run(engine, t, x)
+    hh_at = next(c.time_ms for c in changes if c.kind == ConditionKind.HH and c.active)
+    slow_from = T0 + 7 * HOUR
+    warned = [
+        c for c in changes if c.kind == EW and c.active and c.level == "HH" and slow_from < c.time_ms < hh_at
+    ]
+    assert warned, "the slower fill toward HH was not warned before HH"
+
+
 @pytest.mark.deep
 def test_a_rainstorm_on_a_pond_is_warned_by_the_short_channel_hours_ahead():
     pond = Sensor(
