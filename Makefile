@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 export PYTHONPYCACHEPREFIX := $(abspath $(VENV))/pycache
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: run test kernels test-deep unit integration browser lint format bench bench-ingest bench-engine bench-api bench-history bench-computed bench-register bench-report soak scenarios deps venv clean
+.PHONY: run test kernels test-deep unit integration browser lint format bench bench-ingest bench-engine bench-api bench-history bench-computed bench-register bench-report bench-influx soak scenarios deps venv clean
 
 deps:            ## Debian packages: Mosquitto, InfluxDB and Kannel (only when missing)
 	bash scripts/install-system-deps.sh
@@ -72,6 +72,9 @@ bench-computed: venv  ## tick of 100 000 sensors of which 20 000 computed, again
 
 bench-register: venv  ## load and grade a 2 000-site hazard-source register (hazmon registry check) vs loading it without
 	$(PY) bench/register.py
+
+bench-influx: deps venv  ## InfluxDB at 250 000 series and 25 000 points/s, with and without the 1-minute rollup query: its RSS and CPU
+	$(PY) bench/influx_memory.py $(BENCH_INFLUX_ARGS)
 
 bench-report: venv  ## the daily report of a 200-site district in CSV, XLSX and PDF vs reading its journal rows
 	$(PY) bench/report.py

@@ -669,6 +669,12 @@ def main() -> int:
     ap.add_argument(
         "--keep", action="store_true", help="keep the work folder (logs, journal, InfluxDB) even on success"
     )
+    ap.add_argument(
+        "--influx-index",
+        choices=("inmem", "tsi1"),
+        default="inmem",
+        help="InfluxDB's series index: inmem (in RAM, the 1.x default) or tsi1 (on disk, memory-mapped)",
+    )
     args = ap.parse_args()
     if args.small:
         args.sites = 250
@@ -692,7 +698,8 @@ def main() -> int:
         f"{args.interval_s:g} s; {len(plan)} incidents; {args.minutes:g} min; work in {work}"
     )
 
-    mqtt, influx = MosquittoServer(work / "mosquitto"), InfluxServer(work / "influxdb")
+    mqtt = MosquittoServer(work / "mosquitto")
+    influx = InfluxServer(work / "influxdb", index_version=args.influx_index)
     mqtt.start()
     influx.start()
     hazmon = Hazmon(work, registry, mqtt, influx)
@@ -719,7 +726,8 @@ def main() -> int:
     phones_log = PhoneLog(kannel)
     phones_log.start()
     figures: dict = {"sites": len(reg.sites), "sensors": n_sensors, "interval_s": args.interval_s,
-                     "minutes": args.minutes, "work": str(work)}  # fmt: skip
+                     "minutes": args.minutes, "influx_index": args.influx_index,
+                     "work": str(work)}  # fmt: skip
     publisher = api_proc = stream_proc = sampler = None
     rc = 1
     try:

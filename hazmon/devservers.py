@@ -237,6 +237,7 @@ class InfluxServer(_ChildServer):
         http_port: int | None = None,
         cq_run_interval: str = "1s",
         wal_fsync_delay: str = "0s",
+        index_version: str = "inmem",
     ):
         super().__init__(root)
         self.http_port = http_port or free_port()
@@ -253,7 +254,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   wal-dir = "{self.root}/wal"
   wal-fsync-delay = "{wal_fsync_delay}"
   query-log-enabled = false
-  index-version = "inmem"
+  index-version = "{index_version}"
   cache-max-memory-size = "1g"
 [coordinator]
   log-queries-after = "0s"
