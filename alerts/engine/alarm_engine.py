@@ -577,9 +577,7 @@ class AlarmEngine:
         if n_ended:
             changed = frozen == 0
             ended = np.flatnonzero(changed & (frozen_before >= kernels.STUCK_QUICK_SAMPLES))
-            self._learn_flat_runs(
-                rd.slot[ended], rd.t[ended], rd.last_t[ended], lct[ended], rd.last_x[ended]
-            )
+            self._learn_flat_runs(rd.slot[ended], rd.t[ended], rd.last_t[ended], lct[ended], rd.last_x[ended])
         stuck = self._stuck(rd, frozen, change_t, rate, new_mad, n_changes) if n_frozen else None
         return rate, frozen, change_t, n_changes, new_mad, new_seen, oor, n_oor > 0, stuck
 
