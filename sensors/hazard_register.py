@@ -25,14 +25,13 @@ from sensors.numbers import finite_number
 
 TABLE = Path(__file__).parent / "data" / "gb18218_2018.yaml"
 GRADE_NAMES = {1: "一级", 2: "二级", 3: "三级", 4: "四级"}
-
+CLASS_NAMES = {1: "一等", 2: "二等", 3: "三等", 4: "四等", 5: "五等"}
+HAZARDS = ("toxic_gas", "highly_toxic_gas", "explosive", "flammable_gas", "other")
+UNIT_KINDS = ("storage", "production")
 #: how close to a boundary (S = 1, R = 10, 50, 100) a figure counts as on it: quantities are given to a
 #: few digits, and binary fractions must not move a unit that sits on a boundary below it
 #: (7/10 + 2/10 + 1/10 is 0.9999999999999999 in floating point, not 1)
 AT_BOUNDARY = 1e-9
-CLASS_NAMES = {1: "一等", 2: "二等", 3: "三等", 4: "四等", 5: "五等"}
-HAZARDS = ("toxic_gas", "highly_toxic_gas", "explosive", "flammable_gas", "other")
-UNIT_KINDS = ("storage", "production")
 
 Bad = Callable[[str, str], None]  # (message, key)
 
