@@ -20,24 +20,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.ingest import _cpu_seconds  # noqa: E402
+from bench.soak import rss_kb  # noqa: E402
 from hazmon.devservers import InfluxServer, ensure_installed  # noqa: E402
 from ingest.influx import CQ_NAME, InfluxClient  # noqa: E402
 
 WRITE_CHUNK = 25_000
 
 
-def _status_mb(pid: int, key: str) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key):
-                return int(line.split()[1]) // 1024
-    return 0
-
-
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100.0
+def _mb(pid: int, field: str = "VmRSS") -> int:
+    return (rss_kb(pid, field) or 0) // 1024
 
 
 def _body(keys: list[str], lo: int, hi: int, k: int, ms: int) -> bytes:
@@ -56,7 +48,7 @@ def run(with_rollup: bool, minutes: float, series: int, interval_s: float, index
             client.execute(f'DROP CONTINUOUS QUERY "{CQ_NAME}" ON "hazmon"')
         pid = server.proc.pid
         keys = [f"readings,site=site-{i // 100:05d},sensor=S{i % 100:03d} value=" for i in range(series)]
-        cpu0, rss, behind = _cpu_s(pid), [], 0.0
+        cpu0, rss, behind = _cpu_seconds(pid), [], 0.0
         end = time.monotonic() + minutes * 60
         k = 0
         while time.monotonic() < end:
@@ -65,18 +57,18 @@ def run(with_rollup: bool, minutes: float, series: int, interval_s: float, index
             for lo in range(0, series, WRITE_CHUNK):
                 client.write_lines(_body(keys, lo, min(series, lo + WRITE_CHUNK), k, ms))
             k += 1
-            rss.append(_status_mb(pid, "VmRSS"))
+            rss.append(_mb(pid))
             spare = interval_s - (time.monotonic() - started)
             behind = max(behind, -spare)
             time.sleep(max(0.0, spare))
-        cpu = _cpu_s(pid) - cpu0
+        cpu = _cpu_seconds(pid) - cpu0
         client.close()
         return {
             "rollup_query": with_rollup,
             "rounds": k,
             "points_per_s": round(series / interval_s),
             "writer_max_behind_s": round(behind, 2),
-            "rss_max_mb": max(_status_mb(pid, "VmHWM"), max(rss, default=0)),
+            "rss_max_mb": max(_mb(pid, "VmHWM"), max(rss, default=0)),
             "rss_end_mb": rss[-1] if rss else None,
             "cpu_cores": round(cpu / (minutes * 60), 2),
         }
