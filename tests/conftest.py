@@ -32,8 +32,8 @@ SLOWEST_FILES = (
     "tests/integration/test_stream.py",  # ~51 s
     "tests/integration/test_login_flood.py",  # ~39 s
     "tests/integration/test_fail_safe.py",  # ~34 s
-    "tests/integration/test_alarm_crash.py",  # ~28 s
     "tests/integration/test_ingest_guards.py",  # ~34 s
+    "tests/integration/test_alarm_crash.py",  # ~28 s
 )
 
 
