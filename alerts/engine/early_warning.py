@@ -379,7 +379,8 @@ class EarlyWarnings:
         hz = self.horizon_s[rows].copy()  # the horizon the chance is over: the winning model's
         fresh = np.zeros(n, dtype=bool)
         crossings: list[tuple[fc.Crossing, np.ndarray, np.ndarray, np.ndarray]] = []
-        motion, turn_at = self._present_motion(rows)
+        step_sd = self._step_sd(rows)
+        motion, turn_at = self._present_motion(rows, step_sd)
         for c, ch in enumerate(self.channels):
             p = ch.pos[rows]
             at = np.flatnonzero(p >= 0)
@@ -409,7 +410,7 @@ class EarlyWarnings:
             beyond[i], novelty = self._novelty(rows[i], now_s[i], slope[i], chan[i])
             prob[i] *= novelty
         mat = self.mature(rows) & fresh
-        self._trend_reach(rows, now_s, crossings, chan, prob, eta, low, high)
+        self._trend_reach(rows, now_s, crossings, chan, prob, eta, low, high, step_sd)
         model = np.where(prob > 0, MODEL_TREND, "").astype(object)
         if mat.any():
             i = np.flatnonzero(mat)
@@ -450,22 +451,28 @@ class EarlyWarnings:
             rows, now_s, prob, level, eta, low, high, limit, model, slope, lo_n, hi_n, fresh, hz, changes
         )
 
-    def _present_motion(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _step_sd(self, rows: np.ndarray) -> np.ndarray | None:
+        """The readings' own noise sd from the engine's mean step (white noise of sd σ steps by 2σ/√π
+        on average); inf where unknown, None without the engine's step noise."""
+        if self.step_noise is None:
+            return None
+        return np.nan_to_num(self.step_noise(self.slots[rows]), nan=np.inf) * math.sqrt(math.pi) / 2
+
+    def _present_motion(self, rows: np.ndarray, step_sd: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """How far each row's short mean moved since its last judgement with new samples (NaN before
         the first), and how far it must move against a trend to say the sensor turned (inf: never, for
         gusty kinds or without the engine's step noise). Moves the judgement mark to the present."""
         xs, ts = self.x_short[rows], self.t_short[rows]
         motion = xs - self.x_judged[rows]
         turn_at = np.full(len(rows), np.inf)
-        if self.step_noise is not None:
-            sd = np.nan_to_num(self.step_noise(self.slots[rows]), nan=np.inf) * math.sqrt(math.pi) / 2
-            turn_at = np.where(self.gusty[rows], np.inf, TURN_Z * math.sqrt(2.0) * sd)
+        if step_sd is not None:
+            turn_at = np.where(self.gusty[rows], np.inf, TURN_Z * math.sqrt(2.0) * step_sd)
         new = ~(ts <= self.t_judged[rows])  # a sample since the last mark (or no mark yet)
         self.x_judged[rows] = np.where(new, xs, self.x_judged[rows])
         self.t_judged[rows] = np.where(new, ts, self.t_judged[rows])
         return np.where(new, motion, 0.0), turn_at
 
-    def _trend_reach(self, rows, now_s, crossings, chan, prob, eta, low, high) -> None:
+    def _trend_reach(self, rows, now_s, crossings, chan, prob, eta, low, high, step_sd) -> None:
         """The band of the crossing time on a trend: when a *reading* would reach the limit if the
         trend goes on (the line's uncertainty, a rate that may change or grow, the noise about it:
         fc.trend_reach), in place of the line's own. The chance stays the line's: the trend's own
@@ -484,8 +491,8 @@ class EarlyWarnings:
             # placed to a few per cent wherever they fall
             leads = x.horizon_s[pos, None] * TREND_LEADS[None, :]
             noise = np.nan_to_num(x.noise_sd[pos], nan=0.0)
-            if self.step_noise is not None:  # white noise of sd σ steps by 2σ/√π on average
-                step = np.nan_to_num(self.step_noise(self.slots[r]), nan=np.inf) * math.sqrt(math.pi) / 2
+            if step_sd is not None:
+                step = step_sd[i]
                 q = b.quantiles[r]
                 learned = np.where(b.fitted_ms[r] >= 0, (q[:, 7] - q[:, 3]) / 2.563, 0.0)  # 10..90 %
                 noise = np.where(gusty, noise, np.minimum(noise, np.maximum(step, np.nan_to_num(learned))))
